@@ -1,0 +1,19 @@
+package ipvs
+
+// Interface is the kernel's IPVS table as ipvs-proxy uses it. The reads are
+// split so that a sync can look at only the virtual servers it is changing:
+// List is a full dump, for start-up and the periodic resync; Get reads one.
+type Interface interface {
+	List() ([]VirtualServer, error)
+	// Get returns the virtual server with its real servers; ok is false
+	// when the kernel has no such virtual server.
+	Get(key ServiceKey) (vs VirtualServer, ok bool, err error)
+
+	AddService(s Service) error
+	UpdateService(s Service) error
+	DeleteService(key ServiceKey) error
+
+	AddDestination(key ServiceKey, d Destination) error
+	UpdateDestination(key ServiceKey, d Destination) error
+	DeleteDestination(key ServiceKey, d Destination) error
+}

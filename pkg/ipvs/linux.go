@@ -1,0 +1,226 @@
+package ipvs
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+
+	libipvs "github.com/moby/ipvs"
+)
+
+const (
+	flagPersistent = 0x1 // IP_VS_SVC_F_PERSISTENT
+	// The kernel reports every service it holds with IP_VS_SVC_F_HASHED set;
+	// it is not something we set, so it is masked before comparing.
+	flagHashed = 0x2
+)
+
+// Linux is the kernel's IPVS table over moby/ipvs. A moby/ipvs handle is
+// not safe for concurrent use (it shares one socket and sequence number),
+// so every call holds mu.
+type Linux struct {
+	mu sync.Mutex
+	h  *libipvs.Handle
+}
+
+var _ Interface = &Linux{}
+
+// NewLinux opens a netlink handle and checks that the kernel answers. moby/ipvs
+// looks up the IPVS generic-netlink family once per process, so a kernel
+// without ip_vs loaded at this moment stays unusable until restart: say so.
+func NewLinux() (*Linux, error) {
+	h, err := libipvs.New("")
+	if err != nil {
+		return nil, fmt.Errorf("open IPVS netlink socket: %w", err)
+	}
+	if _, err := h.GetServices(); err != nil {
+		h.Close()
+		return nil, fmt.Errorf("the kernel has no IPVS (load it with `modprobe ip_vs`): %w", err)
+	}
+	return &Linux{h: h}, nil
+}
+
+func (l *Linux) Close() { l.h.Close() }
+
+// List dumps every virtual server and its destinations. moby/ipvs does not
+// report interrupted dumps; a list that missed an entry costs at most a
+// redundant add ("exists" is success) or a deletion left to the next resync.
+func (l *Linux) List() ([]VirtualServer, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	svcs, err := l.h.GetServices()
+	if err != nil {
+		return nil, fmt.Errorf("list IPVS services: %w", err)
+	}
+	out := make([]VirtualServer, 0, len(svcs))
+	for _, s := range svcs {
+		if s.FWMark != 0 {
+			continue // firewall-mark services are never ours; they have no address key
+		}
+		vs, err := l.read(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, vs)
+	}
+	return out, nil
+}
+
+func (l *Linux) Get(key ServiceKey) (VirtualServer, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, err := l.h.GetService(toLib(Service{ServiceKey: key}))
+	if err != nil {
+		// GetService answers ESRCH (or an empty result) for a missing service.
+		if mapErrno(err) == ErrNotFound || isEmptyResult(err) {
+			return VirtualServer{}, false, nil
+		}
+		return VirtualServer{}, false, fmt.Errorf("get IPVS service %s: %w", key, err)
+	}
+	vs, err := l.read(s)
+	return vs, err == nil, err
+}
+
+func (l *Linux) read(s *libipvs.Service) (VirtualServer, error) {
+	svc, err := fromLib(s)
+	if err != nil {
+		return VirtualServer{}, err
+	}
+	dsts, err := l.h.GetDestinations(s)
+	if err != nil {
+		return VirtualServer{}, fmt.Errorf("list real servers of %s: %w", svc.ServiceKey, err)
+	}
+	vs := VirtualServer{Service: svc}
+	for _, d := range dsts {
+		addr, ok := netip.AddrFromSlice(d.Address)
+		if !ok {
+			return VirtualServer{}, fmt.Errorf("real server of %s has a bad address %v", svc.ServiceKey, d.Address)
+		}
+		vs.Destinations = append(vs.Destinations, Destination{
+			Addr: addr.Unmap(), Port: d.Port, Weight: d.Weight,
+			ActiveConns: d.ActiveConnections, InactiveConns: d.InactiveConnections,
+		})
+	}
+	return vs, nil
+}
+
+func (l *Linux) AddService(s Service) error {
+	return l.do("add service "+s.String(), func() error { return l.h.NewService(toLib(s)) })
+}
+
+func (l *Linux) UpdateService(s Service) error {
+	return l.do("update service "+s.String(), func() error { return l.h.UpdateService(toLib(s)) })
+}
+
+func (l *Linux) DeleteService(key ServiceKey) error {
+	return l.do("delete service "+key.String(), func() error { return l.h.DelService(toLib(Service{ServiceKey: key})) })
+}
+
+func (l *Linux) AddDestination(key ServiceKey, d Destination) error {
+	return l.do(fmt.Sprintf("add real server %s to %s", d.AddrPort(), key), func() error {
+		return l.h.NewDestination(toLib(Service{ServiceKey: key}), toLibDst(d))
+	})
+}
+
+func (l *Linux) UpdateDestination(key ServiceKey, d Destination) error {
+	return l.do(fmt.Sprintf("update real server %s of %s", d.AddrPort(), key), func() error {
+		return l.h.UpdateDestination(toLib(Service{ServiceKey: key}), toLibDst(d))
+	})
+}
+
+func (l *Linux) DeleteDestination(key ServiceKey, d Destination) error {
+	return l.do(fmt.Sprintf("delete real server %s from %s", d.AddrPort(), key), func() error {
+		return l.h.DelDestination(toLib(Service{ServiceKey: key}), toLibDst(d))
+	})
+}
+
+func (l *Linux) do(what string, call func() error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := call(); err != nil {
+		if m := mapErrno(err); m != nil {
+			return fmt.Errorf("%s: %w", what, m)
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+func mapErrno(err error) error {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return nil
+	}
+	switch errno {
+	case syscall.EEXIST:
+		return ErrExists
+	case syscall.ESRCH, syscall.ENOENT:
+		return ErrNotFound
+	}
+	return nil
+}
+
+// moby/ipvs's GetService turns an empty answer into a plain error.
+func isEmptyResult(err error) bool {
+	return err != nil && err.Error() == "Expected only one service obtained=0"
+}
+
+var protoNumbers = map[Protocol]uint16{TCP: syscall.IPPROTO_TCP, UDP: syscall.IPPROTO_UDP, SCTP: 132}
+
+func toLib(s Service) *libipvs.Service {
+	ls := &libipvs.Service{
+		Address:   net.IP(s.Addr.AsSlice()),
+		Protocol:  protoNumbers[s.Proto],
+		Port:      s.Port,
+		SchedName: s.Scheduler,
+	}
+	// moby/ipvs sends the netmask as given; the kernel rejects 0 for a
+	// non-fwmark service of either family.
+	if s.Addr.Is4() {
+		ls.AddressFamily, ls.Netmask = syscall.AF_INET, 0xffffffff
+	} else {
+		ls.AddressFamily, ls.Netmask = syscall.AF_INET6, 128
+	}
+	if s.Persistent {
+		ls.Flags, ls.Timeout = flagPersistent, s.Timeout
+	}
+	return ls
+}
+
+func toLibDst(d Destination) *libipvs.Destination {
+	fam := uint16(syscall.AF_INET)
+	if d.Addr.Is6() {
+		fam = syscall.AF_INET6
+	}
+	return &libipvs.Destination{
+		Address: net.IP(d.Addr.AsSlice()), Port: d.Port, Weight: d.Weight,
+		ConnectionFlags: libipvs.ConnectionFlagMasq, AddressFamily: fam,
+	}
+}
+
+func fromLib(s *libipvs.Service) (Service, error) {
+	addr, ok := netip.AddrFromSlice(s.Address)
+	if !ok {
+		return Service{}, fmt.Errorf("IPVS service with a bad address %v", s.Address)
+	}
+	if s.AddressFamily == syscall.AF_INET {
+		addr = addr.Unmap()
+	}
+	var proto Protocol
+	for p, n := range protoNumbers {
+		if n == s.Protocol {
+			proto = p
+		}
+	}
+	if proto == "" {
+		proto = Protocol(fmt.Sprintf("proto-%d", s.Protocol))
+	}
+	svc := Service{ServiceKey: ServiceKey{Addr: addr, Proto: proto, Port: s.Port}, Scheduler: s.SchedName}
+	if s.Flags&^flagHashed&flagPersistent != 0 {
+		svc.Persistent, svc.Timeout = true, s.Timeout
+	}
+	return svc, nil
+}

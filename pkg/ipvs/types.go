@@ -1,0 +1,142 @@
+// Package ipvs owns the IPVS table: the types the rest of ipvs-proxy uses to
+// describe virtual and real servers, one text format for them (the one
+// `ipvs-proxy status` prints), a Linux implementation over moby/ipvs and a
+// fake that prints the same text.
+package ipvs
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// Protocol is an IPVS transport protocol as Kubernetes spells it.
+type Protocol string
+
+const (
+	TCP  Protocol = "TCP"
+	UDP  Protocol = "UDP"
+	SCTP Protocol = "SCTP"
+)
+
+// ServiceKey identifies a virtual server the way the kernel does.
+type ServiceKey struct {
+	Addr  netip.Addr
+	Proto Protocol
+	Port  uint16
+}
+
+func (k ServiceKey) String() string {
+	return fmt.Sprintf("%s %s", k.Proto, netip.AddrPortFrom(k.Addr, k.Port))
+}
+
+// Less orders keys by address, then protocol, then port, so dumps are stable.
+func (k ServiceKey) Less(o ServiceKey) bool {
+	if c := k.Addr.Compare(o.Addr); c != 0 {
+		return c < 0
+	}
+	if k.Proto != o.Proto {
+		return k.Proto < o.Proto
+	}
+	return k.Port < o.Port
+}
+
+// Service is a virtual server's own settings, without its real servers.
+type Service struct {
+	ServiceKey
+	Scheduler string
+	// Persistent turns on IPVS persistence, which is how session affinity
+	// ClientIP is done; Timeout is then its timeout in seconds.
+	Persistent bool
+	Timeout    uint32
+}
+
+// SameSettings reports whether two services need no update between them.
+func (s Service) SameSettings(o Service) bool {
+	return s.Scheduler == o.Scheduler && s.Persistent == o.Persistent && (!s.Persistent || s.Timeout == o.Timeout)
+}
+
+// Destination is a real server. ipvs-proxy always forwards by masquerading
+// (NAT), so the forwarding method is not a field.
+type Destination struct {
+	Addr   netip.Addr
+	Port   uint16
+	Weight int
+	// Connection counters, read from the kernel; never compared or dumped
+	// by the fakes.
+	ActiveConns   int
+	InactiveConns int
+}
+
+// AddrPort is the destination's identity within its virtual server.
+func (d Destination) AddrPort() netip.AddrPort { return netip.AddrPortFrom(d.Addr, d.Port) }
+
+// VirtualServer is a Service with its real servers.
+type VirtualServer struct {
+	Service
+	Destinations []Destination
+}
+
+// Format prints virtual servers in the layout of `ipvsadm -Ln`, sorted, so
+// that a fake's dump, the Linux implementation's dump and `status` read the
+// same. label, when not nil, names the owner of an entry (a Kubernetes
+// Service port); counters adds the connection counters.
+func Format(vss []VirtualServer, label func(ServiceKey) string, counters bool) string {
+	var b strings.Builder
+	b.WriteString("Prot LocalAddress:Port Scheduler Flags\n")
+	if counters {
+		b.WriteString("  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n")
+	} else {
+		b.WriteString("  -> RemoteAddress:Port           Forward Weight\n")
+	}
+	for _, vs := range Sorted(vss) {
+		line := fmt.Sprintf("%-4s %s %s", vs.Proto, netip.AddrPortFrom(vs.Addr, vs.Port), vs.Scheduler)
+		if vs.Persistent {
+			line += fmt.Sprintf(" persistent %d", vs.Timeout)
+		}
+		if label != nil {
+			if l := label(vs.ServiceKey); l != "" {
+				line = fmt.Sprintf("%-41s # %s", line, l)
+			}
+		}
+		b.WriteString(strings.TrimRight(line, " ") + "\n")
+		for _, d := range vs.Destinations {
+			line := fmt.Sprintf("  -> %-28s Masq    %-6d", d.AddrPort(), d.Weight)
+			if counters {
+				line += fmt.Sprintf(" %-10d %d", d.ActiveConns, d.InactiveConns)
+			}
+			b.WriteString(strings.TrimRight(line, " ") + "\n")
+		}
+	}
+	return b.String()
+}
+
+// Sorted returns a copy of vss ordered by key, each with its destinations
+// ordered by address and port.
+func Sorted(vss []VirtualServer) []VirtualServer {
+	out := make([]VirtualServer, len(vss))
+	for i, vs := range vss {
+		vs.Destinations = SortedDestinations(vs.Destinations)
+		out[i] = vs
+	}
+	slices.SortFunc(out, func(a, b VirtualServer) int { return compareKeys(a.ServiceKey, b.ServiceKey) })
+	return out
+}
+
+// SortedDestinations returns a copy of ds ordered by address and port.
+func SortedDestinations(ds []Destination) []Destination {
+	out := slices.Clone(ds)
+	slices.SortFunc(out, func(a, b Destination) int { return a.AddrPort().Compare(b.AddrPort()) })
+	return out
+}
+
+func compareKeys(a, b ServiceKey) int {
+	switch {
+	case a.Less(b):
+		return -1
+	case b.Less(a):
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,198 @@
+package model
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Builder builds desired state. It precomputes what is the same for every
+// Service (the NodePort addresses) so that building one Service is cheap.
+type Builder struct {
+	opts        Options
+	nodePortIPs []netip.Addr
+	nodeIPs     map[netip.Addr]bool
+}
+
+func NewBuilder(o Options) *Builder {
+	b := &Builder{opts: o, nodePortIPs: NodePortIPs(o.NodeIPs, o.NodePortAddresses), nodeIPs: map[netip.Addr]bool{}}
+	for _, ip := range o.NodeIPs {
+		b.nodeIPs[ip.Unmap()] = true
+	}
+	return b
+}
+
+// Service returns the virtual servers and VIPs one Service wants. Headless
+// and ExternalName Services want nothing.
+func (b *Builder) Service(in ServiceInput) ServiceState {
+	svc := in.Service
+	if svc == nil || svc.Spec.Type == v1.ServiceTypeExternalName || svc.Spec.ClusterIP == v1.ClusterIPNone || svc.Spec.ClusterIP == "" {
+		return ServiceState{}
+	}
+	var st ServiceState
+	sched, problem := schedulerFor(svc.Annotations, b.opts.Scheduler)
+	if problem != "" {
+		st.Problems = append(st.Problems, problem)
+	}
+	persistent, timeout := affinity(svc)
+	name := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+
+	clusterIPs, p := parseAddrs("clusterIP", clusterIPStrings(svc))
+	st.Problems = append(st.Problems, p...)
+	externalIPs, p := parseAddrs("externalIP", externalStrings(svc))
+	st.Problems = append(st.Problems, p...)
+	st.VIPs = append(st.VIPs, clusterIPs...)
+	for _, ip := range externalIPs {
+		// An address the node already has needs no second home on the
+		// dummy interface, and removing it later would break the node.
+		if !b.nodeIPs[ip] {
+			st.VIPs = append(st.VIPs, ip)
+		}
+	}
+
+	internalLocal := svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
+	externalLocal := svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
+	for _, sp := range svc.Spec.Ports {
+		proto, ok := protocols[sp.Protocol]
+		if !ok {
+			st.Problems = append(st.Problems, fmt.Sprintf("port %q: protocol %q is not supported; skipped", sp.Name, sp.Protocol))
+			continue
+		}
+		owner := PortName{NamespacedName: name, Port: sp.Name}
+		sets := map[discovery.AddressType]endpointSets{}
+		endpointsOf := func(addr netip.Addr) endpointSets {
+			fam := family(addr)
+			if s, ok := sets[fam]; ok {
+				return s
+			}
+			s, p := collectEndpoints(sp, in.Slices, fam, b.opts.NodeName)
+			st.Problems = append(st.Problems, p...)
+			sets[fam] = s
+			return s
+		}
+		add := func(addr netip.Addr, port int32, local bool) {
+			eps := endpointsOf(addr)
+			dsts := eps.cluster
+			if local {
+				dsts = eps.local
+			}
+			st.Entries = append(st.Entries, Entry{Owner: owner, VirtualServer: ipvs.VirtualServer{
+				Service: ipvs.Service{
+					ServiceKey: ipvs.ServiceKey{Addr: addr, Proto: proto, Port: uint16(port)},
+					Scheduler:  sched, Persistent: persistent, Timeout: timeout,
+				},
+				Destinations: slices.Clone(dsts),
+			}})
+		}
+		if sp.Port <= 0 || sp.Port > 65535 {
+			st.Problems = append(st.Problems, fmt.Sprintf("port %q: %d is not a valid port; skipped", sp.Name, sp.Port))
+			continue
+		}
+		for _, ip := range clusterIPs {
+			add(ip, sp.Port, internalLocal)
+		}
+		for _, ip := range externalIPs {
+			add(ip, sp.Port, externalLocal)
+		}
+		if sp.NodePort > 0 && sp.NodePort <= 65535 && (svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer) {
+			for _, ip := range b.nodePortIPs {
+				if hasFamily(clusterIPs, ip) {
+					add(ip, sp.NodePort, externalLocal)
+				}
+			}
+		}
+	}
+	st.Entries = dedupEntries(st.Entries)
+	slices.SortFunc(st.VIPs, netip.Addr.Compare)
+	st.VIPs = slices.Compact(st.VIPs)
+	return st
+}
+
+var protocols = map[v1.Protocol]ipvs.Protocol{v1.ProtocolTCP: ipvs.TCP, v1.ProtocolUDP: ipvs.UDP, v1.ProtocolSCTP: ipvs.SCTP}
+
+func affinity(svc *v1.Service) (bool, uint32) {
+	if svc.Spec.SessionAffinity != v1.ServiceAffinityClientIP {
+		return false, 0
+	}
+	if c := svc.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil && *c.ClientIP.TimeoutSeconds > 0 {
+		return true, uint32(*c.ClientIP.TimeoutSeconds)
+	}
+	return true, DefaultAffinityTimeout
+}
+
+func family(a netip.Addr) discovery.AddressType {
+	if a.Is4() {
+		return discovery.AddressTypeIPv4
+	}
+	return discovery.AddressTypeIPv6
+}
+
+// hasFamily reports whether the Service has a clusterIP of ip's family: a
+// single-stack Service gets NodePorts on that family's node addresses only.
+func hasFamily(clusterIPs []netip.Addr, ip netip.Addr) bool {
+	for _, c := range clusterIPs {
+		if c.Is4() == ip.Is4() {
+			return true
+		}
+	}
+	return false
+}
+
+func clusterIPStrings(svc *v1.Service) []string {
+	if len(svc.Spec.ClusterIPs) > 0 {
+		return svc.Spec.ClusterIPs
+	}
+	return []string{svc.Spec.ClusterIP}
+}
+
+// externalStrings are the externalIPs plus the LoadBalancer ingress IPs.
+// Ingress with ipMode Proxy is skipped: the load balancer proxies to the
+// node, so the node must not capture the LB's address itself.
+func externalStrings(svc *v1.Service) []string {
+	out := slices.Clone(svc.Spec.ExternalIPs)
+	if svc.Spec.Type == v1.ServiceTypeLoadBalancer {
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			if ing.IP == "" || (ing.IPMode != nil && *ing.IPMode == v1.LoadBalancerIPModeProxy) {
+				continue
+			}
+			out = append(out, ing.IP)
+		}
+	}
+	return out
+}
+
+func parseAddrs(what string, in []string) ([]netip.Addr, []string) {
+	var out []netip.Addr
+	var problems []string
+	for _, s := range in {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" || a.IsUnspecified() {
+			problems = append(problems, fmt.Sprintf("%s %q is not a valid IP address; skipped", what, s))
+			continue
+		}
+		out = append(out, a.Unmap())
+	}
+	return out, problems
+}
+
+// dedupEntries keeps the first entry for each key: an externalIP equal to a
+// clusterIP, or a LoadBalancer IP listed twice, must not become two writes.
+func dedupEntries(in []Entry) []Entry {
+	slices.SortStableFunc(in, func(a, b Entry) int { return compareKey(a.ServiceKey, b.ServiceKey) })
+	return slices.CompactFunc(in, func(a, b Entry) bool { return a.ServiceKey == b.ServiceKey })
+}
+
+func compareKey(a, b ipvs.ServiceKey) int {
+	switch {
+	case a.Less(b):
+		return -1
+	case b.Less(a):
+		return 1
+	}
+	return 0
+}

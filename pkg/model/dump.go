@@ -1,0 +1,29 @@
+package model
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+)
+
+// Dump prints the state as `status` would show it: the virtual servers in
+// ipvsadm layout labelled with their Service port, then the VIPs, then
+// anything that was skipped.
+func (s ServiceState) Dump() string {
+	var b strings.Builder
+	vss := make([]ipvs.VirtualServer, len(s.Entries))
+	owners := map[ipvs.ServiceKey]string{}
+	for i, e := range s.Entries {
+		vss[i] = e.VirtualServer
+		owners[e.ServiceKey] = e.Owner.String()
+	}
+	b.WriteString(ipvs.Format(vss, func(k ipvs.ServiceKey) string { return owners[k] }, false))
+	for _, v := range s.VIPs {
+		fmt.Fprintf(&b, "vip %s\n", v)
+	}
+	for _, p := range s.Problems {
+		fmt.Fprintf(&b, "problem: %s\n", p)
+	}
+	return b.String()
+}

@@ -1,0 +1,130 @@
+package model
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+)
+
+// endpoint is one address:port from the slices, with its conditions merged
+// across slices (the same endpoint may sit in two slices during an update).
+type endpoint struct {
+	dst         netip.AddrPort
+	ready       bool
+	serving     bool
+	terminating bool
+	local       bool
+}
+
+// endpointSets are the real servers for one Service port and address family.
+type endpointSets struct {
+	cluster []ipvs.Destination // every usable endpoint
+	local   []ipvs.Destination // only this node's
+}
+
+// collectEndpoints reads every slice of the given family for one Service
+// port. The slice port is matched by name (the Service's targetPort may be a
+// name, so numbers can differ) and protocol.
+func collectEndpoints(sp v1.ServicePort, slices []*discovery.EndpointSlice, family discovery.AddressType, node string) (endpointSets, []string) {
+	var problems []string
+	byDst := map[netip.AddrPort]*endpoint{}
+	var order []netip.AddrPort
+	portsSeen, matched := false, false
+	for _, slice := range slices {
+		if slice == nil || slice.AddressType != family {
+			continue
+		}
+		port, seen, ok := slicePort(slice, sp)
+		portsSeen = portsSeen || seen
+		if !ok {
+			continue
+		}
+		matched = true
+		for _, ep := range slice.Endpoints {
+			if len(ep.Addresses) == 0 {
+				continue
+			}
+			// Like kube-proxy, only the first address is used: the API
+			// documents the others as unused by consumers.
+			addr, err := netip.ParseAddr(ep.Addresses[0])
+			if err != nil || addr.Zone() != "" || (family == discovery.AddressTypeIPv4) != addr.Is4() {
+				problems = append(problems, fmt.Sprintf("EndpointSlice %s/%s: endpoint address %q is not a valid %s address; skipped", slice.Namespace, slice.Name, ep.Addresses[0], family))
+				continue
+			}
+			e := endpoint{
+				dst:         netip.AddrPortFrom(addr, port),
+				ready:       ep.Conditions.Ready == nil || *ep.Conditions.Ready,
+				serving:     ep.Conditions.Serving == nil || *ep.Conditions.Serving,
+				terminating: ep.Conditions.Terminating != nil && *ep.Conditions.Terminating,
+				local:       ep.NodeName != nil && *ep.NodeName == node,
+			}
+			if prev, dup := byDst[e.dst]; dup {
+				prev.ready = prev.ready || e.ready
+				prev.serving = prev.serving || e.serving
+				prev.terminating = prev.terminating && e.terminating
+				prev.local = prev.local || e.local
+				continue
+			}
+			byDst[e.dst] = &e
+			order = append(order, e.dst)
+		}
+	}
+	if portsSeen && !matched {
+		problems = append(problems, fmt.Sprintf("port %q/%s matches no port of the Service's %s EndpointSlices; it has no real servers", sp.Name, sp.Protocol, family))
+	}
+	all := make([]endpoint, 0, len(order))
+	for _, dst := range order {
+		all = append(all, *byDst[dst])
+	}
+	var local []endpoint
+	for _, e := range all {
+		if e.local {
+			local = append(local, e)
+		}
+	}
+	return endpointSets{cluster: usable(all), local: usable(local)}, problems
+}
+
+// slicePort finds the slice's port for sp. seen reports whether the slice
+// lists any port at all: a slice of a Service with no pods has none, which
+// is not a mismatch.
+func slicePort(slice *discovery.EndpointSlice, sp v1.ServicePort) (port uint16, seen, ok bool) {
+	for _, p := range slice.Ports {
+		seen = true
+		name := ""
+		if p.Name != nil {
+			name = *p.Name
+		}
+		proto := v1.ProtocolTCP
+		if p.Protocol != nil {
+			proto = *p.Protocol
+		}
+		if name == sp.Name && proto == sp.Protocol && p.Port != nil && *p.Port > 0 && *p.Port <= 65535 {
+			return uint16(*p.Port), true, true
+		}
+	}
+	return 0, seen, false
+}
+
+// usable picks the ready endpoints; when none is ready it falls back to the
+// ones still serving while terminating, so that a Service whose every pod is
+// shutting down keeps answering until they are gone (as kube-proxy does).
+func usable(eps []endpoint) []ipvs.Destination {
+	var ready, terminating []ipvs.Destination
+	for _, e := range eps {
+		d := ipvs.Destination{Addr: e.dst.Addr(), Port: e.dst.Port(), Weight: 1}
+		switch {
+		case e.ready && !e.terminating:
+			ready = append(ready, d)
+		case e.serving && e.terminating:
+			terminating = append(terminating, d)
+		}
+	}
+	if len(ready) > 0 {
+		return ipvs.SortedDestinations(ready)
+	}
+	return ipvs.SortedDestinations(terminating)
+}

@@ -1,0 +1,67 @@
+// Package model turns Kubernetes Services and EndpointSlices into the IPVS
+// state this node should have. It is pure: no I/O, no clock, no globals, so
+// every decision can be tested as a table of inputs and expected dumps.
+package model
+
+import (
+	"net/netip"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// SchedulerAnnotation lets one Service choose its IPVS scheduler.
+const SchedulerAnnotation = "ipvs-proxy.io/scheduler"
+
+// DefaultAffinityTimeout is Kubernetes' default for ClientIP affinity (3h).
+const DefaultAffinityTimeout = 10800
+
+// Options are the node-wide facts and settings the model needs.
+type Options struct {
+	NodeName string
+	// NodeIPs are the host's addresses outside the dummy interface, from
+	// which NodePort addresses are chosen.
+	NodeIPs []netip.Addr
+	// NodePortAddresses restricts NodePorts to addresses in these prefixes
+	// (kube-proxy's --nodeport-addresses); empty means every usable one.
+	NodePortAddresses []netip.Prefix
+	// Scheduler is the global default; it must be valid (see ValidScheduler).
+	Scheduler string
+}
+
+// ServiceInput is one Service and every EndpointSlice labelled with its name.
+type ServiceInput struct {
+	Service *v1.Service
+	Slices  []*discovery.EndpointSlice
+}
+
+// Entry is one virtual server and the Service port it was built for.
+type Entry struct {
+	ipvs.VirtualServer
+	Owner PortName
+}
+
+// PortName names a Service port for logs, events and `status`.
+type PortName struct {
+	types.NamespacedName
+	Port string
+}
+
+func (p PortName) String() string {
+	if p.Port == "" {
+		return p.NamespacedName.String()
+	}
+	return p.NamespacedName.String() + ":" + p.Port
+}
+
+// ServiceState is what one Service wants in the kernel.
+type ServiceState struct {
+	Entries []Entry
+	// VIPs are the addresses that must be on the dummy interface.
+	VIPs []netip.Addr
+	// Problems are inputs that were skipped, worded for a log line or an
+	// Event; the rest of the Service is still built.
+	Problems []string
+}

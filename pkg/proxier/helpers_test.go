@@ -1,0 +1,97 @@
+package proxier
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+)
+
+// kernel is a fake node: IPVS and the dummy link, dumped as one text.
+type kernel struct {
+	ipvs *ipvs.Fake
+	link *netif.Fake
+}
+
+func newKernel() kernel {
+	k := kernel{ipvs: ipvs.NewFake(), link: netif.NewFake("kube-ipvs0")}
+	k.link.SetHostAddresses([]netif.HostAddress{
+		{Link: "eth0", Addr: netip.MustParseAddr("192.168.1.10")},
+		{Link: "lo", Addr: netip.MustParseAddr("127.0.0.1")},
+	})
+	return k
+}
+
+func (k kernel) dump(t *testing.T) string {
+	t.Helper()
+	l, err := k.link.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.ipvs.Dump() + l
+}
+
+func (k kernel) writes() int { return k.ipvs.Writes + k.link.Writes }
+
+func (k kernel) proxier(t *testing.T, stateFile string) *Proxier {
+	t.Helper()
+	owned, err := LoadOwned(stateFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(model.Options{NodeName: "node-a", Scheduler: "rr"}, k.ipvs, k.link, owned)
+}
+
+func checkDump(t *testing.T, k kernel, want string) {
+	t.Helper()
+	if diff := cmp.Diff(want, k.dump(t)); diff != "" {
+		t.Errorf("kernel dump mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func svc(name, clusterIP string, mutate ...func(*v1.Service)) *v1.Service {
+	s := &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name},
+		Spec: v1.ServiceSpec{
+			Type: v1.ServiceTypeClusterIP, ClusterIP: clusterIP, ClusterIPs: []string{clusterIP},
+			Ports: []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolTCP, Port: 80}},
+		},
+	}
+	for _, m := range mutate {
+		m(s)
+	}
+	return s
+}
+
+func nodePort(n int32) func(*v1.Service) {
+	return func(s *v1.Service) {
+		s.Spec.Type = v1.ServiceTypeNodePort
+		s.Spec.Ports[0].NodePort = n
+	}
+}
+
+func slice(svcName string, addrs ...string) *discovery.EndpointSlice {
+	s := &discovery.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "ns", Name: svcName + "-1", Labels: map[string]string{discovery.LabelServiceName: svcName}},
+		AddressType: discovery.AddressTypeIPv4,
+		Ports:       []discovery.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(v1.ProtocolTCP), Port: ptr.To[int32](8080)}},
+	}
+	for _, a := range addrs {
+		s.Endpoints = append(s.Endpoints, discovery.Endpoint{Addresses: []string{a}, NodeName: ptr.To("node-a")})
+	}
+	return s
+}
+
+func input(s *v1.Service, slices ...*discovery.EndpointSlice) model.ServiceInput {
+	return model.ServiceInput{Service: s, Slices: slices}
+}
+
+func name(n string) types.NamespacedName { return types.NamespacedName{Namespace: "ns", Name: n} }

@@ -1,0 +1,128 @@
+package proxier
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+)
+
+// Owned records the virtual servers ipvs-proxy made on addresses it does not
+// own: NodePorts on node IPs, and externalIPs that are node IPs. Those on the
+// dummy interface's addresses are ours by where they sit and need no record.
+// The file lives under /run, so like IPVS state it does not survive a reboot,
+// and it is written before the kernel is, so a crash cannot leave a virtual
+// server of ours unrecorded.
+type Owned struct {
+	path string // "" keeps the record in memory only
+	keys map[ipvs.ServiceKey]bool
+}
+
+// LoadOwned reads the record; a missing file is an empty record.
+func LoadOwned(path string) (*Owned, error) {
+	o := &Owned{path: path, keys: map[ipvs.ServiceKey]bool{}}
+	if path == "" {
+		return o, nil
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return o, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read ownership record: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, err := parseKey(sc.Text())
+		if err != nil {
+			return nil, fmt.Errorf("read ownership record %s: %w", path, err)
+		}
+		o.keys[k] = true
+	}
+	return o, sc.Err()
+}
+
+func (o *Owned) Has(k ipvs.ServiceKey) bool { return o.keys[k] }
+
+// Keys returns the recorded keys, sorted.
+func (o *Owned) Keys() []ipvs.ServiceKey {
+	out := make([]ipvs.ServiceKey, 0, len(o.keys))
+	for k := range o.keys {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b ipvs.ServiceKey) int {
+		if a.Less(b) {
+			return -1
+		}
+		if b.Less(a) {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Set replaces the record and saves it when it changed.
+func (o *Owned) Set(keys map[ipvs.ServiceKey]bool) error {
+	if sameKeys(o.keys, keys) {
+		return nil
+	}
+	o.keys = keys
+	return o.save()
+}
+
+func sameKeys(a, b map[ipvs.ServiceKey]bool) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k := range a {
+		if !b[k] {
+			return false
+		}
+	}
+	return true
+}
+
+func (o *Owned) save() error {
+	if o.path == "" {
+		return nil
+	}
+	var b strings.Builder
+	for _, k := range o.Keys() {
+		fmt.Fprintf(&b, "%s %s\n", k.Proto, netip.AddrPortFrom(k.Addr, k.Port))
+	}
+	if err := os.MkdirAll(filepath.Dir(o.path), 0o755); err != nil {
+		return fmt.Errorf("save ownership record: %w", err)
+	}
+	tmp := o.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("save ownership record: %w", err)
+	}
+	if err := os.Rename(tmp, o.path); err != nil {
+		return fmt.Errorf("save ownership record: %w", err)
+	}
+	return nil
+}
+
+func parseKey(line string) (ipvs.ServiceKey, error) {
+	proto, ap, ok := strings.Cut(strings.TrimSpace(line), " ")
+	if !ok {
+		return ipvs.ServiceKey{}, fmt.Errorf("bad line %q", line)
+	}
+	addrPort, err := netip.ParseAddrPort(ap)
+	if err != nil {
+		return ipvs.ServiceKey{}, fmt.Errorf("bad line %q: %w", line, err)
+	}
+	switch p := ipvs.Protocol(proto); p {
+	case ipvs.TCP, ipvs.UDP, ipvs.SCTP:
+		return ipvs.ServiceKey{Addr: addrPort.Addr(), Proto: p, Port: addrPort.Port()}, nil
+	}
+	return ipvs.ServiceKey{}, fmt.Errorf("bad protocol in line %q", line)
+}

@@ -1,0 +1,296 @@
+// Package proxier keeps the kernel equal to what the Services want. It is
+// the one stateful step of the data flow: it remembers what each Service was
+// last built to, so a change to one Service reads and writes only that
+// Service's virtual servers (O(1) kernel work per endpoint change), and it
+// lists the whole kernel only in SyncAll, at start and on the periodic
+// resync, which also repairs drift.
+package proxier
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/reconcile"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Proxier is not safe for concurrent use: one sync loop drives it.
+type Proxier struct {
+	opts  model.Options // NodeIPs is refreshed on every SyncAll
+	ipvs  ipvs.Interface
+	link  netif.Interface
+	owned *Owned
+
+	builder *model.Builder
+	// services is what each Service was last built to, minus the keys it
+	// lost to another Service (see claims).
+	services map[types.NamespacedName]model.ServiceState
+	// claims says which Service a virtual server belongs to when two want
+	// the same address:port (say, one externalIP in two Services).
+	claims map[ipvs.ServiceKey]types.NamespacedName
+	// vipRefs counts the Services that want each VIP on the dummy interface.
+	vipRefs map[netip.Addr]int
+	// linkAddrs is what the dummy interface holds: listed by SyncAll and
+	// kept up to date with our own writes in between.
+	linkAddrs map[netip.Addr]bool
+}
+
+// Result is what one sync did.
+type Result struct {
+	Counts   reconcile.Counts
+	Errors   []error
+	Problems map[types.NamespacedName][]string
+}
+
+func New(opts model.Options, ipvsIf ipvs.Interface, link netif.Interface, owned *Owned) *Proxier {
+	return &Proxier{
+		opts: opts, ipvs: ipvsIf, link: link, owned: owned,
+		builder:   model.NewBuilder(opts),
+		services:  map[types.NamespacedName]model.ServiceState{},
+		claims:    map[ipvs.ServiceKey]types.NamespacedName{},
+		vipRefs:   map[netip.Addr]int{},
+		linkAddrs: map[netip.Addr]bool{},
+	}
+}
+
+// owns reports whether a virtual server in the kernel is ipvs-proxy's.
+func (p *Proxier) owns(k ipvs.ServiceKey) bool {
+	return p.linkAddrs[k.Addr] || p.owned.Has(k)
+}
+
+// SyncAll lists everything the kernel holds, rebuilds every Service and
+// applies the difference.
+func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
+	res := Result{Problems: map[types.NamespacedName][]string{}}
+	if err := p.link.EnsureLink(); err != nil {
+		res.Errors = append(res.Errors, err)
+		return res
+	}
+	hostAddrs, err := p.link.HostAddresses()
+	if err != nil {
+		res.Errors = append(res.Errors, err)
+		return res
+	}
+	addrs, err := p.link.Addresses()
+	if err != nil {
+		res.Errors = append(res.Errors, err)
+		return res
+	}
+	kernel, err := p.ipvs.List()
+	if err != nil {
+		res.Errors = append(res.Errors, err)
+		return res
+	}
+	p.opts.NodeIPs = p.opts.NodeIPs[:0]
+	for _, h := range hostAddrs {
+		p.opts.NodeIPs = append(p.opts.NodeIPs, h.Addr)
+	}
+	p.builder = model.NewBuilder(p.opts)
+	p.linkAddrs = map[netip.Addr]bool{}
+	for _, a := range addrs {
+		p.linkAddrs[a] = true
+	}
+
+	// Build in name order so that, of two Services claiming one key, the
+	// same one wins on every node and every resync.
+	slices.SortFunc(inputs, func(a, b model.ServiceInput) int {
+		return compareNames(nameOf(a), nameOf(b))
+	})
+	p.services = map[types.NamespacedName]model.ServiceState{}
+	p.claims = map[ipvs.ServiceKey]types.NamespacedName{}
+	p.vipRefs = map[netip.Addr]int{}
+	desired := map[ipvs.ServiceKey]ipvs.VirtualServer{}
+	for _, in := range inputs {
+		name := nameOf(in)
+		st := p.claim(name, p.builder.Service(in))
+		p.services[name] = st
+		if len(st.Problems) > 0 {
+			res.Problems[name] = st.Problems
+		}
+		for _, e := range st.Entries {
+			desired[e.ServiceKey] = e.VirtualServer
+		}
+		for _, v := range st.VIPs {
+			p.vipRefs[v]++
+		}
+	}
+	current := map[ipvs.ServiceKey]ipvs.VirtualServer{}
+	for _, vs := range kernel {
+		if _, want := desired[vs.ServiceKey]; want || p.owns(vs.ServiceKey) {
+			current[vs.ServiceKey] = vs
+		}
+	}
+	wantAddrs := map[netip.Addr]bool{}
+	for a := range p.vipRefs {
+		wantAddrs[a] = true
+	}
+	plan := reconcile.DiffServers(desired, current)
+	plan.Merge(reconcile.DiffAddresses(wantAddrs, p.linkAddrs))
+	p.apply(plan, desired, &res)
+	return res
+}
+
+// SyncServices rebuilds only the given Services (a nil input means the
+// Service is gone) and reads from the kernel only their virtual servers.
+func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceInput) Result {
+	res := Result{Problems: map[types.NamespacedName][]string{}}
+	desired := map[ipvs.ServiceKey]ipvs.VirtualServer{}
+	touched := map[ipvs.ServiceKey]bool{}
+	touchedAddrs := map[netip.Addr]bool{}
+	names := make([]types.NamespacedName, 0, len(changed))
+	for name := range changed {
+		names = append(names, name)
+	}
+	slices.SortFunc(names, compareNames)
+	for _, name := range names {
+		old := p.services[name]
+		for _, e := range old.Entries {
+			touched[e.ServiceKey] = true
+			delete(p.claims, e.ServiceKey)
+		}
+		for _, v := range old.VIPs {
+			p.vipRefs[v]--
+			touchedAddrs[v] = true
+		}
+		var st model.ServiceState
+		if in := changed[name]; in != nil {
+			st = p.claim(name, p.builder.Service(*in))
+		}
+		if len(st.Problems) > 0 {
+			res.Problems[name] = st.Problems
+		}
+		if len(st.Entries) == 0 && len(st.VIPs) == 0 {
+			delete(p.services, name)
+		} else {
+			p.services[name] = st
+		}
+		for _, e := range st.Entries {
+			touched[e.ServiceKey] = true
+			desired[e.ServiceKey] = e.VirtualServer
+		}
+		for _, v := range st.VIPs {
+			p.vipRefs[v]++
+			touchedAddrs[v] = true
+		}
+	}
+	current := map[ipvs.ServiceKey]ipvs.VirtualServer{}
+	for key := range touched {
+		_, want := desired[key]
+		if !want && !p.owns(key) {
+			continue
+		}
+		vs, ok, err := p.ipvs.Get(key)
+		if err != nil {
+			res.Errors = append(res.Errors, err)
+			delete(desired, key) // unknown state: retry on the next sync
+			continue
+		}
+		if ok {
+			current[key] = vs
+		}
+	}
+	wantAddrs, haveAddrs := map[netip.Addr]bool{}, map[netip.Addr]bool{}
+	for a := range touchedAddrs {
+		if p.vipRefs[a] > 0 {
+			wantAddrs[a] = true
+		} else {
+			delete(p.vipRefs, a)
+		}
+		haveAddrs[a] = p.linkAddrs[a]
+	}
+	plan := reconcile.DiffServers(desired, current)
+	plan.Merge(reconcile.DiffAddresses(wantAddrs, haveAddrs))
+	p.apply(plan, nil, &res)
+	return res
+}
+
+// claim drops from st the virtual servers another Service already holds,
+// and records st's own.
+func (p *Proxier) claim(name types.NamespacedName, st model.ServiceState) model.ServiceState {
+	kept := st.Entries[:0]
+	for _, e := range st.Entries {
+		if owner, taken := p.claims[e.ServiceKey]; taken && owner != name {
+			st.Problems = append(st.Problems, fmt.Sprintf("%s %s is already used by Service %s; skipped", e.Owner.Port, e.ServiceKey, owner))
+			continue
+		}
+		p.claims[e.ServiceKey] = name
+		kept = append(kept, e)
+	}
+	st.Entries = kept
+	return st
+}
+
+// apply writes the plan, keeping the ownership record ahead of the kernel:
+// keys are recorded before they are added and forgotten after they are
+// deleted. With all set (a full sync), the record is rebuilt from desired.
+func (p *Proxier) apply(plan reconcile.Plan, all map[ipvs.ServiceKey]ipvs.VirtualServer, res *Result) {
+	record := map[ipvs.ServiceKey]bool{}
+	for _, k := range p.owned.Keys() {
+		record[k] = true
+	}
+	for _, s := range plan.AddServices {
+		if !p.onLink(s.Addr) {
+			record[s.ServiceKey] = true
+		}
+	}
+	if err := p.owned.Set(record); err != nil {
+		res.Errors = append(res.Errors, err)
+		return // never write what we could not record
+	}
+	counts, errs := reconcile.Apply(p.ipvs, p.link, plan)
+	res.Counts = counts
+	res.Errors = append(res.Errors, errs...)
+	for _, a := range plan.AddAddresses {
+		p.linkAddrs[a] = true
+	}
+	for _, a := range plan.DeleteAddresses {
+		delete(p.linkAddrs, a)
+	}
+	if len(errs) > 0 {
+		return // keep every key recorded until a clean sync confirms it gone
+	}
+	after := map[ipvs.ServiceKey]bool{}
+	if all != nil {
+		for k := range all {
+			if !p.onLink(k.Addr) {
+				after[k] = true
+			}
+		}
+	} else {
+		after = record
+		for _, k := range plan.DeleteServices {
+			delete(after, k)
+		}
+	}
+	if err := p.owned.Set(after); err != nil {
+		res.Errors = append(res.Errors, err)
+	}
+}
+
+// onLink reports whether an address is one the dummy interface holds or
+// is about to hold.
+func (p *Proxier) onLink(a netip.Addr) bool { return p.linkAddrs[a] || p.vipRefs[a] > 0 }
+
+func nameOf(in model.ServiceInput) types.NamespacedName {
+	return types.NamespacedName{Namespace: in.Service.Namespace, Name: in.Service.Name}
+}
+
+func compareNames(a, b types.NamespacedName) int {
+	if a.Namespace != b.Namespace {
+		if a.Namespace < b.Namespace {
+			return -1
+		}
+		return 1
+	}
+	switch {
+	case a.Name < b.Name:
+		return -1
+	case a.Name > b.Name:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,287 @@
+package proxier
+
+import (
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+const ipvsHeader = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
+
+var (
+	web      = svc("web", "10.96.0.10")
+	webSlice = slice("web", "10.244.1.2", "10.244.1.3")
+	api      = svc("api", "10.96.0.20", nodePort(30080))
+	apiSlice = slice("api", "10.244.1.7")
+)
+
+const webAndAPI = ipvsHeader + `TCP  10.96.0.10:80 rr
+  -> 10.244.1.2:8080              Masq    1
+  -> 10.244.1.3:8080              Masq    1
+TCP  10.96.0.20:80 rr
+  -> 10.244.1.7:8080              Masq    1
+TCP  192.168.1.10:30080 rr
+  -> 10.244.1.7:8080              Masq    1
+link kube-ipvs0 dummy down
+addr 10.96.0.10/32
+addr 10.96.0.20/32
+`
+
+func TestSyncAllFromEmptyThenNoOp(t *testing.T) {
+	k := newKernel()
+	p := k.proxier(t, "")
+	res := p.SyncAll([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)})
+	if len(res.Errors) > 0 {
+		t.Fatalf("errors: %v", res.Errors)
+	}
+	checkDump(t, k, webAndAPI)
+	// 1 link + 2 addresses + 3 services + 4 destinations
+	if got, want := res.Counts.Writes(), 9; got != want {
+		t.Errorf("first sync made %d writes, want %d", got, want)
+	}
+
+	before := k.writes()
+	res = p.SyncAll([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)})
+	if res.Counts.Writes() != 0 || k.writes() != before {
+		t.Errorf("unchanged world: sync made %d writes (fakes saw %d), want 0", res.Counts.Writes(), k.writes()-before)
+	}
+	res = p.SyncServices(map[types.NamespacedName]*model.ServiceInput{name("web"): ptrTo(input(web, webSlice))})
+	if res.Counts.Writes() != 0 || k.writes() != before {
+		t.Errorf("unchanged Service: incremental sync made %d writes, want 0", res.Counts.Writes())
+	}
+	checkDump(t, k, webAndAPI)
+}
+
+func TestIncrementalSync(t *testing.T) {
+	cases := []struct {
+		name       string
+		change     map[types.NamespacedName]*model.ServiceInput
+		wantWrites int
+		want       string
+	}{{
+		name:       "one endpoint added is one real-server write",
+		change:     changes("web", input(web, slice("web", "10.244.1.2", "10.244.1.3", "10.244.1.4"))),
+		wantWrites: 1,
+		want:       strings.Replace(webAndAPI, "  -> 10.244.1.3:8080              Masq    1\n", "  -> 10.244.1.3:8080              Masq    1\n  -> 10.244.1.4:8080              Masq    1\n", 1),
+	}, {
+		name:       "one endpoint removed is one real-server write",
+		change:     changes("web", input(web, slice("web", "10.244.1.2"))),
+		wantWrites: 1,
+		want:       strings.Replace(webAndAPI, "  -> 10.244.1.3:8080              Masq    1\n", "", 1),
+	}, {
+		name:       "scheduler change is one service update",
+		change:     changes("web", input(svc("web", "10.96.0.10", func(s *v1.Service) { s.Annotations = map[string]string{model.SchedulerAnnotation: "lc"} }), webSlice)),
+		wantWrites: 1,
+		want:       strings.Replace(webAndAPI, "TCP  10.96.0.10:80 rr", "TCP  10.96.0.10:80 lc", 1),
+	}, {
+		name:       "Service deleted: its virtual servers and VIP go, the other Service stays",
+		change:     map[types.NamespacedName]*model.ServiceInput{name("api"): nil},
+		wantWrites: 3,
+		want: ipvsHeader + `TCP  10.96.0.10:80 rr
+  -> 10.244.1.2:8080              Masq    1
+  -> 10.244.1.3:8080              Masq    1
+link kube-ipvs0 dummy down
+addr 10.96.0.10/32
+`,
+	}, {
+		name:       "new Service",
+		change:     changes("db", input(svc("db", "10.96.0.30"), slice("db", "10.244.1.9"))),
+		wantWrites: 3,
+		want: strings.Replace(webAndAPI, "TCP  192.168.1.10:30080 rr", `TCP  10.96.0.30:80 rr
+  -> 10.244.1.9:8080              Masq    1
+TCP  192.168.1.10:30080 rr`, 1) + "addr 10.96.0.30/32\n",
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel()
+			p := k.proxier(t, "")
+			p.SyncAll([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)})
+			before := k.writes()
+			res := p.SyncServices(tc.change)
+			if len(res.Errors) > 0 {
+				t.Fatalf("errors: %v", res.Errors)
+			}
+			checkDump(t, k, tc.want)
+			if got := k.writes() - before; got != tc.wantWrites || res.Counts.Writes() != tc.wantWrites {
+				t.Errorf("kernel writes = %d (counted %d), want %d", got, res.Counts.Writes(), tc.wantWrites)
+			}
+			// A full resync afterwards finds nothing left to do.
+			before = k.writes()
+			p.SyncAll(currentInputs(tc.change))
+			if got := k.writes() - before; got != 0 {
+				t.Errorf("resync after the change made %d writes, want 0: incremental and full sync disagree", got)
+			}
+		})
+	}
+}
+
+func TestForeignStateIsLeftAlone(t *testing.T) {
+	k := newKernel()
+	foreign := []ipvs.Service{
+		{ServiceKey: key("172.17.0.1", 8080), Scheduler: "wlc"},   // unrelated address
+		{ServiceKey: key("192.168.1.10", 30999), Scheduler: "rr"}, // node IP, inside the NodePort range
+	}
+	for _, s := range foreign {
+		if err := k.ipvs.AddService(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := k.ipvs.AddDestination(foreign[0].ServiceKey, ipvs.Destination{Addr: netip.MustParseAddr("172.17.0.2"), Port: 80, Weight: 3}); err != nil {
+		t.Fatal(err)
+	}
+	state := filepath.Join(t.TempDir(), "owned")
+	p := k.proxier(t, state)
+	p.SyncAll([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)})
+	p.SyncServices(map[types.NamespacedName]*model.ServiceInput{name("api"): nil})
+
+	// A restarted proxy reads the record and still knows what is its own.
+	p = k.proxier(t, state)
+	res := p.SyncAll(nil)
+	if len(res.Errors) > 0 {
+		t.Fatalf("errors: %v", res.Errors)
+	}
+	checkDump(t, k, ipvsHeader+`TCP  172.17.0.1:8080 wlc
+  -> 172.17.0.2:80                Masq    3
+TCP  192.168.1.10:30999 rr
+link kube-ipvs0 dummy down
+`)
+}
+
+func TestRestartForgetsNothingOwned(t *testing.T) {
+	k := newKernel()
+	state := filepath.Join(t.TempDir(), "owned")
+	k.proxier(t, state).SyncAll([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)})
+	// The NodePort Service goes away while the proxy is down: the new
+	// process must remove its node-IP virtual server, known only from the record.
+	res := k.proxier(t, state).SyncAll([]model.ServiceInput{input(web, webSlice)})
+	if len(res.Errors) > 0 {
+		t.Fatalf("errors: %v", res.Errors)
+	}
+	checkDump(t, k, ipvsHeader+`TCP  10.96.0.10:80 rr
+  -> 10.244.1.2:8080              Masq    1
+  -> 10.244.1.3:8080              Masq    1
+link kube-ipvs0 dummy down
+addr 10.96.0.10/32
+`)
+}
+
+func TestBadInputIsSkippedAndOthersProgrammed(t *testing.T) {
+	k := newKernel()
+	p := k.proxier(t, "")
+	badSlice := slice("bad-ep", "10.244.1.5", "300.1.1.1")
+	wrongPort := svc("wrong-port", "10.96.0.41", func(s *v1.Service) { s.Spec.Ports[0].Name = "metrics" })
+	badSched := svc("bad-sched", "10.96.0.42", func(s *v1.Service) { s.Annotations = map[string]string{model.SchedulerAnnotation: "nope"} })
+	res := p.SyncAll([]model.ServiceInput{
+		input(svc("bad-ep", "10.96.0.40"), badSlice),
+		input(wrongPort, slice("wrong-port", "10.244.1.6")),
+		input(badSched, slice("bad-sched", "10.244.1.8")),
+		input(web, webSlice),
+	})
+	if len(res.Errors) > 0 {
+		t.Fatalf("errors: %v", res.Errors)
+	}
+	var got []string
+	for _, n := range []string{"bad-ep", "bad-sched", "wrong-port"} {
+		for _, pr := range res.Problems[name(n)] {
+			got = append(got, n+": "+pr)
+		}
+	}
+	want := []string{
+		`bad-ep: EndpointSlice ns/bad-ep-1: endpoint address "300.1.1.1" is not a valid IPv4 address; skipped`,
+		`bad-sched: annotation ipvs-proxy.io/scheduler: unknown IPVS scheduler "nope" (want one of rr, lc, sh, wrr, mh); using "rr"`,
+		`wrong-port: port "metrics"/TCP matches no port of the Service's IPv4 EndpointSlices; it has no real servers`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	checkDump(t, k, ipvsHeader+`TCP  10.96.0.10:80 rr
+  -> 10.244.1.2:8080              Masq    1
+  -> 10.244.1.3:8080              Masq    1
+TCP  10.96.0.40:80 rr
+  -> 10.244.1.5:8080              Masq    1
+TCP  10.96.0.41:80 rr
+TCP  10.96.0.42:80 rr
+  -> 10.244.1.8:8080              Masq    1
+link kube-ipvs0 dummy down
+addr 10.96.0.10/32
+addr 10.96.0.40/32
+addr 10.96.0.41/32
+addr 10.96.0.42/32
+`)
+}
+
+func TestFailedWriteIsRetriedAndDoesNotStopOthers(t *testing.T) {
+	k := newKernel()
+	k.ipvs.FailOn = map[ipvs.ServiceKey]error{key("10.96.0.20", 80): errors.New("injected")}
+	p := k.proxier(t, "")
+	res := p.SyncAll([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)})
+	if len(res.Errors) != 1 || !strings.Contains(res.Errors[0].Error(), "injected") {
+		t.Fatalf("errors = %v, want the one injected failure", res.Errors)
+	}
+	checkDump(t, k, strings.Replace(webAndAPI, "TCP  10.96.0.20:80 rr\n  -> 10.244.1.7:8080              Masq    1\n", "", 1))
+
+	k.ipvs.FailOn = nil
+	res = p.SyncAll([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)})
+	if len(res.Errors) > 0 {
+		t.Fatalf("errors: %v", res.Errors)
+	}
+	checkDump(t, k, webAndAPI)
+	if res.Counts.Writes() != 2 {
+		t.Errorf("retry made %d writes, want 2 (the service and its real server)", res.Counts.Writes())
+	}
+}
+
+func TestTwoServicesClaimingOneAddressPort(t *testing.T) {
+	k := newKernel()
+	p := k.proxier(t, "")
+	withExt := func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.9"} }
+	a := svc("a", "10.96.0.50", withExt)
+	b := svc("b", "10.96.0.51", withExt)
+	res := p.SyncAll([]model.ServiceInput{input(b, slice("b", "10.244.1.11")), input(a, slice("a", "10.244.1.10"))})
+	if got, want := strings.Join(res.Problems[name("b")], "\n"), "http TCP 203.0.113.9:80 is already used by Service ns/a; skipped"; got != want {
+		t.Errorf("problems of b = %q, want %q", got, want)
+	}
+	checkDump(t, k, ipvsHeader+`TCP  10.96.0.50:80 rr
+  -> 10.244.1.10:8080             Masq    1
+TCP  10.96.0.51:80 rr
+  -> 10.244.1.11:8080             Masq    1
+TCP  203.0.113.9:80 rr
+  -> 10.244.1.10:8080             Masq    1
+link kube-ipvs0 dummy down
+addr 10.96.0.50/32
+addr 10.96.0.51/32
+addr 203.0.113.9/32
+`)
+}
+
+func changes(n string, in model.ServiceInput) map[types.NamespacedName]*model.ServiceInput {
+	return map[types.NamespacedName]*model.ServiceInput{name(n): &in}
+}
+
+// currentInputs is the world after a change applied on top of web and api.
+func currentInputs(change map[types.NamespacedName]*model.ServiceInput) []model.ServiceInput {
+	world := map[types.NamespacedName]*model.ServiceInput{name("web"): ptrTo(input(web, webSlice)), name("api"): ptrTo(input(api, apiSlice))}
+	for n, in := range change {
+		world[n] = in
+	}
+	var out []model.ServiceInput
+	for _, in := range world {
+		if in != nil {
+			out = append(out, *in)
+		}
+	}
+	return out
+}
+
+func key(addr string, port uint16) ipvs.ServiceKey {
+	return ipvs.ServiceKey{Addr: netip.MustParseAddr(addr), Proto: ipvs.TCP, Port: port}
+}
+
+func ptrTo[T any](v T) *T { return &v }
