@@ -1,0 +1,265 @@
+package iptables
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// Fake is one family's iptables in memory, driven by the same Sync, Delete
+// and Dump code as the Linux implementation. Like the kernel it refuses
+// rules in missing chains, jumps to missing chains, and deleting a chain
+// that is referenced or not empty. Beyond the kernel, it refuses any write
+// to a chain ipvs-proxy does not own, other than adding or removing a jump
+// to an owned chain: such a write is a bug.
+type Fake struct {
+	engine
+	mem *memory
+}
+
+var _ Interface = &Fake{}
+
+// NewFake returns empty tables: builtin chains, no rules.
+func NewFake(fam Family) *Fake {
+	m := &memory{tables: map[string]map[string][][]string{}}
+	for t, chains := range builtinChains {
+		m.tables[t] = map[string][][]string{}
+		for _, c := range chains {
+			m.tables[t][c] = nil
+		}
+	}
+	return &Fake{engine: engine{fam: fam, b: m}, mem: m}
+}
+
+// AddForeign appends a rule that is not ipvs-proxy's, creating the chain
+// if it is neither builtin nor there yet.
+func (f *Fake) AddForeign(table, chain string, args ...string) error {
+	m := f.mem
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.tables[table]
+	if !ok {
+		return fmt.Errorf("no table %s", table)
+	}
+	if isOwned(chain) {
+		return fmt.Errorf("chain %s is not foreign", chain)
+	}
+	if _, ok := t[chain]; !ok {
+		t[chain] = nil
+	}
+	t[chain] = append(t[chain], slices.Clone(args))
+	return nil
+}
+
+// DumpAll prints every chain and rule, foreign ones included, in Dump's
+// format but with builtin chains in their real order.
+func (f *Fake) DumpAll() string {
+	m := f.mem
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := dumpState{}
+	for table, chains := range m.tables {
+		for c, rules := range chains {
+			if isBuiltin(table, c) {
+				for _, r := range rules {
+					d.addBuiltinRule(table, c, r)
+				}
+			} else {
+				d.addChain(table, c, rules)
+			}
+		}
+	}
+	return d.format(false)
+}
+
+// Log lists the writes made so far, as iptables command lines.
+func (f *Fake) Log() []string {
+	f.mem.mu.Lock()
+	defer f.mem.mu.Unlock()
+	return slices.Clone(f.mem.log)
+}
+
+// memory is the fake's backend.
+type memory struct {
+	mu     sync.Mutex
+	tables map[string]map[string][][]string
+	log    []string
+}
+
+func (m *memory) chain(table, chain string) ([][]string, error) {
+	rules, ok := m.tables[table][chain]
+	if !ok {
+		return nil, fmt.Errorf("no chain %s in table %s", chain, table)
+	}
+	return rules, nil
+}
+
+// checkWrite enforces ownership: owned chains take anything, builtin
+// chains only jumps to owned chains.
+func (m *memory) checkWrite(table, chain string, args []string) error {
+	if _, err := m.chain(table, chain); err != nil {
+		return err
+	}
+	if !isOwned(chain) && !(isBuiltin(table, chain) && args != nil && isOwned(target(args))) {
+		return fmt.Errorf("fake: write to chain %s in table %s, which ipvs-proxy does not own", chain, table)
+	}
+	if t := target(args); isOwned(t) {
+		if _, ok := m.tables[table][t]; !ok {
+			return fmt.Errorf("jump to missing chain %s", t)
+		}
+	}
+	return nil
+}
+
+func (m *memory) record(format string, a ...any) { m.log = append(m.log, fmt.Sprintf(format, a...)) }
+
+func (m *memory) userChains(table string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.tables[table]
+	if !ok {
+		return nil, fmt.Errorf("no table %s", table)
+	}
+	var out []string
+	for c := range t {
+		if !isBuiltin(table, c) {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+func (m *memory) rules(table, chain string) ([][]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rules, err := m.chain(table, chain)
+	out := make([][]string, len(rules))
+	for i, r := range rules {
+		out[i] = slices.Clone(r)
+	}
+	return out, err
+}
+
+func (m *memory) newChain(table, chain string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.tables[table]
+	switch {
+	case !ok:
+		return fmt.Errorf("no table %s", table)
+	case !isOwned(chain):
+		return fmt.Errorf("fake: create chain %s, which ipvs-proxy does not own", chain)
+	}
+	if _, ok := t[chain]; ok {
+		return fmt.Errorf("chain %s already exists in table %s", chain, table)
+	}
+	t[chain] = nil
+	m.record("-t %s -N %s", table, chain)
+	return nil
+}
+
+// put writes args at position pos (1-based) of the chain: inserted, or in
+// place of the rule there when replace is set. pos 0 appends.
+func (m *memory) put(table, chain string, pos int, args []string, replace bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.checkWrite(table, chain, args); err != nil {
+		return err
+	}
+	rules := m.tables[table][chain]
+	switch {
+	case pos == 0:
+		m.tables[table][chain] = append(rules, slices.Clone(args))
+		m.record("%s", Rule{Table: table, Chain: chain, Args: args})
+		return nil
+	case pos < 1 || pos > len(rules)+1 || (replace && pos > len(rules)):
+		return fmt.Errorf("index %d out of range in chain %s", pos, chain)
+	case replace:
+		rules[pos-1] = slices.Clone(args)
+		m.record("-t %s -R %s %d %s", table, chain, pos, joinArgs(args))
+	default:
+		m.tables[table][chain] = slices.Insert(rules, pos-1, slices.Clone(args))
+		m.record("-t %s -I %s %d %s", table, chain, pos, joinArgs(args))
+	}
+	return nil
+}
+
+func (m *memory) appendRule(table, chain string, args []string) error {
+	return m.put(table, chain, 0, args, false)
+}
+
+func (m *memory) insertRule(table, chain string, pos int, args []string) error {
+	return m.put(table, chain, pos, args, false)
+}
+
+func (m *memory) replaceRule(table, chain string, pos int, args []string) error {
+	return m.put(table, chain, pos, args, true)
+}
+
+func (m *memory) deleteRuleAt(table, chain string, pos int) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.checkWrite(table, chain, nil); err != nil {
+		return err
+	}
+	rules := m.tables[table][chain]
+	if pos < 1 || pos > len(rules) {
+		return fmt.Errorf("index %d out of range in chain %s", pos, chain)
+	}
+	m.tables[table][chain] = slices.Delete(rules, pos-1, pos)
+	m.record("-t %s -D %s %d", table, chain, pos)
+	return nil
+}
+
+func (m *memory) deleteRule(table, chain string, args []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.checkWrite(table, chain, args); err != nil {
+		return err
+	}
+	rules := m.tables[table][chain]
+	i := slices.IndexFunc(rules, func(r []string) bool { return slices.Equal(r, args) })
+	if i < 0 {
+		return nil
+	}
+	m.tables[table][chain] = slices.Delete(rules, i, i+1)
+	m.record("-t %s -D %s %s", table, chain, joinArgs(args))
+	return nil
+}
+
+func (m *memory) flushChain(table, chain string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.checkWrite(table, chain, nil); err != nil {
+		return err
+	}
+	m.tables[table][chain] = nil
+	m.record("-t %s -F %s", table, chain)
+	return nil
+}
+
+func (m *memory) deleteChain(table, chain string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rules, ok := m.tables[table][chain]
+	if !ok {
+		return nil
+	}
+	if err := m.checkWrite(table, chain, nil); err != nil {
+		return err
+	}
+	if len(rules) > 0 {
+		return fmt.Errorf("chain %s in table %s is not empty", chain, table)
+	}
+	for c, rules := range m.tables[table] {
+		for _, r := range rules {
+			if target(r) == chain {
+				return fmt.Errorf("chain %s in table %s is in use by %s", chain, table, c)
+			}
+		}
+	}
+	delete(m.tables[table], chain)
+	m.record("-t %s -X %s", table, chain)
+	return nil
+}

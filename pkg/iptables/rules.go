@@ -1,0 +1,94 @@
+package iptables
+
+import (
+	"net/netip"
+	"slices"
+)
+
+// The rule list. Everything ipvs-proxy asks of iptables is here, so that
+// later additions (externalTrafficPolicy=Local exceptions, VIP port
+// protection in the filter table) have one place to go.
+//
+// Every rule is written in the form `iptables -S` prints it back, since
+// Sync compares what it reads, argument by argument, with what it wants:
+// "! -s" before any -m, masked CIDRs, the comment first among the matches,
+// each extension's options in the order and spelling it prints them
+// (libxt_ipvs prints "--vdir ORIGINAL --vmethod MASQ"). Quoting does not
+// matter: Sync undoes it. Checked here against iptables 1.8.9 (nft) for
+// everything but -m ipvs, whose kernel module this host lacks; the VM test
+// (a second Sync makes no write) is the proof for the rest.
+
+// PostroutingChain holds the masquerade rules; POSTROUTING jumps to it.
+const PostroutingChain = ChainPrefix + "POSTROUTING"
+
+// ipvsMasq matches the packets of IPVS connections in their original
+// direction (client to real server, after IPVS chose the real server), for
+// connections forwarded by masquerading, which is all of ipvs-proxy's. It is
+// why the rules need not name any Service. The nat table only sees IPVS
+// connections with net.ipv4.vs.conntrack=1.
+var ipvsMasq = []string{"-m", "ipvs", "--vdir", "ORIGINAL", "--vmethod", "MASQ"}
+
+// Desired returns the rules for one family. It is pure: CIDRs of the other
+// family are skipped, as are invalid ones (flag validation reports those).
+func Desired(cfg Config, fam Family) RuleSet {
+	return RuleSet{Family: fam, Chains: []Chain{{
+		Table: "nat", Name: PostroutingChain, JumpFrom: "POSTROUTING",
+		Rules: masqueradeRules(cfg, clusterCIDRs(cfg.ClusterCIDRs, fam)),
+	}}}
+}
+
+func masqueradeRules(cfg Config, cidrs []netip.Prefix) [][]string {
+	if cfg.MasqueradeAll {
+		// A superset of every rule below, so they would add nothing.
+		return [][]string{rule(nil, "ipvs-proxy: masquerade all service traffic (masquerade-all)", ipvsMasq, "MASQUERADE")}
+	}
+	// A host process reaching a VIP gets the VIP itself (a local address on
+	// the dummy link) as its source; unless SNATed, the real server would
+	// answer the VIP directly and the reply would never meet IPVS.
+	rules := [][]string{rule(nil, "ipvs-proxy: masquerade host-originated service traffic",
+		slices.Concat(ipvsMasq, []string{"-m", "addrtype", "--src-type", "LOCAL"}), "MASQUERADE")}
+	// Traffic from outside the pod network (e.g. an external client on a
+	// NodePort) is SNATed so the real server, maybe on another node, replies
+	// through this node. Pod clients keep their source: replies to a pod on
+	// this node come back through this node anyway.
+	switch len(cidrs) {
+	case 0:
+		// Without --cluster-cidr, outside traffic cannot be told apart and
+		// is not masqueraded (unless --masquerade-all).
+	case 1:
+		rules = append(rules, rule([]string{"!", "-s", cidrs[0].String()},
+			"ipvs-proxy: masquerade service traffic from outside the cluster CIDR", ipvsMasq, "MASQUERADE"))
+	default:
+		// "Not in any of several CIDRs" takes one RETURN per CIDR and one
+		// MASQUERADE: consecutive "! -s" rules would SNAT every pod.
+		for _, c := range cidrs {
+			rules = append(rules, rule([]string{"-s", c.String()},
+				"ipvs-proxy: keep the source of traffic from cluster CIDR "+c.String(), nil, "RETURN"))
+		}
+		rules = append(rules, rule(nil, "ipvs-proxy: masquerade service traffic from outside the cluster CIDRs", ipvsMasq, "MASQUERADE"))
+	}
+	return rules
+}
+
+// rule assembles a rule in the order iptables -S prints it.
+func rule(addrs []string, comment string, matches []string, target string) []string {
+	return slices.Concat(addrs, []string{"-m", "comment", "--comment", comment}, matches, []string{"-j", target})
+}
+
+// clusterCIDRs returns the valid CIDRs of fam, masked as iptables prints
+// them, without duplicates, in the given order.
+func clusterCIDRs(all []netip.Prefix, fam Family) []netip.Prefix {
+	var out []netip.Prefix
+	seen := map[netip.Prefix]bool{}
+	for _, p := range all {
+		if !p.IsValid() || p.Addr().Is4() != (fam == IPv4) || p.Addr().Is4In6() {
+			continue
+		}
+		p = p.Masked()
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,256 @@
+package iptables
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// backend is the handful of iptables operations Sync, Delete and Dump are
+// built from. The Linux one runs iptables; the fake's keeps tables in
+// memory. Sharing everything above this line means the fake's Sync is the
+// real Sync.
+type backend interface {
+	userChains(table string) ([]string, error)
+	// rules lists a chain's rules, each as the arguments after "-A CHAIN".
+	rules(table, chain string) ([][]string, error)
+	newChain(table, chain string) error
+	appendRule(table, chain string, args []string) error
+	insertRule(table, chain string, pos int, args []string) error
+	replaceRule(table, chain string, pos int, args []string) error
+	// deleteRuleAt is for owned chains only: positions in a builtin chain
+	// can shift under us when another agent inserts a rule.
+	deleteRuleAt(table, chain string, pos int) error
+	// deleteRule deletes the first rule equal to args; absent is success.
+	deleteRule(table, chain string, args []string) error
+	flushChain(table, chain string) error
+	// deleteChain deletes an empty, unreferenced chain; absent is success.
+	deleteChain(table, chain string) error
+}
+
+type engine struct {
+	fam Family
+	b   backend
+}
+
+func (e *engine) Sync(rs RuleSet) (int, error) {
+	if err := e.validate(rs); err != nil {
+		return 0, err
+	}
+	existing := map[string][]string{}
+	for _, t := range ownedTables {
+		names, err := e.b.userChains(t)
+		if err != nil {
+			return 0, fmt.Errorf("list chains of table %s: %w", t, err)
+		}
+		existing[t] = names
+	}
+	writes := 0
+	var errs []error
+	// One chain that fails does not keep the others from being synced.
+	for _, c := range rs.Chains {
+		n, err := e.syncChain(c, slices.Contains(existing[c.Table], c.Name))
+		writes += n
+		if err != nil {
+			errs = append(errs, fmt.Errorf("sync chain %s in table %s: %w", c.Name, c.Table, err))
+		}
+	}
+	// Owned chains rs no longer names, e.g. after an upgrade.
+	for _, t := range ownedTables {
+		var stale []string
+		for _, name := range existing[t] {
+			if isOwned(name) && !slices.ContainsFunc(rs.Chains, func(c Chain) bool { return c.Table == t && c.Name == name }) {
+				stale = append(stale, name)
+			}
+		}
+		n, err := e.removeChains(t, stale)
+		writes += n
+		errs = append(errs, err)
+	}
+	return writes, errors.Join(errs...)
+}
+
+// validate refuses a rule set that would make Sync write outside what
+// ipvs-proxy owns.
+func (e *engine) validate(rs RuleSet) error {
+	if rs.Family != e.fam {
+		return fmt.Errorf("rule set for %s given to %s iptables", rs.Family, e.fam)
+	}
+	for _, c := range rs.Chains {
+		switch {
+		case !slices.Contains(ownedTables, c.Table):
+			return fmt.Errorf("chain %s: table %q is not one ipvs-proxy owns chains in", c.Name, c.Table)
+		case !isOwned(c.Name):
+			return fmt.Errorf("chain %s in table %s: name lacks the prefix %s", c.Name, c.Table, ChainPrefix)
+		case c.JumpFrom != "" && !isBuiltin(c.Table, c.JumpFrom):
+			return fmt.Errorf("chain %s in table %s: %s is not a builtin chain", c.Name, c.Table, c.JumpFrom)
+		}
+	}
+	return nil
+}
+
+// syncChain fixes rules in place, one position at a time, rather than
+// flushing and refilling: a flushed chain would let a new connection
+// through without its masquerade rule.
+func (e *engine) syncChain(c Chain, exists bool) (int, error) {
+	writes := 0
+	var cur [][]string
+	if exists {
+		var err error
+		if cur, err = e.b.rules(c.Table, c.Name); err != nil {
+			return 0, fmt.Errorf("list rules: %w", err)
+		}
+	} else {
+		if err := e.b.newChain(c.Table, c.Name); err != nil {
+			return 0, fmt.Errorf("create chain: %w", err)
+		}
+		writes++
+	}
+	for i, want := range c.Rules {
+		var err error
+		switch {
+		case i >= len(cur):
+			err = e.b.appendRule(c.Table, c.Name, want)
+		case !slices.Equal(cur[i], want):
+			err = e.b.replaceRule(c.Table, c.Name, i+1, want)
+		default:
+			continue
+		}
+		if err != nil {
+			return writes, fmt.Errorf("write rule %d: %w", i+1, err)
+		}
+		writes++
+	}
+	for pos := len(cur); pos > len(c.Rules); pos-- {
+		if err := e.b.deleteRuleAt(c.Table, c.Name, pos); err != nil {
+			return writes, fmt.Errorf("delete rule %d: %w", pos, err)
+		}
+		writes++
+	}
+	if c.JumpFrom == "" {
+		return writes, nil
+	}
+	n, err := e.syncJump(c.Table, c.JumpFrom, c.Name)
+	return writes + n, err
+}
+
+// syncJump leaves exactly one jump from the builtin chain to chain. A
+// missing jump is inserted first in the chain; one that exists stays
+// where it is, so that two agents that both want to be first do not move
+// their rules around on every sync (kube-proxy does the same).
+func (e *engine) syncJump(table, from, chain string) (int, error) {
+	rules, err := e.b.rules(table, from)
+	if err != nil {
+		return 0, fmt.Errorf("list %s: %w", from, err)
+	}
+	want := jumpArgs(chain)
+	found := false
+	var stale [][]string
+	for _, r := range rules {
+		switch {
+		case target(r) != chain:
+		case !found && slices.Equal(r, want):
+			found = true
+		default:
+			stale = append(stale, r)
+		}
+	}
+	writes := 0
+	if !found {
+		if err := e.b.insertRule(table, from, 1, want); err != nil {
+			return 0, fmt.Errorf("insert jump from %s: %w", from, err)
+		}
+		writes++
+	}
+	for _, r := range stale {
+		if err := e.b.deleteRule(table, from, r); err != nil {
+			return writes, fmt.Errorf("delete extra jump from %s: %w", from, err)
+		}
+		writes++
+	}
+	return writes, nil
+}
+
+func (e *engine) Delete() error {
+	var errs []error
+	for _, t := range ownedTables {
+		names, err := e.b.userChains(t)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list chains of table %s: %w", t, err))
+			continue
+		}
+		_, err = e.removeChains(t, slices.DeleteFunc(names, func(n string) bool { return !isOwned(n) }))
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// removeChains removes the jumps to the owned chains names from the
+// builtin chains, then the chains. All are flushed before any is deleted,
+// in case one owned chain jumps to another.
+func (e *engine) removeChains(table string, names []string) (int, error) {
+	if len(names) == 0 {
+		return 0, nil
+	}
+	writes := 0
+	for _, from := range builtinChains[table] {
+		rules, err := e.b.rules(table, from)
+		if err != nil {
+			return writes, fmt.Errorf("list %s in table %s: %w", from, table, err)
+		}
+		for _, r := range rules {
+			if slices.Contains(names, target(r)) {
+				if err := e.b.deleteRule(table, from, r); err != nil {
+					return writes, fmt.Errorf("delete jump to %s from %s in table %s: %w", target(r), from, table, err)
+				}
+				writes++
+			}
+		}
+	}
+	for _, n := range names {
+		if err := e.b.flushChain(table, n); err != nil {
+			return writes, fmt.Errorf("flush chain %s in table %s: %w", n, table, err)
+		}
+		writes++
+	}
+	for _, n := range names {
+		if err := e.b.deleteChain(table, n); err != nil {
+			return writes, fmt.Errorf("delete chain %s in table %s: %w", n, table, err)
+		}
+		writes++
+	}
+	return writes, nil
+}
+
+func (e *engine) Dump() (string, error) {
+	d := dumpState{}
+	for _, t := range ownedTables {
+		names, err := e.b.userChains(t)
+		if err != nil {
+			return "", fmt.Errorf("list chains of table %s: %w", t, err)
+		}
+		names = slices.DeleteFunc(names, func(n string) bool { return !isOwned(n) })
+		if len(names) == 0 {
+			continue // and so no jumps: iptables refuses a jump to a missing chain
+		}
+		for _, n := range names {
+			rules, err := e.b.rules(t, n)
+			if err != nil {
+				return "", fmt.Errorf("list chain %s in table %s: %w", n, t, err)
+			}
+			d.addChain(t, n, rules)
+		}
+		for _, from := range builtinChains[t] {
+			rules, err := e.b.rules(t, from)
+			if err != nil {
+				return "", fmt.Errorf("list %s in table %s: %w", from, t, err)
+			}
+			for _, r := range rules {
+				if slices.Contains(names, target(r)) {
+					d.addBuiltinRule(t, from, r)
+				}
+			}
+		}
+	}
+	return d.format(true), nil
+}

@@ -1,0 +1,145 @@
+package netif
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+)
+
+// Fake is an in-memory dummy link that answers like the kernel where
+// ipvs-proxy depends on it: adding to a missing link fails, deleting from a
+// missing link or deleting an absent address succeeds, and deleting the
+// link drops its addresses.
+type Fake struct {
+	mu     sync.Mutex
+	name   string
+	exists bool
+	addrs  map[netip.Prefix]bool
+	host   []HostAddress
+
+	// Writes counts, and Log names, every request the Linux implementation
+	// would send to the kernel as a write: AddAddress and DeleteAddress on an
+	// existing link always, EnsureLink and DeleteLink only when they change
+	// something (their first step is a read). A sync that finds nothing to do
+	// leaves both unchanged.
+	Writes int
+	Log    []string
+	// FailOn makes AddAddress and DeleteAddress of this address fail, to
+	// test that one failure does not stop the others.
+	FailOn map[netip.Addr]error
+}
+
+var _ Interface = &Fake{}
+
+// NewFake returns a fake whose link does not exist yet.
+func NewFake(linkName string) *Fake {
+	return &Fake{name: linkName, addrs: map[netip.Prefix]bool{}, FailOn: map[netip.Addr]error{}}
+}
+
+// SetHostAddresses sets what HostAddresses returns.
+func (f *Fake) SetHostAddresses(hs []HostAddress) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.host = slices.Clone(hs)
+}
+
+func (f *Fake) write(what string) {
+	f.Writes++
+	f.Log = append(f.Log, what)
+}
+
+func (f *Fake) EnsureLink() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.exists {
+		f.exists = true
+		f.write("create link " + f.name)
+	}
+	return nil
+}
+
+func (f *Fake) DeleteLink() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.exists {
+		f.exists = false
+		clear(f.addrs)
+		f.write("delete link " + f.name)
+	}
+	return nil
+}
+
+func (f *Fake) Addresses() ([]netip.Addr, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := []netip.Addr{}
+	for p := range f.addrs {
+		out = append(out, p.Addr())
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out, nil
+}
+
+func (f *Fake) AddAddress(a netip.Addr) error {
+	p, err := hostPrefix(a)
+	if err != nil {
+		return fmt.Errorf("add address %s to %s: %w", a, f.name, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.exists {
+		return fmt.Errorf("add address %s to %s: link not found", p, f.name)
+	}
+	f.write("add " + p.String())
+	if err := f.FailOn[p.Addr()]; err != nil {
+		return fmt.Errorf("add address %s to %s: %w", p, f.name, err)
+	}
+	f.addrs[p] = true
+	return nil
+}
+
+func (f *Fake) DeleteAddress(a netip.Addr) error {
+	p, err := hostPrefix(a)
+	if err != nil {
+		return fmt.Errorf("delete address %s from %s: %w", a, f.name, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.exists {
+		return nil
+	}
+	f.write("delete " + p.String())
+	if err := f.FailOn[p.Addr()]; err != nil {
+		return fmt.Errorf("delete address %s from %s: %w", p, f.name, err)
+	}
+	delete(f.addrs, p)
+	return nil
+}
+
+func (f *Fake) HostAddresses() ([]HostAddress, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	// Like the kernel read, the dummy's own addresses are never host addresses.
+	out := []HostAddress{}
+	for _, h := range f.host {
+		if h.Link != f.name {
+			out = append(out, h)
+		}
+	}
+	sortHostAddresses(out)
+	return out, nil
+}
+
+func (f *Fake) Dump() (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.exists {
+		return Format(f.name, nil, nil), nil
+	}
+	ps := make([]netip.Prefix, 0, len(f.addrs))
+	for p := range f.addrs {
+		ps = append(ps, p)
+	}
+	return Format(f.name, &LinkState{Type: "dummy"}, ps), nil
+}

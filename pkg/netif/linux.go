@@ -1,0 +1,237 @@
+//go:build linux
+
+package netif
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// dumpAttempts bounds the retries of a netlink dump that the kernel marked
+// interrupted (NLM_F_DUMP_INTR: the table changed while it was being read;
+// netlink v1.3+ then returns partial results with ErrDumpInterrupted).
+const dumpAttempts = 5
+
+type linux struct {
+	name string
+}
+
+// NewLinux returns the Interface for the dummy link linkName over netlink.
+func NewLinux(linkName string) Interface { return &linux{name: linkName} }
+
+// link returns the link, or nil without error when it does not exist.
+func (l *linux) link() (netlink.Link, error) {
+	link, err := netlink.LinkByName(l.name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("look up link %s: %w", l.name, err)
+	}
+	return link, nil
+}
+
+func (l *linux) EnsureLink() error {
+	link, err := l.link()
+	if err != nil {
+		return err
+	}
+	if link != nil {
+		// Another kind of link under our name is not ours to fill with VIPs.
+		if t := link.Type(); t != "dummy" {
+			return fmt.Errorf("link %s exists with type %s, not dummy", l.name, t)
+		}
+		return nil
+	}
+	err = netlink.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: l.name}})
+	if err != nil && !errors.Is(err, unix.EEXIST) { // EEXIST: created meanwhile
+		return fmt.Errorf("create dummy link %s: %w", l.name, err)
+	}
+	return nil
+}
+
+func (l *linux) DeleteLink() error {
+	link, err := l.link()
+	if err != nil || link == nil {
+		return err
+	}
+	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete link %s: %w", l.name, err)
+	}
+	return nil
+}
+
+// prefixes lists every address on the link, with the kernel's prefix length.
+func (l *linux) prefixes(link netlink.Link) ([]netip.Prefix, error) {
+	addrs, err := retryDump("list addresses of "+l.name, func() ([]netlink.Addr, error) {
+		return netlink.AddrList(link, netlink.FAMILY_ALL)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Prefix, 0, len(addrs))
+	for _, a := range addrs {
+		p, ok := toPrefix(a.IPNet)
+		if !ok {
+			return nil, fmt.Errorf("list addresses of %s: unreadable address %v", l.name, a.IPNet)
+		}
+		out = append(out, p)
+	}
+	return sortedPrefixes(out), nil
+}
+
+func (l *linux) Addresses() ([]netip.Addr, error) {
+	link, err := l.link()
+	if err != nil {
+		return nil, err
+	}
+	if link == nil {
+		return []netip.Addr{}, nil
+	}
+	ps, err := l.prefixes(link)
+	if err != nil {
+		return nil, err
+	}
+	out := []netip.Addr{}
+	for _, p := range ps {
+		if !p.Addr().Is6() || !p.Addr().IsLinkLocalUnicast() {
+			out = append(out, p.Addr())
+		}
+	}
+	return out, nil
+}
+
+func (l *linux) AddAddress(a netip.Addr) error {
+	p, err := hostPrefix(a)
+	if err != nil {
+		return fmt.Errorf("add address %s to %s: %w", a, l.name, err)
+	}
+	link, err := l.link()
+	if err != nil {
+		return fmt.Errorf("add address %s: %w", p, err)
+	}
+	if link == nil {
+		return fmt.Errorf("add address %s to %s: link not found", p, l.name)
+	}
+	addr := &netlink.Addr{IPNet: toIPNet(p)}
+	if p.Addr().Is6() {
+		// Without nodad the address stays tentative, unusable, while duplicate
+		// address detection runs: on a down link, that is forever.
+		addr.Flags = unix.IFA_F_NODAD
+	}
+	if err := netlink.AddrAdd(link, addr); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("add address %s to %s: %w", p, l.name, err)
+	}
+	return nil
+}
+
+func (l *linux) DeleteAddress(a netip.Addr) error {
+	p, err := hostPrefix(a)
+	if err != nil {
+		return fmt.Errorf("delete address %s from %s: %w", a, l.name, err)
+	}
+	link, err := l.link()
+	if err != nil {
+		return fmt.Errorf("delete address %s: %w", p, err)
+	}
+	if link == nil {
+		return nil
+	}
+	// The kernel answers EADDRNOTAVAIL for an address that is not there.
+	err = netlink.AddrDel(link, &netlink.Addr{IPNet: toIPNet(p)})
+	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+		return fmt.Errorf("delete address %s from %s: %w", p, l.name, err)
+	}
+	return nil
+}
+
+func (l *linux) HostAddresses() ([]HostAddress, error) {
+	links, err := retryDump("list links", netlink.LinkList)
+	if err != nil {
+		return nil, err
+	}
+	names := map[int]string{}
+	for _, link := range links {
+		names[link.Attrs().Index] = link.Attrs().Name
+	}
+	// One dump of all addresses rather than one per link.
+	addrs, err := retryDump("list addresses", func() ([]netlink.Addr, error) {
+		return netlink.AddrList(nil, netlink.FAMILY_ALL)
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := []HostAddress{}
+	for _, a := range addrs {
+		name, ok := names[a.LinkIndex]
+		if !ok || name == l.name { // !ok: the link came after the link dump
+			continue
+		}
+		if p, ok := toPrefix(a.IPNet); ok {
+			out = append(out, HostAddress{Link: name, Addr: p.Addr()})
+		}
+	}
+	sortHostAddresses(out)
+	return out, nil
+}
+
+func (l *linux) Dump() (string, error) {
+	link, err := l.link()
+	if err != nil {
+		return "", err
+	}
+	if link == nil {
+		return Format(l.name, nil, nil), nil
+	}
+	ps, err := l.prefixes(link)
+	if err != nil {
+		return "", err
+	}
+	state := &LinkState{Type: link.Type(), Up: link.Attrs().Flags&net.FlagUp != 0}
+	return Format(l.name, state, ps), nil
+}
+
+// retryDump runs a netlink dump again while the kernel reports it
+// interrupted, and never returns the partial result of an interrupted one.
+func retryDump[T any](what string, dump func() (T, error)) (T, error) {
+	var zero T
+	for range dumpAttempts {
+		v, err := dump()
+		if err == nil {
+			return v, nil
+		}
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return zero, fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	return zero, fmt.Errorf("%s: interrupted %d times in a row: %w", what, dumpAttempts, netlink.ErrDumpInterrupted)
+}
+
+func toIPNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+func toPrefix(n *net.IPNet) (netip.Prefix, bool) {
+	if n == nil {
+		return netip.Prefix{}, false
+	}
+	a, ok := netip.AddrFromSlice(n.IP)
+	if !ok {
+		return netip.Prefix{}, false
+	}
+	a = a.Unmap()
+	ones, bits := n.Mask.Size()
+	if bits == 128 && a.Is4() {
+		ones -= 96
+	}
+	if bits == 0 || ones < 0 {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(a, ones), true
+}

@@ -1,0 +1,104 @@
+//go:build linux
+
+package netif
+
+import (
+	"net/netip"
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// enterNewNetns moves the test's goroutine into a new, empty network
+// namespace, or skips the test. The thread stays locked and is thrown away
+// when the test ends, so the host's namespace is never touched. Everything
+// after it must run on this goroutine: no t.Run, no t.Parallel.
+func enterNewNetns(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace")
+	}
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		t.Skipf("cannot create a network namespace: %v", err)
+	}
+}
+
+// The same scenarios as the fake's, on the kernel: the dumps must match.
+func TestLinuxScenarios(t *testing.T) {
+	enterNewNetns(t)
+	probe := &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "probe0"}}
+	if err := netlink.LinkAdd(probe); err != nil {
+		t.Skipf("kernel cannot create dummy links: %v", err)
+	}
+	_ = netlink.LinkDel(probe)
+	l := NewLinux(testLink)
+	for _, sc := range scenarios {
+		got, err := sc.run(l)
+		if err != nil {
+			t.Errorf("%s: %v", sc.name, err)
+		} else if want, _ := sc.run(NewFake(testLink)); got != want || got != sc.wantDump {
+			t.Errorf("%s: kernel dump:\n%s\nfake dump:\n%s", sc.name, got, want)
+		}
+		if err := l.DeleteLink(); err != nil {
+			t.Fatalf("%s: clean up: %v", sc.name, err)
+		}
+	}
+}
+
+// Address handling on the loopback link, which every kernel has, so this
+// part runs even where dummy links cannot be made.
+func TestLinuxAddressesOnLoopback(t *testing.T) {
+	enterNewNetns(t)
+	l := NewLinux("lo")
+	if err := l.EnsureLink(); err == nil || err.Error() != "link lo exists with type device, not dummy" {
+		t.Errorf("EnsureLink on lo: %v, want a refusal", err)
+	}
+	for _, a := range []string{"fd00:10:96::1", "10.96.0.1", "10.96.0.1", "10.96.0.2", "fd00:10:96::1"} {
+		if err := l.AddAddress(netip.MustParseAddr(a)); err != nil {
+			t.Errorf("add %s: %v", a, err)
+		}
+	}
+	for _, a := range []string{"10.96.0.2", "10.96.0.2", "fd00:10:96::2"} {
+		if err := l.DeleteAddress(netip.MustParseAddr(a)); err != nil {
+			t.Errorf("delete %s: %v", a, err)
+		}
+	}
+	got, err := l.Dump()
+	want := "link lo device down\naddr 10.96.0.1/32\naddr fd00:10:96::1/128\n"
+	if err != nil || got != want {
+		t.Errorf("dump: %v\n%s\nwant:\n%s", err, got, want)
+	}
+	// nodad: otherwise the address would stay tentative on a down link.
+	link, _ := netlink.LinkByName("lo")
+	v6, err := netlink.AddrList(link, netlink.FAMILY_V6)
+	if err != nil || len(v6) != 1 || v6[0].Flags&unix.IFA_F_NODAD == 0 || v6[0].Flags&unix.IFA_F_TENTATIVE != 0 {
+		t.Errorf("IPv6 addresses %v (err %v), want one with nodad and not tentative", v6, err)
+	}
+
+	hosts, err := NewLinux(testLink).HostAddresses()
+	wantHosts := []HostAddress{{"lo", netip.MustParseAddr("10.96.0.1")}, {"lo", netip.MustParseAddr("fd00:10:96::1")}}
+	if err != nil || len(hosts) != 2 || hosts[0] != wantHosts[0] || hosts[1] != wantHosts[1] {
+		t.Errorf("host addresses %v (err %v), want %v", hosts, err, wantHosts)
+	}
+	if hosts, err := l.HostAddresses(); err != nil || len(hosts) != 0 {
+		t.Errorf("host addresses seen from lo itself: %v (err %v), want none", hosts, err)
+	}
+
+	absent := NewLinux(testLink)
+	if got, err := absent.Dump(); err != nil || got != "link kube-ipvs0 absent\n" {
+		t.Errorf("dump of a missing link: %q, %v", got, err)
+	}
+	if addrs, err := absent.Addresses(); err != nil || addrs == nil || len(addrs) != 0 {
+		t.Errorf("addresses of a missing link: %v, %v; want empty", addrs, err)
+	}
+	if err := absent.DeleteAddress(netip.MustParseAddr("10.96.0.1")); err != nil {
+		t.Errorf("delete from a missing link: %v", err)
+	}
+	if err := absent.DeleteLink(); err != nil {
+		t.Errorf("delete a missing link: %v", err)
+	}
+}

@@ -1,0 +1,113 @@
+// Package watch turns informer events into the names of the Services whose
+// desired state may have changed, and reads a Service with its
+// EndpointSlices back from the informers' caches. Handlers only record; the
+// sync loop does the work, so a burst of events costs one sync.
+package watch
+
+import (
+	"sort"
+	"sync"
+
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Changes is the set of Services changed since the last Take.
+type Changes struct {
+	mu        sync.Mutex
+	dirty     map[types.NamespacedName]bool
+	services  int
+	endpoints int
+	// notify is called after each recorded change, outside the lock: it
+	// kicks the sync loop and tells the health check an update is queued.
+	notify func(serviceChange bool)
+}
+
+func NewChanges(notify func(serviceChange bool)) *Changes {
+	return &Changes{dirty: map[types.NamespacedName]bool{}, notify: notify}
+}
+
+// Take returns the changed Services, sorted, and forgets them.
+func (c *Changes) Take() []types.NamespacedName {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]types.NamespacedName, 0, len(c.dirty))
+	for n := range c.dirty {
+		out = append(out, n)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	c.dirty = map[types.NamespacedName]bool{}
+	c.services, c.endpoints = 0, 0
+	return out
+}
+
+// Pending is the number of Service and EndpointSlice events waiting.
+func (c *Changes) Pending() (services, endpoints int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.services, c.endpoints
+}
+
+// Mark records a change to one Service, e.g. to retry it after a failure.
+func (c *Changes) Mark(n types.NamespacedName) { c.mark(n, true) }
+
+func (c *Changes) mark(n types.NamespacedName, service bool) {
+	c.mu.Lock()
+	c.dirty[n] = true
+	if service {
+		c.services++
+	} else {
+		c.endpoints++
+	}
+	c.mu.Unlock()
+	if c.notify != nil {
+		c.notify(service)
+	}
+}
+
+// ServiceHandler records the Service itself.
+func (c *Changes) ServiceHandler() cache.ResourceEventHandler {
+	return c.handler(func(obj any) (types.NamespacedName, bool) {
+		s, ok := obj.(*v1.Service)
+		if !ok {
+			return types.NamespacedName{}, false
+		}
+		return types.NamespacedName{Namespace: s.Namespace, Name: s.Name}, true
+	}, true)
+}
+
+// SliceHandler records the Service a slice belongs to, by its
+// kubernetes.io/service-name label; a slice without it serves no Service.
+func (c *Changes) SliceHandler() cache.ResourceEventHandler {
+	return c.handler(func(obj any) (types.NamespacedName, bool) {
+		s, ok := obj.(*discovery.EndpointSlice)
+		if !ok {
+			return types.NamespacedName{}, false
+		}
+		svc := s.Labels[discovery.LabelServiceName]
+		return types.NamespacedName{Namespace: s.Namespace, Name: svc}, svc != ""
+	}, false)
+}
+
+func (c *Changes) handler(nameOf func(any) (types.NamespacedName, bool), service bool) cache.ResourceEventHandler {
+	record := func(obj any) {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = d.Obj
+		}
+		if n, ok := nameOf(obj); ok {
+			c.mark(n, service)
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { record(obj) },
+		UpdateFunc: func(old, obj any) {
+			// A slice can move between Services only by relabelling:
+			// both the old and the new owner changed.
+			record(old)
+			record(obj)
+		},
+		DeleteFunc: record,
+	}
+}
