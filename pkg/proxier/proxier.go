@@ -41,6 +41,8 @@ type Proxier struct {
 
 // Result is what one sync did.
 type Result struct {
+	// Aborted is set when the kernel could not be read: nothing was written.
+	Aborted  bool
 	Counts   reconcile.Counts
 	Errors   []error
 	Problems map[types.NamespacedName][]string
@@ -67,22 +69,22 @@ func (p *Proxier) owns(k ipvs.ServiceKey) bool {
 func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	res := Result{Problems: map[types.NamespacedName][]string{}}
 	if err := p.link.EnsureLink(); err != nil {
-		res.Errors = append(res.Errors, err)
+		res.Errors, res.Aborted = append(res.Errors, err), true
 		return res
 	}
 	hostAddrs, err := p.link.HostAddresses()
 	if err != nil {
-		res.Errors = append(res.Errors, err)
+		res.Errors, res.Aborted = append(res.Errors, err), true
 		return res
 	}
 	addrs, err := p.link.Addresses()
 	if err != nil {
-		res.Errors = append(res.Errors, err)
+		res.Errors, res.Aborted = append(res.Errors, err), true
 		return res
 	}
 	kernel, err := p.ipvs.List()
 	if err != nil {
-		res.Errors = append(res.Errors, err)
+		res.Errors, res.Aborted = append(res.Errors, err), true
 		return res
 	}
 	p.opts.NodeIPs = p.opts.NodeIPs[:0]

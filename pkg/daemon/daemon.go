@@ -1,0 +1,155 @@
+// Package daemon is `ipvs-proxy run`: informers feed watch.Changes, a
+// bounded-frequency runner coalesces them, and each run hands the changed
+// Services to the proxier (or every Service, at start and on the periodic
+// resync), then reports to health, metrics, logs and Events.
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/proxier"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/reconcile"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/runner"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/watch"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+)
+
+// Health is what the daemon tells the /healthz server.
+type Health interface {
+	QueuedUpdate()
+	Updated()
+	SetNodeEligible(ok bool, reason string)
+}
+
+// Metrics is what the daemon records.
+type Metrics interface {
+	ObserveSync(d time.Duration, full bool, counts reconcile.Counts, errors int)
+	ObserveNetworkProgramming(d time.Duration)
+	ServiceChanged()
+	EndpointsChanged()
+	SetPending(services, endpoints int)
+	ServiceSkipped(reason string)
+}
+
+// RuleSync is one address family's iptables rules.
+type RuleSync struct {
+	IPTables iptables.Interface
+	Rules    iptables.RuleSet
+}
+
+// Config holds everything Run needs; main builds the Linux parts, tests
+// build fakes.
+type Config struct {
+	Client        kubernetes.Interface
+	NodeName      string
+	Proxier       *proxier.Proxier
+	Rules         []RuleSync
+	SyncPeriod    time.Duration
+	MinSyncPeriod time.Duration
+	Health        Health
+	Metrics       Metrics
+	Recorder      record.EventRecorder
+	Clock         clock.WithTicker
+}
+
+type daemon struct {
+	Config
+	src      *watch.Source
+	changes  *watch.Changes
+	lastFull time.Time
+	needFull bool
+	// reported is the last set of problems logged for each Service, so a
+	// broken Service is reported when it changes, not on every resync.
+	reported map[types.NamespacedName]string
+}
+
+// Run watches until ctx ends. It programs nothing before every informer
+// has synced, so a restart never writes a partial state. On return the
+// kernel is left as it is: a restarting proxy must not drop traffic.
+func Run(ctx context.Context, cfg Config) error {
+	d := &daemon{Config: cfg, needFull: true, reported: map[types.NamespacedName]string{}}
+	var r *runner.Runner
+	d.changes = watch.NewChanges(func(service bool) {
+		if service {
+			d.Metrics.ServiceChanged()
+		} else {
+			d.Metrics.EndpointsChanged()
+		}
+		d.Health.QueuedUpdate()
+		r.Kick()
+	})
+	r = runner.New("sync", d.sync, cfg.MinSyncPeriod, cfg.SyncPeriod, cfg.Clock)
+
+	factory := informers.NewSharedInformerFactory(cfg.Client, 0)
+	src, err := watch.NewSource(factory, d.changes)
+	if err != nil {
+		return err
+	}
+	d.src = src
+	nodeFactory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", cfg.NodeName).String()
+	}))
+	nodeInf := nodeFactory.Core().V1().Nodes().Informer()
+	if _, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { d.nodeChanged(obj) },
+		UpdateFunc: func(_, obj any) { d.nodeChanged(obj) },
+	}); err != nil {
+		return fmt.Errorf("watch Node %s: %w", cfg.NodeName, err)
+	}
+	factory.Start(ctx.Done())
+	nodeFactory.Start(ctx.Done())
+	klog.InfoS("Waiting for informer caches to sync")
+	if !cache.WaitForCacheSync(ctx.Done(), append(src.Synced(), nodeInf.HasSynced)...) {
+		return fmt.Errorf("informer caches did not sync before shutdown")
+	}
+	klog.InfoS("Informer caches synced; starting the sync loop", "syncPeriod", cfg.SyncPeriod, "minSyncPeriod", cfg.MinSyncPeriod)
+	// As kube-proxy does: the loop counts as started, and the first sync is
+	// queued, so a first sync that never finishes turns /healthz to 503.
+	d.Health.Updated()
+	d.Health.QueuedUpdate()
+	r.Kick()
+	r.Run(ctx)
+	factory.Shutdown()
+	nodeFactory.Shutdown()
+	klog.InfoS("Stopped; the kernel state is left programmed")
+	return nil
+}
+
+// nodeChanged tracks whether this node should still receive traffic from
+// load balancers: not while it is being deleted or drained by the cluster
+// autoscaler (kube-proxy's /healthz does the same).
+func (d *daemon) nodeChanged(obj any) {
+	node, ok := obj.(*v1.Node)
+	if !ok {
+		return
+	}
+	switch {
+	case node.DeletionTimestamp != nil:
+		d.Health.SetNodeEligible(false, "node is being deleted")
+	case hasTaint(node, "ToBeDeletedByClusterAutoscaler"):
+		d.Health.SetNodeEligible(false, "node is tainted ToBeDeletedByClusterAutoscaler")
+	default:
+		d.Health.SetNodeEligible(true, "")
+	}
+}
+
+func hasTaint(n *v1.Node, key string) bool {
+	for _, t := range n.Spec.Taints {
+		if t.Key == key {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,150 @@
+package daemon
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/proxier"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/reconcile"
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+)
+
+type nopMetrics struct{}
+
+func (nopMetrics) ObserveSync(time.Duration, bool, reconcile.Counts, int) {}
+func (nopMetrics) ObserveNetworkProgramming(time.Duration)                {}
+func (nopMetrics) ServiceChanged()                                        {}
+func (nopMetrics) EndpointsChanged()                                      {}
+func (nopMetrics) SetPending(int, int)                                    {}
+func (nopMetrics) ServiceSkipped(string)                                  {}
+
+type health struct {
+	mu       sync.Mutex
+	updated  int
+	eligible bool
+}
+
+func (h *health) QueuedUpdate() {}
+func (h *health) Updated()      { h.mu.Lock(); h.updated++; h.mu.Unlock() }
+func (h *health) SetNodeEligible(ok bool, _ string) {
+	h.mu.Lock()
+	h.eligible = ok
+	h.mu.Unlock()
+}
+
+func TestRunProgramsTheKernelFromInformers(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := fake.NewClientset(
+		&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}},
+		service("web", "10.96.0.10"),
+		endpointSlice("web", "10.244.1.2"),
+	)
+	kipvs, link := ipvs.NewFake(), netif.NewFake("kube-ipvs0")
+	link.SetHostAddresses([]netif.HostAddress{{Link: "eth0", Addr: netip.MustParseAddr("192.168.1.10")}})
+	owned, _ := proxier.LoadOwned("")
+	recorder := record.NewFakeRecorder(10)
+	h := &health{}
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Client: client, NodeName: "node-a",
+			Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, kipvs, link, owned),
+			SyncPeriod: time.Minute, MinSyncPeriod: 10 * time.Millisecond,
+			Health: h, Metrics: nopMetrics{}, Recorder: recorder, Clock: clock.RealClock{},
+		})
+	}()
+	const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
+	waitFor(t, kipvs, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n")
+
+	// One more endpoint arrives through the API.
+	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, endpointSlice("web", "10.244.1.2", "10.244.1.3"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, kipvs, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n  -> 10.244.1.3:8080              Masq    1\n")
+
+	// A Service with a bad endpoint is programmed without it, with an Event.
+	if _, err := client.CoreV1().Services("ns").Create(ctx, service("bad", "10.96.0.11"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.DiscoveryV1().EndpointSlices("ns").Create(ctx, endpointSlice("bad", "10.244.1.9", "not-an-ip"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, kipvs, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n  -> 10.244.1.3:8080              Masq    1\n"+
+		"TCP  10.96.0.11:80 rr\n  -> 10.244.1.9:8080              Masq    1\n")
+	select {
+	case ev := <-recorder.Events:
+		if want := `Warning IPVSProxySkipped EndpointSlice ns/bad-1: endpoint address "not-an-ip" is not a valid IPv4 address; skipped`; ev != want {
+			t.Errorf("event = %q, want %q", ev, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no Event for the bad Service")
+	}
+
+	// Deleting the Service removes its virtual server and VIP.
+	if err := client.CoreV1().Services("ns").Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, kipvs, header+"TCP  10.96.0.11:80 rr\n  -> 10.244.1.9:8080              Masq    1\n")
+	if got, _ := link.Dump(); got != "link kube-ipvs0 dummy down\naddr 10.96.0.11/32\n" {
+		t.Errorf("link dump:\n%s", got)
+	}
+	h.mu.Lock()
+	if !h.eligible || h.updated == 0 {
+		t.Errorf("health: eligible=%v updated=%d, want eligible and updated", h.eligible, h.updated)
+	}
+	h.mu.Unlock()
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, k *ipvs.Fake, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := k.Dump()
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kernel never reached the wanted state (-want +got):\n%s", cmp.Diff(want, got))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func service(name, ip string) *v1.Service {
+	return &v1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name},
+		Spec: v1.ServiceSpec{Type: v1.ServiceTypeClusterIP, ClusterIP: ip, ClusterIPs: []string{ip},
+			Ports: []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolTCP, Port: 80}}},
+	}
+}
+
+func endpointSlice(svc string, addrs ...string) *discovery.EndpointSlice {
+	s := &discovery.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "ns", Name: svc + "-1", Labels: map[string]string{discovery.LabelServiceName: svc}},
+		AddressType: discovery.AddressTypeIPv4,
+		Ports:       []discovery.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(v1.ProtocolTCP), Port: ptr.To[int32](8080)}},
+	}
+	for _, a := range addrs {
+		s.Endpoints = append(s.Endpoints, discovery.Endpoint{Addresses: []string{a}})
+	}
+	return s
+}
+

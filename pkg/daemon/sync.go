@@ -1,0 +1,108 @@
+package daemon
+
+import (
+	"strings"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/proxier"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/watch"
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+)
+
+// EventReason is the reason of the Events ipvs-proxy puts on a Service
+// whose input it had to skip in part.
+const EventReason = "IPVSProxySkipped"
+
+// sync runs on the runner's goroutine only.
+func (d *daemon) sync() {
+	start := d.Clock.Now()
+	names := d.changes.Take()
+	full := d.needFull || start.Sub(d.lastFull) >= d.SyncPeriod
+	var res proxier.Result
+	inputs := map[types.NamespacedName]*model.ServiceInput{}
+	if full {
+		all, err := d.src.All()
+		if err != nil {
+			klog.ErrorS(err, "Cannot read Services from the cache")
+			d.needFull = true
+			return
+		}
+		for i := range all {
+			inputs[types.NamespacedName{Namespace: all[i].Service.Namespace, Name: all[i].Service.Name}] = &all[i]
+		}
+		res = d.Proxier.SyncAll(all)
+		for _, rs := range d.Rules {
+			if _, err := rs.IPTables.Sync(rs.Rules); err != nil {
+				res.Errors = append(res.Errors, err)
+			}
+		}
+	} else {
+		for _, n := range names {
+			in, err := d.src.Input(n)
+			if err != nil {
+				klog.ErrorS(err, "Cannot read Service from the cache", "service", n)
+				d.changes.Mark(n)
+				continue
+			}
+			inputs[n] = in
+		}
+		res = d.Proxier.SyncServices(inputs)
+	}
+	elapsed := d.Clock.Since(start)
+	for _, err := range res.Errors {
+		klog.ErrorS(err, "Kernel write failed; retrying on the next sync")
+	}
+	// A failed write leaves the kernel in a state we no longer know: the
+	// next sync lists it whole.
+	d.needFull = len(res.Errors) > 0
+	if full && !res.Aborted {
+		d.lastFull = start
+	}
+	d.report(inputs, res, full)
+	d.Metrics.ObserveSync(elapsed, full, res.Counts, len(res.Errors))
+	pendingSvc, pendingEp := d.changes.Pending()
+	d.Metrics.SetPending(pendingSvc, pendingEp)
+	if !res.Aborted {
+		d.Health.Updated()
+	}
+	now := d.Clock.Now()
+	for _, n := range names {
+		if in := inputs[n]; in != nil {
+			if t, ok := watch.TriggerTime(in); ok {
+				d.Metrics.ObserveNetworkProgramming(now.Sub(t))
+			}
+		}
+	}
+	klog.V(2).InfoS("Synced", "full", full, "services", len(inputs), "writes", res.Counts.Writes(), "errors", len(res.Errors), "took", elapsed)
+}
+
+// report logs and records an Event for each Service whose problems changed
+// since they were last reported.
+func (d *daemon) report(inputs map[types.NamespacedName]*model.ServiceInput, res proxier.Result, full bool) {
+	for n, in := range inputs {
+		problems := strings.Join(res.Problems[n], "; ")
+		if problems == d.reported[n] {
+			continue
+		}
+		if problems == "" {
+			delete(d.reported, n)
+			continue
+		}
+		d.reported[n] = problems
+		klog.InfoS("Service input skipped in part", "service", n, "problems", problems)
+		d.Metrics.ServiceSkipped("invalid-input")
+		if in != nil && d.Recorder != nil {
+			d.Recorder.Event(in.Service, v1.EventTypeWarning, EventReason, problems)
+		}
+	}
+	if full {
+		// A Service missing from a full sync is gone.
+		for n := range d.reported {
+			if _, ok := inputs[n]; !ok {
+				delete(d.reported, n)
+			}
+		}
+	}
+}

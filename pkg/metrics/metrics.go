@@ -1,0 +1,274 @@
+// Package metrics owns ipvs-proxy's Prometheus metrics. Where kube-proxy has
+// a metric for the same thing, it has kube-proxy's name, type and buckets
+// (kube-proxy v1.37, pkg/proxy/metrics/metrics.go), so dashboards and alerts
+// written for kube-proxy keep working; what kube-proxy has no name for is
+// prefixed ipvs_proxy_.
+//
+// One difference: kube-proxy labels most of these by ip_family, one proxier
+// per family. Here one sync covers both families, so there is no such label;
+// queries that sum over it, as dashboards usually do, read the same.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/reconcile"
+)
+
+// Metrics is a private registry and the metrics in it; a private registry
+// keeps what client libraries register globally out of /metrics, and lets
+// tests make as many as they like.
+type Metrics struct {
+	reg *prometheus.Registry
+	now func() time.Time // time.Now; tests fix it
+
+	syncDuration        prometheus.Histogram
+	syncFullDuration    prometheus.Histogram
+	syncPartialDuration prometheus.Histogram
+	lastSync            prometheus.Gauge
+	lastQueued          prometheus.Gauge
+	programming         prometheus.Histogram
+	serviceChanges      prometheus.Counter
+	endpointChanges     prometheus.Counter
+	servicesPending     prometheus.Gauge
+	endpointsPending    prometheus.Gauge
+	healthz             *prometheus.CounterVec
+	livez               *prometheus.CounterVec
+
+	kernelOps  *prometheus.CounterVec
+	syncErrors prometheus.Counter
+	skipped    *prometheus.CounterVec
+}
+
+// syncBuckets are kube-proxy's for every sync duration: 1ms to about 16s.
+var syncBuckets = prometheus.ExponentialBuckets(0.001, 2, 15)
+
+// programmingBuckets are kube-proxy's for network programming latency:
+// 0.25s, 0.5s, then every second to 59s, every 5s to 115s, every 30s to 5min.
+var programmingBuckets = concat(
+	prometheus.LinearBuckets(0.25, 0.25, 2),
+	prometheus.LinearBuckets(1, 1, 59),
+	prometheus.LinearBuckets(60, 5, 12),
+	prometheus.LinearBuckets(120, 30, 7),
+)
+
+func concat(lists ...[]float64) []float64 {
+	var all []float64
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	return all
+}
+
+// New makes the metrics and registers them, with the Go runtime's and the
+// process's own metrics, which kube-proxy's dashboards also chart (CPU,
+// memory, goroutines).
+func New() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		now: time.Now,
+
+		syncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kubeproxy_sync_proxy_rules_duration_seconds",
+			Help:    "SyncProxyRules latency in seconds",
+			Buckets: syncBuckets,
+		}),
+		syncFullDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kubeproxy_sync_full_proxy_rules_duration_seconds",
+			Help:    "SyncProxyRules latency in seconds for full resyncs",
+			Buckets: syncBuckets,
+		}),
+		syncPartialDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kubeproxy_sync_partial_proxy_rules_duration_seconds",
+			Help:    "SyncProxyRules latency in seconds for partial resyncs",
+			Buckets: syncBuckets,
+		}),
+		lastSync: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+			Help: "The last time proxy rules were successfully synced",
+		}),
+		lastQueued: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
+			Help: "The last time a sync of proxy rules was queued",
+		}),
+		programming: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "kubeproxy_network_programming_duration_seconds",
+			Help:    "In Cluster Network Programming Latency in seconds",
+			Buckets: programmingBuckets,
+		}),
+		serviceChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kubeproxy_sync_proxy_rules_service_changes_total",
+			Help: "Cumulative proxy rules Service changes",
+		}),
+		endpointChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kubeproxy_sync_proxy_rules_endpoint_changes_total",
+			Help: "Cumulative proxy rules Endpoint changes",
+		}),
+		servicesPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kubeproxy_sync_proxy_rules_service_changes_pending",
+			Help: "Pending proxy rules Service changes",
+		}),
+		endpointsPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "kubeproxy_sync_proxy_rules_endpoint_changes_pending",
+			Help: "Pending proxy rules Endpoint changes",
+		}),
+		healthz: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kubeproxy_proxy_healthz_total",
+			Help: "Cumulative proxy healthz HTTP status",
+		}, []string{"code"}),
+		livez: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kubeproxy_proxy_livez_total",
+			Help: "Cumulative proxy livez HTTP status",
+		}, []string{"code"}),
+
+		kernelOps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ipvs_proxy_kernel_operations_total",
+			Help: "Writes to the kernel that syncs made, by operation and object",
+		}, []string{"op", "object"}),
+		syncErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ipvs_proxy_sync_errors_total",
+			Help: "Kernel writes or reads that failed during syncs; the next sync retries them",
+		}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ipvs_proxy_services_skipped_total",
+			Help: "Service ports left out of the IPVS table, by reason",
+		}, []string{"reason"}),
+	}
+	m.reg.MustRegister(
+		m.syncDuration, m.syncFullDuration, m.syncPartialDuration,
+		m.lastSync, m.lastQueued, m.programming,
+		m.serviceChanges, m.endpointChanges, m.servicesPending, m.endpointsPending,
+		m.healthz, m.livez,
+		m.kernelOps, m.syncErrors, m.skipped,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	// Every operation exists from the start at 0, so rate() over a
+	// counter's first increase is right and a panel is never empty.
+	for _, w := range writes(reconcile.Counts{}) {
+		m.kernelOps.WithLabelValues(w.op, w.object)
+	}
+	return m
+}
+
+// Handler serves the registry in Prometheus' text format, for /metrics.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// write is one label pair of ipvs_proxy_kernel_operations_total and how
+// many such writes a sync made.
+type write struct {
+	op, object string
+	n          int
+}
+
+// writes lists every kind of write a sync can make; there is no "update
+// address".
+func writes(c reconcile.Counts) []write {
+	return []write{
+		{"add", "address", c.AddressesAdded},
+		{"delete", "address", c.AddressesDeleted},
+		{"add", "service", c.ServicesAdded},
+		{"update", "service", c.ServicesUpdated},
+		{"delete", "service", c.ServicesDeleted},
+		{"add", "destination", c.DestinationsAdded},
+		{"update", "destination", c.DestinationsUpdated},
+		{"delete", "destination", c.DestinationsDeleted},
+	}
+}
+
+// ObserveSync records one sync: how long it took, whether it was a full
+// resync, the kernel writes it made and how many reads or writes failed.
+// The last-sync timestamp moves only when nothing failed, which is what
+// "successfully synced" means for an alert on it: a Service that keeps
+// failing shows as a stale timestamp beside a rising error count.
+func (m *Metrics) ObserveSync(d time.Duration, full bool, counts reconcile.Counts, errors int) {
+	s := d.Seconds()
+	m.syncDuration.Observe(s)
+	if full {
+		m.syncFullDuration.Observe(s)
+	} else {
+		m.syncPartialDuration.Observe(s)
+	}
+	for _, w := range writes(counts) {
+		if w.n > 0 {
+			m.kernelOps.WithLabelValues(w.op, w.object).Add(float64(w.n))
+		}
+	}
+	if errors > 0 {
+		m.syncErrors.Add(float64(errors))
+		return
+	}
+	m.lastSync.Set(unixSeconds(m.now()))
+}
+
+// ObserveNetworkProgramming records the time from a change to Pods or
+// Services (as the EndpointSlice controller stamped it) to the sync that
+// programmed it. A negative time is clock skew between the control plane
+// and this node, not a latency, and is dropped.
+func (m *Metrics) ObserveNetworkProgramming(d time.Duration) {
+	if d < 0 {
+		return
+	}
+	m.programming.Observe(d.Seconds())
+}
+
+// ServiceChanged counts one Service event that changed what the proxy
+// programs.
+func (m *Metrics) ServiceChanged() { m.serviceChanges.Inc() }
+
+// EndpointsChanged counts one EndpointSlice event that changed what the
+// proxy programs.
+func (m *Metrics) EndpointsChanged() { m.endpointChanges.Inc() }
+
+// SetPending sets how many Services and EndpointSlice-backed Services have
+// changes waiting for a sync.
+func (m *Metrics) SetPending(services, endpoints int) {
+	m.servicesPending.Set(float64(services))
+	m.endpointsPending.Set(float64(endpoints))
+}
+
+// ServiceSkipped counts a Service port left out of the IPVS table. reason
+// must come from a fixed set of constants: each value is a time series.
+func (m *Metrics) ServiceSkipped(reason string) {
+	m.skipped.WithLabelValues(reason).Inc()
+}
+
+// SetLastQueuedTimestamp records when a sync was last asked for; far ahead
+// of the last sync's timestamp, it means the sync loop is stuck.
+func (m *Metrics) SetLastQueuedTimestamp(t time.Time) {
+	m.lastQueued.Set(unixSeconds(t))
+}
+
+// ProbeServed counts an answer of the health server, under kube-proxy's
+// names; it fits healthz.Server.OnServe.
+func (m *Metrics) ProbeServed(path string, code int) {
+	switch path {
+	case "/healthz":
+		m.healthz.WithLabelValues(codeLabel(code)).Inc()
+	case "/livez":
+		m.livez.WithLabelValues(codeLabel(code)).Inc()
+	}
+}
+
+func codeLabel(code int) string {
+	switch code {
+	case http.StatusOK:
+		return "200"
+	case http.StatusServiceUnavailable:
+		return "503"
+	}
+	return "other"
+}
+
+// unixSeconds is t as Gauge.SetToCurrentTime stores the present, but
+// summed from whole seconds so that 0.25s reads 0.25 and not 0.2499998.
+func unixSeconds(t time.Time) float64 {
+	return float64(t.Unix()) + float64(t.Nanosecond())/1e9
+}

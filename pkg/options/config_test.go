@@ -1,0 +1,202 @@
+package options
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/kube-proxy/config/v1alpha1"
+)
+
+const kubeadmConfig = "testdata/kubeadm-config.yaml"
+
+func TestKubeadmConfig(t *testing.T) {
+	o, stage, err := parse("--config=" + kubeadmConfig)
+	if err != nil {
+		t.Fatalf("%s: %v", stage, err)
+	}
+	want := defaultsDump(t,
+		"ConfigFile = "+kubeadmConfig,
+		"Kubeconfig = /var/lib/kube-proxy/kubeconfig.conf",
+		"SyncPeriod = 1m0s",
+		"StrictARP = true",
+		"ExcludeCIDRs = [10.103.0.0/24]",
+		"TCPTimeout = 15m0s",
+		"ClusterCIDRs = [10.244.0.0/16,fd00:10:244::/56]",
+		"MetricsBindAddress = 0.0.0.0:10249",
+	)
+	diff(t, "options from "+kubeadmConfig, want, dump(o))
+}
+
+func TestIPv6BindAddress(t *testing.T) {
+	file := writeConfig(t, "\nbindAddress: \"::\"\nmetricsBindAddress: \"[fd00::1]:9999\"\n")
+	o, stage, err := parse("--config=" + file)
+	if err != nil {
+		t.Fatalf("%s: %v", stage, err)
+	}
+	diff(t, "options", defaultsDump(t,
+		"ConfigFile = "+file,
+		"HealthzBindAddress = [::]:10256",
+		"MetricsBindAddress = [fd00::1]:9999",
+	), dump(o))
+}
+
+func TestFlagsOverrideFile(t *testing.T) {
+	file := writeConfig(t, `
+ipvs:
+  scheduler: lc
+  strictARP: true
+  syncPeriod: 1m
+  minSyncPeriod: 5s
+  excludeCIDRs: [10.103.0.0/24]
+clusterCIDR: 10.244.0.0/16
+hostnameOverride: from-file
+iptables:
+  masqueradeAll: true
+`)
+	o, stage, err := parse("--config="+file,
+		"--ipvs-scheduler=sh",                 // kube-proxy name
+		"--sync-period=2m",                    // alias
+		"--ipvs-strict-arp=false",             // explicit default still wins
+		"--ipvs-exclude-cidrs=192.168.0.0/16", // list replaces, not appends
+		"--state-file=/tmp/owned")             // not in the file at all
+	if err != nil {
+		t.Fatalf("%s: %v", stage, err)
+	}
+	want := defaultsDump(t,
+		"ConfigFile = "+file,
+		"HostnameOverride = from-file",
+		"Scheduler = sh",
+		"SyncPeriod = 2m0s",
+		"MinSyncPeriod = 5s",
+		"ExcludeCIDRs = [192.168.0.0/16]",
+		"ClusterCIDRs = [10.244.0.0/16]",
+		"MasqueradeAll = true",
+		"StateFile = /tmp/owned",
+	)
+	diff(t, "options", want, dump(o))
+}
+
+func TestBadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		name, body string
+		args       []string
+		stage      string
+		want       string // %s is the file's path
+	}{
+		{"unknown fields are named", `
+ipvs:
+  schedular: lc
+mode: ipvs
+proxyMode: ipvs
+`, nil, "complete",
+			`config file %s: unknown field "ipvs.schedular", unknown field "proxyMode"`},
+		{"duplicate field", `
+mode: ipvs
+mode: iptables
+`, nil, "complete",
+			`config file %s: yaml: unmarshal errors:
+  line 4: key "mode" already set in map`},
+		{"not a KubeProxyConfiguration", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n", nil, "complete",
+			`config file %s: apiVersion "kubelet.config.k8s.io/v1beta1", kind "KubeletConfiguration": want apiVersion "kubeproxy.config.k8s.io/v1alpha1", kind "KubeProxyConfiguration"`},
+		{"bad values name the file field", `
+ipvs:
+  scheduler: fast
+  minSyncPeriod: 2m
+  excludeCIDRs: [10.0.0.0/33, 10.1.0.0/16]
+  tcpTimeout: -1s
+nodePortAddresses: [primary]
+clusterCIDR: 10.244.0.0/16,nope
+healthzBindAddress: "[::1]"
+hostnameOverride: Bad_Name
+`, nil, "validate",
+			`invalid hostnameOverride "Bad_Name" in %[1]s: not a valid Node name: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')
+invalid ipvs.scheduler "fast" in %[1]s: unknown IPVS scheduler "fast" (want one of rr, lc, sh, wrr, mh)
+invalid ipvs.minSyncPeriod "2m0s" in %[1]s: must not be greater than --ipvs-sync-period (30s)
+invalid ipvs.tcpTimeout "-1s" in %[1]s: must not be negative (0 leaves the kernel's value)
+invalid ipvs.excludeCIDRs "10.0.0.0/33" in %[1]s: not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)
+invalid nodePortAddresses "primary" in %[1]s: kube-proxy's "primary" keyword is not supported: ipvs-proxy does not read the Node's addresses; list the node's IPs as CIDRs instead (e.g. 192.0.2.10/32)
+invalid clusterCIDR "nope" in %[1]s: not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)
+invalid healthzBindAddress "[::1]" in %[1]s: want IP:port, e.g. 0.0.0.0:10256 or [::]:10256`},
+		{"a flag replaces a bad file value", `
+ipvs:
+  scheduler: fast
+  excludeCIDRs: [bogus]
+`, []string{"--scheduler=rr", "--ipvs-exclude-cidrs=bad2"}, "validate",
+			`invalid --ipvs-exclude-cidrs "bad2": not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := tc.body
+			if !strings.Contains(body, "kind:") {
+				body = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration" + body
+			}
+			file := writeConfig(t, body)
+			_, stage, err := parse(append([]string{"--config=" + file}, tc.args...)...)
+			if err == nil {
+				t.Fatalf("no error, want:\n%s", tc.want)
+			}
+			if stage != tc.stage {
+				t.Errorf("failed in %s, want %s", stage, tc.stage)
+			}
+			diff(t, "error", strings.ReplaceAll(strings.ReplaceAll(tc.want, "%[1]s", file), "%s", file), err.Error())
+		})
+	}
+}
+
+func TestMissingConfigFile(t *testing.T) {
+	_, stage, err := parse("--config=/nonexistent/config.conf")
+	want := "read config file: open /nonexistent/config.conf: no such file or directory"
+	if stage != "complete" || err == nil || err.Error() != want {
+		t.Errorf("got %s error %v, want complete error %q", stage, err, want)
+	}
+}
+
+func TestIgnoredFields(t *testing.T) {
+	kubeadm, err := LoadConfig(kubeadmConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	custom := kubeadm.DeepCopy()
+	custom.BindAddress = "::" // kubeadm's default on IPv6: not listed
+	custom.FeatureGates = map[string]bool{"KubeProxyIPVS": true}
+	custom.NFTables.SyncPeriod = metav1.Duration{Duration: 10 * time.Second}
+	custom.DetectLocalMode = "NodeCIDR"
+	custom.Logging.Verbosity = 4
+	custom.Mode = "iptables" // logged on its own line, not listed
+	custom.Conntrack.MaxPerCore = nil
+
+	for _, tc := range []struct {
+		name string
+		cfg  *v1alpha1.KubeProxyConfiguration
+		want string
+	}{
+		{"zero", &v1alpha1.KubeProxyConfiguration{}, ""},
+		{"kube-proxy's defaults", kubeProxyDefaults(), ""},
+		{"kubeadm with kind's maxPerCore", kubeadm, "conntrack.maxPerCore"},
+		{"custom", custom, "detectLocalMode, featureGates.KubeProxyIPVS, logging.verbosity, nftables.syncPeriod"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Maps iterate at random: the list must come out the same each time.
+			for range 20 {
+				if got := strings.Join(IgnoredFields(tc.cfg), ", "); got != tc.want {
+					t.Fatalf("IgnoredFields = %q, want %q", got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	if !strings.Contains(body, "kind:") {
+		body = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration" + body
+	}
+	path := filepath.Join(t.TempDir(), "config.conf")
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
