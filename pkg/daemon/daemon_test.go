@@ -147,4 +147,3 @@ func endpointSlice(svc string, addrs ...string) *discovery.EndpointSlice {
 	}
 	return s
 }
-

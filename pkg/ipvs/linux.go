@@ -5,8 +5,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	libipvs "github.com/moby/ipvs"
 )
@@ -32,6 +36,9 @@ var _ Interface = &Linux{}
 // looks up the IPVS generic-netlink family once per process, so a kernel
 // without ip_vs loaded at this moment stays unusable until restart: say so.
 func NewLinux() (*Linux, error) {
+	if err := loaded(); err != nil {
+		return nil, err
+	}
 	h, err := libipvs.New("")
 	if err != nil {
 		return nil, fmt.Errorf("open IPVS netlink socket: %w", err)
@@ -44,6 +51,20 @@ func NewLinux() (*Linux, error) {
 }
 
 func (l *Linux) Close() { l.h.Close() }
+
+// loaded checks for IPVS before moby/ipvs is asked: with no ip_vs module,
+// moby/ipvs logs a warning and then answers every dump with an empty list,
+// which would read as "no virtual servers" rather than "no IPVS".
+func loaded() error {
+	if _, err := os.Stat("/proc/net/ip_vs"); err == nil {
+		return nil
+	}
+	out, err := exec.Command("modprobe", "ip_vs").CombinedOutput()
+	if _, statErr := os.Stat("/proc/net/ip_vs"); statErr == nil {
+		return nil
+	}
+	return fmt.Errorf("the kernel has no IPVS: /proc/net/ip_vs is missing and `modprobe ip_vs` failed (%v: %s); load the ip_vs module on the node", err, strings.TrimSpace(string(out)))
+}
 
 // List dumps every virtual server and its destinations. moby/ipvs does not
 // report interrupted dumps; a list that missed an entry costs at most a
@@ -223,4 +244,18 @@ func fromLib(s *libipvs.Service) (Service, error) {
 		svc.Persistent, svc.Timeout = true, s.Timeout
 	}
 	return svc, nil
+}
+
+// SetTimeouts sets the IPVS connection timeouts (`ipvsadm --set`); a zero
+// leaves the kernel's value, as the kernel itself treats 0.
+func (l *Linux) SetTimeouts(tcp, tcpFin, udp time.Duration) error {
+	if tcp == 0 && tcpFin == 0 && udp == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.h.SetConfig(&libipvs.Config{TimeoutTCP: tcp, TimeoutTCPFin: tcpFin, TimeoutUDP: udp}); err != nil {
+		return fmt.Errorf("set IPVS timeouts: %w", err)
+	}
+	return nil
 }

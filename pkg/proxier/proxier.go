@@ -20,6 +20,10 @@ import (
 
 // Proxier is not safe for concurrent use: one sync loop drives it.
 type Proxier struct {
+	// Exclude are kube-proxy's --ipvs-exclude-cidrs: virtual servers on
+	// these addresses are never deleted, even on our own dummy link.
+	Exclude []netip.Prefix
+
 	opts  model.Options // NodeIPs is refreshed on every SyncAll
 	ipvs  ipvs.Interface
 	link  netif.Interface
@@ -61,6 +65,11 @@ func New(opts model.Options, ipvsIf ipvs.Interface, link netif.Interface, owned 
 
 // owns reports whether a virtual server in the kernel is ipvs-proxy's.
 func (p *Proxier) owns(k ipvs.ServiceKey) bool {
+	for _, x := range p.Exclude {
+		if x.Contains(k.Addr) {
+			return false
+		}
+	}
 	return p.linkAddrs[k.Addr] || p.owned.Has(k)
 }
 

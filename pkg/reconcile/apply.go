@@ -17,8 +17,8 @@ type Addresses interface {
 // Counts are the writes a sync made, by kind, for metrics and for tests
 // that an unchanged world costs nothing.
 type Counts struct {
-	AddressesAdded, AddressesDeleted                             int
-	ServicesAdded, ServicesUpdated, ServicesDeleted              int
+	AddressesAdded, AddressesDeleted                            int
+	ServicesAdded, ServicesUpdated, ServicesDeleted             int
 	DestinationsAdded, DestinationsUpdated, DestinationsDeleted int
 }
 

@@ -108,4 +108,3 @@ func TriggerTime(in *model.ServiceInput) (time.Time, bool) {
 	}
 	return latest, !latest.IsZero()
 }
-

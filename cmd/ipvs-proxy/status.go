@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/status"
+	"github.com/spf13/cobra"
+	discovery "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+type statusFlags struct {
+	kubeconfig, master, hostname, output, service, scheduler string
+	counters                                                 bool
+}
+
+func statusCommand() *cobra.Command {
+	f := statusFlags{scheduler: "rr"}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Print this node's IPVS table, labelled with the Service each entry belongs to",
+		Long: `Print the live IPVS table in the layout of ipvsadm -Ln. When the API server is
+reachable, each virtual server is labelled namespace/name:port; when it is not,
+the table is printed unlabelled and a note says so.
+
+With --service NS/NAME, only that Service's virtual servers are printed, and
+each of its endpoints is listed with the reason it is or is not programmed.`,
+		Example: `  ipvs-proxy status
+  ipvs-proxy status --counters
+  ipvs-proxy status --output json
+  ipvs-proxy status --service default/kubernetes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.output != "text" && f.output != "json" {
+				return usageError{fmt.Errorf("invalid --output %q: want text or json", f.output)}
+			}
+			if f.service != "" && !strings.Contains(f.service, "/") {
+				return usageError{fmt.Errorf("invalid --service %q: want NAMESPACE/NAME", f.service)}
+			}
+			return runStatus(cmd.Context(), f)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig used to label entries with Service names (in-cluster config when empty)")
+	fs.StringVar(&f.master, "master", "", "API server address; overrides the kubeconfig's")
+	fs.StringVar(&f.hostname, "hostname-override", "", "this node's name, for the Local traffic policies in --service explanations")
+	fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+	fs.StringVar(&f.service, "service", "", "show only this Service (NAMESPACE/NAME) and why each endpoint is or is not programmed")
+	fs.BoolVar(&f.counters, "counters", false, "add the active and inactive connection counters")
+	return cmd
+}
+
+func runStatus(ctx context.Context, f statusFlags) error {
+	kipvs, err := ipvs.NewLinux()
+	if err != nil {
+		return err
+	}
+	defer kipvs.Close()
+	vss, err := kipvs.List()
+	if err != nil {
+		return err
+	}
+	nodeName := strings.ToLower(f.hostname)
+	if nodeName == "" {
+		nodeName, _ = os.Hostname()
+	}
+	var labels status.Labels
+	var inputs []model.ServiceInput
+	var builder *model.Builder
+	inputs, err = readServices(ctx, f)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "note: cannot read Services from the API server, entries are unlabelled: %v\n", err)
+	} else {
+		var nodeIPs []netip.Addr
+		if hs, err := netif.NewLinux(LinkName).HostAddresses(); err == nil {
+			for _, h := range hs {
+				nodeIPs = append(nodeIPs, h.Addr)
+			}
+		}
+		builder = model.NewBuilder(model.Options{NodeName: nodeName, NodeIPs: nodeIPs, Scheduler: f.scheduler})
+		labels = status.LabelsFor(builder, inputs)
+	}
+	if f.service != "" {
+		vss = onlyService(vss, labels, f.service)
+	}
+	if f.output == "json" {
+		out, err := status.JSON(vss, labels)
+		if err != nil {
+			return err
+		}
+		fmt.Print(out)
+		return nil
+	}
+	fmt.Print(status.Text(vss, labels, f.counters))
+	if f.service != "" && builder != nil {
+		for _, in := range inputs {
+			if in.Service.Namespace+"/"+in.Service.Name == f.service {
+				fmt.Println()
+				fmt.Print(status.Explain(builder.Explain(in)))
+			}
+		}
+	}
+	return nil
+}
+
+func onlyService(vss []ipvs.VirtualServer, labels status.Labels, svc string) []ipvs.VirtualServer {
+	var out []ipvs.VirtualServer
+	for _, vs := range vss {
+		l := labels[vs.ServiceKey]
+		if l == svc || strings.HasPrefix(l, svc+":") {
+			out = append(out, vs)
+		}
+	}
+	return out
+}
+
+// readServices lists Services and slices once; status is a one-shot
+// command, so no informers.
+func readServices(ctx context.Context, f statusFlags) ([]model.ServiceInput, error) {
+	client, err := newClient(f.kubeconfig, f.master)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	svcs, err := client.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list Services: %w", err)
+	}
+	slices, err := client.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list EndpointSlices: %w", err)
+	}
+	bySvc := map[types.NamespacedName][]*discovery.EndpointSlice{}
+	for i := range slices.Items {
+		s := &slices.Items[i]
+		n := types.NamespacedName{Namespace: s.Namespace, Name: s.Labels[discovery.LabelServiceName]}
+		bySvc[n] = append(bySvc[n], s)
+	}
+	out := make([]model.ServiceInput, 0, len(svcs.Items))
+	for i := range svcs.Items {
+		s := &svcs.Items[i]
+		out = append(out, model.ServiceInput{Service: s, Slices: bySvc[types.NamespacedName{Namespace: s.Namespace, Name: s.Name}]})
+	}
+	return out, nil
+}

@@ -1,0 +1,81 @@
+package kubeproxy
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
+)
+
+// Cleaner removes kube-proxy's leftovers; see the package doc for exactly
+// what. A nil field means that part of the kernel is not there on this host
+// (no ip_vs module, no ipset support) and its step is skipped.
+type Cleaner struct {
+	// IPTables holds one entry per iptables binary kube-proxy may have
+	// written with: both families, nft and legacy (see HostIPTables).
+	IPTables []IPTables
+	IPSets   IPSets
+	IPVS     ipvs.Interface
+	// Link is kube-proxy's dummy link, netif.NewLinux("kube-ipvs0"). It
+	// must not be a link ipvs-proxy itself uses.
+	Link netif.Interface
+	// NodePorts, when set, also removes the virtual servers on node IPs
+	// that can only be kube-proxy's NodePorts; nil leaves every one.
+	NodePorts *NodePortMatch
+	// Keep, when set, protects virtual servers from removal: ipvs-proxy's
+	// own, from its ownership record.
+	Keep func(ipvs.ServiceKey) bool
+}
+
+// NodePortMatch says which virtual servers on node IPs are kube-proxy's.
+type NodePortMatch struct {
+	// First and Last bound the NodePort range, the API server's
+	// --service-node-port-range (30000-32767 by default).
+	First, Last uint16
+	// ClusterCIDRs are the pod ranges (--cluster-cidr); every real server
+	// must be in one of them.
+	ClusterCIDRs []netip.Prefix
+}
+
+// Run removes what it can and keeps going past errors. removed has one line
+// per removal, e.g. "iptables nat: delete chain KUBE-SERVICES", "ipset:
+// destroy KUBE-CLUSTER-IP", "ipvs: delete TCP 10.96.0.1:443", "link:
+// delete kube-ipvs0"; a second Run on a clean node returns none.
+func (c *Cleaner) Run() (removed []string, errs []error) {
+	r := &report{}
+	// Rules before sets: the kernel will not destroy a set a rule matches on.
+	for _, ipt := range c.IPTables {
+		cleanIPTables(ipt, r)
+	}
+	if c.IPSets != nil {
+		cleanIPSets(c.IPSets, r)
+	}
+	// Virtual servers before the link: a virtual server is kube-proxy's by
+	// sitting on one of the link's addresses, so the link goes only once
+	// none is left there (without IPVS, none can be).
+	linkClear := true
+	if c.IPVS != nil && c.Link != nil {
+		linkClear = cleanIPVS(c, r)
+	}
+	if c.Link != nil {
+		if linkClear {
+			deleteLink(c.Link, r)
+		} else {
+			r.fail(fmt.Errorf("link: left in place while virtual servers may remain on its addresses, which are what marks them as kube-proxy's; run again"))
+		}
+	}
+	return r.removed, r.errs
+}
+
+// report collects what Run did and what failed.
+type report struct {
+	removed []string
+	errs    []error
+}
+
+func (r *report) did(format string, args ...any) {
+	r.removed = append(r.removed, fmt.Sprintf(format, args...))
+}
+
+func (r *report) fail(err error) { r.errs = append(r.errs, err) }

@@ -1,0 +1,50 @@
+// Package kubeproxy removes what kube-proxy leaves on a node when the node
+// moves to ipvs-proxy (`ipvs-proxy cleanup --kube-proxy`): the leftovers of
+// its IPVS mode and of its iptables mode, and nothing else.
+//
+// What is removed, in this order:
+//
+//  1. iptables and ip6tables, nft and legacy (HostIPTables), tables nat,
+//     filter and mangle: every rule in a builtin chain (PREROUTING, INPUT,
+//     FORWARD, OUTPUT, POSTROUTING) whose -j or -g target is one of the
+//     chains below; then those chains are flushed; then deleted. The
+//     chains, per table, are the exact names in names.go (KUBE-SERVICES,
+//     KUBE-POSTROUTING, KUBE-MARK-MASQ, ...) and, in nat only, the
+//     per-Service chains of iptables mode: KUBE-SVC-, KUBE-SVL-, KUBE-EXT-,
+//     KUBE-FW-, KUBE-SEP- and the older KUBE-XLB- followed by exactly the
+//     16-character base32 hash kube-proxy puts there.
+//  2. ipsets with one of kube-proxy's exact names (names.go), IPv4 and
+//     IPv6 ("KUBE-6-" spelling): only after step 1, because the kernel
+//     refuses to destroy a set that a rule still matches on.
+//  3. IPVS virtual servers whose address is on the link kube-ipvs0, with
+//     their real servers.
+//  4. IPVS virtual servers on node IPs, only when Cleaner.NodePorts is set
+//     (see below).
+//  5. The link kube-ipvs0 itself, with its addresses; only if it is a dummy
+//     link, and only once no virtual server is left on its addresses, since
+//     they are what ties a virtual server to kube-proxy on a later run.
+//
+// What is never touched: kubelet's chains (KUBE-KUBELET-CANARY,
+// KUBE-IPTABLES-HINT, filter KUBE-FIREWALL and the INPUT/OUTPUT jumps to it,
+// and the nat KUBE-MARK-DROP older kubelets made), any chain, rule or set of
+// another program, even one named KUBE-something that is not on the lists,
+// rules in non-builtin chains of other programs (a chain of ours that such a
+// rule still jumps to stays, emptied, and Run reports it), and every virtual
+// server not attributed as above. kube-proxy's own cleanup flushes all of
+// IPVS (kube-router#770); this one does not. kube-proxy's nftables mode is
+// not covered: its nftables tables are left as they are.
+//
+// Run keeps going past errors and returns them with one line per removal;
+// on a clean node it finds nothing and writes nothing, so it can be re-run.
+//
+// Virtual servers on node IPs. kube-proxy's IPVS mode puts a NodePort on
+// every local address but the dummy link's, and records nothing that tells
+// them from another program's virtual servers. They are removed only when
+// the caller asks (Cleaner.NodePorts, from an explicit flag), and then only
+// those that look like nothing but kube-proxy's: the address is one of the
+// host's (not on kube-ipvs0), the port is in the NodePort range, the
+// virtual server has at least one real server, and every real server is in
+// --cluster-cidr (pod addresses). A NodePort whose endpoints use the host
+// network, or that has no endpoints, fails the test and stays; so does any
+// virtual server Cleaner.Keep claims (ipvs-proxy's own ownership record).
+package kubeproxy

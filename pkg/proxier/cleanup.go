@@ -1,0 +1,45 @@
+package proxier
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
+)
+
+// Cleanup removes what ipvs-proxy owns: virtual servers on the dummy link's
+// addresses or in the record, then the link. Nothing else is touched; in
+// particular there is no flush.
+func Cleanup(kipvs ipvs.Interface, link netif.Interface, owned *Owned) (removed []string, errs []error) {
+	addrs, err := link.Addresses()
+	if err != nil {
+		return nil, []error{err}
+	}
+	onLink := map[netip.Addr]bool{}
+	for _, a := range addrs {
+		onLink[a] = true
+	}
+	all, err := kipvs.List()
+	if err != nil {
+		return nil, []error{err}
+	}
+	for _, vs := range all {
+		if !onLink[vs.Addr] && !owned.Has(vs.ServiceKey) {
+			continue
+		}
+		if err := kipvs.DeleteService(vs.ServiceKey); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, fmt.Sprintf("ipvs: delete %s", vs.ServiceKey))
+	}
+	if len(errs) > 0 {
+		return removed, errs // keep the link: its addresses say what is still ours
+	}
+	if err := link.DeleteLink(); err != nil {
+		return removed, []error{err}
+	}
+	removed = append(removed, "link: delete the dummy link")
+	return removed, nil
+}

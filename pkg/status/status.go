@@ -1,0 +1,89 @@
+// Package status renders the live IPVS table for `ipvs-proxy status`: the
+// ipvsadm -Ln layout the fakes also print, labelled with the Service port
+// each virtual server belongs to, or as JSON.
+package status
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+)
+
+// Labels maps a virtual server to its Service port ("ns/name:port").
+type Labels map[ipvs.ServiceKey]string
+
+// LabelsFor builds the labels from the same model that programs the kernel.
+func LabelsFor(b *model.Builder, inputs []model.ServiceInput) Labels {
+	l := Labels{}
+	for _, in := range inputs {
+		for _, e := range b.Service(in).Entries {
+			l[e.ServiceKey] = e.Owner.String()
+		}
+	}
+	return l
+}
+
+// Text is the ipvsadm -Ln layout; labels may be nil (API unreachable).
+func Text(vss []ipvs.VirtualServer, labels Labels, counters bool) string {
+	var label func(ipvs.ServiceKey) string
+	if labels != nil {
+		label = func(k ipvs.ServiceKey) string { return labels[k] }
+	}
+	return ipvs.Format(vss, label, counters)
+}
+
+type jsonServer struct {
+	Protocol    string     `json:"protocol"`
+	Address     string     `json:"address"`
+	Port        uint16     `json:"port"`
+	Scheduler   string     `json:"scheduler"`
+	Persistent  bool       `json:"persistent"`
+	Timeout     uint32     `json:"timeout,omitempty"`
+	Service     string     `json:"service,omitempty"`
+	RealServers []jsonReal `json:"realServers"`
+}
+
+type jsonReal struct {
+	Address       string `json:"address"`
+	Port          uint16 `json:"port"`
+	Forward       string `json:"forward"`
+	Weight        int    `json:"weight"`
+	ActiveConns   int    `json:"activeConns"`
+	InactiveConns int    `json:"inactiveConns"`
+}
+
+// JSON is the same table as a JSON array, sorted like Text.
+func JSON(vss []ipvs.VirtualServer, labels Labels) (string, error) {
+	out := []jsonServer{}
+	for _, vs := range ipvs.Sorted(vss) {
+		s := jsonServer{Protocol: string(vs.Proto), Address: vs.Addr.String(), Port: vs.Port, Scheduler: vs.Scheduler,
+			Persistent: vs.Persistent, Timeout: vs.Timeout, Service: labels[vs.ServiceKey], RealServers: []jsonReal{}}
+		for _, d := range vs.Destinations {
+			s.RealServers = append(s.RealServers, jsonReal{Address: d.Addr.String(), Port: d.Port, Forward: "Masq", Weight: d.Weight,
+				ActiveConns: d.ActiveConns, InactiveConns: d.InactiveConns})
+		}
+		out = append(out, s)
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("encode status as JSON: %w", err)
+	}
+	return string(b) + "\n", nil
+}
+
+// Explain prints, per endpoint, whether and why it is programmed.
+func Explain(es []model.Explanation) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-10s %-28s %-12s %-52s %s\n", "PORT", "ENDPOINT", "NODE", "CLUSTER-IP", "EXTERNAL")
+	for _, e := range es {
+		node := e.Node
+		if node == "" {
+			node = "-"
+		}
+		fmt.Fprintf(&b, "%-10s %-28s %-12s %-52s %s\n", e.Port, e.Endpoint, node, e.Internal, e.External)
+	}
+	return b.String()
+}
