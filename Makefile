@@ -1,0 +1,31 @@
+# Every target is one line; longer logic lives in hack/.
+GO ?= go
+
+.PHONY: build test unit e2e integration bench demo lint clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -o bin/ipvs-proxy ./cmd/ipvs-proxy
+
+test:
+	hack/test.sh
+
+unit:
+	$(GO) test -count=1 ./pkg/... ./cmd/...
+
+e2e:
+	hack/test.sh e2e
+
+integration:
+	hack/test.sh integration
+
+bench:
+	hack/bench.sh
+
+demo:
+	hack/demo.sh
+
+lint:
+	hack/lint.sh
+
+clean:
+	rm -rf bin
