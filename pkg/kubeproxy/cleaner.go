@@ -17,8 +17,12 @@ type Cleaner struct {
 	IPTables []IPTables
 	IPSets   IPSets
 	IPVS     ipvs.Interface
-	// Link is kube-proxy's dummy link, netif.NewLinux("kube-ipvs0"). It
-	// must not be a link ipvs-proxy itself uses.
+	// Link is kube-proxy's dummy link, netif.NewLinux("kube-ipvs0").
+	// ipvs-proxy adopts that same link (cmd/ipvs-proxy LinkName), and
+	// everything on it is taken as kube-proxy's: give Link and IPVS only
+	// when ipvs-proxy's own state goes too, as in `ipvs-proxy cleanup`. Left
+	// nil, only kube-proxy's iptables rules and ipsets are removed, which is
+	// safe on a node ipvs-proxy already serves.
 	Link netif.Interface
 	// NodePorts, when set, also removes the virtual servers on node IPs
 	// that can only be kube-proxy's NodePorts; nil leaves every one.

@@ -17,7 +17,8 @@
 //     IPv6 ("KUBE-6-" spelling): only after step 1, because the kernel
 //     refuses to destroy a set that a rule still matches on.
 //  3. IPVS virtual servers whose address is on the link kube-ipvs0, with
-//     their real servers.
+//     their real servers. ipvs-proxy adopts that link for its own VIPs, so
+//     this step and step 5 run only when the caller gives Cleaner.Link.
 //  4. IPVS virtual servers on node IPs, only when Cleaner.NodePorts is set
 //     (see below).
 //  5. The link kube-ipvs0 itself, with its addresses; only if it is a dummy

@@ -57,7 +57,7 @@ func listSetNames() ([]string, error) {
 		if len(m) < nl.SizeofNfgenmsg {
 			continue
 		}
-		// A large set comes in several messages, each with the set's name.
+		// Names only should come one message a set; do not count on it.
 		if name := setName(m[nl.SizeofNfgenmsg:]); name != "" && !slices.Contains(out, name) {
 			out = append(out, name)
 		}
@@ -91,7 +91,9 @@ func (linuxIPSets) Destroy(name string) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, unix.ENOENT): // only if a kernel ever sets NLM_F_EXCL itself
+	case errors.Is(err, unix.ENOENT):
+		// netlink v1.3.1 sends no NLM_F_EXCL, so the kernel does not report
+		// a missing set; this is for a library that does.
 		return fmt.Errorf("destroy ipset %s: %w", name, ErrNotFound)
 	case errors.Is(err, nl.IPSetError(nl.IPSET_ERR_BUSY)):
 		return fmt.Errorf("destroy ipset %s: set is in use by a kernel component", name)
