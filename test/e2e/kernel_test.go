@@ -45,7 +45,8 @@ func (n node) dump(t *testing.T) string {
 // requires the real kernel's dump to equal the fake's, text for text. A fake
 // that guessed wrong about the kernel (address family of real servers, the
 // hashed flag, netmasks, prefix lengths, rule spelling) fails here.
-func TestKernelMatchesFakes(t *testing.T) {
+func TestGuestKernelMatchesFakes(t *testing.T) {
+	guest(t)
 	t.Cleanup(func() { run(t, "ipvs-proxy-cleanup", "sh", "-c", "ipvsadm -C; ip link del kube-ipvs0 2>/dev/null; true") })
 	kipvs, err := ipvs.NewLinux()
 	if err != nil {
@@ -130,7 +131,8 @@ func TestKernelMatchesFakes(t *testing.T) {
 // TestIPTablesMatchesFake syncs the masquerade rules through iptables and
 // the fake, for both families, and requires equal dumps and a second sync
 // with zero writes (the rule spelling survives iptables' normalisation).
-func TestIPTablesMatchesFake(t *testing.T) {
+func TestGuestIPTablesMatchesFake(t *testing.T) {
+	guest(t)
 	cfg := iptables.Config{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:244::/56")}}
 	for _, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {
 		t.Run(string(fam), func(t *testing.T) {

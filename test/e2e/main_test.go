@@ -1,12 +1,90 @@
-// Package e2e proves ipvs-proxy on a real kernel: every test here runs inside
-// one QEMU VM booting Debian's kernel (see test/vm), where IPVS, dummy links,
-// netfilter and network namespaces are real.
+// Package e2e proves ipvs-proxy on a real kernel. TestVM runs on the host: it
+// starts a real kube-apiserver, builds the ipvs-proxy binary and boots one
+// QEMU VM (Debian's kernel, see test/vm) that runs this package's TestGuest*
+// tests, where IPVS, dummy links, netfilter and network namespaces are real
+// and the proxy watches the host's API server through the VM's one
+// forwarded port.
 package e2e
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/ipvs-proxy/ipvs-proxy/test/apiserver"
 	"github.com/ipvs-proxy/ipvs-proxy/test/vm"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
-func TestMain(m *testing.M) { vm.Main(m) }
+// Environment the host passes to the guest tests.
+const (
+	envProxyBin   = "E2E_PROXY_BIN"
+	envKubeconfig = "E2E_PROXY_KUBECONFIG" // the proxy's least-privileged identity
+	envAdmin      = "E2E_ADMIN_KUBECONFIG" // the tests' own, to create objects
+)
+
+func TestVM(t *testing.T) {
+	if vm.InGuest() {
+		t.Skip("host side: boots the VM that runs the TestGuest* tests")
+	}
+	start := time.Now()
+	s := apiserver.Start(t, apiserver.Options{AdvertiseAddress: vm.ForwardAddr, ServiceCIDRs: "10.96.0.0/16,fd00:10:96::/108"})
+	server := fmt.Sprintf("https://%s:%d", vm.ForwardAddr, s.Port)
+	dir := t.TempDir() // under /tmp, which the guest sees through the shared root
+	bin := filepath.Join(dir, "ipvs-proxy")
+	build := exec.Command("go", "build", "-o", bin, "github.com/ipvs-proxy/ipvs-proxy/cmd/ipvs-proxy")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build ipvs-proxy: %v\n%s", err, out)
+	}
+	admin := writeAdminKubeconfig(t, s, server, filepath.Join(dir, "admin.kubeconfig"))
+	t.Logf("host ready in %s: API server %s (guest: %s), binary %s", time.Since(start).Round(time.Millisecond), s.URL, server, bin)
+
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{exe, "-test.run", "^TestGuest", "-test.v", "-test.count=1", "-test.timeout=20m"}
+	code, err := vm.Run(t.Context(), vm.Config{
+		Command:  args,
+		Env:      []string{envProxyBin + "=" + bin, envKubeconfig + "=" + s.ProxyKubeconfig(t, server), envAdmin + "=" + admin},
+		Forwards: []int{s.Port},
+		Stdout:   os.Stdout,
+		Timeout:  25 * time.Minute,
+	})
+	if err != nil {
+		t.Fatalf("VM: %v", err)
+	}
+	if code != 0 {
+		t.Fatalf("guest tests failed (exit code %d); their output is above", code)
+	}
+	t.Logf("VM e2e wall time: %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+// writeAdminKubeconfig gives the guest tests the API server's admin
+// credentials at the address the guest reaches it on.
+func writeAdminKubeconfig(t *testing.T, s *apiserver.Server, server, path string) string {
+	t.Helper()
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["e2e"] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: s.CAFile}
+	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: s.Admin.BearerToken}
+	cfg.Contexts["e2e"] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: "admin"}
+	cfg.CurrentContext = "e2e"
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// guest skips a test outside the VM; TestVM runs it inside.
+func guest(t *testing.T) {
+	t.Helper()
+	if !vm.InGuest() {
+		t.Skip("runs inside the VM, started by TestVM")
+	}
+}
+

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // Per-run input reaches /init through the "ctl" share, a host temp dir:
@@ -65,7 +66,7 @@ stage init
 
 # The host's root, read-only, under a tmpfs upper layer: the guest can write
 # anywhere, and all of it is thrown away at power-off.
-mount -t 9p -o "$P9,ro,cache=loose" hostroot /host || fail "cannot mount the host root over 9p"
+mount -t 9p -o "$P9,ro" hostroot /host || fail "cannot mount the host root over 9p"
 mount -t tmpfs -o mode=0755 rw /rw && mkdir /rw/upper /rw/work || fail "cannot mount tmpfs"
 mount -t overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work overlay /newroot ||
 	fail "cannot mount the overlay root"
@@ -174,6 +175,8 @@ func initramfs(k kernel) (string, error) {
 	}
 	path := filepath.Join(dir, fmt.Sprintf("initramfs-%s-%s.cpio", k.Version, hex.EncodeToString(sum[:8])))
 	if _, err := os.Stat(path); err == nil {
+		now := time.Now()
+		os.Chtimes(path, now, now) // in use: keep it out of pruneCache's reach
 		return path, nil
 	}
 	// Write and rename, so concurrent test packages never see half a file.
@@ -192,7 +195,19 @@ func initramfs(k kernel) (string, error) {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return "", fmt.Errorf("caching initramfs: %w", err)
 	}
+	pruneCache(dir, path)
 	return path, nil
+}
+
+// pruneCache removes initramfs images unused for a week (each is a few MB). Newer ones
+// stay: another work tree may be booting one right now.
+func pruneCache(dir, keep string) {
+	old, _ := filepath.Glob(filepath.Join(dir, "initramfs-*.cpio"))
+	for _, p := range old {
+		if st, err := os.Stat(p); err == nil && p != keep && time.Since(st.ModTime()) > 7*24*time.Hour {
+			os.Remove(p)
+		}
+	}
 }
 
 // cacheDir is ${XDG_CACHE_HOME:-$HOME/.cache}/ipvs-proxy, or a temp dir without a home.

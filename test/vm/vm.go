@@ -52,10 +52,10 @@ type Config struct {
 	ConsoleLog string        // optional host file for the kernel's serial console
 }
 
-// Timing is what the last stages of a run took, from the guest's uptime.
+// Timing says where a run's time went; all but Prepare are from the guest's uptime.
 type Timing struct {
 	Prepare time.Duration // host: finding the kernel, building or finding the initramfs
-	Boot    time.Duration // kernel start to the host root mounted (init stage)
+	Boot    time.Duration // kernel start to /init having loaded its modules and mounted ctl
 	Modules time.Duration // the chroot's modprobe of netfilter, IPVS ...
 	Command time.Duration // the command itself
 }
