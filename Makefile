@@ -10,7 +10,7 @@ test:
 	hack/test.sh
 
 unit:
-	$(GO) test -count=1 ./pkg/... ./cmd/...
+	$(GO) test -count=1 ./pkg/... ./cmd/... ./manifests/...
 
 e2e:
 	hack/test.sh e2e

@@ -23,7 +23,7 @@ if [[ $what == all || $what == integration || $what == e2e ]]; then
 fi
 if [[ $what == all || $what == unit ]]; then
   phase "lint" hack/lint.sh
-  phase "unit tests" go test -count=1 ./pkg/... ./cmd/...
+  phase "unit tests" go test -count=1 ./pkg/... ./cmd/... ./manifests/...
 fi
 # Packages that boot a VM or start an API server run one at a time: two
 # cores, and each VM package boots one VM for all its cases.

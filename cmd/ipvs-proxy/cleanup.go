@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/kubeproxy"
@@ -71,6 +72,16 @@ func runCleanup(stateFile string, kubeProxy bool) error {
 			errs = append(errs, err)
 		} else {
 			fmt.Printf("iptables %s: removed ipvs-proxy's chains\n", fam)
+		}
+	}
+	// The sets go after the rules that match on them: the kernel refuses to
+	// destroy a set a rule still names.
+	sets := ipset.NewLinux()
+	for _, s := range proxier.OwnedSets() {
+		if err := sets.Destroy(s.Name); err != nil {
+			errs = append(errs, err)
+		} else {
+			fmt.Println("ipset: destroy", s.Name)
 		}
 	}
 	if err := os.Remove(stateFile); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -9,8 +9,10 @@ import (
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/daemon"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/healthz"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/kubeproxy"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/metrics"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
@@ -69,6 +71,13 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	if err != nil {
 		return err
 	}
+	// IPVS first: opening it loads ip_vs, which creates the net/ipv4/vs
+	// sysctls set next (after a reboot the module is not loaded yet).
+	kipvs, err := ipvs.NewLinux()
+	if err != nil {
+		return err
+	}
+	defer kipvs.Close()
 	kver, err := sysctl.KernelVersion()
 	if err != nil {
 		klog.InfoS("Cannot read the kernel version; conn_reuse_mode is left alone", "err", err)
@@ -80,11 +89,6 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	if err != nil {
 		return err
 	}
-	kipvs, err := ipvs.NewLinux()
-	if err != nil {
-		return err
-	}
-	defer kipvs.Close()
 	if err := kipvs.SetTimeouts(o.TCPTimeout, o.TCPFinTimeout, o.UDPTimeout); err != nil {
 		return err
 	}
@@ -93,7 +97,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 		return err
 	}
 	p := proxier.New(model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: o.NodePortAddresses},
-		kipvs, netif.NewLinux(LinkName), owned)
+		kipvs, netif.NewLinux(LinkName), ipset.NewLinux(), owned)
 	p.Exclude = o.ExcludeCIDRs
 	rules, err := iptablesRules(o)
 	if err != nil {
@@ -113,11 +117,30 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ipvs-proxy", Host: nodeName})
 
 	klog.InfoS("Starting ipvs-proxy", "node", nodeName, "scheduler", o.Scheduler, "kernel", kver)
-	return daemon.Run(ctx, daemon.Config{
+	cfg := daemon.Config{
 		Client: client, NodeName: nodeName, Proxier: p, Rules: rules,
 		SyncPeriod: o.SyncPeriod, MinSyncPeriod: o.MinSyncPeriod,
 		Health: health, Metrics: m, Recorder: recorder, Clock: clk,
-	})
+	}
+	if o.CleanupKubeProxy {
+		cfg.AfterFirstSync = cleanupKubeProxyRules
+	}
+	return daemon.Run(ctx, cfg)
+}
+
+// cleanupKubeProxyRules removes kube-proxy's chains and ipsets once this
+// node is programmed, so its stale sets stop steering masquerade decisions.
+// IPVS and kube-ipvs0 are left out: ipvs-proxy has already adopted or
+// replaced what is there.
+func cleanupKubeProxyRules() {
+	ipts, errs := kubeproxy.HostIPTables()
+	removed, cerrs := (&kubeproxy.Cleaner{IPTables: ipts, IPSets: kubeproxy.NewLinuxIPSets()}).Run()
+	for _, r := range removed {
+		klog.InfoS("Removed kube-proxy leftover", "what", r)
+	}
+	for _, err := range append(errs, cerrs...) {
+		klog.ErrorS(err, "Cannot remove a kube-proxy leftover")
+	}
 }
 
 func newClient(kubeconfig, master string) (kubernetes.Interface, error) {

@@ -62,6 +62,9 @@ type Config struct {
 	Metrics       Metrics
 	Recorder      record.EventRecorder
 	Clock         clock.WithTicker
+	// AfterFirstSync, if set, runs once after the first full sync that
+	// wrote everything it wanted.
+	AfterFirstSync func()
 }
 
 type daemon struct {

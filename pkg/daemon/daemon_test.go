@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
@@ -62,7 +63,7 @@ func TestRunProgramsTheKernelFromInformers(t *testing.T) {
 	go func() {
 		done <- Run(ctx, Config{
 			Client: client, NodeName: "node-a",
-			Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, kipvs, link, owned),
+			Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, kipvs, link, ipset.NewFake(), owned),
 			SyncPeriod: time.Minute, MinSyncPeriod: 10 * time.Millisecond,
 			Health: h, Metrics: nopMetrics{}, Recorder: recorder, Clock: clock.RealClock{},
 		})

@@ -59,6 +59,10 @@ func (d *daemon) sync() {
 	d.needFull = len(res.Errors) > 0
 	if full && !res.Aborted {
 		d.lastFull = start
+		if len(res.Errors) == 0 && d.AfterFirstSync != nil {
+			d.AfterFirstSync()
+			d.AfterFirstSync = nil
+		}
 	}
 	d.report(inputs, res, full)
 	d.Metrics.ObserveSync(elapsed, full, res.Counts, len(res.Errors))

@@ -32,21 +32,47 @@ var ipvsMasq = []string{"-m", "ipvs", "--vdir", "ORIGINAL", "--vmethod", "MASQ"}
 // family are skipped, as are invalid ones (flag validation reports those).
 func Desired(cfg Config, fam Family) RuleSet {
 	return RuleSet{Family: fam, Chains: []Chain{{
+		// IPVS takes packets in LOCAL_IN, after nat PREROUTING: there the
+		// destination is still the virtual server, so this is where a
+		// connection to an externalTrafficPolicy Local one is recognised.
+		// The packet mark survives IPVS's rewrite to POSTROUTING.
+		Table: "nat", Name: PreroutingChain, JumpFrom: "PREROUTING",
+		Rules: [][]string{rule(nil, "ipvs-proxy: mark connections to externalTrafficPolicy Local virtual servers",
+			[]string{"-m", "set", "--match-set", KeepSourceSet(fam), "dst,dst"}, "MARK", "--set-xmark", KeepSourceMark+"/"+KeepSourceMark)},
+	}, {
 		Table: "nat", Name: PostroutingChain, JumpFrom: "POSTROUTING",
-		Rules: masqueradeRules(cfg, clusterCIDRs(cfg.ClusterCIDRs, fam)),
+		Rules: masqueradeRules(cfg, fam, clusterCIDRs(cfg.ClusterCIDRs, fam)),
 	}}}
 }
 
-func masqueradeRules(cfg Config, cidrs []netip.Prefix) [][]string {
-	if cfg.MasqueradeAll {
-		// A superset of every rule below, so they would add nothing.
-		return [][]string{rule(nil, "ipvs-proxy: masquerade all service traffic (masquerade-all)", ipvsMasq, "MASQUERADE")}
-	}
+// PreroutingChain marks connections whose client address must be kept.
+const PreroutingChain = ChainPrefix + "PREROUTING"
+
+// KeepSourceMark is the packet mark bit for "keep the client's address".
+// It avoids kube-proxy's 0x4000 (masquerade) and 0x8000 (drop), so the two
+// proxies' rules cannot confuse each other during a migration.
+const KeepSourceMark = "0x2000"
+
+func masqueradeRules(cfg Config, fam Family, cidrs []netip.Prefix) [][]string {
 	// A host process reaching a VIP gets the VIP itself (a local address on
 	// the dummy link) as its source; unless SNATed, the real server would
 	// answer the VIP directly and the reply would never meet IPVS.
 	rules := [][]string{rule(nil, "ipvs-proxy: masquerade host-originated service traffic",
-		slices.Concat(ipvsMasq, []string{"-m", "addrtype", "--src-type", "LOCAL"}), "MASQUERADE")}
+		slices.Concat(ipvsMasq, []string{"-m", "addrtype", "--src-type", "LOCAL"}), "MASQUERADE"),
+		// Hairpin: a pod chosen as the real server of its own request would
+		// get a packet from itself. The set holds this node's endpoints as
+		// (ip, port, ip), so it grows with this node's endpoints only.
+		rule(nil, "ipvs-proxy: masquerade hairpin traffic (a pod reaching itself)",
+			slices.Concat(ipvsMasq, []string{"-m", "set", "--match-set", HairpinSet(fam), "dst,dst,src"}), "MASQUERADE"),
+		// externalTrafficPolicy Local promises the client's own address to
+		// the pod: connections marked in PREROUTING are exempt from the
+		// outside-traffic rule below.
+		rule(nil, "ipvs-proxy: keep the client address for externalTrafficPolicy Local",
+			[]string{"-m", "mark", "--mark", KeepSourceMark + "/" + KeepSourceMark}, "RETURN"),
+	}
+	if cfg.MasqueradeAll {
+		return append(rules, rule(nil, "ipvs-proxy: masquerade all service traffic (masquerade-all)", ipvsMasq, "MASQUERADE"))
+	}
 	// Traffic from outside the pod network (e.g. an external client on a
 	// NodePort) is SNATed so the real server, maybe on another node, replies
 	// through this node. Pod clients keep their source: replies to a pod on
@@ -71,8 +97,8 @@ func masqueradeRules(cfg Config, cidrs []netip.Prefix) [][]string {
 }
 
 // rule assembles a rule in the order iptables -S prints it.
-func rule(addrs []string, comment string, matches []string, target string) []string {
-	return slices.Concat(addrs, []string{"-m", "comment", "--comment", comment}, matches, []string{"-j", target})
+func rule(addrs []string, comment string, matches []string, target string, targetArgs ...string) []string {
+	return slices.Concat(addrs, []string{"-m", "comment", "--comment", comment}, matches, []string{"-j", target}, targetArgs)
 }
 
 // clusterCIDRs returns the valid CIDRs of fam, masked as iptables prints

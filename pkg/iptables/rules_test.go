@@ -15,9 +15,23 @@ func prefixes(ss ...string) []netip.Prefix {
 }
 
 const (
-	jumpLine  = "-t nat -N IPVS-PROXY-POSTROUTING\n-t nat -A POSTROUTING -m comment --comment ipvs-proxy -j IPVS-PROXY-POSTROUTING\n"
+	jumpLine  = "-t nat -N IPVS-PROXY-POSTROUTING\n-t nat -N IPVS-PROXY-PREROUTING\n-t nat -A PREROUTING -m comment --comment ipvs-proxy -j IPVS-PROXY-PREROUTING\n-t nat -A POSTROUTING -m comment --comment ipvs-proxy -j IPVS-PROXY-POSTROUTING\n"
 	localLine = `-t nat -A IPVS-PROXY-POSTROUTING -m comment --comment "ipvs-proxy: masquerade host-originated service traffic" -m ipvs --vdir ORIGINAL --vmethod MASQ -m addrtype --src-type LOCAL -j MASQUERADE` + "\n"
 )
+
+// base is the rules every configuration has: host-originated traffic,
+// hairpin, and the externalTrafficPolicy Local exemption.
+func base(fam Family) string {
+	return localLine +
+		`-t nat -A IPVS-PROXY-POSTROUTING -m comment --comment "ipvs-proxy: masquerade hairpin traffic (a pod reaching itself)" -m ipvs --vdir ORIGINAL --vmethod MASQ -m set --match-set ` + HairpinSet(fam) + ` dst,dst,src -j MASQUERADE` + "\n" +
+		`-t nat -A IPVS-PROXY-POSTROUTING -m comment --comment "ipvs-proxy: keep the client address for externalTrafficPolicy Local" -m mark --mark 0x2000/0x2000 -j RETURN` + "\n"
+}
+
+// prerouting is the marking rule, printed after the POSTROUTING chain's.
+func prerouting(fam Family) string {
+	return `-t nat -A IPVS-PROXY-PREROUTING -m comment --comment "ipvs-proxy: mark connections to externalTrafficPolicy Local virtual servers" -m set --match-set ` +
+		KeepSourceSet(fam) + ` dst,dst -j MARK --set-xmark 0x2000/0x2000` + "\n"
+}
 
 func TestDesired(t *testing.T) {
 	for _, tc := range []struct {
@@ -28,29 +42,29 @@ func TestDesired(t *testing.T) {
 	}{{
 		name: "no cluster CIDR: host-originated traffic only",
 		fam:  IPv4,
-		want: jumpLine + localLine,
+		want: jumpLine + base(IPv4),
 	}, {
 		name: "one cluster CIDR, masked as iptables prints it",
 		cfg:  Config{ClusterCIDRs: prefixes("10.244.7.0/16")},
 		fam:  IPv4,
-		want: jumpLine + localLine +
+		want: jumpLine + base(IPv4) +
 			`-t nat -A IPVS-PROXY-POSTROUTING ! -s 10.244.0.0/16 -m comment --comment "ipvs-proxy: masquerade service traffic from outside the cluster CIDR" -m ipvs --vdir ORIGINAL --vmethod MASQ -j MASQUERADE` + "\n",
 	}, {
 		name: "dual-stack CIDRs, IPv6 family takes the IPv6 one",
 		cfg:  Config{ClusterCIDRs: prefixes("10.244.0.0/16", "fd00:10:244::/56")},
 		fam:  IPv6,
-		want: jumpLine + localLine +
+		want: jumpLine + base(IPv6) +
 			`-t nat -A IPVS-PROXY-POSTROUTING ! -s fd00:10:244::/56 -m comment --comment "ipvs-proxy: masquerade service traffic from outside the cluster CIDR" -m ipvs --vdir ORIGINAL --vmethod MASQ -j MASQUERADE` + "\n",
 	}, {
 		name: "IPv6 family without an IPv6 CIDR",
 		cfg:  Config{ClusterCIDRs: prefixes("10.244.0.0/16")},
 		fam:  IPv6,
-		want: jumpLine + localLine,
+		want: jumpLine + base(IPv6),
 	}, {
 		name: "two CIDRs of one family: RETURN each, then masquerade; duplicates dropped",
 		cfg:  Config{ClusterCIDRs: prefixes("10.244.0.0/16", "fd00:10:244::/56", "10.245.0.0/16", "10.244.0.1/16")},
 		fam:  IPv4,
-		want: jumpLine + localLine +
+		want: jumpLine + base(IPv4) +
 			`-t nat -A IPVS-PROXY-POSTROUTING -s 10.244.0.0/16 -m comment --comment "ipvs-proxy: keep the source of traffic from cluster CIDR 10.244.0.0/16" -j RETURN` + "\n" +
 			`-t nat -A IPVS-PROXY-POSTROUTING -s 10.245.0.0/16 -m comment --comment "ipvs-proxy: keep the source of traffic from cluster CIDR 10.245.0.0/16" -j RETURN` + "\n" +
 			`-t nat -A IPVS-PROXY-POSTROUTING -m comment --comment "ipvs-proxy: masquerade service traffic from outside the cluster CIDRs" -m ipvs --vdir ORIGINAL --vmethod MASQ -j MASQUERADE` + "\n",
@@ -58,21 +72,21 @@ func TestDesired(t *testing.T) {
 		name: "masquerade-all replaces the others",
 		cfg:  Config{ClusterCIDRs: prefixes("10.244.0.0/16"), MasqueradeAll: true},
 		fam:  IPv4,
-		want: jumpLine +
+		want: jumpLine + base(IPv4) +
 			`-t nat -A IPVS-PROXY-POSTROUTING -m comment --comment "ipvs-proxy: masquerade all service traffic (masquerade-all)" -m ipvs --vdir ORIGINAL --vmethod MASQ -j MASQUERADE` + "\n",
 	}, {
 		name: "invalid and IPv4-mapped CIDRs are skipped",
 		cfg:  Config{ClusterCIDRs: append(prefixes("::ffff:10.0.0.0/104"), netip.Prefix{})},
 		fam:  IPv6,
-		want: jumpLine + localLine,
+		want: jumpLine + base(IPv6),
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			rs := Desired(tc.cfg, tc.fam)
 			if rs.Family != tc.fam {
 				t.Errorf("family %s, want %s", rs.Family, tc.fam)
 			}
-			if got := rs.String(); got != tc.want {
-				t.Errorf("got:\n%s\nwant:\n%s", got, tc.want)
+			if got, want := rs.String(), tc.want+prerouting(tc.fam); got != want {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
 			}
 			// Sync would refuse anything outside what ipvs-proxy owns.
 			if err := (&engine{fam: tc.fam}).validate(rs); err != nil {

@@ -180,6 +180,8 @@ func writes(c reconcile.Counts) []write {
 		{"add", "destination", c.DestinationsAdded},
 		{"update", "destination", c.DestinationsUpdated},
 		{"delete", "destination", c.DestinationsDeleted},
+		{"add", "set-member", c.SetMembersAdded},
+		{"delete", "set-member", c.SetMembersDeleted},
 	}
 }
 

@@ -46,14 +46,9 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 	st.Problems = append(st.Problems, p...)
 	externalIPs, p := parseAddrs("externalIP", externalStrings(svc))
 	st.Problems = append(st.Problems, p...)
-	st.VIPs = append(st.VIPs, clusterIPs...)
-	for _, ip := range externalIPs {
-		// An address the node already has needs no second home on the
-		// dummy interface, and removing it later would break the node.
-		if !b.nodeIPs[ip] {
-			st.VIPs = append(st.VIPs, ip)
-		}
-	}
+	// An externalIP of a family the Service has no clusterIP of has no
+	// endpoints of that family either: it gets nothing, like a NodePort.
+	externalIPs = slices.DeleteFunc(externalIPs, func(ip netip.Addr) bool { return !hasFamily(clusterIPs, ip) })
 
 	internalLocal := svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
 	externalLocal := svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
@@ -75,11 +70,20 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 			sets[fam] = s
 			return s
 		}
-		add := func(addr netip.Addr, port int32, local bool) {
+		add := func(addr netip.Addr, port int32, local, external bool) {
 			eps := endpointsOf(addr)
 			dsts := eps.cluster
 			if local {
 				dsts = eps.local
+			}
+			for _, d := range eps.local {
+				st.Hairpin = append(st.Hairpin, SetMember{Addr: d.Addr, Proto: proto, Port: d.Port})
+			}
+			// Only virtual servers that have real servers need the mark: the
+			// others drop their traffic. So the set grows with this node's
+			// endpoints, not with the number of Services.
+			if local && external && len(dsts) > 0 {
+				st.KeepSource = append(st.KeepSource, SetMember{Addr: addr, Proto: proto, Port: uint16(port)})
 			}
 			st.Entries = append(st.Entries, Entry{Owner: owner, VirtualServer: ipvs.VirtualServer{
 				Service: ipvs.Service{
@@ -94,20 +98,31 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 			continue
 		}
 		for _, ip := range clusterIPs {
-			add(ip, sp.Port, internalLocal)
+			add(ip, sp.Port, internalLocal, false)
 		}
 		for _, ip := range externalIPs {
-			add(ip, sp.Port, externalLocal)
+			add(ip, sp.Port, externalLocal, true)
 		}
 		if sp.NodePort > 0 && sp.NodePort <= 65535 && (svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer) {
 			for _, ip := range b.nodePortIPs {
 				if hasFamily(clusterIPs, ip) {
-					add(ip, sp.NodePort, externalLocal)
+					add(ip, sp.NodePort, externalLocal, true)
 				}
 			}
 		}
 	}
 	st.Entries = dedupEntries(st.Entries)
+	// A VIP goes on the dummy interface only with a virtual server on it:
+	// a bare local address would hand its traffic to host sockets. An
+	// address the node already has needs no second home there, and
+	// removing it later would break the node.
+	for _, e := range st.Entries {
+		if !b.nodeIPs[e.Addr] && (slices.Contains(clusterIPs, e.Addr) || slices.Contains(externalIPs, e.Addr)) {
+			st.VIPs = append(st.VIPs, e.Addr)
+		}
+	}
+	st.Hairpin = sortedMembers(st.Hairpin)
+	st.KeepSource = sortedMembers(st.KeepSource)
 	slices.SortFunc(st.VIPs, netip.Addr.Compare)
 	st.VIPs = slices.Compact(st.VIPs)
 	return st
@@ -195,4 +210,9 @@ func compareKey(a, b ipvs.ServiceKey) int {
 		return 1
 	}
 	return 0
+}
+
+func sortedMembers(ms []SetMember) []SetMember {
+	slices.SortFunc(ms, compareMembers)
+	return slices.Compact(ms)
 }

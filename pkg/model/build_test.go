@@ -38,6 +38,7 @@ func TestBuildService(t *testing.T) {
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.2.2:8080              Masq    1
 vip 10.96.0.10
+hairpin 10.244.1.2,tcp:8080
 `,
 	}, {
 		name: "dual-stack clusterIPs take endpoints of their own family",
@@ -52,6 +53,8 @@ TCP  [fd00:10:96::10]:80 rr               # ns/web:http
   -> [fd00:244::2]:8080           Masq    1
 vip 10.96.0.10
 vip fd00:10:96::10
+hairpin 10.244.1.2,tcp:8080
+hairpin fd00:244::2,tcp:8080
 `,
 	}, {
 		name: "NodePort on every usable node address of the family, none on loopback or link-local",
@@ -67,6 +70,7 @@ TCP  192.168.1.10:30080 rr                # ns/web:http
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.2.2:8080              Masq    1
 vip 10.96.0.10
+hairpin 10.244.1.2,tcp:8080
 `,
 	}, {
 		name: "nodeport-addresses restricts NodePort addresses",
@@ -113,6 +117,11 @@ TCP  203.0.113.7:80 rr                    # ns/web:http
 vip 10.96.0.10
 vip 198.51.100.1
 vip 203.0.113.7
+hairpin 10.244.1.2,tcp:8080
+keep-source 192.168.1.10,tcp:80
+keep-source 192.168.1.10,tcp:30080
+keep-source 198.51.100.1,tcp:80
+keep-source 203.0.113.7,tcp:80
 `,
 	}, {
 		name: "externalTrafficPolicy Local with no local endpoint leaves external servers empty",
@@ -136,6 +145,7 @@ vip 10.96.0.10
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.1.2:8080              Masq    1
 vip 10.96.0.10
+hairpin 10.244.1.2,tcp:8080
 `,
 	}, {
 		name: "session affinity ClientIP with its timeout, and the default timeout",
@@ -148,6 +158,7 @@ vip 10.96.0.10
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.2.2:8080              Masq    1
 vip 10.96.0.10
+hairpin 10.244.1.2,tcp:8080
 `,
 	}, {
 		name: "session affinity without config uses 10800 s",
@@ -190,6 +201,7 @@ vip 10.96.0.10
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.1.3:8080              Masq    1
 vip 10.96.0.10
+hairpin 10.244.1.3,tcp:8080
 `,
 	}, {
 		name: "several slices, an endpoint in two of them counted once",

@@ -22,6 +22,12 @@ func (s ServiceState) Dump() string {
 	for _, v := range s.VIPs {
 		fmt.Fprintf(&b, "vip %s\n", v)
 	}
+	for _, m := range s.Hairpin {
+		fmt.Fprintf(&b, "hairpin %s\n", m)
+	}
+	for _, m := range s.KeepSource {
+		fmt.Fprintf(&b, "keep-source %s\n", m)
+	}
 	for _, p := range s.Problems {
 		fmt.Fprintf(&b, "problem: %s\n", p)
 	}

@@ -50,7 +50,7 @@ func collectEndpoints(sp v1.ServicePort, slices []*discovery.EndpointSlice, fami
 			// Like kube-proxy, only the first address is used: the API
 			// documents the others as unused by consumers.
 			addr, err := netip.ParseAddr(ep.Addresses[0])
-			if err != nil || addr.Zone() != "" || (family == discovery.AddressTypeIPv4) != addr.Is4() {
+			if err != nil || addr.Zone() != "" || addr.IsUnspecified() || addr.Is4In6() || (family == discovery.AddressTypeIPv4) != addr.Is4() {
 				problems = append(problems, fmt.Sprintf("EndpointSlice %s/%s: endpoint address %q is not a valid %s address; skipped", slice.Namespace, slice.Name, ep.Addresses[0], family))
 				continue
 			}

@@ -3,8 +3,10 @@ package model
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
 )
 
 // Explanation says, for one endpoint of one Service port, whether it is
@@ -19,15 +21,38 @@ type Explanation struct {
 }
 
 // Explain walks the same decisions as Service, one endpoint at a time.
+// Services and ports that Service skips explain nothing.
 func (b *Builder) Explain(in ServiceInput) []Explanation {
-	var out []Explanation
 	svc := in.Service
+	if svc == nil || svc.Spec.Type == v1.ServiceTypeExternalName || svc.Spec.ClusterIP == v1.ClusterIPNone || svc.Spec.ClusterIP == "" {
+		return nil
+	}
+	clusterIPs, _ := parseAddrs("clusterIP", clusterIPStrings(svc))
+	externalIPs, _ := parseAddrs("externalIP", externalStrings(svc))
 	internalLocal := svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
 	externalLocal := svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
+	var out []Explanation
 	for _, sp := range svc.Spec.Ports {
+		if _, ok := protocols[sp.Protocol]; !ok || sp.Port <= 0 || sp.Port > 65535 {
+			continue
+		}
+		nodePort := sp.NodePort > 0 && (svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer)
 		for _, slice := range in.Slices {
-			port, _, matched := slicePort(slice, sp)
+			if slice == nil {
+				continue
+			}
 			fam := slice.AddressType
+			famAddr := netip.IPv4Unspecified()
+			if fam == discovery.AddressTypeIPv6 {
+				famAddr = netip.IPv6Unspecified()
+			} else if fam != discovery.AddressTypeIPv4 {
+				continue
+			}
+			if !hasFamily(clusterIPs, famAddr) {
+				continue // no virtual server of this family
+			}
+			external := nodePort || len(slices.DeleteFunc(slices.Clone(externalIPs), func(ip netip.Addr) bool { return ip.Is4() != famAddr.Is4() })) > 0
+			port, seen, matched := slicePort(slice, sp)
 			var sets endpointSets
 			if matched {
 				sets, _ = collectEndpoints(sp, in.Slices, fam, b.opts.NodeName)
@@ -42,17 +67,23 @@ func (b *Builder) Explain(in ServiceInput) []Explanation {
 				}
 				addr, err := netip.ParseAddr(ep.Addresses[0])
 				switch {
+				case !seen:
+					e.Internal = "not programmed: the EndpointSlice lists no ports"
 				case !matched:
-					e.Internal = fmt.Sprintf("not programmed: port name %q not matched in EndpointSlice %s", sp.Name, slice.Name)
-					e.External = e.Internal
-				case err != nil:
-					e.Internal = "not programmed: invalid address"
-					e.External = e.Internal
+					e.Internal = fmt.Sprintf("not programmed: no port %q/%s in EndpointSlice %s", sp.Name, sp.Protocol, slice.Name)
+				case err != nil || addr.Zone() != "" || addr.IsUnspecified() || addr.Is4In6() || addr.Is4() != famAddr.Is4():
+					e.Internal = "not programmed: invalid " + string(fam) + " address"
 				default:
 					dst := netip.AddrPortFrom(addr, port)
-					local := e.Node == b.opts.NodeName
+					local := b.opts.NodeName != "" && e.Node == b.opts.NodeName
 					e.Internal = why(dst, sets, internalLocal, local, "internalTrafficPolicy", ep.Conditions.Ready, ep.Conditions.Terminating)
 					e.External = why(dst, sets, externalLocal, local, "externalTrafficPolicy", ep.Conditions.Ready, ep.Conditions.Terminating)
+				}
+				if e.External == "" {
+					e.External = e.Internal
+				}
+				if !external {
+					e.External = "-" // no NodePort, externalIP or LoadBalancer IP
 				}
 				out = append(out, e)
 			}

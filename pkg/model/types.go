@@ -4,7 +4,9 @@
 package model
 
 import (
+	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	v1 "k8s.io/api/core/v1"
@@ -61,7 +63,35 @@ type ServiceState struct {
 	Entries []Entry
 	// VIPs are the addresses that must be on the dummy interface.
 	VIPs []netip.Addr
+	// Hairpin are this node's endpoints: a pod may be chosen as the real
+	// server of its own request, which must then be masqueraded.
+	Hairpin []SetMember
+	// KeepSource are the externalTrafficPolicy Local external virtual
+	// servers (address, protocol, port) that have local real servers: their
+	// clients' addresses must be kept.
+	KeepSource []SetMember
 	// Problems are inputs that were skipped, worded for a log line or an
 	// Event; the rest of the Service is still built.
 	Problems []string
+}
+
+// SetMember is a real server as a kernel set holds it.
+type SetMember struct {
+	Addr  netip.Addr
+	Proto ipvs.Protocol
+	Port  uint16
+}
+
+func (m SetMember) String() string {
+	return fmt.Sprintf("%s,%s:%d", m.Addr, strings.ToLower(string(m.Proto)), m.Port)
+}
+
+func compareMembers(a, b SetMember) int {
+	if c := a.Addr.Compare(b.Addr); c != 0 {
+		return c
+	}
+	if a.Proto != b.Proto {
+		return strings.Compare(string(a.Proto), string(b.Proto))
+	}
+	return int(a.Port) - int(b.Port)
 }

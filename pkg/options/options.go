@@ -72,6 +72,9 @@ type Options struct {
 	// GracefulTerminationTimeout is how long a removed real server keeps
 	// weight 0 while it still has connections (ipvs-proxy's own).
 	GracefulTerminationTimeout time.Duration
+	// CleanupKubeProxy removes kube-proxy's iptables chains and ipsets once
+	// the first sync has programmed the node (ipvs-proxy only).
+	CleanupKubeProxy bool
 
 	// fromFile marks the fields Complete took from ConfigFile, so that
 	// Validate names the file field rather than a flag nobody gave.
@@ -93,6 +96,7 @@ func NewOptions() *Options {
 		MetricsBindAddress:         DefaultMetricsBindAddress,
 		StateFile:                  DefaultStateFile,
 		GracefulTerminationTimeout: DefaultGracefulTerminationTimeout,
+		CleanupKubeProxy:           true,
 	}
 }
 
@@ -139,6 +143,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"File where ipvs-proxy records the kernel objects it made, so a restart cleans up only those (ipvs-proxy only).")
 	fs.DurationVar(&o.GracefulTerminationTimeout, "graceful-termination-timeout", o.GracefulTerminationTimeout,
 		"How long a removed endpoint keeps weight 0 while it still has connections, before it is deleted; 0 deletes at once (ipvs-proxy only).")
+
+	fs.BoolVar(&o.CleanupKubeProxy, "cleanup-kube-proxy-rules", o.CleanupKubeProxy,
+		"After the first sync, remove the iptables chains and ipsets kube-proxy left behind (never IPVS state: ipvs-proxy adopts what its Services want). Set to false while kube-proxy still runs on the node (ipvs-proxy only).")
 
 	// Hidden aliases bound to the same variables: the names early issues used.
 	alias := func(name string) { _ = fs.MarkHidden(name) }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
@@ -19,10 +20,11 @@ import (
 type kernel struct {
 	ipvs *ipvs.Fake
 	link *netif.Fake
+	sets *ipset.Fake
 }
 
 func newKernel() kernel {
-	k := kernel{ipvs: ipvs.NewFake(), link: netif.NewFake("kube-ipvs0")}
+	k := kernel{ipvs: ipvs.NewFake(), link: netif.NewFake("kube-ipvs0"), sets: ipset.NewFake()}
 	k.link.SetHostAddresses([]netif.HostAddress{
 		{Link: "eth0", Addr: netip.MustParseAddr("192.168.1.10")},
 		{Link: "lo", Addr: netip.MustParseAddr("127.0.0.1")},
@@ -36,10 +38,14 @@ func (k kernel) dump(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k.ipvs.Dump() + l
+	sets, err := k.sets.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.ipvs.Dump() + l + sets
 }
 
-func (k kernel) writes() int { return k.ipvs.Writes + k.link.Writes }
+func (k kernel) writes() int { return k.ipvs.Writes + k.link.Writes + k.sets.Writes }
 
 func (k kernel) proxier(t *testing.T, stateFile string) *Proxier {
 	t.Helper()
@@ -47,7 +53,7 @@ func (k kernel) proxier(t *testing.T, stateFile string) *Proxier {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(model.Options{NodeName: "node-a", Scheduler: "rr"}, k.ipvs, k.link, owned)
+	return New(model.Options{NodeName: "node-a", Scheduler: "rr"}, k.ipvs, k.link, k.sets, owned)
 }
 
 func checkDump(t *testing.T, k kernel, want string) {

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
@@ -27,6 +28,7 @@ type Proxier struct {
 	opts  model.Options // NodeIPs is refreshed on every SyncAll
 	ipvs  ipvs.Interface
 	link  netif.Interface
+	sets  ipset.Interface
 	owned *Owned
 
 	builder *model.Builder
@@ -38,6 +40,8 @@ type Proxier struct {
 	claims map[ipvs.ServiceKey]types.NamespacedName
 	// vipRefs counts the Services that want each VIP on the dummy interface.
 	vipRefs map[netip.Addr]int
+	// memberRefs counts the Services that want each kernel set member.
+	memberRefs map[member]int
 	// linkAddrs is what the dummy interface holds: listed by SyncAll and
 	// kept up to date with our own writes in between.
 	linkAddrs map[netip.Addr]bool
@@ -52,14 +56,15 @@ type Result struct {
 	Problems map[types.NamespacedName][]string
 }
 
-func New(opts model.Options, ipvsIf ipvs.Interface, link netif.Interface, owned *Owned) *Proxier {
+func New(opts model.Options, ipvsIf ipvs.Interface, link netif.Interface, sets ipset.Interface, owned *Owned) *Proxier {
 	return &Proxier{
-		opts: opts, ipvs: ipvsIf, link: link, owned: owned,
-		builder:   model.NewBuilder(opts),
-		services:  map[types.NamespacedName]model.ServiceState{},
-		claims:    map[ipvs.ServiceKey]types.NamespacedName{},
-		vipRefs:   map[netip.Addr]int{},
-		linkAddrs: map[netip.Addr]bool{},
+		opts: opts, ipvs: ipvsIf, link: link, sets: sets, owned: owned,
+		memberRefs: map[member]int{},
+		builder:    model.NewBuilder(opts),
+		services:   map[types.NamespacedName]model.ServiceState{},
+		claims:     map[ipvs.ServiceKey]types.NamespacedName{},
+		vipRefs:    map[netip.Addr]int{},
+		linkAddrs:  map[netip.Addr]bool{},
 	}
 }
 
@@ -114,6 +119,7 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	p.services = map[types.NamespacedName]model.ServiceState{}
 	p.claims = map[ipvs.ServiceKey]types.NamespacedName{}
 	p.vipRefs = map[netip.Addr]int{}
+	p.memberRefs = map[member]int{}
 	desired := map[ipvs.ServiceKey]ipvs.VirtualServer{}
 	for _, in := range inputs {
 		name := nameOf(in)
@@ -128,7 +134,11 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 		for _, v := range st.VIPs {
 			p.vipRefs[v]++
 		}
+		for _, m := range membersOf(st) {
+			p.memberRefs[m]++
+		}
 	}
+	p.syncAllSets(&res)
 	current := map[ipvs.ServiceKey]ipvs.VirtualServer{}
 	for _, vs := range kernel {
 		if _, want := desired[vs.ServiceKey]; want || p.owns(vs.ServiceKey) {
@@ -174,6 +184,7 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 		if len(st.Problems) > 0 {
 			res.Problems[name] = st.Problems
 		}
+		p.changeMembers(old, st, &res)
 		if len(st.Entries) == 0 && len(st.VIPs) == 0 {
 			delete(p.services, name)
 		} else {
@@ -253,7 +264,7 @@ func (p *Proxier) apply(plan reconcile.Plan, all map[ipvs.ServiceKey]ipvs.Virtua
 		return // never write what we could not record
 	}
 	counts, errs := reconcile.Apply(p.ipvs, p.link, plan)
-	res.Counts = counts
+	res.Counts = res.Counts.Add(counts)
 	res.Errors = append(res.Errors, errs...)
 	for _, a := range plan.AddAddresses {
 		p.linkAddrs[a] = true

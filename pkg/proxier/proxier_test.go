@@ -22,7 +22,21 @@ var (
 	apiSlice = slice("api", "10.244.1.7")
 )
 
-const webAndAPI = ipvsHeader + `TCP  10.96.0.10:80 rr
+// sets is the dump of the kernel sets with these hairpin members (this
+// node's endpoints, all on port 8080/TCP in these tests).
+func sets(hairpin ...string) string {
+	out := "set IPVS-PROXY-HAIRPIN hash:ip,port,ip family inet\n"
+	for _, h := range hairpin {
+		out += "  " + h + ",tcp:8080," + h + "\n"
+	}
+	return out + "set IPVS-PROXY-HAIRPIN6 hash:ip,port,ip family inet6\n" +
+		"set IPVS-PROXY-KEEP-SOURCE hash:ip,port family inet\n" +
+		"set IPVS-PROXY-KEEP-SOURCE6 hash:ip,port family inet6\n"
+}
+
+var webAndAPI = webAndAPIKernel + sets("10.244.1.2", "10.244.1.3", "10.244.1.7")
+
+const webAndAPIKernel = ipvsHeader + `TCP  10.96.0.10:80 rr
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.1.3:8080              Masq    1
 TCP  10.96.0.20:80 rr
@@ -42,8 +56,8 @@ func TestSyncAllFromEmptyThenNoOp(t *testing.T) {
 		t.Fatalf("errors: %v", res.Errors)
 	}
 	checkDump(t, k, webAndAPI)
-	// 1 link + 2 addresses + 3 services + 4 destinations
-	if got, want := res.Counts.Writes(), 9; got != want {
+	// 1 link + 2 addresses + 3 services + 4 destinations + 3 hairpin members
+	if got, want := res.Counts.Writes(), 12; got != want {
 		t.Errorf("first sync made %d writes, want %d", got, want)
 	}
 
@@ -66,37 +80,38 @@ func TestIncrementalSync(t *testing.T) {
 		wantWrites int
 		want       string
 	}{{
-		name:       "one endpoint added is one real-server write",
+		name:       "one local endpoint added is one real-server write and one hairpin member",
 		change:     changes("web", input(web, slice("web", "10.244.1.2", "10.244.1.3", "10.244.1.4"))),
-		wantWrites: 1,
-		want:       strings.Replace(webAndAPI, "  -> 10.244.1.3:8080              Masq    1\n", "  -> 10.244.1.3:8080              Masq    1\n  -> 10.244.1.4:8080              Masq    1\n", 1),
+		wantWrites: 2,
+		want: strings.Replace(webAndAPIKernel, "  -> 10.244.1.3:8080              Masq    1\n", "  -> 10.244.1.3:8080              Masq    1\n  -> 10.244.1.4:8080              Masq    1\n", 1) +
+			sets("10.244.1.2", "10.244.1.3", "10.244.1.4", "10.244.1.7"),
 	}, {
-		name:       "one endpoint removed is one real-server write",
+		name:       "one local endpoint removed is one real-server write and one hairpin member",
 		change:     changes("web", input(web, slice("web", "10.244.1.2"))),
-		wantWrites: 1,
-		want:       strings.Replace(webAndAPI, "  -> 10.244.1.3:8080              Masq    1\n", "", 1),
+		wantWrites: 2,
+		want:       strings.Replace(webAndAPIKernel, "  -> 10.244.1.3:8080              Masq    1\n", "", 1) + sets("10.244.1.2", "10.244.1.7"),
 	}, {
 		name:       "scheduler change is one service update",
 		change:     changes("web", input(svc("web", "10.96.0.10", func(s *v1.Service) { s.Annotations = map[string]string{model.SchedulerAnnotation: "lc"} }), webSlice)),
 		wantWrites: 1,
 		want:       strings.Replace(webAndAPI, "TCP  10.96.0.10:80 rr", "TCP  10.96.0.10:80 lc", 1),
 	}, {
-		name:       "Service deleted: its virtual servers and VIP go, the other Service stays",
+		name:       "Service deleted: its virtual servers, VIP and hairpin member go, the other Service stays",
 		change:     map[types.NamespacedName]*model.ServiceInput{name("api"): nil},
-		wantWrites: 3,
+		wantWrites: 4,
 		want: ipvsHeader + `TCP  10.96.0.10:80 rr
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.1.3:8080              Masq    1
 link kube-ipvs0 dummy down
 addr 10.96.0.10/32
-`,
+` + sets("10.244.1.2", "10.244.1.3"),
 	}, {
 		name:       "new Service",
 		change:     changes("db", input(svc("db", "10.96.0.30"), slice("db", "10.244.1.9"))),
-		wantWrites: 3,
-		want: strings.Replace(webAndAPI, "TCP  192.168.1.10:30080 rr", `TCP  10.96.0.30:80 rr
+		wantWrites: 4,
+		want: strings.Replace(webAndAPIKernel, "TCP  192.168.1.10:30080 rr", `TCP  10.96.0.30:80 rr
   -> 10.244.1.9:8080              Masq    1
-TCP  192.168.1.10:30080 rr`, 1) + "addr 10.96.0.30/32\n",
+TCP  192.168.1.10:30080 rr`, 1) + "addr 10.96.0.30/32\n" + sets("10.244.1.2", "10.244.1.3", "10.244.1.7", "10.244.1.9"),
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -151,7 +166,7 @@ func TestForeignStateIsLeftAlone(t *testing.T) {
   -> 172.17.0.2:80                Masq    3
 TCP  192.168.1.10:30999 rr
 link kube-ipvs0 dummy down
-`)
+`+sets())
 }
 
 func TestRestartForgetsNothingOwned(t *testing.T) {
@@ -169,7 +184,7 @@ func TestRestartForgetsNothingOwned(t *testing.T) {
   -> 10.244.1.3:8080              Masq    1
 link kube-ipvs0 dummy down
 addr 10.96.0.10/32
-`)
+`+sets("10.244.1.2", "10.244.1.3"))
 }
 
 func TestBadInputIsSkippedAndOthersProgrammed(t *testing.T) {
@@ -214,7 +229,7 @@ addr 10.96.0.10/32
 addr 10.96.0.40/32
 addr 10.96.0.41/32
 addr 10.96.0.42/32
-`)
+`+sets("10.244.1.2", "10.244.1.3", "10.244.1.5", "10.244.1.8"))
 }
 
 func TestFailedWriteIsRetriedAndDoesNotStopOthers(t *testing.T) {
@@ -258,7 +273,7 @@ link kube-ipvs0 dummy down
 addr 10.96.0.50/32
 addr 10.96.0.51/32
 addr 203.0.113.9/32
-`)
+`+sets("10.244.1.10", "10.244.1.11"))
 }
 
 func changes(n string, in model.ServiceInput) map[types.NamespacedName]*model.ServiceInput {

@@ -20,12 +20,14 @@ type Counts struct {
 	AddressesAdded, AddressesDeleted                            int
 	ServicesAdded, ServicesUpdated, ServicesDeleted             int
 	DestinationsAdded, DestinationsUpdated, DestinationsDeleted int
+	// Members of the node-endpoint kernel sets (the proxier writes these).
+	SetMembersAdded, SetMembersDeleted int
 }
 
 // Writes is the total number of kernel writes.
 func (c Counts) Writes() int {
 	return c.AddressesAdded + c.AddressesDeleted + c.ServicesAdded + c.ServicesUpdated + c.ServicesDeleted +
-		c.DestinationsAdded + c.DestinationsUpdated + c.DestinationsDeleted
+		c.DestinationsAdded + c.DestinationsUpdated + c.DestinationsDeleted + c.SetMembersAdded + c.SetMembersDeleted
 }
 
 // Add sums two counts.
@@ -34,6 +36,7 @@ func (c Counts) Add(o Counts) Counts {
 		c.AddressesAdded + o.AddressesAdded, c.AddressesDeleted + o.AddressesDeleted,
 		c.ServicesAdded + o.ServicesAdded, c.ServicesUpdated + o.ServicesUpdated, c.ServicesDeleted + o.ServicesDeleted,
 		c.DestinationsAdded + o.DestinationsAdded, c.DestinationsUpdated + o.DestinationsUpdated, c.DestinationsDeleted + o.DestinationsDeleted,
+		c.SetMembersAdded + o.SetMembersAdded, c.SetMembersDeleted + o.SetMembersDeleted,
 	}
 }
 
@@ -82,8 +85,8 @@ func Apply(vs ipvs.Interface, addrs Addresses, p Plan) (Counts, []error) {
 	for _, k := range p.DeleteServices {
 		do(vs.DeleteService(k), ipvs.ErrNotFound, &c.ServicesDeleted)
 	}
-	// Addresses go last: a VIP that leaves while its virtual server still
-	// exists would let the packet fall through to host sockets.
+	// Addresses go last, after their virtual servers: a VIP without a
+	// virtual server would hand its traffic to host sockets.
 	for _, a := range p.DeleteAddresses {
 		do(wrap(addrs.DeleteAddress(a), "delete address %s", a), ipvs.ErrNotFound, &c.AddressesDeleted)
 	}

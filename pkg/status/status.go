@@ -77,13 +77,13 @@ func JSON(vss []ipvs.VirtualServer, labels Labels) (string, error) {
 // Explain prints, per endpoint, whether and why it is programmed.
 func Explain(es []model.Explanation) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-10s %-28s %-12s %-52s %s\n", "PORT", "ENDPOINT", "NODE", "CLUSTER-IP", "EXTERNAL")
+	fmt.Fprintf(&b, "%-10s %-28s %-12s %-62s %s\n", "PORT", "ENDPOINT", "NODE", "CLUSTER-IP", "EXTERNAL")
 	for _, e := range es {
 		node := e.Node
 		if node == "" {
 			node = "-"
 		}
-		fmt.Fprintf(&b, "%-10s %-28s %-12s %-52s %s\n", e.Port, e.Endpoint, node, e.Internal, e.External)
+		fmt.Fprintf(&b, "%-10s %-28s %-12s %-62s %s\n", e.Port, e.Endpoint, node, e.Internal, e.External)
 	}
 	return b.String()
 }

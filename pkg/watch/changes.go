@@ -104,8 +104,12 @@ func (c *Changes) handler(nameOf func(any) (types.NamespacedName, bool), service
 		AddFunc: func(obj any) { record(obj) },
 		UpdateFunc: func(old, obj any) {
 			// A slice can move between Services only by relabelling:
-			// both the old and the new owner changed.
-			record(old)
+			// then both the old and the new owner changed.
+			if o, ok := nameOf(old); ok {
+				if n, ok := nameOf(obj); !ok || n != o {
+					c.mark(o, service)
+				}
+			}
 			record(obj)
 		},
 		DeleteFunc: record,

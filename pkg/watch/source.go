@@ -2,6 +2,8 @@ package watch
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
@@ -92,6 +94,9 @@ func (s *Source) slicesOf(n types.NamespacedName) []*discovery.EndpointSlice {
 			out = append(out, sl)
 		}
 	}
+	// The index returns map order; a stable order keeps problem texts (and
+	// so Events) from changing when nothing did.
+	slices.SortFunc(out, func(a, b *discovery.EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 

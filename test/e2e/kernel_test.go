@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
@@ -63,11 +64,11 @@ func TestGuestKernelMatchesFakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	opts := model.Options{NodeName: "vm", Scheduler: "rr"}
-	real := node{ipvs: kipvs, link: link, p: proxier.New(opts, kipvs, link, owned)}
+	real := node{ipvs: kipvs, link: link, p: proxier.New(opts, kipvs, link, ipset.NewLinux(), owned)}
 	fipvs, flink := ipvs.NewFake(), netif.NewFake("kube-ipvs0")
 	flink.SetHostAddresses(hostAddrs)
 	fowned, _ := proxier.LoadOwned("")
-	fake := node{ipvs: fipvs, link: flink, p: proxier.New(opts, fipvs, flink, fowned)}
+	fake := node{ipvs: fipvs, link: flink, p: proxier.New(opts, fipvs, flink, ipset.NewFake(), fowned)}
 
 	// Foreign state that must survive: one virtual server on an unrelated
 	// address, one on the node IP inside the NodePort range.
@@ -109,9 +110,10 @@ func TestGuestKernelMatchesFakes(t *testing.T) {
 	change := map[types.NamespacedName]*model.ServiceInput{{Namespace: "demo", Name: "web"}: &changed}
 	resReal = real.p.SyncServices(change)
 	fake.p.SyncServices(change)
-	if w := resReal.Counts.Writes(); w != 2 || resReal.Counts.DestinationsAdded != 2 {
-		// web has a clusterIP and a NodePort on the guest's one usable address.
-		t.Errorf("endpoint add made %+v, want 2 real-server adds (clusterIP and NodePort)", resReal.Counts)
+	if w := resReal.Counts.Writes(); w != 3 || resReal.Counts.DestinationsAdded != 2 || resReal.Counts.SetMembersAdded != 1 {
+		// web has a clusterIP and a NodePort on the guest's one usable
+		// address; the new endpoint is local, so it joins the hairpin set.
+		t.Errorf("endpoint add made %+v, want 2 real-server adds (clusterIP and NodePort) and 1 hairpin member", resReal.Counts)
 	}
 	compare(t, "after one endpoint change", real.dump(t), fake.dump(t))
 
@@ -140,7 +142,20 @@ func TestGuestIPTablesMatchesFake(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = ipt.Delete() })
+			// The rules name the proxier's sets; iptables refuses a rule
+			// whose set does not exist.
+			sets := ipset.NewLinux()
+			for _, s := range proxier.OwnedSets() {
+				if err := sets.Ensure(s); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t.Cleanup(func() {
+				_ = ipt.Delete()
+				for _, s := range proxier.OwnedSets() {
+					_ = sets.Destroy(s.Name)
+				}
+			})
 			fake := iptables.NewFake(fam)
 			rs := iptables.Desired(cfg, fam)
 			wReal, err := ipt.Sync(rs)

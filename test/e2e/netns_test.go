@@ -148,10 +148,16 @@ func sh(t *testing.T, script string) string {
 }
 
 // topology makes the pods (network namespaces on a bridge, as a bridge CNI
-// would) and an external client on its own link to the node.
+// with hairpinMode would, kubelet's default) and an external client on its
+// own link to the node.
 func topology(t *testing.T, pods map[string]int) {
 	t.Helper()
-	sh(t, `ip link add cbr0 type bridge
+	// A bridge CNI node needs bridged traffic to pass netfilter (kubeadm
+	// checks for it): otherwise a pod's reply to another pod on the same
+	// bridge skips the host, and IPVS never rewrites it back to the VIP.
+	sh(t, `modprobe br_netfilter
+sysctl -qw net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1
+ip link add cbr0 type bridge
 ip addr add 10.244.0.1/24 dev cbr0
 ip addr add fd00:244::1/64 dev cbr0 nodad
 ip link set cbr0 up`)
@@ -159,6 +165,7 @@ ip link set cbr0 up`)
 		sh(t, fmt.Sprintf(`ip netns add %[1]s
 ip link add v-%[1]s type veth peer name eth0 netns %[1]s
 ip link set v-%[1]s master cbr0 up
+ip link set v-%[1]s type bridge_slave hairpin on
 ip -n %[1]s link set lo up
 ip -n %[1]s addr add 10.244.0.%[2]d/24 dev eth0
 ip -n %[1]s addr add fd00:244::%[2]d/64 dev eth0 nodad

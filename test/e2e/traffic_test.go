@@ -84,7 +84,8 @@ func TestGuestTraffic(t *testing.T) {
 	t.Run("hairpin: a pod reaches its own Service and gets itself", func(t *testing.T) {
 		a, err := ask("pod-a", "tcp", vip(self), "")
 		if err != nil || a.pod != "pod-a" {
-			t.Fatalf("answer %+v, err %v", a, err)
+			diag, _ := exec.Command("sh", "-c", "ipset list IPVS-PROXY-HAIRPIN; iptables-save -c -t nat; conntrack -L 2>&1 | grep 8080; dmesg | tail -5").CombinedOutput()
+			t.Fatalf("answer %+v, err %v\nkernel state:\n%s", a, err, diag)
 		}
 	})
 	t.Run("sh: one client always lands on one pod, clients spread", func(t *testing.T) {
@@ -166,7 +167,7 @@ func TestGuestTraffic(t *testing.T) {
 			}
 		}
 		w.endpoints(npLocal, ep{pod: "pod-a", node: "other-node"}, ep{pod: "pod-b", node: "other-node"})
-		waitIPVS(t, fmt.Sprintf("TCP 192.168.100.1:%d lc", port))
+		waitIPVS(t, fmt.Sprintf("TCP 192.168.100.1:%d lc", port), []string{}...) // present, with no real server
 		if a, err := ask("ext", "tcp", hostPort("192.168.100.1", port), ""); err == nil {
 			t.Fatalf("no local endpoint, yet %s answered", a.pod)
 		}

@@ -63,6 +63,8 @@ func newWorld(t *testing.T) *world {
 		if t.Failed() {
 			out, _ := os.ReadFile(w.log)
 			t.Logf("ipvs-proxy log (tail):\n%s", tail(string(out), 60))
+			diag, _ := exec.Command("sh", "-c", "ipset list; iptables-save -c -t nat; iptables-save -c -t mangle; sysctl net.ipv4.vs.conntrack").CombinedOutput()
+			t.Logf("kernel state:\n%s", diag)
 		}
 	})
 	return w
@@ -189,7 +191,8 @@ func ipvsTable(t *testing.T) map[string][]string {
 }
 
 // waitIPVS polls the kernel until the virtual server line vs has exactly
-// the real servers want (nil: until vs is absent), or fails.
+// the real servers want, or fails. No want at all waits for vs to be
+// absent; an empty want ([]string{}...) for vs present with none.
 func waitIPVS(t *testing.T, vs string, want ...string) {
 	t.Helper()
 	sort.Strings(want)

@@ -1,0 +1,160 @@
+package ipset
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Fake is in-memory sets that answer like the kernel where ipvs-proxy
+// depends on it: adding to a missing set fails, deleting from one succeeds,
+// an entry of the wrong family or shape fails, Ensure over a set of
+// another type fails, and destroying a missing set succeeds.
+type Fake struct {
+	mu   sync.Mutex
+	sets map[string]*fakeSet
+
+	// Writes counts, and Log spells as `ipset restore` would read it, every
+	// request the Linux implementation sends to the kernel as a write: Add,
+	// Del and Destroy always, Ensure only when it creates (its first step
+	// is a read). Calls refused before any request (a foreign name, an
+	// invalid entry) are not writes.
+	Writes int
+	Log    []string
+	// FailOn makes writes to the named set fail after they are counted, to
+	// test that one failure does not stop the others.
+	FailOn map[string]error
+	// InUse, if set, reports whether a rule still refers to the set; Destroy
+	// then fails like the kernel's.
+	InUse func(name string) bool
+}
+
+type fakeSet struct {
+	set     Set
+	entries map[Entry]bool
+}
+
+var _ Interface = &Fake{}
+
+// NewFake returns a fake with no sets.
+func NewFake() *Fake {
+	return &Fake{sets: map[string]*fakeSet{}, FailOn: map[string]error{}}
+}
+
+func (f *Fake) write(name, what string) error {
+	f.Writes++
+	f.Log = append(f.Log, what)
+	return f.FailOn[name]
+}
+
+func (f *Fake) Ensure(s Set) error {
+	if err := checkSet(s); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if have, ok := f.sets[s.Name]; ok {
+		if have.set != s {
+			return existsAs(s, string(have.set.Type), family(have.set.IPv6))
+		}
+		return nil
+	}
+	if err := f.write(s.Name, fmt.Sprintf("create %s %s family %s", s.Name, s.Type, family(s.IPv6))); err != nil {
+		return fmt.Errorf("create ipset %s %s family %s: %w", s.Name, s.Type, family(s.IPv6), err)
+	}
+	f.sets[s.Name] = &fakeSet{set: s, entries: map[Entry]bool{}}
+	return nil
+}
+
+func (f *Fake) Entries(name string) ([]Entry, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.sets[name]
+	if !ok {
+		return nil, fmt.Errorf("list ipset %s: %w", name, ErrNotFound)
+	}
+	out := make([]Entry, 0, len(s.entries))
+	for e := range s.entries {
+		out = append(out, e)
+	}
+	sortEntries(out)
+	return out, nil
+}
+
+func (f *Fake) Add(name string, e Entry) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := checkEntry(e); err != nil {
+		return fmt.Errorf("add %s to ipset %s: %w", e, name, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.write(name, fmt.Sprintf("add %s %s", name, e)); err != nil {
+		return fmt.Errorf("add %s to ipset %s: %w", e, name, err)
+	}
+	s, ok := f.sets[name]
+	switch {
+	case !ok:
+		return fmt.Errorf("add %s to ipset %s: %w", e, name, ErrNotFound)
+	case !fits(s.set, e):
+		return fmt.Errorf("add %s to ipset %s: %w", e, name, ErrMismatch)
+	}
+	s.entries[e] = true
+	return nil
+}
+
+func (f *Fake) Del(name string, e Entry) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := checkEntry(e); err != nil {
+		return fmt.Errorf("delete %s from ipset %s: %w", e, name, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.write(name, fmt.Sprintf("del %s %s", name, e)); err != nil {
+		return fmt.Errorf("delete %s from ipset %s: %w", e, name, err)
+	}
+	s, ok := f.sets[name]
+	switch {
+	case !ok:
+		return nil
+	case !fits(s.set, e):
+		return fmt.Errorf("delete %s from ipset %s: %w", e, name, ErrMismatch)
+	}
+	delete(s.entries, e)
+	return nil
+}
+
+func (f *Fake) Destroy(name string) error {
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("destroy: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.write(name, "destroy "+name); err != nil {
+		return fmt.Errorf("destroy ipset %s: %w", name, err)
+	}
+	if _, ok := f.sets[name]; ok && f.InUse != nil && f.InUse(name) {
+		return fmt.Errorf("destroy ipset %s: %w", name, ErrInUse)
+	}
+	delete(f.sets, name)
+	return nil
+}
+
+func (f *Fake) Dump() (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sets := make([]Contents, 0, len(f.sets))
+	for _, s := range f.sets {
+		c := Contents{Set: s.set}
+		for e := range s.entries {
+			c.Entries = append(c.Entries, e)
+		}
+		sets = append(sets, c)
+	}
+	return Format(sets), nil
+}

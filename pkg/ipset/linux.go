@@ -1,0 +1,337 @@
+//go:build linux
+
+package ipset
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// revision is the set type revision ipvs-proxy creates, for both types:
+// the one netlink v1.3.1 picks by default. It knows sctp, and every kernel
+// since 2.6.39 has it. Later revisions add counters, comments, skbinfo and
+// bucketsize, none of which ipvs-proxy uses, and bucketsize's two header
+// attributes make netlink's IpsetList log a line each to stderr.
+const revision = 1
+
+// dumpAttempts bounds the retries of a dump the kernel marked interrupted.
+const dumpAttempts = 5
+
+type linux struct{}
+
+// NewLinux returns the kernel's sets over netlink, so ipvs-proxy's image
+// needs no ipset binary.
+func NewLinux() Interface { return linux{} }
+
+func (linux) Ensure(s Set) error {
+	if err := checkSet(s); err != nil {
+		return err
+	}
+	// Read first: a sync that finds the set in place writes nothing.
+	h, err := readHeader(s.Name)
+	if errors.Is(err, ErrNotFound) {
+		opts := netlink.IpsetCreateOptions{Family: unix.AF_INET, Revision: revision}
+		if s.IPv6 {
+			opts.Family = unix.AF_INET6
+		}
+		err = guard(func() error { return netlink.IpsetCreate(s.Name, string(s.Type), opts) })
+		if !errors.Is(err, unix.EEXIST) { // EEXIST: created meanwhile; look at it
+			if err != nil {
+				return fmt.Errorf("create ipset %s %s family %s: %w", s.Name, s.Type, family(s.IPv6), err)
+			}
+			return nil
+		}
+		h, err = readHeader(s.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("ensure ipset %s: %w", s.Name, err)
+	}
+	if got, ok := h.set(); !ok || got != s {
+		return existsAs(s, h.typ, h.familyName())
+	}
+	return nil
+}
+
+func (linux) Entries(name string) ([]Entry, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	var res *netlink.IPSetResult
+	err := guard(func() (err error) {
+		res, err = netlink.IpsetList(name)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list ipset %s: %w", name, kernelError(err))
+	}
+	h := header{name: name, typ: res.TypeName, family: res.Family}
+	if _, ok := h.set(); !ok {
+		return nil, fmt.Errorf("list ipset %s: type %s family %s is not one ipvs-proxy makes", name, h.typ, h.familyName())
+	}
+	out := make([]Entry, 0, len(res.Entries))
+	for _, m := range res.Entries {
+		e, err := fromNetlink(m)
+		if err != nil {
+			return nil, fmt.Errorf("list ipset %s: %w", name, err)
+		}
+		out = append(out, e)
+	}
+	sortEntries(out)
+	return out, nil
+}
+
+func (linux) Add(name string, e Entry) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := checkEntry(e); err != nil {
+		return fmt.Errorf("add %s to ipset %s: %w", e, name, err)
+	}
+	// Replace leaves out NLM_F_EXCL, which is what `ipset -exist add` does:
+	// the kernel then answers success for a member already present.
+	m := toNetlink(e)
+	m.Replace = true
+	if err := guard(func() error { return netlink.IpsetAdd(name, m) }); err != nil {
+		return fmt.Errorf("add %s to ipset %s: %w", e, name, kernelError(err))
+	}
+	return nil
+}
+
+func (linux) Del(name string, e Entry) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if err := checkEntry(e); err != nil {
+		return fmt.Errorf("delete %s from ipset %s: %w", e, name, err)
+	}
+	// Without NLM_F_EXCL the kernel answers success for an absent member.
+	m := toNetlink(e)
+	m.Replace = true
+	err := kernelError(guard(func() error { return netlink.IpsetDel(name, m) }))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("delete %s from ipset %s: %w", e, name, err)
+	}
+	return nil
+}
+
+func (linux) Destroy(name string) error {
+	if err := checkName(name); err != nil {
+		return fmt.Errorf("destroy: %w", err)
+	}
+	// netlink sends no NLM_F_EXCL here, so the kernel answers success for a
+	// missing set; ErrNotFound is for a library that does send it.
+	err := kernelError(guard(func() error { return netlink.IpsetDestroy(name) }))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("destroy ipset %s: %w", name, err)
+	}
+	return nil
+}
+
+func (l linux) Dump() (string, error) {
+	hs, err := headers("")
+	if err != nil {
+		return "", fmt.Errorf("list ipsets: %w", err)
+	}
+	var sets []Contents
+	for _, h := range hs {
+		if checkName(h.name) != nil {
+			continue // not ours: not even its members are read
+		}
+		s, ok := h.set()
+		if !ok {
+			return "", fmt.Errorf("ipset %s: type %s family %s is not one ipvs-proxy makes", h.name, h.typ, h.familyName())
+		}
+		es, err := l.Entries(h.name)
+		if errors.Is(err, ErrNotFound) {
+			continue // destroyed since the list
+		}
+		if err != nil {
+			return "", err
+		}
+		sets = append(sets, Contents{Set: s, Entries: es})
+	}
+	return Format(sets), nil
+}
+
+// kernelError turns the kernel's answers that callers act on into this
+// package's errors.
+func kernelError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, unix.ENOENT):
+		return ErrNotFound
+	case errors.Is(err, nl.IPSetError(nl.IPSET_ERR_PROTOCOL)):
+		// checkEntry has ruled out every other malformed entry.
+		return ErrMismatch
+	case errors.Is(err, nl.IPSetError(nl.IPSET_ERR_BUSY)):
+		return ErrInUse
+	}
+	return err
+}
+
+// guard turns a panic inside netlink into an error: v1.3.1's ipsetExecute
+// asserts that every error is a syscall.Errno, and neither an interrupted
+// dump (ErrDumpInterrupted) nor an error annotated with the kernel's
+// extended ack message is one.
+func guard(call func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("netlink ipset call failed: %v", p)
+		}
+	}()
+	return call()
+}
+
+func toNetlink(e Entry) *netlink.IPSetEntry {
+	proto, port := protocols[e.Proto], e.Port
+	m := &netlink.IPSetEntry{IP: net.IP(e.IP.AsSlice()), Protocol: &proto, Port: &port}
+	if e.IP2.IsValid() {
+		// netlink sends it as IPSET_ATTR_IP2, the third part of
+		// hash:ip,port,ip.
+		m.IP2 = net.IP(e.IP2.AsSlice())
+	}
+	return m
+}
+
+// fromNetlink reads a member as IpsetList returns it: addresses of 4 or 16
+// bytes by the set's family, protocol number and port always present.
+func fromNetlink(m netlink.IPSetEntry) (Entry, error) {
+	ip, ok := netip.AddrFromSlice(m.IP)
+	if !ok || m.Protocol == nil || m.Port == nil {
+		return Entry{}, fmt.Errorf("unreadable member %+v", m)
+	}
+	e := Entry{IP: ip, Port: *m.Port}
+	for name, n := range protocols {
+		if n == *m.Protocol {
+			e.Proto = name
+		}
+	}
+	if e.Proto == "" {
+		return Entry{}, fmt.Errorf("member %s with protocol %d, which ipvs-proxy does not add", ip, *m.Protocol)
+	}
+	if m.IP2 != nil {
+		if e.IP2, ok = netip.AddrFromSlice(m.IP2); !ok {
+			return Entry{}, fmt.Errorf("unreadable member %+v", m)
+		}
+	}
+	return e, nil
+}
+
+// header is what the kernel says of a set besides its members.
+type header struct {
+	name, typ string
+	family    uint8
+}
+
+// set returns h as a Set, false if it is no kind ipvs-proxy makes.
+func (h header) set() (Set, bool) {
+	s := Set{Name: h.name, Type: Type(h.typ), IPv6: h.family == unix.AF_INET6}
+	ok := checkSet(s) == nil && (h.family == unix.AF_INET || h.family == unix.AF_INET6)
+	return s, ok
+}
+
+func (h header) familyName() string {
+	switch h.family {
+	case unix.AF_INET, unix.AF_INET6:
+		return family(h.family == unix.AF_INET6)
+	}
+	return fmt.Sprint(h.family)
+}
+
+// ipsetFlagListHeader is IPSET_FLAG_LIST_HEADER of linux/netfilter/ipset/
+// ip_set.h: list name, type and family but no members, as `ipset list -t`
+// does. vishvananda/netlink does not define it.
+const ipsetFlagListHeader = 1 << 2
+
+// readHeader reads the header of the named set; ErrNotFound if it is missing.
+func readHeader(name string) (header, error) {
+	hs, err := headers(name)
+	if err != nil {
+		return header{}, err
+	}
+	if len(hs) != 1 || hs[0].name != name {
+		return header{}, fmt.Errorf("kernel answered %d headers for one set", len(hs))
+	}
+	return hs[0], nil
+}
+
+// headers reads the headers of the named set, or of every set when name is
+// "". netlink has no call for this: IpsetList and IpsetListAll read every
+// member, IpsetListAll those of sets that are not ours too, and both log a
+// line to stderr for every header attribute newer than the library
+// (bucketsize and initval, on sets that the ipset binary made).
+func headers(name string) ([]header, error) {
+	var err error
+	for range dumpAttempts {
+		var hs []header
+		hs, err = dumpHeaders(name)
+		if !errors.Is(err, nl.ErrDumpInterrupted) {
+			return hs, err
+		}
+	}
+	return nil, fmt.Errorf("interrupted %d times in a row: %w", dumpAttempts, err)
+}
+
+func dumpHeaders(name string) ([]header, error) {
+	req := nl.NewNetlinkRequest(nl.IPSET_CMD_LIST|(unix.NFNL_SUBSYS_IPSET<<8), nl.GetIpsetFlags(nl.IPSET_CMD_LIST))
+	req.AddData(&nl.Nfgenmsg{NfgenFamily: uint8(unix.AF_NETLINK), Version: nl.NFNETLINK_V0})
+	req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_PROTOCOL, nl.Uint8Attr(nl.IPSET_PROTOCOL)))
+	if name != "" {
+		req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_SETNAME, nl.ZeroTerminated(name)))
+	}
+	req.AddData(&nl.Uint32Attribute{Type: nl.IPSET_ATTR_FLAGS | nl.NLA_F_NET_BYTEORDER, Value: ipsetFlagListHeader})
+	// Execute, unlike netlink's ipsetExecute, returns errors without
+	// asserting their type, so there is nothing to guard.
+	msgs, err := req.Execute(unix.NETLINK_NETFILTER, 0)
+	if err != nil {
+		return nil, kernelError(err)
+	}
+	var out []header
+	for _, m := range msgs {
+		if len(m) < nl.SizeofNfgenmsg {
+			continue
+		}
+		var h header
+		for typ, val := range attributes(m[nl.SizeofNfgenmsg:]) {
+			switch {
+			case typ == nl.IPSET_ATTR_SETNAME:
+				h.name = strings.TrimRight(string(val), "\x00")
+			case typ == nl.IPSET_ATTR_TYPENAME:
+				h.typ = strings.TrimRight(string(val), "\x00")
+			case typ == nl.IPSET_ATTR_FAMILY && len(val) == 1:
+				h.family = val[0]
+			}
+		}
+		// One message a set is what the kernel sends; do not count on it.
+		if h.name != "" && (len(out) == 0 || out[len(out)-1].name != h.name) {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+// attributes walks netlink attributes, type flags masked off. (nl's
+// ParseAttributes runs a goroutine that leaks if the reader stops early.)
+func attributes(b []byte) func(yield func(uint16, []byte) bool) {
+	return func(yield func(uint16, []byte) bool) {
+		for len(b) >= 4 {
+			n := int(binary.NativeEndian.Uint16(b[0:2]))
+			if n < 4 || n > len(b) {
+				return
+			}
+			if !yield(binary.NativeEndian.Uint16(b[2:4])&nl.NLA_TYPE_MASK, b[4:n]) {
+				return
+			}
+			b = b[min((n+3)&^3, len(b)):]
+		}
+	}
+}

@@ -1,0 +1,258 @@
+package ipset
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// Set names for the tests; ipvs-proxy's own are in pkg/iptables.
+const (
+	hairpin  = "IPVS-PROXY-T-HAIRPIN"
+	hairpin6 = "IPVS-PROXY-T-HAIRPIN6"
+	keep     = "IPVS-PROXY-T-KEEP"
+	keep6    = "IPVS-PROXY-T-KEEP6"
+)
+
+var (
+	hairpinSet  = Set{Name: hairpin, Type: HashIPPortIP}
+	hairpin6Set = Set{Name: hairpin6, Type: HashIPPortIP, IPv6: true}
+	keepSet     = Set{Name: keep, Type: HashIPPort}
+	keep6Set    = Set{Name: keep6, Type: HashIPPort, IPv6: true}
+)
+
+// step is one call on an Interface; wantErr, when set, is a substring of
+// the error it must return.
+type step struct {
+	do      func(Interface) error
+	wantErr string
+}
+
+func ensure(s Set) step { return step{do: func(i Interface) error { return i.Ensure(s) }} }
+func add(name, e string) step {
+	return step{do: func(i Interface) error { return i.Add(name, entry(e)) }}
+}
+func del(name, e string) step {
+	return step{do: func(i Interface) error { return i.Del(name, entry(e)) }}
+}
+func destroy(name string) step { return step{do: func(i Interface) error { return i.Destroy(name) }} }
+func entries(name string) step {
+	return step{do: func(i Interface) error { _, err := i.Entries(name); return err }}
+}
+func fails(s step, e string) step { s.wantErr = e; return s }
+
+// entry reads ipset's spelling, "ip,proto:port[,ip2]", the inverse of
+// Entry.String. It is lenient so that tests can spell invalid entries:
+// an unparsable address becomes the zero Addr.
+func entry(s string) Entry {
+	parts := strings.Split(s, ",")
+	var e Entry
+	e.IP, _ = netip.ParseAddr(parts[0])
+	if len(parts) > 1 {
+		proto, port, _ := strings.Cut(parts[1], ":")
+		n, _ := strconv.ParseUint(port, 10, 16)
+		e.Proto, e.Port = proto, uint16(n)
+	}
+	if len(parts) > 2 {
+		e.IP2, _ = netip.ParseAddr(parts[2])
+	}
+	return e
+}
+
+// scenario is a sequence of calls and the state it must leave, as Dump
+// text. The same scenarios run against the fake here and against the
+// kernel in linux_test.go, which is what keeps the fake honest.
+type scenario struct {
+	name     string
+	steps    []step
+	wantDump string
+	// wantLog is the fake's write log; nil means none.
+	wantLog []string
+}
+
+var scenarios = []scenario{{
+	name: "no sets",
+}, {
+	name:  "ensure creates each set once, both types and both families",
+	steps: []step{ensure(keep6Set), ensure(hairpinSet), ensure(keepSet), ensure(hairpin6Set), ensure(keepSet), ensure(hairpin6Set)},
+	wantDump: `set IPVS-PROXY-T-HAIRPIN hash:ip,port,ip family inet
+set IPVS-PROXY-T-HAIRPIN6 hash:ip,port,ip family inet6
+set IPVS-PROXY-T-KEEP hash:ip,port family inet
+set IPVS-PROXY-T-KEEP6 hash:ip,port family inet6
+`,
+	wantLog: []string{
+		"create IPVS-PROXY-T-KEEP6 hash:ip,port family inet6",
+		"create IPVS-PROXY-T-HAIRPIN hash:ip,port,ip family inet",
+		"create IPVS-PROXY-T-KEEP hash:ip,port family inet",
+		"create IPVS-PROXY-T-HAIRPIN6 hash:ip,port,ip family inet6",
+	},
+}, {
+	name: "members of every protocol, both families, sorted",
+	steps: []step{
+		ensure(hairpinSet), ensure(hairpin6Set), ensure(keepSet), ensure(keep6Set),
+		add(hairpin, "10.244.0.9,udp:53,10.244.0.9"),
+		add(hairpin, "10.244.0.10,tcp:8080,10.244.0.10"),
+		add(hairpin, "10.244.0.9,tcp:8080,10.244.0.9"),
+		add(hairpin, "10.244.0.9,sctp:9000,10.244.0.9"),
+		add(hairpin6, "fd00:10:244::a,tcp:443,fd00:10:244::a"),
+		add(keep, "10.244.0.2,tcp:65535"),
+		add(keep, "10.244.0.2,udp:0"),
+		add(keep6, "fd00:10:244::2,sctp:36412"),
+		add(keep6, "fd00:10:244::1,udp:53"),
+	},
+	wantDump: `set IPVS-PROXY-T-HAIRPIN hash:ip,port,ip family inet
+  10.244.0.9,sctp:9000,10.244.0.9
+  10.244.0.9,tcp:8080,10.244.0.9
+  10.244.0.9,udp:53,10.244.0.9
+  10.244.0.10,tcp:8080,10.244.0.10
+set IPVS-PROXY-T-HAIRPIN6 hash:ip,port,ip family inet6
+  fd00:10:244::a,tcp:443,fd00:10:244::a
+set IPVS-PROXY-T-KEEP hash:ip,port family inet
+  10.244.0.2,tcp:65535
+  10.244.0.2,udp:0
+set IPVS-PROXY-T-KEEP6 hash:ip,port family inet6
+  fd00:10:244::1,udp:53
+  fd00:10:244::2,sctp:36412
+`,
+	wantLog: []string{
+		"create IPVS-PROXY-T-HAIRPIN hash:ip,port,ip family inet",
+		"create IPVS-PROXY-T-HAIRPIN6 hash:ip,port,ip family inet6",
+		"create IPVS-PROXY-T-KEEP hash:ip,port family inet",
+		"create IPVS-PROXY-T-KEEP6 hash:ip,port family inet6",
+		"add IPVS-PROXY-T-HAIRPIN 10.244.0.9,udp:53,10.244.0.9",
+		"add IPVS-PROXY-T-HAIRPIN 10.244.0.10,tcp:8080,10.244.0.10",
+		"add IPVS-PROXY-T-HAIRPIN 10.244.0.9,tcp:8080,10.244.0.9",
+		"add IPVS-PROXY-T-HAIRPIN 10.244.0.9,sctp:9000,10.244.0.9",
+		"add IPVS-PROXY-T-HAIRPIN6 fd00:10:244::a,tcp:443,fd00:10:244::a",
+		"add IPVS-PROXY-T-KEEP 10.244.0.2,tcp:65535",
+		"add IPVS-PROXY-T-KEEP 10.244.0.2,udp:0",
+		"add IPVS-PROXY-T-KEEP6 fd00:10:244::2,sctp:36412",
+		"add IPVS-PROXY-T-KEEP6 fd00:10:244::1,udp:53",
+	},
+}, {
+	name: "the hairpin entry's two addresses may differ and stay apart",
+	steps: []step{ensure(hairpinSet), add(hairpin, "10.244.0.2,tcp:80,10.244.0.3"), add(hairpin, "10.244.0.2,tcp:80,10.244.0.2"),
+		del(hairpin, "10.244.0.2,tcp:80,10.244.0.3")},
+	wantDump: "set IPVS-PROXY-T-HAIRPIN hash:ip,port,ip family inet\n  10.244.0.2,tcp:80,10.244.0.2\n",
+	wantLog: []string{"create IPVS-PROXY-T-HAIRPIN hash:ip,port,ip family inet",
+		"add IPVS-PROXY-T-HAIRPIN 10.244.0.2,tcp:80,10.244.0.3", "add IPVS-PROXY-T-HAIRPIN 10.244.0.2,tcp:80,10.244.0.2",
+		"del IPVS-PROXY-T-HAIRPIN 10.244.0.2,tcp:80,10.244.0.3"},
+}, {
+	name:     "adding twice succeeds",
+	steps:    []step{ensure(keep6Set), add(keep6, "fd00::1,tcp:80"), add(keep6, "fd00::1,tcp:80")},
+	wantDump: "set IPVS-PROXY-T-KEEP6 hash:ip,port family inet6\n  fd00::1,tcp:80\n",
+	wantLog:  []string{"create IPVS-PROXY-T-KEEP6 hash:ip,port family inet6", "add IPVS-PROXY-T-KEEP6 fd00::1,tcp:80", "add IPVS-PROXY-T-KEEP6 fd00::1,tcp:80"},
+}, {
+	name: "deleting keeps the others; deleting an absent member, or from a missing set, succeeds",
+	steps: []step{ensure(keepSet), add(keep, "10.0.0.1,tcp:80"), add(keep, "10.0.0.1,udp:80"),
+		del(keep, "10.0.0.1,tcp:80"), del(keep, "10.0.0.1,tcp:80"), del(keep, "10.0.0.1,tcp:81"), del(keep6, "fd00::1,tcp:80")},
+	wantDump: "set IPVS-PROXY-T-KEEP hash:ip,port family inet\n  10.0.0.1,udp:80\n",
+	wantLog: []string{"create IPVS-PROXY-T-KEEP hash:ip,port family inet", "add IPVS-PROXY-T-KEEP 10.0.0.1,tcp:80", "add IPVS-PROXY-T-KEEP 10.0.0.1,udp:80",
+		"del IPVS-PROXY-T-KEEP 10.0.0.1,tcp:80", "del IPVS-PROXY-T-KEEP 10.0.0.1,tcp:80", "del IPVS-PROXY-T-KEEP 10.0.0.1,tcp:81", "del IPVS-PROXY-T-KEEP6 fd00::1,tcp:80"},
+}, {
+	name:    "adding to a missing set, or listing one, fails",
+	steps:   []step{fails(add(keep, "10.0.0.1,tcp:80"), "add 10.0.0.1,tcp:80 to ipset IPVS-PROXY-T-KEEP: set not found"), fails(entries(keep), "list ipset IPVS-PROXY-T-KEEP: set not found")},
+	wantLog: []string{"add IPVS-PROXY-T-KEEP 10.0.0.1,tcp:80"},
+}, {
+	name: "an entry of the other family or shape fails, as the kernel's invalid protocol",
+	steps: []step{ensure(hairpinSet), ensure(keep6Set),
+		fails(add(hairpin, "fd00::1,tcp:80,fd00::1"), "add fd00::1,tcp:80,fd00::1 to ipset IPVS-PROXY-T-HAIRPIN: entry does not match the set's type and family"),
+		fails(add(hairpin, "10.0.0.1,tcp:80"), "add 10.0.0.1,tcp:80 to ipset IPVS-PROXY-T-HAIRPIN: entry does not match"),
+		fails(add(keep6, "10.0.0.1,tcp:80"), "entry does not match"),
+		fails(add(keep6, "fd00::1,tcp:80,fd00::1"), "entry does not match"),
+		fails(del(keep6, "10.0.0.1,tcp:80"), "delete 10.0.0.1,tcp:80 from ipset IPVS-PROXY-T-KEEP6: entry does not match"),
+	},
+	wantDump: "set IPVS-PROXY-T-HAIRPIN hash:ip,port,ip family inet\nset IPVS-PROXY-T-KEEP6 hash:ip,port family inet6\n",
+	wantLog: []string{"create IPVS-PROXY-T-HAIRPIN hash:ip,port,ip family inet", "create IPVS-PROXY-T-KEEP6 hash:ip,port family inet6",
+		"add IPVS-PROXY-T-HAIRPIN fd00::1,tcp:80,fd00::1", "add IPVS-PROXY-T-HAIRPIN 10.0.0.1,tcp:80", "add IPVS-PROXY-T-KEEP6 10.0.0.1,tcp:80",
+		"add IPVS-PROXY-T-KEEP6 fd00::1,tcp:80,fd00::1", "del IPVS-PROXY-T-KEEP6 10.0.0.1,tcp:80"},
+}, {
+	name: "invalid entries fail before any write",
+	steps: []step{ensure(hairpinSet),
+		fails(add(hairpin, "10.0.0.1,icmp:0,10.0.0.1"), `add 10.0.0.1,icmp:0,10.0.0.1 to ipset IPVS-PROXY-T-HAIRPIN: protocol "icmp" is not tcp, udp or sctp`),
+		fails(add(hairpin, "10.0.0.1,TCP:80,10.0.0.1"), `protocol "TCP" is not tcp, udp or sctp`),
+		fails(add(hairpin, "bogus,tcp:80,10.0.0.1"), "invalid address"),
+		fails(add(hairpin, "::ffff:10.0.0.1,tcp:80,10.0.0.1"), "address ::ffff:10.0.0.1 is IPv4-mapped; use 10.0.0.1"),
+		fails(add(hairpin, "10.0.0.1,tcp:80,fd00::1"), "addresses 10.0.0.1 and fd00::1 are of different families"),
+		fails(add(hairpin, "fe80::1%eth0,tcp:80,fe80::1%eth0"), "address fe80::1%eth0 has a zone"),
+		fails(del(hairpin, "10.0.0.1,icmp:0,10.0.0.1"), `delete 10.0.0.1,icmp:0,10.0.0.1 from ipset IPVS-PROXY-T-HAIRPIN: protocol "icmp"`),
+	},
+	wantDump: "set IPVS-PROXY-T-HAIRPIN hash:ip,port,ip family inet\n",
+	wantLog:  []string{"create IPVS-PROXY-T-HAIRPIN hash:ip,port,ip family inet"},
+}, {
+	name: "ensure over another type or family fails, naming both, and keeps the set",
+	steps: []step{ensure(keepSet), add(keep, "10.0.0.1,tcp:80"),
+		fails(ensure(Set{Name: keep, Type: HashIPPortIP}), "ensure ipset IPVS-PROXY-T-KEEP: exists as hash:ip,port family inet, want hash:ip,port,ip family inet"),
+		fails(ensure(Set{Name: keep, Type: HashIPPort, IPv6: true}), "exists as hash:ip,port family inet, want hash:ip,port family inet6"),
+		ensure(keepSet)},
+	wantDump: "set IPVS-PROXY-T-KEEP hash:ip,port family inet\n  10.0.0.1,tcp:80\n",
+	wantLog:  []string{"create IPVS-PROXY-T-KEEP hash:ip,port family inet", "add IPVS-PROXY-T-KEEP 10.0.0.1,tcp:80"},
+}, {
+	name: "destroy drops the members; destroying again succeeds; a recreated set starts empty",
+	steps: []step{ensure(keepSet), ensure(hairpinSet), add(keep, "10.0.0.1,tcp:80"), destroy(keep), destroy(keep),
+		ensure(Set{Name: keep, Type: HashIPPortIP}), add(keep, "10.0.0.2,tcp:80,10.0.0.2")},
+	wantDump: "set IPVS-PROXY-T-HAIRPIN hash:ip,port,ip family inet\nset IPVS-PROXY-T-KEEP hash:ip,port,ip family inet\n  10.0.0.2,tcp:80,10.0.0.2\n",
+	wantLog: []string{"create IPVS-PROXY-T-KEEP hash:ip,port family inet", "create IPVS-PROXY-T-HAIRPIN hash:ip,port,ip family inet",
+		"add IPVS-PROXY-T-KEEP 10.0.0.1,tcp:80", "destroy IPVS-PROXY-T-KEEP", "destroy IPVS-PROXY-T-KEEP",
+		"create IPVS-PROXY-T-KEEP hash:ip,port,ip family inet", "add IPVS-PROXY-T-KEEP 10.0.0.2,tcp:80,10.0.0.2"},
+}, {
+	name: "names without the prefix are refused before any request",
+	steps: []step{
+		fails(ensure(Set{Name: "KUBE-CLUSTER-IP", Type: HashIPPort}), `ipset "KUBE-CLUSTER-IP" is not ipvs-proxy's: names must start with IPVS-PROXY-`),
+		fails(add("my-set", "10.0.0.1,tcp:80"), `ipset "my-set" is not ipvs-proxy's`),
+		fails(del("my-set", "10.0.0.1,tcp:80"), `ipset "my-set" is not ipvs-proxy's`),
+		fails(entries("KUBE-CLUSTER-IP"), `ipset "KUBE-CLUSTER-IP" is not ipvs-proxy's`),
+		fails(destroy("KUBE-CLUSTER-IP"), `destroy: ipset "KUBE-CLUSTER-IP" is not ipvs-proxy's`),
+		fails(destroy("my-set"), `destroy: ipset "my-set" is not ipvs-proxy's`),
+		fails(destroy("IPVS-PROXY-"), `ipset "IPVS-PROXY-" is not ipvs-proxy's`),
+		fails(destroy("ipvs-proxy-lower"), `is not ipvs-proxy's`),
+		fails(ensure(Set{Name: "IPVS-PROXY-0123456789012345678901", Type: HashIPPort}), "ipset name IPVS-PROXY-0123456789012345678901 is longer than the kernel's 31 characters"),
+		fails(ensure(Set{Name: keep, Type: "hash:ip"}), `ipset IPVS-PROXY-T-KEEP: type "hash:ip" is not one ipvs-proxy makes (hash:ip,port,ip or hash:ip,port)`),
+	},
+}}
+
+// run applies the steps and returns the dump and, for each step, its
+// error text ("" for none), or an error naming the first step that did
+// not answer as expected.
+func (sc scenario) run(i Interface) (dump string, errs []string, _ error) {
+	for n, s := range sc.steps {
+		err := s.do(i)
+		switch {
+		case s.wantErr == "" && err != nil:
+			return "", nil, fmt.Errorf("step %d: unexpected error: %w", n, err)
+		case s.wantErr != "" && err == nil:
+			return "", nil, fmt.Errorf("step %d: no error, want one containing %q", n, s.wantErr)
+		case s.wantErr != "" && !strings.Contains(err.Error(), s.wantErr):
+			return "", nil, fmt.Errorf("step %d: error %q does not contain %q", n, err, s.wantErr)
+		}
+		errs = append(errs, fmt.Sprint(err))
+	}
+	dump, err := i.Dump()
+	if err != nil {
+		return "", nil, fmt.Errorf("dump: %w", err)
+	}
+	// Entries must agree with the dump, since the resync reads it.
+	var fromEntries strings.Builder
+	for line := range strings.Lines(dump) {
+		if strings.HasPrefix(line, "  ") {
+			continue
+		}
+		fromEntries.WriteString(line)
+		name := strings.Fields(line)[1]
+		es, err := i.Entries(name)
+		if err != nil {
+			return "", nil, fmt.Errorf("entries of %s: %w", name, err)
+		}
+		if es == nil {
+			return "", nil, fmt.Errorf("entries of %s: nil, want an empty list", name)
+		}
+		for _, e := range es {
+			fmt.Fprintf(&fromEntries, "  %s\n", e)
+		}
+	}
+	if fromEntries.String() != dump {
+		return "", nil, fmt.Errorf("Entries() disagree with the dump:\n%s\ndump:\n%s", fromEntries.String(), dump)
+	}
+	return dump, errs, nil
+}

@@ -1,0 +1,102 @@
+package proxier
+
+import (
+	"strings"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+)
+
+// The kernel sets the masquerade rules match on (see pkg/iptables). They
+// hold only this node's endpoints, so they stay small at any cluster size;
+// like the virtual servers, they are listed whole only by SyncAll and
+// otherwise changed one member at a time.
+var ownedSets = []ipset.Set{
+	{Name: iptables.HairpinSet(iptables.IPv4), Type: ipset.HashIPPortIP},
+	{Name: iptables.HairpinSet(iptables.IPv6), Type: ipset.HashIPPortIP, IPv6: true},
+	{Name: iptables.KeepSourceSet(iptables.IPv4), Type: ipset.HashIPPort},
+	{Name: iptables.KeepSourceSet(iptables.IPv6), Type: ipset.HashIPPort, IPv6: true},
+}
+
+// OwnedSets are the sets the proxier keeps, for cleanup.
+func OwnedSets() []ipset.Set { return append([]ipset.Set(nil), ownedSets...) }
+
+type member struct {
+	set   string
+	entry ipset.Entry
+}
+
+// membersOf lists the set members one Service wants.
+func membersOf(st model.ServiceState) []member {
+	var out []member
+	for _, m := range st.Hairpin {
+		out = append(out, member{iptables.HairpinSet(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port, IP2: m.Addr}})
+	}
+	for _, m := range st.KeepSource {
+		out = append(out, member{iptables.KeepSourceSet(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port}})
+	}
+	return out
+}
+
+func family(m model.SetMember) iptables.Family {
+	if m.Addr.Is4() {
+		return iptables.IPv4
+	}
+	return iptables.IPv6
+}
+
+func proto(m model.SetMember) string { return strings.ToLower(string(m.Proto)) }
+
+// syncAllSets makes the sets exist and hold exactly what p.memberRefs says.
+func (p *Proxier) syncAllSets(res *Result) {
+	for _, s := range ownedSets {
+		if err := p.sets.Ensure(s); err != nil {
+			res.Errors = append(res.Errors, err)
+			continue
+		}
+		have, err := p.sets.Entries(s.Name)
+		if err != nil {
+			res.Errors = append(res.Errors, err)
+			continue
+		}
+		haveSet := map[ipset.Entry]bool{}
+		for _, e := range have {
+			haveSet[e] = true
+			if p.memberRefs[member{s.Name, e}] == 0 {
+				p.setWrite(res, p.sets.Del(s.Name, e), &res.Counts.SetMembersDeleted)
+			}
+		}
+		for m := range p.memberRefs {
+			if m.set == s.Name && !haveSet[m.entry] {
+				p.setWrite(res, p.sets.Add(s.Name, m.entry), &res.Counts.SetMembersAdded)
+			}
+		}
+	}
+}
+
+// changeMembers moves one Service's set members from old to new, writing
+// only members whose reference count crosses zero.
+func (p *Proxier) changeMembers(old, new model.ServiceState, res *Result) {
+	for _, m := range membersOf(new) {
+		p.memberRefs[m]++
+		if p.memberRefs[m] == 1 {
+			p.setWrite(res, p.sets.Add(m.set, m.entry), &res.Counts.SetMembersAdded)
+		}
+	}
+	for _, m := range membersOf(old) {
+		p.memberRefs[m]--
+		if p.memberRefs[m] <= 0 {
+			delete(p.memberRefs, m)
+			p.setWrite(res, p.sets.Del(m.set, m.entry), &res.Counts.SetMembersDeleted)
+		}
+	}
+}
+
+func (p *Proxier) setWrite(res *Result, err error, n *int) {
+	if err != nil {
+		res.Errors = append(res.Errors, err)
+		return
+	}
+	*n++
+}

@@ -1,0 +1,254 @@
+package watch
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+)
+
+func svc(ns, name string) *v1.Service {
+	return &v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+}
+
+// slice is an EndpointSlice labelled for service; "" leaves the label off.
+func slice(ns, name, service string) *discovery.EndpointSlice {
+	s := &discovery.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, AddressType: discovery.AddressTypeIPv4}
+	if service != "" {
+		s.Labels = map[string]string{discovery.LabelServiceName: service, "other": "x"}
+	}
+	return s
+}
+
+func names(ns []types.NamespacedName) string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = n.String()
+	}
+	return strings.Join(out, " ")
+}
+
+// event drives the handlers the way an informer does.
+type event func(svcs, slices cache.ResourceEventHandler)
+
+func TestChanges(t *testing.T) {
+	cases := []struct {
+		name   string
+		events []event
+		// notified lists the notify calls: "service" or "endpoints".
+		notified string
+		pending  string
+		taken    string
+	}{{
+		name:     "nothing happened",
+		notified: "",
+		pending:  "services=0 endpoints=0",
+		taken:    "",
+	}, {
+		name: "Service added",
+		events: []event{func(s, _ cache.ResourceEventHandler) {
+			s.OnAdd(svc("ns", "web"), true)
+		}},
+		notified: "service",
+		pending:  "services=1 endpoints=0",
+		taken:    "ns/web",
+	}, {
+		name: "Service updated: recorded and counted once",
+		events: []event{func(s, _ cache.ResourceEventHandler) {
+			s.OnUpdate(svc("ns", "web"), svc("ns", "web"))
+		}},
+		notified: "service",
+		pending:  "services=1 endpoints=0",
+		taken:    "ns/web",
+	}, {
+		name: "Service deleted",
+		events: []event{func(s, _ cache.ResourceEventHandler) {
+			s.OnDelete(svc("ns", "web"))
+		}},
+		notified: "service",
+		pending:  "services=1 endpoints=0",
+		taken:    "ns/web",
+	}, {
+		name: "Service deleted while the watch was down: DeletedFinalStateUnknown is unwrapped",
+		events: []event{func(s, _ cache.ResourceEventHandler) {
+			s.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/web", Obj: svc("ns", "web")})
+		}},
+		notified: "service",
+		pending:  "services=1 endpoints=0",
+		taken:    "ns/web",
+	}, {
+		name: "EndpointSlice add, update and delete mark the Service of its label, in the slice's namespace",
+		events: []event{func(_, e cache.ResourceEventHandler) {
+			e.OnAdd(slice("ns", "web-abc", "web"), false)
+			e.OnDelete(slice("other", "api-abc", "api"))
+		}},
+		notified: "endpoints endpoints",
+		pending:  "services=0 endpoints=2",
+		taken:    "ns/web other/api",
+	}, {
+		name: "relabelling a slice marks both the old and the new Service",
+		events: []event{func(_, e cache.ResourceEventHandler) {
+			e.OnUpdate(slice("ns", "web-abc", "web"), slice("ns", "web-abc", "web-v2"))
+		}},
+		notified: "endpoints endpoints",
+		pending:  "services=0 endpoints=2",
+		taken:    "ns/web ns/web-v2",
+	}, {
+		name: "a slice losing its label marks the Service it left",
+		events: []event{func(_, e cache.ResourceEventHandler) {
+			e.OnUpdate(slice("ns", "web-abc", "web"), slice("ns", "web-abc", ""))
+		}},
+		notified: "endpoints",
+		pending:  "services=0 endpoints=1",
+		taken:    "ns/web",
+	}, {
+		name: "a slice without the label marks nothing and notifies nobody",
+		events: []event{func(_, e cache.ResourceEventHandler) {
+			e.OnAdd(slice("ns", "mirror", ""), false)
+			e.OnUpdate(slice("ns", "mirror", ""), slice("ns", "mirror", ""))
+			e.OnDelete(slice("ns", "mirror", ""))
+			e.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/mirror", Obj: slice("ns", "mirror", "")})
+		}},
+		notified: "",
+		pending:  "services=0 endpoints=0",
+		taken:    "",
+	}, {
+		name: "EndpointSlice DeletedFinalStateUnknown is unwrapped",
+		events: []event{func(_, e cache.ResourceEventHandler) {
+			e.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/web-abc", Obj: slice("ns", "web-abc", "web")})
+		}},
+		notified: "endpoints",
+		pending:  "services=0 endpoints=1",
+		taken:    "ns/web",
+	}, {
+		name: "objects of the wrong type, and a tombstone without an object, are ignored",
+		events: []event{func(s, e cache.ResourceEventHandler) {
+			s.OnAdd(slice("ns", "web-abc", "web"), false)
+			e.OnAdd(svc("ns", "web"), false)
+			s.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/web"})
+			e.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/web-abc"})
+		}},
+		notified: "",
+		pending:  "services=0 endpoints=0",
+		taken:    "",
+	}, {
+		name: "a burst is one set of names, sorted by namespace then name",
+		events: []event{func(s, e cache.ResourceEventHandler) {
+			s.OnAdd(svc("b", "web"), false)
+			e.OnAdd(slice("a", "z-1", "z"), false)
+			s.OnAdd(svc("a", "web"), false)
+			e.OnAdd(slice("b", "web-1", "web"), false)
+			e.OnAdd(slice("b", "web-2", "web"), false)
+			s.OnDelete(svc("a", "api"))
+		}},
+		notified: "service endpoints service endpoints endpoints service",
+		pending:  "services=3 endpoints=3",
+		taken:    "a/api a/web a/z b/web",
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var notified []string
+			c := NewChanges(func(service bool) {
+				if service {
+					notified = append(notified, "service")
+				} else {
+					notified = append(notified, "endpoints")
+				}
+			})
+			for _, e := range tc.events {
+				e(c.ServiceHandler(), c.SliceHandler())
+			}
+			if got := strings.Join(notified, " "); got != tc.notified {
+				t.Errorf("notified %q, want %q", got, tc.notified)
+			}
+			s, e := c.Pending()
+			if got := fmt.Sprintf("services=%d endpoints=%d", s, e); got != tc.pending {
+				t.Errorf("Pending: %s, want %s", got, tc.pending)
+			}
+			if got := names(c.Take()); got != tc.taken {
+				t.Errorf("Take: %q, want %q", got, tc.taken)
+			}
+			// Take forgets: a second one is empty and nothing is pending.
+			s, e = c.Pending()
+			if got := names(c.Take()); got != "" || s != 0 || e != 0 {
+				t.Errorf("after Take: Take %q, Pending services=%d endpoints=%d; want all empty", got, s, e)
+			}
+		})
+	}
+}
+
+// Mark re-queues a Service (a retry) and counts as a Service change.
+func TestChangesMark(t *testing.T) {
+	var notified []bool
+	c := NewChanges(func(service bool) { notified = append(notified, service) })
+	c.Mark(types.NamespacedName{Namespace: "ns", Name: "web"})
+	c.Mark(types.NamespacedName{Namespace: "ns", Name: "api"})
+	c.Mark(types.NamespacedName{Namespace: "ns", Name: "web"})
+	s, e := c.Pending()
+	got := fmt.Sprintf("notified %v, pending services=%d endpoints=%d, taken %q", notified, s, e, names(c.Take()))
+	want := `notified [true true true], pending services=3 endpoints=0, taken "ns/api ns/web"`
+	if got != want {
+		t.Errorf("%s\nwant:\n%s", got, want)
+	}
+}
+
+// A nil notify is allowed (e.g. for a one-shot reader).
+func TestChangesNilNotify(t *testing.T) {
+	c := NewChanges(nil)
+	c.ServiceHandler().OnAdd(svc("ns", "web"), false)
+	if got := names(c.Take()); got != "ns/web" {
+		t.Errorf("Take: %q, want ns/web", got)
+	}
+}
+
+func TestTriggerTime(t *testing.T) {
+	annotated := func(name, v string) *discovery.EndpointSlice {
+		s := slice("ns", name, "web")
+		s.Annotations = map[string]string{TriggerTimeAnnotation: v}
+		return s
+	}
+	cases := []struct {
+		name   string
+		slices []*discovery.EndpointSlice
+		want   string // UTC, or "none"
+	}{
+		{"no slices", nil, "none"},
+		{"slices without the annotation", []*discovery.EndpointSlice{slice("ns", "a", "web")}, "none"},
+		{"one slice, seconds", []*discovery.EndpointSlice{annotated("a", "2024-05-01T10:00:00Z")}, "2024-05-01T10:00:00Z"},
+		{"one slice, nanoseconds", []*discovery.EndpointSlice{annotated("a", "2024-05-01T10:00:00.123456789Z")}, "2024-05-01T10:00:00.123456789Z"},
+		{"the latest of several", []*discovery.EndpointSlice{
+			annotated("a", "2024-05-01T10:00:00Z"),
+			annotated("b", "2024-05-01T10:00:02Z"),
+			slice("ns", "c", "web"),
+			annotated("d", "2024-05-01T10:00:01Z"),
+		}, "2024-05-01T10:00:02Z"},
+		{"compared as instants, not as text", []*discovery.EndpointSlice{
+			annotated("a", "2024-05-01T11:30:00+02:00"), // 09:30 UTC
+			annotated("b", "2024-05-01T10:00:00Z"),
+		}, "2024-05-01T10:00:00Z"},
+		{"an unparsable value is ignored", []*discovery.EndpointSlice{
+			annotated("a", "yesterday"),
+			annotated("b", "2024-05-01T10:00:00Z"),
+			annotated("c", "2024-05-01 12:00:00"),
+		}, "2024-05-01T10:00:00Z"},
+		{"only unparsable values", []*discovery.EndpointSlice{annotated("a", ""), annotated("b", "1714557600")}, "none"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := "none"
+			if ts, ok := TriggerTime(&model.ServiceInput{Service: svc("ns", "web"), Slices: tc.slices}); ok {
+				got = ts.UTC().Format(time.RFC3339Nano)
+			}
+			if got != tc.want {
+				t.Errorf("TriggerTime = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
