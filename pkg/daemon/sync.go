@@ -50,6 +50,9 @@ func (d *daemon) sync() {
 		}
 		res = d.Proxier.SyncServices(inputs)
 	}
+	for _, n := range res.Requeue {
+		d.changes.Mark(n) // a key it wanted was freed: rebuild it next
+	}
 	elapsed := d.Clock.Since(start)
 	for _, err := range res.Errors {
 		klog.ErrorS(err, "Kernel write failed; retrying on the next sync")

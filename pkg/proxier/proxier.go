@@ -38,6 +38,9 @@ type Proxier struct {
 	// claims says which Service a virtual server belongs to when two want
 	// the same address:port (say, one externalIP in two Services).
 	claims map[ipvs.ServiceKey]types.NamespacedName
+	// losers are the Services that wanted a key another one holds: when
+	// the holder lets go, they are handed back to the caller to rebuild.
+	losers map[ipvs.ServiceKey][]types.NamespacedName
 	// vipRefs counts the Services that want each VIP on the dummy interface.
 	vipRefs map[netip.Addr]int
 	// memberRefs counts the Services that want each kernel set member.
@@ -49,6 +52,8 @@ type Proxier struct {
 
 // Result is what one sync did.
 type Result struct {
+	// Requeue are Services to rebuild soon: a key they wanted was freed.
+	Requeue []types.NamespacedName
 	// Aborted is set when the kernel could not be read: nothing was written.
 	Aborted  bool
 	Counts   reconcile.Counts
@@ -63,6 +68,7 @@ func New(opts model.Options, ipvsIf ipvs.Interface, link netif.Interface, sets i
 		builder:    model.NewBuilder(opts),
 		services:   map[types.NamespacedName]model.ServiceState{},
 		claims:     map[ipvs.ServiceKey]types.NamespacedName{},
+		losers:     map[ipvs.ServiceKey][]types.NamespacedName{},
 		vipRefs:    map[netip.Addr]int{},
 		linkAddrs:  map[netip.Addr]bool{},
 	}
@@ -112,10 +118,13 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	}
 
 	// Build in name order so that, of two Services claiming one key, the
-	// same one wins on every node and every resync.
+	// same one wins on every node and every resync. A copy: the caller's
+	// slice (and pointers into it) must stay as they are.
+	inputs = slices.Clone(inputs)
 	slices.SortFunc(inputs, func(a, b model.ServiceInput) int {
 		return compareNames(nameOf(a), nameOf(b))
 	})
+	p.losers = map[ipvs.ServiceKey][]types.NamespacedName{}
 	p.services = map[types.NamespacedName]model.ServiceState{}
 	p.claims = map[ipvs.ServiceKey]types.NamespacedName{}
 	p.vipRefs = map[netip.Addr]int{}
@@ -172,6 +181,12 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 		for _, e := range old.Entries {
 			touched[e.ServiceKey] = true
 			delete(p.claims, e.ServiceKey)
+			for _, l := range p.losers[e.ServiceKey] {
+				if _, changing := changed[l]; !changing {
+					res.Requeue = append(res.Requeue, l)
+				}
+			}
+			delete(p.losers, e.ServiceKey)
 		}
 		for _, v := range old.VIPs {
 			p.vipRefs[v]--
@@ -237,6 +252,9 @@ func (p *Proxier) claim(name types.NamespacedName, st model.ServiceState) model.
 	for _, e := range st.Entries {
 		if owner, taken := p.claims[e.ServiceKey]; taken && owner != name {
 			st.Problems = append(st.Problems, fmt.Sprintf("%s %s is already used by Service %s; skipped", e.Owner.Port, e.ServiceKey, owner))
+			if !slices.Contains(p.losers[e.ServiceKey], name) {
+				p.losers[e.ServiceKey] = append(p.losers[e.ServiceKey], name)
+			}
 			continue
 		}
 		p.claims[e.ServiceKey] = name

@@ -48,7 +48,9 @@ func (n node) dump(t *testing.T) string {
 // hashed flag, netmasks, prefix lengths, rule spelling) fails here.
 func TestGuestKernelMatchesFakes(t *testing.T) {
 	guest(t)
-	t.Cleanup(func() { run(t, "ipvs-proxy-cleanup", "sh", "-c", "ipvsadm -C; ip link del kube-ipvs0 2>/dev/null; true") })
+	t.Cleanup(func() {
+		run(t, "ipvs-proxy-cleanup", "sh", "-c", "ipvsadm -C; ip link del kube-ipvs0 2>/dev/null; true")
+	})
 	kipvs, err := ipvs.NewLinux()
 	if err != nil {
 		t.Fatal(err)

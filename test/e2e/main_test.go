@@ -31,6 +31,12 @@ func TestVM(t *testing.T) {
 	if vm.InGuest() {
 		t.Skip("host side: boots the VM that runs the TestGuest* tests")
 	}
+	runInVM(t, "^TestGuest", nil)
+}
+
+// runInVM starts the API server, builds ipvs-proxy and boots one VM that
+// runs the tests matching pattern, with env added to theirs.
+func runInVM(t *testing.T, pattern string, env []string) {
 	start := time.Now()
 	s := apiserver.Start(t, apiserver.Options{AdvertiseAddress: vm.ForwardAddr, ServiceCIDRs: "10.96.0.0/16,fd00:10:96::/108"})
 	server := fmt.Sprintf("https://%s:%d", vm.ForwardAddr, s.Port)
@@ -48,10 +54,10 @@ func TestVM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := []string{exe, "-test.run", "^TestGuest", "-test.v", "-test.count=1", "-test.timeout=20m"}
+	args := []string{exe, "-test.run", pattern, "-test.v", "-test.count=1", "-test.timeout=20m"}
 	code, err := vm.Run(t.Context(), vm.Config{
 		Command:  args,
-		Env:      []string{envProxyBin + "=" + bin, envKubeconfig + "=" + s.ProxyKubeconfig(t, server), envAdmin + "=" + admin},
+		Env:      append([]string{envProxyBin + "=" + bin, envKubeconfig + "=" + s.ProxyKubeconfig(t, server), envAdmin + "=" + admin}, env...),
 		Forwards: []int{s.Port},
 		Stdout:   os.Stdout,
 		Timeout:  25 * time.Minute,
@@ -87,4 +93,3 @@ func guest(t *testing.T) {
 		t.Skip("runs inside the VM, started by TestVM")
 	}
 }
-

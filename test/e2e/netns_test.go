@@ -147,31 +147,31 @@ func sh(t *testing.T, script string) string {
 	return string(out)
 }
 
-// topology makes the pods (network namespaces on a bridge, as a bridge CNI
-// with hairpinMode would, kubelet's default) and an external client on its
-// own link to the node.
+// topology makes the pods the way a routed CNI does (Calico, the ptp
+// plugin): each pod is a network namespace on its own veth with a /32, its
+// default route via a link-local gateway the node answers for, and the
+// node routes each pod address to its veth. All pod traffic is routed by
+// the node, as on most clusters. The external client has its own link.
 func topology(t *testing.T, pods map[string]int) {
 	t.Helper()
-	// A bridge CNI node needs bridged traffic to pass netfilter (kubeadm
-	// checks for it): otherwise a pod's reply to another pod on the same
-	// bridge skips the host, and IPVS never rewrites it back to the VIP.
-	sh(t, `modprobe br_netfilter
-sysctl -qw net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1
-ip link add cbr0 type bridge
-ip addr add 10.244.0.1/24 dev cbr0
-ip addr add fd00:244::1/64 dev cbr0 nodad
-ip link set cbr0 up`)
+	// The node forwards pod traffic (the CNI or node setup enables this;
+	// ipvs-proxy sets only IPv4's, as kube-proxy does).
+	sh(t, "sysctl -qw net.ipv6.conf.all.forwarding=1")
 	for name, n := range pods {
 		sh(t, fmt.Sprintf(`ip netns add %[1]s
 ip link add v-%[1]s type veth peer name eth0 netns %[1]s
-ip link set v-%[1]s master cbr0 up
-ip link set v-%[1]s type bridge_slave hairpin on
+sysctl -qw net.ipv4.conf.v-%[1]s.proxy_arp=1
+ip link set v-%[1]s up
+ip addr add fe80::1/64 dev v-%[1]s nodad
+ip route add 10.244.0.%[2]d/32 dev v-%[1]s
+ip -6 route add fd00:244::%[2]d/128 dev v-%[1]s
 ip -n %[1]s link set lo up
-ip -n %[1]s addr add 10.244.0.%[2]d/24 dev eth0
-ip -n %[1]s addr add fd00:244::%[2]d/64 dev eth0 nodad
+ip -n %[1]s addr add 10.244.0.%[2]d/32 dev eth0
+ip -n %[1]s addr add fd00:244::%[2]d/128 dev eth0 nodad
 ip -n %[1]s link set eth0 up
-ip -n %[1]s route add default via 10.244.0.1
-ip -n %[1]s -6 route add default via fd00:244::1`, name, n))
+ip -n %[1]s route add 169.254.1.1 dev eth0 scope link
+ip -n %[1]s route add default via 169.254.1.1 dev eth0
+ip -n %[1]s -6 route add default via fe80::1 dev eth0`, name, n))
 	}
 	extra := ""
 	for i := 10; i < 30; i++ {

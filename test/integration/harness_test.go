@@ -338,7 +338,7 @@ func (p *proxy) waitWithin(t *testing.T, timeout time.Duration, step string, sin
 	if _, err := p.converge(timeout, want); err != nil {
 		t.Fatalf("%s: %v", step, err)
 	}
-	t.Logf("%s: converged %v after the change", step, time.Since(since).Round(100*time.Microsecond))
+	t.Logf("%s: converged in %v", step, time.Since(since).Round(100*time.Microsecond))
 }
 
 // ---- objects ----

@@ -25,9 +25,10 @@ import (
 // one verb, and a daemon runs as it beside one running as the manifests'
 // account (the control), through the checks the other tests make: the
 // kernel converges at start and after changes, an Event is created and, on
-// a repeat, patched, Run returns nil, and the API refused nothing. The
-// control must pass every check; each crippled daemon must fail at least
-// one, and the test prints which.
+// a repeat, patched, the Node's taint reaches /healthz, Run returns nil,
+// and the API refused nothing. The control must pass every check; a daemon
+// missing a permission it needs must fail at least one, and the test
+// prints which. Permissions the daemon turns out not to need are reported.
 func TestLeastPrivilege(t *testing.T) {
 	c := startCluster(t)
 	ctx := t.Context()

@@ -12,8 +12,9 @@ import (
 // is longer than convergeTimeout because of client-go, not the daemon: a
 // reflector whose server refuses connections retries with a backoff that
 // doubles from 0.8 s with up to 100% jitter (k8s.io/client-go/tools/cache,
-// defaultBackoff*), so after an outage of ~10 s its next attempt can come
-// ~25 s after the server is back. kube-proxy shares this.
+// defaultBackoff*), so after the ~20 s outage here (Stop gives
+// kube-apiserver 15 s to exit) its next attempt can come ~25 s after the
+// server is back. kube-proxy shares this.
 const reconnectTimeout = 40 * time.Second
 
 // TestAPIServerRestart stops kube-apiserver under a converged daemon: the

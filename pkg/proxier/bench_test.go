@@ -1,0 +1,90 @@
+package proxier
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+var benchSizes = []int{100, 1000, 10000, 50000}
+
+// benchWorld is n ClusterIP Services with 10 endpoints each, half of them
+// on this node.
+func benchWorld(n int) []model.ServiceInput {
+	out := make([]model.ServiceInput, n)
+	for i := range out {
+		ip := netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)}).String()
+		if i >= 65536 {
+			ip = netip.AddrFrom4([4]byte{10, 97, byte(i >> 8), byte(i)}).String()
+		}
+		s := svc(fmt.Sprintf("s%d", i), ip)
+		var addrs []string
+		for j := 0; j < 10; j++ {
+			addrs = append(addrs, netip.AddrFrom4([4]byte{10, byte(100 + j), byte(i >> 8), byte(i)}).String())
+		}
+		out[i] = input(s, slice(s.Name, addrs...))
+	}
+	return out
+}
+
+func newBenchKernel() kernel {
+	k := kernel{ipvs: ipvs.NewFake(), link: netif.NewFake("kube-ipvs0"), sets: ipset.NewFake()}
+	k.link.SetHostAddresses([]netif.HostAddress{{Link: "eth0", Addr: netip.MustParseAddr("192.168.1.10")}})
+	return k
+}
+
+// BenchmarkSyncAll is a cold start: build every Service, diff against an
+// empty kernel and apply, through the fakes.
+func BenchmarkSyncAll(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			world := benchWorld(n)
+			b.ReportAllocs()
+			writes := 0
+			for b.Loop() {
+				b.StopTimer()
+				k := newBenchKernel()
+				owned, _ := LoadOwned("")
+				p := New(model.Options{NodeName: "node-a", Scheduler: "rr"}, k.ipvs, k.link, k.sets, owned)
+				b.StartTimer()
+				writes = p.SyncAll(world).Counts.Writes()
+			}
+			b.ReportMetric(float64(writes), "kernel-writes/op")
+		})
+	}
+}
+
+// BenchmarkEndpointChange is one endpoint replaced in one Service of n:
+// the cost must not grow with n.
+func BenchmarkEndpointChange(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			world := benchWorld(n)
+			k := newBenchKernel()
+			owned, _ := LoadOwned("")
+			p := New(model.Options{NodeName: "node-a", Scheduler: "rr"}, k.ipvs, k.link, k.sets, owned)
+			p.SyncAll(world)
+			target := world[n/2]
+			name := types.NamespacedName{Namespace: "ns", Name: target.Service.Name}
+			a := input(target.Service, slice(target.Service.Name, "10.200.0.1", "10.200.0.2"))
+			c := input(target.Service, slice(target.Service.Name, "10.200.0.1", "10.200.0.3"))
+			b.ReportAllocs()
+			writes, i := 0, 0
+			for b.Loop() {
+				in := a
+				if i%2 == 1 {
+					in = c
+				}
+				i++
+				writes = p.SyncServices(map[types.NamespacedName]*model.ServiceInput{name: &in}).Counts.Writes()
+			}
+			b.ReportMetric(float64(writes), "kernel-writes/op")
+		})
+	}
+}
