@@ -7,4 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
 mkdir -p bench
-go test -run '^$' -bench . -benchmem -benchtime "${BENCHTIME:-3x}" -timeout 30m ./pkg/proxier/ | tee bench/results.txt
+{
+  go test -run '^$' -bench 'SyncAll' -benchmem -benchtime "${COLD_BENCHTIME:-2x}" -timeout 30m ./pkg/proxier/
+  go test -run '^$' -bench 'EndpointChange' -benchmem -benchtime "${CHANGE_BENCHTIME:-2000x}" -timeout 30m ./pkg/proxier/
+} | tee bench/results.txt

@@ -24,6 +24,8 @@ fi
 if [[ $what == all || $what == unit ]]; then
   phase "lint" hack/lint.sh
   phase "unit tests" go test -count=1 ./pkg/... ./cmd/... ./manifests/...
+  # A smoke run of make bench, so the benchmarks cannot rot.
+  phase "bench smoke" go test -run '^$' -bench 'EndpointChange/services=100$' -benchtime 10x ./pkg/proxier/
 fi
 # Packages that boot a VM or start an API server run one at a time: two
 # cores, and each VM package boots one VM for all its cases.

@@ -72,8 +72,13 @@ func BenchmarkEndpointChange(b *testing.B) {
 			p.SyncAll(world)
 			target := world[n/2]
 			name := types.NamespacedName{Namespace: "ns", Name: target.Service.Name}
-			a := input(target.Service, slice(target.Service.Name, "10.200.0.1", "10.200.0.2"))
-			c := input(target.Service, slice(target.Service.Name, "10.200.0.1", "10.200.0.3"))
+			// Toggle one endpoint: added, then removed, on every other op.
+			var addrs []string
+			for _, ep := range target.Slices[0].Endpoints {
+				addrs = append(addrs, ep.Addresses[0])
+			}
+			a := input(target.Service, slice(target.Service.Name, append(addrs, "10.200.0.1")...))
+			c := target
 			b.ReportAllocs()
 			writes, i := 0, 0
 			for b.Loop() {
