@@ -473,8 +473,8 @@ func TestDaemonSetProbes(t *testing.T) {
 		}
 	}
 	check("liveness", c.LivenessProbe, "/livez", "/livez fails only when syncs are stuck, which a restart can fix")
-	check("readiness", c.ReadinessProbe, "/livez",
-		"/healthz also fails while the node is being deleted or tainted ToBeDeletedByClusterAutoscaler, which would hold the pod unready and stall rolling updates (gardener/gardener#12015)")
+	check("readiness", c.ReadinessProbe, "/healthz",
+		"readiness follows /healthz, which also reports a node being deleted or drained, as load balancers see it")
 
 	for _, cp := range c.Ports {
 		if cp.Name == "healthz" && int(cp.ContainerPort) != port {
