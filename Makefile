@@ -7,7 +7,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -o bin/ipvs-proxy ./cmd/ipvs-proxy
 
 test:
-	hack/test.sh
+	hack/test.sh all # lint, unit, bench smoke, API server integration, and e2e in the QEMU VM (test/vm, test/e2e)
 
 unit:
 	$(GO) test -count=1 ./pkg/... ./cmd/... ./manifests/...
