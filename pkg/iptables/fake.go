@@ -177,10 +177,10 @@ func (m *memory) put(table, chain string, pos int, args []string, replace bool) 
 		return fmt.Errorf("index %d out of range in chain %s", pos, chain)
 	case replace:
 		rules[pos-1] = slices.Clone(args)
-		m.record("-t %s -R %s %d %s", table, chain, pos, joinArgs(args))
+		m.record("-t %s -R %s %d %s", table, chain, pos, JoinArgs(args))
 	default:
 		m.tables[table][chain] = slices.Insert(rules, pos-1, slices.Clone(args))
-		m.record("-t %s -I %s %d %s", table, chain, pos, joinArgs(args))
+		m.record("-t %s -I %s %d %s", table, chain, pos, JoinArgs(args))
 	}
 	return nil
 }
@@ -224,7 +224,7 @@ func (m *memory) deleteRule(table, chain string, args []string) error {
 		return nil
 	}
 	m.tables[table][chain] = slices.Delete(rules, i, i+1)
-	m.record("-t %s -D %s %s", table, chain, joinArgs(args))
+	m.record("-t %s -D %s %s", table, chain, JoinArgs(args))
 	return nil
 }
 

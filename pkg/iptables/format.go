@@ -57,7 +57,7 @@ func (d dumpState) format(sortBuiltin bool) string {
 			rules := t.builtin[c]
 			if sortBuiltin {
 				rules = slices.Clone(rules)
-				slices.SortFunc(rules, func(x, y []string) int { return strings.Compare(joinArgs(x), joinArgs(y)) })
+				slices.SortFunc(rules, func(x, y []string) int { return strings.Compare(JoinArgs(x), JoinArgs(y)) })
 			}
 			for _, r := range rules {
 				b.WriteString(Rule{Table: table, Chain: c, Args: r}.String() + "\n")
@@ -72,9 +72,9 @@ func (d dumpState) format(sortBuiltin bool) string {
 	return b.String()
 }
 
-// joinArgs prints arguments as iptables -S does: an argument is quoted
+// JoinArgs prints arguments as iptables -S does: an argument is quoted
 // only when it needs to be, with " and \ escaped inside the quotes.
-func joinArgs(args []string) string {
+func JoinArgs(args []string) string {
 	out := make([]string, len(args))
 	for i, a := range args {
 		if a != "" && !strings.ContainsAny(a, " \t\"'\\") {
@@ -87,9 +87,9 @@ func joinArgs(args []string) string {
 	return strings.Join(out, " ")
 }
 
-// splitArgs splits a line of iptables -S output into arguments, undoing
+// SplitArgs splits a line of iptables -S output into arguments, undoing
 // its quoting: "a b" is one argument, and \x inside quotes is x.
-func splitArgs(line string) ([]string, error) {
+func SplitArgs(line string) ([]string, error) {
 	var args []string
 	var cur strings.Builder
 	inArg, quoted := false, false

@@ -57,7 +57,7 @@ func (l *linux) rules(table, chain string) ([][]string, error) {
 	}
 	var out [][]string
 	for _, line := range lines {
-		args, err := splitArgs(line)
+		args, err := SplitArgs(line)
 		if err != nil {
 			return nil, err
 		}

@@ -142,19 +142,19 @@ func TestArgsRoundTrip(t *testing.T) {
 			back: `-A X -m comment --comment a/b -j ACCEPT`,
 		},
 	} {
-		got, err := splitArgs(tc.line)
+		got, err := SplitArgs(tc.line)
 		if err != nil || strings.Join(got, "|") != strings.Join(tc.want, "|") {
-			t.Errorf("splitArgs(%s) = %q, %v; want %q", tc.line, got, err, tc.want)
+			t.Errorf("SplitArgs(%s) = %q, %v; want %q", tc.line, got, err, tc.want)
 		}
 		back := tc.back
 		if back == "" {
 			back = tc.line
 		}
-		if j := joinArgs(got); j != back {
-			t.Errorf("joinArgs(%q) = %s, want %s", got, j, back)
+		if j := JoinArgs(got); j != back {
+			t.Errorf("JoinArgs(%q) = %s, want %s", got, j, back)
 		}
 	}
-	if _, err := splitArgs(`-A X --comment "open`); err == nil {
+	if _, err := SplitArgs(`-A X --comment "open`); err == nil {
 		t.Error("unterminated quote: no error")
 	}
 }

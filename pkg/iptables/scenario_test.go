@@ -123,12 +123,12 @@ func syncCases(fam Family) []syncCase {
 		// nat: replace rule 1, delete rule 3, delete 2 jumps; filter: 3.
 		wantWrites: 7,
 		wantLog: []string{
-			"-t nat -R IPVS-PROXY-POSTROUTING 1 " + joinArgs(c0.Rules[0]),
+			"-t nat -R IPVS-PROXY-POSTROUTING 1 " + JoinArgs(c0.Rules[0]),
 			"-t nat -D IPVS-PROXY-POSTROUTING 3",
 			"-t nat -D POSTROUTING -m comment --comment old -j IPVS-PROXY-POSTROUTING",
 			"-t nat -D POSTROUTING -m comment --comment ipvs-proxy -j IPVS-PROXY-POSTROUTING",
 			"-t filter -N IPVS-PROXY-INPUT",
-			"-t filter -A IPVS-PROXY-INPUT " + joinArgs(c1.Rules[0]),
+			"-t filter -A IPVS-PROXY-INPUT " + JoinArgs(c1.Rules[0]),
 			"-t filter -I INPUT 1 -m comment --comment ipvs-proxy -j IPVS-PROXY-INPUT",
 		},
 		wantAll: `-t filter -N IPVS-PROXY-INPUT
@@ -152,7 +152,7 @@ func syncCases(fam Family) []syncCase {
 		// rule 1 replaced, rule 2 deleted; filter: jump, flush, delete chain.
 		wantWrites: 5,
 		wantLog: []string{
-			"-t nat -R IPVS-PROXY-POSTROUTING 1 " + joinArgs(c0.Rules[1]),
+			"-t nat -R IPVS-PROXY-POSTROUTING 1 " + JoinArgs(c0.Rules[1]),
 			"-t nat -D IPVS-PROXY-POSTROUTING 2",
 			"-t filter -D INPUT -m comment --comment ipvs-proxy -j IPVS-PROXY-INPUT",
 			"-t filter -F IPVS-PROXY-INPUT",

@@ -57,7 +57,7 @@ type Rule struct {
 // String prints the rule as a command line, e.g.
 // "-t nat -A POSTROUTING -m comment --comment ipvs-proxy -j IPVS-PROXY-POSTROUTING".
 func (r Rule) String() string {
-	return "-t " + r.Table + " -A " + r.Chain + " " + joinArgs(r.Args)
+	return "-t " + r.Table + " -A " + r.Chain + " " + JoinArgs(r.Args)
 }
 
 // Chain is an owned chain with its rules in order.

@@ -3,7 +3,8 @@ package kubeproxy
 import (
 	"errors"
 	"fmt"
-	"strings"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 )
 
 // IPTables is one iptables binary (one family, one of nft or legacy) as the
@@ -145,54 +146,8 @@ func jumpTarget(args []string) string {
 	return ""
 }
 
-// splitArgs splits a line as iptables prints it: arguments are separated by
-// spaces, and one holding a space or a quote is in double quotes with `"`
-// and `\` escaped by a backslash.
-func splitArgs(line string) ([]string, error) {
-	var out []string
-	var cur strings.Builder
-	inArg, quoted := false, false
-	for i := 0; i < len(line); i++ {
-		c := line[i]
-		switch {
-		case quoted && c == '\\' && i+1 < len(line):
-			i++
-			cur.WriteByte(line[i])
-		case quoted && c == '"':
-			quoted = false
-		case quoted:
-			cur.WriteByte(c)
-		case c == '"':
-			quoted, inArg = true, true
-		case c == ' ' || c == '\t':
-			if inArg {
-				out = append(out, cur.String())
-				cur.Reset()
-				inArg = false
-			}
-		default:
-			cur.WriteByte(c)
-			inArg = true
-		}
-	}
-	if quoted {
-		return nil, fmt.Errorf("unterminated quote")
-	}
-	if inArg {
-		out = append(out, cur.String())
-	}
-	return out, nil
-}
-
-// formatArgs joins arguments the way iptables prints them, so that
-// splitArgs(formatArgs(a)) == a.
-func formatArgs(args []string) string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\"\\'") {
-			a = `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(a) + `"`
-		}
-		out[i] = a
-	}
-	return strings.Join(out, " ")
-}
+// iptables -S spelling, shared with pkg/iptables: both read the same tool.
+var (
+	splitArgs  = iptables.SplitArgs
+	formatArgs = iptables.JoinArgs
+)
