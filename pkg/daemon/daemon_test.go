@@ -3,12 +3,14 @@ package daemon
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
@@ -147,4 +149,52 @@ func endpointSlice(svc string, addrs ...string) *discovery.EndpointSlice {
 		s.Endpoints = append(s.Endpoints, discovery.Endpoint{Addresses: []string{a}})
 	}
 	return s
+}
+
+// rulesFirst is an IPVS fake that records whether the masquerade rules
+// were in place when the first virtual server was added.
+type rulesFirst struct {
+	*ipvs.Fake
+	rules       *iptables.Fake
+	checked     bool
+	rulesBefore bool
+}
+
+func (r *rulesFirst) AddService(s ipvs.Service) error {
+	if !r.checked {
+		r.checked = true
+		dump, _ := r.rules.Dump()
+		r.rulesBefore = strings.Contains(dump, "MASQUERADE")
+	}
+	return r.Fake.AddService(s)
+}
+
+// TestRulesBeforeVirtualServers: NAT is decided by a connection's first
+// packet, so a VIP that answers before the masquerade rules exist would
+// leave its first connections unmasqueraded for good (the VM showed it).
+func TestRulesBeforeVirtualServers(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, service("web", "10.96.0.10"), endpointSlice("web", "10.244.1.2"))
+	ipt := iptables.NewFake(iptables.IPv4)
+	kipvs := &rulesFirst{Fake: ipvs.NewFake(), rules: ipt}
+	link := netif.NewFake("kube-ipvs0")
+	owned, _ := proxier.LoadOwned("")
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Client: client, NodeName: "node-a",
+			Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, kipvs, link, ipset.NewFake(), owned),
+			Rules:      []RuleSync{{IPTables: ipt, Rules: iptables.Desired(iptables.Config{}, iptables.IPv4)}},
+			SyncPeriod: time.Minute, MinSyncPeriod: 10 * time.Millisecond,
+			Health: &health{}, Metrics: nopMetrics{}, Clock: clock.RealClock{},
+		})
+	}()
+	waitFor(t, kipvs.Fake, "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"+
+		"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n")
+	cancel()
+	<-done
+	if !kipvs.rulesBefore {
+		t.Error("the first virtual server was added before the masquerade rules existed")
+	}
 }

@@ -1,6 +1,7 @@
 package proxier
 
 import (
+	"errors"
 	"strings"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
@@ -47,6 +48,18 @@ func family(m model.SetMember) iptables.Family {
 }
 
 func proto(m model.SetMember) string { return strings.ToLower(string(m.Proto)) }
+
+// EnsureSets creates the sets if they are missing, so that rules naming
+// them can be written before any virtual server is.
+func (p *Proxier) EnsureSets() error {
+	var errs []error
+	for _, s := range ownedSets {
+		if err := p.sets.Ensure(s); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // syncAllSets makes the sets exist and hold exactly what p.memberRefs says.
 func (p *Proxier) syncAllSets(res *Result) {

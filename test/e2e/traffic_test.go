@@ -56,10 +56,14 @@ func TestGuestTraffic(t *testing.T) {
 	waitIPVS(t, "TCP "+hostPort(v6.Spec.ClusterIP, 80)+" lc", "[fd00:244::2]:8080 Masq 1")
 	t.Logf("proxy converged %s after the test started", time.Since(start).Round(time.Millisecond))
 
-	t.Run("ClusterIP from the node", func(t *testing.T) {
+	t.Run("ClusterIP from the node, masqueraded", func(t *testing.T) {
 		a, err := ask("", "tcp", vip(web), "")
 		if err != nil || (a.pod != "pod-a" && a.pod != "pod-b") {
 			t.Fatalf("answer %+v, err %v", a, err)
+		}
+		// Unmasqueraded, the node's source would be the VIP itself.
+		if a.seen == web.Spec.ClusterIP {
+			t.Errorf("the pod saw the VIP %s as the client: host-originated traffic was not masqueraded", a.seen)
 		}
 	})
 	t.Run("ClusterIP from a pod keeps the pod's address", func(t *testing.T) {
@@ -82,14 +86,6 @@ func TestGuestTraffic(t *testing.T) {
 		}
 	})
 	t.Run("hairpin: a pod reaches its own Service and gets itself", func(t *testing.T) {
-		if os.Getenv("E2E_HAIRPIN") != "1" {
-			// Known gap, reported: the hairpin masquerade rule and set are
-			// programmed, but on this kernel nat POSTROUTING is not
-			// traversed for connections to VIPs on the dummy link (it is
-			// for NodePorts), so the pod gets its own address and drops
-			// the SYN. E2E_HAIRPIN=1 runs the case.
-			t.Skip("known gap: hairpin masquerade does not take effect yet (set E2E_HAIRPIN=1 to run)")
-		}
 		a, err := ask("pod-a", "tcp", vip(self), "")
 		if err != nil || a.pod != "pod-a" {
 			diag, _ := exec.Command("sh", "-c", "ipset list IPVS-PROXY-HAIRPIN; iptables-save -c -t nat; conntrack -L 2>&1 | grep 8080; dmesg | tail -5").CombinedOutput()
