@@ -50,6 +50,11 @@ func TestGuestTraffic(t *testing.T) {
 	}, ep{pod: "pod-a"}, ep{pod: "pod-b"})
 	v6 := w.service("v6", func(s *v1.Service) { s.Spec.IPFamilies = []v1.IPFamily{v1.IPv6Protocol} }, ep{pod: "pod-a", v6: true})
 
+	// What kube-proxy's IPVS mode leaves behind, and a chain of kubelet's.
+	sh(t, `iptables -t nat -N KUBE-SERVICES
+iptables -t nat -A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+iptables -t nat -N KUBE-KUBELET-CANARY
+ipset create KUBE-CLUSTER-IP hash:ip,port`)
 	w.startProxy()
 	vip := func(s *v1.Service) string { return hostPort(s.Spec.ClusterIP, 80) }
 	waitIPVS(t, "TCP "+vip(web)+" rr", rs("pod-a"), rs("pod-b"))
@@ -64,6 +69,23 @@ func TestGuestTraffic(t *testing.T) {
 		// Unmasqueraded, the node's source would be the VIP itself.
 		if a.seen == web.Spec.ClusterIP {
 			t.Errorf("the pod saw the VIP %s as the client: host-originated traffic was not masqueraded", a.seen)
+		}
+	})
+	t.Run("after its first sync, kube-proxy's leftovers are gone and kubelet's chain stays", func(t *testing.T) {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			nat := sh(t, "iptables-save -t nat")
+			sets := sh(t, "ipset list -n")
+			if !strings.Contains(nat, "KUBE-SERVICES") && !strings.Contains(sets, "KUBE-CLUSTER-IP") {
+				if !strings.Contains(nat, ":KUBE-KUBELET-CANARY") {
+					t.Fatalf("kubelet's chain was removed too:\n%s", nat)
+				}
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("kube-proxy's leftovers are still there:\n%s\n%s", nat, sets)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	})
 	t.Run("ClusterIP from a pod keeps the pod's address", func(t *testing.T) {
