@@ -99,6 +99,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	p := proxier.New(model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: o.NodePortAddresses},
 		kipvs, netif.NewLinux(LinkName), ipset.NewLinux(), owned)
 	p.Exclude = o.ExcludeCIDRs
+	p.DrainTimeout = o.GracefulTerminationTimeout
 	rules, err := iptablesRules(o)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
@@ -76,13 +77,17 @@ type daemon struct {
 	// reported is the last set of problems logged for each Service, so a
 	// broken Service is reported when it changes, not on every resync.
 	reported map[types.NamespacedName]string
+
+	drainMu      sync.Mutex
+	drainArmed   bool
+	drainPending map[types.NamespacedName]bool
 }
 
 // Run watches until ctx ends. It programs nothing before every informer
 // has synced, so a restart never writes a partial state. On return the
 // kernel is left as it is: a restarting proxy must not drop traffic.
 func Run(ctx context.Context, cfg Config) error {
-	d := &daemon{Config: cfg, needFull: true, reported: map[types.NamespacedName]string{}}
+	d := &daemon{Config: cfg, needFull: true, reported: map[types.NamespacedName]string{}, drainPending: map[types.NamespacedName]bool{}}
 	var r *runner.Runner
 	d.changes = watch.NewChanges(func(service bool) {
 		if service {

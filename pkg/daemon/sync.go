@@ -62,6 +62,7 @@ func (d *daemon) sync() {
 	for _, n := range res.Requeue {
 		d.changes.Mark(n) // a key it wanted was freed: rebuild it next
 	}
+	d.recheckDrains(res.Draining)
 	elapsed := d.Clock.Since(start)
 	for _, err := range res.Errors {
 		klog.ErrorS(err, "Kernel write failed; retrying on the next sync")

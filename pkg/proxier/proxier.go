@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
@@ -17,6 +18,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/reconcile"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 )
 
 // Proxier is not safe for concurrent use: one sync loop drives it.
@@ -24,6 +26,10 @@ type Proxier struct {
 	// Exclude are kube-proxy's --ipvs-exclude-cidrs: virtual servers on
 	// these addresses are never deleted, even on our own dummy link.
 	Exclude []netip.Prefix
+	// DrainTimeout is --graceful-termination-timeout: how long a TCP real
+	// server that left may keep its connections (0: deleted at once).
+	DrainTimeout time.Duration
+	Clock        clock.PassiveClock
 
 	opts  model.Options // NodeIPs is refreshed on every SyncAll
 	ipvs  ipvs.Interface
@@ -48,12 +54,17 @@ type Proxier struct {
 	// linkAddrs is what the dummy interface holds: listed by SyncAll and
 	// kept up to date with our own writes in between.
 	linkAddrs map[netip.Addr]bool
+	// drainSince is when each draining real server got weight 0.
+	drainSince map[drainKey]time.Time
 }
 
 // Result is what one sync did.
 type Result struct {
 	// Requeue are Services to rebuild soon: a key they wanted was freed.
 	Requeue []types.NamespacedName
+	// Draining are Services with real servers at weight 0 waiting for
+	// their connections to end: sync them again after DrainCheckInterval.
+	Draining []types.NamespacedName
 	// Aborted is set when the kernel could not be read: nothing was written.
 	Aborted  bool
 	Counts   reconcile.Counts
@@ -71,6 +82,8 @@ func New(opts model.Options, ipvsIf ipvs.Interface, link netif.Interface, sets i
 		losers:     map[ipvs.ServiceKey][]types.NamespacedName{},
 		vipRefs:    map[netip.Addr]int{},
 		linkAddrs:  map[netip.Addr]bool{},
+		drainSince: map[drainKey]time.Time{},
+		Clock:      clock.RealClock{},
 	}
 }
 
@@ -158,9 +171,10 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	for a := range p.vipRefs {
 		wantAddrs[a] = true
 	}
-	plan := reconcile.DiffServers(desired, current)
+	plan := reconcile.DiffServers(desired, current, p.drain())
 	plan.Merge(reconcile.DiffAddresses(wantAddrs, p.linkAddrs))
 	p.apply(plan, desired, &res)
+	res.Draining = p.trackDrains(plan, nil)
 	return res
 }
 
@@ -239,9 +253,10 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 		}
 		haveAddrs[a] = p.linkAddrs[a]
 	}
-	plan := reconcile.DiffServers(desired, current)
+	plan := reconcile.DiffServers(desired, current, p.drain())
 	plan.Merge(reconcile.DiffAddresses(wantAddrs, haveAddrs))
 	p.apply(plan, nil, &res)
+	res.Draining = p.trackDrains(plan, touched)
 	return res
 }
 

@@ -147,7 +147,7 @@ func TestApply(t *testing.T) {
 			p.Merge(DiffServers(servers(
 				server("TCP 10.96.0.10:80 sh", "10.244.1.2:8080 weight 2"),
 				server("TCP 10.96.0.20:80 rr", "10.244.1.4:8080"),
-			), r.current()))
+			), r.current(), nil))
 			return p
 		},
 		log: `AddAddress 10.96.0.20
@@ -220,7 +220,7 @@ destination 10.244.1.2:8080 of TCP 10.96.0.11:80: not found
 				server("TCP 10.96.0.10:80 rr", "10.244.1.2:8080", "10.244.2.2:8080"),
 				server("TCP 10.96.0.11:80 rr", "10.244.1.3:8080"),
 				server("UDP 10.96.0.10:53 rr", "10.244.1.4:53"),
-			), r.current()))
+			), r.current(), nil))
 			return p
 		},
 		log: `AddAddress 10.96.0.10
@@ -249,7 +249,7 @@ TCP  10.96.0.11:80 rr
 		failOn:  "TCP 10.96.0.10:80",
 		addrErr: map[string]error{"10.96.0.11": errBoom},
 		plan: func(r *recorder) Plan {
-			return DiffServers(nil, r.current()).withAddresses(DiffAddresses(nil, r.addrs))
+			return DiffServers(nil, r.current(), nil).withAddresses(DiffAddresses(nil, r.addrs))
 		},
 		log: `DeleteService TCP 10.96.0.10:80 -> boom
 DeleteService TCP 10.96.0.11:80
@@ -268,7 +268,7 @@ delete address 10.96.0.11: boom
 		name: "an empty plan writes nothing",
 		seed: []ipvs.VirtualServer{server("TCP 10.96.0.10:80 rr", "10.244.1.2:8080")},
 		plan: func(r *recorder) Plan {
-			return DiffServers(servers(server("TCP 10.96.0.10:80 rr", "10.244.1.2:8080")), r.current())
+			return DiffServers(servers(server("TCP 10.96.0.10:80 rr", "10.244.1.2:8080")), r.current(), nil)
 		},
 		counts: "{AddressesAdded:0 AddressesDeleted:0 ServicesAdded:0 ServicesUpdated:0 ServicesDeleted:0 DestinationsAdded:0 DestinationsUpdated:0 DestinationsDeleted:0 SetMembersAdded:0 SetMembersDeleted:0}",
 		dump: header + `TCP  10.96.0.10:80 rr
@@ -334,7 +334,7 @@ func TestApplyConverges(t *testing.T) {
 	)
 	vips := addrSet("10.96.0.10", "fd00:10:96::b")
 	p := DiffAddresses(vips, r.addrs)
-	p.Merge(DiffServers(desired, r.current()))
+	p.Merge(DiffServers(desired, r.current(), nil))
 	c, errs := Apply(r, r, p)
 	if len(errs) > 0 {
 		t.Fatalf("errors: %v", errs)
@@ -352,7 +352,7 @@ TCP  [fd00:10:96::b]:443 mh
 		t.Errorf("IPVS after:\n%s\nwant:\n%s", got, want)
 	}
 	again := DiffAddresses(vips, r.addrs)
-	again.Merge(DiffServers(desired, r.current()))
+	again.Merge(DiffServers(desired, r.current(), nil))
 	if s := again.String(); s != "" {
 		t.Errorf("second plan is not empty:\n%s", s)
 	}

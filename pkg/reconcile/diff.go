@@ -9,8 +9,9 @@ import (
 
 // DiffServers plans the writes that turn current into desired for the keys
 // present in either map. current must hold only virtual servers ipvs-proxy
-// owns: what is absent from both maps is never touched.
-func DiffServers(desired, current map[ipvs.ServiceKey]ipvs.VirtualServer) Plan {
+// owns: what is absent from both maps is never touched. drain says how
+// real servers that are no longer wanted leave; nil deletes them at once.
+func DiffServers(desired, current map[ipvs.ServiceKey]ipvs.VirtualServer, drain *Drain) Plan {
 	var p Plan
 	for _, key := range sortedKeys(desired) {
 		want := desired[key]
@@ -25,7 +26,7 @@ func DiffServers(desired, current map[ipvs.ServiceKey]ipvs.VirtualServer) Plan {
 		if !want.SameSettings(have.Service) {
 			p.UpdateServices = append(p.UpdateServices, want.Service)
 		}
-		p.Merge(diffDestinations(key, want.Destinations, have.Destinations))
+		p.Merge(diffDestinations(key, want.Destinations, have.Destinations, drain))
 	}
 	for _, key := range sortedKeys(current) {
 		if _, ok := desired[key]; !ok {
@@ -36,7 +37,7 @@ func DiffServers(desired, current map[ipvs.ServiceKey]ipvs.VirtualServer) Plan {
 	return p
 }
 
-func diffDestinations(key ipvs.ServiceKey, want, have []ipvs.Destination) Plan {
+func diffDestinations(key ipvs.ServiceKey, want, have []ipvs.Destination, drain *Drain) Plan {
 	var p Plan
 	haveBy := map[netip.AddrPort]ipvs.Destination{}
 	for _, d := range have {
@@ -54,8 +55,19 @@ func diffDestinations(key ipvs.ServiceKey, want, have []ipvs.Destination) Plan {
 		}
 	}
 	for _, d := range ipvs.SortedDestinations(have) {
-		if !wantBy[d.AddrPort()] {
-			p.DeleteDestinations = append(p.DeleteDestinations, DestOp{Key: key, Dest: d})
+		if wantBy[d.AddrPort()] {
+			continue
+		}
+		op := DestOp{Key: key, Dest: d}
+		switch drain.leave(key, d) {
+		case deleteNow:
+			p.DeleteDestinations = append(p.DeleteDestinations, op)
+		case startDraining:
+			op.Dest.Weight = 0
+			p.UpdateDestinations = append(p.UpdateDestinations, op)
+			p.Draining = append(p.Draining, op)
+		case keepDraining:
+			p.Draining = append(p.Draining, op)
 		}
 	}
 	return p

@@ -120,7 +120,7 @@ delete service TCP 10.96.0.11:80
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := DiffServers(tc.desired, tc.current)
+			p := DiffServers(tc.desired, tc.current, nil)
 			if got := p.String(); got != tc.want {
 				t.Errorf("plan:\n%s\nwant:\n%s", got, tc.want)
 			}
@@ -183,6 +183,7 @@ func TestPlanMerge(t *testing.T) {
 	p.Merge(DiffServers(
 		servers(server("TCP 10.96.0.10:80 rr", "10.244.1.2:8080"), server("TCP 10.96.0.12:80 sh")),
 		servers(server("TCP 10.96.0.12:80 rr", "10.244.1.2:8080"), server("TCP 10.96.0.99:80 rr")),
+		nil,
 	))
 	want := `add address 10.96.0.10
 add service TCP 10.96.0.10:80 rr

@@ -36,14 +36,28 @@ func server(spec string, dests ...string) ipvs.VirtualServer {
 	return vs
 }
 
+// dest reads "10.244.1.2:8080", optionally followed by "weight N" and
+// "conns ACTIVE/INACTIVE" (the kernel's connection counters).
 func dest(spec string) ipvs.Destination {
 	f := strings.Fields(spec)
 	ap := netip.MustParseAddrPort(f[0])
 	d := ipvs.Destination{Addr: ap.Addr(), Port: ap.Port(), Weight: 1}
-	if len(f) == 3 && f[1] == "weight" {
-		d.Weight = atoi(f[2])
-	} else if len(f) != 1 {
-		panic("bad destination spec " + spec)
+	for rest := f[1:]; len(rest) > 0; rest = rest[2:] {
+		if len(rest) < 2 {
+			panic("bad destination spec " + spec)
+		}
+		switch rest[0] {
+		case "weight":
+			d.Weight = atoi(rest[1])
+		case "conns":
+			a, i, ok := strings.Cut(rest[1], "/")
+			if !ok {
+				panic("bad destination spec " + spec)
+			}
+			d.ActiveConns, d.InactiveConns = atoi(a), atoi(i)
+		default:
+			panic("bad destination spec " + spec)
+		}
 	}
 	return d
 }

@@ -28,6 +28,10 @@ type Plan struct {
 	DeleteDestinations []DestOp
 	DeleteServices     []ipvs.ServiceKey
 	DeleteAddresses    []netip.Addr
+	// Draining are real servers left in place at weight 0 while their
+	// connections finish (see Drain). They are not writes: the caller
+	// checks them again later.
+	Draining []DestOp
 }
 
 // Len is the number of writes the plan makes.
@@ -46,6 +50,7 @@ func (p *Plan) Merge(o Plan) {
 	p.DeleteDestinations = append(p.DeleteDestinations, o.DeleteDestinations...)
 	p.DeleteServices = append(p.DeleteServices, o.DeleteServices...)
 	p.DeleteAddresses = append(p.DeleteAddresses, o.DeleteAddresses...)
+	p.Draining = append(p.Draining, o.Draining...)
 }
 
 // String lists the operations in the order Apply makes them, one a line.
@@ -74,6 +79,9 @@ func (p Plan) String() string {
 	}
 	for _, a := range p.DeleteAddresses {
 		fmt.Fprintf(&b, "delete address %s\n", a)
+	}
+	for _, d := range p.Draining {
+		fmt.Fprintf(&b, "# draining real server %s of %s: %d active, %d inactive connections\n", d.Dest.AddrPort(), d.Key, d.Dest.ActiveConns, d.Dest.InactiveConns)
 	}
 	return b.String()
 }
