@@ -28,6 +28,8 @@ const (
 	HashIPPortIP Type = "hash:ip,port,ip"
 	// HashIPPort holds (ip, proto:port) members.
 	HashIPPort Type = "hash:ip,port"
+	// HashIP holds addresses alone: an Entry with only IP set.
+	HashIP Type = "hash:ip"
 )
 
 // Set is one set as ipvs-proxy creates it.
@@ -37,8 +39,8 @@ type Set struct {
 	IPv6 bool // family inet6; otherwise inet
 }
 
-// Entry is one member. Proto is "tcp", "udp" or "sctp". IP2 is used only
-// by hash:ip,port,ip. Entries returns members exactly as Add accepted
+// Entry is one member. Proto is "tcp", "udp" or "sctp", and empty (with
+// Port 0) only in hash:ip. IP2 is used only by hash:ip,port,ip. Entries returns members exactly as Add accepted
 // them, so Entry values can be compared and used as map keys.
 type Entry struct {
 	IP    netip.Addr
@@ -50,6 +52,9 @@ type Entry struct {
 // String spells e as ipset does: "10.244.0.2,tcp:8080,10.244.0.2" or
 // "fd00::2,udp:53" (IPv6 without brackets, as `ipset list` prints it).
 func (e Entry) String() string {
+	if e.Proto == "" {
+		return e.IP.String()
+	}
 	s := fmt.Sprintf("%s,%s:%d", e.IP, e.Proto, e.Port)
 	if e.IP2.IsValid() {
 		s += "," + e.IP2.String()
@@ -155,8 +160,8 @@ func checkSet(s Set) error {
 	if err := checkName(s.Name); err != nil {
 		return err
 	}
-	if s.Type != HashIPPortIP && s.Type != HashIPPort {
-		return fmt.Errorf("ipset %s: type %q is not one ipvs-proxy makes (%s or %s)", s.Name, s.Type, HashIPPortIP, HashIPPort)
+	if s.Type != HashIPPortIP && s.Type != HashIPPort && s.Type != HashIP {
+		return fmt.Errorf("ipset %s: type %q is not one ipvs-proxy makes (%s, %s or %s)", s.Name, s.Type, HashIPPortIP, HashIPPort, HashIP)
 	}
 	return nil
 }
@@ -168,6 +173,9 @@ var protocols = map[string]uint8{"tcp": 6, "udp": 17, "sctp": 132}
 // another form than it was given (so Entries could not return it equal) or
 // refuse for a reason other than the set's type and family.
 func checkEntry(e Entry) error {
+	if e.Proto == "" && e.Port == 0 && !e.IP2.IsValid() {
+		return checkAddr(e.IP) // a hash:ip member
+	}
 	if _, ok := protocols[e.Proto]; !ok {
 		return fmt.Errorf("protocol %q is not tcp, udp or sctp", e.Proto)
 	}
@@ -201,5 +209,5 @@ func checkAddr(a netip.Addr) error {
 // fits reports whether e has the shape and family of set s; the kernel
 // refuses it otherwise, which the fake must do too.
 func fits(s Set, e Entry) bool {
-	return e.IP.Is6() == s.IPv6 && e.IP2.IsValid() == (s.Type == HashIPPortIP)
+	return e.IP.Is6() == s.IPv6 && e.IP2.IsValid() == (s.Type == HashIPPortIP) && (e.Proto == "") == (s.Type == HashIP)
 }

@@ -16,7 +16,8 @@ func TestEntryString(t *testing.T) {
 		{Entry{IP: a("fd00:10:244::2"), Proto: "udp", Port: 53}, "fd00:10:244::2,udp:53"},
 		{Entry{IP: a("fd00::2"), Proto: "sctp", Port: 65535, IP2: a("fd00::3")}, "fd00::2,sctp:65535,fd00::3"},
 		{Entry{IP: a("10.0.0.1"), Proto: "udp", Port: 0}, "10.0.0.1,udp:0"},
-		{Entry{}, "invalid IP,:0"},
+		{Entry{}, "invalid IP"},
+		{Entry{IP: netip.MustParseAddr("10.96.0.1")}, "10.96.0.1"},
 	} {
 		if got := tc.e.String(); got != tc.want {
 			t.Errorf("%#v.String() = %q, want %q", tc.e, got, tc.want)

@@ -192,6 +192,9 @@ func guard(call func() error) (err error) {
 }
 
 func toNetlink(e Entry) *netlink.IPSetEntry {
+	if e.Proto == "" {
+		return &netlink.IPSetEntry{IP: net.IP(e.IP.AsSlice())} // hash:ip
+	}
 	proto, port := protocols[e.Proto], e.Port
 	m := &netlink.IPSetEntry{IP: net.IP(e.IP.AsSlice()), Protocol: &proto, Port: &port}
 	if e.IP2.IsValid() {
@@ -203,9 +206,13 @@ func toNetlink(e Entry) *netlink.IPSetEntry {
 }
 
 // fromNetlink reads a member as IpsetList returns it: addresses of 4 or 16
-// bytes by the set's family, protocol number and port always present.
+// bytes by the set's family, protocol number and port present except in
+// hash:ip.
 func fromNetlink(m netlink.IPSetEntry) (Entry, error) {
 	ip, ok := netip.AddrFromSlice(m.IP)
+	if ok && m.Protocol == nil && m.Port == nil && m.IP2 == nil {
+		return Entry{IP: ip}, nil
+	}
 	if !ok || m.Protocol == nil || m.Port == nil {
 		return Entry{}, fmt.Errorf("unreadable member %+v", m)
 	}

@@ -13,6 +13,8 @@ const (
 	hairpin6 = "IPVS-PROXY-T-HAIRPIN6"
 	keep     = "IPVS-PROXY-T-KEEP"
 	keep6    = "IPVS-PROXY-T-KEEP6"
+	vips     = "IPVS-PROXY-T-VIPS"
+	vip6     = "IPVS-PROXY-T-VIPS6"
 )
 
 var (
@@ -20,6 +22,8 @@ var (
 	hairpin6Set = Set{Name: hairpin6, Type: HashIPPortIP, IPv6: true}
 	keepSet     = Set{Name: keep, Type: HashIPPort}
 	keep6Set    = Set{Name: keep6, Type: HashIPPort, IPv6: true}
+	vipSet      = Set{Name: vips, Type: HashIP}
+	vip6Set     = Set{Name: vip6, Type: HashIP, IPv6: true}
 )
 
 // step is one call on an Interface; wantErr, when set, is a substring of
@@ -73,6 +77,31 @@ type scenario struct {
 
 var scenarios = []scenario{{
 	name: "no sets",
+}, {
+	name: "hash:ip holds addresses alone, both families; a member with a port does not fit",
+	steps: []step{
+		ensure(vipSet), ensure(vip6Set), ensure(keepSet),
+		add(vips, "10.96.0.10"), add(vips, "10.96.0.1"), add(vip6, "fd00:10:96::a"),
+		fails(add(vips, "10.96.0.2,tcp:80"), "does not match the set's type"), del(vips, "10.96.0.10"),
+		fails(add(keep, "10.96.0.3"), "does not match the set's type"),
+	},
+	wantDump: `set IPVS-PROXY-T-KEEP hash:ip,port family inet
+set IPVS-PROXY-T-VIPS hash:ip family inet
+  10.96.0.1
+set IPVS-PROXY-T-VIPS6 hash:ip family inet6
+  fd00:10:96::a
+`,
+	wantLog: []string{
+		"create IPVS-PROXY-T-VIPS hash:ip family inet",
+		"create IPVS-PROXY-T-VIPS6 hash:ip family inet6",
+		"create IPVS-PROXY-T-KEEP hash:ip,port family inet",
+		"add IPVS-PROXY-T-VIPS 10.96.0.10",
+		"add IPVS-PROXY-T-VIPS 10.96.0.1",
+		"add IPVS-PROXY-T-VIPS6 fd00:10:96::a",
+		"add IPVS-PROXY-T-VIPS 10.96.0.2,tcp:80",
+		"del IPVS-PROXY-T-VIPS 10.96.0.10",
+		"add IPVS-PROXY-T-KEEP 10.96.0.3",
+	},
 }, {
 	name:  "ensure creates each set once, both types and both families",
 	steps: []step{ensure(keep6Set), ensure(hairpinSet), ensure(keepSet), ensure(hairpin6Set), ensure(keepSet), ensure(hairpin6Set)},
@@ -208,7 +237,7 @@ set IPVS-PROXY-T-KEEP6 hash:ip,port family inet6
 		fails(destroy("IPVS-PROXY-"), `ipset "IPVS-PROXY-" is not ipvs-proxy's`),
 		fails(destroy("ipvs-proxy-lower"), `is not ipvs-proxy's`),
 		fails(ensure(Set{Name: "IPVS-PROXY-0123456789012345678901", Type: HashIPPort}), "ipset name IPVS-PROXY-0123456789012345678901 is longer than the kernel's 31 characters"),
-		fails(ensure(Set{Name: keep, Type: "hash:ip"}), `ipset IPVS-PROXY-T-KEEP: type "hash:ip" is not one ipvs-proxy makes (hash:ip,port,ip or hash:ip,port)`),
+		fails(ensure(Set{Name: keep, Type: "hash:net"}), `ipset IPVS-PROXY-T-KEEP: type "hash:net" is not one ipvs-proxy makes (hash:ip,port,ip, hash:ip,port or hash:ip)`),
 	},
 }}
 
