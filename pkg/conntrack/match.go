@@ -1,0 +1,80 @@
+package conntrack
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// matcher is the one decision both implementations make: does an entry
+// belong to one of the flows. It is a set, so one pass over a table of
+// 100k entries costs the same for one flow or a thousand.
+type matcher map[flowKey]struct{}
+
+// flowKey is what a flow and an entry share. In IPVS NAT mode the kernel
+// rewrites the reply tuple to come from the real server, so an entry of
+// client -> VIP:port sent to B:bport has original destination VIP:port and
+// reply source B:bport; the reply destination is the client or the
+// masquerade address, and is not looked at.
+type flowKey struct {
+	proto   string
+	dst     netip.AddrPort
+	backend netip.AddrPort
+}
+
+// newMatchers sorts valid flows into one matcher per address family, so
+// that the Linux implementation dumps each family's table once. Invalid
+// flows are left out and reported together.
+func newMatchers(flows []Flow) (v4, v6 matcher, err error) {
+	v4, v6 = matcher{}, matcher{}
+	var errs []error
+	for _, f := range flows {
+		k, err := f.key()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("conntrack flow %s: %w", f, err))
+			continue
+		}
+		if k.dst.Addr().Is4() {
+			v4[k] = struct{}{}
+		} else {
+			v6[k] = struct{}{}
+		}
+	}
+	return v4, v6, errors.Join(errs...)
+}
+
+func (f Flow) key() (flowKey, error) {
+	if _, ok := protoNumbers[f.Proto]; !ok {
+		return flowKey{}, fmt.Errorf("unknown protocol %q", f.Proto)
+	}
+	if !f.Dst.IsValid() || !f.Backend.IsValid() {
+		return flowKey{}, errors.New("invalid address")
+	}
+	// An IPv4 service written as ::ffff:a.b.c.d is still IPv4 to the
+	// kernel, which files it in the IPv4 table.
+	dst := netip.AddrPortFrom(f.Dst.Addr().Unmap(), f.Dst.Port())
+	backend := netip.AddrPortFrom(f.Backend.Addr().Unmap(), f.Backend.Port())
+	if dst.Addr().Is4() != backend.Addr().Is4() {
+		return flowKey{}, errors.New("virtual server and backend are of different address families")
+	}
+	return portless(flowKey{proto: f.Proto, dst: dst, backend: backend}), nil
+}
+
+func (m matcher) match(e Entry) bool {
+	_, ok := m[portless(flowKey{proto: e.Proto, dst: e.Orig.Dst, backend: e.Reply.Src})]
+	return ok
+}
+
+// portless drops the ports of SCTP keys. vishvananda/netlink (v1.3.1)
+// parses ports of TCP and UDP tuples only and hands over SCTP entries with
+// ports 0, so the kernel side cannot tell SCTP ports apart; the fake must
+// not either. An SCTP flow therefore also deletes the entries of the same
+// virtual address to the same backend address on other ports, which is
+// what upstream kube-proxy's filters do for UDP anyway.
+func portless(k flowKey) flowKey {
+	if k.proto == "SCTP" {
+		k.dst = netip.AddrPortFrom(k.dst.Addr(), 0)
+		k.backend = netip.AddrPortFrom(k.backend.Addr(), 0)
+	}
+	return k
+}
