@@ -42,7 +42,42 @@ func Desired(cfg Config, fam Family) RuleSet {
 	}, {
 		Table: "nat", Name: PostroutingChain, JumpFrom: "POSTROUTING",
 		Rules: masqueradeRules(cfg, fam, clusterCIDRs(cfg.ClusterCIDRs, fam)),
+	}, {
+		Table: "filter", Name: FilterChain, JumpFrom: "INPUT",
+		Rules: filterRules(fam),
 	}}}
+}
+
+// FilterChain guards the VIPs; filter INPUT jumps to it.
+const FilterChain = ChainPrefix + "FILTER"
+
+// filterRules run in filter INPUT, before IPVS: the kernel calls IPVS in
+// LOCAL_IN at priority 99, after the filter table (0), so a packet to a VIP
+// meets these rules first, and a packet IPVS would not take (a VIP on a
+// port no Service has) would otherwise reach any host socket bound to
+// 0.0.0.0 (kubernetes#72236). The rules match sets, never a Service, so
+// their number is constant.
+func filterRules(fam Family) [][]string {
+	return [][]string{
+		// Before the VIP rules: an externalIP or LB IP is a VIP too.
+		rule(nil, "ipvs-proxy: drop external traffic to externalTrafficPolicy Local services without local endpoints",
+			[]string{"-m", "set", "--match-set", NoLocalEndpointsSet(fam), "dst,dst"}, "DROP"),
+		rule(nil, "ipvs-proxy: let service ports with endpoints through to IPVS",
+			[]string{"-m", "set", "--match-set", ServicePortsSet(fam), "dst,dst"}, "RETURN"),
+		// Only new connections: a connection IPVS took is ESTABLISHED
+		// when its later packets come here, even after its port went away.
+		// Like kube-proxy, every protocol (ping included) is refused.
+		rule(nil, "ipvs-proxy: reject anything else sent to a VIP",
+			[]string{"-m", "conntrack", "--ctstate", "NEW", "-m", "set", "--match-set", VIPSet(fam), "dst"}, "REJECT", "--reject-with", rejectWith(fam)),
+	}
+}
+
+// rejectWith is REJECT's default, spelled as iptables -S prints it.
+func rejectWith(fam Family) string {
+	if fam == IPv6 {
+		return "icmp6-port-unreachable"
+	}
+	return "icmp-port-unreachable"
 }
 
 // PreroutingChain marks connections whose client address must be kept.

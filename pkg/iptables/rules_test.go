@@ -33,6 +33,19 @@ func prerouting(fam Family) string {
 		KeepSourceSet(fam) + ` dst,dst -j MARK --set-xmark 0x2000/0x2000` + "\n"
 }
 
+// filter is the VIP guard, the same for every configuration; the filter
+// table prints before nat.
+func filter(fam Family) string {
+	reject := "icmp-port-unreachable"
+	if fam == IPv6 {
+		reject = "icmp6-port-unreachable"
+	}
+	return "-t filter -N IPVS-PROXY-FILTER\n-t filter -A INPUT -m comment --comment ipvs-proxy -j IPVS-PROXY-FILTER\n" +
+		`-t filter -A IPVS-PROXY-FILTER -m comment --comment "ipvs-proxy: drop external traffic to externalTrafficPolicy Local services without local endpoints" -m set --match-set ` + NoLocalEndpointsSet(fam) + " dst,dst -j DROP\n" +
+		`-t filter -A IPVS-PROXY-FILTER -m comment --comment "ipvs-proxy: let service ports with endpoints through to IPVS" -m set --match-set ` + ServicePortsSet(fam) + " dst,dst -j RETURN\n" +
+		`-t filter -A IPVS-PROXY-FILTER -m comment --comment "ipvs-proxy: reject anything else sent to a VIP" -m conntrack --ctstate NEW -m set --match-set ` + VIPSet(fam) + " dst -j REJECT --reject-with " + reject + "\n"
+}
+
 func TestDesired(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -85,7 +98,7 @@ func TestDesired(t *testing.T) {
 			if rs.Family != tc.fam {
 				t.Errorf("family %s, want %s", rs.Family, tc.fam)
 			}
-			if got, want := rs.String(), tc.want+prerouting(tc.fam); got != want {
+			if got, want := rs.String(), filter(tc.fam)+tc.want+prerouting(tc.fam); got != want {
 				t.Errorf("got:\n%s\nwant:\n%s", got, want)
 			}
 			// Sync would refuse anything outside what ipvs-proxy owns.

@@ -1,8 +1,9 @@
 package iptables
 
-// The kernel sets the rules match on. Both hold only this node's endpoints,
-// so their size does not grow with the number of Services in the cluster;
-// the proxier keeps their members, the rules only name them.
+// The kernel sets the rules match on. The masquerade sets hold only this
+// node's endpoints, so their size does not grow with the number of
+// Services in the cluster; the filter sets hold VIPs and service ports.
+// The proxier keeps their members, the rules only name them.
 
 // HairpinSet holds (endpoint ip, proto:port, endpoint ip) for this node's
 // endpoints: type hash:ip,port,ip.
@@ -21,4 +22,33 @@ func KeepSourceSet(fam Family) string {
 		return "IPVS-PROXY-KEEP-SOURCE6"
 	}
 	return "IPVS-PROXY-KEEP-SOURCE"
+}
+
+// VIPSet holds every address ipvs-proxy put on the dummy interface: type
+// hash:ip. It grows with the cluster's Services, as kube-proxy's
+// KUBE-IPVS-IPS does; the filter rules do not.
+func VIPSet(fam Family) string {
+	if fam == IPv6 {
+		return "IPVS-PROXY-VIPS6"
+	}
+	return "IPVS-PROXY-VIPS"
+}
+
+// ServicePortsSet holds (VIP, proto:port) of the virtual servers that have
+// real servers: type hash:ip,port.
+func ServicePortsSet(fam Family) string {
+	if fam == IPv6 {
+		return "IPVS-PROXY-SERVICE-PORTS6"
+	}
+	return "IPVS-PROXY-SERVICE-PORTS"
+}
+
+// NoLocalEndpointsSet holds (address, proto:port) of externalTrafficPolicy
+// Local external virtual servers without a real server on this node: type
+// hash:ip,port.
+func NoLocalEndpointsSet(fam Family) string {
+	if fam == IPv6 {
+		return "IPVS-PROXY-NO-LOCAL-ENDPOINTS6"
+	}
+	return "IPVS-PROXY-NO-LOCAL-ENDPOINTS"
 }

@@ -70,7 +70,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 			sets[fam] = s
 			return s
 		}
-		add := func(addr netip.Addr, port int32, local, external bool) {
+		add := func(addr netip.Addr, port int32, local, external, vip bool) {
 			eps := endpointsOf(addr)
 			dsts := eps.cluster
 			if local {
@@ -82,8 +82,15 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 			// Only virtual servers that have real servers need the mark: the
 			// others drop their traffic. So the set grows with this node's
 			// endpoints, not with the number of Services.
+			m := SetMember{Addr: addr, Proto: proto, Port: uint16(port)}
 			if local && external && len(dsts) > 0 {
-				st.KeepSource = append(st.KeepSource, SetMember{Addr: addr, Proto: proto, Port: uint16(port)})
+				st.KeepSource = append(st.KeepSource, m)
+			}
+			if local && external && len(dsts) == 0 {
+				st.NoLocalEndpoints = append(st.NoLocalEndpoints, m)
+			}
+			if vip && len(dsts) > 0 {
+				st.ServicePorts = append(st.ServicePorts, m)
 			}
 			st.Entries = append(st.Entries, Entry{Owner: owner, VirtualServer: ipvs.VirtualServer{
 				Service: ipvs.Service{
@@ -98,15 +105,15 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 			continue
 		}
 		for _, ip := range clusterIPs {
-			add(ip, sp.Port, internalLocal, false)
+			add(ip, sp.Port, internalLocal, false, true)
 		}
 		for _, ip := range externalIPs {
-			add(ip, sp.Port, externalLocal, true)
+			add(ip, sp.Port, externalLocal, true, !b.nodeIPs[ip])
 		}
 		if sp.NodePort > 0 && sp.NodePort <= 65535 && (svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer) {
 			for _, ip := range b.nodePortIPs {
 				if hasFamily(clusterIPs, ip) {
-					add(ip, sp.NodePort, externalLocal, true)
+					add(ip, sp.NodePort, externalLocal, true, false)
 				}
 			}
 		}
@@ -123,6 +130,9 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 	}
 	st.Hairpin = sortedMembers(st.Hairpin)
 	st.KeepSource = sortedMembers(st.KeepSource)
+	st.ServicePorts = sortedMembers(st.ServicePorts)
+	st.NoLocalEndpoints = sortedMembers(st.NoLocalEndpoints)
+	st.HealthCheck = healthCheck(svc, in.Slices, b.opts.NodeName)
 	slices.SortFunc(st.VIPs, netip.Addr.Compare)
 	st.VIPs = slices.Compact(st.VIPs)
 	return st

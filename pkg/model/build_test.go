@@ -39,6 +39,7 @@ func TestBuildService(t *testing.T) {
   -> 10.244.2.2:8080              Masq    1
 vip 10.96.0.10
 hairpin 10.244.1.2,tcp:8080
+service-port 10.96.0.10,tcp:80
 `,
 	}, {
 		name: "dual-stack clusterIPs take endpoints of their own family",
@@ -55,6 +56,8 @@ vip 10.96.0.10
 vip fd00:10:96::10
 hairpin 10.244.1.2,tcp:8080
 hairpin fd00:244::2,tcp:8080
+service-port 10.96.0.10,tcp:80
+service-port fd00:10:96::10,tcp:80
 `,
 	}, {
 		name: "NodePort on every usable node address of the family, none on loopback or link-local",
@@ -71,6 +74,7 @@ TCP  192.168.1.10:30080 rr                # ns/web:http
   -> 10.244.2.2:8080              Masq    1
 vip 10.96.0.10
 hairpin 10.244.1.2,tcp:8080
+service-port 10.96.0.10,tcp:80
 `,
 	}, {
 		name: "nodeport-addresses restricts NodePort addresses",
@@ -88,6 +92,7 @@ hairpin 10.244.1.2,tcp:8080
 TCP  172.16.0.5:30080 rr                  # ns/web:http
   -> 10.244.1.2:8080              Masq    1
 vip 10.96.0.10
+service-port 10.96.0.10,tcp:80
 `,
 	}, {
 		name: "externalTrafficPolicy Local: NodePort, externalIP and LB get only local endpoints; clusterIP gets all",
@@ -122,6 +127,9 @@ keep-source 192.168.1.10,tcp:80
 keep-source 192.168.1.10,tcp:30080
 keep-source 198.51.100.1,tcp:80
 keep-source 203.0.113.7,tcp:80
+service-port 10.96.0.10,tcp:80
+service-port 198.51.100.1,tcp:80
+service-port 203.0.113.7,tcp:80
 `,
 	}, {
 		name: "externalTrafficPolicy Local with no local endpoint leaves external servers empty",
@@ -135,6 +143,62 @@ keep-source 203.0.113.7,tcp:80
   -> 10.244.2.2:8080              Masq    1
 TCP  192.168.1.10:30080 rr                # ns/web:http
 vip 10.96.0.10
+service-port 10.96.0.10,tcp:80
+no-local-endpoints 192.168.1.10,tcp:30080
+`,
+	}, {
+		name: "health-check node port counts local ready endpoints, not terminating or remote ones",
+		svc: service("web", func(s *v1.Service) {
+			s.Spec.Type = v1.ServiceTypeLoadBalancer
+			s.Spec.Ports[0].NodePort = 30080
+			s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+			s.Spec.HealthCheckNodePort = 32000
+			s.Spec.ExternalIPs = []string{"203.0.113.7"}
+		}),
+		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort,
+			ep{addr: "10.244.1.2", node: "node-a"}, ep{addr: "10.244.1.3", node: "node-a"},
+			ep{addr: "10.244.1.4", node: "node-a", ready: no, serving: yes, terminating: yes},
+			ep{addr: "10.244.2.2", node: "node-b"})},
+		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
+  -> 10.244.1.2:8080              Masq    1
+  -> 10.244.1.3:8080              Masq    1
+  -> 10.244.2.2:8080              Masq    1
+TCP  192.168.1.10:30080 rr                # ns/web:http
+  -> 10.244.1.2:8080              Masq    1
+  -> 10.244.1.3:8080              Masq    1
+TCP  203.0.113.7:80 rr                    # ns/web:http
+  -> 10.244.1.2:8080              Masq    1
+  -> 10.244.1.3:8080              Masq    1
+vip 10.96.0.10
+vip 203.0.113.7
+hairpin 10.244.1.2,tcp:8080
+hairpin 10.244.1.3,tcp:8080
+keep-source 192.168.1.10,tcp:30080
+keep-source 203.0.113.7,tcp:80
+service-port 10.96.0.10,tcp:80
+service-port 203.0.113.7,tcp:80
+health-check-node-port 32000 local-endpoints 2
+`,
+	}, {
+		name: "eTP Local without local endpoints: external ports are dropped quietly, the clusterIP stays open, health check says 0",
+		svc: service("web", func(s *v1.Service) {
+			s.Spec.Type = v1.ServiceTypeLoadBalancer
+			s.Spec.Ports[0].NodePort = 30080
+			s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+			s.Spec.HealthCheckNodePort = 32000
+			s.Spec.ExternalIPs = []string{"203.0.113.7"}
+		}),
+		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort, ep{addr: "10.244.2.2", node: "node-b"})},
+		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
+  -> 10.244.2.2:8080              Masq    1
+TCP  192.168.1.10:30080 rr                # ns/web:http
+TCP  203.0.113.7:80 rr                    # ns/web:http
+vip 10.96.0.10
+vip 203.0.113.7
+service-port 10.96.0.10,tcp:80
+no-local-endpoints 192.168.1.10,tcp:30080
+no-local-endpoints 203.0.113.7,tcp:80
+health-check-node-port 32000 local-endpoints 0
 `,
 	}, {
 		name: "internalTrafficPolicy Local: clusterIP gets only local endpoints",
@@ -146,6 +210,7 @@ vip 10.96.0.10
   -> 10.244.1.2:8080              Masq    1
 vip 10.96.0.10
 hairpin 10.244.1.2,tcp:8080
+service-port 10.96.0.10,tcp:80
 `,
 	}, {
 		name: "session affinity ClientIP with its timeout, and the default timeout",
@@ -159,6 +224,7 @@ hairpin 10.244.1.2,tcp:8080
   -> 10.244.2.2:8080              Masq    1
 vip 10.96.0.10
 hairpin 10.244.1.2,tcp:8080
+service-port 10.96.0.10,tcp:80
 `,
 	}, {
 		name: "session affinity without config uses 10800 s",
@@ -178,6 +244,7 @@ vip 10.96.0.10
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.1.2:8080              Masq    1
 vip 10.96.0.10
+service-port 10.96.0.10,tcp:80
 `,
 	}, {
 		name: "with none ready, serving terminating endpoints are used; not-serving ones never",
@@ -189,6 +256,7 @@ vip 10.96.0.10
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.1.3:8080              Masq    1
 vip 10.96.0.10
+service-port 10.96.0.10,tcp:80
 `,
 	}, {
 		name: "the local fallback to terminating is separate from the cluster-wide one",
@@ -202,6 +270,7 @@ vip 10.96.0.10
   -> 10.244.1.3:8080              Masq    1
 vip 10.96.0.10
 hairpin 10.244.1.3,tcp:8080
+service-port 10.96.0.10,tcp:80
 `,
 	}, {
 		name: "several slices, an endpoint in two of them counted once",
@@ -215,6 +284,7 @@ hairpin 10.244.1.3,tcp:8080
   -> 10.244.1.3:8080              Masq    1
   -> 10.244.1.4:8080              Masq    1
 vip 10.96.0.10
+service-port 10.96.0.10,tcp:80
 `,
 	}, {
 		name: "ports matched by name, each with its own target port; protocols TCP, UDP, SCTP",
@@ -235,6 +305,9 @@ TCP  10.96.0.10:53 rr                     # ns/dns:dns-tcp
 UDP  10.96.0.10:53 rr                     # ns/dns:dns
   -> 10.244.1.2:1053              Masq    1
 vip 10.96.0.10
+service-port 10.96.0.10,sctp:9000
+service-port 10.96.0.10,tcp:53
+service-port 10.96.0.10,udp:53
 `,
 	}, {
 		name: "headless Service wants nothing",
@@ -275,6 +348,7 @@ problem: annotation ipvs-proxy.io/scheduler: unknown IPVS scheduler "fastest" (w
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.1.2:8080              Masq    1
 vip 10.96.0.10
+service-port 10.96.0.10,tcp:80
 problem: EndpointSlice ns/web-1: endpoint address "not-an-ip" is not a valid IPv4 address; skipped
 problem: EndpointSlice ns/web-1: endpoint address "fd00::1" is not a valid IPv4 address; skipped
 `,

@@ -28,6 +28,15 @@ func (s ServiceState) Dump() string {
 	for _, m := range s.KeepSource {
 		fmt.Fprintf(&b, "keep-source %s\n", m)
 	}
+	for _, m := range s.ServicePorts {
+		fmt.Fprintf(&b, "service-port %s\n", m)
+	}
+	for _, m := range s.NoLocalEndpoints {
+		fmt.Fprintf(&b, "no-local-endpoints %s\n", m)
+	}
+	if h := s.HealthCheck; h != nil {
+		fmt.Fprintf(&b, "health-check-node-port %d local-endpoints %d\n", h.NodePort, h.LocalEndpoints)
+	}
 	for _, p := range s.Problems {
 		fmt.Fprintf(&b, "problem: %s\n", p)
 	}

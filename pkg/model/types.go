@@ -70,9 +70,31 @@ type ServiceState struct {
 	// servers (address, protocol, port) that have local real servers: their
 	// clients' addresses must be kept.
 	KeepSource []SetMember
+	// ServicePorts are the (VIP, protocol, port) that have real servers:
+	// the only ports on a VIP that traffic may reach. Everything else sent
+	// to a VIP is rejected before IPVS or a host socket sees it.
+	ServicePorts []SetMember
+	// NoLocalEndpoints are the externalTrafficPolicy Local external
+	// virtual servers with no real server on this node: their traffic is
+	// dropped quietly, so load balancers time out and pick another node
+	// (IPVS itself would answer with ICMP and log "no destination
+	// available" for every packet).
+	NoLocalEndpoints []SetMember
+	// HealthCheck is set for a LoadBalancer Service with
+	// externalTrafficPolicy Local and a healthCheckNodePort.
+	HealthCheck *HealthCheck
 	// Problems are inputs that were skipped, worded for a log line or an
 	// Event; the rest of the Service is still built.
 	Problems []string
+}
+
+// HealthCheck is what the Service's health-check node port answers.
+type HealthCheck struct {
+	NodePort uint16
+	// LocalEndpoints counts this node's ready endpoints by address (one
+	// pod serving two ports counts once), as kube-proxy does. Terminating
+	// endpoints do not count: the load balancer should stop sending.
+	LocalEndpoints int
 }
 
 // SetMember is a real server as a kernel set holds it.

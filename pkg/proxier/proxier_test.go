@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -34,7 +35,47 @@ func sets(hairpin ...string) string {
 		"set IPVS-PROXY-KEEP-SOURCE6 hash:ip,port family inet6\n"
 }
 
-var webAndAPI = webAndAPIKernel + sets("10.244.1.2", "10.244.1.3", "10.244.1.7")
+// guard is the dump of the VIP filter sets (IPv4 only, no externalTraffic
+// Policy Local Services): each "10.96.0.10,tcp:80" is a service port with
+// endpoints and puts its address in the VIP set; a bare "10.96.0.30" is a
+// VIP without any.
+func guard(specs ...string) string {
+	var ports, vips []string
+	seen := map[string]bool{}
+	for _, s := range specs {
+		addr, _, port := strings.Cut(s, ",")
+		if port {
+			ports = append(ports, s)
+		}
+		if !seen[addr] {
+			seen[addr] = true
+			vips = append(vips, addr)
+		}
+	}
+	byAddr := func(a, b string) int {
+		x, _, _ := strings.Cut(a, ",")
+		y, _, _ := strings.Cut(b, ",")
+		if c := netip.MustParseAddr(x).Compare(netip.MustParseAddr(y)); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	}
+	slices.SortFunc(ports, byAddr)
+	slices.SortFunc(vips, byAddr)
+	out := "set IPVS-PROXY-NO-LOCAL-ENDPOINTS hash:ip,port family inet\n" +
+		"set IPVS-PROXY-NO-LOCAL-ENDPOINTS6 hash:ip,port family inet6\n" +
+		"set IPVS-PROXY-SERVICE-PORTS hash:ip,port family inet\n"
+	for _, p := range ports {
+		out += "  " + p + "\n"
+	}
+	out += "set IPVS-PROXY-SERVICE-PORTS6 hash:ip,port family inet6\nset IPVS-PROXY-VIPS hash:ip family inet\n"
+	for _, v := range vips {
+		out += "  " + v + "\n"
+	}
+	return out + "set IPVS-PROXY-VIPS6 hash:ip family inet6\n"
+}
+
+var webAndAPI = webAndAPIKernel + sets("10.244.1.2", "10.244.1.3", "10.244.1.7") + guard("10.96.0.10,tcp:80", "10.96.0.20,tcp:80")
 
 const webAndAPIKernel = ipvsHeader + `TCP  10.96.0.10:80 rr
   -> 10.244.1.2:8080              Masq    1
@@ -56,8 +97,9 @@ func TestSyncAllFromEmptyThenNoOp(t *testing.T) {
 		t.Fatalf("errors: %v", res.Errors)
 	}
 	checkDump(t, k, webAndAPI)
-	// 1 link + 2 addresses + 3 services + 4 destinations + 3 hairpin members
-	if got, want := res.Counts.Writes(), 12; got != want {
+	// 1 link + 2 addresses + 3 services + 4 destinations + 3 hairpin
+	// members + 2 service ports + 2 VIPs in the filter sets
+	if got, want := res.Counts.Writes(), 16; got != want {
 		t.Errorf("first sync made %d writes, want %d", got, want)
 	}
 
@@ -84,34 +126,35 @@ func TestIncrementalSync(t *testing.T) {
 		change:     changes("web", input(web, slice("web", "10.244.1.2", "10.244.1.3", "10.244.1.4"))),
 		wantWrites: 2,
 		want: strings.Replace(webAndAPIKernel, "  -> 10.244.1.3:8080              Masq    1\n", "  -> 10.244.1.3:8080              Masq    1\n  -> 10.244.1.4:8080              Masq    1\n", 1) +
-			sets("10.244.1.2", "10.244.1.3", "10.244.1.4", "10.244.1.7"),
+			sets("10.244.1.2", "10.244.1.3", "10.244.1.4", "10.244.1.7") + guard("10.96.0.10,tcp:80", "10.96.0.20,tcp:80"),
 	}, {
 		name:       "one local endpoint removed is one real-server write and one hairpin member",
 		change:     changes("web", input(web, slice("web", "10.244.1.2"))),
 		wantWrites: 2,
-		want:       strings.Replace(webAndAPIKernel, "  -> 10.244.1.3:8080              Masq    1\n", "", 1) + sets("10.244.1.2", "10.244.1.7"),
+		want:       strings.Replace(webAndAPIKernel, "  -> 10.244.1.3:8080              Masq    1\n", "", 1) + sets("10.244.1.2", "10.244.1.7") + guard("10.96.0.10,tcp:80", "10.96.0.20,tcp:80"),
 	}, {
 		name:       "scheduler change is one service update",
 		change:     changes("web", input(svc("web", "10.96.0.10", func(s *v1.Service) { s.Annotations = map[string]string{model.SchedulerAnnotation: "lc"} }), webSlice)),
 		wantWrites: 1,
 		want:       strings.Replace(webAndAPI, "TCP  10.96.0.10:80 rr", "TCP  10.96.0.10:80 lc", 1),
 	}, {
-		name:       "Service deleted: its virtual servers, VIP and hairpin member go, the other Service stays",
+		name:       "Service deleted: its virtual servers, VIP and set members go, the other Service stays",
 		change:     map[types.NamespacedName]*model.ServiceInput{name("api"): nil},
-		wantWrites: 4,
+		wantWrites: 6, // 2 services, 1 address, hairpin, service port and VIP members
 		want: ipvsHeader + `TCP  10.96.0.10:80 rr
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.1.3:8080              Masq    1
 link kube-ipvs0 dummy down
 addr 10.96.0.10/32
-` + sets("10.244.1.2", "10.244.1.3"),
+` + sets("10.244.1.2", "10.244.1.3") + guard("10.96.0.10,tcp:80"),
 	}, {
 		name:       "new Service",
 		change:     changes("db", input(svc("db", "10.96.0.30"), slice("db", "10.244.1.9"))),
-		wantWrites: 4,
+		wantWrites: 6, // service, real server, address, hairpin, service port and VIP members
 		want: strings.Replace(webAndAPIKernel, "TCP  192.168.1.10:30080 rr", `TCP  10.96.0.30:80 rr
   -> 10.244.1.9:8080              Masq    1
-TCP  192.168.1.10:30080 rr`, 1) + "addr 10.96.0.30/32\n" + sets("10.244.1.2", "10.244.1.3", "10.244.1.7", "10.244.1.9"),
+TCP  192.168.1.10:30080 rr`, 1) + "addr 10.96.0.30/32\n" + sets("10.244.1.2", "10.244.1.3", "10.244.1.7", "10.244.1.9") +
+			guard("10.96.0.10,tcp:80", "10.96.0.20,tcp:80", "10.96.0.30,tcp:80"),
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -166,7 +209,7 @@ func TestForeignStateIsLeftAlone(t *testing.T) {
   -> 172.17.0.2:80                Masq    3
 TCP  192.168.1.10:30999 rr
 link kube-ipvs0 dummy down
-`+sets())
+`+sets()+guard())
 }
 
 func TestRestartForgetsNothingOwned(t *testing.T) {
@@ -184,7 +227,7 @@ func TestRestartForgetsNothingOwned(t *testing.T) {
   -> 10.244.1.3:8080              Masq    1
 link kube-ipvs0 dummy down
 addr 10.96.0.10/32
-`+sets("10.244.1.2", "10.244.1.3"))
+`+sets("10.244.1.2", "10.244.1.3")+guard("10.96.0.10,tcp:80"))
 }
 
 func TestBadInputIsSkippedAndOthersProgrammed(t *testing.T) {
@@ -229,7 +272,9 @@ addr 10.96.0.10/32
 addr 10.96.0.40/32
 addr 10.96.0.41/32
 addr 10.96.0.42/32
-`+sets("10.244.1.2", "10.244.1.3", "10.244.1.5", "10.244.1.8"))
+`+sets("10.244.1.2", "10.244.1.3", "10.244.1.5", "10.244.1.8")+
+		// 10.96.0.41 has no real servers: its address is guarded, no port is open.
+		guard("10.96.0.10,tcp:80", "10.96.0.40,tcp:80", "10.96.0.41", "10.96.0.42,tcp:80"))
 }
 
 func TestFailedWriteIsRetriedAndDoesNotStopOthers(t *testing.T) {
@@ -273,7 +318,7 @@ link kube-ipvs0 dummy down
 addr 10.96.0.50/32
 addr 10.96.0.51/32
 addr 203.0.113.9/32
-`+sets("10.244.1.10", "10.244.1.11"))
+`+sets("10.244.1.10", "10.244.1.11")+guard("10.96.0.50,tcp:80", "10.96.0.51,tcp:80", "203.0.113.9,tcp:80"))
 }
 
 func changes(n string, in model.ServiceInput) map[types.NamespacedName]*model.ServiceInput {

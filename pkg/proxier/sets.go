@@ -9,15 +9,22 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 )
 
-// The kernel sets the masquerade rules match on (see pkg/iptables). They
-// hold only this node's endpoints, so they stay small at any cluster size;
-// like the virtual servers, they are listed whole only by SyncAll and
+// The kernel sets the iptables rules match on (see pkg/iptables). The
+// masquerade sets hold only this node's endpoints; the filter sets hold
+// VIPs and service ports, which change with Services, not with endpoints.
+// Like the virtual servers, they are listed whole only by SyncAll and
 // otherwise changed one member at a time.
 var ownedSets = []ipset.Set{
 	{Name: iptables.HairpinSet(iptables.IPv4), Type: ipset.HashIPPortIP},
 	{Name: iptables.HairpinSet(iptables.IPv6), Type: ipset.HashIPPortIP, IPv6: true},
 	{Name: iptables.KeepSourceSet(iptables.IPv4), Type: ipset.HashIPPort},
 	{Name: iptables.KeepSourceSet(iptables.IPv6), Type: ipset.HashIPPort, IPv6: true},
+	{Name: iptables.VIPSet(iptables.IPv4), Type: ipset.HashIP},
+	{Name: iptables.VIPSet(iptables.IPv6), Type: ipset.HashIP, IPv6: true},
+	{Name: iptables.ServicePortsSet(iptables.IPv4), Type: ipset.HashIPPort},
+	{Name: iptables.ServicePortsSet(iptables.IPv6), Type: ipset.HashIPPort, IPv6: true},
+	{Name: iptables.NoLocalEndpointsSet(iptables.IPv4), Type: ipset.HashIPPort},
+	{Name: iptables.NoLocalEndpointsSet(iptables.IPv6), Type: ipset.HashIPPort, IPv6: true},
 }
 
 // OwnedSets are the sets the proxier keeps, for cleanup.
@@ -36,6 +43,15 @@ func membersOf(st model.ServiceState) []member {
 	}
 	for _, m := range st.KeepSource {
 		out = append(out, member{iptables.KeepSourceSet(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port}})
+	}
+	for _, m := range st.ServicePorts {
+		out = append(out, member{iptables.ServicePortsSet(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port}})
+	}
+	for _, m := range st.NoLocalEndpoints {
+		out = append(out, member{iptables.NoLocalEndpointsSet(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port}})
+	}
+	for _, v := range st.VIPs {
+		out = append(out, member{iptables.VIPSet(family(model.SetMember{Addr: v})), ipset.Entry{IP: v}})
 	}
 	return out
 }
