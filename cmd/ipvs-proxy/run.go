@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/daemon"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/healthcheck"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/healthz"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
@@ -100,6 +102,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 		kipvs, netif.NewLinux(LinkName), ipset.NewLinux(), owned)
 	p.Exclude = o.ExcludeCIDRs
 	p.DrainTimeout = o.GracefulTerminationTimeout
+	p.Conntrack = conntrack.NewLinux()
 	rules, err := iptablesRules(o)
 	if err != nil {
 		return err
@@ -118,10 +121,16 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ipvs-proxy", Host: nodeName})
 
 	klog.InfoS("Starting ipvs-proxy", "node", nodeName, "scheduler", o.Scheduler, "kernel", kver)
+	// Health-check node ports listen on every address, as kube-proxy's do
+	// without --nodeport-addresses; on a VIP they are refused by the VIP
+	// filter like any other port that is not a Service's.
+	checks := healthcheck.New(healthcheck.Config{ProxyHealthy: health.Healthy})
+	defer checks.Close()
 	cfg := daemon.Config{
 		Client: client, NodeName: nodeName, Proxier: p, Rules: rules,
 		SyncPeriod: o.SyncPeriod, MinSyncPeriod: o.MinSyncPeriod,
 		Health: health, Metrics: m, Recorder: recorder, Clock: clk,
+		HealthChecks: checks,
 	}
 	if o.CleanupKubeProxy {
 		cfg.AfterFirstSync = cleanupKubeProxyRules

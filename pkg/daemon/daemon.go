@@ -44,6 +44,12 @@ type Metrics interface {
 	ServiceSkipped(reason string)
 }
 
+// HealthChecks serves the health-check node ports (pkg/healthcheck).
+type HealthChecks interface {
+	SyncServices(map[uint16]types.NamespacedName) error
+	SyncEndpoints(map[types.NamespacedName]int)
+}
+
 // RuleSync is one address family's iptables rules.
 type RuleSync struct {
 	IPTables iptables.Interface
@@ -63,6 +69,9 @@ type Config struct {
 	Metrics       Metrics
 	Recorder      record.EventRecorder
 	Clock         clock.WithTicker
+	// HealthChecks, if set, is kept in step with the Services' health-check
+	// node ports.
+	HealthChecks HealthChecks
 	// AfterFirstSync, if set, runs once after the first full sync that
 	// wrote everything it wanted.
 	AfterFirstSync func()

@@ -63,6 +63,12 @@ func (d *daemon) sync() {
 		d.changes.Mark(n) // a key it wanted was freed: rebuild it next
 	}
 	d.recheckDrains(res.Draining)
+	if res.HealthChecksChanged {
+		d.syncHealthChecks()
+	}
+	for _, w := range res.Warnings {
+		klog.InfoS("Conntrack clean-up failed; stale UDP flows expire on their own", "err", w)
+	}
 	elapsed := d.Clock.Since(start)
 	for _, err := range res.Errors {
 		klog.ErrorS(err, "Kernel write failed; retrying on the next sync")

@@ -159,3 +159,10 @@ func (s *Server) status(withNode bool) (status, bool, func(string, int)) {
 	}
 	return st, ok, s.onServe
 }
+
+// Healthy reports the sync state alone (what /livez answers), for the
+// health-check node ports: kube-proxy's serviceProxyHealthy.
+func (s *Server) Healthy() bool {
+	_, ok, _ := s.status(false)
+	return ok
+}

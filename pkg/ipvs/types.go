@@ -31,6 +31,9 @@ func (k ServiceKey) String() string {
 	return fmt.Sprintf("%s %s", k.Proto, netip.AddrPortFrom(k.Addr, k.Port))
 }
 
+// AddrPort is the virtual server's address and port.
+func (k ServiceKey) AddrPort() netip.AddrPort { return netip.AddrPortFrom(k.Addr, k.Port) }
+
 // Less orders keys by address, then protocol, then port, so dumps are stable.
 func (k ServiceKey) Less(o ServiceKey) bool {
 	if c := k.Addr.Compare(o.Addr); c != 0 {

@@ -27,18 +27,18 @@ func TestGracefulTermination(t *testing.T) {
   -> 10.244.1.3:8080              Masq    0
 link kube-ipvs0 dummy down
 addr 10.96.0.10/32
-` + sets("10.244.1.2")
+` + sets("10.244.1.2") + guard("10.96.0.10,tcp:80")
 	gone := ipvsHeader + `TCP  10.96.0.10:80 rr
   -> 10.244.1.2:8080              Masq    1
 link kube-ipvs0 dummy down
 addr 10.96.0.10/32
-` + sets("10.244.1.2")
+` + sets("10.244.1.2") + guard("10.96.0.10,tcp:80")
 	full := ipvsHeader + `TCP  10.96.0.10:80 rr
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.1.3:8080              Masq    1
 link kube-ipvs0 dummy down
 addr 10.96.0.10/32
-` + sets("10.244.1.2", "10.244.1.3")
+` + sets("10.244.1.2", "10.244.1.3") + guard("10.96.0.10,tcp:80")
 
 	type step struct {
 		name     string
@@ -112,7 +112,9 @@ addr 10.96.0.10/32
 		p2 := k.proxier(t, state)
 		clk2 := clocktesting.NewFakeClock(time.Unix(1000, 0))
 		p2.Clock, p2.DrainTimeout = clk2, time.Minute
-		all := func(p *Proxier) Result { return p.SyncAll([]model.ServiceInput{input(web, slice("web", "10.244.1.2"))}) }
+		all := func(p *Proxier) Result {
+			return p.SyncAll([]model.ServiceInput{input(web, slice("web", "10.244.1.2"))})
+		}
 		run(t, k, p2, clk2, []step{
 			{name: "full sync after restart keeps draining", do: all, conns: 4, want: draining, draining: webName},
 			{name: "deadline counted from the restart", do: sync(one), conns: 4, advance: time.Minute, want: gone},

@@ -8,10 +8,12 @@ package proxier
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
@@ -30,6 +32,9 @@ type Proxier struct {
 	// server that left may keep its connections (0: deleted at once).
 	DrainTimeout time.Duration
 	Clock        clock.PassiveClock
+	// Conntrack, if set, deletes the conntrack entries of UDP and SCTP
+	// flows whose real server was deleted.
+	Conntrack conntrack.Interface
 
 	opts  model.Options // NodeIPs is refreshed on every SyncAll
 	ipvs  ipvs.Interface
@@ -56,6 +61,8 @@ type Proxier struct {
 	linkAddrs map[netip.Addr]bool
 	// drainSince is when each draining real server got weight 0.
 	drainSince map[drainKey]time.Time
+	// healthChecks are the Services with a health-check node port.
+	healthChecks map[types.NamespacedName]model.HealthCheck
 }
 
 // Result is what one sync did.
@@ -70,20 +77,26 @@ type Result struct {
 	Counts   reconcile.Counts
 	Errors   []error
 	Problems map[types.NamespacedName][]string
+	// Warnings are failures that need no resync (conntrack clean-up).
+	Warnings         []error
+	ConntrackDeleted int
+	// HealthChecksChanged says HealthChecks() differs from before the sync.
+	HealthChecksChanged bool
 }
 
 func New(opts model.Options, ipvsIf ipvs.Interface, link netif.Interface, sets ipset.Interface, owned *Owned) *Proxier {
 	return &Proxier{
 		opts: opts, ipvs: ipvsIf, link: link, sets: sets, owned: owned,
-		memberRefs: map[member]int{},
-		builder:    model.NewBuilder(opts),
-		services:   map[types.NamespacedName]model.ServiceState{},
-		claims:     map[ipvs.ServiceKey]types.NamespacedName{},
-		losers:     map[ipvs.ServiceKey][]types.NamespacedName{},
-		vipRefs:    map[netip.Addr]int{},
-		linkAddrs:  map[netip.Addr]bool{},
-		drainSince: map[drainKey]time.Time{},
-		Clock:      clock.RealClock{},
+		memberRefs:   map[member]int{},
+		builder:      model.NewBuilder(opts),
+		services:     map[types.NamespacedName]model.ServiceState{},
+		claims:       map[ipvs.ServiceKey]types.NamespacedName{},
+		losers:       map[ipvs.ServiceKey][]types.NamespacedName{},
+		vipRefs:      map[netip.Addr]int{},
+		linkAddrs:    map[netip.Addr]bool{},
+		drainSince:   map[drainKey]time.Time{},
+		healthChecks: map[types.NamespacedName]model.HealthCheck{},
+		Clock:        clock.RealClock{},
 	}
 }
 
@@ -138,6 +151,8 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 		return compareNames(nameOf(a), nameOf(b))
 	})
 	p.losers = map[ipvs.ServiceKey][]types.NamespacedName{}
+	oldChecks := p.healthChecks
+	p.healthChecks = map[types.NamespacedName]model.HealthCheck{}
 	p.services = map[types.NamespacedName]model.ServiceState{}
 	p.claims = map[ipvs.ServiceKey]types.NamespacedName{}
 	p.vipRefs = map[netip.Addr]int{}
@@ -159,7 +174,11 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 		for _, m := range membersOf(st) {
 			p.memberRefs[m]++
 		}
+		if st.HealthCheck != nil {
+			p.healthChecks[name] = *st.HealthCheck
+		}
 	}
+	res.HealthChecksChanged = !maps.Equal(oldChecks, p.healthChecks)
 	p.syncAllSets(&res)
 	current := map[ipvs.ServiceKey]ipvs.VirtualServer{}
 	for _, vs := range kernel {
@@ -174,6 +193,7 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	plan := reconcile.DiffServers(desired, current, p.drain())
 	plan.Merge(reconcile.DiffAddresses(wantAddrs, p.linkAddrs))
 	p.apply(plan, desired, &res)
+	p.clearFlows(staleFlows(plan, current), &res)
 	res.Draining = p.trackDrains(plan, nil)
 	return res
 }
@@ -214,6 +234,7 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 			res.Problems[name] = st.Problems
 		}
 		p.changeMembers(old, st, &res)
+		res.HealthChecksChanged = p.setHealthCheck(name, st.HealthCheck) || res.HealthChecksChanged
 		if len(st.Entries) == 0 && len(st.VIPs) == 0 {
 			delete(p.services, name)
 		} else {
@@ -256,6 +277,7 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 	plan := reconcile.DiffServers(desired, current, p.drain())
 	plan.Merge(reconcile.DiffAddresses(wantAddrs, haveAddrs))
 	p.apply(plan, nil, &res)
+	p.clearFlows(staleFlows(plan, current), &res)
 	res.Draining = p.trackDrains(plan, touched)
 	return res
 }
