@@ -77,7 +77,10 @@ func (d *daemon) sync() {
 	// next sync lists it whole.
 	d.needFull = len(res.Errors) > 0
 	if full && !res.Aborted {
-		d.lastFull = start
+		// The period runs from the end of the full sync: one slower than
+		// the period (iptables on a loaded node) must not make every
+		// following sync a full one, holding up endpoint changes.
+		d.lastFull = d.Clock.Now()
 		if len(res.Errors) == 0 && d.AfterFirstSync != nil {
 			d.AfterFirstSync()
 			d.AfterFirstSync = nil

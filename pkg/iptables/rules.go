@@ -59,9 +59,11 @@ const FilterChain = ChainPrefix + "FILTER"
 // their number is constant.
 func filterRules(fam Family) [][]string {
 	return [][]string{
-		// Before the VIP rules: an externalIP or LB IP is a VIP too.
+		// Before the VIP rules: an externalIP or LB IP is a VIP too. New
+		// connections only, so that one still draining from the last
+		// local endpoint (weight 0) keeps going.
 		rule(nil, "ipvs-proxy: drop external traffic to externalTrafficPolicy Local services without local endpoints",
-			[]string{"-m", "set", "--match-set", NoLocalEndpointsSet(fam), "dst,dst"}, "DROP"),
+			[]string{"-m", "conntrack", "--ctstate", "NEW", "-m", "set", "--match-set", NoLocalEndpointsSet(fam), "dst,dst"}, "DROP"),
 		rule(nil, "ipvs-proxy: let service ports with endpoints through to IPVS",
 			[]string{"-m", "set", "--match-set", ServicePortsSet(fam), "dst,dst"}, "RETURN"),
 		// Only new connections: a connection IPVS took is ESTABLISHED

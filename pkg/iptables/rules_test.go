@@ -41,7 +41,7 @@ func filter(fam Family) string {
 		reject = "icmp6-port-unreachable"
 	}
 	return "-t filter -N IPVS-PROXY-FILTER\n-t filter -A INPUT -m comment --comment ipvs-proxy -j IPVS-PROXY-FILTER\n" +
-		`-t filter -A IPVS-PROXY-FILTER -m comment --comment "ipvs-proxy: drop external traffic to externalTrafficPolicy Local services without local endpoints" -m set --match-set ` + NoLocalEndpointsSet(fam) + " dst,dst -j DROP\n" +
+		`-t filter -A IPVS-PROXY-FILTER -m comment --comment "ipvs-proxy: drop external traffic to externalTrafficPolicy Local services without local endpoints" -m conntrack --ctstate NEW -m set --match-set ` + NoLocalEndpointsSet(fam) + " dst,dst -j DROP\n" +
 		`-t filter -A IPVS-PROXY-FILTER -m comment --comment "ipvs-proxy: let service ports with endpoints through to IPVS" -m set --match-set ` + ServicePortsSet(fam) + " dst,dst -j RETURN\n" +
 		`-t filter -A IPVS-PROXY-FILTER -m comment --comment "ipvs-proxy: reject anything else sent to a VIP" -m conntrack --ctstate NEW -m set --match-set ` + VIPSet(fam) + " dst -j REJECT --reject-with " + reject + "\n"
 }
