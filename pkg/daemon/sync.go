@@ -101,7 +101,8 @@ func (d *daemon) sync() {
 			}
 		}
 	}
-	klog.V(2).InfoS("Synced", "full", full, "services", len(inputs), "writes", res.Counts.Writes(), "errors", len(res.Errors), "took", elapsed)
+	klog.V(2).InfoS("Synced", "full", full, "services", len(inputs), "writes", res.Counts.Writes(), "errors", len(res.Errors),
+		"draining", len(res.Draining), "conntrackDeleted", res.ConntrackDeleted, "took", elapsed)
 }
 
 // report logs and records an Event for each Service whose problems changed

@@ -38,7 +38,7 @@ func TestDemoGuest(t *testing.T) {
 	}
 	start := time.Now()
 	say("VM up; creating three pods (network namespaces 10.244.0.2-4) and an external client (192.168.100.2)")
-	w := newWorld(t)
+	w := newWorld(t, "e2e")
 	ctx := context.Background()
 	if _, err := w.client.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

@@ -177,6 +177,15 @@ ip -n %[1]s -6 route add default via fe80::1 dev eth0`, name, n))
 	for i := 10; i < 30; i++ {
 		extra += fmt.Sprintf("ip -n ext addr add 192.168.100.%d/24 dev eth0\n", i)
 	}
+	t.Cleanup(func() {
+		// Deleting one end of a veth deletes both; a namespace whose
+		// sockets are still open lives on unnamed, out of the way.
+		script := "ip link del v-ext; ip netns del ext\n"
+		for name := range pods {
+			script += fmt.Sprintf("ip link del v-%[1]s; ip netns del %[1]s\n", name)
+		}
+		exec.Command("sh", "-c", script).Run() //nolint:errcheck // best effort
+	})
 	sh(t, `ip netns add ext
 ip link add v-ext type veth peer name eth0 netns ext
 ip addr add 192.168.100.1/24 dev v-ext

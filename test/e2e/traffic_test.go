@@ -29,7 +29,7 @@ func scheduler(name string) func(*v1.Service) {
 func TestGuestTraffic(t *testing.T) {
 	guest(t)
 	start := time.Now()
-	w := newWorld(t)
+	w := newWorld(t, "e2e")
 	web := w.service("web", scheduler("rr"), ep{pod: "pod-a"}, ep{pod: "pod-b"})
 	self := w.service("self", scheduler("rr"), ep{pod: "pod-a"})
 	hash := w.service("hash", scheduler("sh"), ep{pod: "pod-a"}, ep{pod: "pod-b"})
@@ -193,7 +193,8 @@ ipset create KUBE-CLUSTER-IP hash:ip,port`)
 			}
 		}
 		w.endpoints(npLocal, ep{pod: "pod-a", node: "other-node"}, ep{pod: "pod-b", node: "other-node"})
-		waitIPVS(t, fmt.Sprintf("TCP 192.168.100.1:%d lc", port), []string{}...) // present, with no real server
+		// Present, with pod-a draining the connections just made, or none.
+		waitIPVSDrained(t, fmt.Sprintf("TCP 192.168.100.1:%d lc", port), nil, rs("pod-a"))
 		if a, err := ask("ext", "tcp", hostPort("192.168.100.1", port), ""); err == nil {
 			t.Fatalf("no local endpoint, yet %s answered", a.pod)
 		}
@@ -230,8 +231,8 @@ ipset create KUBE-CLUSTER-IP hash:ip,port`)
 	})
 	t.Run("endpoint removal, then Service deletion, leave nothing behind", func(t *testing.T) {
 		w.endpoints(web, ep{pod: "pod-a"})
-		waitIPVS(t, "TCP "+vip(web)+" rr", rs("pod-a"))
-		if err := w.client.CoreV1().Services(ns).Delete(context.Background(), "web", metav1.DeleteOptions{}); err != nil {
+		waitIPVSDrained(t, "TCP "+vip(web)+" rr", []string{rs("pod-a")}, rs("pod-b"))
+		if err := w.client.CoreV1().Services(w.ns).Delete(context.Background(), "web", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		waitIPVS(t, "TCP "+vip(web)+" rr")
@@ -269,7 +270,7 @@ ipvsadm -a -t 172.17.0.1:8080 -r 172.17.0.2:80 -m -w 3
 ipvsadm -A -u 10.0.2.15:30999 -s rr
 ip addr add 192.0.2.1/32 dev lo`)
 		w.endpoints(sticky, ep{pod: "pod-b"}) // any change: a sync runs
-		waitIPVS(t, "TCP "+vip(sticky)+" rr persistent 600", rs("pod-b"))
+		waitIPVSDrained(t, "TCP "+vip(sticky)+" rr persistent 600", []string{rs("pod-b")}, rs("pod-a"))
 		w.stopProxy(syscall.SIGTERM)
 		out, err := exec.Command(os.Getenv(envProxyBin), "cleanup").CombinedOutput()
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
@@ -21,41 +22,44 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-const (
-	nodeName = "vm"
-	ns       = "e2e"
-)
+const nodeName = "vm"
 
-// pods are network namespaces on cbr0; their number is the last octet.
-var pods = map[string]int{"pod-a": 2, "pod-b": 3, "pod-c": 4}
+// pods are network namespaces, each on its own veth; their number is the
+// last octet of their address.
+var pods = map[string]int{"pod-a": 2, "pod-b": 3, "pod-c": 4, "pod-d": 5}
 
 // world is the guest's cluster: the API server (on the host), pods, an
 // external client and the ipvs-proxy process.
 type world struct {
 	t      *testing.T
+	ns     string // the Kubernetes namespace of this world's Services
 	client kubernetes.Interface
 	proxy  *exec.Cmd
 	log    string
 }
 
-func newWorld(t *testing.T) *world {
+// newWorld makes the pods and the Node and starts their servers. Each
+// guest test gets its own world and Kubernetes namespace; the pods and
+// links go when the test ends, so the next test in the same VM starts
+// from a node without them.
+func newWorld(t *testing.T, namespace string) *world {
 	t.Helper()
 	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv(envAdmin))
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.QPS, cfg.Burst = 100, 200
-	w := &world{t: t, client: kubernetes.NewForConfigOrDie(cfg), log: "/tmp/ipvs-proxy-e2e.log"}
+	w := &world{t: t, ns: namespace, client: kubernetes.NewForConfigOrDie(cfg), log: "/tmp/ipvs-proxy-" + namespace + ".log"}
 	topology(t, pods)
 	for name := range pods {
 		serve(t, name, name)
 	}
 	ctx := context.Background()
 	if _, err := w.client.CoreV1().Nodes().Create(ctx, &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeName},
-		Status: v1.NodeStatus{Addresses: []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: "10.0.2.15"}}}}, metav1.CreateOptions{}); err != nil {
+		Status: v1.NodeStatus{Addresses: []v1.NodeAddress{{Type: v1.NodeInternalIP, Address: "10.0.2.15"}}}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
-	if _, err := w.client.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+	if _, err := w.client.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -63,8 +67,12 @@ func newWorld(t *testing.T) *world {
 		if t.Failed() {
 			out, _ := os.ReadFile(w.log)
 			t.Logf("ipvs-proxy log (tail):\n%s", tail(string(out), 60))
-			diag, _ := exec.Command("sh", "-c", "ipset list; iptables-save -c -t nat; iptables-save -c -t mangle; sysctl net.ipv4.vs.conntrack").CombinedOutput()
+			diag, _ := exec.Command("sh", "-c", "ipset list; iptables-save -c -t nat; iptables-save -c -t filter; sysctl net.ipv4.vs.conntrack").CombinedOutput()
 			t.Logf("kernel state:\n%s", diag)
+		}
+		// The next test in this VM starts from a node without our state.
+		if out, err := exec.Command(os.Getenv(envProxyBin), "cleanup").CombinedOutput(); err != nil {
+			t.Errorf("cleanup after the test: %v\n%s", err, out)
 		}
 	})
 	return w
@@ -87,6 +95,20 @@ func (w *world) startProxy(extra ...string) {
 	w.proxy.Stdout, w.proxy.Stderr = f, f
 	if err := w.proxy.Start(); err != nil {
 		w.t.Fatal(err)
+	}
+}
+
+// waitFirstSync waits until the proxy has programmed default/kubernetes,
+// which every cluster has: its first full sync is done. Under emulation,
+// on a loaded machine, that alone can take longer than waitIPVS's bound.
+func (w *world) waitFirstSync() {
+	w.t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !strings.Contains(sh(w.t, "ipvsadm -Ln"), "10.96.0.1:443") {
+		if time.Now().After(deadline) {
+			w.t.Fatalf("the proxy made no first sync in 2 minutes")
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
@@ -117,14 +139,14 @@ func (e ep) addr() string {
 func (w *world) service(name string, mutate func(*v1.Service), eps ...ep) *v1.Service {
 	w.t.Helper()
 	s := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		ObjectMeta: metav1.ObjectMeta{Namespace: w.ns, Name: name},
 		Spec: v1.ServiceSpec{Type: v1.ServiceTypeClusterIP,
 			Ports: []v1.ServicePort{{Name: "tcp", Protocol: v1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}}},
 	}
 	if mutate != nil {
 		mutate(s)
 	}
-	s, err := w.client.CoreV1().Services(ns).Create(context.Background(), s, metav1.CreateOptions{})
+	s, err := w.client.CoreV1().Services(w.ns).Create(context.Background(), s, metav1.CreateOptions{})
 	if err != nil {
 		w.t.Fatalf("create Service %s: %v", name, err)
 	}
@@ -137,7 +159,7 @@ func (w *world) endpoints(s *v1.Service, eps ...ep) {
 	w.t.Helper()
 	for _, fam := range []discovery.AddressType{discovery.AddressTypeIPv4, discovery.AddressTypeIPv6} {
 		sl := &discovery.EndpointSlice{
-			ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: s.Name + "-" + strings.ToLower(string(fam)), Labels: map[string]string{discovery.LabelServiceName: s.Name}},
+			ObjectMeta:  metav1.ObjectMeta{Namespace: w.ns, Name: s.Name + "-" + strings.ToLower(string(fam)), Labels: map[string]string{discovery.LabelServiceName: s.Name}},
 			AddressType: fam,
 		}
 		for _, p := range s.Spec.Ports {
@@ -155,9 +177,9 @@ func (w *world) endpoints(s *v1.Service, eps ...ep) {
 				Conditions: discovery.EndpointConditions{Ready: ptr.To(true)}})
 		}
 		ctx := context.Background()
-		_, err := w.client.DiscoveryV1().EndpointSlices(ns).Update(ctx, sl, metav1.UpdateOptions{})
+		_, err := w.client.DiscoveryV1().EndpointSlices(w.ns).Update(ctx, sl, metav1.UpdateOptions{})
 		if err != nil {
-			_, err = w.client.DiscoveryV1().EndpointSlices(ns).Create(ctx, sl, metav1.CreateOptions{})
+			_, err = w.client.DiscoveryV1().EndpointSlices(w.ns).Create(ctx, sl, metav1.CreateOptions{})
 		}
 		if err != nil {
 			w.t.Fatalf("write EndpointSlice %s: %v", sl.Name, err)
@@ -204,6 +226,36 @@ func waitIPVS(t *testing.T, vs string, want ...string) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("kernel never showed %q with %q; it has %q (present %v)", vs, want, got, ok)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitIPVSDrained is waitIPVS for a change that took real servers away:
+// each of gone may still be there at weight 0, draining its connections
+// (a pod's closed connections count as inactive for minutes), or be gone.
+func waitIPVSDrained(t *testing.T, vs string, want []string, gone ...string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got, ok := ipvsTable(t)[vs]
+		rest := map[string]bool{}
+		for _, g := range got {
+			rest[g] = true
+		}
+		match := ok
+		for _, w := range want {
+			match = match && rest[w]
+			delete(rest, w)
+		}
+		for _, g := range gone {
+			delete(rest, strings.Replace(g, "Masq 1", "Masq 0", 1))
+		}
+		if match && len(rest) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kernel never showed %q with %q (and %q drained or gone); it has %q (present %v)", vs, want, gone, got, ok)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
