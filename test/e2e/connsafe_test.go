@@ -520,7 +520,7 @@ ipvsadm -a -u 192.168.100.1:30997 -r 10.244.0.3:%[1]d -m`, port))
 	defer c.Close()
 	send := func() string {
 		c.SetDeadline(time.Now().Add(300 * time.Millisecond)) //nolint:errcheck
-		fmt.Fprintln(c, "0")                                 //nolint:errcheck
+		fmt.Fprintln(c, "0")                                  //nolint:errcheck
 		buf := make([]byte, 512)
 		n, err := c.Read(buf)
 		if err != nil {
