@@ -159,6 +159,11 @@ func newClient(kubeconfig, master string) (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("load client configuration (--kubeconfig %q, --master %q): %w", kubeconfig, master, err)
 	}
 	cfg.UserAgent = "ipvs-proxy"
+	// Protobuf, as kube-proxy asks for: decoding every Service and
+	// EndpointSlice of a large cluster is a good part of a cold start's
+	// CPU, and JSON costs several times as much (CRDs fall back to JSON).
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	// Watches carry the load; these only bound Event writes and the first lists.
 	cfg.QPS, cfg.Burst = 50, 100
 	return kubernetes.NewForConfig(cfg)

@@ -25,13 +25,23 @@ const revision = 1
 // dumpAttempts bounds the retries of a dump the kernel marked interrupted.
 const dumpAttempts = 5
 
-type linux struct{}
+// linux keeps one netlink socket for every request: a full sync adds
+// thousands of members, and a socket per request (the package-level
+// netlink functions) costs more than the request itself. Calls come from
+// one goroutine, as a Handle requires.
+type linux struct{ h *netlink.Handle }
 
 // NewLinux returns the kernel's sets over netlink, so ipvs-proxy's image
 // needs no ipset binary.
-func NewLinux() Interface { return linux{} }
+func NewLinux() Interface {
+	h, err := netlink.NewHandle(unix.NETLINK_NETFILTER)
+	if err != nil {
+		h = &netlink.Handle{} // a socket per request, as the package functions do
+	}
+	return linux{h: h}
+}
 
-func (linux) Ensure(s Set) error {
+func (l linux) Ensure(s Set) error {
 	if err := checkSet(s); err != nil {
 		return err
 	}
@@ -42,7 +52,7 @@ func (linux) Ensure(s Set) error {
 		if s.IPv6 {
 			opts.Family = unix.AF_INET6
 		}
-		err = guard(func() error { return netlink.IpsetCreate(s.Name, string(s.Type), opts) })
+		err = guard(func() error { return l.h.IpsetCreate(s.Name, string(s.Type), opts) })
 		if !errors.Is(err, unix.EEXIST) { // EEXIST: created meanwhile; look at it
 			if err != nil {
 				return fmt.Errorf("create ipset %s %s family %s: %w", s.Name, s.Type, family(s.IPv6), err)
@@ -60,13 +70,13 @@ func (linux) Ensure(s Set) error {
 	return nil
 }
 
-func (linux) Entries(name string) ([]Entry, error) {
+func (l linux) Entries(name string) ([]Entry, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
 	var res *netlink.IPSetResult
 	err := guard(func() (err error) {
-		res, err = netlink.IpsetList(name)
+		res, err = l.h.IpsetList(name)
 		return err
 	})
 	if err != nil {
@@ -88,7 +98,7 @@ func (linux) Entries(name string) ([]Entry, error) {
 	return out, nil
 }
 
-func (linux) Add(name string, e Entry) error {
+func (l linux) Add(name string, e Entry) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
@@ -99,13 +109,13 @@ func (linux) Add(name string, e Entry) error {
 	// the kernel then answers success for a member already present.
 	m := toNetlink(e)
 	m.Replace = true
-	if err := guard(func() error { return netlink.IpsetAdd(name, m) }); err != nil {
+	if err := guard(func() error { return l.h.IpsetAdd(name, m) }); err != nil {
 		return fmt.Errorf("add %s to ipset %s: %w", e, name, kernelError(err))
 	}
 	return nil
 }
 
-func (linux) Del(name string, e Entry) error {
+func (l linux) Del(name string, e Entry) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
@@ -115,20 +125,20 @@ func (linux) Del(name string, e Entry) error {
 	// Without NLM_F_EXCL the kernel answers success for an absent member.
 	m := toNetlink(e)
 	m.Replace = true
-	err := kernelError(guard(func() error { return netlink.IpsetDel(name, m) }))
+	err := kernelError(guard(func() error { return l.h.IpsetDel(name, m) }))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("delete %s from ipset %s: %w", e, name, err)
 	}
 	return nil
 }
 
-func (linux) Destroy(name string) error {
+func (l linux) Destroy(name string) error {
 	if err := checkName(name); err != nil {
 		return fmt.Errorf("destroy: %w", err)
 	}
 	// netlink sends no NLM_F_EXCL here, so the kernel answers success for a
 	// missing set; ErrNotFound is for a library that does send it.
-	err := kernelError(guard(func() error { return netlink.IpsetDestroy(name) }))
+	err := kernelError(guard(func() error { return l.h.IpsetDestroy(name) }))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("destroy ipset %s: %w", name, err)
 	}

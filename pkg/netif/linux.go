@@ -17,16 +17,27 @@ import (
 // netlink v1.3+ then returns partial results with ErrDumpInterrupted).
 const dumpAttempts = 5
 
+// linux keeps one netlink socket for its requests: a full sync adds an
+// address per Service, and a socket per request (the package-level
+// netlink functions) costs more than the request. One goroutine calls it,
+// as a Handle requires.
 type linux struct {
 	name string
+	h    *netlink.Handle
 }
 
 // NewLinux returns the Interface for the dummy link linkName over netlink.
-func NewLinux(linkName string) Interface { return &linux{name: linkName} }
+func NewLinux(linkName string) Interface {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		h = &netlink.Handle{} // a socket per request, as the package functions do
+	}
+	return &linux{name: linkName, h: h}
+}
 
 // link returns the link, or nil without error when it does not exist.
 func (l *linux) link() (netlink.Link, error) {
-	link, err := netlink.LinkByName(l.name)
+	link, err := l.h.LinkByName(l.name)
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
@@ -49,7 +60,7 @@ func (l *linux) EnsureLink() error {
 		}
 		return nil
 	}
-	err = netlink.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: l.name}})
+	err = l.h.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: l.name}})
 	if err != nil && !errors.Is(err, unix.EEXIST) { // EEXIST: created meanwhile
 		return fmt.Errorf("create dummy link %s: %w", l.name, err)
 	}
@@ -61,7 +72,7 @@ func (l *linux) DeleteLink() error {
 	if err != nil || link == nil {
 		return err
 	}
-	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+	if err := l.h.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("delete link %s: %w", l.name, err)
 	}
 	return nil
@@ -70,7 +81,7 @@ func (l *linux) DeleteLink() error {
 // prefixes lists every address on the link, with the kernel's prefix length.
 func (l *linux) prefixes(link netlink.Link) ([]netip.Prefix, error) {
 	addrs, err := retryDump("list addresses of "+l.name, func() ([]netlink.Addr, error) {
-		return netlink.AddrList(link, netlink.FAMILY_ALL)
+		return l.h.AddrList(link, netlink.FAMILY_ALL)
 	})
 	if err != nil {
 		return nil, err
@@ -125,7 +136,7 @@ func (l *linux) AddAddress(a netip.Addr) error {
 		// address detection runs: on a down link, that is forever.
 		addr.Flags = unix.IFA_F_NODAD
 	}
-	if err := netlink.AddrAdd(link, addr); err != nil && !errors.Is(err, unix.EEXIST) {
+	if err := l.h.AddrAdd(link, addr); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add address %s to %s: %w", p, l.name, err)
 	}
 	return nil
@@ -144,7 +155,7 @@ func (l *linux) DeleteAddress(a netip.Addr) error {
 		return nil
 	}
 	// The kernel answers EADDRNOTAVAIL for an address that is not there.
-	err = netlink.AddrDel(link, &netlink.Addr{IPNet: toIPNet(p)})
+	err = l.h.AddrDel(link, &netlink.Addr{IPNet: toIPNet(p)})
 	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
 		return fmt.Errorf("delete address %s from %s: %w", p, l.name, err)
 	}
@@ -152,7 +163,7 @@ func (l *linux) DeleteAddress(a netip.Addr) error {
 }
 
 func (l *linux) HostAddresses() ([]HostAddress, error) {
-	links, err := retryDump("list links", netlink.LinkList)
+	links, err := retryDump("list links", l.h.LinkList)
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +173,7 @@ func (l *linux) HostAddresses() ([]HostAddress, error) {
 	}
 	// One dump of all addresses rather than one per link.
 	addrs, err := retryDump("list addresses", func() ([]netlink.Addr, error) {
-		return netlink.AddrList(nil, netlink.FAMILY_ALL)
+		return l.h.AddrList(nil, netlink.FAMILY_ALL)
 	})
 	if err != nil {
 		return nil, err
