@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
@@ -113,7 +114,11 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	m := metrics.New()
 	health.OnServe(m.ProbeServed)
 	serve(ctx, "healthz", o.HealthzBindAddress, health.Handler())
-	serve(ctx, "metrics", o.MetricsBindAddress, m.Handler())
+	metricsHandler := m.Handler()
+	if o.Profiling {
+		metricsHandler = withProfiling(metricsHandler)
+	}
+	serve(ctx, "metrics", o.MetricsBindAddress, metricsHandler)
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
@@ -206,4 +211,17 @@ func serve(ctx context.Context, name, addr string, h http.Handler) {
 		defer cancel()
 		_ = srv.Shutdown(shutdownCtx)
 	}()
+}
+
+// withProfiling adds Go's pprof handlers under /debug/pprof/, as
+// kube-proxy's --profiling does on its metrics server.
+func withProfiling(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

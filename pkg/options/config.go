@@ -134,6 +134,7 @@ func (o *Options) applyConfig(cfg *v1alpha1.KubeProxyConfiguration) {
 	// v1alpha1 has no top-level masqueradeAll; kube-proxy's IPVS mode reads
 	// the iptables one (nftables.masqueradeAll is for nftables mode only).
 	setBool(fMasqueradeAll, &o.MasqueradeAll, cfg.IPTables.MasqueradeAll)
+	setBool(fProfiling, &o.Profiling, cfg.EnableProfiling)
 	// As in kube-proxy, an IPv6 bindAddress makes the default servers IPv6.
 	healthz, metrics := cfg.HealthzBindAddress, cfg.MetricsBindAddress
 	if ip, err := netip.ParseAddr(cfg.BindAddress); err == nil && ip.Is6() && !ip.Is4In6() {

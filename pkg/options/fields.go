@@ -23,6 +23,7 @@ const (
 	fMasqueradeAll
 	fHealthzBindAddress
 	fMetricsBindAddress
+	fProfiling
 )
 
 type fieldInfo struct {
@@ -62,6 +63,8 @@ var fields = map[field]fieldInfo{
 		func(d, s *Options) { d.HealthzBindAddress = s.HealthzBindAddress }},
 	fMetricsBindAddress: {[]string{"metrics-bind-address"}, "metricsBindAddress",
 		func(d, s *Options) { d.MetricsBindAddress = s.MetricsBindAddress }},
+	fProfiling: {[]string{"profiling"}, "enableProfiling",
+		func(d, s *Options) { d.Profiling = s.Profiling }},
 }
 
 // problem is one line of Validate's error: the flag as kube-proxy names it,

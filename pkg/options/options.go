@@ -65,6 +65,8 @@ type Options struct {
 
 	HealthzBindAddress string
 	MetricsBindAddress string
+	// Profiling serves Go's pprof under /debug/pprof/ on the metrics server.
+	Profiling bool
 
 	// StateFile records the kernel objects ipvs-proxy made, so a restart
 	// deletes only those (ipvs-proxy's own; kube-proxy has no such file).
@@ -134,6 +136,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"The pods' CIDR range; for dual-stack, one IPv4 and one IPv6 CIDR separated by a comma.")
 	fs.BoolVar(&o.MasqueradeAll, "masquerade-all", o.MasqueradeAll,
 		"SNAT all traffic sent to Service IPs, not only traffic from outside the cluster CIDR. Some CNI plugins need it.")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling,
+		"Serve Go's profiling handlers under /debug/pprof/ on the metrics server.")
 	fs.StringVar(&o.HealthzBindAddress, "healthz-bind-address", o.HealthzBindAddress,
 		"IP:port of the health check server. An IP alone gets port "+healthzPort+".")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress,
