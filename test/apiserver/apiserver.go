@@ -311,6 +311,16 @@ func repoRoot() (string, error) {
 	return "", fmt.Errorf("cannot find the repository root (a directory with hack/build-tools.sh) above %v", starts)
 }
 
+// BinDir is the directory holding what hack/build-tools.sh builds (etcd,
+// kube-apiserver and kube-proxy, the reference the bench compares with).
+func BinDir() (string, error) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	return binDir(root)
+}
+
 // binDir is $IPVS_PROXY_BIN, else what hack/build-tools.sh --print-dir says,
 // so the cache location is defined in one place.
 func binDir(root string) (string, error) {

@@ -1,0 +1,206 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// changeGap separates changes: both proxies' --ipvs-min-sync-period is
+// 1 s, and a change right behind a sync would measure that rate limit
+// rather than the proxy.
+const changeGap = 1100 * time.Millisecond
+
+// runProxy starts one proxy on a clean kernel and measures it: cold
+// convergence, the change phase, then its resource use, and stops it. A
+// failed measurement is an error of the test and is kept in Run.Error.
+func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
+	r := Run{N: n, Proxy: px.name, CapS: g.p.ChangeCap.Seconds()}
+	fail := func(format string, a ...any) {
+		msg := fmt.Sprintf(format, a...)
+		if r.Error == "" {
+			r.Error = msg
+		}
+		t.Error(msg)
+	}
+	proc, err := startProcess(filepath.Join(g.work, fmt.Sprintf("%s-%d.log", px.name, n)), px.argv...)
+	if err != nil {
+		fail("%v", err)
+		return r
+	}
+	defer func() {
+		if !proc.exited() { // an early return: stop it so the cleanup can run
+			proc.stop() //nolint:errcheck
+		}
+		if t.Failed() {
+			t.Logf("%s log (tail):\n%s", px.name, proc.logTail(40))
+		}
+	}()
+
+	cold, err := converge(proc, want, g.p.ColdCap)
+	if err != nil {
+		fail("%s at %d Services: %v", px.name, n, err)
+		return r
+	}
+	r.ColdS = cold.Seconds()
+	r.ColdCPUS, _ = proc.cpu()
+	t.Logf("%s: converged in %s (CPU %s s)", px.name, duration(r.ColdS), num(r.ColdCPUS))
+	// Changes start once the first sync has finished: kube-proxy writes its
+	// ipsets and iptables after the virtual servers, and its first sync
+	// execs `ipset add` once per Service. If that takes longer than the
+	// cap, the changes start anyway and queue behind it, as they would.
+	end, err := waitSynced(proc, proc.start, g.p.FirstSyncCap)
+	switch {
+	case errors.Is(err, errNoSync):
+		r.FirstSyncS, r.FirstSyncCapped = g.p.FirstSyncCap.Seconds(), true
+		t.Logf("%s: first sync not finished after %s; the changes start anyway", px.name, g.p.FirstSyncCap)
+	case err != nil:
+		fail("%s: first sync: %v", px.name, err)
+		return r
+	default:
+		r.FirstSyncS = end.Sub(proc.start).Seconds()
+		t.Logf("%s: first sync finished after %s", px.name, duration(r.FirstSyncS))
+	}
+	time.Sleep(changeGap)
+
+	stopTap, err := g.nl.capture()
+	if err != nil {
+		fail("%v", err)
+		return r
+	}
+	cpu0, _ := proc.cpu()
+	phase := time.Now()
+	for k := 0; k < g.p.Changes; k++ {
+		if px.name == kubeProxyName && k >= g.p.MinKubeProxyChanges && time.Since(phase) > g.p.KubeProxyBudget {
+			t.Logf("%s: change budget of %s spent after %d changes", px.name, g.p.KubeProxyBudget, k)
+			break
+		}
+		c, err := g.change(proc, n, want)
+		if err != nil {
+			fail("%s: change %d: %v", px.name, k+1, err)
+			break
+		}
+		r.Changes = append(r.Changes, c)
+		t.Logf("%s: change %d: %s%s%s", px.name, k+1, duration(c.Seconds), capText(c), writesText(c))
+		// kube-proxy is known to exceed the cap at 1,000 Services and
+		// more; ipvs-proxy never should.
+		if c.Capped && px.name == ipvsProxyName {
+			fail("%s: change %d not visible in the kernel within %s", px.name, k+1, g.p.ChangeCap)
+		}
+	}
+	// Even kube-proxy shows a change within the cap at 100 Services; if it
+	// never does, the bench is broken, not slow.
+	if px.name == kubeProxyName && n <= 100 && len(r.Changes) > 0 {
+		if _, capped, _ := quantile(r.Changes, 0); capped {
+			fail("%s: no change visible in the kernel within %s at %d Services", px.name, g.p.ChangeCap, n)
+		}
+	}
+	cpu1, _ := proc.cpu()
+	r.PhaseCPUS, r.PhaseWallS = cpu1-cpu0, time.Since(phase).Seconds()
+	stopTap()
+	if m, err := scrape(); err == nil {
+		count, _ := m.ipv4(syncCountMetric)
+		sum, _ := m.ipv4(syncSumMetric)
+		r.Syncs, r.SyncS = int(count), sum
+	}
+
+	if r.IPTablesRules, r.IPSetEntries, err = ruleCounts(); err != nil {
+		fail("%v", err)
+	}
+	if r.PeakRSSKiB, err = proc.peakRSS(); err != nil {
+		fail("%v", err)
+	}
+	if proc.exited() {
+		fail("%s exited during the run", px.name)
+	}
+	r.TotalCPUS, err = proc.stop()
+	r.WallS = time.Since(proc.start).Seconds()
+	if err != nil {
+		fail("%v", err)
+	}
+	return r
+}
+
+// converge polls /proc/net/ip_vs until it holds exactly want. Reading
+// 55,000 lines costs real time under TCG and takes a vCPU from the proxy,
+// so the poll interval grows with the read cost and the time elapsed:
+// the figure is late by at most 2 % of itself.
+func converge(proc *process, want table, limit time.Duration) (time.Duration, error) {
+	last := "nothing read yet"
+	for {
+		read := time.Now()
+		got, err := readProcTable()
+		if err != nil {
+			return 0, err
+		}
+		now := time.Now()
+		if last = want.diff(got, 5); last == "" {
+			return now.Sub(proc.start), nil
+		}
+		if proc.exited() {
+			return 0, fmt.Errorf("exited before converging (%s)", last)
+		}
+		if now.Sub(proc.start) > limit {
+			return 0, fmt.Errorf("not converged after %s: %s", limit, last)
+		}
+		time.Sleep(max(100*time.Millisecond, 2*now.Sub(read), now.Sub(proc.start)/50))
+	}
+}
+
+// errNoSync is waitSynced's timeout.
+var errNoSync = errors.New("no sync")
+
+// waitSynced waits until the proxy reports a successful sync that ended
+// at or after since, and returns when that sync ended (by the guest's
+// clock, which the proxy shares). Each scrape costs the proxy CPU (under TCG, many
+// milliseconds for kube-proxy's histograms), so the interval grows with
+// the wait: a 45 s sync costs about 25 scrapes, and the wait overshoots the
+// sync's end by at most a quarter.
+func waitSynced(proc *process, since time.Time, limit time.Duration) (time.Time, error) {
+	begin := time.Now()
+	deadline := begin.Add(limit)
+	want := float64(since.UnixNano()) / 1e9
+	last := "no scrape yet"
+	for {
+		m, err := scrape()
+		if err == nil {
+			v, ok := m.ipv4(lastSyncMetric)
+			if ok && v >= want {
+				return time.Unix(0, int64(v*1e9)), nil
+			}
+			last = fmt.Sprintf("%s = %.3f, want ≥ %.3f", lastSyncMetric, v, want)
+		} else {
+			last = err.Error()
+		}
+		if proc.exited() {
+			return time.Time{}, fmt.Errorf("exited (%s)", last)
+		}
+		if time.Now().After(deadline) {
+			return time.Time{}, fmt.Errorf("%w after %s: %s", errNoSync, limit, last)
+		}
+		time.Sleep(max(50*time.Millisecond, time.Since(begin)/4))
+	}
+}
+
+func capText(c Change) string {
+	if c.Capped {
+		return " (capped)"
+	}
+	return ""
+}
+
+func writesText(c Change) string {
+	s := ""
+	if c.Netlink != nil {
+		s += fmt.Sprintf(", %d netlink writes%s", c.netlinkTotal(), mix(c.Netlink))
+	}
+	if c.OwnWrites != nil {
+		s += fmt.Sprintf(", own counter %d", *c.OwnWrites)
+	}
+	if c.Note != "" {
+		s += ", " + c.Note
+	}
+	return s
+}
