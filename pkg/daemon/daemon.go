@@ -109,7 +109,7 @@ func Run(ctx context.Context, cfg Config) error {
 	})
 	r = runner.New("sync", d.sync, cfg.MinSyncPeriod, cfg.SyncPeriod, cfg.Clock)
 
-	factory := informers.NewSharedInformerFactory(cfg.Client, 0)
+	factory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(dropManagedFields))
 	src, err := watch.NewSource(factory, d.changes)
 	if err != nil {
 		return err

@@ -111,6 +111,9 @@ func (g *guest) size(t *testing.T, n int) {
 		t.Fatalf("after the floor: %s", d)
 	}
 	for _, px := range g.proxies() {
+		if g.p.Only != "" && px.name != g.p.Only {
+			continue
+		}
 		t.Run(px.name, func(t *testing.T) { g.record(t, g.runProxy(t, px, n, want)) })
 		for _, step := range px.cleanup {
 			_, err := runCmd(step.argv...)
@@ -164,7 +167,7 @@ func (g *guest) proxies() []proxySpec {
 		},
 		{
 			name:    ipvsProxyName,
-			argv:    append([]string{ip, "run", "--kubeconfig=" + g.env[envProxyConfig]}, common...),
+			argv:    append([]string{ip, "run", "--kubeconfig=" + g.env[envProxyConfig], "--profiling=" + fmt.Sprint(g.p.Profile)}, common...),
 			cleanup: []cleanupStep{{argv: []string{ip, "cleanup"}}},
 		},
 	}

@@ -144,7 +144,8 @@ func readRuns(path string) ([]Run, error) {
 // run.
 func keep(t *testing.T, work, to string) {
 	logs, _ := filepath.Glob(filepath.Join(work, "*.log"))
-	logs = append(logs, filepath.Join(work, resultsFile), filepath.Join(work, calibrationFile))
+	profiles, _ := filepath.Glob(filepath.Join(work, "*.pprof"))
+	logs = append(append(logs, profiles...), filepath.Join(work, resultsFile), filepath.Join(work, calibrationFile))
 	if err := os.MkdirAll(to, 0o755); err != nil {
 		t.Logf("keeping logs: %v", err)
 		return

@@ -34,6 +34,15 @@ type plan struct {
 	FirstSyncCap time.Duration
 	Memory       string        // the VM's
 	Timeout      time.Duration // the VM's whole run
+	// Only, when set, runs that proxy alone (and the floor): for work on
+	// one proxy, never for the table, which compares both in one run.
+	Only string
+	// Profile runs ipvs-proxy with --profiling and keeps a CPU profile of
+	// its cold start and a heap profile at convergence (cpu-N.pprof,
+	// heap-N.pprof next to the logs); the CPU profile covers the first
+	// ProfileSeconds.
+	Profile        bool
+	ProfileSeconds int
 }
 
 // Environment that shapes the plan; BENCH_SIZES unset means the smoke run
@@ -47,6 +56,8 @@ const (
 	envPlan    = "BENCH_PLAN"              // host → guest: the plan as JSON
 	envMemory  = "BENCH_VM_MEMORY"         // default by size: 2G, 6G from 2,000 Services
 	envTimeout = "BENCH_VM_TIMEOUT"        // default: estimated from the plan
+	envOnly    = "BENCH_ONLY"              // "kube-proxy" or "ipvs-proxy"
+	envProfile = "BENCH_PROFILE"           // N: pprof of ipvs-proxy's first N seconds
 	smokeSize  = 20                        // Services in the smoke run
 	endpoints  = 10                        // per Service
 	maxSize    = 65536 / endpoints         // endpoint addresses come from one /16
@@ -81,6 +92,17 @@ func planFromEnv() (plan, error) {
 		p.Changes = n
 	}
 	p.MinKubeProxyChanges = min(p.MinKubeProxyChanges, p.Changes)
+	p.Only, p.Profile, p.ProfileSeconds = os.Getenv(envOnly), os.Getenv(envProfile) != "", 0
+	if s := os.Getenv(envProfile); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return plan{}, fmt.Errorf("%s=%q: want the CPU profile's length in seconds", envProfile, s)
+		}
+		p.ProfileSeconds = n
+	}
+	if p.Only != "" && p.Only != kubeProxyName && p.Only != ipvsProxyName {
+		return plan{}, fmt.Errorf("%s=%q: want %s or %s", envOnly, p.Only, kubeProxyName, ipvsProxyName)
+	}
 	for _, d := range []struct {
 		env string
 		to  *time.Duration

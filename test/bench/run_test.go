@@ -39,7 +39,14 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 		}
 	}()
 
+	var heap func()
+	if g.p.Profile && px.name == ipvsProxyName {
+		heap = profileColdStart(t, g.work, n, g.p.ProfileSeconds)
+	}
 	cold, err := converge(proc, want, g.p.ColdCap)
+	if heap != nil {
+		heap()
+	}
 	if err != nil {
 		fail("%s at %d Services: %v", px.name, n, err)
 		return r

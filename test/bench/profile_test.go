@@ -1,0 +1,63 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// profileColdStart asks ipvs-proxy's pprof for a CPU profile of the first
+// seconds of its cold start, from as soon as its metrics server answers,
+// and returns the function to call at convergence: it takes a heap
+// profile and waits for the CPU profile to end (Go serves one at a time,
+// for a fixed time). Both land in dir as cpu-N.pprof and heap-N.pprof.
+func profileColdStart(t *testing.T, dir string, n int, seconds int) func() {
+	limit := time.Duration(seconds) * time.Second
+	base := strings.TrimSuffix(metricsURL, "/metrics") + "/debug/pprof/"
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			err := fetch(base+fmt.Sprintf("profile?seconds=%d", seconds), filepath.Join(dir, fmt.Sprintf("cpu-%d.pprof", n)), limit+time.Minute)
+			if err == nil || time.Now().After(deadline) {
+				if err != nil {
+					t.Logf("CPU profile: %v", err)
+				}
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return func() {
+		if err := fetch(base+"heap", filepath.Join(dir, fmt.Sprintf("heap-%d.pprof", n)), time.Minute); err != nil {
+			t.Logf("heap profile: %v", err)
+		}
+		<-done
+	}
+}
+
+func fetch(url, to string, timeout time.Duration) error {
+	c := http.Client{Timeout: timeout}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("%s: %s: %s", url, resp.Status, body)
+	}
+	f, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = io.Copy(f, resp.Body)
+	return err
+}
