@@ -110,6 +110,9 @@ func (g *guest) size(t *testing.T, n int) {
 	if d := g.dirty(); d != "" {
 		t.Fatalf("after the floor: %s", d)
 	}
+	if err := resetIPVS(); err != nil {
+		t.Fatal(err)
+	}
 	for _, px := range g.proxies() {
 		if g.p.Only != "" && px.name != g.p.Only {
 			continue
@@ -128,6 +131,9 @@ func (g *guest) size(t *testing.T, n int) {
 		}
 		if d := g.dirty(); d != "" {
 			t.Fatalf("after %s and its cleanup: %s", px.name, d)
+		}
+		if err := resetIPVS(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
