@@ -4,10 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"testing"
+	"time"
 )
 
 // dirty says what either proxy (or the floor) left in the kernel, "" when
@@ -84,31 +85,27 @@ func runCmd(argv ...string) ([]byte, error) {
 	return out, nil
 }
 
-// resetIPVS unloads and reloads the IPVS modules once the kernel holds no
-// virtual server. The kernel keeps deleted real servers in a trash list for
-// two to three minutes, and every real server added meanwhile scans that
-// list: right after a cleanup of 50,000 real servers, the next proxy's cold
-// start would pay for the previous run (measured: most of its time in the
-// kernel's add). A node's real cold start, after a boot, has no trash.
-// Unloading is the one way to empty it; the proxies set their sysctls again
-// at start.
-func resetIPVS() error {
-	mods, err := os.ReadFile("/proc/modules")
-	if err != nil {
-		return err
+// trashWait is how long a deleted real server can stay in the kernel's
+// trash list: it is freed once idle for IP_VS_DEST_TRASH_PERIOD (120 s),
+// checked every 60 s. Until then every real server added scans the list,
+// so right after a cleanup of 50,000 real servers the next cold start
+// would pay for the previous run (measured: most of ipvs-proxy's cold
+// start at 5,000 Services was the kernel's add-destination). A node's real
+// cold start, after a boot, has no trash. Unloading ip_vs would empty it
+// at once, but this process's moby/ipvs handle keeps the old generic
+// netlink family for life.
+const trashWait = 190 * time.Second
+
+// trashFloor is the number of deleted real servers below which the scan
+// costs too little to wait for.
+const trashFloor = 5000
+
+// waitTrash sleeps out the trash left by a cleanup that deleted deleted
+// real servers.
+func waitTrash(t *testing.T, deleted int) {
+	if deleted < trashFloor {
+		return
 	}
-	var ipvs []string
-	for _, line := range strings.Split(string(mods), "\n") {
-		name, _, _ := strings.Cut(line, " ")
-		if strings.HasPrefix(name, "ip_vs_") || name == "xt_ipvs" {
-			ipvs = append(ipvs, name)
-		}
-	}
-	if out, err := runCmd(append([]string{"modprobe", "-r"}, append(ipvs, "ip_vs")...)...); err != nil {
-		return fmt.Errorf("unload IPVS: %v: %s", err, out)
-	}
-	if out, err := runCmd(append([]string{"modprobe", "-a"}, append(ipvs, "ip_vs")...)...); err != nil {
-		return fmt.Errorf("reload IPVS: %v: %s", err, out)
-	}
-	return nil
+	t.Logf("waiting %s for the kernel to free the %d real servers just deleted", trashWait, deleted)
+	time.Sleep(trashWait)
 }
