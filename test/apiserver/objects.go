@@ -156,12 +156,28 @@ func (s *Server) ProxyKubeconfig(t testing.TB, server string) string {
 	if err != nil {
 		s.fatal(t, "token for %s/%s: %v", proxyNamespace, proxyServiceAccount, err)
 	}
+	return s.writeKubeconfig(t, server, proxyServiceAccount, tok.Status.Token, proxyNamespace)
+}
+
+// AdminKubeconfig writes a kubeconfig with the admin's token for server
+// (default s.URL) and returns its path: what a test itself uses to create
+// objects, from the host or from the VM.
+func (s *Server) AdminKubeconfig(t testing.TB, server string) string {
+	t.Helper()
+	if server == "" {
+		server = s.URL
+	}
+	return s.writeKubeconfig(t, server, "admin", s.Admin.BearerToken, "")
+}
+
+func (s *Server) writeKubeconfig(t testing.TB, server, user, token, namespace string) string {
+	t.Helper()
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["test"] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: s.creds.caPEM}
-	cfg.AuthInfos[proxyServiceAccount] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
-	cfg.Contexts[proxyServiceAccount] = &clientcmdapi.Context{Cluster: "test", AuthInfo: proxyServiceAccount, Namespace: proxyNamespace}
-	cfg.CurrentContext = proxyServiceAccount
-	path := filepath.Join(s.Dir, fmt.Sprintf("ipvs-proxy-%d.kubeconfig", s.nconfig.Add(1)))
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts[user] = &clientcmdapi.Context{Cluster: "test", AuthInfo: user, Namespace: namespace}
+	cfg.CurrentContext = user
+	path := filepath.Join(s.Dir, fmt.Sprintf("%s-%d.kubeconfig", user, s.nconfig.Add(1)))
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
 		s.fatal(t, "writing %s: %v", path, err)
 	}

@@ -27,8 +27,6 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/test/apiserver"
 	"github.com/ipvs-proxy/ipvs-proxy/test/vm"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // Environment the host passes to the guest.
@@ -78,7 +76,7 @@ func TestVM(t *testing.T) {
 	if err := ld.prepare(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	admin := writeAdminKubeconfig(t, s, server, filepath.Join(dir, "admin.kubeconfig"))
+	admin := s.AdminKubeconfig(t, server)
 	t.Logf("host ready in %s; plan %+v", time.Since(start).Round(time.Millisecond), p)
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -155,19 +153,4 @@ func keep(t *testing.T, work, to string) {
 			_ = os.WriteFile(filepath.Join(to, filepath.Base(l)), data, 0o644)
 		}
 	}
-}
-
-// writeAdminKubeconfig gives the guest the API server's admin credentials
-// at the address the guest reaches it on.
-func writeAdminKubeconfig(t *testing.T, s *apiserver.Server, server, path string) string {
-	t.Helper()
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["bench"] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: s.CAFile}
-	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: s.Admin.BearerToken}
-	cfg.Contexts["bench"] = &clientcmdapi.Context{Cluster: "bench", AuthInfo: "admin"}
-	cfg.CurrentContext = "bench"
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

@@ -16,8 +16,6 @@ import (
 
 	"github.com/ipvs-proxy/ipvs-proxy/test/apiserver"
 	"github.com/ipvs-proxy/ipvs-proxy/test/vm"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // Environment the host passes to the guest tests.
@@ -52,7 +50,7 @@ func runInVM(t *testing.T, pattern string, env []string) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build ipvs-proxy: %v\n%s", err, out)
 	}
-	admin := writeAdminKubeconfig(t, s, server, filepath.Join(dir, "admin.kubeconfig"))
+	admin := s.AdminKubeconfig(t, server)
 	t.Logf("host ready in %s: API server %s (guest: %s), binary %s", time.Since(start).Round(time.Millisecond), s.URL, server, bin)
 
 	exe, err := os.Executable()
@@ -74,21 +72,6 @@ func runInVM(t *testing.T, pattern string, env []string) {
 		t.Fatalf("guest tests failed (exit code %d); their output is above", code)
 	}
 	t.Logf("VM e2e wall time: %s", time.Since(start).Round(100*time.Millisecond))
-}
-
-// writeAdminKubeconfig gives the guest tests the API server's admin
-// credentials at the address the guest reaches it on.
-func writeAdminKubeconfig(t *testing.T, s *apiserver.Server, server, path string) string {
-	t.Helper()
-	cfg := clientcmdapi.NewConfig()
-	cfg.Clusters["e2e"] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: s.CAFile}
-	cfg.AuthInfos["admin"] = &clientcmdapi.AuthInfo{Token: s.Admin.BearerToken}
-	cfg.Contexts["e2e"] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: "admin"}
-	cfg.CurrentContext = "e2e"
-	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // guest skips a test outside the VM; TestVM runs it inside.
