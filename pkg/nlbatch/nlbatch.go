@@ -1,0 +1,172 @@
+//go:build linux
+
+// Package nlbatch sends many netlink requests in one system call. The
+// kernel's netlink_rcv_skb runs every message of one sendmsg in turn, and
+// answers a message only when it fails or asks for an acknowledgement. So
+// a batch asks for one acknowledgement, on its last message, and the
+// failures in between arrive as errors carrying their own sequence numbers.
+//
+// One request per round trip (what moby/ipvs and netlink's own calls do)
+// costs a system call, a context switch and a reply each: in the test VM,
+// 55,000 IPVS writes took 26 s that way and 4 s in batches. It is the same
+// kernel work in the same order; only the round trips go.
+package nlbatch
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Limits of one sendmsg. Every message of a batch could fail, and each
+// failure is a reply queued on our socket before we read any: the
+// receive buffer must hold them all, or the kernel drops the rest and
+// we cannot tell which writes were done (see ErrLost).
+const (
+	maxMessages = 256
+	maxBytes    = 64 << 10
+	recvBuffer  = 4 << 20 // asked for; without CAP_NET_ADMIN the kernel caps it
+	replyWait   = time.Minute
+)
+
+// ErrLost is the error of each request whose answer the kernel dropped
+// (ENOBUFS: our receive buffer overflowed). Whether it was done is
+// unknown; the caller's next full read of the kernel will tell.
+var ErrLost = errors.New("netlink answer lost (receive buffer overflow); result unknown")
+
+// Socket is one netlink socket. It is safe for concurrent use: each Exec
+// holds it.
+type Socket struct {
+	mu  sync.Mutex
+	s   *nl.NetlinkSocket
+	seq uint32
+}
+
+// Open opens a socket of a netlink protocol (unix.NETLINK_GENERIC,
+// NETLINK_ROUTE, NETLINK_NETFILTER) in the current network namespace.
+func Open(protocol int) (*Socket, error) {
+	s, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), protocol)
+	if err != nil {
+		return nil, fmt.Errorf("open netlink socket: %w", err)
+	}
+	fd := s.GetFd()
+	// Failures come back with the request's header only, not its body.
+	if err := unix.SetsockoptInt(fd, unix.SOL_NETLINK, unix.NETLINK_CAP_ACK, 1); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("netlink socket: set NETLINK_CAP_ACK: %w", err)
+	}
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, recvBuffer) != nil {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, recvBuffer)
+	}
+	if err := s.SetReceiveTimeout(&unix.Timeval{Sec: int64(replyWait / time.Second)}); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("netlink socket: set receive timeout: %w", err)
+	}
+	return &Socket{s: s, seq: uint32(time.Now().UnixNano())}, nil
+}
+
+func (s *Socket) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.s.Close()
+}
+
+// Exec sends the requests in order and returns each one's error: nil when
+// the kernel did it, a unix.Errno when it refused it, ErrLost or a socket
+// error when the answer never came. The requests' flags are kept except
+// NLM_F_ACK, which Exec sets on the last message of each batch only; their
+// sequence numbers are Exec's.
+func (s *Socket) Exec(reqs []*nl.NetlinkRequest) []error {
+	msgs := make([][]byte, len(reqs))
+	for i, r := range reqs {
+		r.Flags &^= unix.NLM_F_ACK
+		msgs[i] = r.Serialize()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	errs := make([]error, len(reqs))
+	var buf []byte
+	for first := 0; first < len(msgs); {
+		buf = buf[:0]
+		last := first
+		for ; last < len(msgs) && last-first < maxMessages; last++ {
+			if last > first && len(buf)+len(msgs[last]) > maxBytes {
+				break
+			}
+			s.seq++
+			setSeq(msgs[last], s.seq)
+			buf = append(buf, msgs[last]...)
+		}
+		ack(buf[len(buf)-len(msgs[last-1]):])
+		s.exchange(buf, s.seq-uint32(last-first)+1, errs[first:last])
+		first = last
+	}
+	return errs
+}
+
+// The fields of a serialized struct nlmsghdr: len u32, type u16, flags
+// u16, seq u32, pid u32.
+func setSeq(msg []byte, seq uint32) { binary.NativeEndian.PutUint32(msg[8:12], seq) }
+
+func ack(msg []byte) {
+	binary.NativeEndian.PutUint16(msg[6:8], binary.NativeEndian.Uint16(msg[6:8])|unix.NLM_F_ACK)
+}
+
+// exchange sends one batch and reads until the last request's ack.
+func (s *Socket) exchange(buf []byte, base uint32, errs []error) {
+	fail := func(err error) {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
+	if err := unix.Sendto(s.s.GetFd(), buf, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		fail(fmt.Errorf("netlink send: %w", err))
+		return
+	}
+	for {
+		msgs, _, err := s.s.Receive()
+		if errors.Is(err, unix.ENOBUFS) {
+			// Answers were dropped; the final ack may be too. Nothing
+			// below tells which, so every request not yet answered is
+			// unknown. Drain what is queued so the next batch starts clean.
+			fail(ErrLost)
+			s.drain()
+			return
+		}
+		if err != nil {
+			fail(fmt.Errorf("netlink receive: %w", err))
+			return
+		}
+		for _, m := range msgs {
+			i := int(m.Header.Seq - base) // wraps like the sequence numbers
+			if m.Header.Type != unix.NLMSG_ERROR || i >= len(errs) || len(m.Data) < 4 {
+				continue // not ours: a stale answer from an earlier batch
+			}
+			if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 {
+				errs[i] = unix.Errno(-code)
+			}
+			if i == len(errs)-1 {
+				return
+			}
+		}
+	}
+}
+
+// drain reads without waiting until the socket is empty.
+func (s *Socket) drain() {
+	fd := s.s.GetFd()
+	b := make([]byte, 1<<16)
+	for {
+		if _, _, err := unix.Recvfrom(fd, b, unix.MSG_DONTWAIT); err != nil && !errors.Is(err, unix.ENOBUFS) {
+			return
+		}
+	}
+}

@@ -1,0 +1,142 @@
+//go:build linux
+
+package nlbatch
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+)
+
+// enterNewNetns moves the test's goroutine into a new network namespace,
+// thrown away with its locked thread when the test ends.
+func enterNewNetns(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace")
+	}
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		t.Skipf("cannot create a network namespace: %v", err)
+	}
+}
+
+// newAddr is RTM_NEWADDR for a /32 on the link with this index; with
+// NLM_F_EXCL an address already there is refused with EEXIST.
+func newAddr(index int, a netip.Addr) *nl.NetlinkRequest {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL)
+	msg := nl.NewIfAddrmsg(unix.AF_INET)
+	msg.Index, msg.Prefixlen = uint32(index), 32
+	req.AddData(msg)
+	req.AddData(nl.NewRtAttr(unix.IFA_LOCAL, a.AsSlice()))
+	req.AddData(nl.NewRtAttr(unix.IFA_ADDRESS, a.AsSlice()))
+	return req
+}
+
+func addrAt(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)}) }
+
+// TestExecAgainstTheKernel sends more requests than one batch holds, by
+// count and by bytes, with failures in the middle of batches and on the
+// last message of one, and checks both the errors Exec reports and what
+// the kernel then holds.
+func TestExecAgainstTheKernel(t *testing.T) {
+	enterNewNetns(t)
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	const n = 1000 // about 4 batches by count; each message is 40 bytes
+	const missingLink = 9999
+	var reqs []*nl.NetlinkRequest
+	want := map[int]error{}
+	for i := 0; i < n; i++ {
+		switch {
+		case i == 300, i == maxMessages-1: // the second: the last of the first batch, the one that acks
+			reqs = append(reqs, newAddr(missingLink, addrAt(i)))
+			want[i] = unix.ENODEV
+		case i == 700:
+			reqs = append(reqs, newAddr(lo.Attrs().Index, addrAt(10))) // added at i == 10
+			want[i] = unix.EEXIST
+		default:
+			reqs = append(reqs, newAddr(lo.Attrs().Index, addrAt(i)))
+		}
+	}
+	errs := s.Exec(reqs)
+	if len(errs) != n {
+		t.Fatalf("Exec returned %d errors for %d requests", len(errs), n)
+	}
+	var got []string
+	for i, err := range errs {
+		if err != nil || want[i] != nil {
+			got = append(got, fmt.Sprintf("%d: %v", i, err))
+		}
+	}
+	wantText := []string{"255: no such device", "300: no such device", "700: file exists"}
+	if !slices.Equal(got, wantText) {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantText, "\n"))
+	}
+	for i, e := range want {
+		if !errors.Is(errs[i], e) {
+			t.Errorf("request %d: %v, want errors.Is %v", i, errs[i], e)
+		}
+	}
+
+	addrs, err := netlink.AddrList(lo, netlink.FAMILY_V4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[netip.Addr]bool{}
+	for _, a := range addrs {
+		ip, _ := netip.AddrFromSlice(a.IP.To4())
+		have[ip] = true
+	}
+	var wrong []string
+	for i := 0; i < n; i++ {
+		if i == 700 {
+			continue // it named addrAt(10)
+		}
+		if wanted := want[i] == nil; have[addrAt(i)] != wanted {
+			wrong = append(wrong, fmt.Sprintf("%s: present %v, want %v", addrAt(i), have[addrAt(i)], wanted))
+		}
+	}
+	if len(wrong) > 0 {
+		t.Errorf("kernel state differs:\n%s", strings.Join(wrong, "\n"))
+	}
+	// The 997 added, not one more: a new namespace's lo is down and has
+	// no 127.0.0.1.
+	if len(addrs) != n-3 {
+		t.Errorf("lo holds %d IPv4 addresses, want %d", len(addrs), n-3)
+	}
+
+	// A second Exec on the same socket starts clean: no stale answers.
+	if errs := s.Exec([]*nl.NetlinkRequest{newAddr(lo.Attrs().Index, addrAt(n))}); errs[0] != nil {
+		t.Errorf("a later batch: %v", errs[0])
+	}
+}
+
+func TestExecEmpty(t *testing.T) {
+	enterNewNetns(t)
+	s, err := Open(unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if errs := s.Exec(nil); len(errs) != 0 {
+		t.Errorf("Exec(nil) = %v", errs)
+	}
+}
