@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -169,6 +170,8 @@ func (r *rulesFirst) AddService(s ipvs.Service) error {
 	return r.Fake.AddService(s)
 }
 
+func (r *rulesFirst) Write(ops []ipvs.Op) []error { return ipvs.WriteEach(r, ops) }
+
 // TestRulesBeforeVirtualServers: NAT is decided by a connection's first
 // packet, so a VIP that answers before the masquerade rules exist would
 // leave its first connections unmasqueraded for good (the VM showed it).
@@ -196,5 +199,61 @@ func TestRulesBeforeVirtualServers(t *testing.T) {
 	<-done
 	if !kipvs.rulesBefore {
 		t.Error("the first virtual server was added before the masquerade rules existed")
+	}
+}
+
+// blockingRules is iptables whose every Sync after the first waits until
+// released.
+type blockingRules struct {
+	iptables.Interface
+	calls   atomic.Int32
+	release chan struct{}
+}
+
+func (b *blockingRules) Sync(rs iptables.RuleSet) (int, error) {
+	if b.calls.Add(1) > 1 {
+		<-b.release
+	}
+	return b.Interface.Sync(rs)
+}
+
+// TestRuleCheckDoesNotHoldUpChanges: the periodic rule check runs apart
+// from the sync loop, so an iptables that hangs (a held xtables lock, a
+// slow node) delays no endpoint change.
+func TestRuleCheckDoesNotHoldUpChanges(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, service("web", "10.96.0.10"), endpointSlice("web", "10.244.1.2"))
+	rules := &blockingRules{Interface: iptables.NewFake(iptables.IPv4), release: make(chan struct{})}
+	defer close(rules.release)
+	kipvs := ipvs.NewFake()
+	owned, _ := proxier.LoadOwned("")
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Client: client, NodeName: "node-a",
+			Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, kipvs, netif.NewFake("kube-ipvs0"), ipset.NewFake(), owned),
+			Rules:      []RuleSync{{IPTables: rules, Rules: iptables.Desired(iptables.Config{}, iptables.IPv4)}},
+			SyncPeriod: 50 * time.Millisecond, MinSyncPeriod: 10 * time.Millisecond,
+			Health: &health{}, Metrics: nopMetrics{}, Clock: clock.RealClock{},
+		})
+	}()
+	const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
+	waitFor(t, kipvs, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for rules.calls.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no second rule check")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The rule check now hangs; an endpoint change must still land.
+	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, endpointSlice("web", "10.244.1.2", "10.244.1.3"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, kipvs, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n  -> 10.244.1.3:8080              Masq    1\n")
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
 	}
 }

@@ -129,6 +129,8 @@ func (f *Fake) DeleteDestination(key ServiceKey, d Destination) error {
 	})
 }
 
+func (f *Fake) Write(ops []Op) []error { return WriteEach(f, ops) }
+
 // SetCounters sets a destination's connection counters, as traffic would.
 func (f *Fake) SetCounters(key ServiceKey, dst netip.AddrPort, active, inactive int) {
 	f.mu.Lock()

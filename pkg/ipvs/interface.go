@@ -16,4 +16,9 @@ type Interface interface {
 	AddDestination(key ServiceKey, d Destination) error
 	UpdateDestination(key ServiceKey, d Destination) error
 	DeleteDestination(key ServiceKey, d Destination) error
+
+	// Write makes the writes in order, in as few round trips to the
+	// kernel as it can, and returns each one's error (nil: done): one that
+	// fails does not stop the rest.
+	Write(ops []Op) []error
 }

@@ -28,6 +28,9 @@ const (
 type Linux struct {
 	mu sync.Mutex
 	h  *libipvs.Handle
+	// batch makes Write's ops many to a system call (see pkg/nlbatch);
+	// reads and single writes stay with moby/ipvs.
+	batch *batcher
 }
 
 var _ Interface = &Linux{}
@@ -47,10 +50,24 @@ func NewLinux() (*Linux, error) {
 		h.Close()
 		return nil, fmt.Errorf("the kernel has no IPVS (load it with `modprobe ip_vs`): %w", err)
 	}
-	return &Linux{h: h}, nil
+	b, err := newBatcher()
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return &Linux{h: h, batch: b}, nil
 }
 
-func (l *Linux) Close() { l.h.Close() }
+func (l *Linux) Close() {
+	l.h.Close()
+	l.batch.close()
+}
+
+func (l *Linux) Write(ops []Op) []error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.batch.write(ops)
+}
 
 // loaded checks for IPVS before moby/ipvs is asked: with no ip_vs module,
 // moby/ipvs logs a warning and then answers every dump with an empty list,

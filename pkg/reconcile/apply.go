@@ -8,10 +8,12 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 )
 
-// Addresses is the part of the dummy interface Apply writes to.
+// Addresses is the part of the dummy interface Apply writes to. Each call
+// writes many addresses, in as few round trips as it can, and returns each
+// one's error.
 type Addresses interface {
-	AddAddress(netip.Addr) error
-	DeleteAddress(netip.Addr) error
+	AddAddresses([]netip.Addr) []error
+	DeleteAddresses([]netip.Addr) []error
 }
 
 // Counts are the writes a sync made, by kind, for metrics and for tests
@@ -40,14 +42,16 @@ func (c Counts) Add(o Counts) Counts {
 	}
 }
 
-// Apply makes the plan's writes. Each write stands alone: one that fails is
-// reported and the rest go on, so one broken Service never holds up the
-// others; the next sync retries what failed. "Already exists" on an add and
-// "not found" on a delete mean the kernel is already as wanted.
+// Apply makes the plan's writes, the IPVS ones in one Write so that a
+// large plan (a cold start) costs few round trips to the kernel. Each write
+// stands alone: one that fails is reported and the rest go on, so one
+// broken Service never holds up the others; the next sync retries what
+// failed. "Already exists" on an add and "not found" on a delete mean the
+// kernel is already as wanted.
 func Apply(vs ipvs.Interface, addrs Addresses, p Plan) (Counts, []error) {
 	var c Counts
 	var errs []error
-	do := func(err error, ok error, n *int) {
+	tally := func(err error, ok error, n *int) {
 		switch {
 		case err == nil:
 			*n++
@@ -56,41 +60,69 @@ func Apply(vs ipvs.Interface, addrs Addresses, p Plan) (Counts, []error) {
 			errs = append(errs, err)
 		}
 	}
-	for _, a := range p.AddAddresses {
-		do(wrap(addrs.AddAddress(a), "add address %s", a), ipvs.ErrExists, &c.AddressesAdded)
-	}
-	failed := map[ipvs.ServiceKey]bool{}
+	ops := make([]ipvs.Op, 0, p.Len())
 	for _, s := range p.AddServices {
-		err := vs.AddService(s)
-		if err != nil && !errors.Is(err, ipvs.ErrExists) {
-			failed[s.ServiceKey] = true
-		}
-		do(err, ipvs.ErrExists, &c.ServicesAdded)
+		ops = append(ops, ipvs.Op{Kind: ipvs.OpAddService, Service: s})
 	}
 	for _, d := range p.AddDestinations {
-		if failed[d.Key] {
-			continue // its virtual server is not there; the error is already reported
-		}
-		do(vs.AddDestination(d.Key, d.Dest), ipvs.ErrExists, &c.DestinationsAdded)
+		ops = append(ops, destOp(ipvs.OpAddDestination, d))
 	}
 	for _, s := range p.UpdateServices {
-		do(vs.UpdateService(s), nil, &c.ServicesUpdated)
+		ops = append(ops, ipvs.Op{Kind: ipvs.OpUpdateService, Service: s})
 	}
 	for _, d := range p.UpdateDestinations {
-		do(vs.UpdateDestination(d.Key, d.Dest), nil, &c.DestinationsUpdated)
+		ops = append(ops, destOp(ipvs.OpUpdateDestination, d))
 	}
 	for _, d := range p.DeleteDestinations {
-		do(vs.DeleteDestination(d.Key, d.Dest), ipvs.ErrNotFound, &c.DestinationsDeleted)
+		ops = append(ops, destOp(ipvs.OpDeleteDestination, d))
 	}
 	for _, k := range p.DeleteServices {
-		do(vs.DeleteService(k), ipvs.ErrNotFound, &c.ServicesDeleted)
+		ops = append(ops, ipvs.Op{Kind: ipvs.OpDeleteService, Service: ipvs.Service{ServiceKey: k}})
 	}
-	// Addresses go last, after their virtual servers: a VIP without a
-	// virtual server would hand its traffic to host sockets.
-	for _, a := range p.DeleteAddresses {
-		do(wrap(addrs.DeleteAddress(a), "delete address %s", a), ipvs.ErrNotFound, &c.AddressesDeleted)
+	if len(ops) > 0 {
+		failed := map[ipvs.ServiceKey]bool{}
+		for i, err := range vs.Write(ops) {
+			o := ops[i]
+			switch o.Kind {
+			case ipvs.OpAddService:
+				if err != nil && !errors.Is(err, ipvs.ErrExists) {
+					failed[o.Service.ServiceKey] = true
+				}
+				tally(err, ipvs.ErrExists, &c.ServicesAdded)
+			case ipvs.OpAddDestination:
+				if failed[o.Service.ServiceKey] {
+					continue // its virtual server is not there; that error is reported
+				}
+				tally(err, ipvs.ErrExists, &c.DestinationsAdded)
+			case ipvs.OpUpdateService:
+				tally(err, nil, &c.ServicesUpdated)
+			case ipvs.OpUpdateDestination:
+				tally(err, nil, &c.DestinationsUpdated)
+			case ipvs.OpDeleteDestination:
+				tally(err, ipvs.ErrNotFound, &c.DestinationsDeleted)
+			case ipvs.OpDeleteService:
+				tally(err, ipvs.ErrNotFound, &c.ServicesDeleted)
+			}
+		}
+	}
+
+	// Addresses go after the virtual servers, as kube-proxy's do: a VIP
+	// without its virtual server would hand its traffic to host sockets.
+	if len(p.AddAddresses) > 0 {
+		for i, err := range addrs.AddAddresses(p.AddAddresses) {
+			tally(wrap(err, "add address %s", p.AddAddresses[i]), ipvs.ErrExists, &c.AddressesAdded)
+		}
+	}
+	if len(p.DeleteAddresses) > 0 {
+		for i, err := range addrs.DeleteAddresses(p.DeleteAddresses) {
+			tally(wrap(err, "delete address %s", p.DeleteAddresses[i]), ipvs.ErrNotFound, &c.AddressesDeleted)
+		}
 	}
 	return c, errs
+}
+
+func destOp(k ipvs.OpKind, d DestOp) ipvs.Op {
+	return ipvs.Op{Kind: k, Service: ipvs.Service{ServiceKey: d.Key}, Dest: d.Dest}
 }
 
 func wrap(err error, format string, args ...any) error {

@@ -185,12 +185,12 @@ func TestPlanMerge(t *testing.T) {
 		servers(server("TCP 10.96.0.12:80 rr", "10.244.1.2:8080"), server("TCP 10.96.0.99:80 rr")),
 		nil,
 	))
-	want := `add address 10.96.0.10
-add service TCP 10.96.0.10:80 rr
+	want := `add service TCP 10.96.0.10:80 rr
 add real server 10.244.1.2:8080 weight 1 to TCP 10.96.0.10:80
 update service TCP 10.96.0.12:80 sh
 delete real server 10.244.1.2:8080 from TCP 10.96.0.12:80
 delete service TCP 10.96.0.99:80
+add address 10.96.0.10
 delete address 10.96.0.99
 `
 	if got := p.String(); got != want {

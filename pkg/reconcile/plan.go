@@ -1,6 +1,6 @@
 // Package reconcile compares the desired IPVS state with what the kernel
 // holds and applies only the difference. Diff is pure; Apply is the only
-// place that writes to the kernel, in a fixed order: additions, then
+// place that writes to the kernel, in a fixed order: for IPVS additions, then
 // updates, then deletions, so traffic always has somewhere to go.
 package reconcile
 
@@ -56,9 +56,6 @@ func (p *Plan) Merge(o Plan) {
 // String lists the operations in the order Apply makes them, one a line.
 func (p Plan) String() string {
 	var b strings.Builder
-	for _, a := range p.AddAddresses {
-		fmt.Fprintf(&b, "add address %s\n", a)
-	}
 	for _, s := range p.AddServices {
 		fmt.Fprintf(&b, "add service %s\n", describe(s))
 	}
@@ -76,6 +73,9 @@ func (p Plan) String() string {
 	}
 	for _, k := range p.DeleteServices {
 		fmt.Fprintf(&b, "delete service %s\n", k)
+	}
+	for _, a := range p.AddAddresses {
+		fmt.Fprintf(&b, "add address %s\n", a)
 	}
 	for _, a := range p.DeleteAddresses {
 		fmt.Fprintf(&b, "delete address %s\n", a)
