@@ -106,6 +106,18 @@ func (f *Fake) Add(name string, e Entry) error {
 	return nil
 }
 
+func (f *Fake) AddAll(name string, entries []Entry) []error { return each(name, entries, f.Add) }
+
+func (f *Fake) DelAll(name string, entries []Entry) []error { return each(name, entries, f.Del) }
+
+func each(name string, entries []Entry, call func(string, Entry) error) []error {
+	errs := make([]error, len(entries))
+	for i, e := range entries {
+		errs[i] = call(name, e)
+	}
+	return errs
+}
+
 func (f *Fake) Del(name string, e Entry) error {
 	if err := checkName(name); err != nil {
 		return err

@@ -83,6 +83,10 @@ type Interface interface {
 	Add(name string, e Entry) error
 	// Del removes e; absent is success, and so is a missing set.
 	Del(name string, e Entry) error
+	// AddAll and DelAll are Add and Del for many members of one set, in as
+	// few round trips to the kernel as they can; errs[i] is entries[i]'s.
+	AddAll(name string, entries []Entry) (errs []error)
+	DelAll(name string, entries []Entry) (errs []error)
 	// Destroy destroys the set; absent is success. A set that an iptables
 	// rule still matches on cannot be destroyed.
 	Destroy(name string) error

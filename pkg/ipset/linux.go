@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/nlbatch"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -29,7 +30,10 @@ const dumpAttempts = 5
 // thousands of members, and a socket per request (the package-level
 // netlink functions) costs more than the request itself. Calls come from
 // one goroutine, as a Handle requires.
-type linux struct{ h *netlink.Handle }
+type linux struct {
+	h    *netlink.Handle
+	sock *nlbatch.Socket // AddAll and DelAll; opened on first use
+}
 
 // NewLinux returns the kernel's sets over netlink, so ipvs-proxy's image
 // needs no ipset binary.
@@ -38,7 +42,7 @@ func NewLinux() Interface {
 	if err != nil {
 		h = &netlink.Handle{} // a socket per request, as the package functions do
 	}
-	return linux{h: h}
+	return &linux{h: h}
 }
 
 func (l linux) Ensure(s Set) error {

@@ -1,6 +1,7 @@
 package ipset
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -39,6 +40,19 @@ func add(name, e string) step {
 }
 func del(name, e string) step {
 	return step{do: func(i Interface) error { return i.Del(name, entry(e)) }}
+}
+func addAll(name string, es ...string) step {
+	return step{do: func(i Interface) error { return errors.Join(i.AddAll(name, entryList(es))...) }}
+}
+func delAll(name string, es ...string) step {
+	return step{do: func(i Interface) error { return errors.Join(i.DelAll(name, entryList(es))...) }}
+}
+func entryList(ss []string) []Entry {
+	var out []Entry
+	for _, s := range ss {
+		out = append(out, entry(s))
+	}
+	return out
 }
 func destroy(name string) step { return step{do: func(i Interface) error { return i.Destroy(name) }} }
 func entries(name string) step {
@@ -225,6 +239,23 @@ set IPVS-PROXY-T-KEEP6 hash:ip,port family inet6
 	wantLog: []string{"create IPVS-PROXY-T-KEEP hash:ip,port family inet", "create IPVS-PROXY-T-HAIRPIN hash:ip,port,ip family inet",
 		"add IPVS-PROXY-T-KEEP 10.0.0.1,tcp:80", "destroy IPVS-PROXY-T-KEEP", "destroy IPVS-PROXY-T-KEEP",
 		"create IPVS-PROXY-T-KEEP hash:ip,port,ip family inet", "add IPVS-PROXY-T-KEEP 10.0.0.2,tcp:80,10.0.0.2"},
+}, {
+	name: "batched adds and deletes answer member by member, as the single ones",
+	steps: []step{ensure(keepSet),
+		addAll(keep, "10.0.0.1,tcp:80", "10.0.0.2,udp:53", "10.0.0.1,tcp:80", "10.0.0.3,sctp:9"),
+		fails(addAll(keep, "10.0.0.4,tcp:80", "fd00::1,tcp:80", "10.0.0.6,icmp:0", "10.0.0.5,tcp:81"),
+			"add fd00::1,tcp:80 to ipset IPVS-PROXY-T-KEEP: entry does not match the set's type and family\n"+
+				`add 10.0.0.6,icmp:0 to ipset IPVS-PROXY-T-KEEP: protocol "icmp" is not tcp, udp or sctp`),
+		fails(addAll(vips, "10.0.0.1", "10.0.0.2"), "add 10.0.0.1 to ipset IPVS-PROXY-T-VIPS: set not found\nadd 10.0.0.2 to ipset IPVS-PROXY-T-VIPS: set not found"),
+		delAll(keep, "10.0.0.2,udp:53", "10.0.0.9,tcp:1", "10.0.0.2,udp:53"),
+		delAll(vips, "10.0.0.1"),
+	},
+	wantDump: "set IPVS-PROXY-T-KEEP hash:ip,port family inet\n  10.0.0.1,tcp:80\n  10.0.0.3,sctp:9\n  10.0.0.4,tcp:80\n  10.0.0.5,tcp:81\n",
+	wantLog: []string{"create IPVS-PROXY-T-KEEP hash:ip,port family inet",
+		"add IPVS-PROXY-T-KEEP 10.0.0.1,tcp:80", "add IPVS-PROXY-T-KEEP 10.0.0.2,udp:53", "add IPVS-PROXY-T-KEEP 10.0.0.1,tcp:80", "add IPVS-PROXY-T-KEEP 10.0.0.3,sctp:9",
+		"add IPVS-PROXY-T-KEEP 10.0.0.4,tcp:80", "add IPVS-PROXY-T-KEEP fd00::1,tcp:80", "add IPVS-PROXY-T-KEEP 10.0.0.5,tcp:81",
+		"add IPVS-PROXY-T-VIPS 10.0.0.1", "add IPVS-PROXY-T-VIPS 10.0.0.2",
+		"del IPVS-PROXY-T-KEEP 10.0.0.2,udp:53", "del IPVS-PROXY-T-KEEP 10.0.0.9,tcp:1", "del IPVS-PROXY-T-KEEP 10.0.0.2,udp:53", "del IPVS-PROXY-T-VIPS 10.0.0.1"},
 }, {
 	name: "names without the prefix are refused before any request",
 	steps: []step{

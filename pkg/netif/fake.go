@@ -117,6 +117,18 @@ func (f *Fake) DeleteAddress(a netip.Addr) error {
 	return nil
 }
 
+func (f *Fake) AddAddresses(as []netip.Addr) []error { return each(as, f.AddAddress) }
+
+func (f *Fake) DeleteAddresses(as []netip.Addr) []error { return each(as, f.DeleteAddress) }
+
+func each(as []netip.Addr, call func(netip.Addr) error) []error {
+	errs := make([]error, len(as))
+	for i, a := range as {
+		errs[i] = call(a)
+	}
+	return errs
+}
+
 func (f *Fake) HostAddresses() ([]HostAddress, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

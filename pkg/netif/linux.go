@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/nlbatch"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -24,6 +25,7 @@ const dumpAttempts = 5
 type linux struct {
 	name string
 	h    *netlink.Handle
+	sock *nlbatch.Socket // AddAddresses and DeleteAddresses; opened on first use
 }
 
 // NewLinux returns the Interface for the dummy link linkName over netlink.

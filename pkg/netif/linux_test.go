@@ -3,9 +3,11 @@
 package netif
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -100,5 +102,53 @@ func TestLinuxAddressesOnLoopback(t *testing.T) {
 	}
 	if err := absent.DeleteLink(); err != nil {
 		t.Errorf("delete a missing link: %v", err)
+	}
+}
+
+// The batched calls on loopback: the same answers and the same kernel
+// state as the single ones above, with a bad address failing alone.
+func TestLinuxBatchedAddressesOnLoopback(t *testing.T) {
+	enterNewNetns(t)
+	l := NewLinux("lo")
+	addrs := func(ss ...string) []netip.Addr {
+		var out []netip.Addr
+		for _, s := range ss {
+			out = append(out, addr(s))
+		}
+		return out
+	}
+	errText := func(errs []error) string {
+		var b strings.Builder
+		for i, err := range errs {
+			fmt.Fprintf(&b, "%d: %v\n", i, err)
+		}
+		return b.String()
+	}
+	got := errText(l.AddAddresses(addrs("fd00:10:96::1", "10.96.0.1", "10.96.0.1", "", "10.96.0.2", "::ffff:10.96.0.3")))
+	want := "0: <nil>\n1: <nil>\n2: <nil>\n3: add address invalid IP on lo: invalid address\n4: <nil>\n5: <nil>\n"
+	if got != want {
+		t.Errorf("add errors:\n%swant:\n%s", got, want)
+	}
+	got = errText(l.DeleteAddresses(addrs("10.96.0.2", "10.96.0.2", "fd00:10:96::2")))
+	if want := "0: <nil>\n1: <nil>\n2: <nil>\n"; got != want {
+		t.Errorf("delete errors:\n%swant:\n%s", got, want)
+	}
+	dump, err := l.Dump()
+	want = "link lo device down\naddr 10.96.0.1/32\naddr 10.96.0.3/32\naddr fd00:10:96::1/128\n"
+	if err != nil || dump != want {
+		t.Errorf("dump: %v\n%s\nwant:\n%s", err, dump, want)
+	}
+	link, _ := netlink.LinkByName("lo")
+	v6, err := netlink.AddrList(link, netlink.FAMILY_V6)
+	if err != nil || len(v6) != 1 || v6[0].Flags&unix.IFA_F_NODAD == 0 || v6[0].Flags&unix.IFA_F_TENTATIVE != 0 {
+		t.Errorf("IPv6 addresses %v (err %v), want one with nodad and not tentative", v6, err)
+	}
+
+	absent := NewLinux(testLink)
+	if got := errText(absent.DeleteAddresses(addrs("10.96.0.1"))); got != "0: <nil>\n" {
+		t.Errorf("delete from a missing link: %s", got)
+	}
+	if got := errText(absent.AddAddresses(addrs("10.96.0.1"))); got != "0: add address 10.96.0.1 on kube-ipvs0: link not found\n" {
+		t.Errorf("add to a missing link: %s", got)
 	}
 }

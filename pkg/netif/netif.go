@@ -30,6 +30,11 @@ type Interface interface {
 	AddAddress(a netip.Addr) error
 	// DeleteAddress removes the /32 or /128 a; absent is success.
 	DeleteAddress(a netip.Addr) error
+	// AddAddresses and DeleteAddresses are AddAddress and DeleteAddress for
+	// many addresses, in as few round trips to the kernel as they can; the
+	// error of as[i] is errs[i].
+	AddAddresses(as []netip.Addr) (errs []error)
+	DeleteAddresses(as []netip.Addr) (errs []error)
 	// HostAddresses lists every address on every other link, sorted.
 	HostAddresses() ([]HostAddress, error)
 	// Dump prints the link and its addresses; see Format.

@@ -16,11 +16,25 @@ type step struct {
 	wantErr string
 }
 
-func ensure() step                { return step{do: Interface.EnsureLink} }
-func deleteLink() step            { return step{do: Interface.DeleteLink} }
-func add(a string) step           { return step{do: func(i Interface) error { return i.AddAddress(addr(a)) }} }
-func del(a string) step           { return step{do: func(i Interface) error { return i.DeleteAddress(addr(a)) }} }
+func ensure() step      { return step{do: Interface.EnsureLink} }
+func deleteLink() step  { return step{do: Interface.DeleteLink} }
+func add(a string) step { return step{do: func(i Interface) error { return i.AddAddress(addr(a)) }} }
+func del(a string) step { return step{do: func(i Interface) error { return i.DeleteAddress(addr(a)) }} }
+func addAll(as ...string) step {
+	return step{do: func(i Interface) error { return errors.Join(i.AddAddresses(addrs(as))...) }}
+}
+func delAll(as ...string) step {
+	return step{do: func(i Interface) error { return errors.Join(i.DeleteAddresses(addrs(as))...) }}
+}
 func fails(s step, e string) step { s.wantErr = e; return s }
+
+func addrs(ss []string) []netip.Addr {
+	var out []netip.Addr
+	for _, s := range ss {
+		out = append(out, addr(s))
+	}
+	return out
+}
 
 func addr(s string) netip.Addr {
 	if s == "" {
@@ -96,6 +110,22 @@ addr fd00:10:96::1/128
 	steps:    []step{ensure(), add("10.96.0.1"), deleteLink(), ensure(), add("10.96.0.2")},
 	wantDump: "link kube-ipvs0 dummy down\naddr 10.96.0.2/32\n",
 	wantLog:  []string{"create link kube-ipvs0", "add 10.96.0.1/32", "delete link kube-ipvs0", "create link kube-ipvs0", "add 10.96.0.2/32"},
+}, {
+	name: "batched adds and deletes answer as the single ones",
+	steps: []step{ensure(), addAll("fd00:10:96::1", "10.96.0.10", "10.96.0.1", "10.96.0.10", "::ffff:10.96.0.2"),
+		delAll("10.96.0.10", "10.96.0.99", "10.96.0.10")},
+	wantDump: "link kube-ipvs0 dummy down\naddr 10.96.0.1/32\naddr 10.96.0.2/32\naddr fd00:10:96::1/128\n",
+	wantLog: []string{"create link kube-ipvs0", "add fd00:10:96::1/128", "add 10.96.0.10/32", "add 10.96.0.1/32", "add 10.96.0.10/32",
+		"add 10.96.0.2/32", "delete 10.96.0.10/32", "delete 10.96.0.99/32", "delete 10.96.0.10/32"},
+}, {
+	name:     "a batched add with a bad address adds the others",
+	steps:    []step{ensure(), fails(addAll("10.96.0.1", "", "10.96.0.2"), "invalid address")},
+	wantDump: "link kube-ipvs0 dummy down\naddr 10.96.0.1/32\naddr 10.96.0.2/32\n",
+	wantLog:  []string{"create link kube-ipvs0", "add 10.96.0.1/32", "add 10.96.0.2/32"},
+}, {
+	name:     "a batched add to a missing link fails; a batched delete succeeds",
+	steps:    []step{fails(addAll("10.96.0.1"), "link not found"), delAll("10.96.0.1")},
+	wantDump: "link kube-ipvs0 absent\n",
 }}
 
 // run applies the steps and returns the dump, or an error naming the first

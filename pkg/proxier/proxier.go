@@ -20,6 +20,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/reconcile"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 )
 
@@ -114,6 +115,7 @@ func (p *Proxier) owns(k ipvs.ServiceKey) bool {
 // applies the difference.
 func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	res := Result{Problems: map[types.NamespacedName][]string{}}
+	t0 := p.Clock.Now()
 	if err := p.link.EnsureLink(); err != nil {
 		res.Errors, res.Aborted = append(res.Errors, err), true
 		return res
@@ -133,6 +135,7 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 		res.Errors, res.Aborted = append(res.Errors, err), true
 		return res
 	}
+	t1 := p.Clock.Now()
 	p.opts.NodeIPs = p.opts.NodeIPs[:0]
 	for _, h := range hostAddrs {
 		p.opts.NodeIPs = append(p.opts.NodeIPs, h.Addr)
@@ -179,7 +182,9 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 		}
 	}
 	res.HealthChecksChanged = !maps.Equal(oldChecks, p.healthChecks)
+	t2 := p.Clock.Now()
 	p.syncAllSets(&res)
+	t3 := p.Clock.Now()
 	current := map[ipvs.ServiceKey]ipvs.VirtualServer{}
 	for _, vs := range kernel {
 		if _, want := desired[vs.ServiceKey]; want || p.owns(vs.ServiceKey) {
@@ -193,8 +198,10 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	plan := reconcile.DiffServers(desired, current, p.drain())
 	plan.Merge(reconcile.DiffAddresses(wantAddrs, p.linkAddrs))
 	p.apply(plan, desired, &res)
+	t4 := p.Clock.Now()
 	p.clearFlows(staleFlows(plan, current), &res)
 	res.Draining = p.trackDrains(plan, nil)
+	klog.V(3).InfoS("Full sync", "readKernel", t1.Sub(t0), "build", t2.Sub(t1), "sets", t3.Sub(t2), "diffAndApply", t4.Sub(t3), "writes", plan.Len())
 	return res
 }
 

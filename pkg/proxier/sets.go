@@ -90,15 +90,27 @@ func (p *Proxier) syncAllSets(res *Result) {
 			continue
 		}
 		haveSet := map[ipset.Entry]bool{}
+		var stale, missing []ipset.Entry
 		for _, e := range have {
 			haveSet[e] = true
 			if p.memberRefs[member{s.Name, e}] == 0 {
-				p.setWrite(res, p.sets.Del(s.Name, e), &res.Counts.SetMembersDeleted)
+				stale = append(stale, e)
 			}
 		}
 		for m := range p.memberRefs {
 			if m.set == s.Name && !haveSet[m.entry] {
-				p.setWrite(res, p.sets.Add(s.Name, m.entry), &res.Counts.SetMembersAdded)
+				missing = append(missing, m.entry)
+			}
+		}
+		// Batched: a cold start adds a member or more per Service.
+		if len(stale) > 0 {
+			for _, err := range p.sets.DelAll(s.Name, stale) {
+				p.setWrite(res, err, &res.Counts.SetMembersDeleted)
+			}
+		}
+		if len(missing) > 0 {
+			for _, err := range p.sets.AddAll(s.Name, missing) {
+				p.setWrite(res, err, &res.Counts.SetMembersAdded)
 			}
 		}
 	}
