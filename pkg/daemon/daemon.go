@@ -87,6 +87,9 @@ type daemon struct {
 	// broken Service is reported when it changes, not on every resync.
 	reported map[types.NamespacedName]string
 
+	// firstRules delivers the first rule sync's errors; nil once taken.
+	firstRules chan []error
+
 	drainMu      sync.Mutex
 	drainArmed   bool
 	drainPending map[types.NamespacedName]bool
@@ -127,6 +130,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	factory.Start(ctx.Done())
 	nodeFactory.Start(ctx.Done())
+	d.startRules(ctx)
 	klog.InfoS("Waiting for informer caches to sync")
 	if !cache.WaitForCacheSync(ctx.Done(), append(src.Synced(), nodeInf.HasSynced)...) {
 		return fmt.Errorf("informer caches did not sync before shutdown")

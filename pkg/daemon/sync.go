@@ -32,19 +32,8 @@ func (d *daemon) sync() {
 		for i := range all {
 			inputs[types.NamespacedName{Namespace: all[i].Service.Namespace, Name: all[i].Service.Name}] = &all[i]
 		}
-		// Sets and rules before virtual servers: a connection whose first
-		// packet meets a VIP before the masquerade rules exist is never
-		// masqueraded (NAT is decided once per connection), and iptables
-		// is slow enough for that window to catch real traffic at start.
-		var ruleErrs []error
-		if err := d.Proxier.EnsureSets(); err != nil {
-			ruleErrs = append(ruleErrs, err)
-		}
-		for _, rs := range d.Rules {
-			if _, err := rs.IPTables.Sync(rs.Rules); err != nil {
-				ruleErrs = append(ruleErrs, err)
-			}
-		}
+		// The first full sync waits for the rules (see startRules).
+		ruleErrs := d.waitFirstRules()
 		res = d.Proxier.SyncAll(all)
 		res.Errors = append(res.Errors, ruleErrs...)
 	} else {
