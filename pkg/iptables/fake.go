@@ -54,7 +54,33 @@ func (f *Fake) AddForeign(table, chain string, args ...string) error {
 // DumpAll prints every chain and rule, foreign ones included, in Dump's
 // format but with builtin chains in their real order.
 func (f *Fake) DumpAll() string {
-	m := f.mem
+	return f.mem.dumpAll()
+}
+
+// Log lists the writes made so far, as iptables command lines.
+func (f *Fake) Log() []string {
+	f.mem.mu.Lock()
+	defer f.mem.mu.Unlock()
+	out := make([]string, len(f.mem.log))
+	for i, w := range f.mem.log {
+		out[i] = "-t " + w.table + " " + w.cmd
+	}
+	return out
+}
+
+// memory is the fake's backend, and the Linux backend's snapshot of the
+// tables during a transaction.
+type memory struct {
+	mu     sync.Mutex
+	tables map[string]map[string][][]string
+	log    []write
+}
+
+// write is one change made, as an iptables command line without the
+// table, which is also how iptables-restore takes it.
+type write struct{ table, cmd string }
+
+func (m *memory) dumpAll() string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	d := dumpState{}
@@ -72,20 +98,6 @@ func (f *Fake) DumpAll() string {
 	return d.format(false)
 }
 
-// Log lists the writes made so far, as iptables command lines.
-func (f *Fake) Log() []string {
-	f.mem.mu.Lock()
-	defer f.mem.mu.Unlock()
-	return slices.Clone(f.mem.log)
-}
-
-// memory is the fake's backend.
-type memory struct {
-	mu     sync.Mutex
-	tables map[string]map[string][][]string
-	log    []string
-}
-
 func (m *memory) chain(table, chain string) ([][]string, error) {
 	rules, ok := m.tables[table][chain]
 	if !ok {
@@ -101,7 +113,7 @@ func (m *memory) checkWrite(table, chain string, args []string) error {
 		return err
 	}
 	if !isOwned(chain) && !(isBuiltin(table, chain) && args != nil && isOwned(target(args))) {
-		return fmt.Errorf("fake: write to chain %s in table %s, which ipvs-proxy does not own", chain, table)
+		return fmt.Errorf("write to chain %s in table %s, which ipvs-proxy does not own", chain, table)
 	}
 	if t := target(args); isOwned(t) {
 		if _, ok := m.tables[table][t]; !ok {
@@ -111,7 +123,9 @@ func (m *memory) checkWrite(table, chain string, args []string) error {
 	return nil
 }
 
-func (m *memory) record(format string, a ...any) { m.log = append(m.log, fmt.Sprintf(format, a...)) }
+func (m *memory) record(table, format string, a ...any) {
+	m.log = append(m.log, write{table, fmt.Sprintf(format, a...)})
+}
 
 func (m *memory) userChains(table string) ([]string, error) {
 	m.mu.Lock()
@@ -149,13 +163,13 @@ func (m *memory) newChain(table, chain string) error {
 	case !ok:
 		return fmt.Errorf("no table %s", table)
 	case !isOwned(chain):
-		return fmt.Errorf("fake: create chain %s, which ipvs-proxy does not own", chain)
+		return fmt.Errorf("create chain %s, which ipvs-proxy does not own", chain)
 	}
 	if _, ok := t[chain]; ok {
 		return fmt.Errorf("chain %s already exists in table %s", chain, table)
 	}
 	t[chain] = nil
-	m.record("-t %s -N %s", table, chain)
+	m.record(table, "-N %s", chain)
 	return nil
 }
 
@@ -171,16 +185,16 @@ func (m *memory) put(table, chain string, pos int, args []string, replace bool) 
 	switch {
 	case pos == 0:
 		m.tables[table][chain] = append(rules, slices.Clone(args))
-		m.record("%s", Rule{Table: table, Chain: chain, Args: args})
+		m.record(table, "-A %s %s", chain, JoinArgs(args))
 		return nil
 	case pos < 1 || pos > len(rules)+1 || (replace && pos > len(rules)):
 		return fmt.Errorf("index %d out of range in chain %s", pos, chain)
 	case replace:
 		rules[pos-1] = slices.Clone(args)
-		m.record("-t %s -R %s %d %s", table, chain, pos, JoinArgs(args))
+		m.record(table, "-R %s %d %s", chain, pos, JoinArgs(args))
 	default:
 		m.tables[table][chain] = slices.Insert(rules, pos-1, slices.Clone(args))
-		m.record("-t %s -I %s %d %s", table, chain, pos, JoinArgs(args))
+		m.record(table, "-I %s %d %s", chain, pos, JoinArgs(args))
 	}
 	return nil
 }
@@ -208,7 +222,7 @@ func (m *memory) deleteRuleAt(table, chain string, pos int) error {
 		return fmt.Errorf("index %d out of range in chain %s", pos, chain)
 	}
 	m.tables[table][chain] = slices.Delete(rules, pos-1, pos)
-	m.record("-t %s -D %s %d", table, chain, pos)
+	m.record(table, "-D %s %d", chain, pos)
 	return nil
 }
 
@@ -224,7 +238,7 @@ func (m *memory) deleteRule(table, chain string, args []string) error {
 		return nil
 	}
 	m.tables[table][chain] = slices.Delete(rules, i, i+1)
-	m.record("-t %s -D %s %s", table, chain, JoinArgs(args))
+	m.record(table, "-D %s %s", chain, JoinArgs(args))
 	return nil
 }
 
@@ -235,7 +249,7 @@ func (m *memory) flushChain(table, chain string) error {
 		return err
 	}
 	m.tables[table][chain] = nil
-	m.record("-t %s -F %s", table, chain)
+	m.record(table, "-F %s", chain)
 	return nil
 }
 
@@ -260,6 +274,6 @@ func (m *memory) deleteChain(table, chain string) error {
 		}
 	}
 	delete(m.tables[table], chain)
-	m.record("-t %s -X %s", table, chain)
+	m.record(table, "-X %s", chain)
 	return nil
 }

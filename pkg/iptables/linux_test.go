@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/coreos/go-iptables/iptables"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,18 +32,33 @@ func linuxWorld(t *testing.T, fam Family) world {
 	if err != nil {
 		t.Skipf("no %s iptables: %v", fam, err)
 	}
-	l := i.(*engine).b.(*linux)
+	ipt := foreignIPTables(t, fam)
 	foreign := func(table, chain string, args ...string) error {
 		if !isBuiltin(table, chain) {
-			if ok, err := l.ipt.ChainExists(table, chain); err != nil || !ok {
-				if err := l.ipt.NewChain(table, chain); err != nil {
+			if ok, err := ipt.ChainExists(table, chain); err != nil || !ok {
+				if err := ipt.NewChain(table, chain); err != nil {
 					return err
 				}
 			}
 		}
-		return l.ipt.Append(table, chain, args...)
+		return ipt.Append(table, chain, args...)
 	}
-	return world{Interface: i, foreign: foreign, raw: l}
+	return world{Interface: i, foreign: foreign, raw: i.(*engine).b}
+}
+
+// foreignIPTables is another agent's iptables: the iptables command, run
+// once per change, beside ipvs-proxy's save and restore.
+func foreignIPTables(t *testing.T, fam Family) *iptables.IPTables {
+	t.Helper()
+	proto := iptables.ProtocolIPv4
+	if fam == IPv6 {
+		proto = iptables.ProtocolIPv6
+	}
+	ipt, err := iptables.New(iptables.IPFamily(proto), iptables.Timeout(lockWait))
+	if err != nil {
+		t.Skipf("no %s iptables: %v", fam, err)
+	}
+	return ipt
 }
 
 // dumpAll prints the owned tables whole, as Fake.DumpAll does.

@@ -28,15 +28,50 @@ type backend interface {
 	deleteChain(table, chain string) error
 }
 
+// transaction is a backend that batches. Between begin and commit, reads
+// come from a snapshot of each table, taken when the table is first
+// touched; writes are applied to the snapshot, so that later reads see
+// them (removeChains reads builtin chains syncJump wrote to), and queued
+// for commit to make all at once.
+type transaction interface {
+	begin()
+	// commit makes the queued writes and ends the transaction, even when
+	// it fails.
+	commit() error
+}
+
 type engine struct {
 	fam Family
 	b   backend
+}
+
+// batched runs f in a transaction if the backend has them. The writes
+// queued before f failed are made all the same, as they would be without
+// a transaction: one chain that fails does not keep the others from being
+// synced.
+func (e *engine) batched(f func() error) error {
+	tx, ok := e.b.(transaction)
+	if !ok {
+		return f()
+	}
+	tx.begin()
+	err := f()
+	return errors.Join(err, tx.commit())
 }
 
 func (e *engine) Sync(rs RuleSet) (int, error) {
 	if err := e.validate(rs); err != nil {
 		return 0, err
 	}
+	writes := 0
+	err := e.batched(func() (err error) {
+		writes, err = e.sync(rs)
+		return err
+	})
+	return writes, err
+}
+
+func (e *engine) sync(rs RuleSet) (int, error) {
 	existing := map[string][]string{}
 	for _, t := range ownedTables {
 		names, err := e.b.userChains(t)
@@ -106,6 +141,9 @@ func (e *engine) syncChain(c Chain, exists bool) (int, error) {
 		}
 		writes++
 	}
+	// Replacements come before appends, so that -R only ever names a rule
+	// that was there before Sync: iptables-nft-restore 1.8.9 crashes
+	// replacing a rule added earlier in the same restore.
 	for i, want := range c.Rules {
 		var err error
 		switch {
@@ -171,7 +209,9 @@ func (e *engine) syncJump(table, from, chain string) (int, error) {
 	return writes, nil
 }
 
-func (e *engine) Delete() error {
+func (e *engine) Delete() error { return e.batched(e.delete) }
+
+func (e *engine) delete() error {
 	var errs []error
 	for _, t := range ownedTables {
 		names, err := e.b.userChains(t)
@@ -223,6 +263,15 @@ func (e *engine) removeChains(table string, names []string) (int, error) {
 }
 
 func (e *engine) Dump() (string, error) {
+	var out string
+	err := e.batched(func() (err error) {
+		out, err = e.dump()
+		return err
+	})
+	return out, err
+}
+
+func (e *engine) dump() (string, error) {
 	d := dumpState{}
 	for _, t := range ownedTables {
 		names, err := e.b.userChains(t)
