@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"time"
 
@@ -219,6 +220,19 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 	slices.SortFunc(names, compareNames)
 	for _, name := range names {
 		old := p.services[name]
+		var st model.ServiceState
+		if in := changed[name]; in != nil {
+			st = p.builder.Service(*in)
+		}
+		if p.unchanged(old, st) {
+			// A late or spurious event (an informer's initial adds after
+			// a full sync, an update of a field we do not use): the kernel
+			// was already written for this state, so it is not read.
+			if len(st.Problems) > 0 {
+				res.Problems[name] = st.Problems
+			}
+			continue
+		}
 		for _, e := range old.Entries {
 			touched[e.ServiceKey] = true
 			delete(p.claims, e.ServiceKey)
@@ -233,9 +247,8 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 			p.vipRefs[v]--
 			touchedAddrs[v] = true
 		}
-		var st model.ServiceState
-		if in := changed[name]; in != nil {
-			st = p.claim(name, p.builder.Service(*in))
+		if changed[name] != nil {
+			st = p.claim(name, st)
 		}
 		if len(st.Problems) > 0 {
 			res.Problems[name] = st.Problems
@@ -287,6 +300,24 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 	p.clearFlows(staleFlows(plan, current), &res)
 	res.Draining = p.trackDrains(plan, touched)
 	return res
+}
+
+// unchanged reports whether a Service built to st needs no sync: it was
+// last built to the same state (claims included: a Service that lost a
+// key to another differs from its build) and none of its real servers is
+// draining, which needs the kernel's connection counts.
+func (p *Proxier) unchanged(old, st model.ServiceState) bool {
+	if len(old.Entries) == 0 && len(old.VIPs) == 0 || !reflect.DeepEqual(old, st) {
+		return false
+	}
+	for k := range p.drainSince {
+		for _, e := range old.Entries {
+			if e.ServiceKey == k.vs {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // claim drops from st the virtual servers another Service already holds,

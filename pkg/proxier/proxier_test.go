@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
@@ -345,3 +346,49 @@ func key(addr string, port uint16) ipvs.ServiceKey {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// reads counts Get, the kernel read of one virtual server.
+type reads struct {
+	*ipvs.Fake
+	gets int
+}
+
+func (r *reads) Get(k ipvs.ServiceKey) (ipvs.VirtualServer, bool, error) {
+	r.gets++
+	return r.Fake.Get(k)
+}
+
+// TestUnchangedServiceIsNotRead: an event that leaves a Service's built
+// state as it was (the informers' initial adds arriving after the first
+// full sync, an update of a field nothing reads) costs no kernel read or
+// write, unless a real server of it is draining.
+func TestUnchangedServiceIsNotRead(t *testing.T) {
+	k := newKernel()
+	r := &reads{Fake: k.ipvs}
+	owned, _ := LoadOwned("")
+	p := New(model.Options{NodeName: "node-a", Scheduler: "rr"}, r, k.link, k.sets, owned)
+	p.DrainTimeout = time.Minute
+	p.SyncAll([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)})
+	before := k.writes()
+
+	res := p.SyncServices(changes("web", input(web, webSlice)))
+	if r.gets != 0 || k.writes() != before || len(res.Errors) > 0 {
+		t.Errorf("unchanged Service: %d reads, %d writes, errors %v; want none", r.gets, k.writes()-before, res.Errors)
+	}
+
+	// An endpoint with connections leaves: it drains, and from then on each
+	// sync of the Service reads the kernel for its connection counts.
+	webKey := ipvs.ServiceKey{Addr: netip.MustParseAddr("10.96.0.10"), Proto: ipvs.TCP, Port: 80}
+	k.ipvs.SetCounters(webKey, netip.MustParseAddrPort("10.244.1.3:8080"), 1, 0)
+	one := input(web, slice("web", "10.244.1.2"))
+	if res := p.SyncServices(changes("web", one)); len(res.Draining) != 1 {
+		t.Fatalf("draining after the endpoint left: %v, want web", res.Draining)
+	}
+	r.gets = 0
+	p.SyncServices(changes("web", one))
+	if r.gets == 0 {
+		t.Error("a draining Service was not read again")
+	}
+	checkDump(t, k, strings.Replace(webAndAPIKernel, "  -> 10.244.1.3:8080              Masq    1\n", "  -> 10.244.1.3:8080              Masq    0\n", 1)+
+		sets("10.244.1.2", "10.244.1.7")+guard("10.96.0.10,tcp:80", "10.96.0.20,tcp:80"))
+}

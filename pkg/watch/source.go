@@ -44,16 +44,22 @@ func NewSource(f informers.SharedInformerFactory, changes *Changes) (*Source, er
 	}}); err != nil {
 		return nil, fmt.Errorf("index EndpointSlices by Service: %w", err)
 	}
-	if _, err := svcInf.AddEventHandler(changes.ServiceHandler()); err != nil {
+	svcReg, err := svcInf.AddEventHandler(changes.ServiceHandler())
+	if err != nil {
 		return nil, fmt.Errorf("watch Services: %w", err)
 	}
-	if _, err := sliceInf.AddEventHandler(changes.SliceHandler()); err != nil {
+	sliceReg, err := sliceInf.AddEventHandler(changes.SliceHandler())
+	if err != nil {
 		return nil, fmt.Errorf("watch EndpointSlices: %w", err)
 	}
+	// The handlers' HasSynced, not the informers': it also waits for the
+	// initial adds to reach our handlers, so the first full sync takes
+	// them all, rather than a second sync re-checking thousands of
+	// Services it has just written.
 	return &Source{
 		services: f.Core().V1().Services().Lister(),
 		slices:   sliceInf.GetIndexer(),
-		synced:   []cache.InformerSynced{svcInf.HasSynced, sliceInf.HasSynced},
+		synced:   []cache.InformerSynced{svcReg.HasSynced, sliceReg.HasSynced},
 	}, nil
 }
 

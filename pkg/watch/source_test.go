@@ -10,12 +10,14 @@ import (
 	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 )
 
 // describe prints an input as "ns/name: slice slice", slices by name: the
@@ -50,15 +52,19 @@ func startSource(t *testing.T, objs ...runtime.Object) (*Source, *Changes, kuber
 		factory.Shutdown()
 	})
 	factory.Start(ctx.Done())
-	for typ, ok := range factory.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			t.Fatalf("cache of %v did not sync", typ)
+	if !cache.WaitForCacheSync(ctx.Done(), src.Synced()...) {
+		t.Fatal("caches did not sync")
+	}
+	// Synced means the initial adds reached the handlers, not only the
+	// caches: every one is recorded by now.
+	want := 0
+	for _, o := range objs {
+		if s, ok := o.(*discovery.EndpointSlice); !ok || s.Labels[discovery.LabelServiceName] != "" {
+			want++
 		}
 	}
-	for _, synced := range src.Synced() {
-		if !synced() {
-			t.Fatal("Synced() reports an unsynced informer after WaitForCacheSync")
-		}
+	if got := notified.Load(); got != int64(want) {
+		t.Fatalf("after Synced, %d changes recorded, want the %d initial adds", got, want)
 	}
 	return src, changes, client, &notified
 }
