@@ -22,6 +22,7 @@ import (
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
 )
 
 // Limits of one sendmsg. Every message of a batch could fail, and each
@@ -30,10 +31,13 @@ import (
 // we cannot tell which writes were done (see ErrLost).
 const (
 	maxMessages = 256
-	maxBytes    = 64 << 10
 	recvBuffer  = 4 << 20 // asked for; without CAP_NET_ADMIN the kernel caps it
 	replyWait   = time.Minute
 )
+
+// maxBytes bounds one sendmsg (the kernel refuses more than its socket
+// send buffer); a variable so a test can make batches end by size.
+var maxBytes = 64 << 10
 
 // ErrLost is the error of each request whose answer the kernel dropped
 // (ENOBUFS: our receive buffer overflowed). Whether it was done is
@@ -77,33 +81,41 @@ func (s *Socket) Close() {
 	s.s.Close()
 }
 
-// Exec sends the requests in order and returns each one's error: nil when
+// Exec sends n requests in order and returns each one's error: nil when
 // the kernel did it, a unix.Errno when it refused it, ErrLost or a socket
-// error when the answer never came. The requests' flags are kept except
-// NLM_F_ACK, which Exec sets on the last message of each batch only; their
-// sequence numbers are Exec's.
-func (s *Socket) Exec(reqs []*nl.NetlinkRequest) []error {
-	msgs := make([][]byte, len(reqs))
-	for i, r := range reqs {
-		r.Flags &^= unix.NLM_F_ACK
-		msgs[i] = r.Serialize()
-	}
+// error when the answer never came. request(i) builds the i-th request
+// when its batch is sent, so a sync of 55,000 writes never holds them all;
+// its flags are kept except NLM_F_ACK, which Exec sets on the last message
+// of each batch only, and its sequence number is Exec's.
+func (s *Socket) Exec(n int, request func(i int) *nl.NetlinkRequest) []error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	errs := make([]error, len(reqs))
+	start := time.Now()
+	defer func() { klog.V(4).InfoS("Netlink batch", "requests", n, "took", time.Since(start)) }()
+	errs := make([]error, n)
 	var buf []byte
-	for first := 0; first < len(msgs); {
+	var next []byte // serialized request(first), carried over from the batch before
+	for first := 0; first < n; {
 		buf = buf[:0]
-		last := first
-		for ; last < len(msgs) && last-first < maxMessages; last++ {
-			if last > first && len(buf)+len(msgs[last]) > maxBytes {
+		last, lastLen := first, 0
+		for ; last < n && last-first < maxMessages; last++ {
+			msg := next
+			if msg == nil {
+				r := request(last)
+				r.Flags &^= unix.NLM_F_ACK
+				msg = r.Serialize()
+			}
+			next = nil
+			if last > first && len(buf)+len(msg) > maxBytes {
+				next = msg // the first of the next batch
 				break
 			}
 			s.seq++
-			setSeq(msgs[last], s.seq)
-			buf = append(buf, msgs[last]...)
+			setSeq(msg, s.seq)
+			buf = append(buf, msg...)
+			lastLen = len(msg)
 		}
-		ack(buf[len(buf)-len(msgs[last-1]):])
+		ack(buf[len(buf)-lastLen:])
 		s.exchange(buf, s.seq-uint32(last-first)+1, errs[first:last])
 		first = last
 	}

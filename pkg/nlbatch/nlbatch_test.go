@@ -50,6 +50,19 @@ func addrAt(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 96, byte(i >>
 // the kernel then holds.
 func TestExecAgainstTheKernel(t *testing.T) {
 	enterNewNetns(t)
+	testExec(t)
+}
+
+// The same, with batches that end by size (25 messages of 40 bytes)
+// rather than by count.
+func TestExecBatchesBySize(t *testing.T) {
+	enterNewNetns(t)
+	defer func(b int) { maxBytes = b }(maxBytes)
+	maxBytes = 1000
+	testExec(t)
+}
+
+func testExec(t *testing.T) {
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
 		t.Fatal(err)
@@ -76,7 +89,7 @@ func TestExecAgainstTheKernel(t *testing.T) {
 			reqs = append(reqs, newAddr(lo.Attrs().Index, addrAt(i)))
 		}
 	}
-	errs := s.Exec(reqs)
+	errs := s.Exec(len(reqs), func(i int) *nl.NetlinkRequest { return reqs[i] })
 	if len(errs) != n {
 		t.Fatalf("Exec returned %d errors for %d requests", len(errs), n)
 	}
@@ -124,7 +137,7 @@ func TestExecAgainstTheKernel(t *testing.T) {
 	}
 
 	// A second Exec on the same socket starts clean: no stale answers.
-	if errs := s.Exec([]*nl.NetlinkRequest{newAddr(lo.Attrs().Index, addrAt(n))}); errs[0] != nil {
+	if errs := s.Exec(1, func(int) *nl.NetlinkRequest { return newAddr(lo.Attrs().Index, addrAt(n)) }); errs[0] != nil {
 		t.Errorf("a later batch: %v", errs[0])
 	}
 }
@@ -136,7 +149,7 @@ func TestExecEmpty(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if errs := s.Exec(nil); len(errs) != 0 {
-		t.Errorf("Exec(nil) = %v", errs)
+	if errs := s.Exec(0, nil); len(errs) != 0 {
+		t.Errorf("Exec(0, nil) = %v", errs)
 	}
 }

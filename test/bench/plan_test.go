@@ -34,7 +34,8 @@ type plan struct {
 	FirstSyncCap time.Duration
 	Memory       string        // the VM's
 	Timeout      time.Duration // the VM's whole run
-	// Only, when set, runs that proxy alone (and the floor): for work on
+	// Only, when set, runs that proxy alone, without the floor (and so
+	// without the wait for the floor's deleted real servers): for work on
 	// one proxy, never for the table, which compares both in one run.
 	Only string
 	// Profile runs ipvs-proxy with --profiling and keeps a CPU profile of

@@ -94,6 +94,10 @@ func (t table) diff(got table, max int) string {
 // readProcTable reads /proc/net/ip_vs: one seq file for the whole table,
 // far cheaper than a netlink dump per virtual server when polling 5,000 of
 // them.
+// procHeaderLines are the lines of /proc/net/ip_vs before the first
+// virtual server: the version and two column headers.
+const procHeaderLines = 3
+
 func readProcTable() (table, error) {
 	data, err := os.ReadFile("/proc/net/ip_vs")
 	if err != nil {
@@ -116,7 +120,7 @@ func parseProcTable(data []byte) (table, error) {
 	for line := 1; sc.Scan(); line++ {
 		f := strings.Fields(sc.Text())
 		switch {
-		case line <= 3 || len(f) == 0: // version line and two headers
+		case line <= procHeaderLines || len(f) == 0:
 		case f[0] == "->":
 			if len(f) < 4 {
 				return nil, fmt.Errorf("/proc/net/ip_vs line %d: %q", line, sc.Text())
