@@ -53,17 +53,16 @@ func (l *linux) batch(verb, prep string, cmd int, name string, entries []Entry) 
 		}
 		l.sock = s
 	}
-	var reqs []*nl.NetlinkRequest
-	var index []int // reqs[k] is entries[index[k]]
+	var index []int // the k-th request is entries[index[k]]
 	for i, e := range entries {
 		if err := checkEntry(e); err != nil {
 			errs[i] = wrap(i, err)
 			continue
 		}
-		reqs = append(reqs, entryRequest(cmd, name, e))
 		index = append(index, i)
 	}
-	for k, err := range l.sock.Exec(reqs) {
+	request := func(k int) *nl.NetlinkRequest { return entryRequest(cmd, name, entries[index[k]]) }
+	for k, err := range l.sock.Exec(len(index), nlbatch.Requests(request)) {
 		if err == nil {
 			continue
 		}

@@ -83,9 +83,11 @@ func loaded() error {
 	return fmt.Errorf("the kernel has no IPVS: /proc/net/ip_vs is missing and `modprobe ip_vs` failed (%v: %s); load the ip_vs module on the node", err, strings.TrimSpace(string(out)))
 }
 
-// List dumps every virtual server and its destinations. moby/ipvs does not
-// report interrupted dumps; a list that missed an entry costs at most a
-// redundant add ("exists" is success) or a deletion left to the next resync.
+// List dumps every virtual server over netlink and reads their
+// destinations from /proc/net/ip_vs (see procFile). Neither read is atomic
+// against other writers; a list that missed an entry costs at most a
+// redundant add ("exists" is success) or a deletion left to the next
+// resync.
 func (l *Linux) List() ([]VirtualServer, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -93,16 +95,24 @@ func (l *Linux) List() ([]VirtualServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list IPVS services: %w", err)
 	}
+	data, err := os.ReadFile(procFile)
+	if err != nil {
+		return nil, fmt.Errorf("list IPVS real servers: %w", err)
+	}
+	dests, err := parseProcDestinations(data)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]VirtualServer, 0, len(svcs))
 	for _, s := range svcs {
 		if s.FWMark != 0 {
 			continue // firewall-mark services are never ours; they have no address key
 		}
-		vs, err := l.read(s)
+		svc, err := fromLib(s)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, vs)
+		out = append(out, VirtualServer{Service: svc, Destinations: dests[svc.ServiceKey]})
 	}
 	return out, nil
 }

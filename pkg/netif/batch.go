@@ -48,18 +48,19 @@ func (l *linux) batch(verb string, msgType, flags int, fine unix.Errno, as []net
 			return fail(err)
 		}
 	}
-	var reqs []*nl.NetlinkRequest
-	var index []int // reqs[k] is as[index[k]]
+	var prefixes []netip.Prefix
+	var index []int // prefixes[k] is as[index[k]]
 	for i, a := range as {
 		p, err := hostPrefix(a)
 		if err != nil {
 			errs[i] = fmt.Errorf("%s address %s on %s: %w", verb, a, l.name, err)
 			continue
 		}
-		reqs = append(reqs, addrRequest(msgType, flags, link.Attrs().Index, p))
+		prefixes = append(prefixes, p)
 		index = append(index, i)
 	}
-	for k, err := range l.sock.Exec(reqs) {
+	request := func(k int) *nl.NetlinkRequest { return addrRequest(msgType, flags, link.Attrs().Index, prefixes[k]) }
+	for k, err := range l.sock.Exec(len(prefixes), nlbatch.Requests(request)) {
 		if err != nil && !errors.Is(err, fine) {
 			i := index[k]
 			errs[i] = fmt.Errorf("%s address %s on %s: %w", verb, as[i], l.name, err)

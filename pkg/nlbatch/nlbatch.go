@@ -81,13 +81,19 @@ func (s *Socket) Close() {
 	s.s.Close()
 }
 
+// Requests adapts requests built with netlink's nl package to Exec.
+func Requests(request func(i int) *nl.NetlinkRequest) func(int) []byte {
+	return func(i int) []byte { return request(i).Serialize() }
+}
+
 // Exec sends n requests in order and returns each one's error: nil when
 // the kernel did it, a unix.Errno when it refused it, ErrLost or a socket
-// error when the answer never came. request(i) builds the i-th request
-// when its batch is sent, so a sync of 55,000 writes never holds them all;
-// its flags are kept except NLM_F_ACK, which Exec sets on the last message
-// of each batch only, and its sequence number is Exec's.
-func (s *Socket) Exec(n int, request func(i int) *nl.NetlinkRequest) []error {
+// error when the answer never came. message(i) returns the i-th request,
+// serialized, header included, when its batch is sent, so a sync of 55,000
+// writes never holds them all; Exec owns the bytes from then on. Their
+// flags are kept except NLM_F_ACK, which Exec sets on the last message of
+// each batch only, and their sequence numbers are Exec's.
+func (s *Socket) Exec(n int, message func(i int) []byte) []error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	start := time.Now()
@@ -101,9 +107,8 @@ func (s *Socket) Exec(n int, request func(i int) *nl.NetlinkRequest) []error {
 		for ; last < n && last-first < maxMessages; last++ {
 			msg := next
 			if msg == nil {
-				r := request(last)
-				r.Flags &^= unix.NLM_F_ACK
-				msg = r.Serialize()
+				msg = message(last)
+				setFlags(msg, flags(msg)&^unix.NLM_F_ACK)
 			}
 			next = nil
 			if last > first && len(buf)+len(msg) > maxBytes {
@@ -126,9 +131,11 @@ func (s *Socket) Exec(n int, request func(i int) *nl.NetlinkRequest) []error {
 // u16, seq u32, pid u32.
 func setSeq(msg []byte, seq uint32) { binary.NativeEndian.PutUint32(msg[8:12], seq) }
 
-func ack(msg []byte) {
-	binary.NativeEndian.PutUint16(msg[6:8], binary.NativeEndian.Uint16(msg[6:8])|unix.NLM_F_ACK)
-}
+func flags(msg []byte) uint16 { return binary.NativeEndian.Uint16(msg[6:8]) }
+
+func setFlags(msg []byte, f uint16) { binary.NativeEndian.PutUint16(msg[6:8], f) }
+
+func ack(msg []byte) { setFlags(msg, flags(msg)|unix.NLM_F_ACK) }
 
 // exchange sends one batch and reads until the last request's ack.
 func (s *Socket) exchange(buf []byte, base uint32, errs []error) {

@@ -89,7 +89,7 @@ func testExec(t *testing.T) {
 			reqs = append(reqs, newAddr(lo.Attrs().Index, addrAt(i)))
 		}
 	}
-	errs := s.Exec(len(reqs), func(i int) *nl.NetlinkRequest { return reqs[i] })
+	errs := s.Exec(len(reqs), Requests(func(i int) *nl.NetlinkRequest { return reqs[i] }))
 	if len(errs) != n {
 		t.Fatalf("Exec returned %d errors for %d requests", len(errs), n)
 	}
@@ -137,7 +137,7 @@ func testExec(t *testing.T) {
 	}
 
 	// A second Exec on the same socket starts clean: no stale answers.
-	if errs := s.Exec(1, func(int) *nl.NetlinkRequest { return newAddr(lo.Attrs().Index, addrAt(n)) }); errs[0] != nil {
+	if errs := s.Exec(1, Requests(func(int) *nl.NetlinkRequest { return newAddr(lo.Attrs().Index, addrAt(n)) })); errs[0] != nil {
 		t.Errorf("a later batch: %v", errs[0])
 	}
 }

@@ -60,27 +60,8 @@ func Apply(vs ipvs.Interface, addrs Addresses, p Plan) (Counts, []error) {
 			errs = append(errs, err)
 		}
 	}
-	ops := make([]ipvs.Op, 0, p.Len())
-	for _, s := range p.AddServices {
-		ops = append(ops, ipvs.Op{Kind: ipvs.OpAddService, Service: s})
-	}
-	for _, d := range p.AddDestinations {
-		ops = append(ops, destOp(ipvs.OpAddDestination, d))
-	}
-	for _, s := range p.UpdateServices {
-		ops = append(ops, ipvs.Op{Kind: ipvs.OpUpdateService, Service: s})
-	}
-	for _, d := range p.UpdateDestinations {
-		ops = append(ops, destOp(ipvs.OpUpdateDestination, d))
-	}
-	for _, d := range p.DeleteDestinations {
-		ops = append(ops, destOp(ipvs.OpDeleteDestination, d))
-	}
-	for _, k := range p.DeleteServices {
-		ops = append(ops, ipvs.Op{Kind: ipvs.OpDeleteService, Service: ipvs.Service{ServiceKey: k}})
-	}
-	if len(ops) > 0 {
-		failed := map[ipvs.ServiceKey]bool{}
+	failed := map[ipvs.ServiceKey]bool{}
+	for ops := range opChunks(p) {
 		for i, err := range vs.Write(ops) {
 			o := ops[i]
 			switch o.Kind {
@@ -119,6 +100,60 @@ func Apply(vs ipvs.Interface, addrs Addresses, p Plan) (Counts, []error) {
 		}
 	}
 	return c, errs
+}
+
+// writeChunk is how many IPVS ops one Write gets: a cold start's 55,000
+// would otherwise all be held at once, as ops and as requests.
+const writeChunk = 4096
+
+// opChunks yields the plan's IPVS ops in Apply's order, writeChunk at a
+// time; the slice is reused.
+func opChunks(p Plan) func(yield func([]ipvs.Op) bool) {
+	return func(yield func([]ipvs.Op) bool) {
+		ops := make([]ipvs.Op, 0, min(writeChunk, p.Len()))
+		put := func(o ipvs.Op) bool {
+			ops = append(ops, o)
+			if len(ops) < writeChunk {
+				return true
+			}
+			ok := yield(ops)
+			ops = ops[:0]
+			return ok
+		}
+		for _, s := range p.AddServices {
+			if !put(ipvs.Op{Kind: ipvs.OpAddService, Service: s}) {
+				return
+			}
+		}
+		for _, d := range p.AddDestinations {
+			if !put(destOp(ipvs.OpAddDestination, d)) {
+				return
+			}
+		}
+		for _, s := range p.UpdateServices {
+			if !put(ipvs.Op{Kind: ipvs.OpUpdateService, Service: s}) {
+				return
+			}
+		}
+		for _, d := range p.UpdateDestinations {
+			if !put(destOp(ipvs.OpUpdateDestination, d)) {
+				return
+			}
+		}
+		for _, d := range p.DeleteDestinations {
+			if !put(destOp(ipvs.OpDeleteDestination, d)) {
+				return
+			}
+		}
+		for _, k := range p.DeleteServices {
+			if !put(ipvs.Op{Kind: ipvs.OpDeleteService, Service: ipvs.Service{ServiceKey: k}}) {
+				return
+			}
+		}
+		if len(ops) > 0 {
+			yield(ops)
+		}
+	}
 }
 
 func destOp(k ipvs.OpKind, d DestOp) ipvs.Op {

@@ -313,7 +313,7 @@ delete address 10.96.0.11: boom
 			}
 			p := tc.plan(r)
 			c, errs := Apply(r, r, p)
-			if want := min(1, p.Len()-len(p.AddAddresses)-len(p.DeleteAddresses)); r.batches != want {
+			if want := (p.Len() - len(p.AddAddresses) - len(p.DeleteAddresses) + writeChunk - 1) / writeChunk; r.batches != want {
 				t.Errorf("Apply wrote to IPVS in %d batches, want %d", r.batches, want)
 			}
 			if got := strings.Join(r.log, ""); got != tc.log {
@@ -394,5 +394,39 @@ func TestCounts(t *testing.T) {
 	}
 	if sum.Writes() != 220 {
 		t.Errorf("Writes() = %d, want 220", sum.Writes())
+	}
+}
+
+// A plan larger than one Write chunk is written in chunks, in order, and
+// a virtual server whose add failed keeps its real servers' failures
+// unreported whichever chunk they fall in.
+func TestApplyInChunks(t *testing.T) {
+	var want []ipvs.VirtualServer
+	for i := range writeChunk {
+		want = append(want, server(fmt.Sprintf("TCP 10.96.%d.%d:80 rr", i>>8, i&255), fmt.Sprintf("10.244.%d.%d:8080", i>>8, i&255)))
+	}
+	failing := server("TCP 10.97.0.1:80 rr", "10.244.99.1:8080", "10.244.99.2:8080")
+	r := newRecorder()
+	r.table.FailOn = map[ipvs.ServiceKey]error{failing.ServiceKey: errBoom}
+	p := DiffServers(servers(append(want, failing)...), r.current(), nil)
+	// The failing service last: in the second chunk, with real servers.
+	for i, s := range p.AddServices {
+		if s.ServiceKey == failing.ServiceKey {
+			p.AddServices = append(append(p.AddServices[:i:i], p.AddServices[i+1:]...), s)
+			break
+		}
+	}
+	c, errs := Apply(r, r, p)
+	if r.batches != 3 {
+		t.Errorf("%d ops written in %d Writes, want 3", p.Len(), r.batches)
+	}
+	if got := errorTexts(errs); got != "boom\n" {
+		t.Errorf("errors:\n%swant one boom", got)
+	}
+	if c.ServicesAdded != writeChunk || c.DestinationsAdded != writeChunk {
+		t.Errorf("counts %+v, want %d services and real servers", c, writeChunk)
+	}
+	if got, wantDump := r.table.Dump(), ipvs.Format(want, nil, false); got != wantDump {
+		t.Errorf("IPVS after differs from the %d wanted virtual servers (got %d bytes, want %d)", writeChunk, len(got), len(wantDump))
 	}
 }

@@ -1,0 +1,64 @@
+package ipvs
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// The text as kernel 6.1 prints it: persistence and one-packet flags,
+// IPv6, a firewall-mark virtual server with a real server, a virtual
+// server without any.
+const procSample = `IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port Forward Weight ActiveConn InActConn
+TCP  0A60000A:0050 rr 
+  -> 0AF40103:1F90      Masq    1      0          2         
+  -> 0AF40102:1F90      Masq    0      3          0         
+SCTP  0A60000B:0009 sh persistent 10800 FFFFFFFF
+UDP  [fd00:0010:0096:0000:0000:0000:0000:000a]:0035 lc 
+  -> [fd00:0010:0244:0000:0000:0000:0000:0002]:14E9      Masq    1      0          0         
+FWM  00000001 wlc 
+  -> 0A000001:0050      Route   1      0          0         
+TCP  AC110001:1F90 wlc ops 
+  -> AC110002:0050      Masq    3      0          0         
+`
+
+func TestParseProcDestinations(t *testing.T) {
+	got, err := parseProcDestinations([]byte(procSample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for k, ds := range got {
+		line := k.String() + ":"
+		for _, d := range ds {
+			line += fmt.Sprintf(" %s w%d a%d i%d", d.AddrPort(), d.Weight, d.ActiveConns, d.InactiveConns)
+		}
+		lines = append(lines, line)
+	}
+	sort.Strings(lines)
+	// The SCTP virtual server has no real servers, so no entry.
+	want := `TCP 10.96.0.10:80: 10.244.1.3:8080 w1 a0 i2 10.244.1.2:8080 w0 a3 i0
+TCP 172.17.0.1:8080: 172.17.0.2:80 w3 a0 i0
+UDP [fd00:10:96::a]:53: [fd00:10:244::2]:5353 w1 a0 i0`
+	if g := strings.Join(lines, "\n"); g != want {
+		t.Errorf("parsed:\n%s\nwant:\n%s", g, want)
+	}
+}
+
+func TestParseProcDestinationsRefuses(t *testing.T) {
+	head := "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n"
+	for _, bad := range []string{
+		"TCP  0A60000A rr\n",
+		"TCP  0A6000:0050 rr\n",
+		"TCP  0A60000A:0050 rr\n  -> 0AF40103:1F90      Masq    x      0          2\n",
+		"TCP  0A60000A:0050 rr\n  -> 0AF40103:1F90 Masq 1\n",
+		"UDP  [fd00::zz]:0035 lc\n",
+	} {
+		if _, err := parseProcDestinations([]byte(head + bad)); err == nil {
+			t.Errorf("%q parsed without an error", bad)
+		}
+	}
+}
