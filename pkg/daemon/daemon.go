@@ -72,8 +72,8 @@ type Config struct {
 	// HealthChecks, if set, is kept in step with the Services' health-check
 	// node ports.
 	HealthChecks HealthChecks
-	// AfterFirstSync, if set, runs once after the first full sync that
-	// wrote everything it wanted.
+	// AfterFirstSync, if set, runs once, on its own goroutine, after the
+	// first full sync that wrote everything it wanted.
 	AfterFirstSync func()
 }
 

@@ -71,7 +71,10 @@ func (d *daemon) sync() {
 		// following sync a full one, holding up endpoint changes.
 		d.lastFull = d.Clock.Now()
 		if len(res.Errors) == 0 && d.AfterFirstSync != nil {
-			d.AfterFirstSync()
+			// On its own goroutine: kube-proxy's leftovers are removed with
+			// iptables and ipset execs, seconds on a loaded node, and the
+			// changes queued meanwhile must not wait for them.
+			go d.AfterFirstSync()
 			d.AfterFirstSync = nil
 		}
 	}
