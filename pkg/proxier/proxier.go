@@ -184,8 +184,6 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	}
 	res.HealthChecksChanged = !maps.Equal(oldChecks, p.healthChecks)
 	t2 := p.Clock.Now()
-	p.syncAllSets(&res)
-	t3 := p.Clock.Now()
 	current := map[ipvs.ServiceKey]ipvs.VirtualServer{}
 	for _, vs := range kernel {
 		if _, want := desired[vs.ServiceKey]; want || p.owns(vs.ServiceKey) {
@@ -196,13 +194,22 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	for a := range p.vipRefs {
 		wantAddrs[a] = true
 	}
+	// Virtual servers, then the kernel sets, then the VIPs: the sets say
+	// which VIP ports the filter lets through, and a VIP takes traffic
+	// only once it is on the link. At a cold start the virtual servers
+	// are so ready sooner.
 	plan := reconcile.DiffServers(desired, current, p.drain())
-	plan.Merge(reconcile.DiffAddresses(wantAddrs, p.linkAddrs))
 	p.apply(plan, desired, &res)
+	t3 := p.Clock.Now()
+	p.syncAllSets(&res)
 	t4 := p.Clock.Now()
+	vips := reconcile.DiffAddresses(wantAddrs, p.linkAddrs)
+	p.apply(vips, desired, &res)
+	t5 := p.Clock.Now()
 	p.clearFlows(staleFlows(plan, current), &res)
 	res.Draining = p.trackDrains(plan, nil)
-	klog.V(3).InfoS("Full sync", "readKernel", t1.Sub(t0), "build", t2.Sub(t1), "sets", t3.Sub(t2), "diffAndApply", t4.Sub(t3), "writes", plan.Len())
+	klog.V(3).InfoS("Full sync", "readKernel", t1.Sub(t0), "build", t2.Sub(t1), "virtualServers", t3.Sub(t2),
+		"sets", t4.Sub(t3), "addresses", t5.Sub(t4), "writes", plan.Len()+vips.Len())
 	return res
 }
 
