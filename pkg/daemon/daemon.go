@@ -89,6 +89,10 @@ type daemon struct {
 
 	// firstRules delivers the first rule sync's errors; nil once taken.
 	firstRules chan []error
+	// reading delivers a periodic resync's kernel read (see resync.go);
+	// nil when none is under way.
+	reading chan proxier.Snapshot
+	kick    func()
 
 	drainMu      sync.Mutex
 	drainArmed   bool
@@ -111,6 +115,7 @@ func Run(ctx context.Context, cfg Config) error {
 		r.Kick()
 	})
 	r = runner.New("sync", d.sync, cfg.MinSyncPeriod, cfg.SyncPeriod, cfg.Clock)
+	d.kick = r.Kick
 
 	factory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(dropManagedFields))
 	src, err := watch.NewSource(factory, d.changes)

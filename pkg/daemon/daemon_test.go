@@ -257,3 +257,70 @@ func TestRuleCheckDoesNotHoldUpChanges(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 }
+
+// blockingList is an IPVS table whose every List after the first waits
+// until released.
+type blockingList struct {
+	*ipvs.Fake
+	calls   atomic.Int32
+	release chan struct{}
+}
+
+func (b *blockingList) List() ([]ipvs.VirtualServer, error) {
+	if b.calls.Add(1) > 1 {
+		<-b.release
+	}
+	return b.Fake.List()
+}
+
+func (b *blockingList) Write(ops []ipvs.Op) []error { return ipvs.WriteEach(b, ops) }
+
+// TestResyncReadDoesNotHoldUpChanges: the periodic resync reads the kernel
+// apart from the sync loop (seconds, at scale), so an endpoint change
+// lands while the read hangs, and the resync of that older read does not
+// undo it.
+func TestResyncReadDoesNotHoldUpChanges(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, service("web", "10.96.0.10"), endpointSlice("web", "10.244.1.2"))
+	kipvs := &blockingList{Fake: ipvs.NewFake(), release: make(chan struct{})}
+	owned, _ := proxier.LoadOwned("")
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Client: client, NodeName: "node-a",
+			Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, kipvs, netif.NewFake("kube-ipvs0"), ipset.NewFake(), owned),
+			SyncPeriod: 50 * time.Millisecond, MinSyncPeriod: 10 * time.Millisecond,
+			Health: &health{}, Metrics: nopMetrics{}, Clock: clock.RealClock{},
+		})
+	}()
+	const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
+	waitFor(t, kipvs.Fake, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n")
+	deadline := time.Now().Add(10 * time.Second)
+	for kipvs.calls.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no resync read")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The read hangs; the change must land, and stay after the resync.
+	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, endpointSlice("web", "10.244.1.3"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := header + "TCP  10.96.0.10:80 rr\n  -> 10.244.1.3:8080              Masq    1\n"
+	waitFor(t, kipvs.Fake, want)
+	close(kipvs.release)
+	for kipvs.calls.Load() < 3 { // a resync from the old read ran, and another read began
+		if time.Now().After(deadline) {
+			t.Fatal("no resync after the read")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := kipvs.Fake.Dump(); got != want {
+		t.Errorf("after the resync of the older read:\n%s\nwant:\n%s", got, want)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}

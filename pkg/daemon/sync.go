@@ -19,7 +19,11 @@ const EventReason = "IPVSProxySkipped"
 func (d *daemon) sync() {
 	start := d.Clock.Now()
 	names := d.changes.Take()
-	full := d.needFull || start.Sub(d.lastFull) >= d.SyncPeriod
+	snap, read := d.takeSnapshot()
+	full := d.needFull || read
+	if !full && start.Sub(d.lastFull) >= d.SyncPeriod {
+		d.startRead()
+	}
 	var res proxier.Result
 	inputs := map[types.NamespacedName]*model.ServiceInput{}
 	if full {
@@ -34,7 +38,12 @@ func (d *daemon) sync() {
 		}
 		// The first full sync waits for the rules (see startRules).
 		ruleErrs := d.waitFirstRules()
-		res = d.Proxier.SyncAll(all)
+		if read {
+			res = d.Proxier.SyncAllFrom(all, snap)
+		} else {
+			d.reading = nil // a read under way would miss what this sync writes
+			res = d.Proxier.SyncAll(all)
+		}
 		res.Errors = append(res.Errors, ruleErrs...)
 	} else {
 		for _, n := range names {

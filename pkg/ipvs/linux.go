@@ -89,9 +89,12 @@ func loaded() error {
 // redundant add ("exists" is success) or a deletion left to the next
 // resync.
 func (l *Linux) List() ([]VirtualServer, error) {
+	// Only the netlink handle needs the lock: a List on another goroutine
+	// (a periodic resync's read) holds up the sync loop's writes only
+	// that long.
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	svcs, err := l.h.GetServices()
+	l.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("list IPVS services: %w", err)
 	}

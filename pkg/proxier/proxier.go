@@ -63,6 +63,8 @@ type Proxier struct {
 	linkAddrs map[netip.Addr]bool
 	// drainSince is when each draining real server got weight 0.
 	drainSince map[drainKey]time.Time
+	// since records what SyncServices writes while a snapshot is read.
+	since *since
 	// healthChecks are the Services with a health-check node port.
 	healthChecks map[types.NamespacedName]model.HealthCheck
 }
@@ -115,36 +117,48 @@ func (p *Proxier) owns(k ipvs.ServiceKey) bool {
 // SyncAll lists everything the kernel holds, rebuilds every Service and
 // applies the difference.
 func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
+	p.since = nil
+	return p.SyncAllFrom(inputs, p.ReadKernel())
+}
+
+// SyncAllFrom is SyncAll from a snapshot read since BeginRead (or, from
+// SyncAll, just now). What SyncServices wrote after BeginRead is left as
+// it is: the snapshot may predate it, and the sync that wrote it read the
+// kernel itself.
+func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result {
 	res := Result{Problems: map[types.NamespacedName][]string{}}
 	t0 := p.Clock.Now()
+	written := p.since
+	p.since = nil
+	if snap.err != nil {
+		res.Errors, res.Aborted = append(res.Errors, snap.err), true
+		return res
+	}
 	if err := p.link.EnsureLink(); err != nil {
 		res.Errors, res.Aborted = append(res.Errors, err), true
 		return res
 	}
-	hostAddrs, err := p.link.HostAddresses()
-	if err != nil {
-		res.Errors, res.Aborted = append(res.Errors, err), true
-		return res
-	}
-	addrs, err := p.link.Addresses()
-	if err != nil {
-		res.Errors, res.Aborted = append(res.Errors, err), true
-		return res
-	}
-	kernel, err := p.ipvs.List()
-	if err != nil {
-		res.Errors, res.Aborted = append(res.Errors, err), true
-		return res
-	}
+	hostAddrs, addrs, kernel := snap.hostAddrs, snap.addrs, snap.kernel
 	t1 := p.Clock.Now()
 	p.opts.NodeIPs = p.opts.NodeIPs[:0]
 	for _, h := range hostAddrs {
 		p.opts.NodeIPs = append(p.opts.NodeIPs, h.Addr)
 	}
 	p.builder = model.NewBuilder(p.opts)
+	before := p.linkAddrs
 	p.linkAddrs = map[netip.Addr]bool{}
 	for _, a := range addrs {
 		p.linkAddrs[a] = true
+	}
+	if written != nil {
+		// Our own writes since the read are known better than the read.
+		for a := range written.addrs {
+			if before[a] {
+				p.linkAddrs[a] = true
+			} else {
+				delete(p.linkAddrs, a)
+			}
+		}
 	}
 
 	// Build in name order so that, of two Services claiming one key, the
@@ -190,6 +204,14 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 			current[vs.ServiceKey] = vs
 		}
 	}
+	wanted := desired
+	if written != nil && len(written.keys) > 0 {
+		wanted = maps.Clone(desired)
+		for k := range written.keys {
+			delete(wanted, k)
+			delete(current, k)
+		}
+	}
 	wantAddrs := map[netip.Addr]bool{}
 	for a := range p.vipRefs {
 		wantAddrs[a] = true
@@ -198,16 +220,16 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	// which VIP ports the filter lets through, and a VIP takes traffic
 	// only once it is on the link. At a cold start the virtual servers
 	// are so ready sooner.
-	plan := reconcile.DiffServers(desired, current, p.drain())
+	plan := reconcile.DiffServers(wanted, current, p.drain())
 	p.apply(plan, desired, &res)
 	t3 := p.Clock.Now()
-	p.syncAllSets(&res)
+	p.syncAllSets(&res, snap.sets, written)
 	t4 := p.Clock.Now()
 	vips := reconcile.DiffAddresses(wantAddrs, p.linkAddrs)
 	p.apply(vips, desired, &res)
 	t5 := p.Clock.Now()
 	p.clearFlows(staleFlows(plan, current), &res)
-	res.Draining = p.trackDrains(plan, nil)
+	res.Draining = p.trackDrains(plan, p.notWritten(written))
 	klog.V(3).InfoS("Full sync", "readKernel", t1.Sub(t0), "build", t2.Sub(t1), "virtualServers", t3.Sub(t2),
 		"sets", t4.Sub(t3), "addresses", t5.Sub(t4), "writes", plan.Len()+vips.Len())
 	return res
@@ -275,6 +297,12 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 			p.vipRefs[v]++
 			touchedAddrs[v] = true
 		}
+	}
+	for key := range touched {
+		p.since.touchKey(key)
+	}
+	for a := range touchedAddrs {
+		p.since.touchAddr(a)
 	}
 	current := map[ipvs.ServiceKey]ipvs.VirtualServer{}
 	for key := range touched {

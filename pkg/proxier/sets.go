@@ -77,28 +77,26 @@ func (p *Proxier) EnsureSets() error {
 	return errors.Join(errs...)
 }
 
-// syncAllSets makes the sets exist and hold exactly what p.memberRefs says.
-func (p *Proxier) syncAllSets(res *Result) {
+// syncAllSets makes the sets exist and hold exactly what p.memberRefs
+// says, from the members the snapshot read, leaving alone the members
+// SyncServices wrote since (nil: none).
+func (p *Proxier) syncAllSets(res *Result, have map[string][]ipset.Entry, written *since) {
 	for _, s := range ownedSets {
 		if err := p.sets.Ensure(s); err != nil {
 			res.Errors = append(res.Errors, err)
 			continue
 		}
-		have, err := p.sets.Entries(s.Name)
-		if err != nil {
-			res.Errors = append(res.Errors, err)
-			continue
-		}
+		skip := func(e ipset.Entry) bool { return written != nil && written.members[member{s.Name, e}] }
 		haveSet := map[ipset.Entry]bool{}
 		var stale, missing []ipset.Entry
-		for _, e := range have {
+		for _, e := range have[s.Name] {
 			haveSet[e] = true
-			if p.memberRefs[member{s.Name, e}] == 0 {
+			if p.memberRefs[member{s.Name, e}] == 0 && !skip(e) {
 				stale = append(stale, e)
 			}
 		}
 		for m := range p.memberRefs {
-			if m.set == s.Name && !haveSet[m.entry] {
+			if m.set == s.Name && !haveSet[m.entry] && !skip(m.entry) {
 				missing = append(missing, m.entry)
 			}
 		}
@@ -119,7 +117,11 @@ func (p *Proxier) syncAllSets(res *Result) {
 // changeMembers moves one Service's set members from old to new, writing
 // only members whose reference count crosses zero.
 func (p *Proxier) changeMembers(old, new model.ServiceState, res *Result) {
+	for _, m := range membersOf(old) {
+		p.since.touchMember(m)
+	}
 	for _, m := range membersOf(new) {
+		p.since.touchMember(m)
 		p.memberRefs[m]++
 		if p.memberRefs[m] == 1 {
 			p.setWrite(res, p.sets.Add(m.set, m.entry), &res.Counts.SetMembersAdded)

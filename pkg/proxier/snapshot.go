@@ -1,0 +1,108 @@
+package proxier
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
+)
+
+// Snapshot is everything a full sync reads from the kernel. At 5,000
+// Services reading it takes seconds; ReadKernel may run on another
+// goroutine while SyncServices goes on, and SyncAllFrom then leaves alone
+// what those syncs wrote meanwhile (see BeginRead).
+type Snapshot struct {
+	hostAddrs []netif.HostAddress
+	addrs     []netip.Addr
+	kernel    []ipvs.VirtualServer
+	// sets are the members of each owned set; a set missing from the
+	// kernel has no entry.
+	sets map[string][]ipset.Entry
+	err  error
+}
+
+// ReadKernel reads a Snapshot. It uses only the kernel interfaces, which
+// are safe for concurrent use, and no proxier state.
+func (p *Proxier) ReadKernel() Snapshot {
+	var s Snapshot
+	if s.hostAddrs, s.err = p.link.HostAddresses(); s.err != nil {
+		return s
+	}
+	if s.addrs, s.err = p.link.Addresses(); s.err != nil {
+		return s
+	}
+	if s.kernel, s.err = p.ipvs.List(); s.err != nil {
+		return s
+	}
+	s.sets = map[string][]ipset.Entry{}
+	var errs []error
+	for _, set := range ownedSets {
+		es, err := p.sets.Entries(set.Name)
+		switch {
+		case errors.Is(err, ipset.ErrNotFound):
+		case err != nil:
+			errs = append(errs, err)
+		default:
+			s.sets[set.Name] = es
+		}
+	}
+	if len(errs) > 0 {
+		s.err = fmt.Errorf("read kernel sets: %w", errors.Join(errs...))
+	}
+	return s
+}
+
+// since is what SyncServices wrote after BeginRead: the snapshot being
+// read may not show it, so SyncAllFrom must not undo it.
+type since struct {
+	keys    map[ipvs.ServiceKey]bool
+	addrs   map[netip.Addr]bool
+	members map[member]bool
+}
+
+// BeginRead starts recording what SyncServices writes, for the
+// SyncAllFrom of a snapshot read from now on.
+func (p *Proxier) BeginRead() {
+	p.since = &since{keys: map[ipvs.ServiceKey]bool{}, addrs: map[netip.Addr]bool{}, members: map[member]bool{}}
+}
+
+func (s *since) touchKey(k ipvs.ServiceKey) {
+	if s != nil {
+		s.keys[k] = true
+	}
+}
+
+func (s *since) touchAddr(a netip.Addr) {
+	if s != nil {
+		s.addrs[a] = true
+	}
+}
+
+func (s *since) touchMember(m member) {
+	if s != nil {
+		s.members[m] = true
+	}
+}
+
+// notWritten is the scope of trackDrains after a full sync: every virtual
+// server but those SyncServices wrote since the read (nil: all).
+func (p *Proxier) notWritten(written *since) map[ipvs.ServiceKey]bool {
+	if written == nil || len(written.keys) == 0 {
+		return nil
+	}
+	scope := map[ipvs.ServiceKey]bool{}
+	for k := range p.claims {
+		if !written.keys[k] {
+			scope[k] = true
+		}
+	}
+	for k := range p.drainSince {
+		if !written.keys[k.vs] {
+			scope[k.vs] = true
+		}
+	}
+	return scope
+}
