@@ -162,7 +162,8 @@ type cleanupStep struct {
 // proxies run with their defaults (both: --ipvs-sync-period 30s,
 // --ipvs-min-sync-period 1s, scheduler rr), as the same node would.
 // kube-proxy gets the admin kubeconfig (in a cluster it holds
-// system:node-proxier); ipvs-proxy its least-privileged one.
+// system:node-proxier); ipvs-proxy its least-privileged one, and -v=3, so
+// its kept log shows each full sync's phases.
 func (g *guest) proxies() []proxySpec {
 	common := []string{"--hostname-override=" + benchNode, "--cluster-cidr=" + podCIDR,
 		"--metrics-bind-address=127.0.0.1:10249", "--healthz-bind-address=127.0.0.1:10256"}
@@ -177,7 +178,7 @@ func (g *guest) proxies() []proxySpec {
 		},
 		{
 			name:    ipvsProxyName,
-			argv:    append([]string{ip, "run", "--kubeconfig=" + g.env[envProxyConfig], "--profiling=" + fmt.Sprint(g.p.Profile), "--v=4"}, common...),
+			argv:    append([]string{ip, "run", "--kubeconfig=" + g.env[envProxyConfig], "--profiling=" + fmt.Sprint(g.p.Profile), "--v=3"}, common...),
 			cleanup: []cleanupStep{{argv: []string{ip, "cleanup"}}},
 		},
 	}

@@ -58,7 +58,7 @@ func render(p plan, runs []Run, cal calibration, wall time.Duration) string {
 
 const notes = `How each figure is taken:
 
-- Cold convergence: from the exec until /proc/net/ip_vs holds exactly the Services' virtual and real servers; polled every max(100 ms, 2 × the read's cost, 2 % of the time so far).
+- Cold convergence: from the exec until /proc/net/ip_vs holds exactly the Services' virtual and real servers, timed at the end of the read that shows it; polled every max(100 ms, 2 × the read's cost, 2 % of the time so far), the lines counted first and parsed only once there are enough.
 - Endpoint change: one endpoint of one EndpointSlice moved to a new address, from the API write (in the guest, admin credentials) until the kernel shows the new real server, and the old one gone or at weight 0; polled every 5 ms. Median and p99 are nearest-rank; changes are ≥ 1.1 s apart (both proxies' --ipvs-min-sync-period is 1 s); a change not visible within the cap counts as "> cap".
 - CPU: user + system time of the proxy and its reaped children (kube-proxy execs ipset and iptables-restore). In the change phase: its CPU, periodic resyncs included, and that as a share of one core over the phase's wall time (the ratio compares shares, since kube-proxy's phases last longer); "whole run" is exec to exit (wait4 rusage), with the run's wall time.
 - Syncs: the proxy's kubeproxy_sync_proxy_rules_duration_seconds count and mean, from start to the end of the change phase (kube-proxy: its IPv4 proxier; its IPv6 one syncs no Services here).
@@ -67,7 +67,7 @@ const notes = `How each figure is taken:
 - iptables rules: -A lines of iptables-save and ip6tables-save after the change phase; ipset entries: members of every set.
 - First sync ended: from the exec until the proxy's own kubeproxy_sync_proxy_rules_last_timestamp_seconds (kube-proxy: its IPv4 proxier's) says a sync has ended; changes start then, or after the cap.
 - TCG makes every exec of a process cost tens of milliseconds or more (page faults are emulated; the figure is above the table), so a proxy that execs ipset and iptables-restore on each sync, as kube-proxy does, pays more here than on hardware, where an exec costs about a millisecond. The binaries and libraries the proxies exec are copied into the guest's page cache first, so neither pays for the 9p root. Read the ratios with that in mind.
-- Floor: the same table written by a bare loop over moby/ipvs, one request per virtual and real server; one change is its two writes (add the new real server, delete the old).
+- Floor: the same table written by a bare loop over moby/ipvs, one request per virtual and real server and one system call and reply each; one change is its two writes (add the new real server, delete the old). ipvs-proxy sends its writes in batches of up to 256 netlink messages per system call (pkg/nlbatch), the same kernel work with fewer round trips, so its cold start can beat this floor.
 `
 
 // rows are the table's rows for one size: measure, kube-proxy, ipvs-proxy,
