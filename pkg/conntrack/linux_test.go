@@ -4,32 +4,14 @@ package conntrack
 
 import (
 	"net/netip"
-	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/ipvs-proxy/ipvs-proxy/test/netnstest"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
-
-// enterNewNetns moves the test's goroutine into a new network namespace,
-// with a conntrack table of its own, or skips the test. The thread stays
-// locked and is thrown away when the test ends, so the host's namespace
-// and its table are never touched. Everything after it must run on this
-// goroutine: no t.Run, no t.Parallel. Commands started meanwhile, and
-// sockets opened, are in the namespace. Calling it again gives a fresh one.
-func enterNewNetns(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace and conntrack entries")
-	}
-	runtime.LockOSThread()
-	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		t.Skipf("cannot create a network namespace: %v", err)
-	}
-}
 
 // create puts entries into the kernel's table through ctnetlink, the way
 // `conntrack -I` does. The kernel takes a reply tuple that is not the
@@ -134,7 +116,7 @@ func TestLinuxScenarios(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, sc := range scenarios {
-		enterNewNetns(t)
+		netnstest.Enter(t)
 		create(t, entries)
 		if got, want := kernelDump(t), asNetlinkReadsIt(t, table); got != want {
 			t.Fatalf("%s: table as created:\n%s\nwant:\n%s", sc.name, got, want)

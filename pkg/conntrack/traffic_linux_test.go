@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipvs-proxy/ipvs-proxy/test/netnstest"
 	"github.com/vishvananda/netlink"
 )
 
@@ -20,7 +21,7 @@ import (
 // once per conntrack entry; after DeleteFlows they reach the new one, and
 // the flow to another port of the same backend address is left alone.
 func TestLinuxStaleUDPFlowWithTraffic(t *testing.T) {
-	enterNewNetns(t)
+	netnstest.Enter(t)
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("needs nft to add a DNAT rule in the test namespace")
 	}

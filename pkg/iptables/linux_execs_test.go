@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ipvs-proxy/ipvs-proxy/test/netnstest"
 )
 
 // execLog records a Linux backend's execs, each as its command line, and
@@ -85,7 +87,7 @@ func withoutIPVSMatch(rs RuleSet) RuleSet {
 func TestLinuxSyncExecs(t *testing.T) {
 	for _, fam := range []Family{IPv4, IPv6} {
 		hasIPVS := ipvsMatchWorks(t, fam)
-		newNetns(t)
+		netnstest.Enter(t)
 		createSets(t, fam)
 		w := linuxWorld(t, fam)
 		x := logExecs(w.Interface)

@@ -3,28 +3,11 @@
 package iptables
 
 import (
-	"os"
-	"runtime"
 	"testing"
 
 	"github.com/coreos/go-iptables/iptables"
-	"golang.org/x/sys/unix"
+	"github.com/ipvs-proxy/ipvs-proxy/test/netnstest"
 )
-
-// newNetns moves the calling thread into a new, empty network namespace.
-// The first call locks the goroutine to its thread for good; the thread is
-// thrown away when the test ends, so the host's tables are never touched.
-// Everything after it must run on this goroutine: no t.Run, no t.Parallel.
-func newNetns(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
-	runtime.LockOSThread()
-	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		t.Skipf("cannot create a network namespace: %v", err)
-	}
-}
 
 func linuxWorld(t *testing.T, fam Family) world {
 	t.Helper()
@@ -88,7 +71,7 @@ func dumpAll(b backend) (string, error) {
 
 // ipvsMatchWorks reports whether the kernel has the ipvs match (xt_ipvs).
 func ipvsMatchWorks(t *testing.T, fam Family) bool {
-	newNetns(t)
+	netnstest.Enter(t)
 	w := linuxWorld(t, fam)
 	_, err := w.Sync(RuleSet{Family: fam, Chains: []Chain{{Table: "nat", Name: ChainPrefix + "PROBE",
 		Rules: [][]string{{"-m", "ipvs", "--vdir", "ORIGINAL", "-j", "RETURN"}}}}})
@@ -105,7 +88,7 @@ func TestLinuxSync(t *testing.T) {
 				t.Logf("%s/%s: skipped, the kernel has no ipvs match", fam, sc.name)
 				continue
 			}
-			newNetns(t)
+			netnstest.Enter(t)
 			w := linuxWorld(t, fam)
 			f, fw := fakeWorld(fam)
 			if sc.setup != nil {

@@ -6,27 +6,11 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/ipvs-proxy/ipvs-proxy/test/netnstest"
 )
-
-// enterNewNetns moves the test's goroutine into a new, empty network
-// namespace, or skips the test. The thread stays locked and is thrown away
-// when the test ends, so the host's tables and sets are never touched.
-// Everything after it must run on this goroutine: no t.Run, no t.Parallel.
-func enterNewNetns(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
-	runtime.LockOSThread()
-	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		t.Skipf("cannot create a network namespace: %v", err)
-	}
-}
 
 // kubeProxySetTypes are the types kube-proxy gives its sets (ipsetInfo in
 // pkg/proxy/ipvs/proxier.go), so the kernel takes the testdata's matches.
@@ -111,7 +95,7 @@ func restore(t *testing.T, binary, rules string) string {
 // The same node on the kernel and on the fakes: the dumps before, the
 // report lines and the dumps after must be the same text.
 func TestLinuxMatchesFake(t *testing.T) {
-	enterNewNetns(t)
+	netnstest.Enter(t)
 	sets := createSets(t)
 	var kernel, fake []IPTables
 	for _, tc := range []struct{ binary, file string }{
@@ -175,7 +159,7 @@ func TestLinuxMatchesFake(t *testing.T) {
 // The kernel refuses to destroy a set a rule matches on; the netlink
 // wrapper must say so in words. A missing set is no error.
 func TestLinuxIPSetErrors(t *testing.T) {
-	enterNewNetns(t)
+	netnstest.Enter(t)
 	runOrSkip(t, "ipset", "create", "KUBE-CLUSTER-IP", "hash:ip,port")
 	ipt, err := NewLinuxIPTables("iptables-nft")
 	if err != nil {

@@ -5,33 +5,17 @@ package netif
 import (
 	"fmt"
 	"net/netip"
-	"os"
-	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/ipvs-proxy/ipvs-proxy/test/netnstest"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// enterNewNetns moves the test's goroutine into a new, empty network
-// namespace, or skips the test. The thread stays locked and is thrown away
-// when the test ends, so the host's namespace is never touched. Everything
-// after it must run on this goroutine: no t.Run, no t.Parallel.
-func enterNewNetns(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
-	runtime.LockOSThread()
-	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		t.Skipf("cannot create a network namespace: %v", err)
-	}
-}
-
 // The same scenarios as the fake's, on the kernel: the dumps must match.
 func TestLinuxScenarios(t *testing.T) {
-	enterNewNetns(t)
+	netnstest.Enter(t)
 	probe := &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "probe0"}}
 	if err := netlink.LinkAdd(probe); err != nil {
 		t.Skipf("kernel cannot create dummy links: %v", err)
@@ -54,7 +38,7 @@ func TestLinuxScenarios(t *testing.T) {
 // Address handling on the loopback link, which every kernel has, so this
 // part runs even where dummy links cannot be made.
 func TestLinuxAddressesOnLoopback(t *testing.T) {
-	enterNewNetns(t)
+	netnstest.Enter(t)
 	l := NewLinux("lo")
 	if err := l.EnsureLink(); err == nil || err.Error() != "link lo exists with type device, not dummy" {
 		t.Errorf("EnsureLink on lo: %v, want a refusal", err)
@@ -108,7 +92,7 @@ func TestLinuxAddressesOnLoopback(t *testing.T) {
 // The batched calls on loopback: the same answers and the same kernel
 // state as the single ones above, with a bad address failing alone.
 func TestLinuxBatchedAddressesOnLoopback(t *testing.T) {
-	enterNewNetns(t)
+	netnstest.Enter(t)
 	l := NewLinux("lo")
 	addrs := func(ss ...string) []netip.Addr {
 		var out []netip.Addr

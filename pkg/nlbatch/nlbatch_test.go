@@ -6,29 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/ipvs-proxy/ipvs-proxy/test/netnstest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
-
-// enterNewNetns moves the test's goroutine into a new network namespace,
-// thrown away with its locked thread when the test ends.
-func enterNewNetns(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace")
-	}
-	runtime.LockOSThread()
-	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-		t.Skipf("cannot create a network namespace: %v", err)
-	}
-}
 
 // newAddr is RTM_NEWADDR for a /32 on the link with this index; with
 // NLM_F_EXCL an address already there is refused with EEXIST.
@@ -49,14 +35,14 @@ func addrAt(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 96, byte(i >>
 // last message of one, and checks both the errors Exec reports and what
 // the kernel then holds.
 func TestExecAgainstTheKernel(t *testing.T) {
-	enterNewNetns(t)
+	netnstest.Enter(t)
 	testExec(t)
 }
 
 // The same, with batches that end by size (25 messages of 40 bytes)
 // rather than by count.
 func TestExecBatchesBySize(t *testing.T) {
-	enterNewNetns(t)
+	netnstest.Enter(t)
 	defer func(b int) { maxBytes = b }(maxBytes)
 	maxBytes = 1000
 	testExec(t)
@@ -143,7 +129,7 @@ func testExec(t *testing.T) {
 }
 
 func TestExecEmpty(t *testing.T) {
-	enterNewNetns(t)
+	netnstest.Enter(t)
 	s, err := Open(unix.NETLINK_ROUTE)
 	if err != nil {
 		t.Fatal(err)

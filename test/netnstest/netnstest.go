@@ -1,0 +1,31 @@
+//go:build linux
+
+// Package netnstest gives a test a network namespace of its own, so that
+// tests against the host kernel (rtnetlink, ipset, iptables, conntrack)
+// never touch the host's.
+package netnstest
+
+import (
+	"os"
+	"runtime"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Enter moves the test's goroutine into a new, empty network namespace,
+// or skips the test where that cannot be done (not root). The thread stays
+// locked and is thrown away when the test ends, so the host's namespace is
+// never touched. Everything after it must run on this goroutine: no t.Run,
+// no t.Parallel. Commands started meanwhile, and sockets opened, are in the
+// namespace. Calling it again gives a fresh one.
+func Enter(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace")
+	}
+	runtime.LockOSThread()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		t.Skipf("cannot create a network namespace: %v", err)
+	}
+}
