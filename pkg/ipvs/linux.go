@@ -102,7 +102,7 @@ func (l *Linux) List() ([]VirtualServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list IPVS real servers: %w", err)
 	}
-	dests, err := parseProcDestinations(data)
+	dests, err := ParseProc(data)
 	if err != nil {
 		return nil, err
 	}

@@ -16,9 +16,9 @@ import (
 // servers' settings over netlink (one dump) and their real servers here.
 const procFile = "/proc/net/ip_vs"
 
-// parseProcDestinations reads the real servers of each address-keyed
-// virtual server from /proc/net/ip_vs, whose layout the kernel has kept
-// since 2.6:
+// ParseProc reads the real servers of each address-keyed virtual server
+// from /proc/net/ip_vs (every such virtual server has an entry, nil when
+// it has no real servers), whose layout the kernel has kept since 2.6:
 //
 //	IP Virtual Server version 1.2.1 (size=4096)
 //	Prot LocalAddress:Port Scheduler Flags
@@ -30,7 +30,7 @@ const procFile = "/proc/net/ip_vs"
 //
 // Firewall-mark virtual servers are skipped with their real servers: they
 // are never ipvs-proxy's.
-func parseProcDestinations(data []byte) (map[ServiceKey][]Destination, error) {
+func ParseProc(data []byte) (map[ServiceKey][]Destination, error) {
 	out := map[ServiceKey][]Destination{}
 	var cur *ServiceKey
 	for n, line := range bytes.Split(data, []byte("\n")) {
@@ -67,6 +67,7 @@ func parseProcDestinations(data []byte) (map[ServiceKey][]Destination, error) {
 			}
 			k := ServiceKey{Addr: a.Addr(), Proto: Protocol(f[0]), Port: a.Port()}
 			cur = &k
+			out[k] = nil
 		}
 	}
 	return out, nil

@@ -25,8 +25,8 @@ TCP  AC110001:1F90 wlc ops
   -> AC110002:0050      Masq    3      0          0         
 `
 
-func TestParseProcDestinations(t *testing.T) {
-	got, err := parseProcDestinations([]byte(procSample))
+func TestParseProc(t *testing.T) {
+	got, err := ParseProc([]byte(procSample))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,8 +39,8 @@ func TestParseProcDestinations(t *testing.T) {
 		lines = append(lines, line)
 	}
 	sort.Strings(lines)
-	// The SCTP virtual server has no real servers, so no entry.
-	want := `TCP 10.96.0.10:80: 10.244.1.3:8080 w1 a0 i2 10.244.1.2:8080 w0 a3 i0
+	want := `SCTP 10.96.0.11:9:
+TCP 10.96.0.10:80: 10.244.1.3:8080 w1 a0 i2 10.244.1.2:8080 w0 a3 i0
 TCP 172.17.0.1:8080: 172.17.0.2:80 w3 a0 i0
 UDP [fd00:10:96::a]:53: [fd00:10:244::2]:5353 w1 a0 i0`
 	if g := strings.Join(lines, "\n"); g != want {
@@ -48,7 +48,7 @@ UDP [fd00:10:96::a]:53: [fd00:10:244::2]:5353 w1 a0 i0`
 	}
 }
 
-func TestParseProcDestinationsRefuses(t *testing.T) {
+func TestParseProcRefuses(t *testing.T) {
 	head := "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n"
 	for _, bad := range []string{
 		"TCP  0A60000A rr\n",
@@ -57,7 +57,7 @@ func TestParseProcDestinationsRefuses(t *testing.T) {
 		"TCP  0A60000A:0050 rr\n  -> 0AF40103:1F90 Masq 1\n",
 		"UDP  [fd00::zz]:0035 lc\n",
 	} {
-		if _, err := parseProcDestinations([]byte(head + bad)); err == nil {
+		if _, err := ParseProc([]byte(head + bad)); err == nil {
 			t.Errorf("%q parsed without an error", bad)
 		}
 	}

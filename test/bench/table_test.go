@@ -1,16 +1,14 @@
 package bench
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 )
 
 // vsKey is a virtual server as the kernel keys it.
@@ -106,79 +104,23 @@ func readProcTable() (table, error) {
 	return parseProcTable(data)
 }
 
-// parseProcTable parses the layout of /proc/net/ip_vs:
-//
-//	TCP  0A600001:0050 rr
-//	  -> 0AF40001:1F90      Masq    1      0          0
-//
-// IPv6 addresses are bracketed full hex. Firewall-mark services are skipped
-// with their real servers: neither proxy makes them.
+// parseProcTable reads /proc/net/ip_vs with ipvs-proxy's own parser,
+// which the VM tests hold to the kernel; firewall-mark virtual servers are
+// left out (neither proxy makes them).
 func parseProcTable(data []byte) (table, error) {
-	t := table{}
-	var cur map[netip.AddrPort]int
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for line := 1; sc.Scan(); line++ {
-		f := strings.Fields(sc.Text())
-		switch {
-		case line <= procHeaderLines || len(f) == 0:
-		case f[0] == "->":
-			if len(f) < 4 {
-				return nil, fmt.Errorf("/proc/net/ip_vs line %d: %q", line, sc.Text())
-			}
-			if cur == nil {
-				continue // a firewall-mark service's
-			}
-			a, err := parseHexAddrPort(f[1])
-			if err != nil {
-				return nil, fmt.Errorf("/proc/net/ip_vs line %d: %w", line, err)
-			}
-			w, err := strconv.Atoi(f[3])
-			if err != nil {
-				return nil, fmt.Errorf("/proc/net/ip_vs line %d: weight %q", line, f[3])
-			}
-			cur[a] = w
-		case f[0] == "FWM":
-			cur = nil
-		default:
-			if len(f) < 2 {
-				return nil, fmt.Errorf("/proc/net/ip_vs line %d: %q", line, sc.Text())
-			}
-			a, err := parseHexAddrPort(f[1])
-			if err != nil {
-				return nil, fmt.Errorf("/proc/net/ip_vs line %d: %w", line, err)
-			}
-			cur = map[netip.AddrPort]int{}
-			t[vsKey{Proto: f[0], Addr: a}] = cur
+	vss, err := ipvs.ParseProc(data)
+	if err != nil {
+		return nil, err
+	}
+	t := make(table, len(vss))
+	for k, ds := range vss {
+		rs := make(map[netip.AddrPort]int, len(ds))
+		for _, d := range ds {
+			rs[d.AddrPort()] = d.Weight
 		}
+		t[vsKey{Proto: string(k.Proto), Addr: k.AddrPort()}] = rs
 	}
-	return t, sc.Err()
-}
-
-// parseHexAddrPort parses "0A600001:0050" and "[20010db8...0001]:0050".
-func parseHexAddrPort(s string) (netip.AddrPort, error) {
-	i := strings.LastIndexByte(s, ':')
-	if i < 0 {
-		return netip.AddrPort{}, fmt.Errorf("address %q has no port", s)
-	}
-	port, err := strconv.ParseUint(s[i+1:], 16, 16)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("address %q: port: %w", s, err)
-	}
-	h := strings.NewReplacer("[", "", "]", "", ":", "").Replace(s[:i])
-	b, err := hex.DecodeString(h)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("address %q: %w", s, err)
-	}
-	var addr netip.Addr
-	switch len(b) {
-	case 4:
-		addr = netip.AddrFrom4([4]byte(b))
-	case 16:
-		addr = netip.AddrFrom16([16]byte(b))
-	default:
-		return netip.AddrPort{}, fmt.Errorf("address %q: %d bytes", s, len(b))
-	}
-	return netip.AddrPortFrom(addr, uint16(port)), nil
+	return t, nil
 }
 
 // endpointAddr is endpoint j of Service i: one address of 10.244.0.0/16
