@@ -227,26 +227,10 @@ func TestRuleCheckDoesNotHoldUpChanges(t *testing.T) {
 	rules := &blockingRules{Interface: iptables.NewFake(iptables.IPv4), release: make(chan struct{})}
 	defer close(rules.release)
 	kipvs := ipvs.NewFake()
-	owned, _ := proxier.LoadOwned("")
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{
-			Client: client, NodeName: "node-a",
-			Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, kipvs, netif.NewFake("kube-ipvs0"), ipset.NewFake(), owned),
-			Rules:      []RuleSync{{IPTables: rules, Rules: iptables.Desired(iptables.Config{}, iptables.IPv4)}},
-			SyncPeriod: 50 * time.Millisecond, MinSyncPeriod: 10 * time.Millisecond,
-			Health: &health{}, Metrics: nopMetrics{}, Clock: clock.RealClock{},
-		})
-	}()
+	done := runFast(ctx, client, kipvs, []RuleSync{{IPTables: rules, Rules: iptables.Desired(iptables.Config{}, iptables.IPv4)}})
 	const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
 	waitFor(t, kipvs, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n")
-	deadline := time.Now().Add(10 * time.Second)
-	for rules.calls.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no second rule check")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitCount(t, &rules.calls, 2, "a second rule check")
 	// The rule check now hangs; an endpoint change must still land.
 	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, endpointSlice("web", "10.244.1.2", "10.244.1.3"), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -284,25 +268,10 @@ func TestResyncReadDoesNotHoldUpChanges(t *testing.T) {
 	defer cancel()
 	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, service("web", "10.96.0.10"), endpointSlice("web", "10.244.1.2"))
 	kipvs := &blockingList{Fake: ipvs.NewFake(), release: make(chan struct{})}
-	owned, _ := proxier.LoadOwned("")
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{
-			Client: client, NodeName: "node-a",
-			Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, kipvs, netif.NewFake("kube-ipvs0"), ipset.NewFake(), owned),
-			SyncPeriod: 50 * time.Millisecond, MinSyncPeriod: 10 * time.Millisecond,
-			Health: &health{}, Metrics: nopMetrics{}, Clock: clock.RealClock{},
-		})
-	}()
+	done := runFast(ctx, client, kipvs, nil)
 	const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
 	waitFor(t, kipvs.Fake, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n")
-	deadline := time.Now().Add(10 * time.Second)
-	for kipvs.calls.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no resync read")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitCount(t, &kipvs.calls, 2, "a resync read")
 	// The read hangs; the change must land, and stay after the resync.
 	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, endpointSlice("web", "10.244.1.3"), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -310,17 +279,41 @@ func TestResyncReadDoesNotHoldUpChanges(t *testing.T) {
 	want := header + "TCP  10.96.0.10:80 rr\n  -> 10.244.1.3:8080              Masq    1\n"
 	waitFor(t, kipvs.Fake, want)
 	close(kipvs.release)
-	for kipvs.calls.Load() < 3 { // a resync from the old read ran, and another read began
-		if time.Now().After(deadline) {
-			t.Fatal("no resync after the read")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitCount(t, &kipvs.calls, 3, "a resync from the old read, then another read")
 	if got := kipvs.Fake.Dump(); got != want {
 		t.Errorf("after the resync of the older read:\n%s\nwant:\n%s", got, want)
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+// runFast runs the daemon with a 50 ms sync period, for tests of what the
+// periodic work must not hold up; its error arrives on the channel.
+func runFast(ctx context.Context, client *fake.Clientset, k ipvs.Interface, rules []RuleSync) chan error {
+	owned, _ := proxier.LoadOwned("")
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Client: client, NodeName: "node-a",
+			Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, k, netif.NewFake("kube-ipvs0"), ipset.NewFake(), owned),
+			Rules:      rules,
+			SyncPeriod: 50 * time.Millisecond, MinSyncPeriod: 10 * time.Millisecond,
+			Health: &health{}, Metrics: nopMetrics{}, Clock: clock.RealClock{},
+		})
+	}()
+	return done
+}
+
+// waitCount waits until c reaches n.
+func waitCount(t *testing.T, c *atomic.Int32, n int32, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for c.Load() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
