@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -391,4 +393,59 @@ func TestUnchangedServiceIsNotRead(t *testing.T) {
 	}
 	checkDump(t, k, strings.Replace(webAndAPIKernel, "  -> 10.244.1.3:8080              Masq    1\n", "  -> 10.244.1.3:8080              Masq    0\n", 1)+
 		sets("10.244.1.2", "10.244.1.7")+guard("10.96.0.10,tcp:80", "10.96.0.20,tcp:80"))
+}
+
+// order records which kernel surface each batched write of a sync went to.
+type order struct{ log []string }
+
+func (o *order) note(what string) {
+	if n := len(o.log); n == 0 || o.log[n-1] != what {
+		o.log = append(o.log, what)
+	}
+}
+
+type orderIPVS struct {
+	*ipvs.Fake
+	o *order
+}
+
+func (x orderIPVS) Write(ops []ipvs.Op) []error {
+	x.o.note("virtual servers")
+	return x.Fake.Write(ops)
+}
+
+type orderSets struct {
+	*ipset.Fake
+	o *order
+}
+
+func (x orderSets) AddAll(name string, es []ipset.Entry) []error {
+	x.o.note("sets")
+	return x.Fake.AddAll(name, es)
+}
+
+type orderLink struct {
+	*netif.Fake
+	o *order
+}
+
+func (x orderLink) AddAddresses(as []netip.Addr) []error {
+	x.o.note("VIPs")
+	return x.Fake.AddAddresses(as)
+}
+
+// TestFullSyncWriteOrder: virtual servers first, then the sets the VIP
+// filter reads, then the VIPs, which are what let traffic in.
+func TestFullSyncWriteOrder(t *testing.T) {
+	k := newKernel()
+	o := &order{}
+	owned, _ := LoadOwned("")
+	p := New(model.Options{NodeName: "node-a", Scheduler: "rr"}, orderIPVS{k.ipvs, o}, orderLink{k.link, o}, orderSets{k.sets, o}, owned)
+	if res := p.SyncAll([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)}); len(res.Errors) > 0 {
+		t.Fatal(res.Errors)
+	}
+	if got := strings.Join(o.log, ", "); got != "virtual servers, sets, VIPs" {
+		t.Errorf("writes went to: %s", got)
+	}
+	checkDump(t, k, webAndAPI)
 }
