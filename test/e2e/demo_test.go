@@ -47,6 +47,7 @@ func TestDemoGuest(t *testing.T) {
 	svcs := applyExamples(t, w)
 	say("starting ipvs-proxy (it watches the API server on the host through the VM's one forwarded port)")
 	w.startProxy()
+	w.waitFirstSync()
 	waitIPVS(t, "TCP "+hostPort(svcs["web"].Spec.ClusterIP, 80)+" rr", rs("pod-a"), rs("pod-b"), rs("pod-c"))
 	say("converged %s after the VM came up", time.Since(start).Round(100*time.Millisecond))
 

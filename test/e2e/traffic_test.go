@@ -56,6 +56,10 @@ iptables -t nat -A PREROUTING -m comment --comment "kubernetes service portals" 
 iptables -t nat -N KUBE-KUBELET-CANARY
 ipset create KUBE-CLUSTER-IP hash:ip,port`)
 	w.startProxy()
+	// The first sync waits for the informers and the iptables rules; under
+	// emulation on a loaded CI machine it has taken longer than waitIPVS's
+	// bound on its own.
+	w.waitFirstSync()
 	vip := func(s *v1.Service) string { return hostPort(s.Spec.ClusterIP, 80) }
 	waitIPVS(t, "TCP "+vip(web)+" rr", rs("pod-a"), rs("pod-b"))
 	waitIPVS(t, "TCP "+hostPort(v6.Spec.ClusterIP, 80)+" lc", "[fd00:244::2]:8080 Masq 1")

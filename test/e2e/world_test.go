@@ -103,12 +103,19 @@ func (w *world) startProxy(extra ...string) {
 // on a loaded machine, that alone can take longer than waitIPVS's bound.
 func (w *world) waitFirstSync() {
 	w.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
+	start := time.Now()
+	deadline := start.Add(2 * time.Minute)
 	for !strings.Contains(sh(w.t, "ipvsadm -Ln"), "10.96.0.1:443") {
 		if time.Now().After(deadline) {
 			w.t.Fatalf("the proxy made no first sync in 2 minutes")
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+	took := time.Since(start)
+	w.t.Logf("first sync seen %s after waiting began", took.Round(time.Millisecond))
+	if took > 5*time.Second { // show where a slow start went
+		out, _ := os.ReadFile(w.log)
+		w.t.Logf("ipvs-proxy log so far (tail):\n%s", tail(string(out), 30))
 	}
 }
 
