@@ -12,6 +12,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/status"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/watch"
 	"github.com/spf13/cobra"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -132,11 +133,12 @@ func readServices(ctx context.Context, f statusFlags) ([]model.ServiceInput, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	svcs, err := client.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	proxied := metav1.ListOptions{LabelSelector: watch.ProxiedSelector()} // what the daemon watches
+	svcs, err := client.CoreV1().Services("").List(ctx, proxied)
 	if err != nil {
 		return nil, fmt.Errorf("list Services: %w", err)
 	}
-	slices, err := client.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{})
+	slices, err := client.DiscoveryV1().EndpointSlices("").List(ctx, proxied)
 	if err != nil {
 		return nil, fmt.Errorf("list EndpointSlices: %w", err)
 	}

@@ -117,7 +117,8 @@ func Run(ctx context.Context, cfg Config) error {
 	r = runner.New("sync", d.sync, cfg.MinSyncPeriod, cfg.SyncPeriod, cfg.Clock)
 	d.kick = r.Kick
 
-	factory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTransform(trimCached))
+	factory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
+		informers.WithTweakListOptions(watch.SelectProxied), informers.WithTransform(trimCached))
 	src, err := watch.NewSource(factory, d.changes)
 	if err != nil {
 		return err

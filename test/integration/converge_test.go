@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/watch"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 )
@@ -31,6 +32,13 @@ func TestConverge(t *testing.T) {
 		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
 	}))
 	c.createSlice(t, slice("sticky-1", "sticky", httpPort(8080), ep{addr: "10.244.2.4", node: "node-b"}))
+	// Served by another proxy: kube-proxy leaves it alone, and so must we.
+	other := service("other", "10.96.0.13")
+	otherSlice := slice("other-1", "other", httpPort(8080), ep{addr: "10.244.1.9", node: nodeName})
+	other.Labels = map[string]string{watch.ServiceProxyNameLabel: "another-proxy"}
+	otherSlice.Labels[watch.ServiceProxyNameLabel] = "another-proxy" // copied by the EndpointSlice controller
+	c.createService(t, other)
+	c.createSlice(t, otherSlice)
 
 	started := time.Now()
 	p := startProxy(t, c.proxyAccount(t), time.Minute)
@@ -202,6 +210,35 @@ addr 10.96.0.12/32
 	}, {
 		name:   "a NodePort Service is deleted: its clusterIP, NodePort and VIP go",
 		change: func(t *testing.T) { c.deleteService(t, "np") },
+		want: header + kubernetesVS + `TCP  10.96.0.10:81 sh
+  -> 10.244.1.2:8080              Masq    1
+  -> 10.244.3.5:8080              Masq    1
+TCP  10.96.0.12:80 lc persistent 600
+  -> 10.244.2.4:8080              Masq    1
+link kube-ipvs0 dummy down
+addr 10.96.0.1/32
+addr 10.96.0.10/32
+addr 10.96.0.12/32
+`,
+	}, {
+		name:   "the service-proxy-name label is removed: the Service is ours now",
+		change: func(t *testing.T) { c.setProxyName(t, "other", "") },
+		want: header + kubernetesVS + `TCP  10.96.0.10:81 sh
+  -> 10.244.1.2:8080              Masq    1
+  -> 10.244.3.5:8080              Masq    1
+TCP  10.96.0.12:80 lc persistent 600
+  -> 10.244.2.4:8080              Masq    1
+TCP  10.96.0.13:80 rr
+  -> 10.244.1.9:8080              Masq    1
+link kube-ipvs0 dummy down
+addr 10.96.0.1/32
+addr 10.96.0.10/32
+addr 10.96.0.12/32
+addr 10.96.0.13/32
+`,
+	}, {
+		name:   "labelled for another proxy again: its virtual server and VIP go",
+		change: func(t *testing.T) { c.setProxyName(t, "other", "another-proxy") },
 		want: header + kubernetesVS + `TCP  10.96.0.10:81 sh
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.3.5:8080              Masq    1

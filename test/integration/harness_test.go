@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/watch"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -448,6 +449,36 @@ func (c *cluster) replaceSlice(t *testing.T, want *discovery.EndpointSlice) {
 	})
 	if err != nil {
 		t.Fatalf("update EndpointSlice %s/%s: %v", want.Namespace, want.Name, err)
+	}
+}
+
+// setProxyName sets (or, with "", removes) the service-proxy-name label on
+// Service name and on its slice name-1, as the EndpointSlice controller
+// mirrors a Service's labels onto its slices.
+func (c *cluster) setProxyName(t *testing.T, name, proxy string) {
+	t.Helper()
+	label := func(m map[string]string) map[string]string {
+		if m == nil {
+			m = map[string]string{}
+		}
+		if delete(m, watch.ServiceProxyNameLabel); proxy != "" {
+			m[watch.ServiceProxyNameLabel] = proxy
+		}
+		return m
+	}
+	c.updateService(t, name, func(s *v1.Service) { s.Labels = label(s.Labels) })
+	api := c.admin.DiscoveryV1().EndpointSlices(ns)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		s, err := api.Get(t.Context(), name+"-1", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		s.Labels = label(s.Labels)
+		_, err = api.Update(t.Context(), s, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("label EndpointSlice %s/%s-1: %v", ns, name, err)
 	}
 }
 
