@@ -68,6 +68,12 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 			s, p := collectEndpoints(sp, in.Slices, fam, b.opts.NodeName)
 			st.Problems = append(st.Problems, p...)
 			sets[fam] = s
+			// Once per port and family, however many virtual servers
+			// (clusterIP, externalIPs, NodePorts) share these endpoints.
+			st.Hairpin = slices.Grow(st.Hairpin, len(s.local))
+			for _, d := range s.local {
+				st.Hairpin = append(st.Hairpin, SetMember{Addr: d.Addr, Proto: proto, Port: d.Port})
+			}
 			return s
 		}
 		add := func(addr netip.Addr, port int32, local, external, vip bool) {
@@ -75,9 +81,6 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 			dsts := eps.cluster
 			if local {
 				dsts = eps.local
-			}
-			for _, d := range eps.local {
-				st.Hairpin = append(st.Hairpin, SetMember{Addr: d.Addr, Proto: proto, Port: d.Port})
 			}
 			// Only virtual servers that have real servers need the mark: the
 			// others drop their traffic. So the set grows with this node's
@@ -97,7 +100,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 					ServiceKey: ipvs.ServiceKey{Addr: addr, Proto: proto, Port: uint16(port)},
 					Scheduler:  sched, Persistent: persistent, Timeout: timeout,
 				},
-				Destinations: slices.Clone(dsts),
+				Destinations: dsts, // shared with other entries; never changed
 			}})
 		}
 		if sp.Port <= 0 || sp.Port > 65535 {

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	v1 "k8s.io/api/core/v1"
@@ -28,11 +29,18 @@ type endpointSets struct {
 // collectEndpoints reads every slice of the given family for one Service
 // port. The slice port is matched by name (the Service's targetPort may be a
 // name, so numbers can differ) and protocol.
+//
+// A full sync runs this for every Service port, so it allocates little:
+// one slice of endpoints, merged in place, and the two exact-size results.
 func collectEndpoints(sp v1.ServicePort, slices []*discovery.EndpointSlice, family discovery.AddressType, node string) (endpointSets, []string) {
 	var problems []string
-	byDst := map[netip.AddrPort]*endpoint{}
-	var order []netip.AddrPort
-	portsSeen, matched := false, false
+	portsSeen, matched, total := false, false, 0
+	for _, slice := range slices {
+		if slice != nil && slice.AddressType == family {
+			total += len(slice.Endpoints)
+		}
+	}
+	all := make([]endpoint, 0, total)
 	for _, slice := range slices {
 		if slice == nil || slice.AddressType != family {
 			continue
@@ -54,38 +62,40 @@ func collectEndpoints(sp v1.ServicePort, slices []*discovery.EndpointSlice, fami
 				problems = append(problems, fmt.Sprintf("EndpointSlice %s/%s: endpoint address %q is not a valid %s address; skipped", slice.Namespace, slice.Name, ep.Addresses[0], family))
 				continue
 			}
-			e := endpoint{
+			all = append(all, endpoint{
 				dst:         netip.AddrPortFrom(addr, port),
 				ready:       ep.Conditions.Ready == nil || *ep.Conditions.Ready,
 				serving:     ep.Conditions.Serving == nil || *ep.Conditions.Serving,
 				terminating: ep.Conditions.Terminating != nil && *ep.Conditions.Terminating,
 				local:       ep.NodeName != nil && *ep.NodeName == node,
-			}
-			if prev, dup := byDst[e.dst]; dup {
-				prev.ready = prev.ready || e.ready
-				prev.serving = prev.serving || e.serving
-				prev.terminating = prev.terminating && e.terminating
-				prev.local = prev.local || e.local
-				continue
-			}
-			byDst[e.dst] = &e
-			order = append(order, e.dst)
+			})
 		}
 	}
 	if portsSeen && !matched {
 		problems = append(problems, fmt.Sprintf("port %q/%s matches no port of the Service's %s EndpointSlices; it has no real servers", sp.Name, sp.Protocol, family))
 	}
-	all := make([]endpoint, 0, len(order))
-	for _, dst := range order {
-		all = append(all, *byDst[dst])
-	}
-	var local []endpoint
-	for _, e := range all {
-		if e.local {
-			local = append(local, e)
+	all = mergeDuplicates(all)
+	return endpointSets{cluster: usable(all, false), local: usable(all, true)}, problems
+}
+
+// mergeDuplicates sorts eps by address:port and merges each run of one
+// endpoint (the same endpoint may sit in two slices during an update) into
+// one, with the conditions combined.
+func mergeDuplicates(eps []endpoint) []endpoint {
+	slices.SortFunc(eps, func(a, b endpoint) int { return a.dst.Compare(b.dst) })
+	out := eps[:0]
+	for _, e := range eps {
+		if n := len(out); n > 0 && out[n-1].dst == e.dst {
+			prev := &out[n-1]
+			prev.ready = prev.ready || e.ready
+			prev.serving = prev.serving || e.serving
+			prev.terminating = prev.terminating && e.terminating
+			prev.local = prev.local || e.local
+			continue
 		}
+		out = append(out, e)
 	}
-	return endpointSets{cluster: usable(all), local: usable(local)}, problems
+	return out
 }
 
 // slicePort finds the slice's port for sp. seen reports whether the slice
@@ -109,22 +119,35 @@ func slicePort(slice *discovery.EndpointSlice, sp v1.ServicePort) (port uint16, 
 	return 0, seen, false
 }
 
-// usable picks the ready endpoints; when none is ready it falls back to the
-// ones still serving while terminating, so that a Service whose every pod is
-// shutting down keeps answering until they are gone (as kube-proxy does).
-func usable(eps []endpoint) []ipvs.Destination {
-	var ready, terminating []ipvs.Destination
+// usable picks the ready endpoints (only this node's, if localOnly); when
+// none is ready it falls back to the ones still serving while terminating,
+// so that a Service whose every pod is shutting down keeps answering until
+// they are gone (as kube-proxy does). eps are sorted, so the result is too;
+// it is exact-size and never changed afterwards, so virtual servers that
+// want the same real servers share it.
+func usable(eps []endpoint, localOnly bool) []ipvs.Destination {
+	ready, terminating := 0, 0
 	for _, e := range eps {
-		d := ipvs.Destination{Addr: e.dst.Addr(), Port: e.dst.Port(), Weight: 1}
 		switch {
+		case localOnly && !e.local:
 		case e.ready && !e.terminating:
-			ready = append(ready, d)
+			ready++
 		case e.serving && e.terminating:
-			terminating = append(terminating, d)
+			terminating++
 		}
 	}
-	if len(ready) > 0 {
-		return ipvs.SortedDestinations(ready)
+	n, pick := ready, func(e endpoint) bool { return e.ready && !e.terminating }
+	if ready == 0 {
+		n, pick = terminating, func(e endpoint) bool { return e.serving && e.terminating }
 	}
-	return ipvs.SortedDestinations(terminating)
+	if n == 0 {
+		return nil
+	}
+	out := make([]ipvs.Destination, 0, n)
+	for _, e := range eps {
+		if (!localOnly || e.local) && pick(e) {
+			out = append(out, ipvs.Destination{Addr: e.dst.Addr(), Port: e.dst.Port(), Weight: 1})
+		}
+	}
+	return out
 }

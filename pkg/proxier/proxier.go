@@ -171,11 +171,14 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 	p.losers = map[ipvs.ServiceKey][]types.NamespacedName{}
 	oldChecks := p.healthChecks
 	p.healthChecks = map[types.NamespacedName]model.HealthCheck{}
-	p.services = map[types.NamespacedName]model.ServiceState{}
-	p.claims = map[ipvs.ServiceKey]types.NamespacedName{}
-	p.vipRefs = map[netip.Addr]int{}
-	p.memberRefs = map[member]int{}
-	desired := map[ipvs.ServiceKey]ipvs.VirtualServer{}
+	// Sized for one virtual server, VIP and set member or two per
+	// Service, so that a full sync does not grow them step by step.
+	n := len(inputs)
+	p.services = make(map[types.NamespacedName]model.ServiceState, n)
+	p.claims = make(map[ipvs.ServiceKey]types.NamespacedName, n)
+	p.vipRefs = make(map[netip.Addr]int, n)
+	desired := make(map[ipvs.ServiceKey]ipvs.VirtualServer, n)
+	members := 0
 	for _, in := range inputs {
 		name := nameOf(in)
 		st := p.claim(name, p.builder.Service(in))
@@ -189,11 +192,15 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 		for _, v := range st.VIPs {
 			p.vipRefs[v]++
 		}
-		for _, m := range membersOf(st) {
-			p.memberRefs[m]++
-		}
+		members += len(st.Hairpin) + len(st.KeepSource) + len(st.ServicePorts) + len(st.NoLocalEndpoints) + len(st.VIPs)
 		if st.HealthCheck != nil {
 			p.healthChecks[name] = *st.HealthCheck
+		}
+	}
+	p.memberRefs = make(map[member]int, members)
+	for _, st := range p.services {
+		for m := range membersOf(st) {
+			p.memberRefs[m]++
 		}
 	}
 	res.HealthChecksChanged = !maps.Equal(oldChecks, p.healthChecks)

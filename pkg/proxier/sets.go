@@ -2,6 +2,7 @@ package proxier
 
 import (
 	"errors"
+	"iter"
 	"strings"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
@@ -35,25 +36,31 @@ type member struct {
 	entry ipset.Entry
 }
 
-// membersOf lists the set members one Service wants.
-func membersOf(st model.ServiceState) []member {
-	var out []member
-	for _, m := range st.Hairpin {
-		out = append(out, member{iptables.HairpinSet(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port, IP2: m.Addr}})
+// membersOf yields the set members one Service wants, without building a
+// list: a full sync goes through every Service's.
+func membersOf(st model.ServiceState) iter.Seq[member] {
+	return func(yield func(member) bool) {
+		for _, m := range st.Hairpin {
+			if !yield(member{iptables.HairpinSet(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port, IP2: m.Addr}}) {
+				return
+			}
+		}
+		for _, group := range []struct {
+			set     func(iptables.Family) string
+			members []model.SetMember
+		}{{iptables.KeepSourceSet, st.KeepSource}, {iptables.ServicePortsSet, st.ServicePorts}, {iptables.NoLocalEndpointsSet, st.NoLocalEndpoints}} {
+			for _, m := range group.members {
+				if !yield(member{group.set(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port}}) {
+					return
+				}
+			}
+		}
+		for _, v := range st.VIPs {
+			if !yield(member{iptables.VIPSet(family(model.SetMember{Addr: v})), ipset.Entry{IP: v}}) {
+				return
+			}
+		}
 	}
-	for _, m := range st.KeepSource {
-		out = append(out, member{iptables.KeepSourceSet(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port}})
-	}
-	for _, m := range st.ServicePorts {
-		out = append(out, member{iptables.ServicePortsSet(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port}})
-	}
-	for _, m := range st.NoLocalEndpoints {
-		out = append(out, member{iptables.NoLocalEndpointsSet(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port}})
-	}
-	for _, v := range st.VIPs {
-		out = append(out, member{iptables.VIPSet(family(model.SetMember{Addr: v})), ipset.Entry{IP: v}})
-	}
-	return out
 }
 
 func family(m model.SetMember) iptables.Family {
@@ -81,23 +88,44 @@ func (p *Proxier) EnsureSets() error {
 // says, from the members the snapshot read, leaving alone the members
 // SyncServices wrote since (nil: none).
 func (p *Proxier) syncAllSets(res *Result, have map[string][]ipset.Entry, written *since) {
+	counts := map[string]int{}
+	for m := range p.memberRefs {
+		counts[m.set]++
+	}
+	wanted := make(map[string][]ipset.Entry, len(counts))
+	for set, n := range counts {
+		wanted[set] = make([]ipset.Entry, 0, n)
+	}
+	for m := range p.memberRefs {
+		wanted[m.set] = append(wanted[m.set], m.entry)
+	}
 	for _, s := range ownedSets {
 		if err := p.sets.Ensure(s); err != nil {
 			res.Errors = append(res.Errors, err)
 			continue
 		}
 		skip := func(e ipset.Entry) bool { return written != nil && written.members[member{s.Name, e}] }
-		haveSet := map[ipset.Entry]bool{}
 		var stale, missing []ipset.Entry
+		present := 0 // kernel sets hold no duplicates
 		for _, e := range have[s.Name] {
-			haveSet[e] = true
-			if p.memberRefs[member{s.Name, e}] == 0 && !skip(e) {
+			if p.memberRefs[member{s.Name, e}] > 0 {
+				present++
+			} else if !skip(e) {
 				stale = append(stale, e)
 			}
 		}
-		for m := range p.memberRefs {
-			if m.set == s.Name && !haveSet[m.entry] && !skip(m.entry) {
-				missing = append(missing, m.entry)
+		// A resync usually finds every wanted member there: then it
+		// needs no index of what the kernel holds.
+		if present < len(wanted[s.Name]) {
+			missing = make([]ipset.Entry, 0, len(wanted[s.Name])-present)
+			haveSet := make(map[ipset.Entry]bool, len(have[s.Name]))
+			for _, e := range have[s.Name] {
+				haveSet[e] = true
+			}
+			for _, e := range wanted[s.Name] {
+				if !haveSet[e] && !skip(e) {
+					missing = append(missing, e)
+				}
 			}
 		}
 		// Batched: a cold start adds a member or more per Service.
@@ -117,17 +145,17 @@ func (p *Proxier) syncAllSets(res *Result, have map[string][]ipset.Entry, writte
 // changeMembers moves one Service's set members from old to new, writing
 // only members whose reference count crosses zero.
 func (p *Proxier) changeMembers(old, new model.ServiceState, res *Result) {
-	for _, m := range membersOf(old) {
+	for m := range membersOf(old) {
 		p.since.touchMember(m)
 	}
-	for _, m := range membersOf(new) {
+	for m := range membersOf(new) {
 		p.since.touchMember(m)
 		p.memberRefs[m]++
 		if p.memberRefs[m] == 1 {
 			p.setWrite(res, p.sets.Add(m.set, m.entry), &res.Counts.SetMembersAdded)
 		}
 	}
-	for _, m := range membersOf(old) {
+	for m := range membersOf(old) {
 		p.memberRefs[m]--
 		if p.memberRefs[m] <= 0 {
 			delete(p.memberRefs, m)

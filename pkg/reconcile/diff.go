@@ -13,7 +13,17 @@ import (
 // real servers that are no longer wanted leave; nil deletes them at once.
 func DiffServers(desired, current map[ipvs.ServiceKey]ipvs.VirtualServer, drain *Drain) Plan {
 	var p Plan
-	for _, key := range sortedKeys(desired) {
+	keys := sortedKeys(desired)
+	// At a cold start every real server is an add: one exact allocation
+	// instead of a doubling slice tens of thousands long.
+	adds := 0
+	for _, key := range keys {
+		if _, ok := current[key]; !ok {
+			adds += len(desired[key].Destinations)
+		}
+	}
+	p.AddDestinations = make([]DestOp, 0, adds)
+	for _, key := range keys {
 		want := desired[key]
 		have, ok := current[key]
 		if !ok {
@@ -37,40 +47,56 @@ func DiffServers(desired, current map[ipvs.ServiceKey]ipvs.VirtualServer, drain 
 	return p
 }
 
+// diffDestinations walks want and have in address order side by side: a
+// periodic resync runs it for every virtual server, so it builds no maps.
 func diffDestinations(key ipvs.ServiceKey, want, have []ipvs.Destination, drain *Drain) Plan {
 	var p Plan
-	haveBy := map[netip.AddrPort]ipvs.Destination{}
-	for _, d := range have {
-		haveBy[d.AddrPort()] = d
-	}
-	wantBy := map[netip.AddrPort]bool{}
-	for _, d := range ipvs.SortedDestinations(want) {
-		wantBy[d.AddrPort()] = true
-		h, ok := haveBy[d.AddrPort()]
+	want, have = sortedView(want), sortedView(have)
+	for i, j := 0, 0; i < len(want) || j < len(have); {
+		c := 0
 		switch {
-		case !ok:
-			p.AddDestinations = append(p.AddDestinations, DestOp{Key: key, Dest: d})
-		case h.Weight != d.Weight:
-			p.UpdateDestinations = append(p.UpdateDestinations, DestOp{Key: key, Dest: d})
+		case j == len(have):
+			c = -1
+		case i == len(want):
+			c = 1
+		default:
+			c = want[i].AddrPort().Compare(have[j].AddrPort())
 		}
-	}
-	for _, d := range ipvs.SortedDestinations(have) {
-		if wantBy[d.AddrPort()] {
-			continue
-		}
-		op := DestOp{Key: key, Dest: d}
-		switch drain.leave(key, d) {
-		case deleteNow:
-			p.DeleteDestinations = append(p.DeleteDestinations, op)
-		case startDraining:
-			op.Dest.Weight = 0
-			p.UpdateDestinations = append(p.UpdateDestinations, op)
-			p.Draining = append(p.Draining, op)
-		case keepDraining:
-			p.Draining = append(p.Draining, op)
+		switch {
+		case c < 0: // wanted, not there
+			p.AddDestinations = append(p.AddDestinations, DestOp{Key: key, Dest: want[i]})
+			i++
+		case c == 0:
+			if want[i].Weight != have[j].Weight {
+				p.UpdateDestinations = append(p.UpdateDestinations, DestOp{Key: key, Dest: want[i]})
+			}
+			i++
+			j++
+		default: // there, no longer wanted
+			op := DestOp{Key: key, Dest: have[j]}
+			switch drain.leave(key, have[j]) {
+			case deleteNow:
+				p.DeleteDestinations = append(p.DeleteDestinations, op)
+			case startDraining:
+				op.Dest.Weight = 0
+				p.UpdateDestinations = append(p.UpdateDestinations, op)
+				p.Draining = append(p.Draining, op)
+			case keepDraining:
+				p.Draining = append(p.Draining, op)
+			}
+			j++
 		}
 	}
 	return p
+}
+
+// sortedView is ds in address order: ds itself when it already is (the
+// model builds them sorted), else a sorted copy.
+func sortedView(ds []ipvs.Destination) []ipvs.Destination {
+	if slices.IsSortedFunc(ds, func(a, b ipvs.Destination) int { return a.AddrPort().Compare(b.AddrPort()) }) {
+		return ds
+	}
+	return ipvs.SortedDestinations(ds)
 }
 
 // DiffAddresses plans the dummy-interface address writes.
