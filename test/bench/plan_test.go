@@ -44,6 +44,9 @@ type plan struct {
 	// ProfileSeconds.
 	Profile        bool
 	ProfileSeconds int
+	// GODEBUG, when set, is given to both proxies (gctrace=1 shows how
+	// their heaps grow); their logs keep what it prints.
+	GODEBUG string
 }
 
 // Environment that shapes the plan; BENCH_SIZES unset means the smoke run
@@ -59,6 +62,7 @@ const (
 	envTimeout = "BENCH_VM_TIMEOUT"        // default: estimated from the plan
 	envOnly    = "BENCH_ONLY"              // "kube-proxy" or "ipvs-proxy"
 	envProfile = "BENCH_PROFILE"           // N: pprof of ipvs-proxy's first N seconds
+	envGODEBUG = "BENCH_GODEBUG"           // GODEBUG for both proxies, e.g. gctrace=1
 	smokeSize  = 20                        // Services in the smoke run
 	endpoints  = 10                        // per Service
 	maxSize    = 65536 / endpoints         // endpoint addresses come from one /16
@@ -94,6 +98,7 @@ func planFromEnv() (plan, error) {
 	}
 	p.MinKubeProxyChanges = min(p.MinKubeProxyChanges, p.Changes)
 	p.Only, p.Profile, p.ProfileSeconds = os.Getenv(envOnly), os.Getenv(envProfile) != "", 0
+	p.GODEBUG = os.Getenv(envGODEBUG)
 	if s := os.Getenv(envProfile); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {

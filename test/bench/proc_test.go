@@ -24,13 +24,15 @@ type process struct {
 	done  chan struct{} // closed once the process has exited and been reaped
 }
 
-func startProcess(log string, argv ...string) (*process, error) {
+// startProcess runs argv with the guest's environment plus env.
+func startProcess(log string, env []string, argv ...string) (*process, error) {
 	f, err := os.Create(log)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = append(os.Environ(), env...)
 	p := &process{cmd: cmd, log: log, done: make(chan struct{})}
 	p.start = time.Now()
 	if err := cmd.Start(); err != nil {
@@ -98,6 +100,25 @@ func (p *process) peakRSS() (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", p.cmd.Process.Pid)
+}
+
+// memory is the memory lines of /proc/PID/status (peak, now, and the
+// resident split into anonymous memory and mapped files such as the
+// binary's text), for the log: where the peak RSS comes from.
+func (p *process) memory() string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return err.Error()
+	}
+	var keep []string
+	for _, line := range strings.Split(string(data), "\n") {
+		for _, key := range []string{"VmHWM:", "VmRSS:", "RssAnon:", "RssFile:"} {
+			if strings.HasPrefix(line, key) {
+				keep = append(keep, strings.Join(strings.Fields(line), " "))
+			}
+		}
+	}
+	return strings.Join(keep, ", ")
 }
 
 // stop sends SIGTERM (SIGKILL after 30 s) and returns the CPU seconds of

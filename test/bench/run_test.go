@@ -27,7 +27,7 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 		}
 		t.Error(msg)
 	}
-	proc, err := startProcess(filepath.Join(g.work, fmt.Sprintf("%s-%d.log", px.name, n)), px.argv...)
+	proc, err := startProcess(filepath.Join(g.work, fmt.Sprintf("%s-%d.log", px.name, n)), g.procEnv(), px.argv...)
 	if err != nil {
 		fail("%v", err)
 		return r
@@ -121,6 +121,7 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 	if r.PeakRSSKiB, err = proc.peakRSS(); err != nil {
 		fail("%v", err)
 	}
+	t.Logf("%s at %d Services, memory: %s", px.name, n, proc.memory())
 	if proc.exited() {
 		fail("%s exited during the run", px.name)
 	}
