@@ -184,14 +184,6 @@ func (g *guest) proxies() []proxySpec {
 	}
 }
 
-// procEnv is what the plan adds to the proxies' environment.
-func (g *guest) procEnv() []string {
-	if g.p.GODEBUG == "" {
-		return nil
-	}
-	return []string{"GODEBUG=" + g.p.GODEBUG}
-}
-
 // record keeps a run and rewrites the results file at once, so the host
 // reports it even if a later run hangs the VM.
 func (g *guest) record(t *testing.T, r Run) {

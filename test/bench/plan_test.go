@@ -44,35 +44,36 @@ type plan struct {
 	// ProfileSeconds.
 	Profile        bool
 	ProfileSeconds int
-	// GODEBUG, when set, is given to both proxies (gctrace=1 shows how
-	// their heaps grow); their logs keep what it prints.
-	GODEBUG string
+	// ProxyEnv is added to both proxies' environment, for diagnosis
+	// (GODEBUG=gctrace=1 logs how their heaps grow) or to try Go runtime
+	// settings (GOGC, GOMEMLIMIT) on both.
+	ProxyEnv []string
 }
 
 // Environment that shapes the plan; BENCH_SIZES unset means the smoke run
 // that `make test` does.
 const (
-	envSizes   = "BENCH_SIZES"             // e.g. "100,1000,5000"
-	envChanges = "BENCH_CHANGES"           // per proxy and size; default 20 (smoke 3)
-	envBudget  = "BENCH_KUBE_PROXY_BUDGET" // Go duration; default 3m (smoke 20s)
-	envCap     = "BENCH_CHANGE_CAP"        // Go duration; default 90s (smoke 1m)
-	envOut     = "BENCH_OUT"               // host file for the markdown table
-	envPlan    = "BENCH_PLAN"              // host → guest: the plan as JSON
-	envMemory  = "BENCH_VM_MEMORY"         // default by size: 2G, 6G from 2,000 Services
-	envTimeout = "BENCH_VM_TIMEOUT"        // default: estimated from the plan
-	envOnly    = "BENCH_ONLY"              // "kube-proxy" or "ipvs-proxy"
-	envProfile = "BENCH_PROFILE"           // N: pprof of ipvs-proxy's first N seconds
-	envGODEBUG = "BENCH_GODEBUG"           // GODEBUG for both proxies, e.g. gctrace=1
-	smokeSize  = 20                        // Services in the smoke run
-	endpoints  = 10                        // per Service
-	maxSize    = 65536 / endpoints         // endpoint addresses come from one /16
-	kubeNodeIP = "10.0.2.15"               // the guest's address, the Node's InternalIP
-	benchNode  = "bench-node"              // the Node both proxies run as
-	benchNS    = "bench"                   // namespace of the loaded Services
-	clusterIPs = "10.96.0.0/16"            // --service-cluster-ip-range
-	podCIDR    = "10.244.0.0/16"           // endpoints' range, --cluster-cidr
-	changedNet = "10.245"                  // addresses that changes move endpoints to
-	metricsURL = "http://127.0.0.1:10249/metrics"
+	envSizes    = "BENCH_SIZES"             // e.g. "100,1000,5000"
+	envChanges  = "BENCH_CHANGES"           // per proxy and size; default 20 (smoke 3)
+	envBudget   = "BENCH_KUBE_PROXY_BUDGET" // Go duration; default 3m (smoke 20s)
+	envCap      = "BENCH_CHANGE_CAP"        // Go duration; default 90s (smoke 1m)
+	envOut      = "BENCH_OUT"               // host file for the markdown table
+	envPlan     = "BENCH_PLAN"              // host → guest: the plan as JSON
+	envMemory   = "BENCH_VM_MEMORY"         // default by size: 2G, 6G from 2,000 Services
+	envTimeout  = "BENCH_VM_TIMEOUT"        // default: estimated from the plan
+	envOnly     = "BENCH_ONLY"              // "kube-proxy" or "ipvs-proxy"
+	envProfile  = "BENCH_PROFILE"           // N: pprof of ipvs-proxy's first N seconds
+	envProxyEnv = "BENCH_PROXY_ENV"         // NAME=VALUE ... for both proxies, e.g. GODEBUG=gctrace=1
+	smokeSize   = 20                        // Services in the smoke run
+	endpoints   = 10                        // per Service
+	maxSize     = 65536 / endpoints         // endpoint addresses come from one /16
+	kubeNodeIP  = "10.0.2.15"               // the guest's address, the Node's InternalIP
+	benchNode   = "bench-node"              // the Node both proxies run as
+	benchNS     = "bench"                   // namespace of the loaded Services
+	clusterIPs  = "10.96.0.0/16"            // --service-cluster-ip-range
+	podCIDR     = "10.244.0.0/16"           // endpoints' range, --cluster-cidr
+	changedNet  = "10.245"                  // addresses that changes move endpoints to
+	metricsURL  = "http://127.0.0.1:10249/metrics"
 )
 
 func planFromEnv() (plan, error) {
@@ -98,7 +99,12 @@ func planFromEnv() (plan, error) {
 	}
 	p.MinKubeProxyChanges = min(p.MinKubeProxyChanges, p.Changes)
 	p.Only, p.Profile, p.ProfileSeconds = os.Getenv(envOnly), os.Getenv(envProfile) != "", 0
-	p.GODEBUG = os.Getenv(envGODEBUG)
+	p.ProxyEnv = strings.Fields(os.Getenv(envProxyEnv))
+	for _, e := range p.ProxyEnv {
+		if name, _, ok := strings.Cut(e, "="); !ok || name == "" {
+			return plan{}, fmt.Errorf("%s: %q is not NAME=VALUE", envProxyEnv, e)
+		}
+	}
 	if s := os.Getenv(envProfile); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 {

@@ -27,7 +27,7 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 		}
 		t.Error(msg)
 	}
-	proc, err := startProcess(filepath.Join(g.work, fmt.Sprintf("%s-%d.log", px.name, n)), g.procEnv(), px.argv...)
+	proc, err := startProcess(filepath.Join(g.work, fmt.Sprintf("%s-%d.log", px.name, n)), g.p.ProxyEnv, px.argv...)
 	if err != nil {
 		fail("%v", err)
 		return r
