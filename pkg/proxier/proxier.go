@@ -227,8 +227,7 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 	// which VIP ports the filter lets through, and a VIP takes traffic
 	// only once it is on the link. At a cold start the virtual servers
 	// are so ready sooner.
-	plan := reconcile.DiffServers(wanted, current, p.drain())
-	p.apply(plan, desired, &res)
+	plan, writes := p.applyServers(wanted, current, desired, &res)
 	t3 := p.Clock.Now()
 	p.syncAllSets(&res, snap.sets, written)
 	t4 := p.Clock.Now()
@@ -238,7 +237,7 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 	p.clearFlows(staleFlows(plan, current), &res)
 	res.Draining = p.trackDrains(plan, p.notWritten(written))
 	klog.V(3).InfoS("Full sync", "readKernel", t1.Sub(t0), "build", t2.Sub(t1), "virtualServers", t3.Sub(t2),
-		"sets", t4.Sub(t3), "addresses", t5.Sub(t4), "writes", plan.Len()+vips.Len())
+		"sets", t4.Sub(t3), "addresses", t5.Sub(t4), "writes", writes+vips.Len())
 	return res
 }
 

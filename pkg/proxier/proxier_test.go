@@ -2,6 +2,7 @@ package proxier
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -448,4 +449,50 @@ func TestFullSyncWriteOrder(t *testing.T) {
 		t.Errorf("writes went to: %s", got)
 	}
 	checkDump(t, k, webAndAPI)
+}
+
+type batchIPVS struct {
+	*ipvs.Fake
+	sizes *[]string
+}
+
+func (x batchIPVS) Write(ops []ipvs.Op) []error {
+	*x.sizes = append(*x.sizes, fmt.Sprint(len(ops)))
+	return x.Fake.Write(ops)
+}
+
+// TestFullSyncWritesServersInBatches: a full sync diffs and writes the
+// virtual servers serverBatch at a time (each batch's writes then go in
+// chunks of 4096), and the kernel ends as the incremental path leaves it.
+func TestFullSyncWritesServersInBatches(t *testing.T) {
+	world := benchWorld(1100) // 11 writes each: the virtual server and 10 real servers
+	k := newKernel()
+	var sizes []string
+	owned, _ := LoadOwned("")
+	p := New(model.Options{NodeName: "node-a", Scheduler: "rr"}, batchIPVS{k.ipvs, &sizes}, k.link, k.sets, owned)
+	if res := p.SyncAll(world); len(res.Errors) > 0 {
+		t.Fatal(res.Errors)
+	}
+	// 512 × 11 = 5632 = 4096 + 1536; the last batch is 76 × 11.
+	if got := strings.Join(sizes, " "); got != "4096 1536 4096 1536 836" {
+		t.Errorf("IPVS writes went in chunks of %s", got)
+	}
+
+	other := newKernel()
+	ownedToo, _ := LoadOwned("")
+	q := New(model.Options{NodeName: "node-a", Scheduler: "rr"}, other.ipvs, other.link, other.sets, ownedToo)
+	q.SyncAll(nil)
+	changed := map[types.NamespacedName]*model.ServiceInput{}
+	for i := range world {
+		changed[nameOf(world[i])] = &world[i]
+	}
+	if res := q.SyncServices(changed); len(res.Errors) > 0 {
+		t.Fatal(res.Errors)
+	}
+	checkDump(t, k, other.dump(t))
+
+	sizes = nil
+	if res := p.SyncAll(world); res.Counts.Writes() != 0 {
+		t.Errorf("a second full sync wrote %d times (%s)", res.Counts.Writes(), strings.Join(sizes, " "))
+	}
 }

@@ -1,0 +1,62 @@
+package proxier
+
+import (
+	"slices"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/reconcile"
+)
+
+// serverBatch is how many virtual servers a full sync diffs and writes at
+// a time. At a cold start each brings the writes of its real servers, and
+// holding all of them at once (55,000 writes at 5,000 Services) would be
+// a good part of the proxy's peak memory.
+const serverBatch = 512
+
+// applyServers turns current into wanted batch by batch, in key order
+// (desired is every virtual server the Services want, for the ownership
+// record). It returns what the caller needs once all are written: the
+// deletions (their UDP and SCTP flows are cleared), the real servers left
+// draining, and the number of writes.
+func (p *Proxier) applyServers(wanted, current, desired map[ipvs.ServiceKey]ipvs.VirtualServer, res *Result) (reconcile.Plan, int) {
+	keys := make([]ipvs.ServiceKey, 0, len(wanted)+len(current))
+	for k := range wanted {
+		keys = append(keys, k)
+	}
+	for k := range current {
+		if _, ok := wanted[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b ipvs.ServiceKey) int {
+		switch {
+		case a.Less(b):
+			return -1
+		case b.Less(a):
+			return 1
+		}
+		return 0
+	})
+	drain := p.drain()
+	var kept reconcile.Plan
+	writes := 0
+	for batch := range slices.Chunk(keys, serverBatch) {
+		want := make(map[ipvs.ServiceKey]ipvs.VirtualServer, len(batch))
+		have := make(map[ipvs.ServiceKey]ipvs.VirtualServer, len(batch))
+		for _, k := range batch {
+			if vs, ok := wanted[k]; ok {
+				want[k] = vs
+			}
+			if vs, ok := current[k]; ok {
+				have[k] = vs
+			}
+		}
+		plan := reconcile.DiffServers(want, have, drain)
+		writes += plan.Len()
+		p.apply(plan, desired, res)
+		kept.DeleteDestinations = append(kept.DeleteDestinations, plan.DeleteDestinations...)
+		kept.DeleteServices = append(kept.DeleteServices, plan.DeleteServices...)
+		kept.Draining = append(kept.Draining, plan.Draining...)
+	}
+	return kept, writes
+}
