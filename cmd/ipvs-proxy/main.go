@@ -17,7 +17,10 @@ import (
 // usageError makes main exit 2, as for a bad flag.
 type usageError struct{ error }
 
-func main() { os.Exit(run()) }
+func main() {
+	setGCPercent()
+	os.Exit(run())
+}
 
 func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
