@@ -123,7 +123,7 @@ func Sorted(vss []VirtualServer) []VirtualServer {
 		vs.Destinations = SortedDestinations(vs.Destinations)
 		out[i] = vs
 	}
-	slices.SortFunc(out, func(a, b VirtualServer) int { return compareKeys(a.ServiceKey, b.ServiceKey) })
+	slices.SortFunc(out, func(a, b VirtualServer) int { return CompareKeys(a.ServiceKey, b.ServiceKey) })
 	return out
 }
 
@@ -134,7 +134,8 @@ func SortedDestinations(ds []Destination) []Destination {
 	return out
 }
 
-func compareKeys(a, b ServiceKey) int {
+// CompareKeys orders keys as Less does, for slices.SortFunc.
+func CompareKeys(a, b ServiceKey) int {
 	switch {
 	case a.Less(b):
 		return -1

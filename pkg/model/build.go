@@ -211,18 +211,8 @@ func parseAddrs(what string, in []string) ([]netip.Addr, []string) {
 // dedupEntries keeps the first entry for each key: an externalIP equal to a
 // clusterIP, or a LoadBalancer IP listed twice, must not become two writes.
 func dedupEntries(in []Entry) []Entry {
-	slices.SortStableFunc(in, func(a, b Entry) int { return compareKey(a.ServiceKey, b.ServiceKey) })
+	slices.SortStableFunc(in, func(a, b Entry) int { return ipvs.CompareKeys(a.ServiceKey, b.ServiceKey) })
 	return slices.CompactFunc(in, func(a, b Entry) bool { return a.ServiceKey == b.ServiceKey })
-}
-
-func compareKey(a, b ipvs.ServiceKey) int {
-	switch {
-	case a.Less(b):
-		return -1
-	case b.Less(a):
-		return 1
-	}
-	return 0
 }
 
 func sortedMembers(ms []SetMember) []SetMember {

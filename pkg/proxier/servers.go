@@ -28,15 +28,7 @@ func (p *Proxier) applyServers(wanted, current, desired map[ipvs.ServiceKey]ipvs
 			keys = append(keys, k)
 		}
 	}
-	slices.SortFunc(keys, func(a, b ipvs.ServiceKey) int {
-		switch {
-		case a.Less(b):
-			return -1
-		case b.Less(a):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(keys, ipvs.CompareKeys)
 	drain := p.drain()
 	var kept reconcile.Plan
 	writes := 0

@@ -120,15 +120,7 @@ func sortedKeys(m map[ipvs.ServiceKey]ipvs.VirtualServer) []ipvs.ServiceKey {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b ipvs.ServiceKey) int {
-		switch {
-		case a.Less(b):
-			return -1
-		case b.Less(a):
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(keys, ipvs.CompareKeys)
 	return keys
 }
 
