@@ -14,7 +14,7 @@ import (
 // profileColdStart asks ipvs-proxy's pprof for a CPU profile of the first
 // seconds of its cold start, from as soon as its metrics server answers,
 // and returns the function to call at convergence: it takes a heap
-// profile and waits for the CPU profile to end (Go serves one at a time,
+// profile (after a collection, so that in-use is what is live) and waits for the CPU profile to end (Go serves one at a time,
 // for a fixed time). Both land in dir as cpu-N.pprof and heap-N.pprof.
 func profileColdStart(t *testing.T, dir string, n int, seconds int) func() {
 	limit := time.Duration(seconds) * time.Second
@@ -35,7 +35,7 @@ func profileColdStart(t *testing.T, dir string, n int, seconds int) func() {
 		}
 	}()
 	return func() {
-		if err := fetch(base+"heap", filepath.Join(dir, fmt.Sprintf("heap-%d.pprof", n)), time.Minute); err != nil {
+		if err := fetch(base+"heap?gc=1", filepath.Join(dir, fmt.Sprintf("heap-%d.pprof", n)), time.Minute); err != nil {
 			t.Logf("heap profile: %v", err)
 		}
 		<-done
