@@ -15,6 +15,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/kubeclient"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/kubeproxy"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/metrics"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
@@ -24,9 +25,6 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/sysctl"
 	"github.com/spf13/cobra"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 	logsapi "k8s.io/component-base/logs/api/v1"
@@ -121,9 +119,9 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	serve(ctx, "metrics", o.MetricsBindAddress, metricsHandler)
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	broadcaster.StartRecordingToSink(client.EventSink())
 	defer broadcaster.Shutdown()
-	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: "ipvs-proxy", Host: nodeName})
+	recorder := broadcaster.NewRecorder(kubeclient.Scheme, v1.EventSource{Component: "ipvs-proxy", Host: nodeName})
 
 	klog.InfoS("Starting ipvs-proxy", "node", nodeName, "scheduler", o.Scheduler, "kernel", kver)
 	// Health-check node ports listen on every address, as kube-proxy's do
@@ -158,20 +156,17 @@ func cleanupKubeProxyRules() {
 	}
 }
 
-func newClient(kubeconfig, master string) (kubernetes.Interface, error) {
+// newClient is pkg/kubeclient's client, which asks for protobuf, rather
+// than a clientset, which would link every API group into the binary.
+func newClient(kubeconfig, master string) (*kubeclient.Client, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags(master, kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("load client configuration (--kubeconfig %q, --master %q): %w", kubeconfig, master, err)
 	}
 	cfg.UserAgent = "ipvs-proxy"
-	// Protobuf, as kube-proxy asks for: decoding every Service and
-	// EndpointSlice of a large cluster is a good part of a cold start's
-	// CPU, and JSON costs several times as much (CRDs fall back to JSON).
-	cfg.ContentType = "application/vnd.kubernetes.protobuf"
-	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
 	// Watches carry the load; these only bound Event writes and the first lists.
 	cfg.QPS, cfg.Burst = 50, 100
-	return kubernetes.NewForConfig(cfg)
+	return kubeclient.New(cfg)
 }
 
 // iptablesRules returns the rule set of each family the host has iptables

@@ -14,6 +14,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/status"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/watch"
 	"github.com/spf13/cobra"
+	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -134,12 +135,12 @@ func readServices(ctx context.Context, f statusFlags) ([]model.ServiceInput, err
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	proxied := metav1.ListOptions{LabelSelector: watch.ProxiedSelector()} // what the daemon watches
-	svcs, err := client.CoreV1().Services("").List(ctx, proxied)
-	if err != nil {
+	svcs := &v1.ServiceList{}
+	if err := client.List(ctx, "services", proxied, svcs); err != nil {
 		return nil, fmt.Errorf("list Services: %w", err)
 	}
-	slices, err := client.DiscoveryV1().EndpointSlices("").List(ctx, proxied)
-	if err != nil {
+	slices := &discovery.EndpointSliceList{}
+	if err := client.List(ctx, "endpointslices", proxied, slices); err != nil {
 		return nil, fmt.Errorf("list EndpointSlices: %w", err)
 	}
 	bySvc := map[types.NamespacedName][]*discovery.EndpointSlice{}

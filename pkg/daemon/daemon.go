@@ -19,8 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/klog/v2"
@@ -56,10 +54,20 @@ type RuleSync struct {
 	Rules    iptables.RuleSet
 }
 
+// Client opens the list-watches the informers run on: a
+// pkg/kubeclient.Client in production; tests adapt a clientset with
+// pkg/kubeclient/kubeclienttest.
+type Client interface {
+	// ListWatch lists and watches resource ("services", "endpointslices"
+	// or "nodes") in every namespace, with tweak applied to the options of
+	// every request.
+	ListWatch(resource string, tweak func(*metav1.ListOptions)) cache.ListerWatcher
+}
+
 // Config holds everything Run needs; main builds the Linux parts, tests
 // build fakes.
 type Config struct {
-	Client        kubernetes.Interface
+	Client        Client
 	NodeName      string
 	Proxier       *proxier.Proxier
 	Rules         []RuleSync
@@ -117,25 +125,27 @@ func Run(ctx context.Context, cfg Config) error {
 	r = runner.New("sync", d.sync, cfg.MinSyncPeriod, cfg.SyncPeriod, cfg.Clock)
 	d.kick = r.Kick
 
-	factory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
-		informers.WithTweakListOptions(watch.SelectProxied), informers.WithTransform(trimCached))
-	src, err := watch.NewSource(factory, d.changes)
+	src, err := watch.NewSource(cfg.Client.ListWatch("services", watch.SelectProxied),
+		cfg.Client.ListWatch("endpointslices", watch.SelectProxied), trimCached, d.changes)
 	if err != nil {
 		return err
 	}
 	d.src = src
-	nodeFactory := informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+	nodeInf := cache.NewSharedIndexInformerWithOptions(cfg.Client.ListWatch("nodes", func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", cfg.NodeName).String()
-	}))
-	nodeInf := nodeFactory.Core().V1().Nodes().Informer()
+	}), &v1.Node{}, cache.SharedIndexInformerOptions{})
 	if _, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { d.nodeChanged(obj) },
 		UpdateFunc: func(_, obj any) { d.nodeChanged(obj) },
 	}); err != nil {
 		return fmt.Errorf("watch Node %s: %w", cfg.NodeName, err)
 	}
-	factory.Start(ctx.Done())
-	nodeFactory.Start(ctx.Done())
+	// Each informer runs until ctx ends; after the sync loop, Run waits for
+	// them to stop, so none outlives its return.
+	var informers sync.WaitGroup
+	for _, inf := range append([]cache.SharedIndexInformer{nodeInf}, src.Informers()...) {
+		informers.Go(func() { inf.RunWithContext(ctx) })
+	}
 	d.startRules(ctx)
 	klog.InfoS("Waiting for informer caches to sync")
 	if !cache.WaitForCacheSync(ctx.Done(), append(src.Synced(), nodeInf.HasSynced)...) {
@@ -148,8 +158,7 @@ func Run(ctx context.Context, cfg Config) error {
 	d.Health.QueuedUpdate()
 	r.Kick()
 	r.Run(ctx)
-	factory.Shutdown()
-	nodeFactory.Shutdown()
+	informers.Wait()
 	klog.InfoS("Stopped; the kernel state is left programmed")
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/kubeclient/kubeclienttest"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/proxier"
@@ -65,7 +66,7 @@ func TestRunProgramsTheKernelFromInformers(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Config{
-			Client: client, NodeName: "node-a",
+			Client: kubeclienttest.Clientset{Interface: client}, NodeName: "node-a",
 			Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, kipvs, link, ipset.NewFake(), owned),
 			SyncPeriod: time.Minute, MinSyncPeriod: 10 * time.Millisecond,
 			Health: h, Metrics: nopMetrics{}, Recorder: recorder, Clock: clock.RealClock{},
@@ -186,7 +187,7 @@ func TestRulesBeforeVirtualServers(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Config{
-			Client: client, NodeName: "node-a",
+			Client: kubeclienttest.Clientset{Interface: client}, NodeName: "node-a",
 			Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, kipvs, link, ipset.NewFake(), owned),
 			Rules:      []RuleSync{{IPTables: ipt, Rules: iptables.Desired(iptables.Config{}, iptables.IPv4)}},
 			SyncPeriod: time.Minute, MinSyncPeriod: 10 * time.Millisecond,
@@ -296,7 +297,7 @@ func runFast(ctx context.Context, client *fake.Clientset, k ipvs.Interface, rule
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Config{
-			Client: client, NodeName: "node-a",
+			Client: kubeclienttest.Clientset{Interface: client}, NodeName: "node-a",
 			Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, k, netif.NewFake("kube-ipvs0"), ipset.NewFake(), owned),
 			Rules:      rules,
 			SyncPeriod: 50 * time.Millisecond, MinSyncPeriod: 10 * time.Millisecond,

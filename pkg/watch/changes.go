@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	v1 "k8s.io/api/core/v1"
-	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 )
@@ -82,12 +81,11 @@ func (c *Changes) ServiceHandler() cache.ResourceEventHandler {
 // kubernetes.io/service-name label; a slice without it serves no Service.
 func (c *Changes) SliceHandler() cache.ResourceEventHandler {
 	return c.handler(func(obj any) (types.NamespacedName, bool) {
-		s, ok := obj.(*discovery.EndpointSlice)
+		s, ok := obj.(*CachedSlice)
 		if !ok {
 			return types.NamespacedName{}, false
 		}
-		svc := s.Labels[discovery.LabelServiceName]
-		return types.NamespacedName{Namespace: s.Namespace, Name: svc}, svc != ""
+		return types.NamespacedName{Namespace: s.Namespace, Name: s.Service}, s.Service != ""
 	}, false)
 }
 

@@ -27,6 +27,11 @@ func slice(ns, name, service string) *discovery.EndpointSlice {
 	return s
 }
 
+// cachedSlice is slice as the informer caches it, which is what handlers get.
+func cachedSlice(ns, name, service string) *CachedSlice {
+	return CompactSlice(slice(ns, name, service))
+}
+
 func names(ns []types.NamespacedName) string {
 	out := make([]string, len(ns))
 	for i, n := range ns {
@@ -86,8 +91,8 @@ func TestChanges(t *testing.T) {
 	}, {
 		name: "EndpointSlice add, update and delete mark the Service of its label, in the slice's namespace",
 		events: []event{func(_, e cache.ResourceEventHandler) {
-			e.OnAdd(slice("ns", "web-abc", "web"), false)
-			e.OnDelete(slice("other", "api-abc", "api"))
+			e.OnAdd(cachedSlice("ns", "web-abc", "web"), false)
+			e.OnDelete(cachedSlice("other", "api-abc", "api"))
 		}},
 		notified: "endpoints endpoints",
 		pending:  "services=0 endpoints=2",
@@ -95,7 +100,7 @@ func TestChanges(t *testing.T) {
 	}, {
 		name: "relabelling a slice marks both the old and the new Service",
 		events: []event{func(_, e cache.ResourceEventHandler) {
-			e.OnUpdate(slice("ns", "web-abc", "web"), slice("ns", "web-abc", "web-v2"))
+			e.OnUpdate(cachedSlice("ns", "web-abc", "web"), cachedSlice("ns", "web-abc", "web-v2"))
 		}},
 		notified: "endpoints endpoints",
 		pending:  "services=0 endpoints=2",
@@ -103,7 +108,7 @@ func TestChanges(t *testing.T) {
 	}, {
 		name: "a slice losing its label marks the Service it left",
 		events: []event{func(_, e cache.ResourceEventHandler) {
-			e.OnUpdate(slice("ns", "web-abc", "web"), slice("ns", "web-abc", ""))
+			e.OnUpdate(cachedSlice("ns", "web-abc", "web"), cachedSlice("ns", "web-abc", ""))
 		}},
 		notified: "endpoints",
 		pending:  "services=0 endpoints=1",
@@ -111,10 +116,10 @@ func TestChanges(t *testing.T) {
 	}, {
 		name: "a slice without the label marks nothing and notifies nobody",
 		events: []event{func(_, e cache.ResourceEventHandler) {
-			e.OnAdd(slice("ns", "mirror", ""), false)
-			e.OnUpdate(slice("ns", "mirror", ""), slice("ns", "mirror", ""))
-			e.OnDelete(slice("ns", "mirror", ""))
-			e.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/mirror", Obj: slice("ns", "mirror", "")})
+			e.OnAdd(cachedSlice("ns", "mirror", ""), false)
+			e.OnUpdate(cachedSlice("ns", "mirror", ""), cachedSlice("ns", "mirror", ""))
+			e.OnDelete(cachedSlice("ns", "mirror", ""))
+			e.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/mirror", Obj: cachedSlice("ns", "mirror", "")})
 		}},
 		notified: "",
 		pending:  "services=0 endpoints=0",
@@ -122,7 +127,7 @@ func TestChanges(t *testing.T) {
 	}, {
 		name: "EndpointSlice DeletedFinalStateUnknown is unwrapped",
 		events: []event{func(_, e cache.ResourceEventHandler) {
-			e.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/web-abc", Obj: slice("ns", "web-abc", "web")})
+			e.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/web-abc", Obj: cachedSlice("ns", "web-abc", "web")})
 		}},
 		notified: "endpoints",
 		pending:  "services=0 endpoints=1",
@@ -130,7 +135,7 @@ func TestChanges(t *testing.T) {
 	}, {
 		name: "objects of the wrong type, and a tombstone without an object, are ignored",
 		events: []event{func(s, e cache.ResourceEventHandler) {
-			s.OnAdd(slice("ns", "web-abc", "web"), false)
+			s.OnAdd(cachedSlice("ns", "web-abc", "web"), false)
 			e.OnAdd(svc("ns", "web"), false)
 			s.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/web"})
 			e.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/web-abc"})
@@ -142,10 +147,10 @@ func TestChanges(t *testing.T) {
 		name: "a burst is one set of names, sorted by namespace then name",
 		events: []event{func(s, e cache.ResourceEventHandler) {
 			s.OnAdd(svc("b", "web"), false)
-			e.OnAdd(slice("a", "z-1", "z"), false)
+			e.OnAdd(cachedSlice("a", "z-1", "z"), false)
 			s.OnAdd(svc("a", "web"), false)
-			e.OnAdd(slice("b", "web-1", "web"), false)
-			e.OnAdd(slice("b", "web-2", "web"), false)
+			e.OnAdd(cachedSlice("b", "web-1", "web"), false)
+			e.OnAdd(cachedSlice("b", "web-2", "web"), false)
 			s.OnDelete(svc("a", "api"))
 		}},
 		notified: "service endpoints service endpoints endpoints service",

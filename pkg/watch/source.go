@@ -7,11 +7,11 @@ import (
 	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
@@ -25,24 +25,40 @@ const TriggerTimeAnnotation = "endpoints.kubernetes.io/last-change-trigger-time"
 
 // Source reads Services and their slices from informer caches.
 type Source struct {
-	services corelisters.ServiceLister
-	slices   cache.Indexer
-	synced   []cache.InformerSynced
+	services  corelisters.ServiceLister
+	slices    cache.Indexer
+	synced    []cache.InformerSynced
+	informers []cache.SharedIndexInformer
 }
 
-// NewSource registers the informers it needs on the factory and indexes
-// slices by Service, so a Service's slices are found without a scan.
-func NewSource(f informers.SharedInformerFactory, changes *Changes) (*Source, error) {
-	svcInf := f.Core().V1().Services().Informer()
-	sliceInf := f.Discovery().V1().EndpointSlices().Informer()
-	if err := sliceInf.AddIndexers(cache.Indexers{byService: func(obj any) ([]string, error) {
-		s, ok := obj.(*discovery.EndpointSlice)
-		if !ok || s.Labels[discovery.LabelServiceName] == "" {
-			return nil, nil
+// NewSource builds the Service and EndpointSlice informers over the two
+// list-watches, transform (if not nil) applied to every object before it
+// is cached, and indexes slices by Service, so a Service's slices are
+// found without a scan. Slices are cached as CachedSlice, whatever
+// transform does. Nothing runs until the caller runs Informers.
+func NewSource(services, slices cache.ListerWatcher, transform cache.TransformFunc, changes *Changes) (*Source, error) {
+	// No namespace index, which an informer factory adds: nothing here
+	// reads by namespace, and each index costs memory per cached object.
+	svcInf := cache.NewSharedIndexInformerWithOptions(services, &v1.Service{}, cache.SharedIndexInformerOptions{})
+	sliceInf := cache.NewSharedIndexInformerWithOptions(slices, &discovery.EndpointSlice{}, cache.SharedIndexInformerOptions{
+		Indexers: cache.Indexers{byService: func(obj any) ([]string, error) {
+			s, ok := obj.(*CachedSlice)
+			if !ok || s.Service == "" {
+				return nil, nil
+			}
+			return []string{s.Namespace + "/" + s.Service}, nil
+		}},
+	})
+	if err := svcInf.SetTransform(transform); err != nil {
+		return nil, fmt.Errorf("set the Service informer's transform: %w", err)
+	}
+	if err := sliceInf.SetTransform(func(obj any) (any, error) {
+		if s, ok := obj.(*discovery.EndpointSlice); ok {
+			return CompactSlice(s), nil
 		}
-		return []string{s.Namespace + "/" + s.Labels[discovery.LabelServiceName]}, nil
-	}}); err != nil {
-		return nil, fmt.Errorf("index EndpointSlices by Service: %w", err)
+		return obj, nil // a tombstone
+	}); err != nil {
+		return nil, fmt.Errorf("set the EndpointSlice informer's transform: %w", err)
 	}
 	svcReg, err := svcInf.AddEventHandler(changes.ServiceHandler())
 	if err != nil {
@@ -57,11 +73,16 @@ func NewSource(f informers.SharedInformerFactory, changes *Changes) (*Source, er
 	// them all, rather than a second sync re-checking thousands of
 	// Services it has just written.
 	return &Source{
-		services: f.Core().V1().Services().Lister(),
-		slices:   sliceInf.GetIndexer(),
-		synced:   []cache.InformerSynced{svcReg.HasSynced, sliceReg.HasSynced},
+		services:  corelisters.NewServiceLister(svcInf.GetIndexer()),
+		slices:    sliceInf.GetIndexer(),
+		synced:    []cache.InformerSynced{svcReg.HasSynced, sliceReg.HasSynced},
+		informers: []cache.SharedIndexInformer{svcInf, sliceInf},
 	}, nil
 }
+
+// Informers are the informers to run, each until the caller's context
+// ends.
+func (s *Source) Informers() []cache.SharedIndexInformer { return s.informers }
 
 // Synced are the functions to wait on before the first sync: programming
 // from a half-filled cache would delete live Services.
@@ -96,8 +117,8 @@ func (s *Source) slicesOf(n types.NamespacedName) []*discovery.EndpointSlice {
 	objs, _ := s.slices.ByIndex(byService, n.Namespace+"/"+n.Name)
 	out := make([]*discovery.EndpointSlice, 0, len(objs))
 	for _, o := range objs {
-		if sl, ok := o.(*discovery.EndpointSlice); ok {
-			out = append(out, sl)
+		if sl, ok := o.(*CachedSlice); ok {
+			out = append(out, sl.EndpointSlice())
 		}
 	}
 	// The index returns map order; a stable order keeps problem texts (and

@@ -5,16 +5,17 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/kubeclient/kubeclienttest"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
@@ -39,19 +40,22 @@ func describe(in *model.ServiceInput) string {
 func startSource(t *testing.T, objs ...runtime.Object) (*Source, *Changes, kubernetes.Interface, *atomic.Int64) {
 	t.Helper()
 	client := fake.NewClientset(objs...)
-	factory := informers.NewSharedInformerFactory(client, 0)
+	lw := kubeclienttest.Clientset{Interface: client}
 	var notified atomic.Int64
 	changes := NewChanges(func(bool) { notified.Add(1) })
-	src, err := NewSource(factory, changes)
+	src, err := NewSource(lw.ListWatch("services", nil), lw.ListWatch("endpointslices", nil), nil, changes)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	var running sync.WaitGroup
 	t.Cleanup(func() {
 		cancel()
-		factory.Shutdown()
+		running.Wait()
 	})
-	factory.Start(ctx.Done())
+	for _, inf := range src.Informers() {
+		running.Go(func() { inf.RunWithContext(ctx) })
+	}
 	if !cache.WaitForCacheSync(ctx.Done(), src.Synced()...) {
 		t.Fatal("caches did not sync")
 	}

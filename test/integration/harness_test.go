@@ -25,6 +25,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/healthz"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/kubeclient"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/metrics"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
@@ -36,8 +37,6 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
@@ -104,7 +103,8 @@ type account struct {
 }
 
 // proxyAccount is kube-system/ipvs-proxy, loaded from the kubeconfig file
-// as `--kubeconfig` would be, with the QPS cmd/ipvs-proxy sets.
+// as `--kubeconfig` would be, with the QPS cmd/ipvs-proxy sets (the
+// protobuf content type is pkg/kubeclient's own).
 func (c *cluster) proxyAccount(t *testing.T) account {
 	t.Helper()
 	path := c.ProxyKubeconfig(t, "")
@@ -143,7 +143,7 @@ type proxy struct {
 // production, for the manifests' account.
 func startProxy(t *testing.T, acct account, syncPeriod time.Duration) *proxy {
 	t.Helper()
-	client, err := kubernetes.NewForConfig(acct.cfg)
+	client, err := kubeclient.New(acct.cfg)
 	if err != nil {
 		t.Fatalf("proxy client: %v", err)
 	}
@@ -166,8 +166,8 @@ func startProxy(t *testing.T, acct account, syncPeriod time.Duration) *proxy {
 	ctx, cancel := context.WithCancel(context.Background())
 
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
-	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
-	recorder := broadcaster.NewRecorder(scheme.Scheme, v1.EventSource{Component: acct.name, Host: nodeName})
+	broadcaster.StartRecordingToSink(client.EventSink())
+	recorder := broadcaster.NewRecorder(kubeclient.Scheme, v1.EventSource{Component: acct.name, Host: nodeName})
 
 	go func() {
 		p.done <- daemon.Run(ctx, daemon.Config{
