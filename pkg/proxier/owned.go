@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -57,16 +58,16 @@ func (o *Owned) Keys() []ipvs.ServiceKey {
 	for k := range o.keys {
 		out = append(out, k)
 	}
-	slices.SortFunc(out, func(a, b ipvs.ServiceKey) int {
-		if a.Less(b) {
-			return -1
-		}
-		if b.Less(a) {
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, ipvs.CompareKeys)
 	return out
+}
+
+// Map returns a copy of the record, for Set.
+func (o *Owned) Map() map[ipvs.ServiceKey]bool {
+	if o.keys == nil {
+		return map[ipvs.ServiceKey]bool{}
+	}
+	return maps.Clone(o.keys)
 }
 
 // Set replaces the record and saves it when it changed.

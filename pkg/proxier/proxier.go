@@ -384,19 +384,40 @@ func (p *Proxier) claim(name types.NamespacedName, st model.ServiceState) model.
 // keys are recorded before they are added and forgotten after they are
 // deleted. With all set (a full sync), the record is rebuilt from desired.
 func (p *Proxier) apply(plan reconcile.Plan, all map[ipvs.ServiceKey]ipvs.VirtualServer, res *Result) {
-	record := map[ipvs.ServiceKey]bool{}
-	for _, k := range p.owned.Keys() {
-		record[k] = true
-	}
+	adds := make([]ipvs.ServiceKey, 0, len(plan.AddServices))
 	for _, s := range plan.AddServices {
-		if !p.onLink(s.Addr) {
-			record[s.ServiceKey] = true
-		}
+		adds = append(adds, s.ServiceKey)
+	}
+	if !p.recordAhead(adds, res) {
+		return // never write what we could not record
+	}
+	if p.write(plan, res) {
+		p.recordAfter(all, plan.DeleteServices, res)
+	}
+	// Else every key stays recorded until a clean sync confirms it gone.
+}
+
+// recordAhead adds the keys about to be added (those not on the link,
+// which are the node's own) to the ownership record; false if it could not
+// be saved.
+func (p *Proxier) recordAhead(adds []ipvs.ServiceKey, res *Result) bool {
+	adds = slices.DeleteFunc(slices.Clone(adds), func(k ipvs.ServiceKey) bool { return p.onLink(k.Addr) || p.owned.Has(k) })
+	if len(adds) == 0 {
+		return true // the usual case: ClusterIPs, or keys recorded before
+	}
+	record := p.owned.Map()
+	for _, k := range adds {
+		record[k] = true
 	}
 	if err := p.owned.Set(record); err != nil {
 		res.Errors = append(res.Errors, err)
-		return // never write what we could not record
+		return false
 	}
+	return true
+}
+
+// write applies the plan to the kernel; false if any write failed.
+func (p *Proxier) write(plan reconcile.Plan, res *Result) bool {
 	counts, errs := reconcile.Apply(p.ipvs, p.link, plan)
 	res.Counts = res.Counts.Add(counts)
 	res.Errors = append(res.Errors, errs...)
@@ -406,9 +427,12 @@ func (p *Proxier) apply(plan reconcile.Plan, all map[ipvs.ServiceKey]ipvs.Virtua
 	for _, a := range plan.DeleteAddresses {
 		delete(p.linkAddrs, a)
 	}
-	if len(errs) > 0 {
-		return // keep every key recorded until a clean sync confirms it gone
-	}
+	return len(errs) == 0
+}
+
+// recordAfter forgets deleted keys after a clean write; with all set (a
+// full sync) the record becomes exactly all's keys that are not on the link.
+func (p *Proxier) recordAfter(all map[ipvs.ServiceKey]ipvs.VirtualServer, deleted []ipvs.ServiceKey, res *Result) {
 	after := map[ipvs.ServiceKey]bool{}
 	if all != nil {
 		for k := range all {
@@ -417,8 +441,11 @@ func (p *Proxier) apply(plan reconcile.Plan, all map[ipvs.ServiceKey]ipvs.Virtua
 			}
 		}
 	} else {
-		after = record
-		for _, k := range plan.DeleteServices {
+		if !slices.ContainsFunc(deleted, p.owned.Has) {
+			return
+		}
+		after = p.owned.Map()
+		for _, k := range deleted {
 			delete(after, k)
 		}
 	}

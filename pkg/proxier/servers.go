@@ -29,9 +29,21 @@ func (p *Proxier) applyServers(wanted, current, desired map[ipvs.ServiceKey]ipvs
 		}
 	}
 	slices.SortFunc(keys, ipvs.CompareKeys)
-	drain := p.drain()
+	// The ownership record is written twice, not once per batch: every
+	// key about to be added before the first write, the final record
+	// after the last.
 	var kept reconcile.Plan
-	writes := 0
+	adds := make([]ipvs.ServiceKey, 0, len(wanted))
+	for k := range wanted {
+		if _, ok := current[k]; !ok {
+			adds = append(adds, k)
+		}
+	}
+	if !p.recordAhead(adds, res) {
+		return kept, 0 // never write what we could not record
+	}
+	drain := p.drain()
+	writes, clean := 0, true
 	for batch := range slices.Chunk(keys, serverBatch) {
 		want := make(map[ipvs.ServiceKey]ipvs.VirtualServer, len(batch))
 		have := make(map[ipvs.ServiceKey]ipvs.VirtualServer, len(batch))
@@ -45,10 +57,13 @@ func (p *Proxier) applyServers(wanted, current, desired map[ipvs.ServiceKey]ipvs
 		}
 		plan := reconcile.DiffServers(want, have, drain)
 		writes += plan.Len()
-		p.apply(plan, desired, res)
+		clean = p.write(plan, res) && clean
 		kept.DeleteDestinations = append(kept.DeleteDestinations, plan.DeleteDestinations...)
 		kept.DeleteServices = append(kept.DeleteServices, plan.DeleteServices...)
 		kept.Draining = append(kept.Draining, plan.Draining...)
+	}
+	if clean {
+		p.recordAfter(desired, kept.DeleteServices, res)
 	}
 	return kept, writes
 }
