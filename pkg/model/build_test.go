@@ -394,7 +394,7 @@ problem: port "x": protocol "ICMP" is not supported; skipped
 			if tc.opts != nil {
 				tc.opts(&o)
 			}
-			got := NewBuilder(o).Service(ServiceInput{Service: tc.svc, Slices: tc.slices}).Dump()
+			got := NewBuilder(o).Service(ServiceInput{Service: tc.svc, Slices: Slices(tc.slices...)}).Dump()
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("dump mismatch (-want +got):\n%s\ngot:\n%s", diff, got)
 			}

@@ -32,7 +32,7 @@ type endpointSets struct {
 //
 // A full sync runs this for every Service port, so it allocates little:
 // one slice of endpoints, merged in place, and the two exact-size results.
-func collectEndpoints(sp v1.ServicePort, slices []*discovery.EndpointSlice, family discovery.AddressType, node string) (endpointSets, []string) {
+func collectEndpoints(sp v1.ServicePort, slices []*Slice, family discovery.AddressType, node string) (endpointSets, []string) {
 	var problems []string
 	portsSeen, matched, total := false, false, 0
 	for _, slice := range slices {
@@ -52,22 +52,17 @@ func collectEndpoints(sp v1.ServicePort, slices []*discovery.EndpointSlice, fami
 		}
 		matched = true
 		for _, ep := range slice.Endpoints {
-			if len(ep.Addresses) == 0 {
-				continue
-			}
-			// Like kube-proxy, only the first address is used: the API
-			// documents the others as unused by consumers.
-			addr, err := netip.ParseAddr(ep.Addresses[0])
+			addr, err := ep.parsed()
 			if err != nil || addr.Zone() != "" || addr.IsUnspecified() || addr.Is4In6() || (family == discovery.AddressTypeIPv4) != addr.Is4() {
-				problems = append(problems, fmt.Sprintf("EndpointSlice %s/%s: endpoint address %q is not a valid %s address; skipped", slice.Namespace, slice.Name, ep.Addresses[0], family))
+				problems = append(problems, fmt.Sprintf("EndpointSlice %s/%s: endpoint address %q is not a valid %s address; skipped", slice.Namespace, slice.Name, ep.Address(), family))
 				continue
 			}
 			all = append(all, endpoint{
 				dst:         netip.AddrPortFrom(addr, port),
-				ready:       ep.Conditions.Ready == nil || *ep.Conditions.Ready,
-				serving:     ep.Conditions.Serving == nil || *ep.Conditions.Serving,
-				terminating: ep.Conditions.Terminating != nil && *ep.Conditions.Terminating,
-				local:       ep.NodeName != nil && *ep.NodeName == node,
+				ready:       ep.Ready != False,
+				serving:     ep.Serving != False,
+				terminating: ep.Terminating == True,
+				local:       ep.Node != "" && ep.Node == node,
 			})
 		}
 	}
@@ -101,7 +96,7 @@ func mergeDuplicates(eps []endpoint) []endpoint {
 // slicePort finds the slice's port for sp. seen reports whether the slice
 // lists any port at all: a slice of a Service with no pods has none, which
 // is not a mismatch.
-func slicePort(slice *discovery.EndpointSlice, sp v1.ServicePort) (port uint16, seen, ok bool) {
+func slicePort(slice *Slice, sp v1.ServicePort) (port uint16, seen, ok bool) {
 	for _, p := range slice.Ports {
 		seen = true
 		name := ""

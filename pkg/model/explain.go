@@ -58,14 +58,8 @@ func (b *Builder) Explain(in ServiceInput) []Explanation {
 				sets, _ = collectEndpoints(sp, in.Slices, fam, b.opts.NodeName)
 			}
 			for _, ep := range slice.Endpoints {
-				if len(ep.Addresses) == 0 {
-					continue
-				}
-				e := Explanation{Port: sp.Name, Endpoint: ep.Addresses[0]}
-				if ep.NodeName != nil {
-					e.Node = *ep.NodeName
-				}
-				addr, err := netip.ParseAddr(ep.Addresses[0])
+				e := Explanation{Port: sp.Name, Endpoint: ep.Address(), Node: ep.Node}
+				addr, err := ep.parsed()
 				switch {
 				case !seen:
 					e.Internal = "not programmed: the EndpointSlice lists no ports"
@@ -76,8 +70,8 @@ func (b *Builder) Explain(in ServiceInput) []Explanation {
 				default:
 					dst := netip.AddrPortFrom(addr, port)
 					local := b.opts.NodeName != "" && e.Node == b.opts.NodeName
-					e.Internal = why(dst, sets, internalLocal, local, "internalTrafficPolicy", ep.Conditions.Ready, ep.Conditions.Terminating)
-					e.External = why(dst, sets, externalLocal, local, "externalTrafficPolicy", ep.Conditions.Ready, ep.Conditions.Terminating)
+					e.Internal = why(dst, sets, internalLocal, local, "internalTrafficPolicy", ep.Ready, ep.Terminating)
+					e.External = why(dst, sets, externalLocal, local, "externalTrafficPolicy", ep.Ready, ep.Terminating)
 				}
 				if e.External == "" {
 					e.External = e.Internal
@@ -92,7 +86,7 @@ func (b *Builder) Explain(in ServiceInput) []Explanation {
 	return out
 }
 
-func why(dst netip.AddrPort, sets endpointSets, localPolicy, local bool, policy string, ready, terminating *bool) string {
+func why(dst netip.AddrPort, sets endpointSets, localPolicy, local bool, policy string, ready, terminating Condition) string {
 	chosen := sets.cluster
 	if localPolicy {
 		if !local {
@@ -102,16 +96,16 @@ func why(dst netip.AddrPort, sets endpointSets, localPolicy, local bool, policy 
 	}
 	for _, d := range chosen {
 		if d.AddrPort() == dst {
-			if terminating != nil && *terminating {
+			if terminating == True {
 				return "programmed (terminating, no ready endpoint left)"
 			}
 			return "programmed"
 		}
 	}
 	switch {
-	case terminating != nil && *terminating:
+	case terminating == True:
 		return "not programmed: terminating"
-	case ready != nil && !*ready:
+	case ready == False:
 		return "not programmed: not ready"
 	}
 	return "not programmed"

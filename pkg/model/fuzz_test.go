@@ -298,7 +298,7 @@ func fuzzInput(data []byte) (Options, ServiceInput) {
 			ep.NodeName = pick(d, fuzzNodes...)
 			s.Endpoints = append(s.Endpoints, ep)
 		}
-		in.Slices = append(in.Slices, s)
+		in.Slices = append(in.Slices, SliceFrom(s))
 	}
 	return opts, in
 }
@@ -323,8 +323,7 @@ func describeInput(opts Options, in ServiceInput) string {
 			fmt.Fprintf(&b, "  port %v %v %v\n", deref(p.Name), deref(p.Protocol), deref(p.Port))
 		}
 		for _, ep := range sl.Endpoints {
-			fmt.Fprintf(&b, "  endpoint %q ready %v serving %v terminating %v node %v\n", ep.Addresses,
-				deref(ep.Conditions.Ready), deref(ep.Conditions.Serving), deref(ep.Conditions.Terminating), deref(ep.NodeName))
+			fmt.Fprintf(&b, "  endpoint %q ready %v serving %v terminating %v node %q\n", ep.Address(), ep.Ready, ep.Serving, ep.Terminating, ep.Node)
 		}
 	}
 	return b.String()

@@ -10,7 +10,6 @@ import (
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	v1 "k8s.io/api/core/v1"
-	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -36,7 +35,7 @@ type Options struct {
 // ServiceInput is one Service and every EndpointSlice labelled with its name.
 type ServiceInput struct {
 	Service *v1.Service
-	Slices  []*discovery.EndpointSlice
+	Slices  []*Slice
 }
 
 // Entry is one virtual server and the Service port it was built for.

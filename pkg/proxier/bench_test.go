@@ -75,7 +75,7 @@ func BenchmarkEndpointChange(b *testing.B) {
 			// Toggle one endpoint: added, then removed, on every other op.
 			var addrs []string
 			for _, ep := range target.Slices[0].Endpoints {
-				addrs = append(addrs, ep.Addresses[0])
+				addrs = append(addrs, ep.Address())
 			}
 			a := input(target.Service, slice(target.Service.Name, append(addrs, "10.200.0.1")...))
 			c := target

@@ -97,7 +97,7 @@ func slice(svcName string, addrs ...string) *discovery.EndpointSlice {
 }
 
 func input(s *v1.Service, slices ...*discovery.EndpointSlice) model.ServiceInput {
-	return model.ServiceInput{Service: s, Slices: slices}
+	return model.ServiceInput{Service: s, Slices: model.Slices(slices...)}
 }
 
 func name(n string) types.NamespacedName { return types.NamespacedName{Namespace: "ns", Name: n} }

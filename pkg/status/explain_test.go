@@ -67,7 +67,7 @@ func TestExplain(t *testing.T) {
 		golden: "explain-local.txt",
 		in: model.ServiceInput{
 			Service: webService(func(s *v1.Service) { s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal }),
-			Slices: []*discovery.EndpointSlice{
+			Slices: model.Slices(
 				endpointSlice("web-abc", v4, "http", 8080,
 					endpoint{addr: "10.244.1.2", node: "node-a", ready: yes, serving: yes, terminating: no},
 					endpoint{addr: "10.244.1.3", node: "node-a", ready: no, serving: no, terminating: no},
@@ -77,19 +77,19 @@ func TestExplain(t *testing.T) {
 				endpointSlice("web-old", v4, "web", 8080,
 					endpoint{addr: "10.244.1.9", node: "node-a", ready: yes},
 				),
-			},
+			),
 		},
 	}, {
 		// Every endpoint is terminating: those still serving are kept.
 		golden: "explain-terminating.txt",
 		in: model.ServiceInput{
 			Service: webService(nil),
-			Slices: []*discovery.EndpointSlice{
+			Slices: model.Slices(
 				endpointSlice("web-abc", v4, "http", 8080,
 					endpoint{addr: "10.244.1.4", node: "node-a", ready: no, serving: yes, terminating: yes},
 					endpoint{addr: "10.244.2.4", node: "node-b", ready: no, serving: no, terminating: yes},
 				),
-			},
+			),
 		},
 	}, {
 		// internalTrafficPolicy Local restricts the clusterIP, not NodePorts;
@@ -97,14 +97,14 @@ func TestExplain(t *testing.T) {
 		golden: "explain-internal-local.txt",
 		in: model.ServiceInput{
 			Service: webService(func(s *v1.Service) { s.Spec.InternalTrafficPolicy = ptr.To(v1.ServiceInternalTrafficPolicyLocal) }),
-			Slices: []*discovery.EndpointSlice{
+			Slices: model.Slices(
 				endpointSlice("web-abc", v4, "http", 8080,
 					endpoint{addr: "10.244.1.2", node: "node-a"},
 					endpoint{addr: "10.244.2.2", node: "node-b"},
 					endpoint{addr: "10.244.3.2"},
 					endpoint{addr: "not-an-ip", node: "node-a"},
 				),
-			},
+			),
 		},
 	}}
 	for _, tc := range cases {

@@ -216,7 +216,7 @@ func TestChangesNilNotify(t *testing.T) {
 func TestTriggerTime(t *testing.T) {
 	annotated := func(name, v string) *discovery.EndpointSlice {
 		s := slice("ns", name, "web")
-		s.Annotations = map[string]string{TriggerTimeAnnotation: v}
+		s.Annotations = map[string]string{model.TriggerTimeAnnotation: v}
 		return s
 	}
 	cases := []struct {
@@ -248,7 +248,7 @@ func TestTriggerTime(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := "none"
-			if ts, ok := TriggerTime(&model.ServiceInput{Service: svc("ns", "web"), Slices: tc.slices}); ok {
+			if ts, ok := TriggerTime(&model.ServiceInput{Service: svc("ns", "web"), Slices: model.Slices(tc.slices...)}); ok {
 				got = ts.UTC().Format(time.RFC3339Nano)
 			}
 			if got != tc.want {

@@ -18,11 +18,6 @@ import (
 
 const byService = "byService"
 
-// TriggerTimeAnnotation is set by the EndpointSlice controller to the time
-// of the change that caused the slice's update; kube-proxy measures network
-// programming latency from it.
-const TriggerTimeAnnotation = "endpoints.kubernetes.io/last-change-trigger-time"
-
 // Source reads Services and their slices from informer caches.
 type Source struct {
 	services  corelisters.ServiceLister
@@ -113,17 +108,17 @@ func (s *Source) All() ([]model.ServiceInput, error) {
 	return out, nil
 }
 
-func (s *Source) slicesOf(n types.NamespacedName) []*discovery.EndpointSlice {
+func (s *Source) slicesOf(n types.NamespacedName) []*model.Slice {
 	objs, _ := s.slices.ByIndex(byService, n.Namespace+"/"+n.Name)
-	out := make([]*discovery.EndpointSlice, 0, len(objs))
+	out := make([]*model.Slice, 0, len(objs))
 	for _, o := range objs {
 		if sl, ok := o.(*CachedSlice); ok {
-			out = append(out, sl.EndpointSlice())
+			out = append(out, &sl.Slice) // read-only, as everything cached
 		}
 	}
 	// The index returns map order; a stable order keeps problem texts (and
 	// so Events) from changing when nothing did.
-	slices.SortFunc(out, func(a, b *discovery.EndpointSlice) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b *model.Slice) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
@@ -132,10 +127,11 @@ func (s *Source) slicesOf(n types.NamespacedName) []*discovery.EndpointSlice {
 func TriggerTime(in *model.ServiceInput) (time.Time, bool) {
 	var latest time.Time
 	for _, sl := range in.Slices {
-		if v, ok := sl.Annotations[TriggerTimeAnnotation]; ok {
-			if t, err := time.Parse(time.RFC3339Nano, v); err == nil && t.After(latest) {
-				latest = t
-			}
+		if sl.TriggerTime == "" {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, sl.TriggerTime); err == nil && t.After(latest) {
+			latest = t
 		}
 	}
 	return latest, !latest.IsZero()
