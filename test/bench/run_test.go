@@ -45,7 +45,7 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 	if g.p.Profile && px.name == ipvsProxyName {
 		heap = profileColdStart(t, g.work, n, g.p.ProfileSeconds)
 	}
-	cold, err := converge(proc, want, g.p.ColdCap)
+	cold, polls, err := converge(proc, want, g.p.ColdCap)
 	if heap != nil {
 		heap()
 	}
@@ -55,7 +55,7 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 	}
 	r.ColdS = cold.Seconds()
 	r.ColdCPUS, _ = proc.cpu()
-	t.Logf("%s: converged in %s (CPU %s s)", px.name, duration(r.ColdS), num(r.ColdCPUS))
+	t.Logf("%s: converged in %s (CPU %s s; %s)", px.name, duration(r.ColdS), num(r.ColdCPUS), polls)
 	// Changes start once the first sync has finished: kube-proxy writes its
 	// ipsets and iptables after the virtual servers, and its first sync
 	// execs `ipset add` once per Service. If that takes longer than the
@@ -139,38 +139,45 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 // only once there are as many as want needs; the poll interval grows with
 // the read cost and the time elapsed: the figure is late by at most 2 % of
 // itself plus one read.
-func converge(proc *process, want table, limit time.Duration) (time.Duration, error) {
+func converge(proc *process, want table, limit time.Duration) (time.Duration, string, error) {
 	last := "nothing read yet"
 	vs, rs := want.counts()
 	lines := procHeaderLines + vs + rs
+	var reads int
+	var lastRead, lastGap time.Duration
+	polls := func() string {
+		return fmt.Sprintf("%d reads of /proc/net/ip_vs, the last took %s after a gap of %s", reads, lastRead.Round(time.Millisecond), lastGap.Round(time.Millisecond))
+	}
 	for {
 		read := time.Now()
 		data, err := os.ReadFile("/proc/net/ip_vs")
 		if err != nil {
-			return 0, err
+			return 0, polls(), err
 		}
 		// The kernel held this state once the read ended; parsing it
 		// after is our time, not the proxy's.
 		readEnd := time.Now()
+		reads, lastRead = reads+1, readEnd.Sub(read)
 		if n := bytes.Count(data, []byte("\n")); n < lines {
 			last = fmt.Sprintf("%d of %d lines", n, lines)
 		} else {
 			got, err := parseProcTable(data)
 			if err != nil {
-				return 0, err
+				return 0, polls(), err
 			}
 			if last = want.diff(got, 5); last == "" {
-				return readEnd.Sub(proc.start), nil
+				return readEnd.Sub(proc.start), polls(), nil
 			}
 		}
 		now := time.Now()
 		if proc.exited() {
-			return 0, fmt.Errorf("exited before converging (%s)", last)
+			return 0, polls(), fmt.Errorf("exited before converging (%s)", last)
 		}
 		if now.Sub(proc.start) > limit {
-			return 0, fmt.Errorf("not converged after %s: %s", limit, last)
+			return 0, polls(), fmt.Errorf("not converged after %s: %s", limit, last)
 		}
-		time.Sleep(max(100*time.Millisecond, 2*now.Sub(read), now.Sub(proc.start)/50))
+		lastGap = max(100*time.Millisecond, 2*now.Sub(read), now.Sub(proc.start)/50)
+		time.Sleep(lastGap)
 	}
 }
 
