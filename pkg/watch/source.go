@@ -27,11 +27,11 @@ type Source struct {
 }
 
 // NewSource builds the Service and EndpointSlice informers over the two
-// list-watches, transform (if not nil) applied to every object before it
-// is cached, and indexes slices by Service, so a Service's slices are
-// found without a scan. Slices are cached as CachedSlice, whatever
-// transform does. Nothing runs until the caller runs Informers.
-func NewSource(services, slices cache.ListerWatcher, transform cache.TransformFunc, changes *Changes) (*Source, error) {
+// list-watches, with serviceTransform (if not nil) applied to every
+// Service before it is cached, slices cached as CachedSlice, and slices
+// indexed by Service, so a Service's slices are found without a scan.
+// Nothing runs until the caller runs Informers.
+func NewSource(services, slices cache.ListerWatcher, serviceTransform cache.TransformFunc, changes *Changes) (*Source, error) {
 	// No namespace index, which an informer factory adds: nothing here
 	// reads by namespace, and each index costs memory per cached object.
 	svcInf := cache.NewSharedIndexInformerWithOptions(services, &v1.Service{}, cache.SharedIndexInformerOptions{})
@@ -44,7 +44,7 @@ func NewSource(services, slices cache.ListerWatcher, transform cache.TransformFu
 			return []string{s.Namespace + "/" + s.Service}, nil
 		}},
 	})
-	if err := svcInf.SetTransform(transform); err != nil {
+	if err := svcInf.SetTransform(serviceTransform); err != nil {
 		return nil, fmt.Errorf("set the Service informer's transform: %w", err)
 	}
 	if err := sliceInf.SetTransform(func(obj any) (any, error) {
