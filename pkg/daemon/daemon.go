@@ -87,6 +87,9 @@ type Config struct {
 
 type daemon struct {
 	Config
+	// started is when Run began: trigger times before it are changes this
+	// proxy had no part in (every slice's, after a restart).
+	started  time.Time
 	src      *watch.Source
 	changes  *watch.Changes
 	lastFull time.Time
@@ -111,7 +114,7 @@ type daemon struct {
 // has synced, so a restart never writes a partial state. On return the
 // kernel is left as it is: a restarting proxy must not drop traffic.
 func Run(ctx context.Context, cfg Config) error {
-	d := &daemon{Config: cfg, needFull: true, reported: map[types.NamespacedName]string{}, drainPending: map[types.NamespacedName]bool{}}
+	d := &daemon{Config: cfg, started: cfg.Clock.Now(), needFull: true, reported: map[types.NamespacedName]string{}, drainPending: map[types.NamespacedName]bool{}}
 	var r *runner.Runner
 	d.changes = watch.NewChanges(func(service bool) {
 		if service {

@@ -318,3 +318,61 @@ func waitCount(t *testing.T, c *atomic.Int32, n int32, what string) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// programmingMetrics records the network-programming latencies observed.
+type programmingMetrics struct {
+	nopMetrics
+	mu  sync.Mutex
+	got []time.Duration
+}
+
+func (m *programmingMetrics) ObserveNetworkProgramming(d time.Duration) {
+	m.mu.Lock()
+	m.got = append(m.got, d)
+	m.mu.Unlock()
+}
+
+func (m *programmingMetrics) count() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.got)
+}
+
+// TestProgrammingLatencySkipsChangesBeforeStart: a slice's trigger time
+// from before the proxy started (every slice's, after a restart) is not a
+// change this proxy programmed, so it is not observed; one after is.
+func TestProgrammingLatencySkipsChangesBeforeStart(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	old := endpointSlice("web", "10.244.1.2")
+	old.Annotations = map[string]string{model.TriggerTimeAnnotation: time.Now().Add(-time.Hour).UTC().Format(time.RFC3339Nano)}
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, service("web", "10.96.0.10"), old)
+	kipvs, link := ipvs.NewFake(), netif.NewFake("kube-ipvs0")
+	owned, _ := proxier.LoadOwned("")
+	m := &programmingMetrics{}
+	go Run(ctx, Config{ //nolint:errcheck // stopped by cancel
+		Client: kubeclienttest.Clientset{Interface: client}, NodeName: "node-a",
+		Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, kipvs, link, ipset.NewFake(), owned),
+		SyncPeriod: time.Minute, MinSyncPeriod: 10 * time.Millisecond,
+		Health: &health{}, Metrics: m, Recorder: record.NewFakeRecorder(10), Clock: clock.RealClock{},
+	})
+	const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
+	waitFor(t, kipvs, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n")
+	if n := m.count(); n != 0 {
+		t.Errorf("a trigger time from before the start was observed (%d observations)", n)
+	}
+
+	fresh := endpointSlice("web", "10.244.1.3")
+	fresh.Annotations = map[string]string{model.TriggerTimeAnnotation: time.Now().UTC().Format(time.RFC3339Nano)}
+	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, fresh, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, kipvs, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.3:8080              Masq    1\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for m.count() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := m.count(); n != 1 {
+		t.Errorf("the change after the start: %d observations, want 1", n)
+	}
+}

@@ -97,7 +97,9 @@ func (d *daemon) sync() {
 	now := d.Clock.Now()
 	for _, n := range names {
 		if in := inputs[n]; in != nil {
-			if t, ok := watch.TriggerTime(in); ok {
+			// As kube-proxy does, only changes made since this proxy
+			// started count.
+			if t, ok := watch.TriggerTime(in); ok && !t.Before(d.started) {
 				d.Metrics.ObserveNetworkProgramming(now.Sub(t))
 			}
 		}
