@@ -44,11 +44,15 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 
 	clusterIPs, p := parseAddrs("clusterIP", clusterIPStrings(svc))
 	st.Problems = append(st.Problems, p...)
-	externalIPs, p := parseAddrs("externalIP", externalStrings(svc))
+	chosen := b.chosenAddrs(svc, clusterIPs, &st.Problems)
+	lbIPs := map[netip.Addr]bool{}
+	for _, c := range chosen {
+		if c.lb {
+			lbIPs[c.addr] = true
+		}
+	}
+	ranges, p := sourceRanges(svc)
 	st.Problems = append(st.Problems, p...)
-	// An externalIP of a family the Service has no clusterIP of has no
-	// endpoints of that family either: it gets nothing, like a NodePort.
-	externalIPs = slices.DeleteFunc(externalIPs, func(ip netip.Addr) bool { return !hasFamily(clusterIPs, ip) })
 
 	internalLocal := svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
 	externalLocal := svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
@@ -76,7 +80,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 			}
 			return s
 		}
-		add := func(addr netip.Addr, port int32, local, external, vip bool) {
+		add := func(addr netip.Addr, port int32, local, external, vip, chosen bool) {
 			eps := endpointsOf(addr)
 			dsts := eps.cluster
 			if local {
@@ -95,7 +99,11 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 			if vip && len(dsts) > 0 {
 				st.ServicePorts = append(st.ServicePorts, m)
 			}
-			st.Entries = append(st.Entries, Entry{Owner: owner, VirtualServer: ipvs.VirtualServer{
+			if lbIPs[addr] && ranges != nil {
+				st.Firewall = append(st.Firewall, m)
+				st.SourceRanges = append(st.SourceRanges, b.allowed(m, ranges)...)
+			}
+			st.Entries = append(st.Entries, Entry{Owner: owner, Chosen: chosen, VirtualServer: ipvs.VirtualServer{
 				Service: ipvs.Service{
 					ServiceKey: ipvs.ServiceKey{Addr: addr, Proto: proto, Port: uint16(port)},
 					Scheduler:  sched, Persistent: persistent, Timeout: timeout,
@@ -108,15 +116,15 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 			continue
 		}
 		for _, ip := range clusterIPs {
-			add(ip, sp.Port, internalLocal, false, true)
+			add(ip, sp.Port, internalLocal, false, true, false)
 		}
-		for _, ip := range externalIPs {
-			add(ip, sp.Port, externalLocal, true, !b.nodeIPs[ip])
+		for _, c := range chosen {
+			add(c.addr, sp.Port, externalLocal, true, !b.nodeIPs[c.addr], true)
 		}
 		if sp.NodePort > 0 && sp.NodePort <= 65535 && (svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer) {
 			for _, ip := range b.nodePortIPs {
 				if hasFamily(clusterIPs, ip) {
-					add(ip, sp.NodePort, externalLocal, true, false)
+					add(ip, sp.NodePort, externalLocal, true, false, false)
 				}
 			}
 		}
@@ -127,7 +135,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 	// address the node already has needs no second home there, and
 	// removing it later would break the node.
 	for _, e := range st.Entries {
-		if !b.nodeIPs[e.Addr] && (slices.Contains(clusterIPs, e.Addr) || slices.Contains(externalIPs, e.Addr)) {
+		if !b.nodeIPs[e.Addr] && (slices.Contains(clusterIPs, e.Addr) || e.Chosen) {
 			st.VIPs = append(st.VIPs, e.Addr)
 		}
 	}
@@ -135,10 +143,13 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 	st.KeepSource = sortedMembers(st.KeepSource)
 	st.ServicePorts = sortedMembers(st.ServicePorts)
 	st.NoLocalEndpoints = sortedMembers(st.NoLocalEndpoints)
+	st.Firewall = sortedMembers(st.Firewall)
+	st.SourceRanges = sortedRanges(st.SourceRanges)
 	st.HealthCheck = healthCheck(svc, in.Slices, b.opts.NodeName)
 	slices.SortFunc(st.VIPs, netip.Addr.Compare)
 	st.VIPs = slices.Compact(st.VIPs)
-	return st
+	st.Precedence = Precedence{Created: svc.CreationTimestamp.UTC(), UID: svc.UID, Name: name}
+	return b.capped(st)
 }
 
 var protocols = map[v1.Protocol]ipvs.Protocol{v1.ProtocolTCP: ipvs.TCP, v1.ProtocolUDP: ipvs.UDP, v1.ProtocolSCTP: ipvs.SCTP}
@@ -176,22 +187,6 @@ func clusterIPStrings(svc *v1.Service) []string {
 		return svc.Spec.ClusterIPs
 	}
 	return []string{svc.Spec.ClusterIP}
-}
-
-// externalStrings are the externalIPs plus the LoadBalancer ingress IPs.
-// Ingress with ipMode Proxy is skipped: the load balancer proxies to the
-// node, so the node must not capture the LB's address itself.
-func externalStrings(svc *v1.Service) []string {
-	out := slices.Clone(svc.Spec.ExternalIPs)
-	if svc.Spec.Type == v1.ServiceTypeLoadBalancer {
-		for _, ing := range svc.Status.LoadBalancer.Ingress {
-			if ing.IP == "" || (ing.IPMode != nil && *ing.IPMode == v1.LoadBalancerIPModeProxy) {
-				continue
-			}
-			out = append(out, ing.IP)
-		}
-	}
-	return out
 }
 
 func parseAddrs(what string, in []string) ([]netip.Addr, []string) {

@@ -34,6 +34,12 @@ func (s ServiceState) Dump() string {
 	for _, m := range s.NoLocalEndpoints {
 		fmt.Fprintf(&b, "no-local-endpoints %s\n", m)
 	}
+	for _, m := range s.Firewall {
+		fmt.Fprintf(&b, "firewall %s\n", m)
+	}
+	for _, m := range s.SourceRanges {
+		fmt.Fprintf(&b, "source-range %s\n", m)
+	}
 	if h := s.HealthCheck; h != nil {
 		fmt.Fprintf(&b, "health-check-node-port %d local-endpoints %d\n", h.NodePort, h.LocalEndpoints)
 	}

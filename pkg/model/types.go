@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	v1 "k8s.io/api/core/v1"
@@ -30,6 +31,17 @@ type Options struct {
 	NodePortAddresses []netip.Prefix
 	// Scheduler is the global default; it must be valid (see ValidScheduler).
 	Scheduler string
+	// DenyExternalIPs is kube-proxy's feature gate AllowServiceExternalIPs
+	// set to false: spec.externalIPs are skipped (CVE-2020-8554).
+	DenyExternalIPs bool
+	// ClusterCIDRs and ServiceCIDRs are the pod and Service ranges: an
+	// externalIP or LoadBalancer IP inside them that is not the Service's
+	// own clusterIP would take a pod's or another Service's address.
+	ClusterCIDRs, ServiceCIDRs []netip.Prefix
+	// MaxVirtualServers caps one Service's virtual servers (0: no cap), so
+	// that one Service with many ports and many addresses cannot make the
+	// node's IPVS table huge.
+	MaxVirtualServers int
 }
 
 // ServiceInput is one Service and every EndpointSlice labelled with its name.
@@ -42,6 +54,10 @@ type ServiceInput struct {
 type Entry struct {
 	ipvs.VirtualServer
 	Owner PortName
+	// Chosen says the address was written by a user or a controller (an
+	// externalIP or a LoadBalancer ingress IP) rather than allocated by the
+	// API server (a clusterIP, or a node port): see Precedence.
+	Chosen bool
 }
 
 // PortName names a Service port for logs, events and `status`.
@@ -79,12 +95,29 @@ type ServiceState struct {
 	// (IPVS itself would answer with ICMP and log "no destination
 	// available" for every packet).
 	NoLocalEndpoints []SetMember
+	// Firewall are the LoadBalancer virtual servers (ingress IP, protocol,
+	// port) of a Service with loadBalancerSourceRanges: only the sources in
+	// SourceRanges may reach them.
+	Firewall []SetMember
+	// SourceRanges are the (LoadBalancer virtual server, source CIDR) pairs
+	// that Firewall lets through.
+	SourceRanges []RangeMember
 	// HealthCheck is set for a LoadBalancer Service with
 	// externalTrafficPolicy Local and a healthCheckNodePort.
 	HealthCheck *HealthCheck
 	// Problems are inputs that were skipped, worded for a log line or an
 	// Event; the rest of the Service is still built.
 	Problems []string
+	// Precedence decides which Service gets an address:port that two want.
+	Precedence Precedence
+}
+
+// Precedence is what decides, between two Services that want the same
+// address:port, which one gets it (see Wins).
+type Precedence struct {
+	Created time.Time
+	UID     types.UID
+	Name    types.NamespacedName
 }
 
 // HealthCheck is what the Service's health-check node port answers.
@@ -106,6 +139,19 @@ type SetMember struct {
 func (m SetMember) String() string {
 	return fmt.Sprintf("%s,%s:%d", m.Addr, strings.ToLower(string(m.Proto)), m.Port)
 }
+
+// Key is the virtual server the member stands for.
+func (m SetMember) Key() ipvs.ServiceKey {
+	return ipvs.ServiceKey{Addr: m.Addr, Proto: m.Proto, Port: m.Port}
+}
+
+// RangeMember is a source CIDR allowed to reach a LoadBalancer virtual server.
+type RangeMember struct {
+	SetMember
+	Source netip.Prefix
+}
+
+func (m RangeMember) String() string { return m.SetMember.String() + "," + m.Source.String() }
 
 func compareMembers(a, b SetMember) int {
 	if c := a.Addr.Compare(b.Addr); c != 0 {

@@ -1,0 +1,191 @@
+package model
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	v1 "k8s.io/api/core/v1"
+)
+
+// SourceRangesAnnotation is read when spec.loadBalancerSourceRanges is
+// empty, as kube-proxy does.
+const SourceRangesAnnotation = "service.beta.kubernetes.io/load-balancer-source-ranges"
+
+// chosenAddr is an address a user or a controller wrote into a Service.
+type chosenAddr struct {
+	addr netip.Addr
+	lb   bool // a LoadBalancer ingress IP; otherwise an externalIP
+}
+
+// chosenAddrs returns the externalIPs and LoadBalancer ingress IPs the
+// Service may use. Any tenant can write them, so each is checked: an
+// address that is not one a virtual server can serve from the network
+// (loopback, link-local, multicast, unspecified), or that lies in the pod
+// or Service ranges without being this Service's own clusterIP, would
+// capture traffic that is not the Service's, and is skipped with a problem.
+// Ingress with ipMode Proxy is skipped quietly: the load balancer proxies to
+// the node, so the node must not capture the LB's address itself.
+func (b *Builder) chosenAddrs(svc *v1.Service, clusterIPs []netip.Addr, problems *[]string) []chosenAddr {
+	var out []chosenAddr
+	check := func(what string, s string, lb bool) {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			*problems = append(*problems, fmt.Sprintf("%s %q is not a valid IP address; skipped", what, s))
+			return
+		}
+		a = a.Unmap()
+		if why := b.unusable(a, clusterIPs); why != "" {
+			*problems = append(*problems, fmt.Sprintf("%s %s is %s; skipped", what, a, why))
+			return
+		}
+		// One of a family the Service has no clusterIP of has no endpoints
+		// of that family either: it gets nothing, like a NodePort.
+		if hasFamily(clusterIPs, a) {
+			out = append(out, chosenAddr{addr: a, lb: lb})
+		}
+	}
+	if len(svc.Spec.ExternalIPs) > 0 && b.opts.DenyExternalIPs {
+		*problems = append(*problems, "externalIPs are disabled on this node (feature gate AllowServiceExternalIPs=false); skipped")
+	} else {
+		for _, s := range svc.Spec.ExternalIPs {
+			check("externalIP", s, false)
+		}
+	}
+	if svc.Spec.Type == v1.ServiceTypeLoadBalancer {
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			if ing.IP == "" || (ing.IPMode != nil && *ing.IPMode == v1.LoadBalancerIPModeProxy) {
+				continue
+			}
+			check("LoadBalancer ingress IP", ing.IP, true)
+		}
+	}
+	return out
+}
+
+// unusable says why a chosen address must not become a virtual server, or "".
+func (b *Builder) unusable(a netip.Addr, clusterIPs []netip.Addr) string {
+	switch {
+	case a.IsUnspecified():
+		return "the unspecified address"
+	case a.IsLoopback():
+		return "a loopback address"
+	case a.IsLinkLocalUnicast():
+		return "a link-local address"
+	case a.IsMulticast():
+		return "a multicast address"
+	case slices.Contains(clusterIPs, a):
+		return "" // the Service's own clusterIP: deduplicated later
+	case contains(b.opts.ClusterCIDRs, a):
+		return "inside the cluster's pod range"
+	case contains(b.opts.ServiceCIDRs, a):
+		return "inside the Service range and not this Service's clusterIP"
+	}
+	return ""
+}
+
+// externalStrings are the externalIPs plus the LoadBalancer ingress IPs, for
+// Explain, which shows what each endpoint would serve.
+func externalStrings(svc *v1.Service) []string {
+	out := slices.Clone(svc.Spec.ExternalIPs)
+	if svc.Spec.Type == v1.ServiceTypeLoadBalancer {
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			if ing.IP != "" && (ing.IPMode == nil || *ing.IPMode != v1.LoadBalancerIPModeProxy) {
+				out = append(out, ing.IP)
+			}
+		}
+	}
+	return out
+}
+
+// sourceRanges returns the Service's loadBalancerSourceRanges (or the
+// annotation kube-proxy also reads), nil when it declares none. A range
+// that does not parse is skipped with a problem; a Service whose ranges
+// all fail to parse gets an empty, non-nil list: it declared a limit, so
+// its LoadBalancer IPs admit no one rather than everyone.
+func sourceRanges(svc *v1.Service) ([]netip.Prefix, []string) {
+	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
+		return nil, nil
+	}
+	in := svc.Spec.LoadBalancerSourceRanges
+	if len(in) == 0 {
+		if v := strings.TrimSpace(svc.Annotations[SourceRangesAnnotation]); v != "" {
+			in = strings.Split(v, ",")
+		}
+	}
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := []netip.Prefix{}
+	var problems []string
+	for _, s := range in {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("loadBalancerSourceRange %q is not a valid CIDR; skipped", s))
+			continue
+		}
+		out = append(out, p.Masked())
+	}
+	return out, problems
+}
+
+// allowed returns the sources that may reach the LoadBalancer virtual
+// server m: the ranges of its family, and the LB IP itself when one of the
+// node's addresses is in the ranges. A connection the node opens to an LB
+// IP on the dummy interface has that IP as its source, so this is how the
+// node's own traffic is let through exactly when the ranges admit the node.
+func (b *Builder) allowed(m SetMember, ranges []netip.Prefix) []RangeMember {
+	var out []RangeMember
+	node := false
+	for _, r := range ranges {
+		if r.Addr().Is4() != m.Addr.Is4() {
+			continue
+		}
+		out = append(out, RangeMember{SetMember: m, Source: r})
+		for ip := range b.nodeIPs {
+			node = node || r.Contains(ip)
+		}
+	}
+	if node {
+		out = append(out, RangeMember{SetMember: m, Source: netip.PrefixFrom(m.Addr, m.Addr.BitLen())})
+	}
+	return out
+}
+
+func sortedRanges(ms []RangeMember) []RangeMember {
+	slices.SortFunc(ms, func(a, b RangeMember) int {
+		return cmp.Or(compareMembers(a.SetMember, b.SetMember), a.Source.Addr().Compare(b.Source.Addr()), cmp.Compare(a.Source.Bits(), b.Source.Bits()))
+	})
+	return slices.Compact(ms)
+}
+
+// capped drops the virtual servers past Options.MaxVirtualServers, chosen
+// addresses first and then in key order, with a problem that says so.
+func (b *Builder) capped(st ServiceState) ServiceState {
+	max := b.opts.MaxVirtualServers
+	if max <= 0 || len(st.Entries) <= max {
+		return st
+	}
+	order := slices.Clone(st.Entries)
+	slices.SortStableFunc(order, func(x, y Entry) int {
+		if x.Chosen != y.Chosen {
+			if x.Chosen {
+				return 1
+			}
+			return -1
+		}
+		return ipvs.CompareKeys(x.ServiceKey, y.ServiceKey)
+	})
+	drop := map[ipvs.ServiceKey]string{}
+	for _, e := range order[max:] {
+		drop[e.ServiceKey] = ""
+	}
+	out := st.Without(drop)
+	out.Problems = append(slices.Clone(st.Problems), fmt.Sprintf(
+		"the Service wants %d virtual servers, more than the cap of %d per Service; %d skipped (externalIPs and LoadBalancer IPs first)",
+		len(st.Entries), max, len(drop)))
+	return out
+}

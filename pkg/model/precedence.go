@@ -1,0 +1,100 @@
+package model
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Wins reports whether entry a of the Service with precedence pa takes
+// an address:port that entry b of the Service with precedence pb wants too.
+// The rule, the same on every node, for every kind of sync and after a
+// restart:
+//
+//  1. an address the API server allocated (a clusterIP, or a node port)
+//     beats one a user or a controller chose (an externalIP, a
+//     LoadBalancer ingress IP), so no Service can take another's
+//     clusterIP, whatever its namespace;
+//  2. then the older Service (creationTimestamp) wins;
+//  3. then the lower UID, then namespace/name, so that there is always
+//     one answer.
+func Wins(a Entry, pa Precedence, b Entry, pb Precedence) bool {
+	if a.Chosen != b.Chosen {
+		return !a.Chosen
+	}
+	if c := pa.Created.Compare(pb.Created); c != 0 {
+		return c < 0
+	}
+	return cmp.Or(cmp.Compare(pa.UID, pb.UID), CompareNames(pa.Name, pb.Name)) < 0
+}
+
+// Without returns st without the virtual servers in lost, and without
+// everything that came with them: their set members, the VIPs no other
+// entry still needs, and, when no entry is left, the hairpin members and
+// the health check. So a Service that loses an address:port contributes
+// nothing to the kernel for it. lost maps each key to the problem to
+// report; st is not changed.
+func (st ServiceState) Without(lost map[ipvs.ServiceKey]string) ServiceState {
+	if len(lost) == 0 {
+		return st
+	}
+	out := st
+	out.Entries = slices.DeleteFunc(slices.Clone(st.Entries), func(e Entry) bool { _, l := lost[e.ServiceKey]; return l })
+	kept := func(m SetMember) bool { _, l := lost[m.Key()]; return !l }
+	out.KeepSource = filtered(st.KeepSource, kept)
+	out.ServicePorts = filtered(st.ServicePorts, kept)
+	out.NoLocalEndpoints = filtered(st.NoLocalEndpoints, kept)
+	out.Firewall = filtered(st.Firewall, kept)
+	out.SourceRanges = filtered(st.SourceRanges, func(m RangeMember) bool { return kept(m.SetMember) })
+	out.VIPs = slices.DeleteFunc(slices.Clone(st.VIPs), func(v netip.Addr) bool {
+		return !slices.ContainsFunc(out.Entries, func(e Entry) bool { return e.Addr == v })
+	})
+	if len(out.Entries) == 0 {
+		out.Hairpin, out.HealthCheck = nil, nil
+	}
+	keys := make([]ipvs.ServiceKey, 0, len(lost))
+	for k := range lost {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, ipvs.CompareKeys)
+	out.Problems = slices.Clone(st.Problems)
+	for _, k := range keys {
+		out.Problems = append(out.Problems, lost[k])
+	}
+	return out
+}
+
+// filtered returns the members keep accepts, nil when none is left, so
+// that Without of every key compares equal to an empty state.
+func filtered[M any](in []M, keep func(M) bool) []M {
+	var out []M
+	for _, m := range in {
+		if keep(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TakenProblem is the problem a Service gets for an address:port another
+// Service holds by the precedence rule. It does not name the other
+// Service, which may be in a namespace this one's owner cannot read.
+func TakenProblem(e Entry) string {
+	return fmt.Sprintf("%s %s is wanted by another Service that takes precedence; skipped", e.Owner.Port, e.ServiceKey)
+}
+
+// ForeignProblem is the problem a Service gets for an address:port where
+// the kernel holds a virtual server that ipvs-proxy did not make.
+func ForeignProblem(e Entry) string {
+	return fmt.Sprintf("%s %s is a virtual server ipvs-proxy did not create; skipped", e.Owner.Port, e.ServiceKey)
+}
+
+// CompareNames is the one order of Service names: namespace, then name.
+// (Comparing "namespace/name" strings would put "a-b/x" before "a/y".)
+func CompareNames(a, b types.NamespacedName) int {
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+}
