@@ -30,6 +30,8 @@ const (
 	HashIPPort Type = "hash:ip,port"
 	// HashIP holds addresses alone: an Entry with only IP set.
 	HashIP Type = "hash:ip"
+	// HashIPPortNet holds (ip, proto:port, net) members.
+	HashIPPortNet Type = "hash:ip,port,net"
 )
 
 // Set is one set as ipvs-proxy creates it.
@@ -47,6 +49,9 @@ type Entry struct {
 	Proto string
 	Port  uint16
 	IP2   netip.Addr
+	// Net is the third part of a hash:ip,port,net member, always with its
+	// prefix length (a /32 too), as the kernel lists it.
+	Net netip.Prefix
 }
 
 // String spells e as ipset does: "10.244.0.2,tcp:8080,10.244.0.2" or
@@ -59,12 +64,16 @@ func (e Entry) String() string {
 	if e.IP2.IsValid() {
 		s += "," + e.IP2.String()
 	}
+	if e.Net.IsValid() {
+		s += "," + e.Net.String()
+	}
 	return s
 }
 
 // compare orders entries by address first, as a reader scans a dump.
 func (e Entry) compare(o Entry) int {
-	return cmp.Or(e.IP.Compare(o.IP), cmp.Compare(e.Proto, o.Proto), cmp.Compare(e.Port, o.Port), e.IP2.Compare(o.IP2))
+	return cmp.Or(e.IP.Compare(o.IP), cmp.Compare(e.Proto, o.Proto), cmp.Compare(e.Port, o.Port), e.IP2.Compare(o.IP2),
+		e.Net.Addr().Compare(o.Net.Addr()), cmp.Compare(e.Net.Bits(), o.Net.Bits()))
 }
 
 func sortEntries(es []Entry) { slices.SortFunc(es, Entry.compare) }
@@ -164,8 +173,10 @@ func checkSet(s Set) error {
 	if err := checkName(s.Name); err != nil {
 		return err
 	}
-	if s.Type != HashIPPortIP && s.Type != HashIPPort && s.Type != HashIP {
-		return fmt.Errorf("ipset %s: type %q is not one ipvs-proxy makes (%s, %s or %s)", s.Name, s.Type, HashIPPortIP, HashIPPort, HashIP)
+	switch s.Type {
+	case HashIPPortIP, HashIPPort, HashIP, HashIPPortNet:
+	default:
+		return fmt.Errorf("ipset %s: type %q is not one ipvs-proxy makes (%s, %s, %s or %s)", s.Name, s.Type, HashIPPortIP, HashIPPort, HashIP, HashIPPortNet)
 	}
 	return nil
 }
@@ -177,7 +188,7 @@ var protocols = map[string]uint8{"tcp": 6, "udp": 17, "sctp": 132}
 // another form than it was given (so Entries could not return it equal) or
 // refuse for a reason other than the set's type and family.
 func checkEntry(e Entry) error {
-	if e.Proto == "" && e.Port == 0 && !e.IP2.IsValid() {
+	if e.Proto == "" && e.Port == 0 && !e.IP2.IsValid() && !e.Net.IsValid() {
 		return checkAddr(e.IP) // a hash:ip member
 	}
 	if _, ok := protocols[e.Proto]; !ok {
@@ -185,6 +196,18 @@ func checkEntry(e Entry) error {
 	}
 	if err := checkAddr(e.IP); err != nil {
 		return err
+	}
+	if e.Net.IsValid() {
+		switch {
+		case e.IP2.IsValid():
+			return errors.New("a member has IP2 or Net, not both")
+		case e.Net != e.Net.Masked() || e.Net.Bits() == 0:
+			// The kernel stores the masked net, and refuses /0.
+			return fmt.Errorf("net %s is not masked or is /0", e.Net)
+		case e.Net.Addr().Is6() != e.IP.Is6():
+			return fmt.Errorf("addresses %s and %s are of different families", e.IP, e.Net)
+		}
+		return checkAddr(e.Net.Addr())
 	}
 	if !e.IP2.IsValid() {
 		return nil
@@ -213,5 +236,6 @@ func checkAddr(a netip.Addr) error {
 // fits reports whether e has the shape and family of set s; the kernel
 // refuses it otherwise, which the fake must do too.
 func fits(s Set, e Entry) bool {
-	return e.IP.Is6() == s.IPv6 && e.IP2.IsValid() == (s.Type == HashIPPortIP) && (e.Proto == "") == (s.Type == HashIP)
+	return e.IP.Is6() == s.IPv6 && e.IP2.IsValid() == (s.Type == HashIPPortIP) && (e.Proto == "") == (s.Type == HashIP) &&
+		e.Net.IsValid() == (s.Type == HashIPPortNet)
 }

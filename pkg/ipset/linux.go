@@ -216,6 +216,9 @@ func toNetlink(e Entry) *netlink.IPSetEntry {
 		// hash:ip,port,ip.
 		m.IP2 = net.IP(e.IP2.AsSlice())
 	}
+	if e.Net.IsValid() {
+		m.IP2, m.CIDR2 = net.IP(e.Net.Addr().AsSlice()), uint8(e.Net.Bits())
+	}
 	return m
 }
 
@@ -241,6 +244,13 @@ func fromNetlink(m netlink.IPSetEntry) (Entry, error) {
 	}
 	if m.IP2 != nil {
 		if e.IP2, ok = netip.AddrFromSlice(m.IP2); !ok {
+			return Entry{}, fmt.Errorf("unreadable member %+v", m)
+		}
+	}
+	if m.CIDR2 != 0 {
+		// hash:ip,port,net: the kernel lists the net's length even for a host.
+		e.Net, e.IP2 = netip.PrefixFrom(e.IP2, int(m.CIDR2)), netip.Addr{}
+		if !e.Net.IsValid() {
 			return Entry{}, fmt.Errorf("unreadable member %+v", m)
 		}
 	}

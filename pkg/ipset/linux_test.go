@@ -250,7 +250,12 @@ func ipsetSave(t *testing.T) (string, bool) {
 			}
 			sets = append(sets, Contents{Set: s})
 		case f[0] == "add" && len(sets) > 0 && sets[len(sets)-1].Set.Name == f[1]:
-			sets[len(sets)-1].Entries = append(sets[len(sets)-1].Entries, entry(f[2]))
+			e := entry(f[2])
+			if sets[len(sets)-1].Set.Type == HashIPPortNet && e.IP2.IsValid() {
+				// ipset prints a host net without its length.
+				e.Net, e.IP2 = netip.PrefixFrom(e.IP2, e.IP2.BitLen()), netip.Addr{}
+			}
+			sets[len(sets)-1].Entries = append(sets[len(sets)-1].Entries, e)
 		default:
 			t.Fatalf("ipset save: unexpected line %q", line)
 		}

@@ -16,6 +16,8 @@ const (
 	keep6    = "IPVS-PROXY-T-KEEP6"
 	vips     = "IPVS-PROXY-T-VIPS"
 	vip6     = "IPVS-PROXY-T-VIPS6"
+	ranges   = "IPVS-PROXY-T-RANGES"
+	ranges6  = "IPVS-PROXY-T-RANGES6"
 )
 
 var (
@@ -25,6 +27,8 @@ var (
 	keep6Set    = Set{Name: keep6, Type: HashIPPort, IPv6: true}
 	vipSet      = Set{Name: vips, Type: HashIP}
 	vip6Set     = Set{Name: vip6, Type: HashIP, IPv6: true}
+	rangesSet   = Set{Name: ranges, Type: HashIPPortNet}
+	ranges6Set  = Set{Name: ranges6, Type: HashIPPortNet, IPv6: true}
 )
 
 // step is one call on an Interface; wantErr, when set, is a substring of
@@ -72,7 +76,9 @@ func entry(s string) Entry {
 		n, _ := strconv.ParseUint(port, 10, 16)
 		e.Proto, e.Port = proto, uint16(n)
 	}
-	if len(parts) > 2 {
+	if len(parts) > 2 && strings.Contains(parts[2], "/") {
+		e.Net, _ = netip.ParsePrefix(parts[2])
+	} else if len(parts) > 2 {
 		e.IP2, _ = netip.ParseAddr(parts[2])
 	}
 	return e
@@ -91,6 +97,35 @@ type scenario struct {
 
 var scenarios = []scenario{{
 	name: "no sets",
+}, {
+	name: "hash:ip,port,net holds nets of every length, a host as /32 or /128; unmasked nets and the wrong shape are refused",
+	steps: []step{
+		ensure(rangesSet), ensure(ranges6Set),
+		add(ranges, "198.51.100.1,tcp:80,192.0.2.0/24"), add(ranges, "198.51.100.1,tcp:80,198.51.100.1/32"),
+		addAll(ranges, "198.51.100.1,udp:53,10.0.0.0/8", "198.51.100.2,tcp:443,192.0.2.0/24"),
+		add(ranges6, "2001:db8::1,tcp:80,2001:db8:1::/48"),
+		fails(add(ranges, "198.51.100.1,tcp:80,192.0.2.1/24"), "not masked"),
+		fails(add(ranges, "198.51.100.1,tcp:80"), "does not match the set's type"),
+		del(ranges, "198.51.100.1,udp:53,10.0.0.0/8"),
+	},
+	wantDump: `set IPVS-PROXY-T-RANGES hash:ip,port,net family inet
+  198.51.100.1,tcp:80,192.0.2.0/24
+  198.51.100.1,tcp:80,198.51.100.1/32
+  198.51.100.2,tcp:443,192.0.2.0/24
+set IPVS-PROXY-T-RANGES6 hash:ip,port,net family inet6
+  2001:db8::1,tcp:80,2001:db8:1::/48
+`,
+	wantLog: []string{
+		"create IPVS-PROXY-T-RANGES hash:ip,port,net family inet",
+		"create IPVS-PROXY-T-RANGES6 hash:ip,port,net family inet6",
+		"add IPVS-PROXY-T-RANGES 198.51.100.1,tcp:80,192.0.2.0/24",
+		"add IPVS-PROXY-T-RANGES 198.51.100.1,tcp:80,198.51.100.1/32",
+		"add IPVS-PROXY-T-RANGES 198.51.100.1,udp:53,10.0.0.0/8",
+		"add IPVS-PROXY-T-RANGES 198.51.100.2,tcp:443,192.0.2.0/24",
+		"add IPVS-PROXY-T-RANGES6 2001:db8::1,tcp:80,2001:db8:1::/48",
+		"add IPVS-PROXY-T-RANGES 198.51.100.1,tcp:80",
+		"del IPVS-PROXY-T-RANGES 198.51.100.1,udp:53,10.0.0.0/8",
+	},
 }, {
 	name: "hash:ip holds addresses alone, both families; a member with a port does not fit",
 	steps: []step{
@@ -268,7 +303,7 @@ set IPVS-PROXY-T-KEEP6 hash:ip,port family inet6
 		fails(destroy("IPVS-PROXY-"), `ipset "IPVS-PROXY-" is not ipvs-proxy's`),
 		fails(destroy("ipvs-proxy-lower"), `is not ipvs-proxy's`),
 		fails(ensure(Set{Name: "IPVS-PROXY-0123456789012345678901", Type: HashIPPort}), "ipset name IPVS-PROXY-0123456789012345678901 is longer than the kernel's 31 characters"),
-		fails(ensure(Set{Name: keep, Type: "hash:net"}), `ipset IPVS-PROXY-T-KEEP: type "hash:net" is not one ipvs-proxy makes (hash:ip,port,ip, hash:ip,port or hash:ip)`),
+		fails(ensure(Set{Name: keep, Type: "hash:net"}), `ipset IPVS-PROXY-T-KEEP: type "hash:net" is not one ipvs-proxy makes (hash:ip,port,ip, hash:ip,port, hash:ip or hash:ip,port,net)`),
 	},
 }}
 
