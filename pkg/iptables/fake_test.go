@@ -64,7 +64,7 @@ func TestSyncRefuses(t *testing.T) {
 	}{
 		{"other family", portable(IPv6), "rule set for IPv6 given to IPv4 iptables"},
 		{"chain without the prefix", with(func(c *Chain) { c.Name = "KUBE-SERVICES" }), "chain KUBE-SERVICES in table filter: name lacks the prefix IPVS-PROXY-"},
-		{"table not owned", with(func(c *Chain) { c.Table = "mangle" }), `chain IPVS-PROXY-INPUT: table "mangle" is not one ipvs-proxy owns chains in`},
+		{"table not owned", with(func(c *Chain) { c.Table = "raw" }), `chain IPVS-PROXY-INPUT: table "raw" is not one ipvs-proxy owns chains in`},
 		{"jump from a non-builtin chain", with(func(c *Chain) { c.JumpFrom = "KUBE-FORWARD" }), "chain IPVS-PROXY-INPUT in table filter: KUBE-FORWARD is not a builtin chain"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -57,6 +57,8 @@ func createSets(t *testing.T, fam Family) {
 		VIPSet(fam):              "hash:ip",
 		ServicePortsSet(fam):     "hash:ip,port",
 		NoLocalEndpointsSet(fam): "hash:ip,port",
+		FirewallSet(fam):         "hash:ip,port",
+		SourceRangesSet(fam):     "hash:ip,port,net",
 	} {
 		if out, err := exec.Command("ipset", "create", name, typ, "family", inet).CombinedOutput(); err != nil {
 			t.Fatalf("ipset create %s: %v: %s", name, err, out)
@@ -97,7 +99,7 @@ func TestLinuxSyncExecs(t *testing.T) {
 			rs = withoutIPVSMatch(rs)
 		}
 		bin := map[Family]string{IPv4: "iptables", IPv6: "ip6tables"}[fam]
-		saves := []string{bin + "-save -t filter", bin + "-save -t nat"}
+		saves := []string{bin + "-save -t filter", bin + "-save -t mangle", bin + "-save -t nat"}
 		restore := bin + "-restore -w 10 --noflush"
 		dump := func(step string) {
 			t.Helper()
@@ -113,8 +115,8 @@ func TestLinuxSyncExecs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n, err := w.Sync(rs); err != nil || n != fakeWrites || n != 14 {
-			t.Errorf("%s cold sync: %d writes, err %v; want 14, as the fake's %d", fam, n, err, fakeWrites)
+		if n, err := w.Sync(rs); err != nil || n != fakeWrites || n != 18 {
+			t.Errorf("%s cold sync: %d writes, err %v; want 18, as the fake's %d", fam, n, err, fakeWrites)
 		}
 		x.check(t, string(fam)+" cold sync", append(saves, restore), []string{restoreInput(f.mem.log)})
 		dump("after cold sync")
@@ -149,6 +151,11 @@ func TestLinuxSyncExecs(t *testing.T) {
 -D INPUT -m comment --comment ipvs-proxy -j IPVS-PROXY-FILTER
 -F IPVS-PROXY-FILTER
 -X IPVS-PROXY-FILTER
+COMMIT
+*mangle
+-D OUTPUT -m comment --comment ipvs-proxy -j IPVS-PROXY-OUTPUT
+-F IPVS-PROXY-OUTPUT
+-X IPVS-PROXY-OUTPUT
 COMMIT
 *nat
 -D PREROUTING -m comment --comment ipvs-proxy -j IPVS-PROXY-PREROUTING

@@ -44,8 +44,28 @@ func Desired(cfg Config, fam Family) RuleSet {
 		Rules: masqueradeRules(cfg, fam, clusterCIDRs(cfg.ClusterCIDRs, fam)),
 	}, {
 		Table: "filter", Name: FilterChain, JumpFrom: "INPUT",
-		Rules: filterRules(fam),
+		Rules: append([][]string{sourceRangesRule(fam)}, filterRules(fam)...),
+	}, {
+		// The node's own connections meet IPVS in LOCAL_OUT at priority
+		// -98 and never pass filter INPUT, so their source ranges are
+		// checked in mangle OUTPUT (-150), before IPVS rewrites the
+		// destination (kube-proxy misses this: kubernetes#119656).
+		Table: "mangle", Name: OutputChain, JumpFrom: "OUTPUT",
+		Rules: [][]string{sourceRangesRule(fam)},
 	}}}
+}
+
+// OutputChain checks the node's own traffic to LoadBalancer IPs; mangle
+// OUTPUT jumps to it.
+const OutputChain = ChainPrefix + "OUTPUT"
+
+// sourceRangesRule drops a packet to a LoadBalancer IP:port that has
+// loadBalancerSourceRanges from a source outside them. One rule for every
+// Service: the sets pair each IP:port with its own ranges, so two Services
+// sharing one LB IP on different ports keep theirs (kubernetes#119791).
+func sourceRangesRule(fam Family) []string {
+	return rule(nil, "ipvs-proxy: drop traffic to LoadBalancer IPs from outside their loadBalancerSourceRanges",
+		[]string{"-m", "set", "--match-set", FirewallSet(fam), "dst,dst", "-m", "set", "!", "--match-set", SourceRangesSet(fam), "dst,dst,src"}, "DROP")
 }
 
 // FilterChain guards the VIPs; filter INPUT jumps to it.

@@ -33,17 +33,27 @@ func prerouting(fam Family) string {
 		KeepSourceSet(fam) + ` dst,dst -j MARK --set-xmark 0x2000/0x2000` + "\n"
 }
 
-// filter is the VIP guard, the same for every configuration; the filter
-// table prints before nat.
+// filter is the VIP guard and the source ranges, the same for every
+// configuration; the filter and mangle tables print before nat.
 func filter(fam Family) string {
 	reject := "icmp-port-unreachable"
 	if fam == IPv6 {
 		reject = "icmp6-port-unreachable"
 	}
 	return "-t filter -N IPVS-PROXY-FILTER\n-t filter -A INPUT -m comment --comment ipvs-proxy -j IPVS-PROXY-FILTER\n" +
+		"-t filter -A IPVS-PROXY-FILTER " + firewall(fam) +
 		`-t filter -A IPVS-PROXY-FILTER -m comment --comment "ipvs-proxy: drop external traffic to externalTrafficPolicy Local services without local endpoints" -m conntrack --ctstate NEW -m set --match-set ` + NoLocalEndpointsSet(fam) + " dst,dst -j DROP\n" +
 		`-t filter -A IPVS-PROXY-FILTER -m comment --comment "ipvs-proxy: let service ports with endpoints through to IPVS" -m set --match-set ` + ServicePortsSet(fam) + " dst,dst -j RETURN\n" +
-		`-t filter -A IPVS-PROXY-FILTER -m comment --comment "ipvs-proxy: reject anything else sent to a VIP" -m conntrack --ctstate NEW -m set --match-set ` + VIPSet(fam) + " dst -j REJECT --reject-with " + reject + "\n"
+		`-t filter -A IPVS-PROXY-FILTER -m comment --comment "ipvs-proxy: reject anything else sent to a VIP" -m conntrack --ctstate NEW -m set --match-set ` + VIPSet(fam) + " dst -j REJECT --reject-with " + reject + "\n" +
+		"-t mangle -N IPVS-PROXY-OUTPUT\n-t mangle -A OUTPUT -m comment --comment ipvs-proxy -j IPVS-PROXY-OUTPUT\n" +
+		"-t mangle -A IPVS-PROXY-OUTPUT " + firewall(fam)
+}
+
+// firewall is the loadBalancerSourceRanges rule, in filter INPUT and in
+// mangle OUTPUT alike.
+func firewall(fam Family) string {
+	return `-m comment --comment "ipvs-proxy: drop traffic to LoadBalancer IPs from outside their loadBalancerSourceRanges" -m set --match-set ` +
+		FirewallSet(fam) + " dst,dst -m set ! --match-set " + SourceRangesSet(fam) + " dst,dst,src -j DROP\n"
 }
 
 func TestDesired(t *testing.T) {

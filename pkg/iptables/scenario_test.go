@@ -83,7 +83,7 @@ func syncCases(fam Family) []syncCase {
 		name:               "Desired rules",
 		rs:                 Desired(Config{ClusterCIDRs: prefixes("10.244.0.0/16", "fd00:10:244::/56")}, fam),
 		needsIPVS:          true,
-		wantWrites:         14, // 3 chains, 4+1+3 rules, 3 jumps
+		wantWrites:         18, // 4 chains, 4+1+4+1 rules, 4 jumps
 		wantAll:            Desired(Config{ClusterCIDRs: prefixes("10.244.0.0/16", "fd00:10:244::/56")}, fam).String(),
 		wantAllAfterDelete: "",
 	}, {

@@ -52,3 +52,21 @@ func NoLocalEndpointsSet(fam Family) string {
 	}
 	return "IPVS-PROXY-NO-LOCAL-ENDPOINTS"
 }
+
+// FirewallSet holds (LoadBalancer IP, proto:port) of the Services with
+// loadBalancerSourceRanges: type hash:ip,port.
+func FirewallSet(fam Family) string {
+	if fam == IPv6 {
+		return "IPVS-PROXY-FIREWALL6"
+	}
+	return "IPVS-PROXY-FIREWALL"
+}
+
+// SourceRangesSet holds (LoadBalancer IP, proto:port, source CIDR): the
+// sources FirewallSet's members admit. Type hash:ip,port,net.
+func SourceRangesSet(fam Family) string {
+	if fam == IPv6 {
+		return "IPVS-PROXY-SOURCE-RANGES6"
+	}
+	return "IPVS-PROXY-SOURCE-RANGES"
+}

@@ -29,7 +29,7 @@ const JumpComment = "ipvs-proxy"
 
 // ownedTables are the only tables Sync, Delete and Dump look at. Desired
 // must not use any other: Delete would not find its chains.
-var ownedTables = []string{"filter", "nat"}
+var ownedTables = []string{"filter", "mangle", "nat"}
 
 // builtinChains lists each table's builtin chains, in the kernel's order.
 var builtinChains = map[string][]string{
