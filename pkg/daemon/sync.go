@@ -57,9 +57,6 @@ func (d *daemon) sync() {
 		}
 		res = d.Proxier.SyncServices(inputs)
 	}
-	for _, n := range res.Requeue {
-		d.changes.Mark(n) // a key it wanted was freed: rebuild it next
-	}
 	d.recheckDrains(res.Draining)
 	if res.HealthChecksChanged {
 		d.syncHealthChecks()
@@ -111,6 +108,13 @@ func (d *daemon) sync() {
 // report logs and records an Event for each Service whose problems changed
 // since they were last reported.
 func (d *daemon) report(inputs map[types.NamespacedName]*model.ServiceInput, res proxier.Result, full bool) {
+	for _, n := range res.Changed {
+		// It gained or lost an address:port through another Service's
+		// change: its own input did not change.
+		if _, ok := inputs[n]; !ok {
+			inputs[n], _ = d.src.Input(n)
+		}
+	}
 	for n, in := range inputs {
 		problems := strings.Join(res.Problems[n], "; ")
 		if problems == d.reported[n] {

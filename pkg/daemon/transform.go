@@ -11,7 +11,9 @@ import (
 // watch.CachedSlice). On a large cluster the cache is most of the proxy's
 // memory, and most of each object is never read:
 //   - metadata keeps the key (namespace, name), resourceVersion, the UID
-//     (Events name their Service by it) and the scheduler annotation;
+//     (Events name their Service by it; it breaks ties of precedence), the
+//     creationTimestamp (precedence between Services that want one
+//     address:port), the scheduler and source-ranges annotations;
 //     labels, managed fields, owner references, kubectl's last-applied copy
 //     and other annotations go;
 //   - the spec loses its pod selector;
@@ -20,9 +22,14 @@ func trimCached(obj any) (any, error) {
 	if o, ok := obj.(*v1.Service); ok {
 		m := o.ObjectMeta
 		o.ObjectMeta = metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
-			DeletionTimestamp: m.DeletionTimestamp}
-		if v, ok := m.Annotations[model.SchedulerAnnotation]; ok {
-			o.Annotations = map[string]string{model.SchedulerAnnotation: v}
+			CreationTimestamp: m.CreationTimestamp, DeletionTimestamp: m.DeletionTimestamp}
+		for _, a := range []string{model.SchedulerAnnotation, model.SourceRangesAnnotation} {
+			if v, ok := m.Annotations[a]; ok {
+				if o.Annotations == nil {
+					o.Annotations = map[string]string{}
+				}
+				o.Annotations[a] = v
+			}
 		}
 		o.Spec.Selector = nil
 		o.Status = v1.ServiceStatus{LoadBalancer: o.Status.LoadBalancer} // conditions are not read

@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -12,8 +13,10 @@ import (
 func TestTrimCached(t *testing.T) {
 	svc := &v1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "ns", UID: "uid-1", ResourceVersion: "7", Generation: 3,
-			Labels:          map[string]string{"app": "web"},
-			Annotations:     map[string]string{"ipvs-proxy.io/scheduler": "lc", "kubectl.kubernetes.io/last-applied-configuration": `{"big":"copy"}`},
+			CreationTimestamp: metav1.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+			Labels:            map[string]string{"app": "web"},
+			Annotations: map[string]string{"ipvs-proxy.io/scheduler": "lc", "kubectl.kubernetes.io/last-applied-configuration": `{"big":"copy"}`,
+				"service.beta.kubernetes.io/load-balancer-source-ranges": "192.0.2.0/24"},
 			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
 			OwnerReferences: []metav1.OwnerReference{{Kind: "Deployment", Name: "web"}}},
 		Spec: v1.ServiceSpec{ClusterIP: "10.96.0.10", Selector: map[string]string{"app": "web"},
@@ -28,7 +31,7 @@ func TestTrimCached(t *testing.T) {
 	gs := out.(*v1.Service)
 	got := fmt.Sprintf("meta %+v\nspec %s %v selector %v\nstatus %v %v", gs.ObjectMeta, gs.Spec.ClusterIP, gs.Spec.Ports, gs.Spec.Selector,
 		gs.Status.LoadBalancer.Ingress, gs.Status.Conditions)
-	want := `meta {Name:web GenerateName: Namespace:ns SelfLink: UID:uid-1 ResourceVersion:7 Generation:0 CreationTimestamp:0001-01-01 00:00:00 +0000 UTC DeletionTimestamp:<nil> DeletionGracePeriodSeconds:<nil> Labels:map[] Annotations:map[ipvs-proxy.io/scheduler:lc] OwnerReferences:[] Finalizers:[] ManagedFields:[]}
+	want := `meta {Name:web GenerateName: Namespace:ns SelfLink: UID:uid-1 ResourceVersion:7 Generation:0 CreationTimestamp:2026-01-02 03:04:05 +0000 UTC DeletionTimestamp:<nil> DeletionGracePeriodSeconds:<nil> Labels:map[] Annotations:map[ipvs-proxy.io/scheduler:lc service.beta.kubernetes.io/load-balancer-source-ranges:192.0.2.0/24] OwnerReferences:[] Finalizers:[] ManagedFields:[]}
 spec 10.96.0.10 [{http  <nil> 80 {0 0 } 0}] selector map[]
 status [{203.0.113.9  <nil> []}] []`
 	if got != want {

@@ -49,7 +49,7 @@ func (p *Proxier) trackDrains(plan reconcile.Plan, scope map[ipvs.ServiceKey]boo
 		if _, ok := p.drainSince[k]; !ok {
 			p.drainSince[k] = now
 		}
-		if owner, ok := p.claims[op.Key]; ok && !seen[owner] {
+		if owner, ok := p.idx.holder(op.Key); ok && !seen[owner] {
 			seen[owner] = true
 			owners = append(owners, owner)
 		}

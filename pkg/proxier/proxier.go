@@ -7,7 +7,6 @@
 package proxier
 
 import (
-	"fmt"
 	"maps"
 	"net/netip"
 	"reflect"
@@ -45,19 +44,8 @@ type Proxier struct {
 	owned *Owned
 
 	builder *model.Builder
-	// services is what each Service was last built to, minus the keys it
-	// lost to another Service (see claims).
-	services map[types.NamespacedName]model.ServiceState
-	// claims says which Service a virtual server belongs to when two want
-	// the same address:port (say, one externalIP in two Services).
-	claims map[ipvs.ServiceKey]types.NamespacedName
-	// losers are the Services that wanted a key another one holds: when
-	// the holder lets go, they are handed back to the caller to rebuild.
-	losers map[ipvs.ServiceKey][]types.NamespacedName
-	// vipRefs counts the Services that want each VIP on the dummy interface.
-	vipRefs map[netip.Addr]int
-	// memberRefs counts the Services that want each kernel set member.
-	memberRefs map[member]int
+	// idx is what each Service was built to and holds (see index).
+	idx *index
 	// linkAddrs is what the dummy interface holds: listed by SyncAll and
 	// kept up to date with our own writes in between.
 	linkAddrs map[netip.Addr]bool
@@ -65,14 +53,16 @@ type Proxier struct {
 	drainSince map[drainKey]time.Time
 	// since records what SyncServices writes while a snapshot is read.
 	since *since
-	// healthChecks are the Services with a health-check node port.
-	healthChecks map[types.NamespacedName]model.HealthCheck
+	// Adopt, if set, says a virtual server that is not recorded as ours may
+	// be taken over all the same: kube-proxy's, during a migration.
+	Adopt func(ipvs.ServiceKey) bool
 }
 
 // Result is what one sync did.
 type Result struct {
-	// Requeue are Services to rebuild soon: a key they wanted was freed.
-	Requeue []types.NamespacedName
+	// Changed are the Services whose kernel state changed, including those
+	// that gained or lost an address:port through another's change.
+	Changed []types.NamespacedName
 	// Draining are Services with real servers at weight 0 waiting for
 	// their connections to end: sync them again after DrainCheckInterval.
 	Draining []types.NamespacedName
@@ -91,16 +81,11 @@ type Result struct {
 func New(opts model.Options, ipvsIf ipvs.Interface, link netif.Interface, sets ipset.Interface, owned *Owned) *Proxier {
 	return &Proxier{
 		opts: opts, ipvs: ipvsIf, link: link, sets: sets, owned: owned,
-		memberRefs:   map[member]int{},
-		builder:      model.NewBuilder(opts),
-		services:     map[types.NamespacedName]model.ServiceState{},
-		claims:       map[ipvs.ServiceKey]types.NamespacedName{},
-		losers:       map[ipvs.ServiceKey][]types.NamespacedName{},
-		vipRefs:      map[netip.Addr]int{},
-		linkAddrs:    map[netip.Addr]bool{},
-		drainSince:   map[drainKey]time.Time{},
-		healthChecks: map[types.NamespacedName]model.HealthCheck{},
-		Clock:        clock.RealClock{},
+		builder:    model.NewBuilder(opts),
+		idx:        newIndex(0),
+		linkAddrs:  map[netip.Addr]bool{},
+		drainSince: map[drainKey]time.Time{},
+		Clock:      clock.RealClock{},
 	}
 }
 
@@ -112,6 +97,15 @@ func (p *Proxier) owns(k ipvs.ServiceKey) bool {
 		}
 	}
 	return p.linkAddrs[k.Addr] || p.owned.Has(k)
+}
+
+// foreign reports whether a virtual server the kernel holds at k was made
+// by someone else: it is neither on the dummy interface (where kube-proxy's
+// are, which a migration takes over) nor recorded as ours. No Service gets
+// such a key, so ipvs-proxy never rewrites or deletes another tool's
+// virtual server, even one on an address a Service names.
+func (p *Proxier) foreign(k ipvs.ServiceKey) bool {
+	return !p.linkAddrs[k.Addr] && !p.owned.Has(k) && (p.Adopt == nil || !p.Adopt(k))
 }
 
 // SyncAll lists everything the kernel holds, rebuilds every Service and
@@ -161,49 +155,28 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 		}
 	}
 
-	// Build in name order so that, of two Services claiming one key, the
-	// same one wins on every node and every resync. A copy: the caller's
-	// slice (and pointers into it) must stay as they are.
-	inputs = slices.Clone(inputs)
-	slices.SortFunc(inputs, func(a, b model.ServiceInput) int {
-		return compareNames(nameOf(a), nameOf(b))
-	})
-	p.losers = map[ipvs.ServiceKey][]types.NamespacedName{}
-	oldChecks := p.healthChecks
-	p.healthChecks = map[types.NamespacedName]model.HealthCheck{}
-	// Sized for one virtual server, VIP and set member or two per
-	// Service, so that a full sync does not grow them step by step.
-	n := len(inputs)
-	p.services = make(map[types.NamespacedName]model.ServiceState, n)
-	p.claims = make(map[ipvs.ServiceKey]types.NamespacedName, n)
-	p.vipRefs = make(map[netip.Addr]int, n)
-	desired := make(map[ipvs.ServiceKey]ipvs.VirtualServer, n)
-	members := 0
-	for _, in := range inputs {
-		name := nameOf(in)
-		st := p.claim(name, p.builder.Service(in))
-		p.services[name] = st
-		if len(st.Problems) > 0 {
-			res.Problems[name] = st.Problems
+	foreign := map[ipvs.ServiceKey]bool{}
+	for _, vs := range kernel {
+		if p.foreign(vs.ServiceKey) && (written == nil || !written.keys[vs.ServiceKey]) {
+			foreign[vs.ServiceKey] = true
 		}
-		for _, e := range st.Entries {
+	}
+	oldChecks := p.idx.healthChecks
+	p.idx = newIndex(len(inputs))
+	built := make(map[types.NamespacedName]*model.ServiceState, len(inputs))
+	for _, in := range inputs {
+		st := p.builder.Service(in)
+		built[nameOf(in)] = &st
+	}
+	changes := p.idx.update(built, foreign)
+	desired := make(map[ipvs.ServiceKey]ipvs.VirtualServer, len(inputs))
+	for _, c := range changes {
+		res.note(c)
+		for _, e := range c.new.Entries {
 			desired[e.ServiceKey] = e.VirtualServer
 		}
-		for _, v := range st.VIPs {
-			p.vipRefs[v]++
-		}
-		members += len(st.Hairpin) + len(st.KeepSource) + len(st.ServicePorts) + len(st.NoLocalEndpoints) + len(st.VIPs)
-		if st.HealthCheck != nil {
-			p.healthChecks[name] = *st.HealthCheck
-		}
 	}
-	p.memberRefs = make(map[member]int, members)
-	for _, st := range p.services {
-		for m := range membersOf(st) {
-			p.memberRefs[m]++
-		}
-	}
-	res.HealthChecksChanged = !maps.Equal(oldChecks, p.healthChecks)
+	res.HealthChecksChanged = !maps.Equal(oldChecks, p.idx.healthChecks)
 	t2 := p.Clock.Now()
 	current := map[ipvs.ServiceKey]ipvs.VirtualServer{}
 	for _, vs := range kernel {
@@ -219,8 +192,8 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 			delete(current, k)
 		}
 	}
-	wantAddrs := map[netip.Addr]bool{}
-	for a := range p.vipRefs {
+	wantAddrs := make(map[netip.Addr]bool, len(p.idx.vipRefs))
+	for a := range p.idx.vipRefs {
 		wantAddrs[a] = true
 	}
 	// Virtual servers, then the kernel sets, then the VIPs: the sets say
@@ -242,68 +215,84 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 }
 
 // SyncServices rebuilds only the given Services (a nil input means the
-// Service is gone) and reads from the kernel only their virtual servers.
+// Service is gone) and reads from the kernel only their virtual servers,
+// and those of Services that gained or lost an address:port through them.
 func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceInput) Result {
 	res := Result{Problems: map[types.NamespacedName][]string{}}
-	desired := map[ipvs.ServiceKey]ipvs.VirtualServer{}
-	touched := map[ipvs.ServiceKey]bool{}
-	touchedAddrs := map[netip.Addr]bool{}
-	names := make([]types.NamespacedName, 0, len(changed))
-	for name := range changed {
-		names = append(names, name)
-	}
-	slices.SortFunc(names, compareNames)
-	for _, name := range names {
-		old := p.services[name]
+	built := make(map[types.NamespacedName]*model.ServiceState, len(changed))
+	read := map[ipvs.ServiceKey]*ipvs.VirtualServer{}
+	foreign := map[ipvs.ServiceKey]bool{}
+	for name, in := range changed {
 		var st model.ServiceState
-		if in := changed[name]; in != nil {
+		if in != nil {
 			st = p.builder.Service(*in)
 		}
-		if p.unchanged(old, st) {
+		if p.unchanged(name, st) {
 			// A late or spurious event (an informer's initial adds after
 			// a full sync, an update of a field we do not use): the kernel
 			// was already written for this state, so it is not read.
-			if len(st.Problems) > 0 {
-				res.Problems[name] = st.Problems
+			if held := p.idx.held[name]; len(held.Problems) > 0 {
+				res.Problems[name] = held.Problems
 			}
 			continue
 		}
-		for _, e := range old.Entries {
-			touched[e.ServiceKey] = true
-			delete(p.claims, e.ServiceKey)
-			for _, l := range p.losers[e.ServiceKey] {
-				if _, changing := changed[l]; !changing {
-					res.Requeue = append(res.Requeue, l)
-				}
-			}
-			delete(p.losers, e.ServiceKey)
-		}
-		for _, v := range old.VIPs {
-			p.vipRefs[v]--
-			touchedAddrs[v] = true
-		}
-		if changed[name] != nil {
-			st = p.claim(name, st)
-		}
-		if len(st.Problems) > 0 {
-			res.Problems[name] = st.Problems
-		}
-		p.changeMembers(old, st, &res)
-		res.HealthChecksChanged = p.setHealthCheck(name, st.HealthCheck) || res.HealthChecksChanged
-		if len(st.Entries) == 0 && len(st.VIPs) == 0 {
-			delete(p.services, name)
-		} else {
-			p.services[name] = st
-		}
+		built[name] = &st
+		// A key no Service had yet may hold another tool's virtual server:
+		// look before claiming it, once.
 		for _, e := range st.Entries {
+			k := e.ServiceKey
+			if _, seen := read[k]; seen || p.idx.wanted(k) || !p.foreign(k) {
+				continue
+			}
+			vs, ok, err := p.ipvs.Get(k)
+			switch {
+			case err != nil:
+				res.Errors = append(res.Errors, err)
+				foreign[k] = true // unknown: not ours to write until a full sync knows
+			case ok:
+				foreign[k] = true
+			}
+			read[k] = nil
+			if ok {
+				read[k] = &vs
+			}
+		}
+	}
+	p.idx.trackMembers()
+	changes := p.idx.update(built, foreign)
+	desired := map[ipvs.ServiceKey]ipvs.VirtualServer{}
+	touched := map[ipvs.ServiceKey]bool{}
+	touchedAddrs := map[netip.Addr]bool{}
+	for _, c := range changes {
+		res.note(c)
+		if !equalChecks(c.old.HealthCheck, c.new.HealthCheck) {
+			res.HealthChecksChanged = true
+		}
+		for _, st := range []model.ServiceState{c.old, c.new} {
+			for _, e := range st.Entries {
+				touched[e.ServiceKey] = true
+			}
+			for _, v := range st.VIPs {
+				touchedAddrs[v] = true
+			}
+			for m := range membersOf(st) {
+				p.since.touchMember(m)
+			}
+		}
+	}
+	// Every Service synced, changed or not (a draining one is synced for
+	// its connection counts), and every one that gained or lost a key.
+	synced := slices.Collect(maps.Keys(built))
+	for _, c := range changes {
+		synced = append(synced, c.name)
+	}
+	for _, name := range synced {
+		for _, e := range p.idx.held[name].Entries {
 			touched[e.ServiceKey] = true
 			desired[e.ServiceKey] = e.VirtualServer
 		}
-		for _, v := range st.VIPs {
-			p.vipRefs[v]++
-			touchedAddrs[v] = true
-		}
 	}
+	p.writeMembers(&res)
 	for key := range touched {
 		p.since.touchKey(key)
 	}
@@ -314,6 +303,12 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 	for key := range touched {
 		_, want := desired[key]
 		if !want && !p.owns(key) {
+			continue
+		}
+		if vs, seen := read[key]; seen {
+			if vs != nil {
+				current[key] = *vs
+			}
 			continue
 		}
 		vs, ok, err := p.ipvs.Get(key)
@@ -328,12 +323,11 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 	}
 	wantAddrs, haveAddrs := map[netip.Addr]bool{}, map[netip.Addr]bool{}
 	for a := range touchedAddrs {
-		if p.vipRefs[a] > 0 {
-			wantAddrs[a] = true
-		} else {
-			delete(p.vipRefs, a)
-		}
+		wantAddrs[a] = p.idx.vipRefs[a] > 0
 		haveAddrs[a] = p.linkAddrs[a]
+		if !wantAddrs[a] {
+			delete(wantAddrs, a)
+		}
 	}
 	plan := reconcile.DiffServers(desired, current, p.drain())
 	plan.Merge(reconcile.DiffAddresses(wantAddrs, haveAddrs))
@@ -343,12 +337,26 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 	return res
 }
 
+// note records one Service's change in the result.
+func (r *Result) note(c heldChange) {
+	r.Changed = append(r.Changed, c.name)
+	if len(c.new.Problems) > 0 {
+		r.Problems[c.name] = c.new.Problems
+	}
+}
+
+func equalChecks(a, b *model.HealthCheck) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
 // unchanged reports whether a Service built to st needs no sync: it was
-// last built to the same state (claims included: a Service that lost a
-// key to another differs from its build) and none of its real servers is
-// draining, which needs the kernel's connection counts.
-func (p *Proxier) unchanged(old, st model.ServiceState) bool {
-	if len(old.Entries) == 0 && len(old.VIPs) == 0 || !reflect.DeepEqual(old, st) {
+// last built to the same state and none of its real servers is draining,
+// which needs the kernel's connection counts. What it holds depends only
+// on its build and on other Services' builds, which are synced on their
+// own changes.
+func (p *Proxier) unchanged(name types.NamespacedName, st model.ServiceState) bool {
+	old, ok := p.idx.built[name]
+	if !ok || !reflect.DeepEqual(old, st) {
 		return false
 	}
 	for k := range p.drainSince {
@@ -359,25 +367,6 @@ func (p *Proxier) unchanged(old, st model.ServiceState) bool {
 		}
 	}
 	return true
-}
-
-// claim drops from st the virtual servers another Service already holds,
-// and records st's own.
-func (p *Proxier) claim(name types.NamespacedName, st model.ServiceState) model.ServiceState {
-	kept := st.Entries[:0]
-	for _, e := range st.Entries {
-		if owner, taken := p.claims[e.ServiceKey]; taken && owner != name {
-			st.Problems = append(st.Problems, fmt.Sprintf("%s %s is already used by Service %s; skipped", e.Owner.Port, e.ServiceKey, owner))
-			if !slices.Contains(p.losers[e.ServiceKey], name) {
-				p.losers[e.ServiceKey] = append(p.losers[e.ServiceKey], name)
-			}
-			continue
-		}
-		p.claims[e.ServiceKey] = name
-		kept = append(kept, e)
-	}
-	st.Entries = kept
-	return st
 }
 
 // apply writes the plan, keeping the ownership record ahead of the kernel:
@@ -456,24 +445,8 @@ func (p *Proxier) recordAfter(all map[ipvs.ServiceKey]ipvs.VirtualServer, delete
 
 // onLink reports whether an address is one the dummy interface holds or
 // is about to hold.
-func (p *Proxier) onLink(a netip.Addr) bool { return p.linkAddrs[a] || p.vipRefs[a] > 0 }
+func (p *Proxier) onLink(a netip.Addr) bool { return p.linkAddrs[a] || p.idx.vipRefs[a] > 0 }
 
 func nameOf(in model.ServiceInput) types.NamespacedName {
 	return types.NamespacedName{Namespace: in.Service.Namespace, Name: in.Service.Name}
-}
-
-func compareNames(a, b types.NamespacedName) int {
-	if a.Namespace != b.Namespace {
-		if a.Namespace < b.Namespace {
-			return -1
-		}
-		return 1
-	}
-	switch {
-	case a.Name < b.Name:
-		return -1
-	case a.Name > b.Name:
-		return 1
-	}
-	return 0
 }

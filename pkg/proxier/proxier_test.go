@@ -30,7 +30,8 @@ var (
 // sets is the dump of the kernel sets with these hairpin members (this
 // node's endpoints, all on port 8080/TCP in these tests).
 func sets(hairpin ...string) string {
-	out := "set IPVS-PROXY-HAIRPIN hash:ip,port,ip family inet\n"
+	out := "set IPVS-PROXY-FIREWALL hash:ip,port family inet\nset IPVS-PROXY-FIREWALL6 hash:ip,port family inet6\n" +
+		"set IPVS-PROXY-HAIRPIN hash:ip,port,ip family inet\n"
 	for _, h := range hairpin {
 		out += "  " + h + ",tcp:8080," + h + "\n"
 	}
@@ -72,7 +73,9 @@ func guard(specs ...string) string {
 	for _, p := range ports {
 		out += "  " + p + "\n"
 	}
-	out += "set IPVS-PROXY-SERVICE-PORTS6 hash:ip,port family inet6\nset IPVS-PROXY-VIPS hash:ip family inet\n"
+	out += "set IPVS-PROXY-SERVICE-PORTS6 hash:ip,port family inet6\n" +
+		"set IPVS-PROXY-SOURCE-RANGES hash:ip,port,net family inet\nset IPVS-PROXY-SOURCE-RANGES6 hash:ip,port,net family inet6\n" +
+		"set IPVS-PROXY-VIPS hash:ip family inet\n"
 	for _, v := range vips {
 		out += "  " + v + "\n"
 	}
@@ -309,7 +312,7 @@ func TestTwoServicesClaimingOneAddressPort(t *testing.T) {
 	a := svc("a", "10.96.0.50", withExt)
 	b := svc("b", "10.96.0.51", withExt)
 	res := p.SyncAll([]model.ServiceInput{input(b, slice("b", "10.244.1.11")), input(a, slice("a", "10.244.1.10"))})
-	if got, want := strings.Join(res.Problems[name("b")], "\n"), "http TCP 203.0.113.9:80 is already used by Service ns/a; skipped"; got != want {
+	if got, want := strings.Join(res.Problems[name("b")], "\n"), "http TCP 203.0.113.9:80 is wanted by another Service that takes precedence; skipped"; got != want {
 		t.Errorf("problems of b = %q, want %q", got, want)
 	}
 	checkDump(t, k, ipvsHeader+`TCP  10.96.0.50:80 rr

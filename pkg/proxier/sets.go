@@ -26,6 +26,10 @@ var ownedSets = []ipset.Set{
 	{Name: iptables.ServicePortsSet(iptables.IPv6), Type: ipset.HashIPPort, IPv6: true},
 	{Name: iptables.NoLocalEndpointsSet(iptables.IPv4), Type: ipset.HashIPPort},
 	{Name: iptables.NoLocalEndpointsSet(iptables.IPv6), Type: ipset.HashIPPort, IPv6: true},
+	{Name: iptables.FirewallSet(iptables.IPv4), Type: ipset.HashIPPort},
+	{Name: iptables.FirewallSet(iptables.IPv6), Type: ipset.HashIPPort, IPv6: true},
+	{Name: iptables.SourceRangesSet(iptables.IPv4), Type: ipset.HashIPPortNet},
+	{Name: iptables.SourceRangesSet(iptables.IPv6), Type: ipset.HashIPPortNet, IPv6: true},
 }
 
 // OwnedSets are the sets the proxier keeps, for cleanup.
@@ -48,11 +52,17 @@ func membersOf(st model.ServiceState) iter.Seq[member] {
 		for _, group := range []struct {
 			set     func(iptables.Family) string
 			members []model.SetMember
-		}{{iptables.KeepSourceSet, st.KeepSource}, {iptables.ServicePortsSet, st.ServicePorts}, {iptables.NoLocalEndpointsSet, st.NoLocalEndpoints}} {
+		}{{iptables.KeepSourceSet, st.KeepSource}, {iptables.ServicePortsSet, st.ServicePorts}, {iptables.NoLocalEndpointsSet, st.NoLocalEndpoints},
+			{iptables.FirewallSet, st.Firewall}} {
 			for _, m := range group.members {
 				if !yield(member{group.set(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port}}) {
 					return
 				}
+			}
+		}
+		for _, m := range st.SourceRanges {
+			if !yield(member{iptables.SourceRangesSet(family(m.SetMember)), ipset.Entry{IP: m.Addr, Proto: proto(m.SetMember), Port: m.Port, Net: m.Source}}) {
+				return
 			}
 		}
 		for _, v := range st.VIPs {
@@ -84,19 +94,19 @@ func (p *Proxier) EnsureSets() error {
 	return errors.Join(errs...)
 }
 
-// syncAllSets makes the sets exist and hold exactly what p.memberRefs
+// syncAllSets makes the sets exist and hold exactly what p.idx.memberRefs
 // says, from the members the snapshot read, leaving alone the members
 // SyncServices wrote since (nil: none).
 func (p *Proxier) syncAllSets(res *Result, have map[string][]ipset.Entry, written *since) {
 	counts := map[string]int{}
-	for m := range p.memberRefs {
+	for m := range p.idx.memberRefs {
 		counts[m.set]++
 	}
 	wanted := make(map[string][]ipset.Entry, len(counts))
 	for set, n := range counts {
 		wanted[set] = make([]ipset.Entry, 0, n)
 	}
-	for m := range p.memberRefs {
+	for m := range p.idx.memberRefs {
 		wanted[m.set] = append(wanted[m.set], m.entry)
 	}
 	for _, s := range ownedSets {
@@ -108,7 +118,7 @@ func (p *Proxier) syncAllSets(res *Result, have map[string][]ipset.Entry, writte
 		var stale, missing []ipset.Entry
 		present := 0 // kernel sets hold no duplicates
 		for _, e := range have[s.Name] {
-			if p.memberRefs[member{s.Name, e}] > 0 {
+			if p.idx.memberRefs[member{s.Name, e}] > 0 {
 				present++
 			} else if !skip(e) {
 				stale = append(stale, e)
@@ -142,25 +152,15 @@ func (p *Proxier) syncAllSets(res *Result, have map[string][]ipset.Entry, writte
 	}
 }
 
-// changeMembers moves one Service's set members from old to new, writing
-// only members whose reference count crosses zero.
-func (p *Proxier) changeMembers(old, new model.ServiceState, res *Result) {
-	for m := range membersOf(old) {
-		p.since.touchMember(m)
+// writeMembers writes the set members whose reference count crossed zero
+// in the last index update.
+func (p *Proxier) writeMembers(res *Result) {
+	add, del := p.idx.memberWrites()
+	for _, m := range add {
+		p.setWrite(res, p.sets.Add(m.set, m.entry), &res.Counts.SetMembersAdded)
 	}
-	for m := range membersOf(new) {
-		p.since.touchMember(m)
-		p.memberRefs[m]++
-		if p.memberRefs[m] == 1 {
-			p.setWrite(res, p.sets.Add(m.set, m.entry), &res.Counts.SetMembersAdded)
-		}
-	}
-	for m := range membersOf(old) {
-		p.memberRefs[m]--
-		if p.memberRefs[m] <= 0 {
-			delete(p.memberRefs, m)
-			p.setWrite(res, p.sets.Del(m.set, m.entry), &res.Counts.SetMembersDeleted)
-		}
+	for _, m := range del {
+		p.setWrite(res, p.sets.Del(m.set, m.entry), &res.Counts.SetMembersDeleted)
 	}
 }
 

@@ -94,8 +94,8 @@ func (p *Proxier) notWritten(written *since) map[ipvs.ServiceKey]bool {
 		return nil
 	}
 	scope := map[ipvs.ServiceKey]bool{}
-	for k := range p.claims {
-		if !written.keys[k] {
+	for k := range p.idx.wants {
+		if _, held := p.idx.holder(k); held && !written.keys[k] {
 			scope[k] = true
 		}
 	}

@@ -1,0 +1,217 @@
+package proxier
+
+import (
+	"maps"
+	"net/netip"
+	"reflect"
+	"slices"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// index is what every Service was built to and what it holds once the
+// precedence rule (model.Wins) has settled who gets each address:port that
+// several Services want, with the reference counts of what they hold.
+// Both kinds of sync change it only through update, so a full sync and a
+// change-by-change one cannot come to different answers.
+type index struct {
+	// built is each Service as the model built it; held is built less the
+	// keys it lost (the same value when it lost none).
+	built, held map[types.NamespacedName]model.ServiceState
+	// wants lists, for every key some Service wants, those Services best
+	// first by the precedence rule.
+	wants map[ipvs.ServiceKey][]claim
+	// foreign are keys where the kernel holds a virtual server ipvs-proxy
+	// did not make: no Service gets them.
+	foreign map[ipvs.ServiceKey]bool
+	// vipRefs and memberRefs count the held states that want each VIP and
+	// each kernel set member.
+	vipRefs    map[netip.Addr]int
+	memberRefs map[member]int
+	// healthChecks are the held states' health-check node ports.
+	healthChecks map[types.NamespacedName]model.HealthCheck
+	// before records, when not nil, whether each member whose count moved
+	// was in some held state before: see memberWrites.
+	before map[member]bool
+}
+
+type claim struct {
+	name  types.NamespacedName
+	entry model.Entry
+	prec  model.Precedence
+}
+
+// heldChange is a Service whose held state changed, and how.
+type heldChange struct {
+	name     types.NamespacedName
+	old, new model.ServiceState
+}
+
+func newIndex(n int) *index {
+	return &index{
+		built:        make(map[types.NamespacedName]model.ServiceState, n),
+		held:         make(map[types.NamespacedName]model.ServiceState, n),
+		wants:        make(map[ipvs.ServiceKey][]claim, n),
+		foreign:      map[ipvs.ServiceKey]bool{},
+		vipRefs:      make(map[netip.Addr]int, n),
+		memberRefs:   make(map[member]int, 2*n),
+		healthChecks: map[types.NamespacedName]model.HealthCheck{},
+	}
+}
+
+// update sets the built state of the given Services (nil: gone) and marks
+// keys foreign or not, then settles every Service those touch, the changed
+// ones and those that gained or lost a key through them. It returns the
+// Services whose held state changed, in name order, with the reference
+// counts already moved.
+func (x *index) update(built map[types.NamespacedName]*model.ServiceState, foreign map[ipvs.ServiceKey]bool) []heldChange {
+	affected := make(map[types.NamespacedName]bool, len(built))
+	touch := func(k ipvs.ServiceKey) {
+		for _, c := range x.wants[k] {
+			affected[c.name] = true
+		}
+	}
+	for k, f := range foreign {
+		if x.foreign[k] != f {
+			touch(k)
+			if f {
+				x.foreign[k] = true
+			} else {
+				delete(x.foreign, k)
+			}
+		}
+	}
+	for name, st := range built {
+		affected[name] = true
+		for _, e := range x.built[name].Entries {
+			touch(e.ServiceKey)
+			x.unclaim(e.ServiceKey, name)
+		}
+		if st == nil || len(st.Entries) == 0 && len(st.Problems) == 0 {
+			delete(x.built, name)
+			continue
+		}
+		x.built[name] = *st
+		for _, e := range st.Entries {
+			x.claim(claim{name: name, entry: e, prec: st.Precedence})
+			touch(e.ServiceKey)
+		}
+	}
+	names := slices.Collect(maps.Keys(affected))
+	slices.SortFunc(names, model.CompareNames)
+	var changes []heldChange
+	for _, name := range names {
+		old, had := x.held[name]
+		st, ok := x.built[name]
+		if ok {
+			st = x.settle(name, st)
+		}
+		if !ok && !had || ok && had && reflect.DeepEqual(old, st) {
+			continue
+		}
+		x.move(old, -1)
+		x.move(st, +1)
+		if ok {
+			x.held[name] = st
+		} else {
+			delete(x.held, name)
+		}
+		if st.HealthCheck != nil {
+			x.healthChecks[name] = *st.HealthCheck
+		} else {
+			delete(x.healthChecks, name)
+		}
+		changes = append(changes, heldChange{name: name, old: old, new: st})
+	}
+	return changes
+}
+
+// settle applies the precedence rule and the foreign keys to one built state.
+func (x *index) settle(name types.NamespacedName, st model.ServiceState) model.ServiceState {
+	var lost map[ipvs.ServiceKey]string
+	for _, e := range st.Entries {
+		problem := ""
+		switch {
+		case x.foreign[e.ServiceKey]:
+			problem = model.ForeignProblem(e)
+		case x.wants[e.ServiceKey][0].name != name:
+			problem = model.TakenProblem(e)
+		default:
+			continue
+		}
+		if lost == nil {
+			lost = map[ipvs.ServiceKey]string{}
+		}
+		lost[e.ServiceKey] = problem
+	}
+	return st.Without(lost)
+}
+
+// claim inserts c among the key's claimants, best first. Most keys have one.
+func (x *index) claim(c claim) {
+	cs := x.wants[c.entry.ServiceKey]
+	i := 0
+	for i < len(cs) && model.Wins(cs[i].entry, cs[i].prec, c.entry, c.prec) {
+		i++
+	}
+	x.wants[c.entry.ServiceKey] = slices.Insert(cs, i, c)
+}
+
+func (x *index) unclaim(k ipvs.ServiceKey, name types.NamespacedName) {
+	cs := slices.DeleteFunc(x.wants[k], func(c claim) bool { return c.name == name })
+	if len(cs) == 0 {
+		delete(x.wants, k)
+	} else {
+		x.wants[k] = cs
+	}
+}
+
+// move adds (by +1) or removes (by -1) one held state's references.
+func (x *index) move(st model.ServiceState, by int) {
+	for _, v := range st.VIPs {
+		if x.vipRefs[v] += by; x.vipRefs[v] <= 0 {
+			delete(x.vipRefs, v)
+		}
+	}
+	for m := range membersOf(st) {
+		if _, seen := x.before[m]; !seen && x.before != nil {
+			x.before[m] = x.memberRefs[m] > 0
+		}
+		if x.memberRefs[m] += by; x.memberRefs[m] <= 0 {
+			delete(x.memberRefs, m)
+		}
+	}
+}
+
+// trackMembers starts recording which members move, for memberWrites.
+func (x *index) trackMembers() { x.before = map[member]bool{} }
+
+// memberWrites returns the set members to add and to delete since
+// trackMembers: those whose count crossed zero, and only those, so one
+// endpoint change writes only the members it really changes.
+func (x *index) memberWrites() (add, del []member) {
+	for m, was := range x.before {
+		switch now := x.memberRefs[m] > 0; {
+		case now && !was:
+			add = append(add, m)
+		case was && !now:
+			del = append(del, m)
+		}
+	}
+	x.before = nil
+	return add, del
+}
+
+// holder is the Service that holds k, if any.
+func (x *index) holder(k ipvs.ServiceKey) (types.NamespacedName, bool) {
+	cs := x.wants[k]
+	if len(cs) == 0 || x.foreign[k] {
+		return types.NamespacedName{}, false
+	}
+	return cs[0].name, true
+}
+
+// wanted reports whether some Service wants k (held or not).
+func (x *index) wanted(k ipvs.ServiceKey) bool { return len(x.wants[k]) > 0 }
