@@ -108,6 +108,7 @@ func runStatus(ctx context.Context, f statusFlags) error {
 			if in.Service.Namespace+"/"+in.Service.Name == f.service {
 				fmt.Println()
 				fmt.Print(status.Explain(builder.Explain(in)))
+				fmt.Print(status.SourceRanges(builder.Service(in)))
 			}
 		}
 	}

@@ -40,6 +40,7 @@ type Metrics interface {
 	EndpointsChanged()
 	SetPending(services, endpoints int)
 	ServiceSkipped(reason string)
+	SetServicesFailing(n int)
 }
 
 // HealthChecks serves the health-check node ports (pkg/healthcheck).
@@ -105,6 +106,10 @@ type daemon struct {
 	reading chan proxier.Snapshot
 	kick    func()
 
+	// failing counts the failed attempts of each Service whose writes
+	// fail, for its retry backoff (see retry.go).
+	failing map[types.NamespacedName]int
+
 	drainMu      sync.Mutex
 	drainArmed   bool
 	drainPending map[types.NamespacedName]bool
@@ -114,7 +119,8 @@ type daemon struct {
 // has synced, so a restart never writes a partial state. On return the
 // kernel is left as it is: a restarting proxy must not drop traffic.
 func Run(ctx context.Context, cfg Config) error {
-	d := &daemon{Config: cfg, started: cfg.Clock.Now(), needFull: true, reported: map[types.NamespacedName]string{}, drainPending: map[types.NamespacedName]bool{}}
+	d := &daemon{Config: cfg, started: cfg.Clock.Now(), needFull: true, reported: map[types.NamespacedName]string{}, drainPending: map[types.NamespacedName]bool{},
+		failing: map[types.NamespacedName]int{}}
 	var r *runner.Runner
 	d.changes = watch.NewChanges(func(service bool) {
 		if service {

@@ -35,6 +35,7 @@ func (nopMetrics) ServiceChanged()                                        {}
 func (nopMetrics) EndpointsChanged()                                      {}
 func (nopMetrics) SetPending(int, int)                                    {}
 func (nopMetrics) ServiceSkipped(string)                                  {}
+func (nopMetrics) SetServicesFailing(int)                                 {}
 
 type health struct {
 	mu       sync.Mutex

@@ -66,11 +66,20 @@ func (d *daemon) sync() {
 	}
 	elapsed := d.Clock.Since(start)
 	for _, err := range res.Errors {
-		klog.ErrorS(err, "Kernel write failed; retrying on the next sync")
+		klog.ErrorS(err, "Kernel write failed; retrying")
 	}
-	// A failed write leaves the kernel in a state we no longer know: the
-	// next sync lists it whole.
-	d.needFull = len(res.Errors) > 0
+	// A failed write that belongs to no one Service leaves the kernel in a
+	// state we no longer know: the next sync lists it whole. One that
+	// belongs to a Service is retried for that Service alone.
+	d.needFull = res.NodeWide || res.Aborted
+	synced := make(map[types.NamespacedName]bool, len(inputs)+len(res.Changed))
+	for n := range inputs {
+		synced[n] = true
+	}
+	for _, n := range res.Changed {
+		synced[n] = true
+	}
+	d.retryFailed(synced, res.Failed)
 	if full && !res.Aborted {
 		// The period runs from the end of the full sync: one slower than
 		// the period (iptables on a loaded node) must not make every

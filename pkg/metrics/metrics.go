@@ -43,6 +43,7 @@ type Metrics struct {
 	kernelOps  *prometheus.CounterVec
 	syncErrors prometheus.Counter
 	skipped    *prometheus.CounterVec
+	failing    prometheus.Gauge
 }
 
 // syncBuckets are kube-proxy's for every sync duration: 1ms to about 16s.
@@ -138,13 +139,17 @@ func New() *Metrics {
 			Name: "ipvs_proxy_services_skipped_total",
 			Help: "Service ports left out of the IPVS table, by reason",
 		}, []string{"reason"}),
+		failing: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "ipvs_proxy_services_failing",
+			Help: "Services whose last kernel write failed; each is retried on its own with backoff",
+		}),
 	}
 	m.reg.MustRegister(
 		m.syncDuration, m.syncFullDuration, m.syncPartialDuration,
 		m.lastSync, m.lastQueued, m.programming,
 		m.serviceChanges, m.endpointChanges, m.servicesPending, m.endpointsPending,
 		m.healthz, m.livez,
-		m.kernelOps, m.syncErrors, m.skipped,
+		m.kernelOps, m.syncErrors, m.skipped, m.failing,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -241,6 +246,9 @@ func (m *Metrics) SetPending(services, endpoints int) {
 func (m *Metrics) ServiceSkipped(reason string) {
 	m.skipped.WithLabelValues(reason).Inc()
 }
+
+// SetServicesFailing sets how many Services' writes are failing.
+func (m *Metrics) SetServicesFailing(n int) { m.failing.Set(float64(n)) }
 
 // SetLastQueuedTimestamp records when a sync was last asked for; far ahead
 // of the last sync's timestamp, it means the sync loop is stuck.

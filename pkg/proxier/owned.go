@@ -70,13 +70,19 @@ func (o *Owned) Map() map[ipvs.ServiceKey]bool {
 	return maps.Clone(o.keys)
 }
 
-// Set replaces the record and saves it when it changed.
+// Set replaces the record and saves it when it changed. The record in
+// memory changes only once the file is saved: a key that could not be
+// saved is not taken as recorded, so the caller does not write its
+// virtual server and tries again on a later sync.
 func (o *Owned) Set(keys map[ipvs.ServiceKey]bool) error {
 	if sameKeys(o.keys, keys) {
 		return nil
 	}
+	if err := o.save(keys); err != nil {
+		return err
+	}
 	o.keys = keys
-	return o.save()
+	return nil
 }
 
 func sameKeys(a, b map[ipvs.ServiceKey]bool) bool {
@@ -91,12 +97,13 @@ func sameKeys(a, b map[ipvs.ServiceKey]bool) bool {
 	return true
 }
 
-func (o *Owned) save() error {
+func (o *Owned) save(keys map[ipvs.ServiceKey]bool) error {
 	if o.path == "" {
 		return nil
 	}
+	sorted := slices.SortedFunc(maps.Keys(keys), ipvs.CompareKeys)
 	var b strings.Builder
-	for _, k := range o.Keys() {
+	for _, k := range sorted {
 		fmt.Fprintf(&b, "%s %s\n", k.Proto, netip.AddrPortFrom(k.Addr, k.Port))
 	}
 	if err := os.MkdirAll(filepath.Dir(o.path), 0o755); err != nil {

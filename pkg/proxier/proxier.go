@@ -56,6 +56,9 @@ type Proxier struct {
 	// Adopt, if set, says a virtual server that is not recorded as ours may
 	// be taken over all the same: kube-proxy's, during a migration.
 	Adopt func(ipvs.ServiceKey) bool
+	// failed are the Services whose last sync had a failed write: they are
+	// synced again even when their input did not change.
+	failed map[types.NamespacedName]bool
 }
 
 // Result is what one sync did.
@@ -67,7 +70,12 @@ type Result struct {
 	// their connections to end: sync them again after DrainCheckInterval.
 	Draining []types.NamespacedName
 	// Aborted is set when the kernel could not be read: nothing was written.
-	Aborted  bool
+	Aborted bool
+	// Failed are the Services some of whose writes failed: retry them.
+	// NodeWide says some error belongs to no one Service: list the kernel
+	// whole on the next sync.
+	Failed   []types.NamespacedName
+	NodeWide bool
 	Counts   reconcile.Counts
 	Errors   []error
 	Problems map[types.NamespacedName][]string
@@ -85,6 +93,7 @@ func New(opts model.Options, ipvsIf ipvs.Interface, link netif.Interface, sets i
 		idx:        newIndex(0),
 		linkAddrs:  map[netip.Addr]bool{},
 		drainSince: map[drainKey]time.Time{},
+		failed:     map[types.NamespacedName]bool{},
 		Clock:      clock.RealClock{},
 	}
 }
@@ -209,6 +218,7 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 	t5 := p.Clock.Now()
 	p.clearFlows(staleFlows(plan, current), &res)
 	res.Draining = p.trackDrains(plan, p.notWritten(written))
+	p.blame(&res, nil, true)
 	klog.V(3).InfoS("Full sync", "readKernel", t1.Sub(t0), "build", t2.Sub(t1), "virtualServers", t3.Sub(t2),
 		"sets", t4.Sub(t3), "addresses", t5.Sub(t4), "writes", writes+vips.Len())
 	return res
@@ -247,7 +257,7 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 			vs, ok, err := p.ipvs.Get(k)
 			switch {
 			case err != nil:
-				res.Errors = append(res.Errors, err)
+				res.Errors = append(res.Errors, &reconcile.KeyError{Key: k, Err: err})
 				foreign[k] = true // unknown: not ours to write until a full sync knows
 			case ok:
 				foreign[k] = true
@@ -287,9 +297,19 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 		synced = append(synced, c.name)
 	}
 	for _, name := range synced {
-		for _, e := range p.idx.held[name].Entries {
+		held := p.idx.held[name]
+		for _, e := range held.Entries {
 			touched[e.ServiceKey] = true
 			desired[e.ServiceKey] = e.VirtualServer
+		}
+		for _, v := range held.VIPs {
+			touchedAddrs[v] = true
+		}
+		if p.failed[name] {
+			// A retry: what the failed sync meant to write may be missing.
+			for m := range membersOf(held) {
+				p.setWrite(&res, p.sets.Add(m.set, m.entry), &res.Counts.SetMembersAdded)
+			}
 		}
 	}
 	p.writeMembers(&res)
@@ -313,7 +333,7 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 		}
 		vs, ok, err := p.ipvs.Get(key)
 		if err != nil {
-			res.Errors = append(res.Errors, err)
+			res.Errors = append(res.Errors, &reconcile.KeyError{Key: key, Err: err})
 			delete(desired, key) // unknown state: retry on the next sync
 			continue
 		}
@@ -334,6 +354,14 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 	p.apply(plan, nil, &res)
 	p.clearFlows(staleFlows(plan, current), &res)
 	res.Draining = p.trackDrains(plan, touched)
+	oldStates := make(map[types.NamespacedName]model.ServiceState, len(synced))
+	for _, name := range synced {
+		oldStates[name] = p.idx.held[name]
+	}
+	for _, c := range changes {
+		oldStates[c.name] = c.old
+	}
+	p.blame(&res, oldStates, false)
 	return res
 }
 
@@ -356,7 +384,7 @@ func equalChecks(a, b *model.HealthCheck) bool {
 // own changes.
 func (p *Proxier) unchanged(name types.NamespacedName, st model.ServiceState) bool {
 	old, ok := p.idx.built[name]
-	if !ok || !reflect.DeepEqual(old, st) {
+	if !ok || p.failed[name] || !reflect.DeepEqual(old, st) {
 		return false
 	}
 	for k := range p.drainSince {

@@ -60,6 +60,14 @@ func Apply(vs ipvs.Interface, addrs Addresses, p Plan) (Counts, []error) {
 			errs = append(errs, err)
 		}
 	}
+	keyed := func(k ipvs.ServiceKey) func(error, error, *int) {
+		return func(err, ok error, n *int) {
+			if err != nil && !errors.Is(err, ok) {
+				err = &KeyError{Key: k, Err: err}
+			}
+			tally(err, ok, n)
+		}
+	}
 	failed := map[ipvs.ServiceKey]bool{}
 	for ops := range opChunks(p) {
 		for i, err := range vs.Write(ops) {
@@ -69,20 +77,20 @@ func Apply(vs ipvs.Interface, addrs Addresses, p Plan) (Counts, []error) {
 				if err != nil && !errors.Is(err, ipvs.ErrExists) {
 					failed[o.Service.ServiceKey] = true
 				}
-				tally(err, ipvs.ErrExists, &c.ServicesAdded)
+				keyed(o.Service.ServiceKey)(err, ipvs.ErrExists, &c.ServicesAdded)
 			case ipvs.OpAddDestination:
 				if failed[o.Service.ServiceKey] {
 					continue // its virtual server is not there; that error is reported
 				}
-				tally(err, ipvs.ErrExists, &c.DestinationsAdded)
+				keyed(o.Service.ServiceKey)(err, ipvs.ErrExists, &c.DestinationsAdded)
 			case ipvs.OpUpdateService:
-				tally(err, nil, &c.ServicesUpdated)
+				keyed(o.Service.ServiceKey)(err, nil, &c.ServicesUpdated)
 			case ipvs.OpUpdateDestination:
-				tally(err, nil, &c.DestinationsUpdated)
+				keyed(o.Service.ServiceKey)(err, nil, &c.DestinationsUpdated)
 			case ipvs.OpDeleteDestination:
-				tally(err, ipvs.ErrNotFound, &c.DestinationsDeleted)
+				keyed(o.Service.ServiceKey)(err, ipvs.ErrNotFound, &c.DestinationsDeleted)
 			case ipvs.OpDeleteService:
-				tally(err, ipvs.ErrNotFound, &c.ServicesDeleted)
+				keyed(o.Service.ServiceKey)(err, ipvs.ErrNotFound, &c.ServicesDeleted)
 			}
 		}
 	}
@@ -91,12 +99,12 @@ func Apply(vs ipvs.Interface, addrs Addresses, p Plan) (Counts, []error) {
 	// without its virtual server would hand its traffic to host sockets.
 	if len(p.AddAddresses) > 0 {
 		for i, err := range addrs.AddAddresses(p.AddAddresses) {
-			tally(wrap(err, "add address %s", p.AddAddresses[i]), ipvs.ErrExists, &c.AddressesAdded)
+			tally(addrError(err, "add", p.AddAddresses[i]), ipvs.ErrExists, &c.AddressesAdded)
 		}
 	}
 	if len(p.DeleteAddresses) > 0 {
 		for i, err := range addrs.DeleteAddresses(p.DeleteAddresses) {
-			tally(wrap(err, "delete address %s", p.DeleteAddresses[i]), ipvs.ErrNotFound, &c.AddressesDeleted)
+			tally(addrError(err, "delete", p.DeleteAddresses[i]), ipvs.ErrNotFound, &c.AddressesDeleted)
 		}
 	}
 	return c, errs
@@ -160,9 +168,28 @@ func destOp(k ipvs.OpKind, d DestOp) ipvs.Op {
 	return ipvs.Op{Kind: k, Service: ipvs.Service{ServiceKey: d.Key}, Dest: d.Dest}
 }
 
-func wrap(err error, format string, args ...any) error {
+// KeyError is a failed write of one virtual server or one of its real
+// servers, so that the caller can tell which Service it was.
+type KeyError struct {
+	Key ipvs.ServiceKey
+	Err error
+}
+
+func (e *KeyError) Error() string { return e.Err.Error() }
+func (e *KeyError) Unwrap() error { return e.Err }
+
+// AddrError is a failed write of one VIP on the dummy interface.
+type AddrError struct {
+	Addr netip.Addr
+	Err  error
+}
+
+func (e *AddrError) Error() string { return e.Err.Error() }
+func (e *AddrError) Unwrap() error { return e.Err }
+
+func addrError(err error, verb string, a netip.Addr) error {
 	if err == nil {
 		return nil
 	}
-	return fmt.Errorf(format+": %w", append(args, err)...)
+	return &AddrError{Addr: a, Err: fmt.Errorf("%s address %s: %w", verb, a, err)}
 }

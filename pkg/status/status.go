@@ -6,6 +6,7 @@ package status
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
@@ -15,15 +16,51 @@ import (
 // Labels maps a virtual server to its Service port ("ns/name:port").
 type Labels map[ipvs.ServiceKey]string
 
-// LabelsFor builds the labels from the same model that programs the kernel.
+// LabelsFor builds the labels from the same model that programs the kernel,
+// with the same precedence rule: of two Services that want one key, the
+// label names the one that holds it.
 func LabelsFor(b *model.Builder, inputs []model.ServiceInput) Labels {
-	l := Labels{}
+	type holder struct {
+		e model.Entry
+		p model.Precedence
+	}
+	held := map[ipvs.ServiceKey]holder{}
 	for _, in := range inputs {
-		for _, e := range b.Service(in).Entries {
-			l[e.ServiceKey] = e.Owner.String()
+		st := b.Service(in)
+		for _, e := range st.Entries {
+			if h, ok := held[e.ServiceKey]; !ok || model.Wins(e, st.Precedence, h.e, h.p) {
+				held[e.ServiceKey] = holder{e, st.Precedence}
+			}
 		}
 	}
+	l := make(Labels, len(held))
+	for k, h := range held {
+		l[k] = h.e.Owner.String()
+	}
 	return l
+}
+
+// SourceRanges says which sources may reach each LoadBalancer virtual
+// server of a Service with loadBalancerSourceRanges; "" when it has none.
+func SourceRanges(st model.ServiceState) string {
+	if len(st.Firewall) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("loadBalancerSourceRanges: only these sources reach the LoadBalancer IPs (the node itself when one of its addresses is in them; its connections come from the LB IP):\n")
+	for _, fw := range st.Firewall {
+		var from []string
+		for _, r := range st.SourceRanges {
+			if r.SetMember == fw {
+				from = append(from, r.Source.String())
+			}
+		}
+		if len(from) == 0 {
+			from = []string{"nobody (no valid range of this family)"}
+		}
+		fmt.Fprintf(&b, "  %s %s from %s\n", fw.Proto, netip.AddrPortFrom(fw.Addr, fw.Port), strings.Join(from, ", "))
+	}
+	return b.String()
 }
 
 // Text is the ipvsadm -Ln layout; labels may be nil (API unreachable).

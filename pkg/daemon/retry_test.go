@@ -1,0 +1,112 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/kubeclient/kubeclienttest"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/proxier"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/clock"
+)
+
+// failingKey is an IPVS table that refuses one virtual server while fail
+// is set, and counts full listings and attempts at that virtual server.
+type failingKey struct {
+	*ipvs.Fake
+	key             ipvs.ServiceKey
+	fail            atomic.Bool
+	lists, attempts atomic.Int32
+}
+
+func (f *failingKey) List() ([]ipvs.VirtualServer, error) {
+	f.lists.Add(1)
+	return f.Fake.List()
+}
+
+func (f *failingKey) AddService(s ipvs.Service) error {
+	if s.ServiceKey == f.key {
+		f.attempts.Add(1)
+		if f.fail.Load() {
+			return errors.New("injected: no such scheduler module")
+		}
+	}
+	return f.Fake.AddService(s)
+}
+
+func (f *failingKey) Write(ops []ipvs.Op) []error { return ipvs.WriteEach(f, ops) }
+
+type failingMetrics struct {
+	nopMetrics
+	failing atomic.Int32
+}
+
+func (m *failingMetrics) SetServicesFailing(n int) { m.failing.Store(int32(n)) }
+
+// TestFailingServiceIsRetriedAlone: a Service whose virtual server cannot
+// be written is retried on its own, with backoff, while other Services'
+// changes go on without a full listing of the kernel; once the kernel
+// accepts it, it is programmed.
+func TestFailingServiceIsRetriedAlone(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}},
+		service("web", "10.96.0.10"), endpointSlice("web", "10.244.1.2"),
+		service("bad", "10.96.0.30"), endpointSlice("bad", "10.244.1.30"))
+	k := &failingKey{Fake: ipvs.NewFake(), key: key("10.96.0.30", 80)}
+	k.fail.Store(true)
+	m := &failingMetrics{}
+	owned, _ := proxier.LoadOwned("")
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Client: kubeclienttest.Clientset{Interface: client}, NodeName: "node-a",
+			Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, k, netif.NewFake("kube-ipvs0"), ipset.NewFake(), owned),
+			SyncPeriod: time.Hour, MinSyncPeriod: 10 * time.Millisecond,
+			Health: &health{}, Metrics: m, Clock: clock.RealClock{},
+		})
+	}()
+	const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
+	waitFor(t, k.Fake, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n")
+	for _, ep := range []string{"10.244.1.3", "10.244.1.4"} {
+		if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, endpointSlice("web", ep), metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, k.Fake, header+"TCP  10.96.0.10:80 rr\n  -> "+ep+":8080              Masq    1\n")
+	}
+	waitCount(t, &k.attempts, 3, "third attempt at the failing Service (retries after 1 s and 2 s)")
+	if n := k.lists.Load(); n != 1 {
+		t.Errorf("the kernel was listed whole %d times, want once (the first sync): a failing Service forced full syncs", n)
+	}
+	if n := m.failing.Load(); n != 1 {
+		t.Errorf("services failing = %d, want 1", n)
+	}
+	k.fail.Store(false)
+	waitFor(t, k.Fake, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.4:8080              Masq    1\n"+
+		"TCP  10.96.0.30:80 rr\n  -> 10.244.1.30:8080             Masq    1\n")
+	deadline := time.Now().Add(5 * time.Second)
+	for m.failing.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := m.failing.Load(); n != 0 {
+		t.Errorf("services failing = %d after the write succeeded, want 0", n)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+func key(addr string, port uint16) ipvs.ServiceKey {
+	return ipvs.ServiceKey{Addr: netip.MustParseAddr(addr), Proto: ipvs.TCP, Port: port}
+}
