@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
@@ -100,6 +101,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	p := proxier.New(model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: o.NodePortAddresses},
 		kipvs, netif.NewLinux(LinkName), ipset.NewLinux(), owned)
 	p.Exclude = o.ExcludeCIDRs
+	p.AdoptNodePorts = kubeProxyNodePortsLeft()
 	p.DrainTimeout = o.GracefulTerminationTimeout
 	p.Conntrack = conntrack.NewLinux()
 	rules, err := iptablesRules(o)
@@ -139,6 +141,23 @@ func runProxy(ctx context.Context, o *options.Options) error {
 		cfg.AfterFirstSync = cleanupKubeProxyRules
 	}
 	return daemon.Run(ctx, cfg)
+}
+
+// kubeProxyNodePortsLeft reports whether kube-proxy's IPVS mode ran on this
+// node: its NodePort sets are still there. Its NodePort virtual servers on
+// node addresses are then taken over by the first full sync.
+func kubeProxyNodePortsLeft() bool {
+	names, err := kubeproxy.NewLinuxIPSets().List()
+	if err != nil {
+		return false
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, "KUBE-NODE-PORT-") {
+			klog.InfoS("kube-proxy's NodePort sets are present: its NodePort virtual servers will be taken over", "set", n)
+			return true
+		}
+	}
+	return false
 }
 
 // cleanupKubeProxyRules removes kube-proxy's chains and ipsets once this

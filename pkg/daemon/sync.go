@@ -85,6 +85,10 @@ func (d *daemon) sync() {
 		// the period (iptables on a loaded node) must not make every
 		// following sync a full one, holding up endpoint changes.
 		d.lastFull = d.Clock.Now()
+		if len(res.Errors) == 0 {
+			// What it took over from kube-proxy is in the record now.
+			d.Proxier.AdoptNodePorts = false
+		}
 		if len(res.Errors) == 0 && d.AfterFirstSync != nil {
 			// On its own goroutine: kube-proxy's leftovers are removed with
 			// iptables and ipset execs, seconds on a loaded node, and the

@@ -203,3 +203,39 @@ func TestForeignVirtualServerIsNeverAdopted(t *testing.T) {
 		checkDump(t, k, ipvsHeader+foreignDump+"link kube-ipvs0 dummy down\n"+sets()+guard())
 	}
 }
+
+// During a move from kube-proxy, its NodePort virtual servers on node
+// addresses (which it records nowhere) are taken over when a Service wants
+// them, and recorded; any other virtual server there stays foreign.
+func TestMigrationTakesOverKubeProxyNodePorts(t *testing.T) {
+	kubeProxys := ipvs.Service{ServiceKey: key("192.168.1.10", 30080), Scheduler: "rr"}
+	other := ipvs.Service{ServiceKey: key("192.168.1.10", 30999), Scheduler: "wlc"}
+	for _, adopt := range []bool{true, false} {
+		k := newKernel()
+		for _, s := range []ipvs.Service{kubeProxys, other} {
+			if err := errors.Join(k.ipvs.AddService(s), k.ipvs.AddDestination(s.ServiceKey, ipvs.Destination{Addr: netip.MustParseAddr("10.244.1.99"), Port: 8080, Weight: 1})); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := k.proxier(t, "")
+		p.AdoptNodePorts = adopt
+		res := p.SyncAll([]model.ServiceInput{input(api, apiSlice)})
+		otherDump := "TCP  192.168.1.10:30999 wlc\n  -> 10.244.1.99:8080             Masq    1\n"
+		nodePort := "TCP  192.168.1.10:30080 rr\n  -> 10.244.1.7:8080              Masq    1\n"
+		if !adopt {
+			nodePort = "TCP  192.168.1.10:30080 rr\n  -> 10.244.1.99:8080             Masq    1\n"
+			if got := strings.Join(res.Problems[name("api")], "; "); !strings.Contains(got, "192.168.1.10:30080 is a virtual server ipvs-proxy did not create") {
+				t.Errorf("without a migration: problems %q", got)
+			}
+		}
+		want := ipvsHeader + "TCP  10.96.0.20:80 rr\n  -> 10.244.1.7:8080              Masq    1\n" + nodePort + otherDump +
+			"link kube-ipvs0 dummy down\naddr 10.96.0.20/32\n" + sets("10.244.1.7") + guard("10.96.0.20,tcp:80")
+		checkDump(t, k, want)
+		if got := p.owned.Has(kubeProxys.ServiceKey); got != adopt {
+			t.Errorf("adopt=%v: recorded %v", adopt, got)
+		}
+		p.AdoptNodePorts = false // the migration is over: the record carries it
+		p.SyncAll([]model.ServiceInput{input(api, apiSlice)})
+		checkDump(t, k, want)
+	}
+}

@@ -53,9 +53,12 @@ type Proxier struct {
 	drainSince map[drainKey]time.Time
 	// since records what SyncServices writes while a snapshot is read.
 	since *since
-	// Adopt, if set, says a virtual server that is not recorded as ours may
-	// be taken over all the same: kube-proxy's, during a migration.
-	Adopt func(ipvs.ServiceKey) bool
+	// AdoptNodePorts, set while a node moves from kube-proxy's IPVS mode
+	// (its NodePort sets are still there), lets a full sync take over a
+	// virtual server on a node address that a Service wants as its node
+	// port: kube-proxy's, which records nothing ipvs-proxy could check.
+	// Once taken over it is in the ownership record.
+	AdoptNodePorts bool
 	// failed are the Services whose last sync had a failed write: they are
 	// synced again even when their input did not change.
 	failed map[types.NamespacedName]bool
@@ -114,7 +117,7 @@ func (p *Proxier) owns(k ipvs.ServiceKey) bool {
 // such a key, so ipvs-proxy never rewrites or deletes another tool's
 // virtual server, even one on an address a Service names.
 func (p *Proxier) foreign(k ipvs.ServiceKey) bool {
-	return !p.linkAddrs[k.Addr] && !p.owned.Has(k) && (p.Adopt == nil || !p.Adopt(k))
+	return !p.linkAddrs[k.Addr] && !p.owned.Has(k)
 }
 
 // SyncAll lists everything the kernel holds, rebuilds every Service and
@@ -164,12 +167,6 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 		}
 	}
 
-	foreign := map[ipvs.ServiceKey]bool{}
-	for _, vs := range kernel {
-		if p.foreign(vs.ServiceKey) && (written == nil || !written.keys[vs.ServiceKey]) {
-			foreign[vs.ServiceKey] = true
-		}
-	}
 	oldChecks := p.idx.healthChecks
 	p.idx = newIndex(len(inputs))
 	built := make(map[types.NamespacedName]*model.ServiceState, len(inputs))
@@ -177,7 +174,7 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 		st := p.builder.Service(in)
 		built[nameOf(in)] = &st
 	}
-	changes := p.idx.update(built, foreign)
+	changes := p.idx.update(built, p.foreignIn(kernel, built, written))
 	desired := make(map[ipvs.ServiceKey]ipvs.VirtualServer, len(inputs))
 	for _, c := range changes {
 		res.note(c)
@@ -222,6 +219,30 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 	klog.V(3).InfoS("Full sync", "readKernel", t1.Sub(t0), "build", t2.Sub(t1), "virtualServers", t3.Sub(t2),
 		"sets", t4.Sub(t3), "addresses", t5.Sub(t4), "writes", writes+vips.Len())
 	return res
+}
+
+// foreignIn returns the keys of the kernel's virtual servers that are
+// another tool's, leaving out those SyncServices wrote since the read and,
+// with AdoptNodePorts, kube-proxy's node ports that a Service wants.
+func (p *Proxier) foreignIn(kernel []ipvs.VirtualServer, built map[types.NamespacedName]*model.ServiceState, written *since) map[ipvs.ServiceKey]bool {
+	nodePorts := map[ipvs.ServiceKey]bool{}
+	if p.AdoptNodePorts {
+		for _, st := range built {
+			for _, e := range st.Entries {
+				if !e.Chosen && slices.Contains(p.opts.NodeIPs, e.Addr) {
+					nodePorts[e.ServiceKey] = true
+				}
+			}
+		}
+	}
+	foreign := map[ipvs.ServiceKey]bool{}
+	for _, vs := range kernel {
+		k := vs.ServiceKey
+		if p.foreign(k) && (written == nil || !written.keys[k]) && !nodePorts[k] {
+			foreign[k] = true
+		}
+	}
+	return foreign
 }
 
 // SyncServices rebuilds only the given Services (a nil input means the
