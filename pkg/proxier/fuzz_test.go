@@ -22,13 +22,15 @@ import (
 //
 //   - one full sync, and change-by-change syncs in either order, leave the
 //     same kernel (the rule does not depend on the kind of sync);
+//
 //   - every virtual server, and every set member of a virtual server, is
 //     exactly what one Service alone would have there: no Service's state is
 //     a mix of two, and a loser leaves nothing behind;
+//
 //   - a Service's clusterIP virtual servers and their set members are what
 //     that Service alone would have, whatever the others say.
 //
-//	go test ./pkg/proxier -run XXX -fuzz FuzzNodeOfTenants -fuzztime 60s
+//     go test ./pkg/proxier -run XXX -fuzz FuzzNodeOfTenants -fuzztime 60s
 func FuzzNodeOfTenants(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{3, 0, 1, 0, 1, 1, 2, 1, 1, 0, 0, 1, 2, 0, 0, 1, 2, 1, 1, 1})
