@@ -1,9 +1,11 @@
-package kubeproxy
+package cleanup
 
 import (
 	"fmt"
 	"net/netip"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
 )
@@ -14,8 +16,8 @@ import (
 type Cleaner struct {
 	// IPTables holds one entry per iptables binary kube-proxy may have
 	// written with: both families, nft and legacy (see HostIPTables).
-	IPTables []IPTables
-	IPSets   IPSets
+	IPTables []iptables.Remover
+	IPSets   ipset.Remover
 	IPVS     ipvs.Interface
 	// Link is kube-proxy's dummy link, netif.NewLinux("kube-ipvs0").
 	// ipvs-proxy adopts that same link (cmd/ipvs-proxy LinkName), and

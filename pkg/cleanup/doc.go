@@ -1,13 +1,17 @@
-// Package kubeproxy removes what kube-proxy leaves on a node when the node
-// moves to ipvs-proxy (`ipvs-proxy cleanup --kube-proxy`): the leftovers of
-// its IPVS mode and of its iptables mode, and nothing else.
+// Package cleanup removes what kube-proxy leaves on a node when the node
+// moves to ipvs-proxy (`ipvs-proxy cleanup --kube-proxy`, and at start
+// with --cleanup-kube-proxy-rules): the leftovers of its IPVS mode and of
+// its iptables mode, and nothing else. It decides what is kube-proxy's;
+// the kernel writes go through pkg/iptables (Remover), pkg/ipset
+// (Remover), pkg/ipvs and pkg/netif, like every other write of ipvs-proxy.
 //
 // What is removed, in this order:
 //
 //  1. iptables and ip6tables, nft and legacy (HostIPTables), tables nat,
 //     filter and mangle: every rule in a builtin chain (PREROUTING, INPUT,
 //     FORWARD, OUTPUT, POSTROUTING) whose -j or -g target is one of the
-//     chains below; then those chains are flushed; then deleted. The
+//     chains below; then those chains are flushed; then deleted, in one
+//     iptables-restore per table. The
 //     chains, per table, are the exact names in names.go (KUBE-SERVICES,
 //     KUBE-POSTROUTING, KUBE-MARK-MASQ, ...) and, in nat only, the
 //     per-Service chains of iptables mode: KUBE-SVC-, KUBE-SVL-, KUBE-EXT-,
@@ -48,4 +52,4 @@
 // --cluster-cidr (pod addresses). A NodePort whose endpoints use the host
 // network, or that has no endpoints, fails the test and stays; so does any
 // virtual server Cleaner.Keep claims (ipvs-proxy's own ownership record).
-package kubeproxy
+package cleanup
