@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
-	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
 )
 
 // cleanIPVS deletes the virtual servers attributed to kube-proxy. It
@@ -37,6 +35,9 @@ func cleanIPVS(c *Cleaner, r *report) bool {
 		}
 	}
 	linkClear := true
+	var ops []ipvs.Op
+	var whys []string
+	var onLinks []bool
 	for _, vs := range ipvs.Sorted(vss) {
 		onLink := slices.Contains(linkAddrs, vs.Addr.Unmap())
 		var why string
@@ -50,13 +51,19 @@ func cleanIPVS(c *Cleaner, r *report) bool {
 		default:
 			continue
 		}
-		err := c.IPVS.DeleteService(vs.ServiceKey)
+		ops = append(ops, ipvs.Op{Kind: ipvs.OpDeleteService, Service: vs.Service})
+		whys, onLinks = append(whys, why), append(onLinks, onLink)
+	}
+	if len(ops) == 0 {
+		return linkClear
+	}
+	for i, err := range c.IPVS.Write(ops) {
 		switch {
 		case err == nil:
-			r.did("ipvs: delete %s%s", vs.ServiceKey, why)
+			r.did("ipvs: delete %s%s", ops[i].Service.ServiceKey, whys[i])
 		case !errors.Is(err, ipvs.ErrNotFound):
-			r.fail(fmt.Errorf("ipvs: delete %s: %w", vs.ServiceKey, err))
-			linkClear = linkClear && !onLink
+			r.fail(fmt.Errorf("ipvs: %w", err))
+			linkClear = linkClear && !onLinks[i]
 		}
 	}
 	return linkClear
@@ -77,14 +84,14 @@ func (m *NodePortMatch) matches(vs ipvs.VirtualServer) bool {
 
 // deleteLink deletes kube-proxy's dummy link; a link of another kind under
 // that name is not kube-proxy's and stays.
-func deleteLink(l netif.Interface, r *report) {
-	name, kind, err := linkState(l)
+func deleteLink(l Link, name string, r *report) {
+	state, err := l.Link()
 	switch {
 	case err != nil:
-		r.fail(fmt.Errorf("link: %w", err))
-	case kind == "absent":
-	case kind != "dummy":
-		r.fail(fmt.Errorf("link: %s is a %s link, not kube-proxy's dummy: left in place", name, kind))
+		r.fail(fmt.Errorf("link: read link: %w", err))
+	case state == nil:
+	case state.Type != "dummy":
+		r.fail(fmt.Errorf("link: %s is a %s link, not kube-proxy's dummy: left in place", name, state.Type))
 	default:
 		if err := l.DeleteLink(); err != nil {
 			r.fail(fmt.Errorf("link: delete %s: %w", name, err))
@@ -92,21 +99,4 @@ func deleteLink(l netif.Interface, r *report) {
 		}
 		r.did("link: delete %s", name)
 	}
-}
-
-// linkState reads the link's name and kind ("dummy", ..., or "absent") from
-// the first line of its dump, "link NAME KIND STATE" or "link NAME absent"
-// (netif.Format): netif.Interface has no other way to tell whether the link
-// exists.
-func linkState(l netif.Interface) (name, kind string, err error) {
-	dump, err := l.Dump()
-	if err != nil {
-		return "", "", fmt.Errorf("read link: %w", err)
-	}
-	first, _, _ := strings.Cut(dump, "\n")
-	f := strings.Fields(first)
-	if len(f) < 3 || f[0] != "link" {
-		return "", "", fmt.Errorf("read link: unexpected dump %q", first)
-	}
-	return f[1], f[2], nil
 }

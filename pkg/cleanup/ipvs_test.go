@@ -97,19 +97,21 @@ var (
 
 // listFails is an IPVS table that cannot be read.
 type listFails struct {
-	ipvs.Interface
+	IPVS
 	err error
 }
 
 func (f listFails) List() ([]ipvs.VirtualServer, error) { return nil, f.err }
 
-// linkAs makes a link dump as another kind of link.
+// linkAs makes a link read as another kind of link.
 type linkAs struct {
 	netif.Interface
-	dump string
+	kind string
 }
 
-func (l linkAs) Dump() (string, error) { return l.dump, nil }
+func (l linkAs) Link() (*netif.LinkState, error) {
+	return &netif.LinkState{Type: l.kind, Up: true}, nil
+}
 
 func TestCleanIPVSAndLink(t *testing.T) {
 	for _, tc := range []struct {
@@ -117,7 +119,7 @@ func TestCleanIPVSAndLink(t *testing.T) {
 		nodePorts *NodePortMatch
 		keep      func(ipvs.ServiceKey) bool
 		noLink    bool
-		wrap      func(ipvs.Interface, netif.Interface) (ipvs.Interface, netif.Interface)
+		wrap      func(IPVS, Link) (IPVS, Link)
 		failOn    map[ipvs.ServiceKey]error
 		// wantRemoved and wantErrs are report lines; wantIPVS and wantLink
 		// the dumps left.
@@ -201,7 +203,7 @@ ipvs: delete TCP 192.0.2.10:80
 ipvs: delete TCP [fd00:10:96::1]:443
 `,
 			wantErrs: `
-ipvs: delete TCP 10.96.0.1:443: device busy
+ipvs: device busy
 link: left in place while virtual servers may remain on its addresses, which are what marks them as kube-proxy's; run again
 `,
 			wantIPVS: othersIPVS + nodePortsIPVS + ipvsProxyIPVS + `
@@ -212,7 +214,7 @@ TCP  10.96.0.1:443 rr
 		},
 		{
 			name: "IPVS that cannot be read keeps the link",
-			wrap: func(v ipvs.Interface, l netif.Interface) (ipvs.Interface, netif.Interface) {
+			wrap: func(v IPVS, l Link) (IPVS, Link) {
 				return listFails{v, errors.New("netlink: operation not permitted")}, l
 			},
 			wantErrs: `
@@ -224,8 +226,8 @@ link: left in place while virtual servers may remain on its addresses, which are
 		},
 		{
 			name: "a link of another kind under the name is not kube-proxy's",
-			wrap: func(v ipvs.Interface, l netif.Interface) (ipvs.Interface, netif.Interface) {
-				return v, linkAs{l, "link kube-ipvs0 bridge up\n"}
+			wrap: func(v IPVS, l Link) (IPVS, Link) {
+				return v, linkAs{l.(netif.Interface), "bridge"}
 			},
 			wantRemoved: linkVirtualServersRemoved,
 			wantErrs:    "link: kube-ipvs0 is a bridge link, not kube-proxy's dummy: left in place",
@@ -243,8 +245,8 @@ link: left in place while virtual servers may remain on its addresses, which are
 					t.Fatal(err)
 				}
 			}
-			var vi ipvs.Interface = v
-			var li netif.Interface = l
+			var vi IPVS = v
+			var li Link = l
 			if tc.wrap != nil {
 				vi, li = tc.wrap(v, l)
 			}
