@@ -26,12 +26,6 @@ type Cleaner struct {
 	// nil, only kube-proxy's iptables rules and ipsets are removed, which is
 	// safe on a node ipvs-proxy already serves.
 	Link Link
-	// NodePorts, when set, also removes the virtual servers on node IPs
-	// that can only be kube-proxy's NodePorts; nil leaves every one.
-	NodePorts *NodePortMatch
-	// Keep, when set, protects virtual servers from removal: ipvs-proxy's
-	// own, from its ownership record.
-	Keep func(ipvs.ServiceKey) bool
 }
 
 // IPVS is the part of ipvs.Interface the cleanup uses.
@@ -47,19 +41,8 @@ const kubeProxyLink = "kube-ipvs0"
 // Link is the part of netif.Interface the cleanup uses.
 type Link interface {
 	Addresses() ([]netip.Addr, error)
-	HostAddresses() ([]netif.HostAddress, error)
 	Link() (*netif.LinkState, error)
 	DeleteLink() error
-}
-
-// NodePortMatch says which virtual servers on node IPs are kube-proxy's.
-type NodePortMatch struct {
-	// First and Last bound the NodePort range, the API server's
-	// --service-node-port-range (30000-32767 by default).
-	First, Last uint16
-	// ClusterCIDRs are the pod ranges (--cluster-cidr); every real server
-	// must be in one of them.
-	ClusterCIDRs []netip.Prefix
 }
 
 // Run removes what it can and keeps going past errors. removed has one line

@@ -3,7 +3,6 @@ package cleanup
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"slices"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
@@ -23,63 +22,26 @@ func cleanIPVS(c *Cleaner, r *report) bool {
 		r.fail(fmt.Errorf("ipvs: list virtual servers: %w", err))
 		return false
 	}
-	var host []netip.Addr
-	if c.NodePorts != nil {
-		hs, err := c.Link.HostAddresses()
-		if err != nil {
-			// The link's own virtual servers can still go; node IPs wait.
-			r.fail(fmt.Errorf("ipvs: read node addresses, so no NodePort is removed: %w", err))
-		}
-		for _, h := range hs {
-			host = append(host, h.Addr.Unmap())
-		}
-	}
-	linkClear := true
 	var ops []ipvs.Op
-	var whys []string
-	var onLinks []bool
 	for _, vs := range ipvs.Sorted(vss) {
-		onLink := slices.Contains(linkAddrs, vs.Addr.Unmap())
-		var why string
-		switch {
-		case c.Keep != nil && c.Keep(vs.ServiceKey):
-			linkClear = linkClear && !onLink
-			continue
-		case onLink:
-		case c.NodePorts != nil && slices.Contains(host, vs.Addr.Unmap()) && c.NodePorts.matches(vs):
-			why = " (NodePort)"
-		default:
-			continue
+		if slices.Contains(linkAddrs, vs.Addr.Unmap()) {
+			ops = append(ops, ipvs.Op{Kind: ipvs.OpDeleteService, Service: vs.Service})
 		}
-		ops = append(ops, ipvs.Op{Kind: ipvs.OpDeleteService, Service: vs.Service})
-		whys, onLinks = append(whys, why), append(onLinks, onLink)
 	}
 	if len(ops) == 0 {
-		return linkClear
+		return true
 	}
+	linkClear := true
 	for i, err := range c.IPVS.Write(ops) {
 		switch {
 		case err == nil:
-			r.did("ipvs: delete %s%s", ops[i].Service.ServiceKey, whys[i])
+			r.did("ipvs: delete %s", ops[i].Service.ServiceKey)
 		case !errors.Is(err, ipvs.ErrNotFound):
 			r.fail(fmt.Errorf("ipvs: %w", err))
-			linkClear = linkClear && !onLinks[i]
+			linkClear = false
 		}
 	}
 	return linkClear
-}
-
-// matches tells a kube-proxy NodePort from anything else on a node IP.
-func (m *NodePortMatch) matches(vs ipvs.VirtualServer) bool {
-	if vs.Port < m.First || vs.Port > m.Last || len(vs.Destinations) == 0 {
-		return false
-	}
-	for _, d := range vs.Destinations {
-		if !slices.ContainsFunc(m.ClusterCIDRs, func(p netip.Prefix) bool { return p.Contains(d.Addr.Unmap()) }) {
-			return false
-		}
-	}
-	return true
 }
 
 // deleteLink deletes kube-proxy's dummy link; a link of another kind under

@@ -28,10 +28,10 @@ TCP 192.168.1.100:80 -> 192.168.1.21:80 192.168.1.22:80
 TCP 10.20.0.5:30080 -> 10.244.1.5:8080
 `
 
-// What no option may remove: a NodePort to host-network endpoints, one
-// without endpoints, another program's on a node IP inside the NodePort
-// range, one to pods on a port outside it, a keepalived VIP, and one on an
-// address that is not the node's.
+// Virtual servers that are not on kube-ipvs0, so never removed: a NodePort
+// to host-network endpoints, one without endpoints, another program's on
+// a node IP inside the NodePort range, one to pods on a port outside it, a
+// keepalived VIP, and one on an address that is not the node's.
 const othersIPVS = `
 TCP  192.168.1.10:8080 rr
   -> 10.244.1.5:8080 Masq 1
@@ -47,7 +47,9 @@ TCP  192.168.1.100:80 rr
   -> 192.168.1.22:80 Masq 1
 `
 
-// kube-proxy's NodePorts as far as can be told, and ipvs-proxy's own.
+// kube-proxy's NodePorts as far as can be told, and ipvs-proxy's own: on
+// node IPs, and so left too (kube-proxy records nothing that tells them
+// from another program's).
 const nodePortsIPVS = `
 TCP  172.17.0.1:30080 rr
   -> 10.244.1.5:8080 Masq 1
@@ -89,10 +91,6 @@ ipvs: delete TCP [fd00:10:96::1]:443
 var (
 	linkAddrs = []string{"10.96.0.1", "10.96.0.10", "192.0.2.10", "fd00:10:96::1"}
 	hostAddrs = []string{"eth0 192.168.1.10", "eth0 192.168.1.100", "docker0 172.17.0.1", "eth0 fd00:1::10", "lo 127.0.0.1"}
-	nodePorts = &NodePortMatch{First: 30000, Last: 32767, ClusterCIDRs: []netip.Prefix{
-		netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:10:244::/56"),
-	}}
-	ipvsProxyOwns = func(k ipvs.ServiceKey) bool { return k.String() == "TCP 192.168.1.10:31500" }
 )
 
 // listFails is an IPVS table that cannot be read.
@@ -115,12 +113,10 @@ func (l linkAs) Link() (*netif.LinkState, error) {
 
 func TestCleanIPVSAndLink(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		nodePorts *NodePortMatch
-		keep      func(ipvs.ServiceKey) bool
-		noLink    bool
-		wrap      func(IPVS, Link) (IPVS, Link)
-		failOn    map[ipvs.ServiceKey]error
+		name   string
+		noLink bool
+		wrap   func(IPVS, Link) (IPVS, Link)
+		failOn map[ipvs.ServiceKey]error
 		// wantRemoved and wantErrs are report lines; wantIPVS and wantLink
 		// the dumps left.
 		wantRemoved, wantErrs, wantIPVS, wantLink string
@@ -130,62 +126,6 @@ func TestCleanIPVSAndLink(t *testing.T) {
 			wantRemoved: linkVirtualServersRemoved + "link: delete kube-ipvs0",
 			wantIPVS:    othersIPVS + nodePortsIPVS + ipvsProxyIPVS,
 			wantLink:    "link kube-ipvs0 absent\n",
-		},
-		{
-			name:      "NodePorts asked for: only kube-proxy's look-alikes on node IPs go, ipvs-proxy's stay",
-			nodePorts: nodePorts,
-			keep:      ipvsProxyOwns,
-			wantRemoved: `
-ipvs: delete TCP 10.96.0.1:443
-ipvs: delete TCP 10.96.0.10:53
-ipvs: delete UDP 10.96.0.10:53
-ipvs: delete TCP 172.17.0.1:30080 (NodePort)
-ipvs: delete TCP 192.0.2.10:80
-ipvs: delete TCP 192.168.1.10:30080 (NodePort)
-ipvs: delete TCP [fd00:1::10]:30080 (NodePort)
-ipvs: delete TCP [fd00:10:96::1]:443
-link: delete kube-ipvs0
-`,
-			wantIPVS: othersIPVS + ipvsProxyIPVS,
-			wantLink: "link kube-ipvs0 absent\n",
-		},
-		{
-			name:      "NodePorts asked for without an ownership record",
-			nodePorts: nodePorts,
-			wantRemoved: `
-ipvs: delete TCP 10.96.0.1:443
-ipvs: delete TCP 10.96.0.10:53
-ipvs: delete UDP 10.96.0.10:53
-ipvs: delete TCP 172.17.0.1:30080 (NodePort)
-ipvs: delete TCP 192.0.2.10:80
-ipvs: delete TCP 192.168.1.10:30080 (NodePort)
-ipvs: delete TCP 192.168.1.10:31500 (NodePort)
-ipvs: delete TCP [fd00:1::10]:30080 (NodePort)
-ipvs: delete TCP [fd00:10:96::1]:443
-link: delete kube-ipvs0
-`,
-			wantIPVS: othersIPVS,
-			wantLink: "link kube-ipvs0 absent\n",
-		},
-		{
-			name:      "a NodePort range that leaves some out",
-			nodePorts: &NodePortMatch{First: 30000, Last: 30100, ClusterCIDRs: nodePorts.ClusterCIDRs[:1]},
-			keep:      ipvsProxyOwns,
-			wantRemoved: `
-ipvs: delete TCP 10.96.0.1:443
-ipvs: delete TCP 10.96.0.10:53
-ipvs: delete UDP 10.96.0.10:53
-ipvs: delete TCP 172.17.0.1:30080 (NodePort)
-ipvs: delete TCP 192.0.2.10:80
-ipvs: delete TCP 192.168.1.10:30080 (NodePort)
-ipvs: delete TCP [fd00:10:96::1]:443
-link: delete kube-ipvs0
-`,
-			wantIPVS: othersIPVS + ipvsProxyIPVS + `
-TCP  [fd00:1::10]:30080 rr
-  -> [fd00:10:244:1::5]:8080 Masq 1
-`,
-			wantLink: "link kube-ipvs0 absent\n",
 		},
 		{
 			name:     "without kube-ipvs0 nothing is kube-proxy's",
@@ -250,7 +190,7 @@ link: left in place while virtual servers may remain on its addresses, which are
 			if tc.wrap != nil {
 				vi, li = tc.wrap(v, l)
 			}
-			c := &Cleaner{IPVS: vi, Link: li, NodePorts: tc.nodePorts, Keep: tc.keep}
+			c := &Cleaner{IPVS: vi, Link: li}
 			removed, errs := c.Run()
 			diff(t, "removed", joinLines(removed), joinLines(lines(tc.wantRemoved)))
 			diff(t, "errors", errStrings(errs), joinLines(lines(tc.wantErrs)))

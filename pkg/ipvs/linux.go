@@ -125,8 +125,9 @@ func (l *Linux) Get(key ServiceKey) (VirtualServer, bool, error) {
 	defer l.mu.Unlock()
 	s, err := l.h.GetService(toLib(Service{ServiceKey: key}))
 	if err != nil {
-		// GetService answers ESRCH (or an empty result) for a missing service.
-		if mapErrno(err) == ErrNotFound || isEmptyResult(err) {
+		// The kernel answers IPVS_CMD_GET_SERVICE for a missing service
+		// with ESRCH (ip_vs_genl_get_cmd), which moby/ipvs returns as is.
+		if mapErrno(err) == ErrNotFound {
 			return VirtualServer{}, false, nil
 		}
 		return VirtualServer{}, false, fmt.Errorf("get IPVS service %s: %w", key, err)
@@ -175,11 +176,6 @@ func mapErrno(err error) error {
 		return ErrNotFound
 	}
 	return nil
-}
-
-// moby/ipvs's GetService turns an empty answer into a plain error.
-func isEmptyResult(err error) bool {
-	return err != nil && err.Error() == "Expected only one service obtained=0"
 }
 
 var protoNumbers = map[Protocol]uint16{TCP: syscall.IPPROTO_TCP, UDP: syscall.IPPROTO_UDP, SCTP: 132}
