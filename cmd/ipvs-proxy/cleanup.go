@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/cleanup"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
-	"github.com/ipvs-proxy/ipvs-proxy/pkg/kubeproxy"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/options"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/proxier"
@@ -45,9 +45,9 @@ func runCleanup(stateFile string, kubeProxy bool) error {
 	link := netif.NewLinux(LinkName)
 	var errs []error
 	if kubeProxy {
-		ipts, ierrs := kubeproxy.HostIPTables()
+		ipts, ierrs := cleanup.HostIPTables()
 		errs = append(errs, ierrs...)
-		c := &kubeproxy.Cleaner{IPTables: ipts, IPSets: kubeproxy.NewLinuxIPSets(), IPVS: kipvs, Link: link}
+		c := &cleanup.Cleaner{IPTables: ipts, IPSets: cleanup.NewLinuxIPSets(), IPVS: kipvs, Link: link}
 		removed, cerrs := c.Run()
 		for _, r := range removed {
 			fmt.Println("kube-proxy:", r)

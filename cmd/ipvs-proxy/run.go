@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/cleanup"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/daemon"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/healthcheck"
@@ -17,7 +18,6 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/kubeclient"
-	"github.com/ipvs-proxy/ipvs-proxy/pkg/kubeproxy"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/metrics"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
@@ -165,8 +165,8 @@ func kubeProxyNodePortsLeft() bool {
 // IPVS and kube-ipvs0 are left out: ipvs-proxy has already adopted or
 // replaced what is there.
 func cleanupKubeProxyRules() {
-	ipts, errs := kubeproxy.HostIPTables()
-	removed, cerrs := (&kubeproxy.Cleaner{IPTables: ipts, IPSets: kubeproxy.NewLinuxIPSets()}).Run()
+	ipts, errs := cleanup.HostIPTables()
+	removed, cerrs := (&cleanup.Cleaner{IPTables: ipts, IPSets: cleanup.NewLinuxIPSets()}).Run()
 	for _, r := range removed {
 		klog.InfoS("Removed kube-proxy leftover", "what", r)
 	}

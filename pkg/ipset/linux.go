@@ -45,6 +45,9 @@ func NewLinux() Interface {
 	return &linux{h: h}
 }
 
+// NewLinuxRemover is NewLinux for Remover's one use, `ipvs-proxy cleanup`.
+func NewLinuxRemover() Remover { return NewLinux().(*linux) }
+
 func (l linux) Ensure(s Set) error {
 	if err := checkSet(s); err != nil {
 		return err
@@ -140,13 +143,29 @@ func (l linux) Destroy(name string) error {
 	if err := checkName(name); err != nil {
 		return fmt.Errorf("destroy: %w", err)
 	}
-	// netlink sends no NLM_F_EXCL here, so the kernel answers success for a
-	// missing set; ErrNotFound is for a library that does send it.
-	err := kernelError(guard(func() error { return l.h.IpsetDestroy(name) }))
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err := l.destroy(name); err != nil && !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("destroy ipset %s: %w", name, err)
 	}
 	return nil
+}
+
+// destroy is Destroy for any name. netlink sends no NLM_F_EXCL here, so
+// the kernel answers success for a missing set; ErrNotFound is for a
+// library that does send it.
+func (l linux) destroy(name string) error {
+	return kernelError(guard(func() error { return l.h.IpsetDestroy(name) }))
+}
+
+func (l *linux) DestroySets(match func(name string) bool) ([]string, []error) {
+	hs, err := headers("")
+	if err != nil {
+		return nil, []error{fmt.Errorf("list ipsets: %w", err)}
+	}
+	names := make([]string, len(hs))
+	for i, h := range hs {
+		names[i] = h.name
+	}
+	return destroySets(names, match, l.destroy)
 }
 
 func (l linux) Dump() (string, error) {

@@ -1,8 +1,11 @@
 package iptables
 
 import (
+	"cmp"
 	"fmt"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -15,20 +18,119 @@ import (
 type Fake struct {
 	engine
 	mem *memory
+	// policies are the builtin chains' policies Load was given, by
+	// "TABLE CHAIN"; the fake does not act on them.
+	policies map[string]string
 }
 
 var _ Interface = &Fake{}
 
 // NewFake returns empty tables: builtin chains, no rules.
 func NewFake(fam Family) *Fake {
-	m := &memory{tables: map[string]map[string][][]string{}}
-	for t, chains := range builtinChains {
-		m.tables[t] = map[string][][]string{}
-		for _, c := range chains {
-			m.tables[t][c] = nil
+	name := "iptables"
+	if fam == IPv6 {
+		name = "ip6tables"
+	}
+	return NewFakeBinary(name)
+}
+
+// NewFakeBinary is NewFake for the family of the binary, "iptables-nft",
+// "ip6tables", ..., whose name Remover's report lines carry.
+func NewFakeBinary(binary string) *Fake {
+	m := &memory{tables: map[string]map[string][][]string{}, failOn: map[string]error{}}
+	for t := range builtinChains {
+		m.tables[t] = emptyTable(t)
+	}
+	return &Fake{engine: engine{fam: familyOf(binary), name: binary, b: m}, mem: m}
+}
+
+func emptyTable(table string) map[string][][]string {
+	t := map[string][][]string{}
+	for _, c := range builtinChains[table] {
+		t[c] = nil
+	}
+	return t
+}
+
+// FailOn makes every later write to the chain fail with err, as a held
+// lock or a kernel refusal would; nil clears it.
+func (f *Fake) FailOn(table, chain string, err error) {
+	f.mem.mu.Lock()
+	defer f.mem.mu.Unlock()
+	f.mem.failOn[table+" "+chain] = err
+}
+
+// Load replaces each table in save, iptables-save output (counters and
+// blank lines may be left out or added), as iptables-restore without
+// --noflush would: the way a test puts another program's rules in place.
+// Builtin chains' policies are kept for Save.
+func (f *Fake) Load(save string) error {
+	var lines []string
+	for line := range strings.Lines(save) {
+		if line = strings.TrimSpace(line); line != "" {
+			lines = append(lines, line+"\n")
 		}
 	}
-	return &Fake{engine: engine{fam: fam, b: m}, mem: m}
+	save = noCounters.ReplaceAllString(strings.Join(lines, ""), "$0 [0:0]")
+	tables, err := parseSave(save)
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	m := f.mem
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, chains := range tables {
+		if _, ok := builtinChains[name]; !ok {
+			return fmt.Errorf("load: unknown table %s", name)
+		}
+		t := emptyTable(name)
+		for c, rules := range chains {
+			t[c] = rules
+		}
+		m.tables[name] = t
+	}
+	f.policies = savePolicies(save)
+	return nil
+}
+
+// noCounters matches a chain line that lacks iptables-save's counters.
+var noCounters = regexp.MustCompile(`(?m)^:\S+ \S+$`)
+
+// Save prints tables as iptables-save does, without counters: builtin
+// chains in the kernel's order, then user chains by name, then every rule,
+// chain by chain. A test compares it with what the kernel's iptables-save
+// prints, counters removed.
+func (f *Fake) Save(tables ...string) string {
+	m := f.mem
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var b strings.Builder
+	for _, table := range tables {
+		t := m.tables[table]
+		var user []string
+		for c := range t {
+			if !isBuiltin(table, c) {
+				user = append(user, c)
+			}
+		}
+		slices.Sort(user)
+		chains := append(slices.Clone(builtinChains[table]), user...)
+		b.WriteString("*" + table + "\n")
+		for _, c := range chains {
+			policy := "-"
+			if isBuiltin(table, c) {
+				policy = cmp.Or(f.policies[table+" "+c], "ACCEPT")
+			}
+			fmt.Fprintf(&b, ":%s %s\n", c, policy)
+		}
+		for _, c := range chains {
+			for _, r := range t[c] {
+				fmt.Fprintf(&b, "-A %s %s\n", c, JoinArgs(r))
+			}
+		}
+		b.WriteString("COMMIT\n")
+	}
+	return b.String()
 }
 
 // AddForeign appends a rule that is not ipvs-proxy's, creating the chain
@@ -74,6 +176,11 @@ type memory struct {
 	mu     sync.Mutex
 	tables map[string]map[string][][]string
 	log    []write
+	// released are the chains, "TABLE CHAIN", that release allows
+	// removing although ipvs-proxy does not own them.
+	released map[string]bool
+	// failOn is the Fake's FailOn.
+	failOn map[string]error
 }
 
 // write is one change made, as an iptables command line without the
@@ -106,14 +213,33 @@ func (m *memory) chain(table, chain string) ([][]string, error) {
 	return rules, nil
 }
 
+// owns reports whether writes may change chain: ipvs-proxy's own, or one
+// released for removal.
+func (m *memory) owns(table, chain string) bool {
+	return isOwned(chain) || m.released[table+" "+chain]
+}
+
+func (m *memory) release(table string, chains []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.released = map[string]bool{}
+	for _, c := range chains {
+		m.released[table+" "+c] = true
+	}
+	return nil
+}
+
 // checkWrite enforces ownership: owned chains take anything, builtin
 // chains only jumps to owned chains.
 func (m *memory) checkWrite(table, chain string, args []string) error {
 	if _, err := m.chain(table, chain); err != nil {
 		return err
 	}
-	if !isOwned(chain) && !(isBuiltin(table, chain) && args != nil && isOwned(target(args))) {
+	if !m.owns(table, chain) && !(isBuiltin(table, chain) && args != nil && m.owns(table, target(args))) {
 		return fmt.Errorf("write to chain %s in table %s, which ipvs-proxy does not own", chain, table)
+	}
+	if err := m.failOn[table+" "+chain]; err != nil {
+		return err
 	}
 	if t := target(args); isOwned(t) {
 		if _, ok := m.tables[table][t]; !ok {

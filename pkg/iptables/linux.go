@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -31,13 +32,19 @@ func NewLinux(fam Family) (Interface, error) {
 	// From PATH, as the iptables command: Debian's alternatives switch
 	// iptables, iptables-save and iptables-restore together, so these are
 	// in the mode the host's iptables is.
-	l := &linux{save: prefix + "-save", restore: prefix + "-restore", run: execRun}
+	return newLinux(prefix)
+}
+
+// newLinux runs binary-save and binary-restore, binary being "iptables",
+// "ip6tables-legacy", ...
+func newLinux(binary string) (*engine, error) {
+	l := &linux{save: binary + "-save", restore: binary + "-restore", run: execRun}
 	for _, bin := range []string{l.save, l.restore} {
 		if _, err := exec.LookPath(bin); err != nil {
-			return nil, fmt.Errorf("set up %s iptables: %w", fam, err)
+			return nil, fmt.Errorf("set up %s: %w", binary, err)
 		}
 	}
-	return &engine{fam: fam, b: l}, nil
+	return &engine{fam: familyOf(binary), name: binary, b: l}, nil
 }
 
 // linux reads a table with one iptables-save and makes all the writes of
@@ -48,6 +55,10 @@ type linux struct {
 	save, restore string
 	// run is a field so that tests can count the execs.
 	run func(stdin, name string, args ...string) (string, error)
+	// tables, when not nil, are the only tables there are: a legacy
+	// binary's, which iptables-legacy-save would otherwise create by
+	// loading their modules. The others read as empty.
+	tables []string
 	// tx is the open transaction: the tables read so far, with the queued
 	// writes applied, and those writes in its log. As in the fake, it
 	// refuses what the kernel would, and writes outside what ipvs-proxy
@@ -84,6 +95,9 @@ func (l *linux) in(table string, f func(*memory) error) error {
 		err := l.in(table, f)
 		return errors.Join(err, l.commit())
 	}
+	if _, ok := l.tx.tables[table]; !ok && l.tables != nil && !slices.Contains(l.tables, table) {
+		l.tx.tables[table] = emptyTable(table)
+	}
 	if _, ok := l.tx.tables[table]; !ok {
 		out, err := l.run("", l.save, "-t", table)
 		if err != nil {
@@ -108,6 +122,11 @@ func (l *linux) write(table, chain string, args []string, f func(*memory) error)
 		return fmt.Errorf("line break in chain %q or rule %q", chain, args)
 	}
 	return l.in(table, f)
+}
+
+// release is the transaction snapshot's: Remover's calls run in one.
+func (l *linux) release(table string, chains []string) error {
+	return l.in(table, func(m *memory) error { return m.release(table, chains) })
 }
 
 func (l *linux) userChains(table string) (names []string, err error) {

@@ -10,6 +10,22 @@ import (
 // chainLine is ":NAME POLICY [PACKETS:BYTES]"; a user chain's policy is "-".
 var chainLine = regexp.MustCompile(`^:(\S+) (\S+) \[\d+:\d+\]$`)
 
+// savePolicies reads the builtin chains' policies from iptables-save
+// output that parseSave has accepted, by "TABLE CHAIN".
+func savePolicies(text string) map[string]string {
+	out := map[string]string{}
+	table := ""
+	for line := range strings.Lines(text) {
+		line = strings.TrimSuffix(line, "\n")
+		if t, ok := strings.CutPrefix(line, "*"); ok {
+			table = t
+		} else if m := chainLine.FindStringSubmatch(line); m != nil && m[2] != "-" {
+			out[table+" "+m[1]] = m[2]
+		}
+	}
+	return out
+}
+
 // parseSave reads iptables-save output into each table's chains, builtin
 // and user, with their rules as the arguments after "-A CHAIN". Anything
 // it does not know is an error: guessing could make Sync act on a wrong

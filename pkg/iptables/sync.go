@@ -26,6 +26,10 @@ type backend interface {
 	flushChain(table, chain string) error
 	// deleteChain deletes an empty, unreferenced chain; absent is success.
 	deleteChain(table, chain string) error
+	// release lets the writes above also remove chains, of table, that
+	// are not ipvs-proxy's, and the jumps to them: RemoveChains's, and
+	// only until the next release.
+	release(table string, chains []string) error
 }
 
 // transaction is a backend that batches. Between begin and commit, reads
@@ -41,8 +45,9 @@ type transaction interface {
 }
 
 type engine struct {
-	fam Family
-	b   backend
+	fam  Family
+	name string // the binary, for Remover's report lines
+	b    backend
 }
 
 // batched runs f in a transaction if the backend has them. The writes
@@ -98,9 +103,9 @@ func (e *engine) sync(rs RuleSet) (int, error) {
 				stale = append(stale, name)
 			}
 		}
-		n, err := e.removeChains(t, stale)
+		n, _, rerrs := e.removeChains(t, stale)
 		writes += n
-		errs = append(errs, err)
+		errs = append(errs, inTable(t, rerrs))
 	}
 	return writes, errors.Join(errs...)
 }
@@ -219,47 +224,76 @@ func (e *engine) delete() error {
 			errs = append(errs, fmt.Errorf("list chains of table %s: %w", t, err))
 			continue
 		}
-		_, err = e.removeChains(t, slices.DeleteFunc(names, func(n string) bool { return !isOwned(n) }))
-		errs = append(errs, err)
+		_, _, rerrs := e.removeChains(t, slices.DeleteFunc(names, func(n string) bool { return !isOwned(n) }))
+		errs = append(errs, inTable(t, rerrs))
 	}
 	return errors.Join(errs...)
 }
 
-// removeChains removes the jumps to the owned chains names from the
-// builtin chains, then the chains. All are flushed before any is deleted,
-// in case one owned chain jumps to another.
-func (e *engine) removeChains(table string, names []string) (int, error) {
+// removeChains removes the jumps to the chains names from the builtin
+// chains, then the chains. All are flushed before any is deleted, in case
+// one jumps to another. A jump that cannot be removed leaves every chain
+// in place: flushing it would change live traffic and deleting it would
+// fail. Past other errors it keeps going, so one stuck chain does not keep
+// the rest; a chain that cannot be flushed is not deleted. removed has one
+// line per rule or chain deleted, e.g. "delete chain KUBE-SERVICES"; the
+// errors do not name the table, which the caller adds.
+func (e *engine) removeChains(table string, names []string) (writes int, removed []string, errs []error) {
 	if len(names) == 0 {
-		return 0, nil
+		return 0, nil, nil
 	}
-	writes := 0
+	jumpsLeft := false
 	for _, from := range builtinChains[table] {
 		rules, err := e.b.rules(table, from)
 		if err != nil {
-			return writes, fmt.Errorf("list %s in table %s: %w", from, table, err)
+			errs = append(errs, fmt.Errorf("list chain %s: %w", from, err))
+			jumpsLeft = true
+			continue
 		}
 		for _, r := range rules {
-			if slices.Contains(names, target(r)) {
-				if err := e.b.deleteRule(table, from, r); err != nil {
-					return writes, fmt.Errorf("delete jump to %s from %s in table %s: %w", target(r), from, table, err)
-				}
-				writes++
+			if !slices.Contains(names, target(r)) {
+				continue
 			}
+			line := "-A " + from + " " + JoinArgs(r)
+			if err := e.b.deleteRule(table, from, r); err != nil {
+				errs = append(errs, fmt.Errorf("delete rule %s: %w", line, err))
+				jumpsLeft = true
+				continue
+			}
+			writes++
+			removed = append(removed, "delete rule "+line)
 		}
 	}
+	if jumpsLeft {
+		return writes, removed, append(errs, fmt.Errorf("%d chains left in place because a jump to them could not be removed", len(names)))
+	}
+	var flushed []string
 	for _, n := range names {
 		if err := e.b.flushChain(table, n); err != nil {
-			return writes, fmt.Errorf("flush chain %s in table %s: %w", n, table, err)
+			errs = append(errs, fmt.Errorf("flush chain %s: %w", n, err))
+			continue
 		}
 		writes++
+		flushed = append(flushed, n)
 	}
-	for _, n := range names {
+	for _, n := range flushed {
 		if err := e.b.deleteChain(table, n); err != nil {
-			return writes, fmt.Errorf("delete chain %s in table %s: %w", n, table, err)
+			errs = append(errs, fmt.Errorf("delete chain %s: %w", n, err))
+			continue
 		}
 		writes++
+		removed = append(removed, "delete chain "+n)
 	}
-	return writes, nil
+	return writes, removed, errs
+}
+
+// inTable joins errs, each prefixed with the table it happened in.
+func inTable(table string, errs []error) error {
+	var out []error
+	for _, err := range errs {
+		out = append(out, fmt.Errorf("table %s: %w", table, err))
+	}
+	return errors.Join(out...)
 }
 
 func (e *engine) Dump() (string, error) {

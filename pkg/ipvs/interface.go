@@ -3,19 +3,16 @@ package ipvs
 // Interface is the kernel's IPVS table as ipvs-proxy uses it. The reads are
 // split so that a sync can look at only the virtual servers it is changing:
 // List is a full dump, for start-up and the periodic resync; Get reads one.
+// Every write goes through Write's one encoder.
 type Interface interface {
 	List() ([]VirtualServer, error)
 	// Get returns the virtual server with its real servers; ok is false
 	// when the kernel has no such virtual server.
 	Get(key ServiceKey) (vs VirtualServer, ok bool, err error)
 
-	AddService(s Service) error
-	UpdateService(s Service) error
+	// DeleteService is Write of one OpDeleteService, for `ipvs-proxy
+	// cleanup` (proxier.Cleanup).
 	DeleteService(key ServiceKey) error
-
-	AddDestination(key ServiceKey, d Destination) error
-	UpdateDestination(key ServiceKey, d Destination) error
-	DeleteDestination(key ServiceKey, d Destination) error
 
 	// Write makes the writes in order, in as few round trips to the
 	// kernel as it can, and returns each one's error (nil: done): one that

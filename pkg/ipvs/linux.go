@@ -125,8 +125,9 @@ func (l *Linux) Get(key ServiceKey) (VirtualServer, bool, error) {
 	defer l.mu.Unlock()
 	s, err := l.h.GetService(toLib(Service{ServiceKey: key}))
 	if err != nil {
-		// GetService answers ESRCH (or an empty result) for a missing service.
-		if mapErrno(err) == ErrNotFound || isEmptyResult(err) {
+		// The kernel answers IPVS_CMD_GET_SERVICE for a missing service
+		// with ESRCH (ip_vs_genl_get_cmd), which moby/ipvs returns as is.
+		if mapErrno(err) == ErrNotFound {
 			return VirtualServer{}, false, nil
 		}
 		return VirtualServer{}, false, fmt.Errorf("get IPVS service %s: %w", key, err)
@@ -158,46 +159,9 @@ func (l *Linux) read(s *libipvs.Service) (VirtualServer, error) {
 	return vs, nil
 }
 
-func (l *Linux) AddService(s Service) error {
-	return l.do("add service "+s.String(), func() error { return l.h.NewService(toLib(s)) })
-}
-
-func (l *Linux) UpdateService(s Service) error {
-	return l.do("update service "+s.String(), func() error { return l.h.UpdateService(toLib(s)) })
-}
-
+// DeleteService goes through the batch encoder like every other write.
 func (l *Linux) DeleteService(key ServiceKey) error {
-	return l.do("delete service "+key.String(), func() error { return l.h.DelService(toLib(Service{ServiceKey: key})) })
-}
-
-func (l *Linux) AddDestination(key ServiceKey, d Destination) error {
-	return l.do(fmt.Sprintf("add real server %s to %s", d.AddrPort(), key), func() error {
-		return l.h.NewDestination(toLib(Service{ServiceKey: key}), toLibDst(d))
-	})
-}
-
-func (l *Linux) UpdateDestination(key ServiceKey, d Destination) error {
-	return l.do(fmt.Sprintf("update real server %s of %s", d.AddrPort(), key), func() error {
-		return l.h.UpdateDestination(toLib(Service{ServiceKey: key}), toLibDst(d))
-	})
-}
-
-func (l *Linux) DeleteDestination(key ServiceKey, d Destination) error {
-	return l.do(fmt.Sprintf("delete real server %s from %s", d.AddrPort(), key), func() error {
-		return l.h.DelDestination(toLib(Service{ServiceKey: key}), toLibDst(d))
-	})
-}
-
-func (l *Linux) do(what string, call func() error) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := call(); err != nil {
-		if m := mapErrno(err); m != nil {
-			return fmt.Errorf("%s: %w", what, m)
-		}
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return nil
+	return l.Write([]Op{{Kind: OpDeleteService, Service: Service{ServiceKey: key}}})[0]
 }
 
 func mapErrno(err error) error {
@@ -212,11 +176,6 @@ func mapErrno(err error) error {
 		return ErrNotFound
 	}
 	return nil
-}
-
-// moby/ipvs's GetService turns an empty answer into a plain error.
-func isEmptyResult(err error) bool {
-	return err != nil && err.Error() == "Expected only one service obtained=0"
 }
 
 var protoNumbers = map[Protocol]uint16{TCP: syscall.IPPROTO_TCP, UDP: syscall.IPPROTO_UDP, SCTP: 132}
@@ -239,17 +198,6 @@ func toLib(s Service) *libipvs.Service {
 		ls.Flags, ls.Timeout = flagPersistent, s.Timeout
 	}
 	return ls
-}
-
-func toLibDst(d Destination) *libipvs.Destination {
-	fam := uint16(syscall.AF_INET)
-	if d.Addr.Is6() {
-		fam = syscall.AF_INET6
-	}
-	return &libipvs.Destination{
-		Address: net.IP(d.Addr.AsSlice()), Port: d.Port, Weight: d.Weight,
-		ConnectionFlags: libipvs.ConnectionFlagMasq, AddressFamily: fam,
-	}
 }
 
 func fromLib(s *libipvs.Service) (Service, error) {

@@ -42,9 +42,20 @@ func (o Op) String() string {
 	return fmt.Sprintf("unknown IPVS op %d", o.Kind)
 }
 
+// OneAtATime is the single writes of the fake and of test doubles, which
+// WriteEach makes their Write from.
+type OneAtATime interface {
+	AddService(s Service) error
+	UpdateService(s Service) error
+	DeleteService(key ServiceKey) error
+	AddDestination(key ServiceKey, d Destination) error
+	UpdateDestination(key ServiceKey, d Destination) error
+	DeleteDestination(key ServiceKey, d Destination) error
+}
+
 // WriteEach is Write for an implementation that writes one op at a time,
-// the fakes and test doubles.
-func WriteEach(i Interface, ops []Op) []error {
+// the fake and test doubles.
+func WriteEach(i OneAtATime, ops []Op) []error {
 	errs := make([]error, len(ops))
 	for n, o := range ops {
 		switch o.Kind {

@@ -23,7 +23,7 @@ func defaultOptions() Options {
 const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
 
 func TestBuildService(t *testing.T) {
-	twoPods := slice("web-1", v4, httpPort, ep{addr: "10.244.1.2", node: "node-a"}, ep{addr: "10.244.2.2", node: "node-b"})
+	twoPods := slice("web-1", v4, httpPort, ep{Addr: "10.244.1.2", Node: "node-a"}, ep{Addr: "10.244.2.2", Node: "node-b"})
 	cases := []struct {
 		name   string
 		svc    *v1.Service
@@ -46,7 +46,7 @@ service-port 10.96.0.10,tcp:80
 		svc: service("web", func(s *v1.Service) {
 			s.Spec.ClusterIPs = []string{"10.96.0.10", "fd00:10:96::10"}
 		}),
-		slices: []*discovery.EndpointSlice{twoPods, slice("web-6", discovery.AddressTypeIPv6, httpPort, ep{addr: "fd00:244::2", node: "node-a"})},
+		slices: []*discovery.EndpointSlice{twoPods, slice("web-6", discovery.AddressTypeIPv6, httpPort, ep{Addr: "fd00:244::2", Node: "node-a"})},
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.2.2:8080              Masq    1
@@ -86,7 +86,7 @@ service-port 10.96.0.10,tcp:80
 			o.NodeIPs = append(o.NodeIPs, netip.MustParseAddr("172.16.0.5"))
 			o.NodePortAddresses = []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12")}
 		},
-		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort, ep{addr: "10.244.1.2"})},
+		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort, ep{Addr: "10.244.1.2"})},
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.1.2:8080              Masq    1
 TCP  172.16.0.5:30080 rr                  # ns/web:http
@@ -138,7 +138,7 @@ service-port 203.0.113.7,tcp:80
 			s.Spec.Ports[0].NodePort = 30080
 			s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
 		}),
-		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort, ep{addr: "10.244.2.2", node: "node-b"})},
+		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort, ep{Addr: "10.244.2.2", Node: "node-b"})},
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.2.2:8080              Masq    1
 TCP  192.168.1.10:30080 rr                # ns/web:http
@@ -156,9 +156,9 @@ no-local-endpoints 192.168.1.10,tcp:30080
 			s.Spec.ExternalIPs = []string{"203.0.113.7"}
 		}),
 		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort,
-			ep{addr: "10.244.1.2", node: "node-a"}, ep{addr: "10.244.1.3", node: "node-a"},
-			ep{addr: "10.244.1.4", node: "node-a", ready: no, serving: yes, terminating: yes},
-			ep{addr: "10.244.2.2", node: "node-b"})},
+			ep{Addr: "10.244.1.2", Node: "node-a"}, ep{Addr: "10.244.1.3", Node: "node-a"},
+			ep{Addr: "10.244.1.4", Node: "node-a", Ready: no, Serving: yes, Terminating: yes},
+			ep{Addr: "10.244.2.2", Node: "node-b"})},
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.1.3:8080              Masq    1
@@ -188,7 +188,7 @@ health-check-node-port 32000 local-endpoints 2
 			s.Spec.HealthCheckNodePort = 32000
 			s.Spec.ExternalIPs = []string{"203.0.113.7"}
 		}),
-		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort, ep{addr: "10.244.2.2", node: "node-b"})},
+		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort, ep{Addr: "10.244.2.2", Node: "node-b"})},
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.2.2:8080              Masq    1
 TCP  192.168.1.10:30080 rr                # ns/web:http
@@ -238,9 +238,9 @@ vip 10.96.0.10
 		name: "ready endpoints win over serving terminating ones",
 		svc:  service("web"),
 		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort,
-			ep{addr: "10.244.1.2", ready: yes},
-			ep{addr: "10.244.1.3", ready: no, serving: yes, terminating: yes},
-			ep{addr: "10.244.1.4", ready: no, serving: no})},
+			ep{Addr: "10.244.1.2", Ready: yes},
+			ep{Addr: "10.244.1.3", Ready: no, Serving: yes, Terminating: yes},
+			ep{Addr: "10.244.1.4", Ready: no, Serving: no})},
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.1.2:8080              Masq    1
 vip 10.96.0.10
@@ -250,9 +250,9 @@ service-port 10.96.0.10,tcp:80
 		name: "with none ready, serving terminating endpoints are used; not-serving ones never",
 		svc:  service("web"),
 		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort,
-			ep{addr: "10.244.1.3", ready: no, serving: yes, terminating: yes},
-			ep{addr: "10.244.1.5", ready: no, serving: no, terminating: yes},
-			ep{addr: "10.244.1.4", ready: no, serving: no})},
+			ep{Addr: "10.244.1.3", Ready: no, Serving: yes, Terminating: yes},
+			ep{Addr: "10.244.1.5", Ready: no, Serving: no, Terminating: yes},
+			ep{Addr: "10.244.1.4", Ready: no, Serving: no})},
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.1.3:8080              Masq    1
 vip 10.96.0.10
@@ -264,8 +264,8 @@ service-port 10.96.0.10,tcp:80
 			s.Spec.InternalTrafficPolicy = ptr.To(v1.ServiceInternalTrafficPolicyLocal)
 		}),
 		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort,
-			ep{addr: "10.244.2.2", node: "node-b", ready: yes},
-			ep{addr: "10.244.1.3", node: "node-a", ready: no, serving: yes, terminating: yes})},
+			ep{Addr: "10.244.2.2", Node: "node-b", Ready: yes},
+			ep{Addr: "10.244.1.3", Node: "node-a", Ready: no, Serving: yes, Terminating: yes})},
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.1.3:8080              Masq    1
 vip 10.96.0.10
@@ -276,8 +276,8 @@ service-port 10.96.0.10,tcp:80
 		name: "several slices, an endpoint in two of them counted once",
 		svc:  service("web"),
 		slices: []*discovery.EndpointSlice{
-			slice("web-1", v4, httpPort, ep{addr: "10.244.1.2"}, ep{addr: "10.244.1.3"}),
-			slice("web-2", v4, httpPort, ep{addr: "10.244.1.3"}, ep{addr: "10.244.1.4"}),
+			slice("web-1", v4, httpPort, ep{Addr: "10.244.1.2"}, ep{Addr: "10.244.1.3"}),
+			slice("web-2", v4, httpPort, ep{Addr: "10.244.1.3"}, ep{Addr: "10.244.1.4"}),
 		},
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.1.2:8080              Masq    1
@@ -297,7 +297,7 @@ service-port 10.96.0.10,tcp:80
 		}),
 		slices: []*discovery.EndpointSlice{slice("dns-1", v4,
 			[]discovery.EndpointPort{port("dns-tcp", v1.ProtocolTCP, 5353), port("dns", v1.ProtocolUDP, 1053), port("sig", v1.ProtocolSCTP, 9999)},
-			ep{addr: "10.244.1.2"})},
+			ep{Addr: "10.244.1.2"})},
 		want: header + `SCTP 10.96.0.10:9000 rr                   # ns/dns:sig
   -> 10.244.1.2:9999              Masq    1
 TCP  10.96.0.10:53 rr                     # ns/dns:dns-tcp
@@ -344,7 +344,7 @@ problem: annotation ipvs-proxy.io/scheduler: unknown IPVS scheduler "fastest" (w
 		name: "invalid endpoint address is skipped, the rest programmed",
 		svc:  service("web"),
 		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort,
-			ep{addr: "10.244.1.2"}, ep{addr: "not-an-ip"}, ep{addr: "fd00::1"})},
+			ep{Addr: "10.244.1.2"}, ep{Addr: "not-an-ip"}, ep{Addr: "fd00::1"})},
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.1.2:8080              Masq    1
 vip 10.96.0.10

@@ -143,6 +143,15 @@ func (f *Fake) HostAddresses() ([]HostAddress, error) {
 	return out, nil
 }
 
+func (f *Fake) Link() (*LinkState, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.exists {
+		return nil, nil
+	}
+	return &LinkState{Type: "dummy"}, nil
+}
+
 func (f *Fake) Dump() (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

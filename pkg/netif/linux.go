@@ -120,50 +120,6 @@ func (l *linux) Addresses() ([]netip.Addr, error) {
 	return out, nil
 }
 
-func (l *linux) AddAddress(a netip.Addr) error {
-	p, err := hostPrefix(a)
-	if err != nil {
-		return fmt.Errorf("add address %s to %s: %w", a, l.name, err)
-	}
-	link, err := l.link()
-	if err != nil {
-		return fmt.Errorf("add address %s: %w", p, err)
-	}
-	if link == nil {
-		return fmt.Errorf("add address %s to %s: link not found", p, l.name)
-	}
-	addr := &netlink.Addr{IPNet: toIPNet(p)}
-	if p.Addr().Is6() {
-		// Without nodad the address stays tentative, unusable, while duplicate
-		// address detection runs: on a down link, that is forever.
-		addr.Flags = unix.IFA_F_NODAD
-	}
-	if err := l.h.AddrAdd(link, addr); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("add address %s to %s: %w", p, l.name, err)
-	}
-	return nil
-}
-
-func (l *linux) DeleteAddress(a netip.Addr) error {
-	p, err := hostPrefix(a)
-	if err != nil {
-		return fmt.Errorf("delete address %s from %s: %w", a, l.name, err)
-	}
-	link, err := l.link()
-	if err != nil {
-		return fmt.Errorf("delete address %s: %w", p, err)
-	}
-	if link == nil {
-		return nil
-	}
-	// The kernel answers EADDRNOTAVAIL for an address that is not there.
-	err = l.h.AddrDel(link, &netlink.Addr{IPNet: toIPNet(p)})
-	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
-		return fmt.Errorf("delete address %s from %s: %w", p, l.name, err)
-	}
-	return nil
-}
-
 func (l *linux) HostAddresses() ([]HostAddress, error) {
 	links, err := retryDump("list links", l.h.LinkList)
 	if err != nil {
@@ -194,6 +150,18 @@ func (l *linux) HostAddresses() ([]HostAddress, error) {
 	return out, nil
 }
 
+func (l *linux) Link() (*LinkState, error) {
+	link, err := l.link()
+	if link == nil || err != nil {
+		return nil, err
+	}
+	return linkState(link), nil
+}
+
+func linkState(link netlink.Link) *LinkState {
+	return &LinkState{Type: link.Type(), Up: link.Attrs().Flags&net.FlagUp != 0}
+}
+
 func (l *linux) Dump() (string, error) {
 	link, err := l.link()
 	if err != nil {
@@ -206,8 +174,7 @@ func (l *linux) Dump() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	state := &LinkState{Type: link.Type(), Up: link.Attrs().Flags&net.FlagUp != 0}
-	return Format(l.name, state, ps), nil
+	return Format(l.name, linkState(link), ps), nil
 }
 
 // retryDump runs a netlink dump again while the kernel reports it
@@ -224,10 +191,6 @@ func retryDump[T any](what string, dump func() (T, error)) (T, error) {
 		}
 	}
 	return zero, fmt.Errorf("%s: interrupted %d times in a row: %w", what, dumpAttempts, netlink.ErrDumpInterrupted)
-}
-
-func toIPNet(p netip.Prefix) *net.IPNet {
-	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
 func toPrefix(n *net.IPNet) (netip.Prefix, bool) {

@@ -44,12 +44,12 @@ func TestLinuxAddressesOnLoopback(t *testing.T) {
 		t.Errorf("EnsureLink on lo: %v, want a refusal", err)
 	}
 	for _, a := range []string{"fd00:10:96::1", "10.96.0.1", "10.96.0.1", "10.96.0.2", "fd00:10:96::1"} {
-		if err := l.AddAddress(netip.MustParseAddr(a)); err != nil {
+		if err := l.AddAddresses([]netip.Addr{netip.MustParseAddr(a)})[0]; err != nil {
 			t.Errorf("add %s: %v", a, err)
 		}
 	}
 	for _, a := range []string{"10.96.0.2", "10.96.0.2", "fd00:10:96::2"} {
-		if err := l.DeleteAddress(netip.MustParseAddr(a)); err != nil {
+		if err := l.DeleteAddresses([]netip.Addr{netip.MustParseAddr(a)})[0]; err != nil {
 			t.Errorf("delete %s: %v", a, err)
 		}
 	}
@@ -81,7 +81,7 @@ func TestLinuxAddressesOnLoopback(t *testing.T) {
 	if addrs, err := absent.Addresses(); err != nil || addrs == nil || len(addrs) != 0 {
 		t.Errorf("addresses of a missing link: %v, %v; want empty", addrs, err)
 	}
-	if err := absent.DeleteAddress(netip.MustParseAddr("10.96.0.1")); err != nil {
+	if err := absent.DeleteAddresses([]netip.Addr{netip.MustParseAddr("10.96.0.1")})[0]; err != nil {
 		t.Errorf("delete from a missing link: %v", err)
 	}
 	if err := absent.DeleteLink(); err != nil {

@@ -26,15 +26,14 @@ type Interface interface {
 	// not exist. IPv6 link-local addresses are left out: the kernel makes
 	// them, not ipvs-proxy.
 	Addresses() ([]netip.Addr, error)
-	// AddAddress adds a as a /32 or /128; already present is success.
-	AddAddress(a netip.Addr) error
-	// DeleteAddress removes the /32 or /128 a; absent is success.
-	DeleteAddress(a netip.Addr) error
-	// AddAddresses and DeleteAddresses are AddAddress and DeleteAddress for
-	// many addresses, in as few round trips to the kernel as they can; the
-	// error of as[i] is errs[i].
+	// AddAddresses adds each address as a /32 or /128, and DeleteAddresses
+	// removes it, in as few round trips to the kernel as they can; the
+	// error of as[i] is errs[i]. Already present (added) and absent
+	// (deleted, or no link) are success.
 	AddAddresses(as []netip.Addr) (errs []error)
 	DeleteAddresses(as []netip.Addr) (errs []error)
+	// Link reads the link itself; nil when it does not exist.
+	Link() (*LinkState, error)
 	// HostAddresses lists every address on every other link, sorted.
 	HostAddresses() ([]HostAddress, error)
 	// Dump prints the link and its addresses; see Format.

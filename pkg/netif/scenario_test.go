@@ -16,10 +16,14 @@ type step struct {
 	wantErr string
 }
 
-func ensure() step      { return step{do: Interface.EnsureLink} }
-func deleteLink() step  { return step{do: Interface.DeleteLink} }
-func add(a string) step { return step{do: func(i Interface) error { return i.AddAddress(addr(a)) }} }
-func del(a string) step { return step{do: func(i Interface) error { return i.DeleteAddress(addr(a)) }} }
+func ensure() step     { return step{do: Interface.EnsureLink} }
+func deleteLink() step { return step{do: Interface.DeleteLink} }
+func add(a string) step {
+	return step{do: func(i Interface) error { return i.AddAddresses([]netip.Addr{addr(a)})[0] }}
+}
+func del(a string) step {
+	return step{do: func(i Interface) error { return i.DeleteAddresses([]netip.Addr{addr(a)})[0] }}
+}
 func addAll(as ...string) step {
 	return step{do: func(i Interface) error { return errors.Join(i.AddAddresses(addrs(as))...) }}
 }

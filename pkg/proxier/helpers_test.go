@@ -5,15 +5,14 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ipvs-proxy/ipvs-proxy/internal/testobj"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 )
 
 // kernel is a fake node: IPVS and the dummy link, dumped as one text.
@@ -64,17 +63,7 @@ func checkDump(t *testing.T, k kernel, want string) {
 }
 
 func svc(name, clusterIP string, mutate ...func(*v1.Service)) *v1.Service {
-	s := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: name},
-		Spec: v1.ServiceSpec{
-			Type: v1.ServiceTypeClusterIP, ClusterIP: clusterIP, ClusterIPs: []string{clusterIP},
-			Ports: []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolTCP, Port: 80}},
-		},
-	}
-	for _, m := range mutate {
-		m(s)
-	}
-	return s
+	return testobj.Service("ns", name, []string{clusterIP}, mutate...)
 }
 
 func nodePort(n int32) func(*v1.Service) {
@@ -85,15 +74,7 @@ func nodePort(n int32) func(*v1.Service) {
 }
 
 func slice(svcName string, addrs ...string) *discovery.EndpointSlice {
-	s := &discovery.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Namespace: "ns", Name: svcName + "-1", Labels: map[string]string{discovery.LabelServiceName: svcName}},
-		AddressType: discovery.AddressTypeIPv4,
-		Ports:       []discovery.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(v1.ProtocolTCP), Port: ptr.To[int32](8080)}},
-	}
-	for _, a := range addrs {
-		s.Endpoints = append(s.Endpoints, discovery.Endpoint{Addresses: []string{a}, NodeName: ptr.To("node-a")})
-	}
-	return s
+	return testobj.Slice("ns", svcName+"-1", svcName, discovery.AddressTypeIPv4, testobj.HTTP(8080), testobj.On("node-a", addrs...)...)
 }
 
 func input(s *v1.Service, slices ...*discovery.EndpointSlice) model.ServiceInput {

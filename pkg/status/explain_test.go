@@ -4,54 +4,30 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/ipvs-proxy/ipvs-proxy/internal/testobj"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
 
-// endpoint is one row of a slice; nil conditions are left out, as the API
-// allows.
-type endpoint struct {
-	addr                        string
-	node                        string
-	ready, serving, terminating *bool
-}
+type endpoint = testobj.Endpoint
 
-var yes, no = ptr.To(true), ptr.To(false)
+var yes, no = testobj.Yes, testobj.No
 
+// endpointSlice is a slice of Service "web" with one TCP port.
 func endpointSlice(name string, fam discovery.AddressType, portName string, port int32, eps ...endpoint) *discovery.EndpointSlice {
-	s := &discovery.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Namespace: "ns", Name: name, Labels: map[string]string{discovery.LabelServiceName: "web"}},
-		AddressType: fam,
-		Ports:       []discovery.EndpointPort{{Name: ptr.To(portName), Protocol: ptr.To(v1.ProtocolTCP), Port: ptr.To(port)}},
-	}
-	for _, e := range eps {
-		de := discovery.Endpoint{Addresses: []string{e.addr},
-			Conditions: discovery.EndpointConditions{Ready: e.ready, Serving: e.serving, Terminating: e.terminating}}
-		if e.node != "" {
-			de.NodeName = ptr.To(e.node)
-		}
-		s.Endpoints = append(s.Endpoints, de)
-	}
-	return s
+	return testobj.Slice("ns", name, "web", fam, []discovery.EndpointPort{testobj.Port(portName, v1.ProtocolTCP, port)}, eps...)
 }
 
 func webService(mutate func(*v1.Service)) *v1.Service {
-	s := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "web"},
-		Spec: v1.ServiceSpec{
-			Type:       v1.ServiceTypeNodePort,
-			ClusterIP:  "10.96.0.10",
-			ClusterIPs: []string{"10.96.0.10"},
-			Ports:      []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolTCP, Port: 80, NodePort: 30080}},
-		},
-	}
-	if mutate != nil {
-		mutate(s)
-	}
-	return s
+	return testobj.Service("ns", "web", []string{"10.96.0.10"}, func(s *v1.Service) {
+		s.Spec.Type = v1.ServiceTypeNodePort
+		s.Spec.Ports[0].NodePort = 30080
+		if mutate != nil {
+			mutate(s)
+		}
+	})
 }
 
 func TestExplain(t *testing.T) {
@@ -69,13 +45,13 @@ func TestExplain(t *testing.T) {
 			Service: webService(func(s *v1.Service) { s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal }),
 			Slices: model.Slices(
 				endpointSlice("web-abc", v4, "http", 8080,
-					endpoint{addr: "10.244.1.2", node: "node-a", ready: yes, serving: yes, terminating: no},
-					endpoint{addr: "10.244.1.3", node: "node-a", ready: no, serving: no, terminating: no},
-					endpoint{addr: "10.244.1.4", node: "node-a", ready: no, serving: yes, terminating: yes},
-					endpoint{addr: "10.244.2.2", node: "node-b", ready: yes, serving: yes, terminating: no},
+					endpoint{Addr: "10.244.1.2", Node: "node-a", Ready: yes, Serving: yes, Terminating: no},
+					endpoint{Addr: "10.244.1.3", Node: "node-a", Ready: no, Serving: no, Terminating: no},
+					endpoint{Addr: "10.244.1.4", Node: "node-a", Ready: no, Serving: yes, Terminating: yes},
+					endpoint{Addr: "10.244.2.2", Node: "node-b", Ready: yes, Serving: yes, Terminating: no},
 				),
 				endpointSlice("web-old", v4, "web", 8080,
-					endpoint{addr: "10.244.1.9", node: "node-a", ready: yes},
+					endpoint{Addr: "10.244.1.9", Node: "node-a", Ready: yes},
 				),
 			),
 		},
@@ -86,8 +62,8 @@ func TestExplain(t *testing.T) {
 			Service: webService(nil),
 			Slices: model.Slices(
 				endpointSlice("web-abc", v4, "http", 8080,
-					endpoint{addr: "10.244.1.4", node: "node-a", ready: no, serving: yes, terminating: yes},
-					endpoint{addr: "10.244.2.4", node: "node-b", ready: no, serving: no, terminating: yes},
+					endpoint{Addr: "10.244.1.4", Node: "node-a", Ready: no, Serving: yes, Terminating: yes},
+					endpoint{Addr: "10.244.2.4", Node: "node-b", Ready: no, Serving: no, Terminating: yes},
 				),
 			),
 		},
@@ -99,10 +75,10 @@ func TestExplain(t *testing.T) {
 			Service: webService(func(s *v1.Service) { s.Spec.InternalTrafficPolicy = ptr.To(v1.ServiceInternalTrafficPolicyLocal) }),
 			Slices: model.Slices(
 				endpointSlice("web-abc", v4, "http", 8080,
-					endpoint{addr: "10.244.1.2", node: "node-a"},
-					endpoint{addr: "10.244.2.2", node: "node-b"},
-					endpoint{addr: "10.244.3.2"},
-					endpoint{addr: "not-an-ip", node: "node-a"},
+					endpoint{Addr: "10.244.1.2", Node: "node-a"},
+					endpoint{Addr: "10.244.2.2", Node: "node-b"},
+					endpoint{Addr: "10.244.3.2"},
+					endpoint{Addr: "not-an-ip", Node: "node-a"},
 				),
 			),
 		},

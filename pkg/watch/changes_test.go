@@ -6,23 +6,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipvs-proxy/ipvs-proxy/internal/testobj"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 )
 
-func svc(ns, name string) *v1.Service {
-	return &v1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-}
+func svc(ns, name string) *v1.Service { return testobj.Service(ns, name, nil) }
 
 // slice is an EndpointSlice labelled for service; "" leaves the label off.
 func slice(ns, name, service string) *discovery.EndpointSlice {
-	s := &discovery.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, AddressType: discovery.AddressTypeIPv4}
-	if service != "" {
-		s.Labels = map[string]string{discovery.LabelServiceName: service, "other": "x"}
+	s := testobj.Slice(ns, name, service, discovery.AddressTypeIPv4, nil)
+	s.Labels["other"] = "x"
+	if service == "" {
+		delete(s.Labels, discovery.LabelServiceName)
 	}
 	return s
 }

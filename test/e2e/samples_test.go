@@ -1,10 +1,10 @@
 package e2e
 
 import (
+	"github.com/ipvs-proxy/ipvs-proxy/internal/testobj"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
 
@@ -63,29 +63,11 @@ func sampleWeb(addrs ...string) model.ServiceInput {
 }
 
 func svc(name string, ips []string, mutate ...func(*v1.Service)) *v1.Service {
-	s := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: name},
-		Spec: v1.ServiceSpec{Type: v1.ServiceTypeClusterIP, ClusterIP: ips[0], ClusterIPs: ips,
-			Ports: []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolTCP, Port: 80}}},
-	}
-	for _, m := range mutate {
-		m(s)
-	}
-	return s
+	return testobj.Service("demo", name, ips, mutate...)
 }
 
 func slice(svc string, fam discovery.AddressType, ports []discovery.EndpointPort, addrs ...string) *discovery.EndpointSlice {
-	s := &discovery.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Namespace: "demo", Name: svc + "-" + string(fam), Labels: map[string]string{discovery.LabelServiceName: svc}},
-		AddressType: fam,
-		Ports:       ports,
-	}
-	for _, a := range addrs {
-		s.Endpoints = append(s.Endpoints, discovery.Endpoint{Addresses: []string{a}, NodeName: ptr.To("vm")})
-	}
-	return s
+	return testobj.Slice("demo", svc+"-"+string(fam), svc, fam, ports, testobj.On("vm", addrs...)...)
 }
 
-func port(name string, proto v1.Protocol, n int32) discovery.EndpointPort {
-	return discovery.EndpointPort{Name: ptr.To(name), Protocol: ptr.To(proto), Port: ptr.To(n)}
-}
+var port = testobj.Port

@@ -20,21 +20,21 @@ func TestConverge(t *testing.T) {
 	c := startCluster(t)
 	c.createService(t, service("web", "10.96.0.10"))
 	c.createSlice(t, slice("web-1", "web", httpPort(8080),
-		ep{addr: "10.244.1.2", node: nodeName}, ep{addr: "10.244.2.2", node: "node-b"}))
+		ep{Addr: "10.244.1.2", Node: nodeName}, ep{Addr: "10.244.2.2", Node: "node-b"}))
 	c.createService(t, service("np", "10.96.0.11", func(s *v1.Service) {
 		s.Spec.Type = v1.ServiceTypeNodePort
 		s.Spec.Ports[0].NodePort = 30080
 	}))
 	c.createSlice(t, slice("np-1", "np", httpPort(8080),
-		ep{addr: "10.244.1.3", node: nodeName, ready: yes}, ep{addr: "10.244.1.4", node: nodeName, ready: yes}))
+		ep{Addr: "10.244.1.3", Node: nodeName, Ready: yes}, ep{Addr: "10.244.1.4", Node: nodeName, Ready: yes}))
 	// The API fills in the default affinity timeout (10800 s).
 	c.createService(t, service("sticky", "10.96.0.12", func(s *v1.Service) {
 		s.Spec.SessionAffinity = v1.ServiceAffinityClientIP
 	}))
-	c.createSlice(t, slice("sticky-1", "sticky", httpPort(8080), ep{addr: "10.244.2.4", node: "node-b"}))
+	c.createSlice(t, slice("sticky-1", "sticky", httpPort(8080), ep{Addr: "10.244.2.4", Node: "node-b"}))
 	// Served by another proxy: kube-proxy leaves it alone, and so must we.
 	other := service("other", "10.96.0.13")
-	otherSlice := slice("other-1", "other", httpPort(8080), ep{addr: "10.244.1.9", node: nodeName})
+	otherSlice := slice("other-1", "other", httpPort(8080), ep{Addr: "10.244.1.9", Node: nodeName})
 	other.Labels = map[string]string{watch.ServiceProxyNameLabel: "another-proxy"}
 	otherSlice.Labels[watch.ServiceProxyNameLabel] = "another-proxy" // copied by the EndpointSlice controller
 	c.createService(t, other)
@@ -70,7 +70,7 @@ addr 10.96.0.12/32
 		name: "an endpoint is added",
 		change: func(t *testing.T) {
 			c.replaceSlice(t, slice("web-1", "web", httpPort(8080),
-				ep{addr: "10.244.1.2", node: nodeName}, ep{addr: "10.244.2.2", node: "node-b"}, ep{addr: "10.244.3.5", node: "node-c"}))
+				ep{Addr: "10.244.1.2", Node: nodeName}, ep{Addr: "10.244.2.2", Node: "node-b"}, ep{Addr: "10.244.3.5", Node: "node-c"}))
 		},
 		want: header + kubernetesVS + `TCP  10.96.0.10:80 rr
   -> 10.244.1.2:8080              Masq    1
@@ -94,7 +94,7 @@ addr 10.96.0.12/32
 		name: "an endpoint becomes not ready",
 		change: func(t *testing.T) {
 			c.replaceSlice(t, slice("web-1", "web", httpPort(8080),
-				ep{addr: "10.244.1.2", node: nodeName}, ep{addr: "10.244.2.2", node: "node-b", ready: no, serving: no}, ep{addr: "10.244.3.5", node: "node-c"}))
+				ep{Addr: "10.244.1.2", Node: nodeName}, ep{Addr: "10.244.2.2", Node: "node-b", Ready: no, Serving: no}, ep{Addr: "10.244.3.5", Node: "node-c"}))
 		},
 		want: header + kubernetesVS + `TCP  10.96.0.10:80 rr
   -> 10.244.1.2:8080              Masq    1
@@ -120,9 +120,9 @@ addr 10.96.0.12/32
 		name: "no endpoint is ready: the terminating one still serving is used",
 		change: func(t *testing.T) {
 			c.replaceSlice(t, slice("np-1", "np", httpPort(8080),
-				ep{addr: "10.244.1.3", node: nodeName, ready: no, serving: yes, terminating: yes},
-				ep{addr: "10.244.1.4", node: nodeName, ready: no, serving: no, terminating: yes},
-				ep{addr: "10.244.1.5", node: nodeName, ready: no, serving: no}))
+				ep{Addr: "10.244.1.3", Node: nodeName, Ready: no, Serving: yes, Terminating: yes},
+				ep{Addr: "10.244.1.4", Node: nodeName, Ready: no, Serving: no, Terminating: yes},
+				ep{Addr: "10.244.1.5", Node: nodeName, Ready: no, Serving: no}))
 		},
 		want: header + kubernetesVS + `TCP  10.96.0.10:80 rr
   -> 10.244.1.2:8080              Masq    1
@@ -143,8 +143,8 @@ addr 10.96.0.12/32
 		name: "the new endpoint becomes ready and replaces the terminating one",
 		change: func(t *testing.T) {
 			c.replaceSlice(t, slice("np-1", "np", httpPort(8080),
-				ep{addr: "10.244.1.3", node: nodeName, ready: no, serving: yes, terminating: yes},
-				ep{addr: "10.244.1.5", node: nodeName, ready: yes, serving: yes}))
+				ep{Addr: "10.244.1.3", Node: nodeName, Ready: no, Serving: yes, Terminating: yes},
+				ep{Addr: "10.244.1.5", Node: nodeName, Ready: yes, Serving: yes}))
 		},
 		want: header + kubernetesVS + `TCP  10.96.0.10:80 rr
   -> 10.244.1.2:8080              Masq    1

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ipvs-proxy/ipvs-proxy/internal/testobj"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/watch"
 	"net/http"
 	"net/http/httptest"
@@ -42,7 +43,6 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
 )
 
 const (
@@ -345,58 +345,26 @@ func (p *proxy) waitWithin(t *testing.T, timeout time.Duration, step string, sin
 // ---- objects ----
 
 func service(name, clusterIP string, mutate ...func(*v1.Service)) *v1.Service {
-	s := &v1.Service{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: v1.ServiceSpec{
-			Type:      v1.ServiceTypeClusterIP,
-			ClusterIP: clusterIP,
-			Ports:     []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolTCP, Port: 80}},
-		},
-	}
-	for _, m := range mutate {
-		m(s)
-	}
-	return s
+	return testobj.Service(ns, name, []string{clusterIP}, mutate...)
 }
 
-// ep is one endpoint; nil conditions are left unset (the API's "unknown",
-// which consumers read as ready and serving).
-type ep struct {
-	addr                        string
-	node                        string
-	ready, serving, terminating *bool
-}
+type ep = testobj.Endpoint
 
-var (
-	yes = ptr.To(true)
-	no  = ptr.To(false)
-)
+var yes, no = testobj.Yes, testobj.No
 
 // httpPort is the slice port matching service()'s port "http".
-func httpPort(port int32) []discovery.EndpointPort { return slicePort("http", v1.ProtocolTCP, port) }
+var httpPort = testobj.HTTP
 
 func slicePort(name string, proto v1.Protocol, port int32) []discovery.EndpointPort {
-	return []discovery.EndpointPort{{Name: ptr.To(name), Protocol: ptr.To(proto), Port: ptr.To(port)}}
+	return []discovery.EndpointPort{testobj.Port(name, proto, port)}
 }
 
 // slice is an IPv4 EndpointSlice of Service svc, as the EndpointSlice
-// controller would write it.
+// controller would write it: endpoints an empty list, never null.
 func slice(name, svc string, ports []discovery.EndpointPort, eps ...ep) *discovery.EndpointSlice {
-	s := &discovery.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{discovery.LabelServiceName: svc}},
-		AddressType: discovery.AddressTypeIPv4,
-		Ports:       ports,
-		Endpoints:   []discovery.Endpoint{},
-	}
-	for _, e := range eps {
-		de := discovery.Endpoint{
-			Addresses:  []string{e.addr},
-			Conditions: discovery.EndpointConditions{Ready: e.ready, Serving: e.serving, Terminating: e.terminating},
-		}
-		if e.node != "" {
-			de.NodeName = ptr.To(e.node)
-		}
-		s.Endpoints = append(s.Endpoints, de)
+	s := testobj.Slice(ns, name, svc, discovery.AddressTypeIPv4, ports, eps...)
+	if s.Endpoints == nil {
+		s.Endpoints = []discovery.Endpoint{}
 	}
 	return s
 }

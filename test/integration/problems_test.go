@@ -25,7 +25,7 @@ import (
 func TestUnprogrammableServices(t *testing.T) {
 	c := startCluster(t)
 	c.createService(t, service("good", "10.96.0.10"))
-	c.createSlice(t, slice("good-1", "good", httpPort(8080), ep{addr: "10.244.1.2"}))
+	c.createSlice(t, slice("good-1", "good", httpPort(8080), ep{Addr: "10.244.1.2"}))
 	// Present at start: reported by the first (full) sync. Three of them,
 	// each naming its own scheduler, so that an Event put on the wrong
 	// Service shows.
@@ -33,7 +33,7 @@ func TestUnprogrammableServices(t *testing.T) {
 	c.createService(t, service("fast", "10.96.0.11", func(s *v1.Service) {
 		s.Annotations = map[string]string{model.SchedulerAnnotation: badSchedulers["fast"]}
 	}))
-	c.createSlice(t, slice("fast-1", "fast", httpPort(8080), ep{addr: "10.244.1.3"}))
+	c.createSlice(t, slice("fast-1", "fast", httpPort(8080), ep{Addr: "10.244.1.3"}))
 	c.createService(t, service("quick", "10.96.0.15", func(s *v1.Service) {
 		s.Annotations = map[string]string{model.SchedulerAnnotation: badSchedulers["quick"]}
 	}))
@@ -41,7 +41,7 @@ func TestUnprogrammableServices(t *testing.T) {
 		s.Annotations = map[string]string{model.SchedulerAnnotation: badSchedulers["rounds"]}
 	}))
 	c.createService(t, service("ext-a", "10.96.0.13", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.7"} }))
-	c.createSlice(t, slice("ext-a-1", "ext-a", httpPort(8080), ep{addr: "10.244.1.4"}))
+	c.createSlice(t, slice("ext-a-1", "ext-a", httpPort(8080), ep{Addr: "10.244.1.4"}))
 
 	started := time.Now()
 	p := startProxy(t, c.proxyAccount(t), time.Minute)
@@ -77,9 +77,9 @@ addr 203.0.113.7/32
 	// Created while the daemon runs: reported by partial syncs.
 	since := time.Now()
 	c.createService(t, service("misnamed", "10.96.0.12"))
-	c.createSlice(t, slice("misnamed-1", "misnamed", slicePort("web", v1.ProtocolTCP, 8080), ep{addr: "10.244.1.5"}))
+	c.createSlice(t, slice("misnamed-1", "misnamed", slicePort("web", v1.ProtocolTCP, 8080), ep{Addr: "10.244.1.5"}))
 	c.createService(t, service("ext-b", "10.96.0.14", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.7"} }))
-	c.createSlice(t, slice("ext-b-1", "ext-b", httpPort(8080), ep{addr: "10.244.1.6"}))
+	c.createSlice(t, slice("ext-b-1", "ext-b", httpPort(8080), ep{Addr: "10.244.1.6"}))
 	p.waitFor(t, "a port no slice names gets no real servers; the second claim on an externalIP is skipped", since, header+kubernetesVS+`TCP  10.96.0.10:80 rr
   -> 10.244.1.2:8080              Masq    1
 TCP  10.96.0.11:80 rr
@@ -174,7 +174,7 @@ addr 203.0.113.7/32
 func TestExternalIPTakeover(t *testing.T) {
 	c := startCluster(t)
 	c.createService(t, service("ext-a", "10.96.0.13", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.7"} }))
-	c.createSlice(t, slice("ext-a-1", "ext-a", httpPort(8080), ep{addr: "10.244.1.4"}))
+	c.createSlice(t, slice("ext-a-1", "ext-a", httpPort(8080), ep{Addr: "10.244.1.4"}))
 	started := time.Now()
 	p := startProxy(t, c.proxyAccount(t), time.Minute)
 	p.waitFor(t, "ext-a holds the externalIP", started, header+kubernetesVS+`TCP  10.96.0.13:80 rr
@@ -189,7 +189,7 @@ addr 203.0.113.7/32
 
 	since := time.Now()
 	c.createService(t, service("ext-b", "10.96.0.14", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.7"} }))
-	c.createSlice(t, slice("ext-b-1", "ext-b", httpPort(8080), ep{addr: "10.244.1.5"}))
+	c.createSlice(t, slice("ext-b-1", "ext-b", httpPort(8080), ep{Addr: "10.244.1.5"}))
 	p.waitFor(t, "ext-b's claim on the same externalIP:port is skipped", since, header+kubernetesVS+`TCP  10.96.0.13:80 rr
   -> 10.244.1.4:8080              Masq    1
 TCP  10.96.0.14:80 rr

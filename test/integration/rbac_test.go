@@ -37,7 +37,7 @@ func TestLeastPrivilege(t *testing.T) {
 		t.Fatalf("ClusterRole %s from manifests/rbac.yaml: %v", proxySA, err)
 	}
 	c.createService(t, service("web", "10.96.0.10"))
-	c.createSlice(t, slice("web-1", "web", httpPort(8080), ep{addr: "10.244.1.2"}))
+	c.createSlice(t, slice("web-1", "web", httpPort(8080), ep{Addr: "10.244.1.2"}))
 
 	type perm struct{ group, resource, verb string }
 	cases := []struct {
@@ -127,7 +127,7 @@ addr 10.96.0.10/32
 
 	// Created while the daemons run, so only a watch (or a relist) sees
 	// them; the Event comes from a partial sync.
-	c.replaceSlice(t, slice("web-1", "web", httpPort(8080), ep{addr: "10.244.1.2"}, ep{addr: "10.244.1.3"}))
+	c.replaceSlice(t, slice("web-1", "web", httpPort(8080), ep{Addr: "10.244.1.2"}, ep{Addr: "10.244.1.3"}))
 	c.createService(t, service("late", "10.96.0.20", func(s *v1.Service) {
 		s.Annotations = map[string]string{model.SchedulerAnnotation: "fastest"}
 	}))

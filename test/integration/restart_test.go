@@ -25,7 +25,7 @@ const reconnectTimeout = 40 * time.Second
 func TestAPIServerRestart(t *testing.T) {
 	c := startCluster(t)
 	c.createService(t, service("web", "10.96.0.10"))
-	c.createSlice(t, slice("web-1", "web", httpPort(8080), ep{addr: "10.244.1.2", node: nodeName}))
+	c.createSlice(t, slice("web-1", "web", httpPort(8080), ep{Addr: "10.244.1.2", Node: nodeName}))
 	// A one-second sync period: several full resyncs run while the server
 	// is down.
 	started := time.Now()
@@ -76,11 +76,11 @@ addr 10.96.0.10/32
 	// Both informers must have reconnected: a new endpoint on an existing
 	// slice, and a new Service with its slice.
 	c.replaceSlice(t, slice("web-1", "web", httpPort(8080),
-		ep{addr: "10.244.1.2", node: nodeName}, ep{addr: "10.244.2.3", node: "node-b"}))
+		ep{Addr: "10.244.1.2", Node: nodeName}, ep{Addr: "10.244.2.3", Node: "node-b"}))
 	c.createService(t, service("late", "10.96.0.20", func(s *v1.Service) {
 		s.Spec.Ports = []v1.ServicePort{{Name: "dns", Protocol: v1.ProtocolUDP, Port: 53}}
 	}))
-	c.createSlice(t, slice("late-1", "late", slicePort("dns", v1.ProtocolUDP, 5353), ep{addr: "10.244.2.9", node: "node-b"}))
+	c.createSlice(t, slice("late-1", "late", slicePort("dns", v1.ProtocolUDP, 5353), ep{Addr: "10.244.2.9", Node: "node-b"}))
 	p.waitWithin(t, reconnectTimeout, "after the restart (time from the server being ready)", back, header+kubernetesVS+`TCP  10.96.0.10:80 rr
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.2.3:8080              Masq    1

@@ -1,10 +1,11 @@
-package kubeproxy
+package cleanup
 
 import (
 	"errors"
 	"slices"
 	"testing"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 )
 
@@ -117,15 +118,15 @@ ipset: destroy KUBE-NODE-PORT-UDP
 iptables filter: delete rule -A INPUT -m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-FILTER: xtables lock held
 iptables filter: delete rule -A INPUT -m comment --comment "kube-proxy firewall rules" -j KUBE-PROXY-FIREWALL: xtables lock held
 iptables filter: delete rule -A INPUT -m comment --comment "kubernetes health check rules" -j KUBE-NODE-PORT: xtables lock held
-iptables filter: 6 kube-proxy chains left in place because a jump to them could not be removed
-ipset: destroy KUBE-CLUSTER-IP (a rule of another program may still match on it): destroy ipset KUBE-CLUSTER-IP: set is in use by a kernel component
-ipset: destroy KUBE-EXTERNAL-IP (a rule of another program may still match on it): destroy ipset KUBE-EXTERNAL-IP: set is in use by a kernel component
-ipset: destroy KUBE-EXTERNAL-IP-LOCAL (a rule of another program may still match on it): destroy ipset KUBE-EXTERNAL-IP-LOCAL: set is in use by a kernel component
-ipset: destroy KUBE-HEALTH-CHECK-NODE-PORT (a rule of another program may still match on it): destroy ipset KUBE-HEALTH-CHECK-NODE-PORT: set is in use by a kernel component
-ipset: destroy KUBE-IPVS-IPS (a rule of another program may still match on it): destroy ipset KUBE-IPVS-IPS: set is in use by a kernel component
-ipset: destroy KUBE-LOAD-BALANCER (a rule of another program may still match on it): destroy ipset KUBE-LOAD-BALANCER: set is in use by a kernel component
-ipset: destroy KUBE-LOAD-BALANCER-FW (a rule of another program may still match on it): destroy ipset KUBE-LOAD-BALANCER-FW: set is in use by a kernel component
-ipset: destroy KUBE-LOAD-BALANCER-SOURCE-CIDR (a rule of another program may still match on it): destroy ipset KUBE-LOAD-BALANCER-SOURCE-CIDR: set is in use by a kernel component
+iptables filter: 6 chains left in place because a jump to them could not be removed
+ipset: destroy ipset KUBE-CLUSTER-IP: set is in use by a kernel component
+ipset: destroy ipset KUBE-EXTERNAL-IP: set is in use by a kernel component
+ipset: destroy ipset KUBE-EXTERNAL-IP-LOCAL: set is in use by a kernel component
+ipset: destroy ipset KUBE-HEALTH-CHECK-NODE-PORT: set is in use by a kernel component
+ipset: destroy ipset KUBE-IPVS-IPS: set is in use by a kernel component
+ipset: destroy ipset KUBE-LOAD-BALANCER: set is in use by a kernel component
+ipset: destroy ipset KUBE-LOAD-BALANCER-FW: set is in use by a kernel component
+ipset: destroy ipset KUBE-LOAD-BALANCER-SOURCE-CIDR: set is in use by a kernel component
 `,
 			wantSets: `KUBE-CLUSTER-IP
 KUBE-EXTERNAL-IP
@@ -142,41 +143,43 @@ cali40all-ipam-pools
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ipt4 := loadRules(t, "iptables", v4.rules)
-			ipt4.FailOn = tc.failOn
+			failOn(ipt4, tc.failOn)
 			ipt6 := loadRules(t, "ip6tables", v6.rules)
-			sets := NewFakeIPSets(nodeSets...)
-			sets.InUse = func(name string) bool { return ipt4.MatchesSet(name) || ipt6.MatchesSet(name) }
+			sets := fakeSets(nodeSets...)
+			sets.InUse = matchesSet(ipt4, ipt6)
 			vs := ipvs.NewFake()
 			loadIPVS(t, vs, nodeIPVS)
 			link := newLink(t, linkAddrs, hostAddrs)
-			c := &Cleaner{IPTables: []IPTables{ipt4, ipt6}, IPSets: sets, IPVS: vs, Link: link}
+			c := &Cleaner{IPTables: []iptables.Remover{ipt4, ipt6}, IPSets: sets, IPVS: vs, Link: link}
 
 			removed, errs := c.Run()
 			diff(t, "removed", joinLines(removed), joinLines(lines(tc.wantRemoved)))
 			diff(t, "errors", errStrings(errs), joinLines(lines(tc.wantErrs)))
-			diff(t, "sets left", sets.Dump(), tc.wantSets)
-			diff(t, "ip6tables left", ipt6.Dump(), v6.wantDump)
+			diff(t, "sets left", joinLines(sets.Names()), tc.wantSets)
+			diff(t, "ip6tables left", saved(ipt6), v6.wantDump)
 			diff(t, "ipvs left", vs.Dump(), ipvsDump(othersIPVS+nodePortsIPVS+ipvsProxyIPVS))
 			if d, _ := link.Dump(); d != "link kube-ipvs0 absent\n" {
 				t.Errorf("link left: %s", d)
 			}
 			if tc.failOn == nil {
-				diff(t, "iptables left", ipt4.Dump(), v4.wantDump)
+				diff(t, "iptables left", saved(ipt4), v4.wantDump)
 			}
 
 			// A second run on what is left repeats only the failures, and
 			// on a clean node writes nothing at all.
-			ipt4.Writes, ipt6.Writes, sets.Writes, vs.Writes, link.Writes = 0, 0, 0, 0, 0
+			ipt4Before, ipt6Before := len(ipt4.Log()), len(ipt6.Log())
+			sets.Writes, vs.Writes, link.Writes = 0, 0, 0
 			removed, errs = c.Run()
+			ipt4Writes, ipt6Writes := len(ipt4.Log())-ipt4Before, len(ipt6.Log())-ipt6Before
 			if len(removed) != 0 {
 				t.Errorf("second run removed %q", removed)
 			}
 			if len(errs) != len(lines(tc.wantErrs)) {
 				t.Errorf("second run: errors %v, want the first run's again", errs)
 			}
-			if tc.failOn == nil && slices.Max([]int{ipt4.Writes, ipt6.Writes, sets.Writes, vs.Writes, link.Writes}) != 0 {
+			if tc.failOn == nil && slices.Max([]int{ipt4Writes, ipt6Writes, sets.Writes, vs.Writes, link.Writes}) != 0 {
 				t.Errorf("second run wrote: iptables %d, ip6tables %d, ipset %d, ipvs %d, link %d",
-					ipt4.Writes, ipt6.Writes, sets.Writes, vs.Writes, link.Writes)
+					ipt4Writes, ipt6Writes, sets.Writes, vs.Writes, link.Writes)
 			}
 		})
 	}

@@ -1,4 +1,4 @@
-package kubeproxy
+package cleanup
 
 import (
 	"net/netip"
@@ -7,12 +7,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
 )
 
 // loadRules returns a fake loaded with a testdata file or with text.
-func loadRules(t *testing.T, name, rules string) *FakeIPTables {
+func loadRules(t *testing.T, name, rules string) *iptables.Fake {
 	t.Helper()
 	if file, ok := strings.CutPrefix(rules, "file:"); ok {
 		b, err := os.ReadFile("testdata/" + file)
@@ -21,11 +23,43 @@ func loadRules(t *testing.T, name, rules string) *FakeIPTables {
 		}
 		rules = string(b)
 	}
-	f := NewFakeIPTables(name)
+	f := iptables.NewFakeBinary(name)
 	if err := f.Load(rules); err != nil {
 		t.Fatalf("load %s: %v", name, err)
 	}
 	return f
+}
+
+// saved prints the tables the cleanup looks at, as iptables-save does
+// without counters.
+func saved(f *iptables.Fake) string { return f.Save(cleanedTables...) }
+
+// failOn makes writes to each "TABLE CHAIN" fail.
+func failOn(f *iptables.Fake, chains map[string]error) {
+	for k, err := range chains {
+		table, chain, _ := strings.Cut(k, " ")
+		f.FailOn(table, chain, err)
+	}
+}
+
+// matchesSet reports whether a rule in fs matches on the ipset name, which
+// is what makes the kernel refuse to destroy it.
+func matchesSet(fs ...*iptables.Fake) func(name string) bool {
+	return func(name string) bool {
+		for _, f := range fs {
+			if strings.Contains(saved(f), " --match-set "+name+" ") {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// fakeSets holds sets of other programs' names.
+func fakeSets(names ...string) *ipset.Fake {
+	s := ipset.NewFake()
+	s.AddForeign(names...)
+	return s
 }
 
 // loadIPVS adds virtual servers given one a line:

@@ -1,4 +1,4 @@
-package kubeproxy
+package cleanup
 
 import (
 	"slices"
@@ -48,16 +48,6 @@ var serviceChainPrefixes = []string{"KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE
 
 // cleanedTables are the tables kube-proxy writes to.
 var cleanedTables = []string{"nat", "filter", "mangle"}
-
-// builtinChains lists each table's builtin chains in the kernel's order.
-var builtinChains = map[string][]string{
-	"nat":    {"PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"},
-	"filter": {"INPUT", "FORWARD", "OUTPUT"},
-	"mangle": {"PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"},
-	"raw":    {"PREROUTING", "OUTPUT"},
-}
-
-func isBuiltin(table, chain string) bool { return slices.Contains(builtinChains[table], chain) }
 
 // isOwnedChain reports whether chain in table is kube-proxy's.
 func isOwnedChain(table, chain string) bool {

@@ -1,16 +1,20 @@
-// Package kubeproxy removes what kube-proxy leaves on a node when the node
-// moves to ipvs-proxy (`ipvs-proxy cleanup --kube-proxy`): the leftovers of
-// its IPVS mode and of its iptables mode, and nothing else.
+// Package cleanup removes what kube-proxy leaves on a node when the node
+// moves to ipvs-proxy (`ipvs-proxy cleanup --kube-proxy`, and at start
+// with --cleanup-kube-proxy-rules): the leftovers of its IPVS mode and of
+// its iptables mode, and nothing else. It decides what is kube-proxy's;
+// the kernel writes go through pkg/iptables (Remover), pkg/ipset
+// (Remover), pkg/ipvs and pkg/netif, like every other write of ipvs-proxy.
 //
 // What is removed, in this order:
 //
 //  1. iptables and ip6tables, nft and legacy (HostIPTables), tables nat,
 //     filter and mangle: every rule in a builtin chain (PREROUTING, INPUT,
 //     FORWARD, OUTPUT, POSTROUTING) whose -j or -g target is one of the
-//     chains below; then those chains are flushed; then deleted. The
-//     chains, per table, are the exact names in names.go (KUBE-SERVICES,
-//     KUBE-POSTROUTING, KUBE-MARK-MASQ, ...) and, in nat only, the
-//     per-Service chains of iptables mode: KUBE-SVC-, KUBE-SVL-, KUBE-EXT-,
+//     chains below; then those chains are flushed; then deleted, in one
+//     iptables-restore per table. The chains, per table, are the exact
+//     names in names.go (KUBE-SERVICES, KUBE-POSTROUTING, KUBE-MARK-MASQ,
+//     ...) and, in nat only, the per-Service chains of iptables mode:
+//     KUBE-SVC-, KUBE-SVL-, KUBE-EXT-,
 //     KUBE-FW-, KUBE-SEP- and the older KUBE-XLB- followed by exactly the
 //     16-character base32 hash kube-proxy puts there.
 //  2. ipsets with one of kube-proxy's exact names (names.go), IPv4 and
@@ -18,10 +22,8 @@
 //     refuses to destroy a set that a rule still matches on.
 //  3. IPVS virtual servers whose address is on the link kube-ipvs0, with
 //     their real servers. ipvs-proxy adopts that link for its own VIPs, so
-//     this step and step 5 run only when the caller gives Cleaner.Link.
-//  4. IPVS virtual servers on node IPs, only when Cleaner.NodePorts is set
-//     (see below).
-//  5. The link kube-ipvs0 itself, with its addresses; only if it is a dummy
+//     this step and step 4 run only when the caller gives Cleaner.Link.
+//  4. The link kube-ipvs0 itself, with its addresses; only if it is a dummy
 //     link, and only once no virtual server is left on its addresses, since
 //     they are what ties a virtual server to kube-proxy on a later run.
 //
@@ -38,14 +40,8 @@
 // Run keeps going past errors and returns them with one line per removal;
 // on a clean node it finds nothing and writes nothing, so it can be re-run.
 //
-// Virtual servers on node IPs. kube-proxy's IPVS mode puts a NodePort on
-// every local address but the dummy link's, and records nothing that tells
-// them from another program's virtual servers. They are removed only when
-// the caller asks (Cleaner.NodePorts, from an explicit flag), and then only
-// those that look like nothing but kube-proxy's: the address is one of the
-// host's (not on kube-ipvs0), the port is in the NodePort range, the
-// virtual server has at least one real server, and every real server is in
-// --cluster-cidr (pod addresses). A NodePort whose endpoints use the host
-// network, or that has no endpoints, fails the test and stays; so does any
-// virtual server Cleaner.Keep claims (ipvs-proxy's own ownership record).
-package kubeproxy
+// Virtual servers on node IPs stay. kube-proxy's IPVS mode puts a NodePort
+// on every local address but the dummy link's, and records nothing that
+// tells them from another program's virtual servers, so removing them
+// could remove someone else's.
+package cleanup

@@ -1,9 +1,11 @@
-package kubeproxy
+package cleanup
 
 import (
 	"errors"
 	"slices"
 	"testing"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 )
 
 func TestCleanIPSets(t *testing.T) {
@@ -47,14 +49,14 @@ cali40all-ipam-pools
 ipset: destroy KUBE-LOOP-BACK
 `,
 			wantErrs: `
-ipset: destroy KUBE-CLUSTER-IP (a rule of another program may still match on it): destroy ipset KUBE-CLUSTER-IP: set is in use by a kernel component
+ipset: destroy ipset KUBE-CLUSTER-IP: set is in use by a kernel component
 `,
 			wantLeft: "KUBE-CLUSTER-IP",
 		},
 		{
 			name:     "a set destroyed meanwhile is no error",
 			sets:     []string{"KUBE-CLUSTER-IP", "KUBE-LOOP-BACK"},
-			failOn:   map[string]error{"KUBE-CLUSTER-IP": ErrNotFound},
+			failOn:   map[string]error{"KUBE-CLUSTER-IP": ipset.ErrNotFound},
 			wantLeft: "KUBE-CLUSTER-IP",
 			wantRemoved: `
 ipset: destroy KUBE-LOOP-BACK
@@ -65,20 +67,20 @@ ipset: destroy KUBE-LOOP-BACK
 			sets:   []string{"KUBE-CLUSTER-IP"},
 			failOn: map[string]error{"KUBE-CLUSTER-IP": errors.New("operation not permitted")},
 			wantErrs: `
-ipset: destroy KUBE-CLUSTER-IP (a rule of another program may still match on it): operation not permitted
+ipset: destroy ipset KUBE-CLUSTER-IP: operation not permitted
 `,
 			wantLeft: "KUBE-CLUSTER-IP",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := NewFakeIPSets(tc.sets...)
+			s := fakeSets(tc.sets...)
 			s.FailOn = tc.failOn
 			s.InUse = func(name string) bool { return slices.Contains(tc.inUse, name) }
 			r := &report{}
 			cleanIPSets(s, r)
 			diff(t, "removed", joinLines(r.removed), joinLines(lines(tc.wantRemoved)))
 			diff(t, "errors", errStrings(r.errs), joinLines(lines(tc.wantErrs)))
-			diff(t, "left", s.Dump(), joinLines(lines(tc.wantLeft)))
+			diff(t, "left", joinLines(s.Names()), joinLines(lines(tc.wantLeft)))
 		})
 	}
 }

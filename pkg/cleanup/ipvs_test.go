@@ -1,4 +1,4 @@
-package kubeproxy
+package cleanup
 
 import (
 	"errors"
@@ -28,10 +28,10 @@ TCP 192.168.1.100:80 -> 192.168.1.21:80 192.168.1.22:80
 TCP 10.20.0.5:30080 -> 10.244.1.5:8080
 `
 
-// What no option may remove: a NodePort to host-network endpoints, one
-// without endpoints, another program's on a node IP inside the NodePort
-// range, one to pods on a port outside it, a keepalived VIP, and one on an
-// address that is not the node's.
+// Virtual servers that are not on kube-ipvs0, so never removed: a NodePort
+// to host-network endpoints, one without endpoints, another program's on
+// a node IP inside the NodePort range, one to pods on a port outside it, a
+// keepalived VIP, and one on an address that is not the node's.
 const othersIPVS = `
 TCP  192.168.1.10:8080 rr
   -> 10.244.1.5:8080 Masq 1
@@ -47,7 +47,9 @@ TCP  192.168.1.100:80 rr
   -> 192.168.1.22:80 Masq 1
 `
 
-// kube-proxy's NodePorts as far as can be told, and ipvs-proxy's own.
+// kube-proxy's NodePorts as far as can be told, and ipvs-proxy's own: on
+// node IPs, and so left too (kube-proxy records nothing that tells them
+// from another program's).
 const nodePortsIPVS = `
 TCP  172.17.0.1:30080 rr
   -> 10.244.1.5:8080 Masq 1
@@ -89,36 +91,32 @@ ipvs: delete TCP [fd00:10:96::1]:443
 var (
 	linkAddrs = []string{"10.96.0.1", "10.96.0.10", "192.0.2.10", "fd00:10:96::1"}
 	hostAddrs = []string{"eth0 192.168.1.10", "eth0 192.168.1.100", "docker0 172.17.0.1", "eth0 fd00:1::10", "lo 127.0.0.1"}
-	nodePorts = &NodePortMatch{First: 30000, Last: 32767, ClusterCIDRs: []netip.Prefix{
-		netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:10:244::/56"),
-	}}
-	ipvsProxyOwns = func(k ipvs.ServiceKey) bool { return k.String() == "TCP 192.168.1.10:31500" }
 )
 
 // listFails is an IPVS table that cannot be read.
 type listFails struct {
-	ipvs.Interface
+	IPVS
 	err error
 }
 
 func (f listFails) List() ([]ipvs.VirtualServer, error) { return nil, f.err }
 
-// linkAs makes a link dump as another kind of link.
+// linkAs makes a link read as another kind of link.
 type linkAs struct {
 	netif.Interface
-	dump string
+	kind string
 }
 
-func (l linkAs) Dump() (string, error) { return l.dump, nil }
+func (l linkAs) Link() (*netif.LinkState, error) {
+	return &netif.LinkState{Type: l.kind, Up: true}, nil
+}
 
 func TestCleanIPVSAndLink(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		nodePorts *NodePortMatch
-		keep      func(ipvs.ServiceKey) bool
-		noLink    bool
-		wrap      func(ipvs.Interface, netif.Interface) (ipvs.Interface, netif.Interface)
-		failOn    map[ipvs.ServiceKey]error
+		name   string
+		noLink bool
+		wrap   func(IPVS, Link) (IPVS, Link)
+		failOn map[ipvs.ServiceKey]error
 		// wantRemoved and wantErrs are report lines; wantIPVS and wantLink
 		// the dumps left.
 		wantRemoved, wantErrs, wantIPVS, wantLink string
@@ -128,62 +126,6 @@ func TestCleanIPVSAndLink(t *testing.T) {
 			wantRemoved: linkVirtualServersRemoved + "link: delete kube-ipvs0",
 			wantIPVS:    othersIPVS + nodePortsIPVS + ipvsProxyIPVS,
 			wantLink:    "link kube-ipvs0 absent\n",
-		},
-		{
-			name:      "NodePorts asked for: only kube-proxy's look-alikes on node IPs go, ipvs-proxy's stay",
-			nodePorts: nodePorts,
-			keep:      ipvsProxyOwns,
-			wantRemoved: `
-ipvs: delete TCP 10.96.0.1:443
-ipvs: delete TCP 10.96.0.10:53
-ipvs: delete UDP 10.96.0.10:53
-ipvs: delete TCP 172.17.0.1:30080 (NodePort)
-ipvs: delete TCP 192.0.2.10:80
-ipvs: delete TCP 192.168.1.10:30080 (NodePort)
-ipvs: delete TCP [fd00:1::10]:30080 (NodePort)
-ipvs: delete TCP [fd00:10:96::1]:443
-link: delete kube-ipvs0
-`,
-			wantIPVS: othersIPVS + ipvsProxyIPVS,
-			wantLink: "link kube-ipvs0 absent\n",
-		},
-		{
-			name:      "NodePorts asked for without an ownership record",
-			nodePorts: nodePorts,
-			wantRemoved: `
-ipvs: delete TCP 10.96.0.1:443
-ipvs: delete TCP 10.96.0.10:53
-ipvs: delete UDP 10.96.0.10:53
-ipvs: delete TCP 172.17.0.1:30080 (NodePort)
-ipvs: delete TCP 192.0.2.10:80
-ipvs: delete TCP 192.168.1.10:30080 (NodePort)
-ipvs: delete TCP 192.168.1.10:31500 (NodePort)
-ipvs: delete TCP [fd00:1::10]:30080 (NodePort)
-ipvs: delete TCP [fd00:10:96::1]:443
-link: delete kube-ipvs0
-`,
-			wantIPVS: othersIPVS,
-			wantLink: "link kube-ipvs0 absent\n",
-		},
-		{
-			name:      "a NodePort range that leaves some out",
-			nodePorts: &NodePortMatch{First: 30000, Last: 30100, ClusterCIDRs: nodePorts.ClusterCIDRs[:1]},
-			keep:      ipvsProxyOwns,
-			wantRemoved: `
-ipvs: delete TCP 10.96.0.1:443
-ipvs: delete TCP 10.96.0.10:53
-ipvs: delete UDP 10.96.0.10:53
-ipvs: delete TCP 172.17.0.1:30080 (NodePort)
-ipvs: delete TCP 192.0.2.10:80
-ipvs: delete TCP 192.168.1.10:30080 (NodePort)
-ipvs: delete TCP [fd00:10:96::1]:443
-link: delete kube-ipvs0
-`,
-			wantIPVS: othersIPVS + ipvsProxyIPVS + `
-TCP  [fd00:1::10]:30080 rr
-  -> [fd00:10:244:1::5]:8080 Masq 1
-`,
-			wantLink: "link kube-ipvs0 absent\n",
 		},
 		{
 			name:     "without kube-ipvs0 nothing is kube-proxy's",
@@ -201,7 +143,7 @@ ipvs: delete TCP 192.0.2.10:80
 ipvs: delete TCP [fd00:10:96::1]:443
 `,
 			wantErrs: `
-ipvs: delete TCP 10.96.0.1:443: device busy
+ipvs: device busy
 link: left in place while virtual servers may remain on its addresses, which are what marks them as kube-proxy's; run again
 `,
 			wantIPVS: othersIPVS + nodePortsIPVS + ipvsProxyIPVS + `
@@ -212,7 +154,7 @@ TCP  10.96.0.1:443 rr
 		},
 		{
 			name: "IPVS that cannot be read keeps the link",
-			wrap: func(v ipvs.Interface, l netif.Interface) (ipvs.Interface, netif.Interface) {
+			wrap: func(v IPVS, l Link) (IPVS, Link) {
 				return listFails{v, errors.New("netlink: operation not permitted")}, l
 			},
 			wantErrs: `
@@ -224,8 +166,8 @@ link: left in place while virtual servers may remain on its addresses, which are
 		},
 		{
 			name: "a link of another kind under the name is not kube-proxy's",
-			wrap: func(v ipvs.Interface, l netif.Interface) (ipvs.Interface, netif.Interface) {
-				return v, linkAs{l, "link kube-ipvs0 bridge up\n"}
+			wrap: func(v IPVS, l Link) (IPVS, Link) {
+				return v, linkAs{l.(netif.Interface), "bridge"}
 			},
 			wantRemoved: linkVirtualServersRemoved,
 			wantErrs:    "link: kube-ipvs0 is a bridge link, not kube-proxy's dummy: left in place",
@@ -243,12 +185,12 @@ link: left in place while virtual servers may remain on its addresses, which are
 					t.Fatal(err)
 				}
 			}
-			var vi ipvs.Interface = v
-			var li netif.Interface = l
+			var vi IPVS = v
+			var li Link = l
 			if tc.wrap != nil {
 				vi, li = tc.wrap(v, l)
 			}
-			c := &Cleaner{IPVS: vi, Link: li, NodePorts: tc.nodePorts, Keep: tc.keep}
+			c := &Cleaner{IPVS: vi, Link: li}
 			removed, errs := c.Run()
 			diff(t, "removed", joinLines(removed), joinLines(lines(tc.wantRemoved)))
 			diff(t, "errors", errStrings(errs), joinLines(lines(tc.wantErrs)))

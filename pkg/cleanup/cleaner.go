@@ -1,9 +1,11 @@
-package kubeproxy
+package cleanup
 
 import (
 	"fmt"
 	"net/netip"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
 )
@@ -14,32 +16,33 @@ import (
 type Cleaner struct {
 	// IPTables holds one entry per iptables binary kube-proxy may have
 	// written with: both families, nft and legacy (see HostIPTables).
-	IPTables []IPTables
-	IPSets   IPSets
-	IPVS     ipvs.Interface
+	IPTables []iptables.Remover
+	IPSets   ipset.Remover
+	IPVS     IPVS
 	// Link is kube-proxy's dummy link, netif.NewLinux("kube-ipvs0").
 	// ipvs-proxy adopts that same link (cmd/ipvs-proxy LinkName), and
 	// everything on it is taken as kube-proxy's: give Link and IPVS only
 	// when ipvs-proxy's own state goes too, as in `ipvs-proxy cleanup`. Left
 	// nil, only kube-proxy's iptables rules and ipsets are removed, which is
 	// safe on a node ipvs-proxy already serves.
-	Link netif.Interface
-	// NodePorts, when set, also removes the virtual servers on node IPs
-	// that can only be kube-proxy's NodePorts; nil leaves every one.
-	NodePorts *NodePortMatch
-	// Keep, when set, protects virtual servers from removal: ipvs-proxy's
-	// own, from its ownership record.
-	Keep func(ipvs.ServiceKey) bool
+	Link Link
 }
 
-// NodePortMatch says which virtual servers on node IPs are kube-proxy's.
-type NodePortMatch struct {
-	// First and Last bound the NodePort range, the API server's
-	// --service-node-port-range (30000-32767 by default).
-	First, Last uint16
-	// ClusterCIDRs are the pod ranges (--cluster-cidr); every real server
-	// must be in one of them.
-	ClusterCIDRs []netip.Prefix
+// IPVS is the part of ipvs.Interface the cleanup uses.
+type IPVS interface {
+	List() ([]ipvs.VirtualServer, error)
+	Write(ops []ipvs.Op) []error
+}
+
+// kubeProxyLink is the name kube-proxy gives its dummy link, and what
+// Cleaner.Link must be.
+const kubeProxyLink = "kube-ipvs0"
+
+// Link is the part of netif.Interface the cleanup uses.
+type Link interface {
+	Addresses() ([]netip.Addr, error)
+	Link() (*netif.LinkState, error)
+	DeleteLink() error
 }
 
 // Run removes what it can and keeps going past errors. removed has one line
@@ -64,7 +67,7 @@ func (c *Cleaner) Run() (removed []string, errs []error) {
 	}
 	if c.Link != nil {
 		if linkClear {
-			deleteLink(c.Link, r)
+			deleteLink(c.Link, kubeProxyLink, r)
 		} else {
 			r.fail(fmt.Errorf("link: left in place while virtual servers may remain on its addresses, which are what marks them as kube-proxy's; run again"))
 		}

@@ -1,14 +1,15 @@
 //go:build linux
 
-package kubeproxy
+package cleanup
 
 import (
-	"errors"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/test/netnstest"
 )
 
@@ -97,12 +98,13 @@ func restore(t *testing.T, binary, rules string) string {
 func TestLinuxMatchesFake(t *testing.T) {
 	netnstest.Enter(t)
 	sets := createSets(t)
-	var kernel, fake []IPTables
+	var kernel []iptables.Remover
+	var fake []*iptables.Fake
 	for _, tc := range []struct{ binary, file string }{
 		{"iptables-nft", "kube-proxy-ipvs.rules"},
 		{"ip6tables-nft", "kube-proxy-ipvs6.rules"},
 	} {
-		ipt, err := NewLinuxIPTables(tc.binary)
+		ipt, err := iptables.NewLinuxRemover(tc.binary)
 		if err != nil {
 			t.Skipf("no %s: %v", tc.binary, err)
 		}
@@ -112,26 +114,15 @@ func TestLinuxMatchesFake(t *testing.T) {
 		}
 		rules := restore(t, tc.binary, string(b))
 		f := loadRules(t, tc.binary, rules)
-		kd, err := DumpIPTables(ipt, cleanedTables...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		diff(t, tc.binary+" loaded, kernel vs fake", kd, f.Dump())
+		diff(t, tc.binary+" loaded, kernel vs fake", kernelSaved(t, tc.binary), saved(f))
 		kernel, fake = append(kernel, ipt), append(fake, f)
 	}
-	fakeSets := NewFakeIPSets(sets...)
-	fakeSets.InUse = func(name string) bool {
-		return fake[0].(*FakeIPTables).MatchesSet(name) || fake[1].(*FakeIPTables).MatchesSet(name)
-	}
-	kernelSets := NewLinuxIPSets()
-	ks, err := kernelSets.List()
-	if err != nil {
-		t.Fatal(err)
-	}
-	diff(t, "sets created, kernel vs fake", joinLines(ks), fakeSets.Dump())
+	fakeSets := fakeSets(sets...)
+	fakeSets.InUse = matchesSet(fake...)
+	diff(t, "sets created, kernel vs fake", kernelSetNames(t), joinLines(fakeSets.Names()))
 
-	kc := &Cleaner{IPTables: kernel, IPSets: kernelSets}
-	fc := &Cleaner{IPTables: fake, IPSets: fakeSets}
+	kc := &Cleaner{IPTables: kernel, IPSets: NewLinuxIPSets()}
+	fc := &Cleaner{IPTables: []iptables.Remover{fake[0], fake[1]}, IPSets: fakeSets}
 	kRemoved, kErrs := kc.Run()
 	fRemoved, fErrs := fc.Run()
 	diff(t, "removed, kernel vs fake", joinLines(kRemoved), joinLines(fRemoved))
@@ -139,21 +130,41 @@ func TestLinuxMatchesFake(t *testing.T) {
 		t.Errorf("errors: kernel %v, fake %v", kErrs, fErrs)
 	}
 	for i := range kernel {
-		kd, err := DumpIPTables(kernel[i], cleanedTables...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		diff(t, kernel[i].Name()+" left, kernel vs fake", kd, fake[i].(*FakeIPTables).Dump())
+		diff(t, kernel[i].Name()+" left, kernel vs fake", kernelSaved(t, kernel[i].Name()), saved(fake[i]))
 	}
-	ks, err = kernelSets.List()
-	if err != nil {
-		t.Fatal(err)
-	}
-	diff(t, "sets left, kernel", joinLines(ks), "KUBE-MYAPP-ALLOW\ncali40all-ipam-pools\n")
+	diff(t, "sets left, kernel", kernelSetNames(t), "KUBE-MYAPP-ALLOW\ncali40all-ipam-pools\n")
 
 	if removed, errs := kc.Run(); len(removed)+len(errs) != 0 {
 		t.Errorf("second run on the kernel: removed %q, errors %v", removed, errs)
 	}
+}
+
+// kernelSaved is what binary-save prints of the tables the cleanup looks
+// at, read into a fake so that it prints in saved's order and without
+// counters.
+func kernelSaved(t *testing.T, binary string) string {
+	t.Helper()
+	out, err := exec.Command(binary + "-save").Output()
+	if err != nil {
+		t.Fatalf("%s-save: %v", binary, err)
+	}
+	f := iptables.NewFakeBinary(binary)
+	if err := f.Load(string(out)); err != nil {
+		t.Fatalf("%s-save: %v", binary, err)
+	}
+	return saved(f)
+}
+
+// kernelSetNames is `ipset list -n`, sorted, one a line.
+func kernelSetNames(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("ipset", "list", "-n").Output()
+	if err != nil {
+		t.Fatalf("ipset list -n: %v", err)
+	}
+	names := strings.Fields(string(out))
+	slices.Sort(names)
+	return joinLines(names)
 }
 
 // The kernel refuses to destroy a set a rule matches on; the netlink
@@ -161,26 +172,24 @@ func TestLinuxMatchesFake(t *testing.T) {
 func TestLinuxIPSetErrors(t *testing.T) {
 	netnstest.Enter(t)
 	runOrSkip(t, "ipset", "create", "KUBE-CLUSTER-IP", "hash:ip,port")
-	ipt, err := NewLinuxIPTables("iptables-nft")
-	if err != nil {
+	if _, err := exec.LookPath("iptables-nft-restore"); err != nil {
 		t.Skipf("no iptables-nft: %v", err)
 	}
 	restore(t, "iptables-nft", "*filter\n:MINE - [0:0]\n-A MINE -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT\nCOMMIT\n")
 	s := NewLinuxIPSets()
-	err = s.Destroy("KUBE-CLUSTER-IP")
-	if err == nil || err.Error() != "destroy ipset KUBE-CLUSTER-IP: set is in use by a kernel component" {
-		t.Errorf("destroy a set in use: %v", err)
+	isIt := func(name string) bool { return name == "KUBE-CLUSTER-IP" }
+	destroyed, errs := s.DestroySets(isIt)
+	if len(destroyed) != 0 || len(errs) != 1 || errs[0].Error() != "destroy ipset KUBE-CLUSTER-IP: set is in use by a kernel component" {
+		t.Errorf("destroy a set in use: destroyed %q, errors %v", destroyed, errs)
 	}
-	if err := ipt.ClearChain("filter", "MINE"); err != nil {
-		t.Fatal(err)
+	restore(t, "iptables-nft", "*filter\n:MINE - [0:0]\nCOMMIT\n")
+	if destroyed, errs := s.DestroySets(isIt); len(destroyed) != 1 || len(errs) != 0 {
+		t.Errorf("destroy a set no longer in use: destroyed %q, errors %v", destroyed, errs)
 	}
-	if err := s.Destroy("KUBE-CLUSTER-IP"); err != nil {
-		t.Errorf("destroy a set no longer in use: %v", err)
+	if destroyed, errs := s.DestroySets(isIt); len(destroyed)+len(errs) != 0 {
+		t.Errorf("destroy a missing set: destroyed %q, errors %v", destroyed, errs)
 	}
-	if err := s.Destroy("KUBE-CLUSTER-IP"); err != nil && !errors.Is(err, ErrNotFound) {
-		t.Errorf("destroy a missing set: %v", err)
-	}
-	if names, err := s.List(); err != nil || len(names) != 0 {
-		t.Errorf("sets left: %q, %v", names, err)
+	if names := kernelSetNames(t); names != "" {
+		t.Errorf("sets left: %q", names)
 	}
 }

@@ -1,4 +1,4 @@
-package kubeproxy
+package cleanup
 
 import "errors"
 
@@ -309,7 +309,7 @@ iptables nat: delete rule -A PREROUTING -m comment --comment "kubernetes service
 iptables nat: delete chain KUBE-MARK-MASQ
 `,
 		wantErrs: `
-iptables nat: delete chain KUBE-SERVICES (a rule of another program may still jump to it): delete chain nat KUBE-SERVICES: too many links (referenced from MY-PORTALS)
+iptables nat: delete chain KUBE-SERVICES: chain KUBE-SERVICES in table nat is in use by MY-PORTALS
 `,
 		wantDump: `*nat
 :PREROUTING ACCEPT
@@ -341,7 +341,7 @@ iptables filter: delete chain KUBE-FORWARD
 `,
 		wantErrs: `
 iptables nat: delete rule -A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES: xtables lock held
-iptables nat: 5 kube-proxy chains left in place because a jump to them could not be removed
+iptables nat: 5 chains left in place because a jump to them could not be removed
 `,
 		wantDump: `*nat
 :PREROUTING ACCEPT
