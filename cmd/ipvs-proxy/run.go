@@ -147,7 +147,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 // node: its NodePort sets are still there. Its NodePort virtual servers on
 // node addresses are then taken over by the first full sync.
 func kubeProxyNodePortsLeft() bool {
-	names, err := kubeproxy.NewLinuxIPSets().List()
+	names, err := ipset.HostSetNames()
 	if err != nil {
 		return false
 	}

@@ -157,15 +157,25 @@ func (l linux) destroy(name string) error {
 }
 
 func (l *linux) DestroySets(match func(name string) bool) ([]string, []error) {
+	names, err := HostSetNames()
+	if err != nil {
+		return nil, []error{err}
+	}
+	return destroySets(names, match, l.destroy)
+}
+
+// HostSetNames lists the names of every set on the host, any program's,
+// without their members: to tell whether another proxy left its sets.
+func HostSetNames() ([]string, error) {
 	hs, err := headers("")
 	if err != nil {
-		return nil, []error{fmt.Errorf("list ipsets: %w", err)}
+		return nil, fmt.Errorf("list ipsets: %w", err)
 	}
 	names := make([]string, len(hs))
 	for i, h := range hs {
 		names[i] = h.name
 	}
-	return destroySets(names, match, l.destroy)
+	return names, nil
 }
 
 func (l linux) Dump() (string, error) {

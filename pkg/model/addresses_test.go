@@ -25,7 +25,7 @@ func loadBalancer(ips ...string) func(*v1.Service) {
 // TestBuildChosenAddresses covers the addresses a tenant writes: which are
 // refused, and the source ranges of LoadBalancer IPs.
 func TestBuildChosenAddresses(t *testing.T) {
-	onePod := []*discovery.EndpointSlice{slice("web-1", v4, httpPort, ep{addr: "10.244.1.2", node: "node-a"})}
+	onePod := []*discovery.EndpointSlice{slice("web-1", v4, httpPort, ep{Addr: "10.244.1.2", Node: "node-a"})}
 	cases := []struct {
 		name string
 		svc  *v1.Service
