@@ -55,6 +55,17 @@ func dump(o *Options) string {
 	line("MetricsBindAddress", o.MetricsBindAddress)
 	line("StateFile", o.StateFile)
 	line("GracefulTerminationTimeout", o.GracefulTerminationTimeout)
+	line("ProxyMode", o.ProxyMode)
+	line("FeatureGates", o.FeatureGates)
+	line("AllowExternalIPs", o.AllowExternalIPs)
+	line("KubeAPIQPS", o.KubeAPIQPS)
+	line("KubeAPIBurst", o.KubeAPIBurst)
+	line("BindAddress", o.BindAddress)
+	line("BindAddressHardFail", o.BindAddressHardFail)
+	line("OOMScoreAdj", o.OOMScoreAdj)
+	line("Conntrack", fmt.Sprintf("%+v", o.Conntrack))
+	line("LogVerbosity", o.Logging.Verbosity)
+	line("Warnings", strings.Join(o.Warnings, "\n  "))
 	return b.String()
 }
 

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/options"
+)
+
+// TestEveryKubeProxyFlag: each of kube-proxy v1.37's flags (the list taken
+// from its binary) is a flag of plain `ipvs-proxy` and of `ipvs-proxy run`.
+func TestEveryKubeProxyFlag(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("../../pkg/options", options.FlagListFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown, hidden := options.ParseFlagList(data)
+	root := newRoot()
+	run, _, err := root.Find([]string{"run"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"ipvs-proxy", "ipvs-proxy run"} {
+		c := root
+		if cmd != "ipvs-proxy" {
+			c = run
+		}
+		c.InitDefaultHelpFlag()
+		for _, name := range append(shown, hidden...) {
+			if c.Flags().Lookup(name) == nil {
+				t.Errorf("%s has no --%s", cmd, name)
+			}
+		}
+	}
+}
+
+// TestKubeadmCommandLine: kubeadm's kube-proxy command line, with only the
+// binary's name changed, runs the proxy with the file's settings (seen
+// through --write-config-to, which exits before anything needs root).
+func TestKubeadmCommandLine(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "written.conf")
+	code := run([]string{"--config=../../pkg/options/testdata/kubeadm-config.yaml", "--hostname-override=node-1", "--write-config-to=" + out})
+	if code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"mode: ipvs\n", "hostnameOverride: node-1\n", "  strictARP: true\n", "  tcpTimeout: 15m0s\n",
+		"clusterCIDR: 10.244.0.0/16,fd00:10:244::/56\n", "  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf\n"} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("written config lacks %q:\n%s", want, data)
+		}
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"--version"}, 0},
+		{[]string{"run", "--version=raw"}, 0},
+		{[]string{"--proxy-mode=iptables", "--write-config-to=/nonexistent/x"}, 2},
+		{[]string{"--no-such-flag"}, 2},
+		{[]string{"no-such-command"}, 2},
+		{[]string{"--ipvs-scheduler=fast", "--write-config-to=/nonexistent/x"}, 2},
+	} {
+		if got := run(tc.args); got != tc.want {
+			t.Errorf("ipvs-proxy %s: exit code %d, want %d", strings.Join(tc.args, " "), got, tc.want)
+		}
+	}
+}
