@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -29,6 +31,9 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/sysctl"
 	"github.com/spf13/cobra"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 	logsapi "k8s.io/component-base/logs/api/v1"
@@ -162,7 +167,8 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	if err != nil {
 		return err
 	}
-	p := proxier.New(model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: o.NodePortAddresses},
+	npa := nodePortAddresses(ctx, client, nodeName, o)
+	p := proxier.New(model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: npa},
 		kipvs, netif.NewLinux(LinkName), ipset.NewLinux(), owned)
 	p.Exclude = o.ExcludeCIDRs
 	p.DrainTimeout = o.GracefulTerminationTimeout
@@ -207,6 +213,37 @@ func runProxy(ctx context.Context, o *options.Options) error {
 		cfg.AfterFirstSync = cleanupKubeProxyRules
 	}
 	return daemon.Run(ctx, cfg)
+}
+
+// nodePortAddresses is o's list with the keyword "primary" replaced by the
+// Node's primary IPs, read once at start as kube-proxy does. A Node that
+// cannot be read leaves --bind-address only; a list left empty means every
+// address, as in kube-proxy.
+func nodePortAddresses(ctx context.Context, client *kubeclient.Client, nodeName string, o *options.Options) []netip.Prefix {
+	if !o.NodePortPrimary {
+		return o.NodePortAddresses
+	}
+	var addrs []v1.NodeAddress
+	nodes := &v1.NodeList{}
+	byName := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", nodeName).String()}
+	// kube-proxy waits for its Node too: a kubelet registers it shortly
+	// after the DaemonSet's pod may start.
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := client.List(ctx, "nodes", byName, nodes); err != nil {
+			klog.V(2).InfoS("Cannot read the Node yet", "node", nodeName, "err", err)
+			return false, nil
+		}
+		return len(nodes.Items) > 0, nil
+	})
+	if err != nil {
+		klog.ErrorS(err, "Cannot read this node's addresses for nodePortAddresses' primary; using --bind-address only", "node", nodeName)
+	} else {
+		addrs = nodes.Items[0].Status.Addresses
+	}
+	primary := model.PrimaryNodeIPs(addrs, o.BindAddress)
+	out := append(slices.Clone(o.NodePortAddresses), model.PrimaryPrefixes(primary)...)
+	klog.InfoS("Expanded nodePortAddresses' primary", "primaryIPs", primary, "nodePortAddresses", out)
+	return out
 }
 
 // cleanupKubeProxyRules removes kube-proxy's chains and ipsets once this

@@ -172,8 +172,9 @@ func (o *Options) applyConfig(cfg *v1alpha1.KubeProxyConfiguration) {
 	}
 	setPrefixes := func(f field, dst *[]netip.Prefix, items []string, keywords bool) {
 		if len(items) > 0 {
-			good, bad := parsePrefixes(items, keywords)
+			good, bad, primary := parsePrefixes(items, keywords)
 			*dst = good
+			o.NodePortPrimary = o.NodePortPrimary || primary
 			o.setBad(f, bad)
 			o.markFromFile(f)
 		}
@@ -411,6 +412,9 @@ func (o *Options) KubeProxyConfiguration() *v1alpha1.KubeProxyConfiguration {
 	}
 	c.ClusterCIDR = joinPrefixes(o.ClusterCIDRs)
 	c.NodePortAddresses = strs(o.NodePortAddresses)
+	if o.NodePortPrimary {
+		c.NodePortAddresses = append(c.NodePortAddresses, "primary")
+	}
 	oom := o.OOMScoreAdj
 	c.OOMScoreAdj = &oom
 	ct := o.Conntrack

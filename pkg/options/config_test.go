@@ -106,7 +106,7 @@ ipvs:
   minSyncPeriod: 2m
   excludeCIDRs: [10.0.0.0/33, 10.1.0.0/16]
   tcpTimeout: -1s
-nodePortAddresses: [primary]
+nodePortAddresses: [primary, 10.0.0.1]
 clusterCIDR: 10.244.0.0/16,nope
 healthzBindAddress: "[::1]"
 hostnameOverride: Bad_Name
@@ -116,7 +116,7 @@ invalid ipvs.scheduler "fast" in %[1]s: unknown IPVS scheduler "fast" (want one 
 invalid ipvs.minSyncPeriod "2m0s" in %[1]s: must not be greater than --ipvs-sync-period (30s)
 invalid ipvs.tcpTimeout "-1s" in %[1]s: must not be negative (0 leaves the kernel's value)
 invalid ipvs.excludeCIDRs "10.0.0.0/33" in %[1]s: not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)
-invalid nodePortAddresses "primary" in %[1]s: kube-proxy's "primary" keyword is not supported: ipvs-proxy does not read the Node's addresses; list the node's IPs as CIDRs instead (e.g. 192.0.2.10/32)
+invalid nodePortAddresses "10.0.0.1" in %[1]s: not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)
 invalid clusterCIDR "nope" in %[1]s: not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)
 invalid healthzBindAddress "[::1]" in %[1]s: want IP:port, e.g. 0.0.0.0:10256 or [::]:10256`},
 		{"a flag replaces a bad file value", `

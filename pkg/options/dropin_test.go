@@ -82,6 +82,8 @@ winkernel:
 		{"deprecated port flags", "",
 			[]string{"--healthz-port=0", "--metrics-bind-address=10.0.0.1", "--metrics-port=9000"},
 			[]string{"HealthzBindAddress = ", "MetricsBindAddress = 10.0.0.1:9000"}},
+		{"nodePortAddresses primary from the file, with a later field", "\nnodePortAddresses: [primary, 10.0.0.0/8]\nclusterCIDR: 10.244.0.0/16\n", nil,
+			[]string{"NodePortAddresses = [10.0.0.0/8]", "NodePortPrimary = true", "ClusterCIDRs = [10.244.0.0/16]"}},
 		{"the file's logging, with the flags over it", "\nlogging:\n  verbosity: 4\n  flushFrequency: 0\n", nil,
 			[]string{"LogVerbosity = 4"}},
 		{"-v wins over the file's logging", "\nlogging:\n  verbosity: 4\n", []string{"-v=2"},
@@ -111,7 +113,7 @@ winkernel:
 // the same options.
 func TestWriteConfig(t *testing.T) {
 	o, stage, err := parse("--config="+kubeadmConfig, "--ipvs-scheduler=lc", "--conntrack-tcp-be-liberal",
-		"--feature-gates=AllowServiceExternalIPs=false", "--nodeport-addresses=10.0.0.0/8", "--kube-api-qps=7", "-v=2")
+		"--feature-gates=AllowServiceExternalIPs=false", "--nodeport-addresses=10.0.0.0/8,primary", "--kube-api-qps=7", "-v=2")
 	if err != nil {
 		t.Fatalf("%s: %v", stage, err)
 	}

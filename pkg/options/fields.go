@@ -68,7 +68,7 @@ var fields = map[field]fieldInfo{
 	fUDPTimeout: {"ipvs-udp-timeout", "ipvs.udpTimeout",
 		func(d, s *Options) { d.UDPTimeout = s.UDPTimeout }},
 	fNodePortAddresses: {"nodeport-addresses", "nodePortAddresses",
-		func(d, s *Options) { d.NodePortAddresses = s.NodePortAddresses }},
+		func(d, s *Options) { d.NodePortAddresses, d.NodePortPrimary = s.NodePortAddresses, s.NodePortPrimary }},
 	fClusterCIDRs: {"cluster-cidr", "clusterCIDR",
 		func(d, s *Options) { d.ClusterCIDRs = s.ClusterCIDRs }},
 	fMasqueradeAll: {"masquerade-all", "iptables.masqueradeAll",

@@ -49,6 +49,7 @@ func dump(o *Options) string {
 	line("TCPFinTimeout", o.TCPFinTimeout)
 	line("UDPTimeout", o.UDPTimeout)
 	line("NodePortAddresses", prefixes(o.NodePortAddresses))
+	line("NodePortPrimary", o.NodePortPrimary)
 	line("ClusterCIDRs", prefixes(o.ClusterCIDRs))
 	line("MasqueradeAll", o.MasqueradeAll)
 	line("HealthzBindAddress", o.HealthzBindAddress)

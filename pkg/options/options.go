@@ -64,6 +64,10 @@ type Options struct {
 	// NodePortAddresses restricts NodePorts to node addresses inside these
 	// prefixes; empty means every usable address.
 	NodePortAddresses []netip.Prefix
+	// NodePortPrimary is kube-proxy's keyword "primary" in the list: the
+	// Node's primary IPs (model.PrimaryNodeIPs) join NodePortAddresses
+	// once the Node has been read.
+	NodePortPrimary bool
 	// ClusterCIDRs are the pod ranges, at most one per IP family.
 	ClusterCIDRs  []netip.Prefix
 	MasqueradeAll bool

@@ -24,6 +24,7 @@ TCPTimeout = 0s
 TCPFinTimeout = 0s
 UDPTimeout = 0s
 NodePortAddresses = []
+NodePortPrimary = false
 ClusterCIDRs = []
 MasqueradeAll = false
 HealthzBindAddress = 0.0.0.0:10256
@@ -69,6 +70,9 @@ func TestGoodFlags(t *testing.T) {
 		{"nodeport keywords all and localhost",
 			[]string{"--nodeport-addresses=192.0.2.0/24,all,localhost"},
 			[]string{"NodePortAddresses = [192.0.2.0/24,0.0.0.0/0,::/0,127.0.0.0/8,::1/128]"}},
+		{"nodeport keyword primary",
+			[]string{"--nodeport-addresses=primary,fd00::/64"},
+			[]string{"NodePortAddresses = [fd00::/64]", "NodePortPrimary = true"}},
 		{"empty scheduler is rr, as in kube-proxy",
 			[]string{"--ipvs-scheduler="},
 			nil},
@@ -111,8 +115,6 @@ invalid --ipvs-udp-timeout "-3s": must not be negative (0 leaves the kernel's va
 		{[]string{"--ipvs-exclude-cidrs=10.0.0.0/33,10.1.0.0/16,bogus"}, "validate",
 			`invalid --ipvs-exclude-cidrs "10.0.0.0/33": not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)
 invalid --ipvs-exclude-cidrs "bogus": not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)`},
-		{[]string{"--nodeport-addresses=primary"}, "validate",
-			`invalid --nodeport-addresses "primary": kube-proxy's "primary" keyword is not supported: ipvs-proxy does not read the Node's addresses; list the node's IPs as CIDRs instead (e.g. 192.0.2.10/32)`},
 		{[]string{"--nodeport-addresses=10.0.0.1"}, "validate",
 			`invalid --nodeport-addresses "10.0.0.1": not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)`},
 		{[]string{"--cluster-cidr=all"}, "validate",
