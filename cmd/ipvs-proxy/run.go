@@ -118,6 +118,11 @@ func setUpNode(o *options.Options) (*ipvs.Linux, string, error) {
 	if err != nil {
 		klog.InfoS("Cannot read the kernel version; conn_reuse_mode is left alone", "err", err)
 	}
+	// A scheduler the kernel lacks would fail every virtual server.
+	if err := ipvs.SchedulerAvailable("/", kver, o.Scheduler); err != nil {
+		kipvs.Close()
+		return nil, "", err
+	}
 	sys := sysctl.NewLinux()
 	changed, err := sysctl.Apply(sys, sysctl.Required(o.StrictARP, kver))
 	for _, c := range changed {

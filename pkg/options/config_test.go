@@ -112,7 +112,7 @@ healthzBindAddress: "[::1]"
 hostnameOverride: Bad_Name
 `, nil, "validate",
 			`invalid hostnameOverride "Bad_Name" in %[1]s: not a valid Node name: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')
-invalid ipvs.scheduler "fast" in %[1]s: unknown IPVS scheduler "fast" (want one of rr, lc, sh, wrr, mh)
+invalid ipvs.scheduler "fast" in %[1]s: unknown IPVS scheduler "fast" (want one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos)
 invalid ipvs.minSyncPeriod "2m0s" in %[1]s: must not be greater than --ipvs-sync-period (30s)
 invalid ipvs.tcpTimeout "-1s" in %[1]s: must not be negative (0 leaves the kernel's value)
 invalid ipvs.excludeCIDRs "10.0.0.0/33" in %[1]s: not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)

@@ -112,7 +112,7 @@ winkernel:
 // TestWriteConfig: what --write-config-to writes, --config reads back as
 // the same options.
 func TestWriteConfig(t *testing.T) {
-	o, stage, err := parse("--config="+kubeadmConfig, "--ipvs-scheduler=lc", "--conntrack-tcp-be-liberal",
+	o, stage, err := parse("--config="+kubeadmConfig, "--ipvs-scheduler=wlc", "--conntrack-tcp-be-liberal",
 		"--feature-gates=AllowServiceExternalIPs=false", "--nodeport-addresses=10.0.0.0/8,primary", "--kube-api-qps=7", "-v=2")
 	if err != nil {
 		t.Fatalf("%s: %v", stage, err)

@@ -101,7 +101,7 @@ func TestBadFlags(t *testing.T) {
 		want  string
 	}{
 		{[]string{"--ipvs-scheduler=fast"}, "validate",
-			`invalid --ipvs-scheduler "fast": unknown IPVS scheduler "fast" (want one of rr, lc, sh, wrr, mh)`},
+			`invalid --ipvs-scheduler "fast": unknown IPVS scheduler "fast" (want one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos)`},
 		{[]string{"--ipvs-sync-period=0"}, "validate",
 			`invalid --ipvs-sync-period "0s": must be greater than 0`},
 		{[]string{"--ipvs-min-sync-period=0s"}, "validate",
@@ -141,7 +141,7 @@ invalid --ipvs-exclude-cidrs "bogus": not a CIDR (want e.g. 10.96.0.0/12 or fd00
 			`unknown flag: --scheduler`},
 		// Every bad value at once, in a fixed order.
 		{[]string{"--cluster-cidr=x", "--ipvs-scheduler=fast", "--ipvs-sync-period=-1s", "--ipvs-exclude-cidrs=y"}, "validate",
-			`invalid --ipvs-scheduler "fast": unknown IPVS scheduler "fast" (want one of rr, lc, sh, wrr, mh)
+			`invalid --ipvs-scheduler "fast": unknown IPVS scheduler "fast" (want one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos)
 invalid --ipvs-sync-period "-1s": must be greater than 0
 invalid --ipvs-exclude-cidrs "y": not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)
 invalid --cluster-cidr "x": not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)`},
