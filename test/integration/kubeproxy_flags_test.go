@@ -15,6 +15,7 @@ import (
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/options"
 	"github.com/ipvs-proxy/ipvs-proxy/test/apiserver"
+	"sigs.k8s.io/yaml"
 )
 
 var updateFlagList = flag.Bool("update", false, "rewrite pkg/options' list of kube-proxy's flags from the binary")
@@ -112,4 +113,53 @@ func diffLines(want, got []string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestKubeProxyConfigFields: every field kube-proxy writes with
+// --write-config-to (its whole KubeProxyConfiguration, defaulted) has an
+// entry in pkg/options' KubeProxySettings, so the README's table covers
+// the real binary's configuration and not only the Go type ipvs-proxy
+// links.
+func TestKubeProxyConfigFields(t *testing.T) {
+	bin, err := apiserver.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "config.conf")
+	out := kubeProxyRun(t, filepath.Join(bin, "kube-proxy"), "--write-config-to="+file)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("kube-proxy --write-config-to wrote nothing: %v\n%s", err, out)
+	}
+	var tree map[string]any
+	if err := yaml.Unmarshal(data, &tree); err != nil {
+		t.Fatal(err)
+	}
+	var leaves []string
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		m, ok := v.(map[string]any)
+		if !ok {
+			leaves = append(leaves, prefix)
+			return
+		}
+		for k, child := range m {
+			walk(strings.TrimPrefix(prefix+"."+k, "."), child)
+		}
+	}
+	walk("", tree)
+	if len(leaves) < 50 {
+		t.Fatalf("kube-proxy wrote %d fields, want more than 50:\n%s", len(leaves), data)
+	}
+	for _, path := range leaves {
+		if path == "apiVersion" || path == "kind" {
+			continue
+		}
+		covered := slices.ContainsFunc(options.KubeProxySettings, func(s options.Setting) bool {
+			return s.Field != "" && (path == s.Field || strings.HasPrefix(path, s.Field+"."))
+		})
+		if !covered {
+			t.Errorf("kube-proxy's config field %s is not in pkg/options' KubeProxySettings", path)
+		}
+	}
 }
