@@ -6,6 +6,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -110,10 +111,17 @@ type daemon struct {
 	drainPending map[types.NamespacedName]bool
 }
 
-// Run watches until ctx ends. It programs nothing before every informer
-// has synced, so a restart never writes a partial state. On return the
-// kernel is left as it is: a restarting proxy must not drop traffic.
+// ErrNodeDeleted is Run's error when its Node is deleted: the proxy exits,
+// as kube-proxy does, so the pod restarts and waits for a Node again.
+var ErrNodeDeleted = errors.New("this node's Node object was deleted")
+
+// Run watches until ctx ends, or until the Node is deleted
+// (ErrNodeDeleted). It programs nothing before every informer has synced,
+// so a restart never writes a partial state. On return the kernel is left
+// as it is: a restarting proxy must not drop traffic.
 func Run(ctx context.Context, cfg Config) error {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	d := &daemon{Config: cfg, started: cfg.Clock.Now(), needFull: true, reported: map[types.NamespacedName]string{}, drainPending: map[types.NamespacedName]bool{}}
 	var r *runner.Runner
 	d.changes = watch.NewChanges(func(service bool) {
@@ -140,6 +148,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if _, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { d.nodeChanged(obj) },
 		UpdateFunc: func(_, obj any) { d.nodeChanged(obj) },
+		DeleteFunc: func(any) {
+			klog.InfoS("Node is deleted; stopping, as kube-proxy does", "node", cfg.NodeName)
+			stop(ErrNodeDeleted)
+		},
 	}); err != nil {
 		return fmt.Errorf("watch Node %s: %w", cfg.NodeName, err)
 	}
@@ -152,6 +164,10 @@ func Run(ctx context.Context, cfg Config) error {
 	d.startRules(ctx)
 	klog.InfoS("Waiting for informer caches to sync")
 	if !cache.WaitForCacheSync(ctx.Done(), append(src.Synced(), nodeInf.HasSynced)...) {
+		informers.Wait()
+		if errors.Is(context.Cause(ctx), ErrNodeDeleted) {
+			return ErrNodeDeleted
+		}
 		return fmt.Errorf("informer caches did not sync before shutdown")
 	}
 	klog.InfoS("Informer caches synced; starting the sync loop", "syncPeriod", cfg.SyncPeriod, "minSyncPeriod", cfg.MinSyncPeriod)
@@ -163,6 +179,9 @@ func Run(ctx context.Context, cfg Config) error {
 	r.Run(ctx)
 	informers.Wait()
 	klog.InfoS("Stopped; the kernel state is left programmed")
+	if errors.Is(context.Cause(ctx), ErrNodeDeleted) {
+		return ErrNodeDeleted
+	}
 	return nil
 }
 

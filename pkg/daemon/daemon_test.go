@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"sync"
@@ -374,5 +375,31 @@ func TestProgrammingLatencySkipsChangesBeforeStart(t *testing.T) {
 	}
 	if n := m.count(); n != 1 {
 		t.Errorf("the change after the start: %d observations, want 1", n)
+	}
+}
+
+// TestNodeDeletedStops: Run returns ErrNodeDeleted when its Node is
+// deleted, as kube-proxy exits, and leaves the kernel programmed.
+func TestNodeDeletedStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, service("web", "10.96.0.10"), endpointSlice("web", "10.244.1.2"))
+	kipvs := ipvs.NewFake()
+	done := runFast(ctx, client, kipvs, nil)
+	const programmed = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\nTCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n"
+	waitFor(t, kipvs, programmed)
+	if err := client.CoreV1().Nodes().Delete(ctx, "node-a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNodeDeleted) {
+			t.Errorf("Run returned %v, want ErrNodeDeleted", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run goes on after its Node was deleted")
+	}
+	if got := kipvs.Dump(); got != programmed {
+		t.Errorf("kernel changed on the way out:\n%s", got)
 	}
 }
