@@ -1,12 +1,17 @@
 package main
 
 import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/options"
+	"k8s.io/kube-proxy/config/v1alpha1"
 )
 
 // TestEveryKubeProxyFlag: each of kube-proxy v1.37's flags (the list taken
@@ -72,5 +77,37 @@ func TestExitCodes(t *testing.T) {
 		if got := run(tc.args); got != tc.want {
 			t.Errorf("ipvs-proxy %s: exit code %d, want %d", strings.Join(tc.args, " "), got, tc.want)
 		}
+	}
+}
+
+// TestKubeProxyPages: /proxyMode and /configz answer as kube-proxy's do,
+// and the metrics are still served beside them.
+func TestKubeProxyPages(t *testing.T) {
+	o := options.NewOptions()
+	o.Scheduler = "wlc"
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("metrics")) })
+	srv := httptest.NewServer(withKubeProxyPages(metrics, o))
+	defer srv.Close()
+	get := func(path string) string {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	if got := get("/proxyMode"); got != "ipvs" {
+		t.Errorf("/proxyMode = %q, want ipvs", got)
+	}
+	var configz map[string]v1alpha1.KubeProxyConfiguration
+	if err := json.Unmarshal([]byte(get("/configz")), &configz); err != nil {
+		t.Fatal(err)
+	}
+	if c := configz["kubeproxy.config.k8s.io"]; c.Mode != "ipvs" || c.IPVS.Scheduler != "wlc" {
+		t.Errorf("/configz: mode %q, scheduler %q; want ipvs, wlc", c.Mode, c.IPVS.Scheduler)
+	}
+	if got := get("/metrics"); got != "metrics" {
+		t.Errorf("/metrics = %q", got)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -190,7 +191,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	if err := serve(ctx, "healthz", o.HealthzBindAddress, health.Handler(), o.BindAddressHardFail); err != nil {
 		return err
 	}
-	metricsHandler := m.Handler()
+	metricsHandler := withKubeProxyPages(m.Handler(), o)
 	if o.Profiling {
 		metricsHandler = withProfiling(metricsHandler)
 	}
@@ -328,6 +329,28 @@ func serve(ctx context.Context, name, addr string, h http.Handler, hardFail bool
 		_ = srv.Shutdown(shutdownCtx)
 	}()
 	return nil
+}
+
+// withKubeProxyPages adds what kube-proxy serves beside its metrics:
+// /proxyMode (the mode's name) and /configz (the configuration in effect,
+// under the key kube-proxy uses).
+func withKubeProxyPages(h http.Handler, o *options.Options) http.Handler {
+	configz, err := json.Marshal(map[string]any{"kubeproxy.config.k8s.io": o.KubeProxyConfiguration()})
+	if err != nil {
+		configz = []byte("{}") // cannot happen: the type marshals
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("/proxyMode", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		_, _ = w.Write([]byte("ipvs"))
+	})
+	mux.HandleFunc("/configz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(configz)
+	})
+	return mux
 }
 
 // withProfiling adds Go's pprof handlers under /debug/pprof/, as
