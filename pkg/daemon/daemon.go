@@ -41,6 +41,7 @@ type Metrics interface {
 	EndpointsChanged()
 	SetPending(services, endpoints int)
 	ServiceSkipped(reason string)
+	SetLastQueuedTimestamp(t time.Time)
 }
 
 // HealthChecks serves the health-check node ports (pkg/healthcheck).
@@ -130,7 +131,7 @@ func Run(ctx context.Context, cfg Config) error {
 		} else {
 			d.Metrics.EndpointsChanged()
 		}
-		d.Health.QueuedUpdate()
+		d.queued()
 		r.Kick()
 	})
 	r = runner.New("sync", d.sync, cfg.MinSyncPeriod, cfg.SyncPeriod, cfg.Clock)
@@ -174,7 +175,7 @@ func Run(ctx context.Context, cfg Config) error {
 	// As kube-proxy does: the loop counts as started, and the first sync is
 	// queued, so a first sync that never finishes turns /healthz to 503.
 	d.Health.Updated()
-	d.Health.QueuedUpdate()
+	d.queued()
 	r.Kick()
 	r.Run(ctx)
 	informers.Wait()
@@ -183,6 +184,13 @@ func Run(ctx context.Context, cfg Config) error {
 		return ErrNodeDeleted
 	}
 	return nil
+}
+
+// queued tells /healthz and the metrics that a sync is wanted, as
+// kube-proxy's proxier does each time it asks its runner for one.
+func (d *daemon) queued() {
+	d.Health.QueuedUpdate()
+	d.Metrics.SetLastQueuedTimestamp(d.Clock.Now())
 }
 
 // nodeChanged tracks whether this node should still receive traffic from

@@ -36,6 +36,7 @@ func (nopMetrics) ServiceChanged()                                        {}
 func (nopMetrics) EndpointsChanged()                                      {}
 func (nopMetrics) SetPending(int, int)                                    {}
 func (nopMetrics) ServiceSkipped(string)                                  {}
+func (nopMetrics) SetLastQueuedTimestamp(time.Time)                       {}
 
 type health struct {
 	mu       sync.Mutex
@@ -320,11 +321,25 @@ func waitCount(t *testing.T, c *atomic.Int32, n int32, what string) {
 	}
 }
 
-// programmingMetrics records the network-programming latencies observed.
+// programmingMetrics records the network-programming latencies observed
+// and the times a sync was queued.
 type programmingMetrics struct {
 	nopMetrics
-	mu  sync.Mutex
-	got []time.Duration
+	mu     sync.Mutex
+	got    []time.Duration
+	queued []time.Time
+}
+
+func (m *programmingMetrics) SetLastQueuedTimestamp(t time.Time) {
+	m.mu.Lock()
+	m.queued = append(m.queued, t)
+	m.mu.Unlock()
+}
+
+func (m *programmingMetrics) queuedCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.queued)
 }
 
 func (m *programmingMetrics) ObserveNetworkProgramming(d time.Duration) {
@@ -402,4 +417,40 @@ func TestNodeDeletedStops(t *testing.T) {
 	if got := kipvs.Dump(); got != programmed {
 		t.Errorf("kernel changed on the way out:\n%s", got)
 	}
+}
+
+// TestLastQueuedTimestamp: kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds
+// is set when the first sync is queued and again on each change, as
+// kube-proxy sets it, so an alert comparing it with the last sync can fire.
+func TestLastQueuedTimestamp(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, service("web", "10.96.0.10"), endpointSlice("web", "10.244.1.2"))
+	kipvs := ipvs.NewFake()
+	owned, _ := proxier.LoadOwned("")
+	m := &programmingMetrics{}
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Client: kubeclienttest.Clientset{Interface: client}, NodeName: "node-a",
+			Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, kipvs, netif.NewFake("kube-ipvs0"), ipset.NewFake(), owned),
+			SyncPeriod: time.Minute, MinSyncPeriod: 10 * time.Millisecond,
+			Health: &health{}, Metrics: m, Clock: clock.RealClock{},
+		})
+	}()
+	const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
+	waitFor(t, kipvs, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n")
+	before := m.queuedCount()
+	if before == 0 {
+		t.Fatal("the first sync was never queued")
+	}
+	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, endpointSlice("web", "10.244.1.3"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, kipvs, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.3:8080              Masq    1\n")
+	if m.queuedCount() <= before {
+		t.Errorf("an endpoint change queued a sync without setting the timestamp (%d times, as before)", before)
+	}
+	cancel()
+	<-done
 }
