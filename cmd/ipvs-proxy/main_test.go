@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/options"
+	"k8s.io/client-go/tools/record"
 	"k8s.io/kube-proxy/config/v1alpha1"
 )
 
@@ -109,5 +110,15 @@ func TestKubeProxyPages(t *testing.T) {
 	}
 	if got := get("/metrics"); got != "metrics" {
 		t.Errorf("/metrics = %q", got)
+	}
+}
+
+func TestBirthCry(t *testing.T) {
+	r := record.NewFakeRecorder(1)
+	r.IncludeObject = true
+	birthCry(r, "node-1")
+	want := "Normal Starting Starting ipvs-proxy. involvedObject{kind=Node,apiVersion=v1}"
+	if got := <-r.Events; got != want {
+		t.Errorf("event %q, want %q", got, want)
 	}
 }

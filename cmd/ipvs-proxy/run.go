@@ -202,6 +202,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	broadcaster.StartRecordingToSink(client.EventSink())
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(kubeclient.Scheme, v1.EventSource{Component: "ipvs-proxy", Host: nodeName})
+	birthCry(recorder, nodeName)
 
 	klog.InfoS("Starting ipvs-proxy", "node", nodeName, "scheduler", o.Scheduler, "kernel", kver)
 	// Health-check node ports listen on every address, as kube-proxy's do
@@ -219,6 +220,12 @@ func runProxy(ctx context.Context, o *options.Options) error {
 		cfg.AfterFirstSync = cleanupKubeProxyRules
 	}
 	return daemon.Run(ctx, cfg)
+}
+
+// birthCry is kube-proxy's Normal "Starting" Event on this node's Node, which
+// `kubectl describe node` shows beside the kubelet's.
+func birthCry(r record.EventRecorder, nodeName string) {
+	r.Event(&v1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: nodeName}, v1.EventTypeNormal, "Starting", "Starting ipvs-proxy.")
 }
 
 // nodePortAddresses is o's list with the keyword "primary" replaced by the
