@@ -42,6 +42,7 @@ type Metrics interface {
 	SetPending(services, endpoints int)
 	ServiceSkipped(reason string)
 	SetLastQueuedTimestamp(t time.Time)
+	ObserveRuleSync(family string, failed bool)
 }
 
 // HealthChecks serves the health-check node ports (pkg/healthcheck).

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -37,6 +38,7 @@ func (nopMetrics) EndpointsChanged()                                      {}
 func (nopMetrics) SetPending(int, int)                                    {}
 func (nopMetrics) ServiceSkipped(string)                                  {}
 func (nopMetrics) SetLastQueuedTimestamp(time.Time)                       {}
+func (nopMetrics) ObserveRuleSync(string, bool)                           {}
 
 type health struct {
 	mu       sync.Mutex
@@ -453,4 +455,35 @@ func TestLastQueuedTimestamp(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// failingRules is iptables whose Sync fails.
+type failingRules struct{ iptables.Interface }
+
+func (failingRules) Sync(iptables.RuleSet) (int, error) { return 0, errors.New("xtables lock held") }
+
+// ruleMetrics records ObserveRuleSync's calls.
+type ruleMetrics struct {
+	nopMetrics
+	got []string
+}
+
+func (m *ruleMetrics) ObserveRuleSync(family string, failed bool) {
+	m.got = append(m.got, fmt.Sprintf("%s failed=%t", family, failed))
+}
+
+// TestRuleSyncMetrics: each family's rule sync is counted under its
+// ip_family, a failure as a failure.
+func TestRuleSyncMetrics(t *testing.T) {
+	m := &ruleMetrics{}
+	d := &daemon{Config: Config{Metrics: m, Clock: clock.RealClock{}, Rules: []RuleSync{
+		{IPTables: iptables.NewFake(iptables.IPv4), Rules: iptables.Desired(iptables.Config{}, iptables.IPv4)},
+		{IPTables: failingRules{iptables.NewFake(iptables.IPv6)}, Rules: iptables.Desired(iptables.Config{}, iptables.IPv6)},
+	}}}
+	if errs := d.syncRules(false); len(errs) != 1 {
+		t.Errorf("errors %v, want the IPv6 one", errs)
+	}
+	if got, want := strings.Join(m.got, "; "), "IPv4 failed=false; IPv6 failed=true"; got != want {
+		t.Errorf("observed %q, want %q", got, want)
+	}
 }
