@@ -43,6 +43,7 @@ type Metrics interface {
 	ServiceSkipped(reason string)
 	SetLastQueuedTimestamp(t time.Time)
 	ObserveRuleSync(family string, failed bool)
+	ConntrackDeleted(n int)
 }
 
 // HealthChecks serves the health-check node ports (pkg/healthcheck).

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
@@ -23,6 +24,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
@@ -39,6 +41,7 @@ func (nopMetrics) SetPending(int, int)                                    {}
 func (nopMetrics) ServiceSkipped(string)                                  {}
 func (nopMetrics) SetLastQueuedTimestamp(time.Time)                       {}
 func (nopMetrics) ObserveRuleSync(string, bool)                           {}
+func (nopMetrics) ConntrackDeleted(int)                                   {}
 
 type health struct {
 	mu       sync.Mutex
@@ -485,5 +488,60 @@ func TestRuleSyncMetrics(t *testing.T) {
 	}
 	if got, want := strings.Join(m.got, "; "), "IPv4 failed=false; IPv6 failed=true"; got != want {
 		t.Errorf("observed %q, want %q", got, want)
+	}
+}
+
+// countingConntrack deletes one entry per flow.
+type countingConntrack struct{}
+
+func (countingConntrack) DeleteFlows(flows []conntrack.Flow) (int, error) { return len(flows), nil }
+
+// conntrackMetrics sums ConntrackDeleted.
+type conntrackMetrics struct {
+	nopMetrics
+	deleted atomic.Int32
+}
+
+func (m *conntrackMetrics) ConntrackDeleted(n int) { m.deleted.Add(int32(n)) }
+
+// TestConntrackDeletedMetric: the conntrack entries a sync deletes (of a
+// removed UDP real server) reach the metrics.
+func TestConntrackDeletedMetric(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	udp := func(o runtime.Object) runtime.Object {
+		switch o := o.(type) {
+		case *v1.Service:
+			o.Spec.Ports[0].Protocol = v1.ProtocolUDP
+		case *discovery.EndpointSlice:
+			o.Ports[0].Protocol = ptr.To(v1.ProtocolUDP)
+		}
+		return o
+	}
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}},
+		udp(service("dns", "10.96.0.10")), udp(endpointSlice("dns", "10.244.1.2", "10.244.1.3")))
+	kipvs := ipvs.NewFake()
+	owned, _ := proxier.LoadOwned("")
+	p := proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, kipvs, netif.NewFake("kube-ipvs0"), ipset.NewFake(), owned)
+	p.Conntrack = countingConntrack{}
+	m := &conntrackMetrics{}
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Client: kubeclienttest.Clientset{Interface: client}, NodeName: "node-a", Proxier: p,
+			SyncPeriod: time.Minute, MinSyncPeriod: 10 * time.Millisecond,
+			Health: &health{}, Metrics: m, Clock: clock.RealClock{},
+		})
+	}()
+	const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
+	waitFor(t, kipvs, header+"UDP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n  -> 10.244.1.3:8080              Masq    1\n")
+	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, udp(endpointSlice("dns", "10.244.1.2")).(*discovery.EndpointSlice), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, kipvs, header+"UDP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n")
+	cancel()
+	<-done
+	if got := m.deleted.Load(); got != 1 {
+		t.Errorf("ConntrackDeleted summed %d, want 1 (the removed real server's flow)", got)
 	}
 }

@@ -48,8 +48,9 @@ type Metrics struct {
 	syncErrors prometheus.Counter
 	skipped    *prometheus.CounterVec
 
-	ruleFailures *prometheus.CounterVec
-	buildInfo    *prometheus.GaugeVec
+	ruleFailures     *prometheus.CounterVec
+	buildInfo        *prometheus.GaugeVec
+	conntrackDeleted prometheus.Counter
 }
 
 // syncBuckets are kube-proxy's for every sync duration: 1ms to about 16s.
@@ -152,6 +153,10 @@ func New() *Metrics {
 			Name: "kubeproxy_sync_proxy_rules_iptables_restore_failures_total",
 			Help: "Cumulative failures to sync a family's iptables rules",
 		}, []string{"ip_family"}),
+		conntrackDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kubeproxy_conntrack_reconciler_deleted_entries_total",
+			Help: "Cumulative conntrack entries deleted after syncs: those of removed UDP and SCTP real servers",
+		}),
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kubernetes_build_info",
 			Help: "A metric with a constant '1' value labeled by major, minor, git version, git commit, git tree state, build date, Go version, and compiler from which ipvs-proxy was built, and platform on which it is running.",
@@ -163,7 +168,7 @@ func New() *Metrics {
 		m.serviceChanges, m.endpointChanges, m.servicesPending, m.endpointsPending,
 		m.healthz, m.livez,
 		m.kernelOps, m.syncErrors, m.skipped,
-		m.ruleFailures, m.buildInfo,
+		m.ruleFailures, m.buildInfo, m.conntrackDeleted,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -285,6 +290,9 @@ func (m *Metrics) ObserveRuleSync(family string, failed bool) {
 		c.Inc()
 	}
 }
+
+// ConntrackDeleted counts conntrack entries a sync deleted.
+func (m *Metrics) ConntrackDeleted(n int) { m.conntrackDeleted.Add(float64(n)) }
 
 // ServiceSkipped counts a Service port left out of the IPVS table. reason
 // must come from a fixed set of constants: each value is a time series.

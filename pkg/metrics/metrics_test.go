@@ -42,6 +42,7 @@ var ours = []string{
 	"ipvs_proxy_sync_errors_total",
 	"ipvs_proxy_services_skipped_total",
 	"kubeproxy_sync_proxy_rules_iptables_restore_failures_total",
+	"kubeproxy_conntrack_reconciler_deleted_entries_total",
 }
 
 // TestExposition records observations and compares the registry's text
@@ -79,6 +80,8 @@ func TestExposition(t *testing.T) {
 			m.ObserveRuleSync("IPv4", false)
 			m.ObserveRuleSync("IPv6", true)
 			m.ObserveRuleSync("IPv6", true)
+			m.ConntrackDeleted(3)
+			m.ConntrackDeleted(0)
 		},
 	}, {
 		name: "changes",
