@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/options"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/kube-proxy/config/v1alpha1"
 )
@@ -118,6 +120,16 @@ func TestBirthCry(t *testing.T) {
 	r.IncludeObject = true
 	birthCry(r, "node-1")
 	want := "Normal Starting Starting ipvs-proxy. involvedObject{kind=Node,apiVersion=v1}"
+	if got := <-r.Events; got != want {
+		t.Errorf("event %q, want %q", got, want)
+	}
+}
+
+func TestHealthCheckFailedEvent(t *testing.T) {
+	r := record.NewFakeRecorder(1)
+	r.IncludeObject = true
+	healthCheckFailed(r, "node-1")(types.NamespacedName{Namespace: "ns", Name: "web"}, 31000, errors.New("address already in use"))
+	want := `Warning FailedToStartServiceHealthcheck node node-1 failed to start healthcheck "ns/web" on port 31000: address already in use involvedObject{kind=Service,apiVersion=v1}`
 	if got := <-r.Events; got != want {
 		t.Errorf("event %q, want %q", got, want)
 	}

@@ -34,6 +34,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
@@ -208,7 +209,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	// Health-check node ports listen on every address, as kube-proxy's do
 	// without --nodeport-addresses; on a VIP they are refused by the VIP
 	// filter like any other port that is not a Service's.
-	checks := healthcheck.New(healthcheck.Config{ProxyHealthy: health.Healthy})
+	checks := healthcheck.New(healthcheck.Config{ProxyHealthy: health.Healthy, ListenFailed: healthCheckFailed(recorder, nodeName)})
 	defer checks.Close()
 	cfg := daemon.Config{
 		Client: client, NodeName: nodeName, Proxier: p, Rules: rules,
@@ -226,6 +227,16 @@ func runProxy(ctx context.Context, o *options.Options) error {
 // `kubectl describe node` shows beside the kubelet's.
 func birthCry(r record.EventRecorder, nodeName string) {
 	r.Event(&v1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: nodeName}, v1.EventTypeNormal, "Starting", "Starting ipvs-proxy.")
+}
+
+// healthCheckFailed is kube-proxy's Warning Event on a Service whose
+// health-check node port cannot be opened.
+func healthCheckFailed(r record.EventRecorder, nodeName string) func(types.NamespacedName, uint16, error) {
+	return func(svc types.NamespacedName, port uint16, err error) {
+		ref := &v1.ObjectReference{APIVersion: "v1", Kind: "Service", Namespace: svc.Namespace, Name: svc.Name}
+		r.Eventf(ref, v1.EventTypeWarning, "FailedToStartServiceHealthcheck",
+			"node %s failed to start healthcheck %q on port %d: %v", nodeName, svc.String(), port, err)
+	}
 }
 
 // nodePortAddresses is o's list with the keyword "primary" replaced by the

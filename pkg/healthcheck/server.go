@@ -27,14 +27,19 @@ type Config struct {
 	// "healthy" of /healthz, without node eligibility, as in kube-proxy).
 	// nil means always healthy.
 	ProxyHealthy func() bool
+	// ListenFailed, if set, is told of each port that could not be
+	// opened, on every sync that tries it: kube-proxy makes it a Warning
+	// Event (FailedToStartServiceHealthcheck) on the Service.
+	ListenFailed func(svc types.NamespacedName, port uint16, err error)
 }
 
 // Server runs one HTTP server per health check node port. Its methods are
 // safe to call from the sync loop while HTTP handlers run.
 type Server struct {
-	addrs   []net.IP
-	listen  ListenFunc
-	healthy func() bool
+	addrs        []net.IP
+	listen       ListenFunc
+	healthy      func() bool
+	listenFailed func(svc types.NamespacedName, port uint16, err error)
 
 	// mu guards ports, closed and every instance's count. It is held
 	// while listeners open and close, so handlers wait for a sync to
@@ -62,6 +67,8 @@ func New(cfg Config) *Server {
 		listen:  cfg.Listen,
 		healthy: cfg.ProxyHealthy,
 		ports:   map[uint16]*instance{},
+
+		listenFailed: cfg.ListenFailed,
 	}
 	if s.listen == nil {
 		s.listen = listenTCP
@@ -102,6 +109,9 @@ func (s *Server) SyncServices(want map[uint16]types.NamespacedName) error {
 		svc := want[port]
 		if err := s.open(port, svc); err != nil {
 			errs = append(errs, fmt.Errorf("open health check port %d for %s: %w", port, svc, err))
+			if s.listenFailed != nil {
+				s.listenFailed(svc, port, err)
+			}
 			continue
 		}
 		klog.V(2).InfoS("Opened health check port", "service", svc, "port", port)

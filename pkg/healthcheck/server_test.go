@@ -202,10 +202,17 @@ func TestPartialListen(t *testing.T) {
 	}
 	defer func() { _ = taken.Close() }()
 
-	s := New(Config{Addresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("127.0.0.2")}})
+	var failed []string
+	s := New(Config{Addresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("127.0.0.2")},
+		ListenFailed: func(svc types.NamespacedName, p uint16, err error) {
+			failed = append(failed, fmt.Sprintf("%s %v", svc, p == port && err != nil))
+		}})
 	t.Cleanup(s.Close)
 	err = s.SyncServices(map[uint16]types.NamespacedName{port: svcA})
 	checkErr(t, 0, err, "address already in use")
+	if got, want := strings.Join(failed, ";"), svcA.String()+" true"; got != want {
+		t.Errorf("ListenFailed told %q, want %q", got, want)
+	}
 	if got := s.Dump(); got != "" {
 		t.Errorf("dump %q, want nothing served", got)
 	}
