@@ -933,6 +933,14 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("DaemonSet: command runs %q, the image has the binary at %s", bin, binary)
 	}
 
+	// kubeadm's kube-proxy DaemonSet runs /usr/local/bin/kube-proxy: with
+	// the image changed and nothing else, that must be ipvs-proxy.
+	if !slices.ContainsFunc(ins, func(in instruction) bool {
+		return in.cmd == "RUN" && in.stage == 1 && strings.Contains(in.args, "ln -s ipvs-proxy /usr/local/bin/kube-proxy")
+	}) {
+		t.Error("Dockerfile: no RUN links /usr/local/bin/kube-proxy to ipvs-proxy, which kubeadm's DaemonSet command runs")
+	}
+
 	// The iptables wrapper is installed in place of every iptables command.
 	wrapper := iptablesWrapper(t, ins)
 	if wrapper == "" {
