@@ -121,7 +121,10 @@ func setUpNode(o *options.Options) (*ipvs.Linux, string, error) {
 		klog.InfoS("Cannot read the kernel version; conn_reuse_mode is left alone", "err", err)
 	}
 	// A scheduler the kernel lacks would fail every virtual server.
-	if err := ipvs.SchedulerAvailable("/", kver, o.Scheduler); err != nil {
+	switch err := ipvs.SchedulerAvailable("/", kver, o.Scheduler); {
+	case errors.Is(err, ipvs.ErrSchedulerUnknown):
+		klog.InfoS("Cannot check the IPVS scheduler; mount /lib/modules to have it checked", "err", err)
+	case err != nil:
 		kipvs.Close()
 		return nil, "", err
 	}

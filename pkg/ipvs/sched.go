@@ -69,6 +69,12 @@ func ParseSchedFlags(scheduler string, names []string) (uint32, error) {
 	return flags, nil
 }
 
+// ErrSchedulerUnknown is SchedulerAvailable's answer when it cannot tell:
+// the scheduler's module is not loaded and the running kernel's module
+// lists are not there to read (a container without /lib/modules). The
+// kernel may still load it on first use.
+var ErrSchedulerUnknown = errors.New("cannot tell whether the kernel has it")
+
 // SchedulerAvailable reports whether this node's kernel has the IPVS
 // scheduler: its module is loaded (root/sys/module/ip_vs_NAME), built in,
 // or can be loaded (listed in the running kernel's modules.builtin or
@@ -83,6 +89,7 @@ func SchedulerAvailable(root, kernelRelease, name string) error {
 	}
 	dir := filepath.Join(root, "lib/modules", kernelRelease)
 	var errs []error
+	read := 0
 	for _, list := range []string{"modules.builtin", "modules.dep"} {
 		data, err := os.ReadFile(filepath.Join(dir, list))
 		if err != nil {
@@ -91,6 +98,7 @@ func SchedulerAvailable(root, kernelRelease, name string) error {
 			}
 			continue
 		}
+		read++
 		for _, line := range strings.Split(string(data), "\n") {
 			path, _, _ := strings.Cut(line, ":")
 			base := filepath.Base(strings.TrimSpace(path))
@@ -98,6 +106,9 @@ func SchedulerAvailable(root, kernelRelease, name string) error {
 				return nil
 			}
 		}
+	}
+	if read == 0 {
+		return fmt.Errorf("IPVS scheduler %s: %s is not loaded and %s has no module lists: %w%s", name, module, dir, ErrSchedulerUnknown, errText(errors.Join(errs...)))
 	}
 	return fmt.Errorf("IPVS scheduler %s is not available: no %s in /sys/module, nor in %s/modules.builtin or modules.dep%s",
 		name, module, dir, errText(errors.Join(errs...)))

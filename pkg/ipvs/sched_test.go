@@ -1,6 +1,7 @@
 package ipvs
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -93,5 +94,16 @@ func TestSchedulerAvailable(t *testing.T) {
 		if got := fmt.Sprint(err); tc.err == "" && err != nil || tc.err != "" && got != tc.err {
 			t.Errorf("SchedulerAvailable(%s) = %v, want %q", tc.name, err, tc.err)
 		}
+		if errors.Is(err, ErrSchedulerUnknown) {
+			t.Errorf("SchedulerAvailable(%s) cannot tell, with the module lists there: %v", tc.name, err)
+		}
+	}
+	// Without /lib/modules (a container that does not mount it) it cannot
+	// tell, unless the module is loaded.
+	if err := SchedulerAvailable(root, "5.10.0-other", "wlc"); !errors.Is(err, ErrSchedulerUnknown) {
+		t.Errorf("without module lists: %v, want ErrSchedulerUnknown", err)
+	}
+	if err := SchedulerAvailable(root, "5.10.0-other", "rr"); err != nil {
+		t.Errorf("a loaded module without module lists: %v", err)
 	}
 }
