@@ -99,4 +99,8 @@ RUN for cmd in iptables iptables-save iptables-restore ip6tables ip6tables-save 
     done
 
 COPY --from=build /out/ipvs-proxy /usr/local/bin/ipvs-proxy
+# kube-proxy's path too: kubeadm's DaemonSet runs
+# `/usr/local/bin/kube-proxy --config=... --hostname-override=...`, and
+# with this link only its image has to change.
+RUN ln -s ipvs-proxy /usr/local/bin/kube-proxy
 ENTRYPOINT ["ipvs-proxy"]

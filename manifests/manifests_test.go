@@ -36,7 +36,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes/scheme"
-	logsapi "k8s.io/component-base/logs/api/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -340,8 +339,7 @@ func runFlags(t *testing.T, c *corev1.Container) (bin string, flags []string) {
 	return argv[0], flags
 }
 
-// runOptions parses the DaemonSet's flags as `ipvs-proxy run` does (the
-// options' flags and the logging flags), reads --config from the ConfigMap
+// runOptions parses the DaemonSet's flags as `ipvs-proxy run` does, reads --config from the ConfigMap
 // the pod mounts there, and completes and validates the result.
 func runOptions(t *testing.T, o objects) *options.Options {
 	t.Helper()
@@ -350,7 +348,6 @@ func runOptions(t *testing.T, o objects) *options.Options {
 	fs := pflag.NewFlagSet("ipvs-proxy run", pflag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	opts.AddFlags(fs)
-	logsapi.AddFlags(logsapi.NewLoggingConfiguration(), fs)
 	if err := fs.Parse(flags); err != nil {
 		t.Fatalf("DaemonSet: `ipvs-proxy run` rejects the command line %q: %v", flags, err)
 	}
@@ -533,9 +530,9 @@ func TestConfigMapIsAValidConfig(t *testing.T) {
 	if !ok {
 		t.Fatalf("ConfigMap %s has no %s key", cm.Name, configKey)
 	}
-	cfg, err := options.DecodeConfig([]byte(data))
-	if err != nil {
-		t.Fatalf("ConfigMap %s: %s does not decode as a KubeProxyConfiguration: %v", cm.Name, configKey, err)
+	cfg, warnings, err := options.DecodeConfig([]byte(data))
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("ConfigMap %s: %s does not decode as a KubeProxyConfiguration: %v %v", cm.Name, configKey, err, warnings)
 	}
 	if ignored := options.IgnoredFields(cfg); len(ignored) > 0 {
 		t.Errorf("ConfigMap %s: %s sets fields ipvs-proxy ignores: %v", cm.Name, configKey, ignored)
@@ -934,6 +931,14 @@ func TestDockerfile(t *testing.T) {
 	if strings.Contains(bin, "/") && bin != binary ||
 		!strings.Contains(bin, "/") && (path.Base(binary) != bin || !slices.Contains(debianPath, path.Dir(binary))) {
 		t.Errorf("DaemonSet: command runs %q, the image has the binary at %s", bin, binary)
+	}
+
+	// kubeadm's kube-proxy DaemonSet runs /usr/local/bin/kube-proxy: with
+	// the image changed and nothing else, that must be ipvs-proxy.
+	if !slices.ContainsFunc(ins, func(in instruction) bool {
+		return in.cmd == "RUN" && in.stage == 1 && strings.Contains(in.args, "ln -s ipvs-proxy /usr/local/bin/kube-proxy")
+	}) {
+		t.Error("Dockerfile: no RUN links /usr/local/bin/kube-proxy to ipvs-proxy, which kubeadm's DaemonSet command runs")
 	}
 
 	// The iptables wrapper is installed in place of every iptables command.

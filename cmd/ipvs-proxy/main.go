@@ -19,23 +19,14 @@ type usageError struct{ error }
 
 func main() {
 	setGCPercent()
-	os.Exit(run())
+	os.Exit(run(os.Args[1:]))
 }
 
-func run() int {
+func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	root := &cobra.Command{
-		Use:   "ipvs-proxy",
-		Short: "Kubernetes service proxy on Linux IPVS, in place of kube-proxy",
-		Long: `ipvs-proxy watches Services, EndpointSlices and its own Node and keeps this
-node's IPVS table, the VIPs on its dummy interface (kube-ipvs0) and a constant
-handful of iptables rules equal to what they ask for. It takes the place of
-the kube-proxy DaemonSet and reads kube-proxy's flags and KubeProxyConfiguration.`,
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.AddCommand(runCommand(), statusCommand(), cleanupCommand())
+	root := newRoot()
+	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	klog.Flush()
 	if err == nil {
@@ -47,6 +38,24 @@ the kube-proxy DaemonSet and reads kube-proxy's flags and KubeProxyConfiguration
 		return 2
 	}
 	return 1
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ipvs-proxy",
+		Short: "Kubernetes service proxy on Linux IPVS, in place of kube-proxy",
+		Long: `ipvs-proxy watches Services, EndpointSlices and its own Node and keeps this
+node's IPVS table, the VIPs on its dummy interface (kube-ipvs0) and a constant
+handful of iptables rules equal to what they ask for. It takes the place of
+the kube-proxy DaemonSet and reads kube-proxy's flags and KubeProxyConfiguration:
+with no command, it runs the proxy, as "ipvs-proxy run".`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	addRun(root)
+	root.AddCommand(runCommand(), statusCommand(), cleanupCommand())
+	return root
 }
 
 func isFlagError(err error) bool {

@@ -1,11 +1,18 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,12 +33,16 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/sysctl"
 	"github.com/spf13/cobra"
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 	logsapi "k8s.io/component-base/logs/api/v1"
-	_ "k8s.io/component-base/logs/json/register" // --logging-format=json
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+	"sigs.k8s.io/yaml"
 )
 
 // LinkName is the dummy interface holding the VIPs. It is kube-proxy's
@@ -40,28 +51,110 @@ import (
 const LinkName = "kube-ipvs0"
 
 func runCommand() *cobra.Command {
-	o := options.NewOptions()
-	logCfg := logsapi.NewLoggingConfiguration()
 	cmd := &cobra.Command{
 		Use:   "run",
-		Short: "Run the proxy: watch the API server and keep IPVS programmed",
+		Short: "Run the proxy: watch the API server and keep IPVS programmed (the default command)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Complete(cmd.Flags()); err != nil {
-				return usageError{err}
-			}
-			if err := o.Validate(); err != nil {
-				return usageError{err}
-			}
-			if err := logsapi.ValidateAndApply(logCfg, nil); err != nil {
-				return usageError{err}
-			}
-			return runProxy(cmd.Context(), o)
-		},
+	}
+	addRun(cmd)
+	return cmd
+}
+
+// addRun gives cmd kube-proxy's flags and makes it run the proxy: both
+// `ipvs-proxy run` and plain `ipvs-proxy`, so that kube-proxy's command
+// line works with only the binary's name changed.
+func addRun(cmd *cobra.Command) {
+	o := options.NewOptions()
+	version := addVersionFlag(cmd.Flags())
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if version.print(cmd.OutOrStdout()) {
+			return nil
+		}
+		if err := o.Complete(cmd.Flags()); err != nil {
+			return usageError{err}
+		}
+		if err := o.Validate(); err != nil {
+			return usageError{err}
+		}
+		if err := logsapi.ValidateAndApply(o.Logging, nil); err != nil {
+			return usageError{err}
+		}
+		for _, w := range o.Warnings {
+			klog.Warning(w)
+		}
+		switch {
+		case o.WriteConfigTo != "":
+			return writeConfig(o)
+		case o.Cleanup:
+			return runCleanup(o.StateFile, true)
+		}
+		return runProxy(cmd.Context(), o)
 	}
 	o.AddFlags(cmd.Flags())
-	logsapi.AddFlags(logCfg, cmd.Flags())
-	return cmd
+}
+
+// writeConfig is kube-proxy's --write-config-to: the configuration in
+// effect, as a file --config reads back.
+func writeConfig(o *options.Options) error {
+	data, err := yaml.Marshal(o.KubeProxyConfiguration())
+	if err != nil {
+		return fmt.Errorf("encode configuration: %w", err)
+	}
+	if err := os.WriteFile(o.WriteConfigTo, data, 0o644); err != nil {
+		return err
+	}
+	klog.InfoS("Wrote configuration", "file", o.WriteConfigTo)
+	return nil
+}
+
+// setUpNode makes the settings that need full root privileges: the IPVS
+// module, sysctls, conntrack and IPVS timeouts, the OOM score. It is all
+// --init-only does.
+func setUpNode(o *options.Options) (*ipvs.Linux, string, error) {
+	// IPVS first: opening it loads ip_vs, which creates the net/ipv4/vs
+	// sysctls set next (after a reboot the module is not loaded yet).
+	kipvs, err := ipvs.NewLinux()
+	if err != nil {
+		return nil, "", err
+	}
+	kver, err := sysctl.KernelVersion()
+	if err != nil {
+		klog.InfoS("Cannot read the kernel version; conn_reuse_mode is left alone", "err", err)
+	}
+	// A scheduler the kernel lacks would fail every virtual server.
+	switch err := ipvs.SchedulerAvailable("/", kver, o.Scheduler); {
+	case errors.Is(err, ipvs.ErrSchedulerUnknown):
+		klog.InfoS("Cannot check the IPVS scheduler; mount /lib/modules to have it checked", "err", err)
+	case err != nil:
+		kipvs.Close()
+		return nil, "", err
+	}
+	sys := sysctl.NewLinux()
+	changed, err := sysctl.Apply(sys, sysctl.Required(o.StrictARP, kver))
+	for _, c := range changed {
+		klog.InfoS("Set sysctl", "change", c)
+	}
+	if err != nil {
+		kipvs.Close()
+		return nil, "", err
+	}
+	changed, err = sysctl.ApplyConntrack(sys, sysctl.NewModuleParams(), o.Conntrack, sysctl.NumCPU())
+	for _, c := range changed {
+		klog.InfoS("Set conntrack setting", "change", c)
+	}
+	if err != nil {
+		// kube-proxy stops here too: a table too small drops connections.
+		kipvs.Close()
+		return nil, "", fmt.Errorf("apply conntrack settings: %w", err)
+	}
+	if err := kipvs.SetTimeouts(o.TCPTimeout, o.TCPFinTimeout, o.UDPTimeout); err != nil {
+		kipvs.Close()
+		return nil, "", err
+	}
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(int(o.OOMScoreAdj))), 0); err != nil {
+		klog.InfoS("Cannot set the OOM score; going on", "oomScoreAdj", o.OOMScoreAdj, "err", err)
+	}
+	return kipvs, kver, nil
 }
 
 func runProxy(ctx context.Context, o *options.Options) error {
@@ -69,36 +162,24 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	if err != nil {
 		return err
 	}
-	client, err := newClient(o.Kubeconfig, o.Master)
-	if err != nil {
-		return err
-	}
-	// IPVS first: opening it loads ip_vs, which creates the net/ipv4/vs
-	// sysctls set next (after a reboot the module is not loaded yet).
-	kipvs, err := ipvs.NewLinux()
+	kipvs, kver, err := setUpNode(o)
 	if err != nil {
 		return err
 	}
 	defer kipvs.Close()
-	kver, err := sysctl.KernelVersion()
+	if o.InitOnly {
+		return nil
+	}
+	client, err := newClient(o.Kubeconfig, o.Master, o.KubeAPIQPS, o.KubeAPIBurst)
 	if err != nil {
-		klog.InfoS("Cannot read the kernel version; conn_reuse_mode is left alone", "err", err)
-	}
-	changed, err := sysctl.Apply(sysctl.NewLinux(), sysctl.Required(o.StrictARP, kver))
-	for _, c := range changed {
-		klog.InfoS("Set sysctl", "change", c)
-	}
-	if err != nil {
-		return err
-	}
-	if err := kipvs.SetTimeouts(o.TCPTimeout, o.TCPFinTimeout, o.UDPTimeout); err != nil {
 		return err
 	}
 	owned, err := proxier.LoadOwned(o.StateFile)
 	if err != nil {
 		return err
 	}
-	p := proxier.New(model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: o.NodePortAddresses},
+	npa := nodePortAddresses(ctx, client, nodeName, o)
+	p := proxier.New(model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: npa},
 		kipvs, netif.NewLinux(LinkName), ipset.NewLinux(), owned)
 	p.Exclude = o.ExcludeCIDRs
 	p.AdoptNodePorts = kubeProxyNodePortsLeft()
@@ -113,23 +194,27 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	health := healthz.New(clk, o.SyncPeriod)
 	m := metrics.New()
 	health.OnServe(m.ProbeServed)
-	serve(ctx, "healthz", o.HealthzBindAddress, health.Handler())
-	metricsHandler := m.Handler()
+	if err := serve(ctx, "healthz", o.HealthzBindAddress, health.Handler(), o.BindAddressHardFail); err != nil {
+		return err
+	}
+	metricsHandler := withKubeProxyPages(m.Handler(), o)
 	if o.Profiling {
 		metricsHandler = withProfiling(metricsHandler)
 	}
-	serve(ctx, "metrics", o.MetricsBindAddress, metricsHandler)
-
+	if err := serve(ctx, "metrics", o.MetricsBindAddress, metricsHandler, o.BindAddressHardFail); err != nil {
+		return err
+	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(client.EventSink())
 	defer broadcaster.Shutdown()
 	recorder := broadcaster.NewRecorder(kubeclient.Scheme, v1.EventSource{Component: "ipvs-proxy", Host: nodeName})
+	birthCry(recorder, nodeName)
 
 	klog.InfoS("Starting ipvs-proxy", "node", nodeName, "scheduler", o.Scheduler, "kernel", kver)
 	// Health-check node ports listen on every address, as kube-proxy's do
 	// without --nodeport-addresses; on a VIP they are refused by the VIP
 	// filter like any other port that is not a Service's.
-	checks := healthcheck.New(healthcheck.Config{ProxyHealthy: health.Healthy})
+	checks := healthcheck.New(healthcheck.Config{ProxyHealthy: health.Healthy, ListenFailed: healthCheckFailed(recorder, nodeName)})
 	defer checks.Close()
 	cfg := daemon.Config{
 		Client: client, NodeName: nodeName, Proxier: p, Rules: rules,
@@ -160,6 +245,53 @@ func kubeProxyNodePortsLeft() bool {
 	return false
 }
 
+// birthCry is kube-proxy's Normal "Starting" Event on this node's Node, which
+// `kubectl describe node` shows beside the kubelet's.
+func birthCry(r record.EventRecorder, nodeName string) {
+	r.Event(&v1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: nodeName}, v1.EventTypeNormal, "Starting", "Starting ipvs-proxy.")
+}
+
+// healthCheckFailed is kube-proxy's Warning Event on a Service whose
+// health-check node port cannot be opened.
+func healthCheckFailed(r record.EventRecorder, nodeName string) func(types.NamespacedName, uint16, error) {
+	return func(svc types.NamespacedName, port uint16, err error) {
+		ref := &v1.ObjectReference{APIVersion: "v1", Kind: "Service", Namespace: svc.Namespace, Name: svc.Name}
+		r.Eventf(ref, v1.EventTypeWarning, "FailedToStartServiceHealthcheck",
+			"node %s failed to start healthcheck %q on port %d: %v", nodeName, svc.String(), port, err)
+	}
+}
+
+// nodePortAddresses is o's list with the keyword "primary" replaced by the
+// Node's primary IPs, read once at start as kube-proxy does. A Node that
+// cannot be read leaves --bind-address only; a list left empty means every
+// address, as in kube-proxy.
+func nodePortAddresses(ctx context.Context, client *kubeclient.Client, nodeName string, o *options.Options) []netip.Prefix {
+	if !o.NodePortPrimary {
+		return o.NodePortAddresses
+	}
+	var addrs []v1.NodeAddress
+	nodes := &v1.NodeList{}
+	byName := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", nodeName).String()}
+	// kube-proxy waits for its Node too: a kubelet registers it shortly
+	// after the DaemonSet's pod may start.
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		if err := client.List(ctx, "nodes", byName, nodes); err != nil {
+			klog.V(2).InfoS("Cannot read the Node yet", "node", nodeName, "err", err)
+			return false, nil
+		}
+		return len(nodes.Items) > 0, nil
+	})
+	if err != nil {
+		klog.ErrorS(err, "Cannot read this node's addresses for nodePortAddresses' primary; using --bind-address only", "node", nodeName)
+	} else {
+		addrs = nodes.Items[0].Status.Addresses
+	}
+	primary := model.PrimaryNodeIPs(addrs, o.BindAddress)
+	out := append(slices.Clone(o.NodePortAddresses), model.PrimaryPrefixes(primary)...)
+	klog.InfoS("Expanded nodePortAddresses' primary", "primaryIPs", primary, "nodePortAddresses", out)
+	return out
+}
+
 // cleanupKubeProxyRules removes kube-proxy's chains and ipsets once this
 // node is programmed, so its stale sets stop steering masquerade decisions.
 // IPVS and kube-ipvs0 are left out: ipvs-proxy has already adopted or
@@ -177,14 +309,16 @@ func cleanupKubeProxyRules() {
 
 // newClient is pkg/kubeclient's client, which asks for protobuf, rather
 // than a clientset, which would link every API group into the binary.
-func newClient(kubeconfig, master string) (*kubeclient.Client, error) {
+// qps and burst 0 mean ipvs-proxy's defaults.
+func newClient(kubeconfig, master string, qps float32, burst int32) (*kubeclient.Client, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags(master, kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("load client configuration (--kubeconfig %q, --master %q): %w", kubeconfig, master, err)
 	}
 	cfg.UserAgent = "ipvs-proxy"
-	// Watches carry the load; these only bound Event writes and the first lists.
-	cfg.QPS, cfg.Burst = 50, 100
+	// Watches carry the load; these only bound Event writes and the first
+	// lists, so the defaults are higher than kube-proxy's 5 and 10.
+	cfg.QPS, cfg.Burst = cmp.Or(qps, 50), int(cmp.Or(burst, 100))
 	return kubeclient.New(cfg)
 }
 
@@ -208,14 +342,23 @@ func iptablesRules(o *options.Options) ([]daemon.RuleSync, error) {
 }
 
 // serve runs an HTTP server until ctx ends. A server that cannot listen is
-// logged, not fatal: kube-proxy keeps proxying without its health port too.
-func serve(ctx context.Context, name, addr string, h http.Handler) {
+// logged, not fatal, unless hardFail: kube-proxy keeps proxying without
+// its health port too, unless --bind-address-hard-fail.
+func serve(ctx context.Context, name, addr string, h http.Handler, hardFail bool) error {
 	if addr == "" {
-		return
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if hardFail {
+			return fmt.Errorf("%s server: %w", name, err)
+		}
+		klog.ErrorS(err, "HTTP server cannot listen", "server", name, "address", addr)
+		return nil
 	}
 	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			klog.ErrorS(err, "HTTP server stopped", "server", name, "address", addr)
 		}
 	}()
@@ -225,6 +368,29 @@ func serve(ctx context.Context, name, addr string, h http.Handler) {
 		defer cancel()
 		_ = srv.Shutdown(shutdownCtx)
 	}()
+	return nil
+}
+
+// withKubeProxyPages adds what kube-proxy serves beside its metrics:
+// /proxyMode (the mode's name) and /configz (the configuration in effect,
+// under the key kube-proxy uses).
+func withKubeProxyPages(h http.Handler, o *options.Options) http.Handler {
+	configz, err := json.Marshal(map[string]any{"kubeproxy.config.k8s.io": o.KubeProxyConfiguration()})
+	if err != nil {
+		configz = []byte("{}") // cannot happen: the type marshals
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("/proxyMode", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		_, _ = w.Write([]byte("ipvs"))
+	})
+	mux.HandleFunc("/configz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(configz)
+	})
+	return mux
 }
 
 // withProfiling adds Go's pprof handlers under /debug/pprof/, as

@@ -129,7 +129,7 @@ func onlyService(vss []ipvs.VirtualServer, labels status.Labels, svc string) []i
 // readServices lists Services and slices once; status is a one-shot
 // command, so no informers.
 func readServices(ctx context.Context, f statusFlags) ([]model.ServiceInput, error) {
-	client, err := newClient(f.kubeconfig, f.master)
+	client, err := newClient(f.kubeconfig, f.master, 0, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -41,6 +42,9 @@ type Metrics interface {
 	SetPending(services, endpoints int)
 	ServiceSkipped(reason string)
 	SetServicesFailing(n int)
+	SetLastQueuedTimestamp(t time.Time)
+	ObserveRuleSync(family string, failed bool)
+	ConntrackDeleted(n int)
 }
 
 // HealthChecks serves the health-check node ports (pkg/healthcheck).
@@ -115,10 +119,17 @@ type daemon struct {
 	drainPending map[types.NamespacedName]bool
 }
 
-// Run watches until ctx ends. It programs nothing before every informer
-// has synced, so a restart never writes a partial state. On return the
-// kernel is left as it is: a restarting proxy must not drop traffic.
+// ErrNodeDeleted is Run's error when its Node is deleted: the proxy exits,
+// as kube-proxy does, so the pod restarts and waits for a Node again.
+var ErrNodeDeleted = errors.New("this node's Node object was deleted")
+
+// Run watches until ctx ends, or until the Node is deleted
+// (ErrNodeDeleted). It programs nothing before every informer has synced,
+// so a restart never writes a partial state. On return the kernel is left
+// as it is: a restarting proxy must not drop traffic.
 func Run(ctx context.Context, cfg Config) error {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	d := &daemon{Config: cfg, started: cfg.Clock.Now(), needFull: true, reported: map[types.NamespacedName]string{}, drainPending: map[types.NamespacedName]bool{},
 		failing: map[types.NamespacedName]int{}}
 	var r *runner.Runner
@@ -128,7 +139,7 @@ func Run(ctx context.Context, cfg Config) error {
 		} else {
 			d.Metrics.EndpointsChanged()
 		}
-		d.Health.QueuedUpdate()
+		d.queued()
 		r.Kick()
 	})
 	r = runner.New("sync", d.sync, cfg.MinSyncPeriod, cfg.SyncPeriod, cfg.Clock)
@@ -146,6 +157,10 @@ func Run(ctx context.Context, cfg Config) error {
 	if _, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { d.nodeChanged(obj) },
 		UpdateFunc: func(_, obj any) { d.nodeChanged(obj) },
+		DeleteFunc: func(any) {
+			klog.InfoS("Node is deleted; stopping, as kube-proxy does", "node", cfg.NodeName)
+			stop(ErrNodeDeleted)
+		},
 	}); err != nil {
 		return fmt.Errorf("watch Node %s: %w", cfg.NodeName, err)
 	}
@@ -158,18 +173,32 @@ func Run(ctx context.Context, cfg Config) error {
 	d.startRules(ctx)
 	klog.InfoS("Waiting for informer caches to sync")
 	if !cache.WaitForCacheSync(ctx.Done(), append(src.Synced(), nodeInf.HasSynced)...) {
+		informers.Wait()
+		if errors.Is(context.Cause(ctx), ErrNodeDeleted) {
+			return ErrNodeDeleted
+		}
 		return fmt.Errorf("informer caches did not sync before shutdown")
 	}
 	klog.InfoS("Informer caches synced; starting the sync loop", "syncPeriod", cfg.SyncPeriod, "minSyncPeriod", cfg.MinSyncPeriod)
 	// As kube-proxy does: the loop counts as started, and the first sync is
 	// queued, so a first sync that never finishes turns /healthz to 503.
 	d.Health.Updated()
-	d.Health.QueuedUpdate()
+	d.queued()
 	r.Kick()
 	r.Run(ctx)
 	informers.Wait()
 	klog.InfoS("Stopped; the kernel state is left programmed")
+	if errors.Is(context.Cause(ctx), ErrNodeDeleted) {
+		return ErrNodeDeleted
+	}
 	return nil
+}
+
+// queued tells /healthz and the metrics that a sync is wanted, as
+// kube-proxy's proxier does each time it asks its runner for one.
+func (d *daemon) queued() {
+	d.Health.QueuedUpdate()
+	d.Metrics.SetLastQueuedTimestamp(d.Clock.Now())
 }
 
 // nodeChanged tracks whether this node should still receive traffic from

@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ipvs-proxy/ipvs-proxy/internal/testobj"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
@@ -22,9 +25,11 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 )
 
 type nopMetrics struct{}
@@ -36,6 +41,9 @@ func (nopMetrics) EndpointsChanged()                                      {}
 func (nopMetrics) SetPending(int, int)                                    {}
 func (nopMetrics) ServiceSkipped(string)                                  {}
 func (nopMetrics) SetServicesFailing(int)                                 {}
+func (nopMetrics) SetLastQueuedTimestamp(time.Time)                       {}
+func (nopMetrics) ObserveRuleSync(string, bool)                           {}
+func (nopMetrics) ConntrackDeleted(int)                                   {}
 
 type health struct {
 	mu       sync.Mutex
@@ -306,11 +314,25 @@ func waitCount(t *testing.T, c *atomic.Int32, n int32, what string) {
 	}
 }
 
-// programmingMetrics records the network-programming latencies observed.
+// programmingMetrics records the network-programming latencies observed
+// and the times a sync was queued.
 type programmingMetrics struct {
 	nopMetrics
-	mu  sync.Mutex
-	got []time.Duration
+	mu     sync.Mutex
+	got    []time.Duration
+	queued []time.Time
+}
+
+func (m *programmingMetrics) SetLastQueuedTimestamp(t time.Time) {
+	m.mu.Lock()
+	m.queued = append(m.queued, t)
+	m.mu.Unlock()
+}
+
+func (m *programmingMetrics) queuedCount() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.queued)
 }
 
 func (m *programmingMetrics) ObserveNetworkProgramming(d time.Duration) {
@@ -361,5 +383,153 @@ func TestProgrammingLatencySkipsChangesBeforeStart(t *testing.T) {
 	}
 	if n := m.count(); n != 1 {
 		t.Errorf("the change after the start: %d observations, want 1", n)
+	}
+}
+
+// TestNodeDeletedStops: Run returns ErrNodeDeleted when its Node is
+// deleted, as kube-proxy exits, and leaves the kernel programmed.
+func TestNodeDeletedStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, service("web", "10.96.0.10"), endpointSlice("web", "10.244.1.2"))
+	kipvs := ipvs.NewFake()
+	done := runFast(ctx, client, kipvs, nil)
+	const programmed = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\nTCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n"
+	waitFor(t, kipvs, programmed)
+	if err := client.CoreV1().Nodes().Delete(ctx, "node-a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrNodeDeleted) {
+			t.Errorf("Run returned %v, want ErrNodeDeleted", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run goes on after its Node was deleted")
+	}
+	if got := kipvs.Dump(); got != programmed {
+		t.Errorf("kernel changed on the way out:\n%s", got)
+	}
+}
+
+// TestLastQueuedTimestamp: kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds
+// is set when the first sync is queued and again on each change, as
+// kube-proxy sets it, so an alert comparing it with the last sync can fire.
+func TestLastQueuedTimestamp(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, service("web", "10.96.0.10"), endpointSlice("web", "10.244.1.2"))
+	kipvs := ipvs.NewFake()
+	owned, _ := proxier.LoadOwned("")
+	m := &programmingMetrics{}
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Client: kubeclienttest.Clientset{Interface: client}, NodeName: "node-a",
+			Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, kipvs, netif.NewFake("kube-ipvs0"), ipset.NewFake(), owned),
+			SyncPeriod: time.Minute, MinSyncPeriod: 10 * time.Millisecond,
+			Health: &health{}, Metrics: m, Clock: clock.RealClock{},
+		})
+	}()
+	const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
+	waitFor(t, kipvs, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n")
+	before := m.queuedCount()
+	if before == 0 {
+		t.Fatal("the first sync was never queued")
+	}
+	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, endpointSlice("web", "10.244.1.3"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, kipvs, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.3:8080              Masq    1\n")
+	if m.queuedCount() <= before {
+		t.Errorf("an endpoint change queued a sync without setting the timestamp (%d times, as before)", before)
+	}
+	cancel()
+	<-done
+}
+
+// failingRules is iptables whose Sync fails.
+type failingRules struct{ iptables.Interface }
+
+func (failingRules) Sync(iptables.RuleSet) (int, error) { return 0, errors.New("xtables lock held") }
+
+// ruleMetrics records ObserveRuleSync's calls.
+type ruleMetrics struct {
+	nopMetrics
+	got []string
+}
+
+func (m *ruleMetrics) ObserveRuleSync(family string, failed bool) {
+	m.got = append(m.got, fmt.Sprintf("%s failed=%t", family, failed))
+}
+
+// TestRuleSyncMetrics: each family's rule sync is counted under its
+// ip_family, a failure as a failure.
+func TestRuleSyncMetrics(t *testing.T) {
+	m := &ruleMetrics{}
+	d := &daemon{Config: Config{Metrics: m, Clock: clock.RealClock{}, Rules: []RuleSync{
+		{IPTables: iptables.NewFake(iptables.IPv4), Rules: iptables.Desired(iptables.Config{}, iptables.IPv4)},
+		{IPTables: failingRules{iptables.NewFake(iptables.IPv6)}, Rules: iptables.Desired(iptables.Config{}, iptables.IPv6)},
+	}}}
+	if errs := d.syncRules(false); len(errs) != 1 {
+		t.Errorf("errors %v, want the IPv6 one", errs)
+	}
+	if got, want := strings.Join(m.got, "; "), "IPv4 failed=false; IPv6 failed=true"; got != want {
+		t.Errorf("observed %q, want %q", got, want)
+	}
+}
+
+// countingConntrack deletes one entry per flow.
+type countingConntrack struct{}
+
+func (countingConntrack) DeleteFlows(flows []conntrack.Flow) (int, error) { return len(flows), nil }
+
+// conntrackMetrics sums ConntrackDeleted.
+type conntrackMetrics struct {
+	nopMetrics
+	deleted atomic.Int32
+}
+
+func (m *conntrackMetrics) ConntrackDeleted(n int) { m.deleted.Add(int32(n)) }
+
+// TestConntrackDeletedMetric: the conntrack entries a sync deletes (of a
+// removed UDP real server) reach the metrics.
+func TestConntrackDeletedMetric(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	udp := func(o runtime.Object) runtime.Object {
+		switch o := o.(type) {
+		case *v1.Service:
+			o.Spec.Ports[0].Protocol = v1.ProtocolUDP
+		case *discovery.EndpointSlice:
+			o.Ports[0].Protocol = ptr.To(v1.ProtocolUDP)
+		}
+		return o
+	}
+	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}},
+		udp(service("dns", "10.96.0.10")), udp(endpointSlice("dns", "10.244.1.2", "10.244.1.3")))
+	kipvs := ipvs.NewFake()
+	owned, _ := proxier.LoadOwned("")
+	p := proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, kipvs, netif.NewFake("kube-ipvs0"), ipset.NewFake(), owned)
+	p.Conntrack = countingConntrack{}
+	m := &conntrackMetrics{}
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, Config{
+			Client: kubeclienttest.Clientset{Interface: client}, NodeName: "node-a", Proxier: p,
+			SyncPeriod: time.Minute, MinSyncPeriod: 10 * time.Millisecond,
+			Health: &health{}, Metrics: m, Clock: clock.RealClock{},
+		})
+	}()
+	const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
+	waitFor(t, kipvs, header+"UDP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n  -> 10.244.1.3:8080              Masq    1\n")
+	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, udp(endpointSlice("dns", "10.244.1.2")).(*discovery.EndpointSlice), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, kipvs, header+"UDP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n")
+	cancel()
+	<-done
+	if got := m.deleted.Load(); got != 1 {
+		t.Errorf("ConntrackDeleted summed %d, want 1 (the removed real server's flow)", got)
 	}
 }

@@ -51,6 +51,7 @@ func (d *daemon) syncRules(first bool) []error {
 	for _, rs := range d.Rules {
 		n, err := rs.IPTables.Sync(rs.Rules)
 		writes += n
+		d.Metrics.ObserveRuleSync(string(rs.Rules.Family), err != nil)
 		if err != nil {
 			errs = append(errs, err)
 		}

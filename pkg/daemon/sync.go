@@ -99,6 +99,7 @@ func (d *daemon) sync() {
 	}
 	d.report(inputs, res, full)
 	d.Metrics.ObserveSync(elapsed, full, res.Counts, len(res.Errors))
+	d.Metrics.ConntrackDeleted(res.ConntrackDeleted)
 	pendingSvc, pendingEp := d.changes.Pending()
 	d.Metrics.SetPending(pendingSvc, pendingEp)
 	if !res.Aborted {

@@ -3,6 +3,7 @@ package healthcheck
 import (
 	"context"
 	"net"
+	"strconv"
 )
 
 // ListenFunc opens a TCP listener on addr ("host:port", or ":port" for all
@@ -16,4 +17,17 @@ type ListenFunc func(addr string) (net.Listener, error)
 func listenTCP(addr string) (net.Listener, error) {
 	var lc net.ListenConfig
 	return lc.Listen(context.Background(), "tcp", addr)
+}
+
+// listenAddrs are the "host:port" strings to listen on for port.
+func listenAddrs(ips []net.IP, port uint16) []string {
+	p := strconv.Itoa(int(port))
+	if len(ips) == 0 {
+		return []string{":" + p}
+	}
+	addrs := make([]string, 0, len(ips))
+	for _, ip := range ips {
+		addrs = append(addrs, net.JoinHostPort(ip.String(), p))
+	}
+	return addrs
 }

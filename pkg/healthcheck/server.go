@@ -4,9 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -15,22 +15,31 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// Config says how to listen. Every port listens on all addresses
-// (":port"). The zero value treats the proxy as always healthy.
+// Config says where and how to listen. The zero value listens on all
+// addresses and treats the proxy as always healthy.
 type Config struct {
+	// Addresses are the node IPs to listen on, IPv4 or IPv6; empty means
+	// all addresses (":port").
+	Addresses []net.IP
 	// Listen opens one listener; nil means a plain TCP listen.
 	Listen ListenFunc
 	// ProxyHealthy reports whether the proxy applies changes in time (the
 	// "healthy" of /healthz, without node eligibility, as in kube-proxy).
 	// nil means always healthy.
 	ProxyHealthy func() bool
+	// ListenFailed, if set, is told of each port that could not be
+	// opened, on every sync that tries it: kube-proxy makes it a Warning
+	// Event (FailedToStartServiceHealthcheck) on the Service.
+	ListenFailed func(svc types.NamespacedName, port uint16, err error)
 }
 
 // Server runs one HTTP server per health check node port. Its methods are
 // safe to call from the sync loop while HTTP handlers run.
 type Server struct {
-	listen  ListenFunc
-	healthy func() bool
+	addrs        []net.IP
+	listen       ListenFunc
+	healthy      func() bool
+	listenFailed func(svc types.NamespacedName, port uint16, err error)
 
 	// mu guards ports, closed and every instance's count. It is held
 	// while listeners open and close, so handlers wait for a sync to
@@ -43,20 +52,23 @@ type Server struct {
 	serving sync.WaitGroup
 }
 
-// instance is the server of one port.
+// instance is the servers of one port, on every address.
 type instance struct {
 	port    uint16
 	service types.NamespacedName
 	count   int // local ready endpoints; guarded by Server.mu
-	server  *http.Server
+	servers []*http.Server
 }
 
 // New returns a Server that serves no port until SyncServices.
 func New(cfg Config) *Server {
 	s := &Server{
+		addrs:   slices.Clone(cfg.Addresses),
 		listen:  cfg.Listen,
 		healthy: cfg.ProxyHealthy,
 		ports:   map[uint16]*instance{},
+
+		listenFailed: cfg.ListenFailed,
 	}
 	if s.listen == nil {
 		s.listen = listenTCP
@@ -97,6 +109,9 @@ func (s *Server) SyncServices(want map[uint16]types.NamespacedName) error {
 		svc := want[port]
 		if err := s.open(port, svc); err != nil {
 			errs = append(errs, fmt.Errorf("open health check port %d for %s: %w", port, svc, err))
+			if s.listenFailed != nil {
+				s.listenFailed(svc, port, err)
+			}
 			continue
 		}
 		klog.V(2).InfoS("Opened health check port", "service", svc, "port", port)
@@ -104,38 +119,51 @@ func (s *Server) SyncServices(want map[uint16]types.NamespacedName) error {
 	return errors.Join(errs...)
 }
 
-// open listens on port on all addresses.
+// open listens on port on every address, or on none: a port half open
+// would hold the port yet fail the retry on the next sync.
 func (s *Server) open(port uint16, svc types.NamespacedName) error {
 	if port == 0 {
 		return errors.New("port 0 is not a node port")
 	}
-	ln, err := s.listen(":" + strconv.Itoa(int(port)))
-	if err != nil {
-		return err
-	}
 	inst := &instance{port: port, service: svc}
-	inst.server = &http.Server{
-		Handler: handler{s: s, inst: inst},
-		// kube-proxy sets no timeout. These ports face the network, so a
-		// client that never sends its headers must not hold a connection
-		// for ever; probes send theirs at once.
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	s.serving.Go(func() {
-		if err := inst.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			klog.ErrorS(err, "Health check server stopped", "service", svc, "address", ln.Addr())
+	var lns []net.Listener
+	for _, addr := range listenAddrs(s.addrs, port) {
+		ln, err := s.listen(addr)
+		if err != nil {
+			for _, l := range lns {
+				_ = l.Close()
+			}
+			return err
 		}
-	})
+		lns = append(lns, ln)
+	}
+	for _, ln := range lns {
+		srv := &http.Server{
+			Handler: handler{s: s, inst: inst},
+			// kube-proxy sets no timeout. These ports face the network,
+			// so a client that never sends its headers must not hold a
+			// connection for ever; probes send theirs at once.
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		inst.servers = append(inst.servers, srv)
+		s.serving.Go(func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				klog.ErrorS(err, "Health check server stopped", "service", svc, "address", ln.Addr())
+			}
+		})
+	}
 	s.ports[port] = inst
 	return nil
 }
 
-// close stops the instance's server and cuts its connections at once, as
-// kube-proxy does: a load balancer must not keep probing a port that no
-// longer belongs to the Service.
+// close stops the instance's servers and cuts their connections at once,
+// as kube-proxy does: a load balancer must not keep probing a port that
+// no longer belongs to the Service.
 func (inst *instance) close() {
-	if err := inst.server.Close(); err != nil {
-		klog.ErrorS(err, "Closing health check server", "service", inst.service, "port", inst.port)
+	for _, srv := range inst.servers {
+		if err := srv.Close(); err != nil {
+			klog.ErrorS(err, "Closing health check server", "service", inst.service, "port", inst.port)
+		}
 	}
 }
 

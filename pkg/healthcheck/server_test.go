@@ -165,8 +165,8 @@ func checkErr(t *testing.T, step int, err error, want string) {
 	}
 }
 
-// TestRealListen uses the default ListenFunc with real ports: one
-// listener on all addresses answers on IPv4 and IPv6 loopback.
+// TestRealListen uses the default ListenFunc on loopback addresses, IPv4
+// and IPv6, with real ports.
 func TestRealListen(t *testing.T) {
 	cases := []struct {
 		name string
@@ -178,7 +178,7 @@ func TestRealListen(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			port := freePort(t, tc.host)
-			s := New(Config{})
+			s := New(Config{Addresses: []net.IP{net.ParseIP(tc.host)}})
 			t.Cleanup(s.Close)
 			if err := s.SyncServices(map[uint16]types.NamespacedName{port: svcA}); err != nil {
 				t.Fatal(err)
@@ -187,6 +187,56 @@ func TestRealListen(t *testing.T) {
 			addr := net.JoinHostPort(tc.host, strconv.Itoa(int(port)))
 			if got, want := answer(t, addr, "/"), "200 default/web 3 true"; got != want {
 				t.Errorf("answer %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestPartialListen: when one of the node's addresses is taken, the port
+// opens on none, so that the next sync can retry it whole.
+func TestPartialListen(t *testing.T) {
+	port := freePort(t, "127.0.0.1")
+	taken, err := listenTCP(net.JoinHostPort("127.0.0.2", strconv.Itoa(int(port))))
+	if err != nil {
+		t.Skipf("cannot listen on 127.0.0.2: %v", err)
+	}
+	defer func() { _ = taken.Close() }()
+
+	var failed []string
+	s := New(Config{Addresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("127.0.0.2")},
+		ListenFailed: func(svc types.NamespacedName, p uint16, err error) {
+			failed = append(failed, fmt.Sprintf("%s %v", svc, p == port && err != nil))
+		}})
+	t.Cleanup(s.Close)
+	err = s.SyncServices(map[uint16]types.NamespacedName{port: svcA})
+	checkErr(t, 0, err, "address already in use")
+	if got, want := strings.Join(failed, ";"), svcA.String()+" true"; got != want {
+		t.Errorf("ListenFailed told %q, want %q", got, want)
+	}
+	if got := s.Dump(); got != "" {
+		t.Errorf("dump %q, want nothing served", got)
+	}
+	// 127.0.0.1 was opened first; it must have been let go.
+	ln, err := listenTCP(net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+	if err != nil {
+		t.Fatalf("port still held on 127.0.0.1: %v", err)
+	}
+	_ = ln.Close()
+}
+
+func TestListenAddrs(t *testing.T) {
+	cases := []struct {
+		name string
+		ips  []net.IP
+		want string
+	}{
+		{"all addresses", nil, ":30000"},
+		{"IPv4 and IPv6", []net.IP{net.ParseIP("10.0.0.1"), net.ParseIP("fd00::1")}, "10.0.0.1:30000 [fd00::1]:30000"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strings.Join(listenAddrs(tc.ips, 30000), " "); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
 	}

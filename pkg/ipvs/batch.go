@@ -154,6 +154,7 @@ func (m msg) service(s Service, full bool) msg {
 		if s.Persistent {
 			flags, timeout = flagPersistent, s.Timeout
 		}
+		flags |= s.SchedFlags & schedFlagsMask
 		m = m.attr(svcSchedName, append([]byte(s.Scheduler), 0))
 		// struct ip_vs_flags: the flags, then the mask of those to set.
 		m = m.attr(svcFlags, binary.NativeEndian.AppendUint32(binary.NativeEndian.AppendUint32(nil, flags), 0xffffffff))

@@ -32,6 +32,7 @@ func reference(family uint16, o Op) []byte {
 		if s.Persistent {
 			flags, timeout = flagPersistent, s.Timeout
 		}
+		flags |= s.SchedFlags
 		sa.AddRtAttr(svcSchedName, nl.ZeroTerminated(s.Scheduler))
 		sa.AddRtAttr(svcFlags, append(nl.Uint32Attr(flags), nl.Uint32Attr(0xffffffff)...))
 		sa.AddRtAttr(svcTimeout, nl.Uint32Attr(timeout))
@@ -73,6 +74,7 @@ func TestMessageEncoding(t *testing.T) {
 		{Kind: OpAddService, Service: Service{ServiceKey: v4, Scheduler: "rr"}},
 		{Kind: OpAddService, Service: Service{ServiceKey: sctp, Scheduler: "sh", Persistent: true, Timeout: 10800}},
 		{Kind: OpUpdateService, Service: Service{ServiceKey: v6, Scheduler: "lc"}},
+		{Kind: OpAddService, Service: Service{ServiceKey: v4, Scheduler: "mh", SchedFlags: SchedFlag1 | SchedFlag2, Persistent: true, Timeout: 60}},
 		{Kind: OpDeleteService, Service: Service{ServiceKey: v6}},
 		{Kind: OpAddDestination, Service: Service{ServiceKey: v4}, Dest: d4},
 		{Kind: OpUpdateDestination, Service: Service{ServiceKey: v6}, Dest: d6},
@@ -82,6 +84,32 @@ func TestMessageEncoding(t *testing.T) {
 	for _, o := range ops {
 		if got, want := b.message(o), reference(b.family, o); !bytes.Equal(got, want) {
 			t.Errorf("%s:\n got % x\nwant % x", o, got, want)
+		}
+	}
+}
+
+// TestSchedFlagsEncoding: the scheduler's flags reach the kernel in
+// IPVS_SVC_ATTR_FLAGS (struct ip_vs_flags: flags, then mask), OR-ed with
+// persistence: sh-fallback|sh-port is IP_VS_SVC_F_SCHED1|SCHED2 = 0x18.
+func TestSchedFlagsEncoding(t *testing.T) {
+	key := ServiceKey{Addr: netip.MustParseAddr("10.96.0.10"), Proto: TCP, Port: 80}
+	for _, tc := range []struct {
+		svc  Service
+		want []byte
+	}{
+		{Service{ServiceKey: key, Scheduler: "sh", SchedFlags: SchedFlag1 | SchedFlag2}, []byte{0x18, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}},
+		{Service{ServiceKey: key, Scheduler: "sh", SchedFlags: SchedFlag2, Persistent: true, Timeout: 5}, []byte{0x11, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}},
+		{Service{ServiceKey: key, Scheduler: "rr"}, []byte{0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}},
+	} {
+		msg := (&batcher{family: 0x1d}).message(Op{Kind: OpAddService, Service: tc.svc})
+		// The flags attribute: length 12, type svcFlags, then the 8 bytes.
+		attr := binary.NativeEndian.AppendUint16(binary.NativeEndian.AppendUint16(nil, 12), svcFlags)
+		i := bytes.Index(msg, attr)
+		if i < 0 {
+			t.Fatalf("%s: no flags attribute in % x", tc.svc.Scheduler, msg)
+		}
+		if got := msg[i+4 : i+12]; !bytes.Equal(got, tc.want) {
+			t.Errorf("%+v: flags % x, want % x", tc.svc, got, tc.want)
 		}
 	}
 }

@@ -197,6 +197,7 @@ func toLib(s Service) *libipvs.Service {
 	if s.Persistent {
 		ls.Flags, ls.Timeout = flagPersistent, s.Timeout
 	}
+	ls.Flags |= s.SchedFlags & schedFlagsMask
 	return ls
 }
 
@@ -217,7 +218,8 @@ func fromLib(s *libipvs.Service) (Service, error) {
 	if proto == "" {
 		proto = Protocol(fmt.Sprintf("proto-%d", s.Protocol))
 	}
-	svc := Service{ServiceKey: ServiceKey{Addr: addr, Proto: proto, Port: s.Port}, Scheduler: s.SchedName}
+	svc := Service{ServiceKey: ServiceKey{Addr: addr, Proto: proto, Port: s.Port}, Scheduler: s.SchedName,
+		SchedFlags: s.Flags & schedFlagsMask}
 	if s.Flags&^flagHashed&flagPersistent != 0 {
 		svc.Persistent, svc.Timeout = true, s.Timeout
 	}

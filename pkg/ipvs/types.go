@@ -53,11 +53,14 @@ type Service struct {
 	// ClientIP is done; Timeout is then its timeout in seconds.
 	Persistent bool
 	Timeout    uint32
+	// SchedFlags are the scheduler's flags (SchedFlag1..3), e.g. sh-port.
+	SchedFlags uint32
 }
 
 // SameSettings reports whether two services need no update between them.
 func (s Service) SameSettings(o Service) bool {
-	return s.Scheduler == o.Scheduler && s.Persistent == o.Persistent && (!s.Persistent || s.Timeout == o.Timeout)
+	return s.Scheduler == o.Scheduler && s.SchedFlags == o.SchedFlags &&
+		s.Persistent == o.Persistent && (!s.Persistent || s.Timeout == o.Timeout)
 }
 
 // Destination is a real server. ipvs-proxy always forwards by masquerading
@@ -95,6 +98,9 @@ func Format(vss []VirtualServer, label func(ServiceKey) string, counters bool) s
 	}
 	for _, vs := range Sorted(vss) {
 		line := fmt.Sprintf("%-4s %s %s", vs.Proto, netip.AddrPortFrom(vs.Addr, vs.Port), vs.Scheduler)
+		if vs.SchedFlags != 0 {
+			line += " (" + strings.Join(SchedFlagNames(vs.Scheduler, vs.SchedFlags), ",") + ")"
+		}
 		if vs.Persistent {
 			line += fmt.Sprintf(" persistent %d", vs.Timeout)
 		}

@@ -6,11 +6,15 @@
 //
 // One difference: kube-proxy labels most of these by ip_family, one proxier
 // per family. Here one sync covers both families, so there is no such label;
-// queries that sum over it, as dashboards usually do, read the same.
+// queries that sum over it, as dashboards usually do, read the same. The
+// iptables failures are per family here too (each family's rules are their
+// own write), so they keep the label.
 package metrics
 
 import (
 	"net/http"
+	"runtime"
+	"runtime/debug"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,6 +48,10 @@ type Metrics struct {
 	syncErrors prometheus.Counter
 	skipped    *prometheus.CounterVec
 	failing    prometheus.Gauge
+
+	ruleFailures     *prometheus.CounterVec
+	buildInfo        *prometheus.GaugeVec
+	conntrackDeleted prometheus.Counter
 }
 
 // syncBuckets are kube-proxy's for every sync duration: 1ms to about 16s.
@@ -143,6 +151,21 @@ func New() *Metrics {
 			Name: "ipvs_proxy_services_failing",
 			Help: "Services whose last kernel write failed; each is retried on its own with backoff",
 		}),
+
+		// kube-proxy's name, for alerts on it: ipvs-proxy writes its
+		// rules in one transaction per family, which is what this counts.
+		ruleFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kubeproxy_sync_proxy_rules_iptables_restore_failures_total",
+			Help: "Cumulative failures to sync a family's iptables rules",
+		}, []string{"ip_family"}),
+		conntrackDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "kubeproxy_conntrack_reconciler_deleted_entries_total",
+			Help: "Cumulative conntrack entries deleted after syncs: those of removed UDP and SCTP real servers",
+		}),
+		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kubernetes_build_info",
+			Help: "A metric with a constant '1' value labeled by major, minor, git version, git commit, git tree state, build date, Go version, and compiler from which ipvs-proxy was built, and platform on which it is running.",
+		}, []string{"major", "minor", "git_version", "git_commit", "git_tree_state", "build_date", "go_version", "compiler", "platform"}),
 	}
 	m.reg.MustRegister(
 		m.syncDuration, m.syncFullDuration, m.syncPartialDuration,
@@ -150,6 +173,7 @@ func New() *Metrics {
 		m.serviceChanges, m.endpointChanges, m.servicesPending, m.endpointsPending,
 		m.healthz, m.livez,
 		m.kernelOps, m.syncErrors, m.skipped, m.failing,
+		m.ruleFailures, m.buildInfo, m.conntrackDeleted,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -158,7 +182,29 @@ func New() *Metrics {
 	for _, w := range writes(reconcile.Counts{}) {
 		m.kernelOps.WithLabelValues(w.op, w.object)
 	}
+	m.buildInfo.WithLabelValues(buildLabels()...).Set(1)
 	return m
+}
+
+// buildLabels are kubernetes_build_info's labels for this binary: its
+// module version and VCS stamp, as Go recorded them; major and minor stay
+// empty, since ipvs-proxy has no Kubernetes version of its own.
+func buildLabels() []string {
+	version, commit, tree, date := "", "", "", ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version = bi.Main.Version
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.modified":
+				tree = map[string]string{"true": "dirty", "false": "clean"}[s.Value]
+			case "vcs.time":
+				date = s.Value
+			}
+		}
+	}
+	return []string{"", "", version, commit, tree, date, runtime.Version(), runtime.Compiler, runtime.GOOS + "/" + runtime.GOARCH}
 }
 
 // Handler serves the registry in Prometheus' text format, for /metrics.
@@ -240,6 +286,18 @@ func (m *Metrics) SetPending(services, endpoints int) {
 	m.servicesPending.Set(float64(services))
 	m.endpointsPending.Set(float64(endpoints))
 }
+
+// ObserveRuleSync records one sync of a family's ("IPv4", "IPv6")
+// iptables rules; the first makes the family's failure counter exist at 0.
+func (m *Metrics) ObserveRuleSync(family string, failed bool) {
+	c := m.ruleFailures.WithLabelValues(family)
+	if failed {
+		c.Inc()
+	}
+}
+
+// ConntrackDeleted counts conntrack entries a sync deleted.
+func (m *Metrics) ConntrackDeleted(n int) { m.conntrackDeleted.Add(float64(n)) }
 
 // ServiceSkipped counts a Service port left out of the IPVS table. reason
 // must come from a fixed set of constants: each value is a time series.

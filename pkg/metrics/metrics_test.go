@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,6 +41,8 @@ var ours = []string{
 	"ipvs_proxy_kernel_operations_total",
 	"ipvs_proxy_sync_errors_total",
 	"ipvs_proxy_services_skipped_total",
+	"kubeproxy_sync_proxy_rules_iptables_restore_failures_total",
+	"kubeproxy_conntrack_reconciler_deleted_entries_total",
 }
 
 // TestExposition records observations and compares the registry's text
@@ -70,6 +73,15 @@ func TestExposition(t *testing.T) {
 				ServicesUpdated: 1, DestinationsUpdated: 1, DestinationsDeleted: 3,
 				ServicesDeleted: 1, AddressesDeleted: 1,
 			}, 2)
+		},
+	}, {
+		name: "rules",
+		do: func(m *Metrics) {
+			m.ObserveRuleSync("IPv4", false)
+			m.ObserveRuleSync("IPv6", true)
+			m.ObserveRuleSync("IPv6", true)
+			m.ConntrackDeleted(3)
+			m.ConntrackDeleted(0)
 		},
 	}, {
 		name: "changes",
@@ -141,6 +153,8 @@ func TestHandler(t *testing.T) {
 		"\nkubeproxy_sync_proxy_rules_service_changes_total 1\n",
 		"\ngo_goroutines ",
 		"\nprocess_cpu_seconds_total ",
+		`,go_version="` + runtime.Version() + `",`,
+		"\nkubernetes_build_info{",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

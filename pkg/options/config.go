@@ -3,19 +3,18 @@ package options
 import (
 	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	logsapi "k8s.io/component-base/logs/api/v1"
-	"k8s.io/klog/v2"
 	"k8s.io/kube-proxy/config/v1alpha1"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
@@ -29,29 +28,32 @@ const configKind = "KubeProxyConfiguration"
 // values into full ones (empty scheduler is rr, a bind address without a
 // port gets the default port). Call it after fs.Parse, before Validate.
 func (o *Options) Complete(fs *pflag.FlagSet) error {
+	o.Warnings = flagWarnings(fs)
 	if o.ConfigFile != "" {
-		cfg, err := LoadConfig(o.ConfigFile)
+		cfg, warnings, err := LoadConfig(o.ConfigFile)
 		if err != nil {
 			return err
 		}
-		logger := klog.Background()
-		if cfg.Mode != "" && cfg.Mode != "ipvs" {
-			logger.Info("ipvs-proxy always programs IPVS; ignoring the config file's mode", "file", o.ConfigFile, "mode", cfg.Mode)
+		for _, w := range warnings {
+			o.Warnings = append(o.Warnings, fmt.Sprintf("config file %s: %s (ignored, as kube-proxy's lenient loader does)", o.ConfigFile, w))
 		}
 		if ignored := IgnoredFields(cfg); len(ignored) > 0 {
-			logger.Info("Ignoring config file fields that do not apply to ipvs-proxy", "file", o.ConfigFile, "fields", strings.Join(ignored, ", "))
+			o.Warnings = append(o.Warnings, fmt.Sprintf("config file %s: fields that do not apply to ipvs-proxy are ignored: %s", o.ConfigFile, strings.Join(ignored, ", ")))
 		}
 
 		file := NewOptions()
 		file.ConfigFile = o.ConfigFile
 		file.applyConfig(cfg)
 		for f, info := range fields {
-			if !file.fromFile[f] || flagGiven(fs, info.flags) {
+			if !file.fromFile[f] || fs.Changed(info.flag) {
 				continue
 			}
 			info.copy(o, file)
 			o.setBad(f, file.badCIDRs[f])
 			o.markFromFile(f)
+		}
+		if err := o.loggingFromFile(fs, cfg.Logging); err != nil {
+			return err
 		}
 	}
 
@@ -60,11 +62,71 @@ func (o *Options) Complete(fs *pflag.FlagSet) error {
 	}
 	o.HealthzBindAddress = withPort(o.HealthzBindAddress, DefaultHealthzBindAddress, healthzPort)
 	o.MetricsBindAddress = withPort(o.MetricsBindAddress, DefaultMetricsBindAddress, metricsPort)
+	// The deprecated port flags, as kube-proxy reads them: 0 turns the
+	// server off, another port replaces the address's.
+	if fs.Changed("healthz-port") {
+		o.HealthzBindAddress = replacePort(o.HealthzBindAddress, o.healthzPort)
+	}
+	if fs.Changed("metrics-port") {
+		o.MetricsBindAddress = replacePort(o.MetricsBindAddress, o.metricsPort)
+	}
+	o.completeFeatureGates()
 	return nil
 }
 
-func flagGiven(fs *pflag.FlagSet, names []string) bool {
-	return slices.ContainsFunc(names, fs.Changed)
+// allowExternalIPsGate is the one feature gate ipvs-proxy acts on.
+const allowExternalIPsGate = "AllowServiceExternalIPs"
+
+func (o *Options) completeFeatureGates() {
+	o.AllowExternalIPs = true
+	var other []string
+	for gate, on := range o.FeatureGates {
+		if gate == allowExternalIPsGate {
+			o.AllowExternalIPs = on
+			continue
+		}
+		other = append(other, fmt.Sprintf("%s=%t", gate, on))
+	}
+	if len(other) > 0 {
+		slices.Sort(other)
+		o.Warnings = append(o.Warnings, "feature gates that ipvs-proxy does not act on are ignored: "+strings.Join(other, ","))
+	}
+}
+
+func replacePort(addr string, port int32) string {
+	if port == 0 {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr // Validate names the bad address
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
+}
+
+// loggingFromFile makes the file's logging configuration the one in
+// effect, with the logging flags given on the command line applied over it,
+// as kube-proxy does (so --config with -v=5 still logs at 5).
+func (o *Options) loggingFromFile(fs *pflag.FlagSet, fileCfg logsapi.LoggingConfiguration) error {
+	merged := fileCfg.DeepCopy()
+	logsapi.SetRecommendedLoggingConfiguration(merged)
+	var clone pflag.FlagSet
+	logsapi.AddFlags(merged, &clone)
+	vmodule := merged.VModule
+	merged.VModule = nil
+	var err error
+	clone.VisitAll(func(f *pflag.Flag) {
+		given := fs.Lookup(f.Name)
+		if err != nil || given == nil || !given.Changed {
+			return
+		}
+		if setErr := f.Value.Set(given.Value.String()); setErr != nil {
+			err = fmt.Errorf("logging flag --%s: %w", f.Name, setErr)
+		}
+	})
+	merged.VModule = append(merged.VModule, vmodule...)
+	*o.Logging = *merged
+	return err
 }
 
 // withPort is kube-proxy's handling of bind addresses: empty means the
@@ -110,8 +172,9 @@ func (o *Options) applyConfig(cfg *v1alpha1.KubeProxyConfiguration) {
 	}
 	setPrefixes := func(f field, dst *[]netip.Prefix, items []string, keywords bool) {
 		if len(items) > 0 {
-			good, bad := parsePrefixes(items, keywords)
+			good, bad, primary := parsePrefixes(items, keywords)
 			*dst = good
+			o.NodePortPrimary = o.NodePortPrimary || primary
 			o.setBad(f, bad)
 			o.markFromFile(f)
 		}
@@ -135,6 +198,43 @@ func (o *Options) applyConfig(cfg *v1alpha1.KubeProxyConfiguration) {
 	// the iptables one (nftables.masqueradeAll is for nftables mode only).
 	setBool(fMasqueradeAll, &o.MasqueradeAll, cfg.IPTables.MasqueradeAll)
 	setBool(fProfiling, &o.Profiling, cfg.EnableProfiling)
+	setString(fProxyMode, &o.ProxyMode, string(cfg.Mode))
+	if len(cfg.FeatureGates) > 0 {
+		o.FeatureGates = cfg.FeatureGates
+		o.markFromFile(fFeatureGates)
+	}
+	if cfg.ClientConnection.QPS != 0 {
+		o.KubeAPIQPS = cfg.ClientConnection.QPS
+		o.markFromFile(fKubeAPIQPS)
+	}
+	if cfg.ClientConnection.Burst != 0 {
+		o.KubeAPIBurst = cfg.ClientConnection.Burst
+		o.markFromFile(fKubeAPIBurst)
+	}
+	setString(fBindAddress, &o.BindAddress, cfg.BindAddress)
+	setBool(fBindAddressHardFail, &o.BindAddressHardFail, cfg.BindAddressHardFail)
+	// Pointer fields: null is kube-proxy's default, an explicit 0 is 0.
+	setInt32 := func(f field, dst *int32, v *int32) {
+		if v != nil {
+			*dst = *v
+			o.markFromFile(f)
+		}
+	}
+	setDurationPtr := func(f field, dst *time.Duration, v *metav1.Duration) {
+		if v != nil {
+			*dst = v.Duration
+			o.markFromFile(f)
+		}
+	}
+	setInt32(fOOMScoreAdj, &o.OOMScoreAdj, cfg.OOMScoreAdj)
+	ct := cfg.Conntrack
+	setInt32(fConntrackMaxPerCore, &o.Conntrack.MaxPerCore, ct.MaxPerCore)
+	setInt32(fConntrackMin, &o.Conntrack.Min, ct.Min)
+	setDurationPtr(fConntrackTCPEstablished, &o.Conntrack.TCPEstablishedTimeout, ct.TCPEstablishedTimeout)
+	setDurationPtr(fConntrackTCPCloseWait, &o.Conntrack.TCPCloseWaitTimeout, ct.TCPCloseWaitTimeout)
+	setBool(fConntrackTCPBeLiberal, &o.Conntrack.TCPBeLiberal, ct.TCPBeLiberal)
+	setDuration(fConntrackUDPTimeout, &o.Conntrack.UDPTimeout, ct.UDPTimeout)
+	setDuration(fConntrackUDPStreamTimeout, &o.Conntrack.UDPStreamTimeout, ct.UDPStreamTimeout)
 	// As in kube-proxy, an IPv6 bindAddress makes the default servers IPv6.
 	healthz, metrics := cfg.HealthzBindAddress, cfg.MetricsBindAddress
 	if ip, err := netip.ParseAddr(cfg.BindAddress); err == nil && ip.Is6() && !ip.Is4In6() {
@@ -145,62 +245,65 @@ func (o *Options) applyConfig(cfg *v1alpha1.KubeProxyConfiguration) {
 	setString(fMetricsBindAddress, &o.MetricsBindAddress, metrics)
 }
 
-// LoadConfig reads a KubeProxyConfiguration file.
-func LoadConfig(path string) (*v1alpha1.KubeProxyConfiguration, error) {
+// LoadConfig reads a KubeProxyConfiguration file. warnings are its
+// unknown and duplicate fields, which kube-proxy's lenient loader also
+// accepts with a warning.
+func LoadConfig(path string) (cfg *v1alpha1.KubeProxyConfiguration, warnings []string, err error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read config file: %w", err)
+		return nil, nil, fmt.Errorf("read config file: %w", err)
 	}
-	cfg, err := DecodeConfig(data)
+	cfg, warnings, err = DecodeConfig(data)
 	if err != nil {
-		return nil, fmt.Errorf("config file %s: %w", path, err)
+		return nil, nil, fmt.Errorf("config file %s: %w", path, err)
 	}
-	return cfg, nil
+	return cfg, warnings, nil
 }
 
 // DecodeConfig decodes a kubeproxy.config.k8s.io/v1alpha1
-// KubeProxyConfiguration. It is strict: unknown and duplicate fields are
-// errors that name every one of them, so a typo is not silently ignored.
-// (kube-proxy itself falls back to lenient decoding with a warning.)
-func DecodeConfig(data []byte) (*v1alpha1.KubeProxyConfiguration, error) {
+// KubeProxyConfiguration. Unknown and duplicate fields are not errors:
+// each is one warning, so a typo is seen but does not stop the node's
+// proxy, as with kube-proxy. Bad YAML and another kind are errors.
+func DecodeConfig(data []byte) (*v1alpha1.KubeProxyConfiguration, []string, error) {
+	var warnings []string
 	j, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
-		return nil, err
+		// Duplicate keys fail the strict conversion; the last one wins
+		// in the lenient one, as in kube-proxy.
+		warnings = append(warnings, err.Error())
+		if j, err = yaml.YAMLToJSON(data); err != nil {
+			return nil, nil, err
+		}
 	}
 	cfg := &v1alpha1.KubeProxyConfiguration{}
 	strictErrs, err := sigsjson.UnmarshalStrict(j, cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if want := v1alpha1.SchemeGroupVersion.String(); cfg.APIVersion != want || cfg.Kind != configKind {
-		return nil, fmt.Errorf("apiVersion %q, kind %q: want apiVersion %q, kind %q", cfg.APIVersion, cfg.Kind, want, configKind)
+		return nil, nil, fmt.Errorf("apiVersion %q, kind %q: want apiVersion %q, kind %q", cfg.APIVersion, cfg.Kind, want, configKind)
 	}
-	if len(strictErrs) > 0 {
-		msgs := make([]string, len(strictErrs))
-		for i, e := range strictErrs {
-			msgs[i] = e.Error()
-		}
-		return nil, errors.New(strings.Join(msgs, ", "))
+	for _, e := range strictErrs {
+		warnings = append(warnings, e.Error())
 	}
-	return cfg, nil
+	return cfg, warnings, nil
 }
 
 // IgnoredFields lists, sorted, the fields of cfg that ipvs-proxy does not
-// use and that hold something other than zero or kube-proxy's default
-// (conntrack.maxPerCore, featureGates.X, nftables.syncPeriod, ...).
+// act on and that hold something other than zero or kube-proxy's default
+// (nftables.syncPeriod, detectLocalMode, ...).
 // Zero and default values are left out because kubeadm writes every
 // field, and a list of all of them would hide the ones that matter.
 func IgnoredFields(cfg *v1alpha1.KubeProxyConfiguration) []string {
-	used := map[string]bool{"apiVersion": true, "kind": true, "mode": true}
-	for _, info := range fields {
-		used[info.file] = true
-	}
 	got := flatten(cfg)
 	zero := flatten(&v1alpha1.KubeProxyConfiguration{})
 	def := flatten(kubeProxyDefaults())
 	var out []string
 	for path, v := range got {
-		if used[path] || v == zero[path] || v == def[path] || slices.Contains(alsoDefault[path], v) {
+		if s, ok := settingOfField(path); path == "apiVersion" || path == "kind" || ok && s.Does != Warns {
+			continue
+		}
+		if v == zero[path] || v == def[path] || slices.Contains(alsoDefault[path], v) {
 			continue
 		}
 		out = append(out, path)
@@ -209,8 +312,7 @@ func IgnoredFields(cfg *v1alpha1.KubeProxyConfiguration) []string {
 	return out
 }
 
-// kubeProxyDefaults is kube-proxy's defaulting of the fields ipvs-proxy
-// ignores (k8s.io/kubernetes pkg/proxy/apis/config/v1alpha1/defaults.go).
+// kubeProxyDefaults is kube-proxy's defaulting (k8s.io/kubernetes pkg/proxy/apis/config/v1alpha1/defaults.go).
 func kubeProxyDefaults() *v1alpha1.KubeProxyConfiguration {
 	i32 := func(v int32) *int32 { return &v }
 	yes := true
@@ -276,4 +378,51 @@ func flatten(cfg *v1alpha1.KubeProxyConfiguration) map[string]string {
 	}
 	walk("", tree)
 	return out
+}
+
+// KubeProxyConfiguration is the configuration in effect, as a file for
+// --config: kube-proxy's defaults with ipvs-proxy's settings over them
+// (--write-config-to).
+func (o *Options) KubeProxyConfiguration() *v1alpha1.KubeProxyConfiguration {
+	c := kubeProxyDefaults()
+	c.APIVersion, c.Kind = v1alpha1.SchemeGroupVersion.String(), configKind
+	c.Mode = "ipvs"
+	dur := func(d time.Duration) metav1.Duration { return metav1.Duration{Duration: d} }
+	strs := func(ps []netip.Prefix) []string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.String())
+		}
+		return out
+	}
+	c.FeatureGates = o.FeatureGates
+	c.ClientConnection.Kubeconfig = o.Kubeconfig
+	c.ClientConnection.QPS, c.ClientConnection.Burst = o.KubeAPIQPS, o.KubeAPIBurst
+	c.Logging = *o.Logging
+	c.HostnameOverride = o.HostnameOverride
+	c.BindAddress = cmp.Or(o.BindAddress, c.BindAddress)
+	c.HealthzBindAddress, c.MetricsBindAddress = o.HealthzBindAddress, o.MetricsBindAddress
+	c.BindAddressHardFail = o.BindAddressHardFail
+	c.EnableProfiling = o.Profiling
+	c.IPTables.MasqueradeAll = o.MasqueradeAll
+	c.IPVS = v1alpha1.KubeProxyIPVSConfiguration{
+		SyncPeriod: dur(o.SyncPeriod), MinSyncPeriod: dur(o.MinSyncPeriod), Scheduler: o.Scheduler,
+		ExcludeCIDRs: strs(o.ExcludeCIDRs), StrictARP: o.StrictARP,
+		TCPTimeout: dur(o.TCPTimeout), TCPFinTimeout: dur(o.TCPFinTimeout), UDPTimeout: dur(o.UDPTimeout),
+	}
+	c.ClusterCIDR = joinPrefixes(o.ClusterCIDRs)
+	c.NodePortAddresses = strs(o.NodePortAddresses)
+	if o.NodePortPrimary {
+		c.NodePortAddresses = append(c.NodePortAddresses, "primary")
+	}
+	oom := o.OOMScoreAdj
+	c.OOMScoreAdj = &oom
+	ct := o.Conntrack
+	tcpEst, tcpCW := dur(ct.TCPEstablishedTimeout), dur(ct.TCPCloseWaitTimeout)
+	c.Conntrack = v1alpha1.KubeProxyConntrackConfiguration{
+		MaxPerCore: &ct.MaxPerCore, Min: &ct.Min,
+		TCPEstablishedTimeout: &tcpEst, TCPCloseWaitTimeout: &tcpCW, TCPBeLiberal: ct.TCPBeLiberal,
+		UDPTimeout: dur(ct.UDPTimeout), UDPStreamTimeout: dur(ct.UDPStreamTimeout),
+	}
+	return c
 }

@@ -27,6 +27,11 @@ func TestKubeadmConfig(t *testing.T) {
 		"TCPTimeout = 15m0s",
 		"ClusterCIDRs = [10.244.0.0/16,fd00:10:244::/56]",
 		"MetricsBindAddress = 0.0.0.0:10249",
+		"ProxyMode = ipvs",
+		"BindAddress = 0.0.0.0",
+		// kind's maxPerCore: 0 leaves nf_conntrack_max alone; the
+		// nulls are kube-proxy's defaults.
+		"Conntrack = {MaxPerCore:0 Min:131072 TCPEstablishedTimeout:24h0m0s TCPCloseWaitTimeout:1h0m0s TCPBeLiberal:false UDPTimeout:0s UDPStreamTimeout:0s}",
 	)
 	diff(t, "options from "+kubeadmConfig, want, dump(o))
 }
@@ -41,6 +46,7 @@ func TestIPv6BindAddress(t *testing.T) {
 		"ConfigFile = "+file,
 		"HealthzBindAddress = [::]:10256",
 		"MetricsBindAddress = [fd00::1]:9999",
+		"BindAddress = ::",
 	), dump(o))
 }
 
@@ -59,7 +65,7 @@ iptables:
 `)
 	o, stage, err := parse("--config="+file,
 		"--ipvs-scheduler=sh",                 // kube-proxy name
-		"--sync-period=2m",                    // alias
+		"--ipvs_sync_period=2m",               // kube-proxy's normalization
 		"--ipvs-strict-arp=false",             // explicit default still wins
 		"--ipvs-exclude-cidrs=192.168.0.0/16", // list replaces, not appends
 		"--state-file=/tmp/owned")             // not in the file at all
@@ -87,19 +93,11 @@ func TestBadConfig(t *testing.T) {
 		stage      string
 		want       string // %s is the file's path
 	}{
-		{"unknown fields are named", `
-ipvs:
-  schedular: lc
-mode: ipvs
-proxyMode: ipvs
-`, nil, "complete",
-			`config file %s: unknown field "ipvs.schedular", unknown field "proxyMode"`},
-		{"duplicate field", `
+		{"the last of duplicate fields wins, as in kube-proxy", `
 mode: ipvs
 mode: iptables
-`, nil, "complete",
-			`config file %s: yaml: unmarshal errors:
-  line 4: key "mode" already set in map`},
+`, nil, "validate",
+			`invalid mode "iptables" in %s: ipvs-proxy programs IPVS only: want "ipvs" or empty`},
 		{"not a KubeProxyConfiguration", "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n", nil, "complete",
 			`config file %s: apiVersion "kubelet.config.k8s.io/v1beta1", kind "KubeletConfiguration": want apiVersion "kubeproxy.config.k8s.io/v1alpha1", kind "KubeProxyConfiguration"`},
 		{"bad values name the file field", `
@@ -108,24 +106,24 @@ ipvs:
   minSyncPeriod: 2m
   excludeCIDRs: [10.0.0.0/33, 10.1.0.0/16]
   tcpTimeout: -1s
-nodePortAddresses: [primary]
+nodePortAddresses: [primary, 10.0.0.1]
 clusterCIDR: 10.244.0.0/16,nope
 healthzBindAddress: "[::1]"
 hostnameOverride: Bad_Name
 `, nil, "validate",
 			`invalid hostnameOverride "Bad_Name" in %[1]s: not a valid Node name: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')
-invalid ipvs.scheduler "fast" in %[1]s: unknown IPVS scheduler "fast" (want one of rr, lc, sh, wrr, mh)
+invalid ipvs.scheduler "fast" in %[1]s: unknown IPVS scheduler "fast" (want one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos)
 invalid ipvs.minSyncPeriod "2m0s" in %[1]s: must not be greater than --ipvs-sync-period (30s)
 invalid ipvs.tcpTimeout "-1s" in %[1]s: must not be negative (0 leaves the kernel's value)
 invalid ipvs.excludeCIDRs "10.0.0.0/33" in %[1]s: not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)
-invalid nodePortAddresses "primary" in %[1]s: kube-proxy's "primary" keyword is not supported: ipvs-proxy does not read the Node's addresses; list the node's IPs as CIDRs instead (e.g. 192.0.2.10/32)
+invalid nodePortAddresses "10.0.0.1" in %[1]s: not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)
 invalid clusterCIDR "nope" in %[1]s: not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)
 invalid healthzBindAddress "[::1]" in %[1]s: want IP:port, e.g. 0.0.0.0:10256 or [::]:10256`},
 		{"a flag replaces a bad file value", `
 ipvs:
   scheduler: fast
   excludeCIDRs: [bogus]
-`, []string{"--scheduler=rr", "--ipvs-exclude-cidrs=bad2"}, "validate",
+`, []string{"--ipvs-scheduler=rr", "--ipvs-exclude-cidrs=bad2"}, "validate",
 			`invalid --ipvs-exclude-cidrs "bad2": not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -155,9 +153,9 @@ func TestMissingConfigFile(t *testing.T) {
 }
 
 func TestIgnoredFields(t *testing.T) {
-	kubeadm, err := LoadConfig(kubeadmConfig)
-	if err != nil {
-		t.Fatal(err)
+	kubeadm, warnings, err := LoadConfig(kubeadmConfig)
+	if err != nil || len(warnings) > 0 {
+		t.Fatal(err, warnings)
 	}
 	custom := kubeadm.DeepCopy()
 	custom.BindAddress = "::" // kubeadm's default on IPv6: not listed
@@ -165,8 +163,9 @@ func TestIgnoredFields(t *testing.T) {
 	custom.NFTables.SyncPeriod = metav1.Duration{Duration: 10 * time.Second}
 	custom.DetectLocalMode = "NodeCIDR"
 	custom.Logging.Verbosity = 4
-	custom.Mode = "iptables" // logged on its own line, not listed
+	custom.Mode = "iptables" // an error of its own, not listed
 	custom.Conntrack.MaxPerCore = nil
+	custom.IPTables.MasqueradeBit = new(int32)
 
 	for _, tc := range []struct {
 		name string
@@ -175,8 +174,8 @@ func TestIgnoredFields(t *testing.T) {
 	}{
 		{"zero", &v1alpha1.KubeProxyConfiguration{}, ""},
 		{"kube-proxy's defaults", kubeProxyDefaults(), ""},
-		{"kubeadm with kind's maxPerCore", kubeadm, "conntrack.maxPerCore"},
-		{"custom", custom, "detectLocalMode, featureGates.KubeProxyIPVS, logging.verbosity, nftables.syncPeriod"},
+		{"kubeadm with kind's maxPerCore", kubeadm, ""},
+		{"custom", custom, "detectLocalMode, iptables.masqueradeBit, nftables.syncPeriod"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Maps iterate at random: the list must come out the same each time.

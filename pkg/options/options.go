@@ -4,9 +4,8 @@
 // the kube-proxy DaemonSet without changing its arguments or ConfigMap.
 //
 // Use: NewOptions, AddFlags, parse the flags, Complete, Validate.
-// Flags given on the command line win over the file, as in kube-proxy.
-// The shorter names some early issues used (--scheduler, --sync-period,
-// --strict-arp, ...) are accepted as hidden aliases of kube-proxy's names.
+// Flags given on the command line win over the file. Every flag and field
+// of kube-proxy v1.37 is accepted; KubeProxySettings says what each does.
 package options
 
 import (
@@ -16,7 +15,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/sysctl"
 	"github.com/spf13/pflag"
+	cliflag "k8s.io/component-base/cli/flag"
+	logsapi "k8s.io/component-base/logs/api/v1"
+	_ "k8s.io/component-base/logs/json/register" // --logging-format=json and its flags
 )
 
 // Defaults. The periods and bind addresses are kube-proxy's; MinSyncPeriod
@@ -30,6 +33,8 @@ const (
 	DefaultMetricsBindAddress         = "127.0.0.1:10249"
 	DefaultStateFile                  = "/run/ipvs-proxy/owned"
 	DefaultGracefulTerminationTimeout = 60 * time.Second
+	// DefaultOOMScoreAdj is kube-proxy's (qos.KubeProxyOOMScoreAdj).
+	DefaultOOMScoreAdj = -999
 
 	healthzPort = "10256"
 	metricsPort = "10249"
@@ -59,6 +64,10 @@ type Options struct {
 	// NodePortAddresses restricts NodePorts to node addresses inside these
 	// prefixes; empty means every usable address.
 	NodePortAddresses []netip.Prefix
+	// NodePortPrimary is kube-proxy's keyword "primary" in the list: the
+	// Node's primary IPs (model.PrimaryNodeIPs) join NodePortAddresses
+	// once the Node has been read.
+	NodePortPrimary bool
 	// ClusterCIDRs are the pod ranges, at most one per IP family.
 	ClusterCIDRs  []netip.Prefix
 	MasqueradeAll bool
@@ -77,6 +86,41 @@ type Options struct {
 	// CleanupKubeProxy removes kube-proxy's iptables chains and ipsets once
 	// the first sync has programmed the node (ipvs-proxy only).
 	CleanupKubeProxy bool
+
+	// ProxyMode is kube-proxy's mode; Validate accepts only "ipvs" and "".
+	ProxyMode string
+	// FeatureGates are kube-proxy's feature gates as given.
+	FeatureGates map[string]bool
+	// AllowExternalIPs is the AllowServiceExternalIPs gate (default true):
+	// false means Services' spec.externalIPs are not programmed.
+	AllowExternalIPs bool
+	// KubeAPIQPS and KubeAPIBurst limit requests to the API server; 0
+	// means ipvs-proxy's defaults.
+	KubeAPIQPS   float32
+	KubeAPIBurst int32
+	// BindAddress overrides the node's primary IP, as in kube-proxy.
+	BindAddress string
+	// BindAddressHardFail makes a server that cannot listen fatal.
+	BindAddressHardFail bool
+	// OOMScoreAdj is written to /proc/self/oom_score_adj at start.
+	OOMScoreAdj int32
+	// Conntrack is kube-proxy's conntrack configuration.
+	Conntrack sysctl.Conntrack
+	// Logging is component-base's logging configuration (-v, --logging-format, ...).
+	Logging *logsapi.LoggingConfiguration
+
+	// WriteConfigTo, InitOnly and Cleanup make `run` do one thing and
+	// exit, as the kube-proxy flags of the same names do.
+	WriteConfigTo string
+	InitOnly      bool
+	Cleanup       bool
+
+	// Warnings are the lines Complete wants logged once logging is set up:
+	// kube-proxy settings given that ipvs-proxy does not act on.
+	Warnings []string
+
+	healthzPort, metricsPort int32
+	ignored                  ignoredFlags
 
 	// fromFile marks the fields Complete took from ConfigFile, so that
 	// Validate names the file field rather than a flag nobody gave.
@@ -99,11 +143,19 @@ func NewOptions() *Options {
 		StateFile:                  DefaultStateFile,
 		GracefulTerminationTimeout: DefaultGracefulTerminationTimeout,
 		CleanupKubeProxy:           true,
+		AllowExternalIPs:           true,
+		OOMScoreAdj:                DefaultOOMScoreAdj,
+		Conntrack:                  sysctl.DefaultConntrack(),
+		Logging:                    logsapi.NewLoggingConfiguration(),
+		healthzPort:                10256,
+		metricsPort:                10249,
 	}
 }
 
 // AddFlags registers kube-proxy's flag names, bound to o.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	// kube-proxy's normalization: --ipvs_scheduler is --ipvs-scheduler.
+	fs.SetNormalizeFunc(cliflag.WordSepNormalizeFunc)
 	fs.StringVar(&o.ConfigFile, "config", o.ConfigFile,
 		"Path to a KubeProxyConfiguration file (kubeproxy.config.k8s.io/v1alpha1), such as config.conf from kubeadm's kube-proxy ConfigMap. Flags given on the command line override it; fields that do not apply to ipvs-proxy are logged and ignored.")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig,
@@ -114,7 +166,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"Name of the Node this proxy runs on. Empty means the host name, lowercased.")
 
 	fs.StringVar(&o.Scheduler, "ipvs-scheduler", o.Scheduler,
-		"IPVS scheduler for Services that do not choose one: rr, lc, sh, wrr or mh.")
+		"IPVS scheduler for Services that do not choose one (annotation ipvs-proxy.io/scheduler): any the kernel offers, e.g. rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos.")
 	fs.DurationVar(&o.SyncPeriod, "ipvs-sync-period", o.SyncPeriod,
 		"How often to list the whole IPVS table and repair any drift (e.g. '30s', '1m'). Must be greater than 0.")
 	fs.DurationVar(&o.MinSyncPeriod, "ipvs-min-sync-period", o.MinSyncPeriod,
@@ -131,7 +183,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"Timeout for IPVS UDP flows (e.g. '300s'); 0 leaves the kernel's value.")
 
 	fs.Var(o.prefixFlag(fNodePortAddresses, &o.NodePortAddresses, true), "nodeport-addresses",
-		"Comma-separated CIDRs: NodePorts listen only on node addresses inside them. Also accepts kube-proxy's keywords 'all' and 'localhost' (loopback NodePorts are never served in IPVS mode), not 'primary'. Empty means every node address.")
+		"Comma-separated CIDRs and keywords: NodePorts listen only on node addresses inside them. Keywords: 'primary' (the Node's primary IPv4 and IPv6 addresses, or --bind-address), 'all', 'localhost' (loopback NodePorts are never served in IPVS mode). An IP family with no CIDR in the list gets every address, as in kube-proxy. Empty means every node address.")
 	fs.Var(o.prefixFlag(fClusterCIDRs, &o.ClusterCIDRs, false), "cluster-cidr",
 		"The pods' CIDR range; for dual-stack, one IPv4 and one IPv6 CIDR separated by a comma.")
 	fs.BoolVar(&o.MasqueradeAll, "masquerade-all", o.MasqueradeAll,
@@ -151,24 +203,33 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.CleanupKubeProxy, "cleanup-kube-proxy-rules", o.CleanupKubeProxy,
 		"After the first sync, remove the iptables chains and ipsets kube-proxy left behind (never IPVS state: ipvs-proxy adopts what its Services want). Set to false while kube-proxy still runs on the node (ipvs-proxy only).")
 
-	// Hidden aliases bound to the same variables: the names early issues used.
-	alias := func(name string) { _ = fs.MarkHidden(name) }
-	fs.StringVar(&o.Scheduler, "scheduler", o.Scheduler, "Alias of --ipvs-scheduler.")
-	alias("scheduler")
-	fs.DurationVar(&o.SyncPeriod, "sync-period", o.SyncPeriod, "Alias of --ipvs-sync-period.")
-	alias("sync-period")
-	fs.DurationVar(&o.MinSyncPeriod, "min-sync-period", o.MinSyncPeriod, "Alias of --ipvs-min-sync-period.")
-	alias("min-sync-period")
-	fs.BoolVar(&o.StrictARP, "strict-arp", o.StrictARP, "Alias of --ipvs-strict-arp.")
-	alias("strict-arp")
-	fs.Var(fs.Lookup("ipvs-exclude-cidrs").Value, "exclude-cidrs", "Alias of --ipvs-exclude-cidrs.")
-	alias("exclude-cidrs")
-	fs.DurationVar(&o.TCPTimeout, "tcp-timeout", o.TCPTimeout, "Alias of --ipvs-tcp-timeout.")
-	alias("tcp-timeout")
-	fs.DurationVar(&o.TCPFinTimeout, "tcpfin-timeout", o.TCPFinTimeout, "Alias of --ipvs-tcpfin-timeout.")
-	alias("tcpfin-timeout")
-	fs.DurationVar(&o.UDPTimeout, "udp-timeout", o.UDPTimeout, "Alias of --ipvs-udp-timeout.")
-	alias("udp-timeout")
+	fs.StringVar(&o.ProxyMode, "proxy-mode", o.ProxyMode,
+		"kube-proxy's proxy mode: only 'ipvs' (or empty) is valid; ipvs-proxy always programs IPVS.")
+	fs.Var(cliflag.NewMapStringBool(&o.FeatureGates), "feature-gates",
+		"kube-proxy's feature gates, key=value pairs. ipvs-proxy acts on AllowServiceExternalIPs (default true); others are accepted and logged.")
+	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS,
+		"Requests per second to the API server (Event writes and the first lists); 0 means 50.")
+	fs.Int32Var(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst,
+		"Burst of requests to the API server; 0 means 100.")
+	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress,
+		"The node's primary IP, as in kube-proxy (it binds nothing): used for --nodeport-addresses=primary; an IPv6 address makes the default health and metrics addresses IPv6.")
+	fs.BoolVar(&o.BindAddressHardFail, "bind-address-hard-fail", o.BindAddressHardFail,
+		"Stop if the health check or metrics server cannot listen.")
+	fs.Int32Var(&o.OOMScoreAdj, "oom-score-adj", o.OOMScoreAdj,
+		"The oom_score_adj of the ipvs-proxy process, from -1000 to 1000.")
+	fs.Int32Var(&o.healthzPort, "healthz-port", o.healthzPort, "Port of the health check server; 0 turns it off.")
+	_ = fs.MarkDeprecated("healthz-port", "use --healthz-bind-address instead")
+	fs.Int32Var(&o.metricsPort, "metrics-port", o.metricsPort, "Port of the metrics server; 0 turns it off.")
+	_ = fs.MarkDeprecated("metrics-port", "use --metrics-bind-address instead")
+	fs.StringVar(&o.WriteConfigTo, "write-config-to", o.WriteConfigTo,
+		"Write the configuration in effect to this file as a KubeProxyConfiguration, and exit.")
+	fs.BoolVar(&o.InitOnly, "init-only", o.InitOnly,
+		"Apply the sysctls, conntrack settings and IPVS timeouts (what needs full root privileges), and exit.")
+	fs.BoolVar(&o.Cleanup, "cleanup", o.Cleanup,
+		"Remove what ipvs-proxy and kube-proxy made, as 'ipvs-proxy cleanup --kube-proxy' does, and exit.")
+	o.addConntrackFlags(fs)
+	o.addIgnoredFlags(fs)
+	logsapi.AddFlags(o.Logging, fs)
 }
 
 // NodeName is the name of this node's Node object: --hostname-override, or

@@ -4,8 +4,6 @@ import (
 	"os"
 	"strings"
 	"testing"
-
-	"github.com/spf13/pflag"
 )
 
 func TestDefaults(t *testing.T) {
@@ -26,12 +24,24 @@ TCPTimeout = 0s
 TCPFinTimeout = 0s
 UDPTimeout = 0s
 NodePortAddresses = []
+NodePortPrimary = false
 ClusterCIDRs = []
 MasqueradeAll = false
 HealthzBindAddress = 0.0.0.0:10256
 MetricsBindAddress = 127.0.0.1:10249
 StateFile = /run/ipvs-proxy/owned
 GracefulTerminationTimeout = 1m0s
+ProxyMode = 
+FeatureGates = map[]
+AllowExternalIPs = true
+KubeAPIQPS = 0
+KubeAPIBurst = 0
+BindAddress = 
+BindAddressHardFail = false
+OOMScoreAdj = -999
+Conntrack = {MaxPerCore:32768 Min:131072 TCPEstablishedTimeout:24h0m0s TCPCloseWaitTimeout:1h0m0s TCPBeLiberal:false UDPTimeout:0s UDPStreamTimeout:0s}
+LogVerbosity = 0
+Warnings = 
 `
 	diff(t, "defaults", want, dump(o))
 }
@@ -51,20 +61,18 @@ func TestGoodFlags(t *testing.T) {
 				"Scheduler = wrr", "SyncPeriod = 1m0s", "MinSyncPeriod = 2s", "StrictARP = true",
 				"TCPTimeout = 15m0s", "TCPFinTimeout = 2m0s", "UDPTimeout = 5m0s", "MasqueradeAll = true",
 				"StateFile = /var/lib/x", "GracefulTerminationTimeout = 0s"}},
-		{"aliases set the same variables",
-			[]string{"--scheduler=sh", "--sync-period=45s", "--min-sync-period=3s", "--strict-arp",
-				"--exclude-cidrs=10.9.0.0/16", "--tcp-timeout=1s", "--tcpfin-timeout=2s", "--udp-timeout=3s"},
-			[]string{"Scheduler = sh", "SyncPeriod = 45s", "MinSyncPeriod = 3s", "StrictARP = true",
-				"ExcludeCIDRs = [10.9.0.0/16]", "TCPTimeout = 1s", "TCPFinTimeout = 2s", "UDPTimeout = 3s"}},
 		{"CIDRs are masked, dual-stack",
 			[]string{"--cluster-cidr=10.244.1.7/16, fd00:10:244::1/56"},
 			[]string{"ClusterCIDRs = [10.244.0.0/16,fd00:10:244::/56]"}},
 		{"repeated list flags append",
-			[]string{"--ipvs-exclude-cidrs=10.1.0.0/16", "--exclude-cidrs=10.2.0.0/16,10.3.0.0/16"},
+			[]string{"--ipvs-exclude-cidrs=10.1.0.0/16", "--ipvs-exclude-cidrs=10.2.0.0/16,10.3.0.0/16"},
 			[]string{"ExcludeCIDRs = [10.1.0.0/16,10.2.0.0/16,10.3.0.0/16]"}},
 		{"nodeport keywords all and localhost",
 			[]string{"--nodeport-addresses=192.0.2.0/24,all,localhost"},
 			[]string{"NodePortAddresses = [192.0.2.0/24,0.0.0.0/0,::/0,127.0.0.0/8,::1/128]"}},
+		{"nodeport keyword primary",
+			[]string{"--nodeport-addresses=primary,fd00::/64"},
+			[]string{"NodePortAddresses = [fd00::/64]", "NodePortPrimary = true"}},
 		{"empty scheduler is rr, as in kube-proxy",
 			[]string{"--ipvs-scheduler="},
 			nil},
@@ -93,24 +101,20 @@ func TestBadFlags(t *testing.T) {
 		want  string
 	}{
 		{[]string{"--ipvs-scheduler=fast"}, "validate",
-			`invalid --ipvs-scheduler "fast": unknown IPVS scheduler "fast" (want one of rr, lc, sh, wrr, mh)`},
-		{[]string{"--scheduler=RR"}, "validate",
-			`invalid --ipvs-scheduler "RR": unknown IPVS scheduler "RR" (want one of rr, lc, sh, wrr, mh)`},
+			`invalid --ipvs-scheduler "fast": unknown IPVS scheduler "fast" (want one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos)`},
 		{[]string{"--ipvs-sync-period=0"}, "validate",
 			`invalid --ipvs-sync-period "0s": must be greater than 0`},
 		{[]string{"--ipvs-min-sync-period=0s"}, "validate",
 			`invalid --ipvs-min-sync-period "0s": must be greater than 0`},
 		{[]string{"--ipvs-min-sync-period=1m", "--ipvs-sync-period=30s"}, "validate",
 			`invalid --ipvs-min-sync-period "1m0s": must not be greater than --ipvs-sync-period (30s)`},
-		{[]string{"--ipvs-tcp-timeout=-1s", "--ipvs-tcpfin-timeout=-2s", "--udp-timeout=-3s"}, "validate",
+		{[]string{"--ipvs-tcp-timeout=-1s", "--ipvs-tcpfin-timeout=-2s", "--ipvs-udp-timeout=-3s"}, "validate",
 			`invalid --ipvs-tcp-timeout "-1s": must not be negative (0 leaves the kernel's value)
 invalid --ipvs-tcpfin-timeout "-2s": must not be negative (0 leaves the kernel's value)
 invalid --ipvs-udp-timeout "-3s": must not be negative (0 leaves the kernel's value)`},
 		{[]string{"--ipvs-exclude-cidrs=10.0.0.0/33,10.1.0.0/16,bogus"}, "validate",
 			`invalid --ipvs-exclude-cidrs "10.0.0.0/33": not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)
 invalid --ipvs-exclude-cidrs "bogus": not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)`},
-		{[]string{"--nodeport-addresses=primary"}, "validate",
-			`invalid --nodeport-addresses "primary": kube-proxy's "primary" keyword is not supported: ipvs-proxy does not read the Node's addresses; list the node's IPs as CIDRs instead (e.g. 192.0.2.10/32)`},
 		{[]string{"--nodeport-addresses=10.0.0.1"}, "validate",
 			`invalid --nodeport-addresses "10.0.0.1": not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)`},
 		{[]string{"--cluster-cidr=all"}, "validate",
@@ -131,11 +135,13 @@ invalid --ipvs-exclude-cidrs "bogus": not a CIDR (want e.g. 10.96.0.0/12 or fd00
 			`invalid --graceful-termination-timeout "-5s": must not be negative (0 deletes at once)`},
 		{[]string{"--ipvs-sync-period=soon"}, "parse",
 			`invalid argument "soon" for "--ipvs-sync-period" flag: must be a duration like "30s" or "5m"`},
-		{[]string{"--proxy-mode=ipvs"}, "parse",
-			`unknown flag: --proxy-mode`},
+		{[]string{"--proxy-mode=iptables"}, "validate",
+			`invalid --proxy-mode "iptables": ipvs-proxy programs IPVS only: want "ipvs" or empty`},
+		{[]string{"--scheduler=sh"}, "parse",
+			`unknown flag: --scheduler`},
 		// Every bad value at once, in a fixed order.
 		{[]string{"--cluster-cidr=x", "--ipvs-scheduler=fast", "--ipvs-sync-period=-1s", "--ipvs-exclude-cidrs=y"}, "validate",
-			`invalid --ipvs-scheduler "fast": unknown IPVS scheduler "fast" (want one of rr, lc, sh, wrr, mh)
+			`invalid --ipvs-scheduler "fast": unknown IPVS scheduler "fast" (want one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos)
 invalid --ipvs-sync-period "-1s": must be greater than 0
 invalid --ipvs-exclude-cidrs "y": not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)
 invalid --cluster-cidr "x": not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)`},
@@ -154,32 +160,6 @@ invalid --cluster-cidr "x": not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)`},
 			diff(t, "error", tc.want, err.Error())
 		})
 	}
-}
-
-func TestHelpHidesAliases(t *testing.T) {
-	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
-	NewOptions().AddFlags(fs)
-	help := fs.FlagUsages()
-	for _, alias := range []string{"scheduler", "sync-period", "min-sync-period", "strict-arp", "exclude-cidrs", "tcp-timeout", "tcpfin-timeout", "udp-timeout"} {
-		if strings.Contains(help, "      --"+alias+" ") {
-			t.Errorf("help shows alias --%s", alias)
-		}
-		if !shown(help, "ipvs-"+alias) {
-			t.Errorf("help lacks --ipvs-%s", alias)
-		}
-	}
-	for _, name := range []string{"config", "kubeconfig", "master", "hostname-override", "nodeport-addresses", "cluster-cidr",
-		"masquerade-all", "healthz-bind-address", "metrics-bind-address", "state-file", "graceful-termination-timeout"} {
-		if !shown(help, name) {
-			t.Errorf("help lacks --%s", name)
-		}
-	}
-}
-
-// shown reports whether help lists --name (followed by its type, or by
-// [=true|false] for a bool).
-func shown(help, name string) bool {
-	return strings.Contains(help, "--"+name+" ") || strings.Contains(help, "--"+name+"[")
 }
 
 func TestNodeName(t *testing.T) {

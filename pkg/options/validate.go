@@ -51,11 +51,45 @@ func (o *Options) Validate() error {
 	if why := dualStack(o.ClusterCIDRs); why != "" {
 		add(fClusterCIDRs, joinPrefixes(o.ClusterCIDRs), why)
 	}
-	if why := hostPort(o.HealthzBindAddress); why != "" {
+	// Empty is a server turned off (--healthz-port=0, --metrics-port=0).
+	if why := hostPort(o.HealthzBindAddress); o.HealthzBindAddress != "" && why != "" {
 		add(fHealthzBindAddress, o.HealthzBindAddress, why)
 	}
-	if why := hostPort(o.MetricsBindAddress); why != "" {
+	if why := hostPort(o.MetricsBindAddress); o.MetricsBindAddress != "" && why != "" {
 		add(fMetricsBindAddress, o.MetricsBindAddress, why)
+	}
+	if o.ProxyMode != "" && o.ProxyMode != "ipvs" {
+		add(fProxyMode, o.ProxyMode, `ipvs-proxy programs IPVS only: want "ipvs" or empty`)
+	}
+	if _, err := netip.ParseAddr(o.BindAddress); o.BindAddress != "" && err != nil {
+		add(fBindAddress, o.BindAddress, "not an IP address")
+	}
+	if o.OOMScoreAdj < -1000 || o.OOMScoreAdj > 1000 {
+		add(fOOMScoreAdj, strconv.Itoa(int(o.OOMScoreAdj)), "must be from -1000 to 1000")
+	}
+	if o.KubeAPIQPS < 0 {
+		add(fKubeAPIQPS, strconv.FormatFloat(float64(o.KubeAPIQPS), 'g', -1, 32), "must not be negative")
+	}
+	if o.KubeAPIBurst < 0 {
+		add(fKubeAPIBurst, strconv.Itoa(int(o.KubeAPIBurst)), "must not be negative")
+	}
+	ct := o.Conntrack
+	for _, n := range []struct {
+		f field
+		v int32
+	}{{fConntrackMaxPerCore, ct.MaxPerCore}, {fConntrackMin, ct.Min}} {
+		if n.v < 0 {
+			add(n.f, strconv.Itoa(int(n.v)), "must not be negative")
+		}
+	}
+	for _, d := range []struct {
+		f field
+		v time.Duration
+	}{{fConntrackTCPEstablished, ct.TCPEstablishedTimeout}, {fConntrackTCPCloseWait, ct.TCPCloseWaitTimeout},
+		{fConntrackUDPTimeout, ct.UDPTimeout}, {fConntrackUDPStreamTimeout, ct.UDPStreamTimeout}} {
+		if d.v < 0 {
+			add(d.f, d.v.String(), "must not be negative (0 leaves the kernel's value)")
+		}
 	}
 	if o.StateFile == "" {
 		lines = append(lines, `invalid --state-file "": must not be empty`)

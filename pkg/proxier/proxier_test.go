@@ -260,7 +260,7 @@ func TestBadInputIsSkippedAndOthersProgrammed(t *testing.T) {
 	}
 	want := []string{
 		`bad-ep: EndpointSlice ns/bad-ep-1: endpoint address "300.1.1.1" is not a valid IPv4 address; skipped`,
-		`bad-sched: annotation ipvs-proxy.io/scheduler: unknown IPVS scheduler "nope" (want one of rr, lc, sh, wrr, mh); using "rr"`,
+		`bad-sched: annotation ipvs-proxy.io/scheduler: unknown IPVS scheduler "nope" (want one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos); using "rr"`,
 		`wrong-port: port "metrics"/TCP matches no port of the Service's IPv4 EndpointSlices; it has no real servers`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

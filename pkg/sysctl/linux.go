@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"golang.org/x/sys/unix"
+	"k8s.io/utils/cpuset"
 )
 
 // procfs reads and writes files under root (/proc/sys).
@@ -66,4 +68,18 @@ func KernelVersion() (string, error) {
 		return "", fmt.Errorf("kernel version: %w", err)
 	}
 	return unix.ByteSliceToString(u.Release[:]), nil
+}
+
+// NewModuleParams returns the kernel modules' parameters, over /sys/module
+// (e.g. "nf_conntrack/parameters/hashsize").
+func NewModuleParams() Interface { return procfs{root: "/sys/module"} }
+
+// NumCPU is the node's online CPUs, which nf_conntrack_max scales with: the
+// table is the node's, so a process limited to fewer CPUs must not shrink
+// it (kube-proxy counts the same way).
+func NumCPU() int {
+	if n, err := cpuset.NumCPU(); err == nil && n > 0 {
+		return n
+	}
+	return runtime.NumCPU()
 }
