@@ -179,7 +179,9 @@ func runProxy(ctx context.Context, o *options.Options) error {
 		return err
 	}
 	npa := nodePortAddresses(ctx, client, nodeName, o)
-	p := proxier.New(model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: npa},
+	p := proxier.New(model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: npa,
+		DenyExternalIPs: !o.AllowExternalIPs, ClusterCIDRs: o.ClusterCIDRs, ServiceCIDRs: o.ServiceCIDRs,
+		MaxVirtualServers: o.MaxVirtualServersPerService},
 		kipvs, netif.NewLinux(LinkName), ipset.NewLinux(), owned)
 	p.Exclude = o.ExcludeCIDRs
 	p.AdoptNodePorts = kubeProxyNodePortsLeft()
@@ -211,10 +213,12 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	birthCry(recorder, nodeName)
 
 	klog.InfoS("Starting ipvs-proxy", "node", nodeName, "scheduler", o.Scheduler, "kernel", kver)
-	// Health-check node ports listen on every address, as kube-proxy's do
-	// without --nodeport-addresses; on a VIP they are refused by the VIP
-	// filter like any other port that is not a Service's.
-	checks := healthcheck.New(healthcheck.Config{ProxyHealthy: health.Healthy, ListenFailed: healthCheckFailed(recorder, nodeName)})
+	// Health-check node ports listen where NodePorts do, as kube-proxy's:
+	// on every address without --nodeport-addresses (on a VIP they are then
+	// refused by the VIP filter like any other port that is not a
+	// Service's), else on the node addresses inside it.
+	checks := healthcheck.New(healthcheck.Config{ProxyHealthy: health.Healthy, ListenFailed: healthCheckFailed(recorder, nodeName),
+		Addresses: healthCheckAddresses(netif.NewLinux(LinkName), npa)})
 	defer checks.Close()
 	cfg := daemon.Config{
 		Client: client, NodeName: nodeName, Proxier: p, Rules: rules,
@@ -226,6 +230,32 @@ func runProxy(ctx context.Context, o *options.Options) error {
 		cfg.AfterFirstSync = cleanupKubeProxyRules
 	}
 	return daemon.Run(ctx, cfg)
+}
+
+// healthCheckAddresses are the node addresses inside --nodeport-addresses,
+// read once at start; nil (every address) without it.
+func healthCheckAddresses(link netif.Interface, prefixes []netip.Prefix) []net.IP {
+	if len(prefixes) == 0 {
+		return nil
+	}
+	hosts, err := link.HostAddresses()
+	if err != nil {
+		klog.ErrorS(err, "Cannot read the node's addresses; health-check node ports listen on every address")
+		return nil
+	}
+	var ips []netip.Addr
+	for _, h := range hosts {
+		ips = append(ips, h.Addr)
+	}
+	var out []net.IP
+	for _, a := range model.NodePortIPs(ips, prefixes) {
+		out = append(out, net.IP(a.AsSlice()))
+	}
+	if len(out) == 0 {
+		klog.InfoS("No node address is inside --nodeport-addresses: health-check node ports will not listen", "nodePortAddresses", prefixes)
+		out = []net.IP{} // listen nowhere rather than everywhere
+	}
+	return out
 }
 
 // kubeProxyNodePortsLeft reports whether kube-proxy's IPVS mode ran on this
@@ -356,7 +386,7 @@ func serve(ctx context.Context, name, addr string, h http.Handler, hardFail bool
 		klog.ErrorS(err, "HTTP server cannot listen", "server", name, "address", addr)
 		return nil
 	}
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	srv := newHTTPServer(addr, h)
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			klog.ErrorS(err, "HTTP server stopped", "server", name, "address", addr)
@@ -404,4 +434,12 @@ func withProfiling(h http.Handler) http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// newHTTPServer bounds every phase of a connection, so that slow or idle
+// clients cannot pile up connections on the health and metrics ports; the
+// write bound leaves room for a 30 s CPU profile under --profiling.
+func newHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 60 * time.Second}
 }

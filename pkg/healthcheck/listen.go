@@ -19,10 +19,11 @@ func listenTCP(addr string) (net.Listener, error) {
 	return lc.Listen(context.Background(), "tcp", addr)
 }
 
-// listenAddrs are the "host:port" strings to listen on for port.
+// listenAddrs are the "host:port" strings to listen on for port: every
+// address for nil ips, none for an empty list.
 func listenAddrs(ips []net.IP, port uint16) []string {
 	p := strconv.Itoa(int(port))
-	if len(ips) == 0 {
+	if ips == nil {
 		return []string{":" + p}
 	}
 	addrs := make([]string, 0, len(ips))

@@ -18,8 +18,9 @@ import (
 // Config says where and how to listen. The zero value listens on all
 // addresses and treats the proxy as always healthy.
 type Config struct {
-	// Addresses are the node IPs to listen on, IPv4 or IPv6; empty means
-	// all addresses (":port").
+	// Addresses are the node IPs to listen on, IPv4 or IPv6; nil means
+	// all addresses (":port"), and an empty list none (no node address is
+	// inside --nodeport-addresses).
 	Addresses []net.IP
 	// Listen opens one listener; nil means a plain TCP listen.
 	Listen ListenFunc
@@ -144,6 +145,9 @@ func (s *Server) open(port uint16, svc types.NamespacedName) error {
 			// so a client that never sends its headers must not hold a
 			// connection for ever; probes send theirs at once.
 			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      10 * time.Second,
+			IdleTimeout:       60 * time.Second,
 		}
 		inst.servers = append(inst.servers, srv)
 		s.serving.Go(func() {

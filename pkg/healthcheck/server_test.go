@@ -231,6 +231,7 @@ func TestListenAddrs(t *testing.T) {
 		want string
 	}{
 		{"all addresses", nil, ":30000"},
+		{"no node address in --nodeport-addresses: none", []net.IP{}, ""},
 		{"IPv4 and IPv6", []net.IP{net.ParseIP("10.0.0.1"), net.ParseIP("fd00::1")}, "10.0.0.1:30000 [fd00::1]:30000"},
 	}
 	for _, tc := range cases {

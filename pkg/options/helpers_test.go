@@ -56,6 +56,8 @@ func dump(o *Options) string {
 	line("MetricsBindAddress", o.MetricsBindAddress)
 	line("StateFile", o.StateFile)
 	line("GracefulTerminationTimeout", o.GracefulTerminationTimeout)
+	line("MaxVirtualServersPerService", o.MaxVirtualServersPerService)
+	line("ServiceCIDRs", prefixes(o.ServiceCIDRs))
 	line("ProxyMode", o.ProxyMode)
 	line("FeatureGates", o.FeatureGates)
 	line("AllowExternalIPs", o.AllowExternalIPs)

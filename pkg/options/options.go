@@ -33,6 +33,10 @@ const (
 	DefaultMetricsBindAddress         = "127.0.0.1:10249"
 	DefaultStateFile                  = "/run/ipvs-proxy/owned"
 	DefaultGracefulTerminationTimeout = 60 * time.Second
+	// DefaultMaxVirtualServersPerService is far above real use (a Service
+	// with 10 ports on 3 addresses and 30 node IPs has 330) and far below
+	// what would slow the node (100 ports x 1,000 externalIPs is 100,100).
+	DefaultMaxVirtualServersPerService = 1000
 	// DefaultOOMScoreAdj is kube-proxy's (qos.KubeProxyOOMScoreAdj).
 	DefaultOOMScoreAdj = -999
 
@@ -86,6 +90,15 @@ type Options struct {
 	// CleanupKubeProxy removes kube-proxy's iptables chains and ipsets once
 	// the first sync has programmed the node (ipvs-proxy only).
 	CleanupKubeProxy bool
+	// MaxVirtualServersPerService caps one Service's virtual servers, so
+	// that one tenant cannot fill the node's IPVS table (ipvs-proxy only).
+	MaxVirtualServersPerService int
+	// ServiceCIDRs are the cluster's Service ranges (kube-apiserver's
+	// --service-cluster-ip-range): an externalIP or LoadBalancer IP inside
+	// them that is not the Service's own clusterIP is refused (ipvs-proxy
+	// only; empty skips that check).
+	ServiceCIDRs       []netip.Prefix
+	serviceCIDRStrings []string
 
 	// ProxyMode is kube-proxy's mode; Validate accepts only "ipvs" and "".
 	ProxyMode string
@@ -135,20 +148,21 @@ type badValue struct{ value, why string }
 // NewOptions returns the defaults.
 func NewOptions() *Options {
 	return &Options{
-		Scheduler:                  DefaultScheduler,
-		SyncPeriod:                 DefaultSyncPeriod,
-		MinSyncPeriod:              DefaultMinSyncPeriod,
-		HealthzBindAddress:         DefaultHealthzBindAddress,
-		MetricsBindAddress:         DefaultMetricsBindAddress,
-		StateFile:                  DefaultStateFile,
-		GracefulTerminationTimeout: DefaultGracefulTerminationTimeout,
-		CleanupKubeProxy:           true,
-		AllowExternalIPs:           true,
-		OOMScoreAdj:                DefaultOOMScoreAdj,
-		Conntrack:                  sysctl.DefaultConntrack(),
-		Logging:                    logsapi.NewLoggingConfiguration(),
-		healthzPort:                10256,
-		metricsPort:                10249,
+		Scheduler:                   DefaultScheduler,
+		SyncPeriod:                  DefaultSyncPeriod,
+		MinSyncPeriod:               DefaultMinSyncPeriod,
+		HealthzBindAddress:          DefaultHealthzBindAddress,
+		MetricsBindAddress:          DefaultMetricsBindAddress,
+		StateFile:                   DefaultStateFile,
+		GracefulTerminationTimeout:  DefaultGracefulTerminationTimeout,
+		CleanupKubeProxy:            true,
+		MaxVirtualServersPerService: DefaultMaxVirtualServersPerService,
+		AllowExternalIPs:            true,
+		OOMScoreAdj:                 DefaultOOMScoreAdj,
+		Conntrack:                   sysctl.DefaultConntrack(),
+		Logging:                     logsapi.NewLoggingConfiguration(),
+		healthzPort:                 10256,
+		metricsPort:                 10249,
 	}
 }
 
@@ -202,6 +216,11 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 
 	fs.BoolVar(&o.CleanupKubeProxy, "cleanup-kube-proxy-rules", o.CleanupKubeProxy,
 		"After the first sync, remove the iptables chains and ipsets kube-proxy left behind (never IPVS state: ipvs-proxy adopts what its Services want). Set to false while kube-proxy still runs on the node (ipvs-proxy only).")
+
+	fs.IntVar(&o.MaxVirtualServersPerService, "max-virtual-servers-per-service", o.MaxVirtualServersPerService,
+		"Most IPVS virtual servers one Service may have; past it, externalIPs and LoadBalancer IPs are left out first, with an Event. 0 means no cap (ipvs-proxy only).")
+	fs.StringSliceVar(&o.serviceCIDRStrings, "service-cluster-ip-range", nil,
+		"The cluster's Service CIDRs, as given to kube-apiserver: an externalIP or LoadBalancer IP inside them that is not the Service's own clusterIP is refused. Empty skips this check (ipvs-proxy only).")
 
 	fs.StringVar(&o.ProxyMode, "proxy-mode", o.ProxyMode,
 		"kube-proxy's proxy mode: only 'ipvs' (or empty) is valid; ipvs-proxy always programs IPVS.")

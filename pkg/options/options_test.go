@@ -31,6 +31,8 @@ HealthzBindAddress = 0.0.0.0:10256
 MetricsBindAddress = 127.0.0.1:10249
 StateFile = /run/ipvs-proxy/owned
 GracefulTerminationTimeout = 1m0s
+MaxVirtualServersPerService = 1000
+ServiceCIDRs = []
 ProxyMode = 
 FeatureGates = map[]
 AllowExternalIPs = true
@@ -61,6 +63,9 @@ func TestGoodFlags(t *testing.T) {
 				"Scheduler = wrr", "SyncPeriod = 1m0s", "MinSyncPeriod = 2s", "StrictARP = true",
 				"TCPTimeout = 15m0s", "TCPFinTimeout = 2m0s", "UDPTimeout = 5m0s", "MasqueradeAll = true",
 				"StateFile = /var/lib/x", "GracefulTerminationTimeout = 0s"}},
+		{"tenant limits",
+			[]string{"--max-virtual-servers-per-service=50", "--service-cluster-ip-range=10.96.0.7/12,fd00:10:96::/108"},
+			[]string{"MaxVirtualServersPerService = 50", "ServiceCIDRs = [10.96.0.0/12,fd00:10:96::/108]"}},
 		{"CIDRs are masked, dual-stack",
 			[]string{"--cluster-cidr=10.244.1.7/16, fd00:10:244::1/56"},
 			[]string{"ClusterCIDRs = [10.244.0.0/16,fd00:10:244::/56]"}},
@@ -131,6 +136,10 @@ invalid --ipvs-exclude-cidrs "bogus": not a CIDR (want e.g. 10.96.0.0/12 or fd00
 			`invalid --hostname-override "node_1": ` + dns1123},
 		{[]string{"--state-file="}, "validate",
 			`invalid --state-file "": must not be empty`},
+		{[]string{"--max-virtual-servers-per-service=-1"}, "validate",
+			`invalid --max-virtual-servers-per-service -1: must not be negative (0 means no cap)`},
+		{[]string{"--service-cluster-ip-range=10.96.0.0/12,nonsense"}, "validate",
+			`invalid --service-cluster-ip-range "nonsense": not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)`},
 		{[]string{"--graceful-termination-timeout=-5s"}, "validate",
 			`invalid --graceful-termination-timeout "-5s": must not be negative (0 deletes at once)`},
 		{[]string{"--ipvs-sync-period=soon"}, "parse",

@@ -2,6 +2,7 @@ package options
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
@@ -23,6 +24,14 @@ func (o *Options) Validate() error {
 			add(fHostnameOverride, o.HostnameOverride, "not a valid Node name: "+strings.Join(errs, "; "))
 		}
 	}
+	if o.MaxVirtualServersPerService < 0 {
+		lines = append(lines, fmt.Sprintf("invalid --max-virtual-servers-per-service %d: must not be negative (0 means no cap)", o.MaxVirtualServersPerService))
+	}
+	cidrs, bad, _ := parsePrefixes(o.serviceCIDRStrings, false)
+	for _, b := range bad {
+		lines = append(lines, fmt.Sprintf("invalid --service-cluster-ip-range %q: %s", b.value, b.why))
+	}
+	o.ServiceCIDRs = cidrs
 	if err := model.ValidScheduler(o.Scheduler); err != nil {
 		add(fScheduler, o.Scheduler, err.Error())
 	}
