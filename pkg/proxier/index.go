@@ -37,10 +37,11 @@ type index struct {
 	before map[member]bool
 }
 
+// claim is one Service's want of a key, with what the rule compares.
 type claim struct {
-	name  types.NamespacedName
-	entry model.Entry
-	prec  model.Precedence
+	name   types.NamespacedName
+	chosen bool
+	prec   model.Precedence
 }
 
 // heldChange is a Service whose held state changed, and how.
@@ -95,7 +96,7 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 		}
 		x.built[name] = *st
 		for _, e := range st.Entries {
-			x.claim(claim{name: name, entry: e, prec: st.Precedence})
+			x.claim(e.ServiceKey, claim{name: name, chosen: e.Chosen, prec: st.Precedence})
 			touch(e.ServiceKey)
 		}
 	}
@@ -150,13 +151,13 @@ func (x *index) settle(name types.NamespacedName, st model.ServiceState) model.S
 }
 
 // claim inserts c among the key's claimants, best first. Most keys have one.
-func (x *index) claim(c claim) {
-	cs := x.wants[c.entry.ServiceKey]
+func (x *index) claim(k ipvs.ServiceKey, c claim) {
+	cs := x.wants[k]
 	i := 0
-	for i < len(cs) && model.Wins(cs[i].entry, cs[i].prec, c.entry, c.prec) {
+	for i < len(cs) && model.Wins(model.Entry{Chosen: cs[i].chosen}, cs[i].prec, model.Entry{Chosen: c.chosen}, c.prec) {
 		i++
 	}
-	x.wants[c.entry.ServiceKey] = slices.Insert(cs, i, c)
+	x.wants[k] = slices.Insert(cs, i, c)
 }
 
 func (x *index) unclaim(k ipvs.ServiceKey, name types.NamespacedName) {

@@ -239,3 +239,27 @@ func TestMigrationTakesOverKubeProxyNodePorts(t *testing.T) {
 		checkDump(t, k, want)
 	}
 }
+
+// Once the other tool's virtual server is gone, the Service's next sync
+// takes the key: a key is not foreign for ever.
+func TestForeignKeyFreedIsTaken(t *testing.T) {
+	k := newKernel()
+	nodeKey := key("192.168.1.10", 80)
+	if err := k.ipvs.AddService(ipvs.Service{ServiceKey: nodeKey, Scheduler: "wlc"}); err != nil {
+		t.Fatal(err)
+	}
+	ext := input(svc("ext", "10.96.0.70", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"192.168.1.10"} }), slice("ext", "10.244.1.70"))
+	p := k.proxier(t, "")
+	p.SyncAll(nil)
+	p.SyncServices(changesOf(ext))
+	if err := k.ipvs.DeleteService(nodeKey); err != nil {
+		t.Fatal(err)
+	}
+	moved := input(ext.Service, slice("ext", "10.244.1.71"))
+	if res := p.SyncServices(changesOf(moved)); len(res.Problems[nameOf(ext)]) > 0 || len(res.Errors) > 0 {
+		t.Errorf("problems %v, errors %v", res.Problems, res.Errors)
+	}
+	checkDump(t, k, ipvsHeader+"TCP  10.96.0.70:80 rr\n  -> 10.244.1.71:8080             Masq    1\n"+
+		"TCP  192.168.1.10:80 rr\n  -> 10.244.1.71:8080             Masq    1\n"+
+		"link kube-ipvs0 dummy down\naddr 10.96.0.70/32\n"+sets("10.244.1.71")+guard("10.96.0.70,tcp:80"))
+}

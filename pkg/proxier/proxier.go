@@ -268,21 +268,20 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 			continue
 		}
 		built[name] = &st
-		// A key no Service had yet may hold another tool's virtual server:
-		// look before claiming it, once.
+		// A key no Service had yet may hold another tool's virtual server,
+		// and one that did may have gone: look before claiming it.
 		for _, e := range st.Entries {
 			k := e.ServiceKey
-			if _, seen := read[k]; seen || p.idx.wanted(k) || !p.foreign(k) {
+			if _, seen := read[k]; seen || !p.foreign(k) || p.idx.wanted(k) && !p.idx.foreign[k] {
 				continue
 			}
 			vs, ok, err := p.ipvs.Get(k)
-			switch {
-			case err != nil:
+			if err != nil {
 				res.Errors = append(res.Errors, &reconcile.KeyError{Key: k, Err: err})
-				foreign[k] = true // unknown: not ours to write until a full sync knows
-			case ok:
-				foreign[k] = true
 			}
+			// Unknown (an error) counts as foreign: not ours to write, and
+			// the Service is retried.
+			foreign[k] = ok || err != nil
 			read[k] = nil
 			if ok {
 				read[k] = &vs
