@@ -78,6 +78,7 @@ addr 203.0.113.7/32
 	since := time.Now()
 	c.createService(t, service("misnamed", "10.96.0.12"))
 	c.createSlice(t, slice("misnamed-1", "misnamed", slicePort("web", v1.ProtocolTCP, 8080), ep{Addr: "10.244.1.5"}))
+	nextSecond() // ext-b is younger: ext-a keeps the externalIP
 	c.createService(t, service("ext-b", "10.96.0.14", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.7"} }))
 	c.createSlice(t, slice("ext-b-1", "ext-b", httpPort(8080), ep{Addr: "10.244.1.6"}))
 	p.waitFor(t, "a port no slice names gets no real servers; the second claim on an externalIP is skipped", since, header+kubernetesVS+`TCP  10.96.0.10:80 rr
@@ -107,7 +108,7 @@ addr 203.0.113.7/32
 	if ev, ok := c.waitForEvent(t, "misnamed", `port "http"/TCP matches no port`, "no real servers"); ok {
 		events = append(events, ev)
 	}
-	if ev, ok := c.waitForEvent(t, "ext-b", "TCP 203.0.113.7:80", "already used by Service apps/ext-a"); ok {
+	if ev, ok := c.waitForEvent(t, "ext-b", "TCP 203.0.113.7:80", "wanted by another Service that takes precedence"); ok {
 		events = append(events, ev)
 	}
 
@@ -187,6 +188,7 @@ addr 10.96.0.13/32
 addr 203.0.113.7/32
 `)
 
+	nextSecond() // ext-b is younger: ext-a keeps the externalIP
 	since := time.Now()
 	c.createService(t, service("ext-b", "10.96.0.14", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.7"} }))
 	c.createSlice(t, slice("ext-b-1", "ext-b", httpPort(8080), ep{Addr: "10.244.1.5"}))
@@ -202,7 +204,7 @@ addr 10.96.0.13/32
 addr 10.96.0.14/32
 addr 203.0.113.7/32
 `)
-	if _, ok := c.waitForEvent(t, "ext-b", "TCP 203.0.113.7:80", "already used by Service apps/ext-a"); !ok {
+	if _, ok := c.waitForEvent(t, "ext-b", "TCP 203.0.113.7:80", "wanted by another Service that takes precedence"); !ok {
 		t.FailNow()
 	}
 
@@ -218,4 +220,11 @@ addr 10.96.0.14/32
 addr 203.0.113.7/32
 `)
 	p.stop(t)
+}
+
+// nextSecond waits into the next whole second. Of two Services that want
+// one externalIP the older keeps it, and creationTimestamp counts whole
+// seconds: one made after nextSecond is younger than one made before.
+func nextSecond() {
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond)))
 }
