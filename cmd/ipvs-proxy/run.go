@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -181,6 +182,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	npa := nodePortAddresses(ctx, client, nodeName, o)
 	p := proxier.New(model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: npa,
 		DenyExternalIPs: !o.AllowExternalIPs, ClusterCIDRs: o.ClusterCIDRs, ServiceCIDRs: o.ServiceCIDRs,
+		Unavailable:       unavailableSchedulers(kver),
 		MaxVirtualServers: o.MaxVirtualServersPerService},
 		kipvs, netif.NewLinux(LinkName), ipset.NewLinux(), owned)
 	p.Exclude = o.ExcludeCIDRs
@@ -230,6 +232,21 @@ func runProxy(ctx context.Context, o *options.Options) error {
 		cfg.AfterFirstSync = cleanupKubeProxyRules
 	}
 	return daemon.Run(ctx, cfg)
+}
+
+// unavailableSchedulers are the IPVS schedulers this node's kernel has
+// neither loaded nor can load; one it cannot tell about counts as there.
+func unavailableSchedulers(kver string) map[string]bool {
+	out := map[string]bool{}
+	for _, s := range ipvs.Schedulers {
+		if err := ipvs.SchedulerAvailable("/", kver, s); err != nil && !errors.Is(err, ipvs.ErrSchedulerUnknown) {
+			out[s] = true
+		}
+	}
+	if len(out) > 0 {
+		klog.InfoS("IPVS schedulers this kernel lacks; Services that ask for one get the default", "schedulers", slices.Sorted(maps.Keys(out)))
+	}
+	return out
 }
 
 // healthCheckAddresses are the node addresses inside --nodeport-addresses,

@@ -35,7 +35,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 		return ServiceState{}
 	}
 	var st ServiceState
-	sched, schedFlags, problem := schedulerFor(svc.Annotations, b.opts.Scheduler)
+	sched, schedFlags, problem := schedulerFor(svc.Annotations, b.opts.Scheduler, b.opts.Unavailable)
 	if problem != "" {
 		st.Problems = append(st.Problems, problem)
 	}

@@ -341,6 +341,16 @@ vip 10.96.0.10
 problem: annotation ipvs-proxy.io/scheduler: unknown IPVS scheduler "fastest" (want one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos); using "lc"
 `,
 	}, {
+		name: "a scheduler this node's kernel lacks falls back to the global one with a problem",
+		svc: service("web", func(s *v1.Service) {
+			s.Annotations = map[string]string{SchedulerAnnotation: "mh"}
+		}),
+		opts: func(o *Options) { o.Scheduler = "lc"; o.Unavailable = map[string]bool{"mh": true} },
+		want: header + `TCP  10.96.0.10:80 lc                     # ns/web:http
+vip 10.96.0.10
+problem: annotation ipvs-proxy.io/scheduler: this node's kernel has no IPVS scheduler "mh" (module ip_vs_mh); using "lc"
+`,
+	}, {
 		name: "invalid endpoint address is skipped, the rest programmed",
 		svc:  service("web"),
 		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort,

@@ -26,11 +26,14 @@ func ValidScheduler(name string) error {
 // schedulerFor is the Service's scheduler and its flags from the
 // annotations when they are valid, else the global default without flags;
 // a bad annotation is a problem, never a failure.
-func schedulerFor(annotations map[string]string, global string) (sched string, flags uint32, problem string) {
+func schedulerFor(annotations map[string]string, global string, unavailable map[string]bool) (sched string, flags uint32, problem string) {
 	sched = global
 	if want, ok := annotations[SchedulerAnnotation]; ok {
 		if err := ValidScheduler(want); err != nil {
 			return global, 0, fmt.Sprintf("annotation %s: %v; using %q", SchedulerAnnotation, err, global)
+		}
+		if unavailable[want] {
+			return global, 0, fmt.Sprintf("annotation %s: this node's kernel has no IPVS scheduler %q (module ip_vs_%s); using %q", SchedulerAnnotation, want, want, global)
 		}
 		sched = want
 	}

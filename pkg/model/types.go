@@ -38,6 +38,10 @@ type Options struct {
 	// externalIP or LoadBalancer IP inside them that is not the Service's
 	// own clusterIP would take a pod's or another Service's address.
 	ClusterCIDRs, ServiceCIDRs []netip.Prefix
+	// Unavailable are the IPVS schedulers this node's kernel lacks (checked
+	// once at start): an annotation naming one falls back to Scheduler,
+	// with a problem, rather than failing every write of the Service.
+	Unavailable map[string]bool
 	// MaxVirtualServers caps one Service's virtual servers (0: no cap), so
 	// that one Service with many ports and many addresses cannot make the
 	// node's IPVS table huge.
