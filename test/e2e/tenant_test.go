@@ -125,7 +125,9 @@ func (w *world) waitEvent(ns, name, want, notWant string) {
 func TestGuestLoadBalancerSourceRanges(t *testing.T) {
 	guest(t)
 	w := newWorld(t, "ranges")
-	const lbIP, lbNodeIP = "203.0.113.10", "203.0.113.11"
+	// Addresses no other guest test uses: the API server, and so the older
+	// Services of earlier tests, are shared by every test in the VM.
+	const lbIP, lbNodeIP = "203.0.113.110", "203.0.113.111"
 	lb := func(port int32, ranges ...string) func(*v1.Service) {
 		return func(s *v1.Service) {
 			s.Spec.Type = v1.ServiceTypeLoadBalancer
@@ -164,7 +166,7 @@ func TestGuestLoadBalancerSourceRanges(t *testing.T) {
 	// The ranges guard the LB IP only: a's clusterIP still serves pod-d.
 	askOK(t, "clusterIP of a from another pod", "pod-d", "tcp", hostPort(a.Spec.ClusterIP, 80), "", 2, "pod-a")
 	if out := run(t, "status", os.Getenv(envProxyBin), "status", "--kubeconfig", os.Getenv(envKubeconfig), "--hostname-override", nodeName,
-		"--service", "ranges/a"); !strings.Contains(out, "TCP 203.0.113.10:80 from 10.244.0.4/32, 192.168.100.11/32") {
+		"--service", "ranges/a"); !strings.Contains(out, "TCP 203.0.113.110:80 from 10.244.0.4/32, 192.168.100.11/32") {
 		t.Errorf("status --service does not explain the ranges:\n%s", out)
 	}
 }
