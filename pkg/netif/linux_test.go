@@ -18,7 +18,7 @@ func TestLinuxScenarios(t *testing.T) {
 	netnstest.Enter(t)
 	probe := &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "probe0"}}
 	if err := netlink.LinkAdd(probe); err != nil {
-		t.Skipf("kernel cannot create dummy links: %v", err)
+		netnstest.Skipf(t, "kernel cannot create dummy links: %v", err)
 	}
 	_ = netlink.LinkDel(probe)
 	l := NewLinux(testLink)

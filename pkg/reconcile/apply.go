@@ -42,8 +42,9 @@ func (c Counts) Add(o Counts) Counts {
 	}
 }
 
-// Apply makes the plan's writes, the IPVS ones in one Write so that a
-// large plan (a cold start) costs few round trips to the kernel. Each write
+// Apply makes the plan's writes, the IPVS ones in Writes of up to
+// writeChunk ops, so that a large plan (a cold start) costs few round trips
+// to the kernel. Each write
 // stands alone: one that fails is reported and the rest go on, so one
 // broken Service never holds up the others; the next sync retries what
 // failed. "Already exists" on an add and "not found" on a delete mean the
