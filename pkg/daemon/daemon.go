@@ -116,10 +116,11 @@ type daemon struct {
 func Run(ctx context.Context, cfg Config) error {
 	d := &daemon{Config: cfg, started: cfg.Clock.Now(), needFull: true, reported: map[types.NamespacedName]string{}, drainPending: map[types.NamespacedName]bool{}}
 	var r *runner.Runner
-	d.changes = watch.NewChanges(func(service bool) {
-		if service {
+	d.changes = watch.NewChanges(func(c watch.Change) {
+		switch c {
+		case watch.ServiceEvent:
 			d.Metrics.ServiceChanged()
-		} else {
+		case watch.SliceEvent:
 			d.Metrics.EndpointsChanged()
 		}
 		d.Health.QueuedUpdate()
