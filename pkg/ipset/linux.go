@@ -119,35 +119,29 @@ func (l linux) Entries(name string) ([]Entry, error) {
 }
 
 func (l linux) Add(name string, e Entry) error {
-	if err := checkName(name); err != nil {
-		return err
-	}
-	if err := checkEntry(e); err != nil {
-		return fmt.Errorf("add %s to ipset %s: %w", e, name, err)
-	}
-	// Replace leaves out NLM_F_EXCL, which is what `ipset -exist add` does:
-	// the kernel then answers success for a member already present.
-	m := toNetlink(e)
-	m.Replace = true
-	if err := l.call(func() error { return l.h.IpsetAdd(name, m) }); err != nil {
-		return fmt.Errorf("add %s to ipset %s: %w", e, name, kernelError(err))
-	}
-	return nil
+	return l.member("add", "to", name, e, nil, l.h.IpsetAdd)
 }
 
+// Del's ErrNotFound is a missing set; an absent member is success already.
 func (l linux) Del(name string, e Entry) error {
+	return l.member("delete", "from", name, e, ErrNotFound, l.h.IpsetDel)
+}
+
+// member is Add and Del. Replace leaves out NLM_F_EXCL, which is what
+// `ipset -exist` does: the kernel then answers success for a member
+// already present (add) or absent (del). An error that is fine is success.
+func (l linux) member(verb, prep, name string, e Entry, fine error, request func(string, *netlink.IPSetEntry) error) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
 	if err := checkEntry(e); err != nil {
-		return fmt.Errorf("delete %s from ipset %s: %w", e, name, err)
+		return fmt.Errorf("%s %s %s ipset %s: %w", verb, e, prep, name, err)
 	}
-	// Without NLM_F_EXCL the kernel answers success for an absent member.
 	m := toNetlink(e)
 	m.Replace = true
-	err := kernelError(l.call(func() error { return l.h.IpsetDel(name, m) }))
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("delete %s from ipset %s: %w", e, name, err)
+	err := kernelError(l.call(func() error { return request(name, m) }))
+	if err != nil && (fine == nil || !errors.Is(err, fine)) {
+		return fmt.Errorf("%s %s %s ipset %s: %w", verb, e, prep, name, err)
 	}
 	return nil
 }
