@@ -1,8 +1,25 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, the API server integration tests and the
-# end-to-end tests in a VM with a real kernel. It installs what it needs and
-# fails, never skips, when something cannot run. With an argument (unit,
-# integration, e2e) it runs that part only.
+# end-to-end tests in a VM with a real kernel. It installs what it needs
+# (hack/vm-deps.sh, hack/build-tools.sh) and fails when that fails. With an
+# argument (unit, integration, e2e) it runs that part only.
+#
+# What can still skip, and why:
+# - The unit tests against the host kernel (pkg/{cleanup,conntrack,ipset,
+#   iptables,netif}, in a network namespace of their own) skip when
+#   not root, without network namespaces, ipset or iptables binaries. Under
+#   CI=true they fail instead (test/netnstest.Skipf); the VM tests cover the
+#   same kernel paths.
+# - pkg/netif's kernel test skips, under CI too, where the kernel has no
+#   dummy links: the development and CI machines' kernel lacks CONFIG_DUMMY.
+#   The VM's kernel runs netif against its fake (TestGuestKernelMatchesFakes).
+# - Skips that do not depend on the machine: TestDemo runs only under make
+#   demo; the VM packages' host half and guest half each skip in the
+#   other's process.
+# - Environment probes that skip even under CI: the IPv6 health check test
+#   without ::1, the hostname test without a host name, the conntrack
+#   traffic test without nft (vm-deps.sh does not install it), the sysctl
+#   test without /proc/sys, a manifests test without sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"

@@ -31,7 +31,7 @@ var kubeProxySetTypes = map[string]string{
 func createSets(t *testing.T) []string {
 	t.Helper()
 	if _, err := exec.LookPath("ipset"); err != nil {
-		t.Skip("no ipset binary to prepare the sets with")
+		netnstest.Skipf(t, "no ipset binary to prepare the sets with")
 	}
 	var names []string
 	for base, typ := range kubeProxySetTypes {
@@ -58,7 +58,7 @@ func createSets(t *testing.T) []string {
 func runOrSkip(t *testing.T, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Skipf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+		netnstest.Skipf(t, "%s %s: %v: %s", name, strings.Join(args, " "), err, out)
 	}
 }
 
@@ -87,7 +87,7 @@ func restore(t *testing.T, binary, rules string) string {
 	}
 	rules = strings.Join(kept, "\n")
 	if err := load(rules); err != nil {
-		t.Skipf("kernel does not take the test rules")
+		netnstest.Skipf(t, "kernel does not take the test rules")
 	}
 	t.Logf("%s: this kernel has no xt_ipvs; the -m ipvs rule is left out", binary)
 	return rules
@@ -106,7 +106,7 @@ func TestLinuxMatchesFake(t *testing.T) {
 	} {
 		ipt, err := iptables.NewLinuxRemover(tc.binary)
 		if err != nil {
-			t.Skipf("no %s: %v", tc.binary, err)
+			netnstest.Skipf(t, "no %s: %v", tc.binary, err)
 		}
 		b, err := os.ReadFile("testdata/" + tc.file)
 		if err != nil {
@@ -173,7 +173,7 @@ func TestLinuxIPSetErrors(t *testing.T) {
 	netnstest.Enter(t)
 	runOrSkip(t, "ipset", "create", "KUBE-CLUSTER-IP", "hash:ip,port")
 	if _, err := exec.LookPath("iptables-nft-restore"); err != nil {
-		t.Skipf("no iptables-nft: %v", err)
+		netnstest.Skipf(t, "no iptables-nft: %v", err)
 	}
 	restore(t, "iptables-nft", "*filter\n:MINE - [0:0]\n-A MINE -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT\nCOMMIT\n")
 	s := NewLinuxIPSets()

@@ -133,10 +133,11 @@ func Run(ctx context.Context, cfg Config) error {
 	d := &daemon{Config: cfg, started: cfg.Clock.Now(), needFull: true, reported: map[types.NamespacedName]string{}, drainPending: map[types.NamespacedName]bool{},
 		failing: map[types.NamespacedName]int{}}
 	var r *runner.Runner
-	d.changes = watch.NewChanges(func(service bool) {
-		if service {
+	d.changes = watch.NewChanges(func(c watch.Change) {
+		switch c {
+		case watch.ServiceEvent:
 			d.Metrics.ServiceChanged()
-		} else {
+		case watch.SliceEvent:
 			d.Metrics.EndpointsChanged()
 		}
 		d.queued()

@@ -84,25 +84,42 @@ func (f *Fake) Entries(name string) ([]Entry, error) {
 }
 
 func (f *Fake) Add(name string, e Entry) error {
+	return f.member("add", "to", "add %s %s", name, e, true)
+}
+
+func (f *Fake) Del(name string, e Entry) error {
+	return f.member("delete", "from", "del %s %s", name, e, false)
+}
+
+// member is Add and Del: logFormat spells the write for Log, as `ipset
+// restore` would read it. A missing set fails an add and is success for a
+// del, as in the kernel.
+func (f *Fake) member(verb, prep, logFormat, name string, e Entry, add bool) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
 	if err := checkEntry(e); err != nil {
-		return fmt.Errorf("add %s to ipset %s: %w", e, name, err)
+		return fmt.Errorf("%s %s %s ipset %s: %w", verb, e, prep, name, err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err := f.write(name, fmt.Sprintf("add %s %s", name, e)); err != nil {
-		return fmt.Errorf("add %s to ipset %s: %w", e, name, err)
-	}
+	err := f.write(name, fmt.Sprintf(logFormat, name, e))
 	s, ok := f.sets[name]
 	switch {
+	case err != nil:
+	case !ok && add:
+		err = ErrNotFound
 	case !ok:
-		return fmt.Errorf("add %s to ipset %s: %w", e, name, ErrNotFound)
 	case !fits(s.set, e):
-		return fmt.Errorf("add %s to ipset %s: %w", e, name, ErrMismatch)
+		err = ErrMismatch
+	case add:
+		s.entries[e] = true
+	default:
+		delete(s.entries, e)
 	}
-	s.entries[e] = true
+	if err != nil {
+		return fmt.Errorf("%s %s %s ipset %s: %w", verb, e, prep, name, err)
+	}
 	return nil
 }
 
@@ -116,29 +133,6 @@ func each(name string, entries []Entry, call func(string, Entry) error) []error 
 		errs[i] = call(name, e)
 	}
 	return errs
-}
-
-func (f *Fake) Del(name string, e Entry) error {
-	if err := checkName(name); err != nil {
-		return err
-	}
-	if err := checkEntry(e); err != nil {
-		return fmt.Errorf("delete %s from ipset %s: %w", e, name, err)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if err := f.write(name, fmt.Sprintf("del %s %s", name, e)); err != nil {
-		return fmt.Errorf("delete %s from ipset %s: %w", e, name, err)
-	}
-	s, ok := f.sets[name]
-	switch {
-	case !ok:
-		return nil
-	case !fits(s.set, e):
-		return fmt.Errorf("delete %s from ipset %s: %w", e, name, ErrMismatch)
-	}
-	delete(s.entries, e)
-	return nil
 }
 
 func (f *Fake) Destroy(name string) error {

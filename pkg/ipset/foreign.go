@@ -18,10 +18,7 @@ type Remover interface {
 	DestroySets(match func(name string) bool) (destroyed []string, errs []error)
 }
 
-var (
-	_ Remover = &Fake{}
-	_ Remover = &linux{}
-)
+var _ Remover = &Fake{}
 
 // destroySets is DestroySets over a list of the host's set names and a
 // destroy that takes any name.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/nlbatch"
 	"github.com/vishvananda/netlink"
@@ -28,11 +29,21 @@ const dumpAttempts = 5
 
 // linux keeps one netlink socket for every request: a full sync adds
 // thousands of members, and a socket per request (the package-level
-// netlink functions) costs more than the request itself. Calls come from
-// one goroutine, as a Handle requires.
+// netlink functions) costs more than the request itself. The sync loop and
+// a periodic resync's read (proxier.ReadKernel: Entries) call it at once,
+// and a Handle shares one socket and sequence number between its
+// requests, so mu holds the Handle for one request at a time.
 type linux struct {
+	mu   *sync.Mutex
 	h    *netlink.Handle
-	sock *nlbatch.Socket // AddAll and DelAll; opened on first use
+	sock *nlbatch.Socket // AddAll and DelAll, the sync loop's only; opened on first use
+}
+
+// call makes one request on the Handle, holding it for that long.
+func (l linux) call(request func() error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return guard(request)
 }
 
 // NewLinux returns the kernel's sets over netlink, so ipvs-proxy's image
@@ -42,8 +53,10 @@ func NewLinux() Interface {
 	if err != nil {
 		h = &netlink.Handle{} // a socket per request, as the package functions do
 	}
-	return &linux{h: h}
+	return &linux{mu: &sync.Mutex{}, h: h}
 }
+
+var _ Remover = &linux{}
 
 // NewLinuxRemover is NewLinux for Remover's one use, `ipvs-proxy cleanup`.
 func NewLinuxRemover() Remover { return NewLinux().(*linux) }
@@ -59,7 +72,7 @@ func (l linux) Ensure(s Set) error {
 		if s.IPv6 {
 			opts.Family = unix.AF_INET6
 		}
-		err = guard(func() error { return l.h.IpsetCreate(s.Name, string(s.Type), opts) })
+		err = l.call(func() error { return l.h.IpsetCreate(s.Name, string(s.Type), opts) })
 		if !errors.Is(err, unix.EEXIST) { // EEXIST: created meanwhile; look at it
 			if err != nil {
 				return fmt.Errorf("create ipset %s %s family %s: %w", s.Name, s.Type, family(s.IPv6), err)
@@ -82,7 +95,7 @@ func (l linux) Entries(name string) ([]Entry, error) {
 		return nil, err
 	}
 	var res *netlink.IPSetResult
-	err := guard(func() (err error) {
+	err := l.call(func() (err error) {
 		res, err = l.h.IpsetList(name)
 		return err
 	})
@@ -106,35 +119,29 @@ func (l linux) Entries(name string) ([]Entry, error) {
 }
 
 func (l linux) Add(name string, e Entry) error {
-	if err := checkName(name); err != nil {
-		return err
-	}
-	if err := checkEntry(e); err != nil {
-		return fmt.Errorf("add %s to ipset %s: %w", e, name, err)
-	}
-	// Replace leaves out NLM_F_EXCL, which is what `ipset -exist add` does:
-	// the kernel then answers success for a member already present.
-	m := toNetlink(e)
-	m.Replace = true
-	if err := guard(func() error { return l.h.IpsetAdd(name, m) }); err != nil {
-		return fmt.Errorf("add %s to ipset %s: %w", e, name, kernelError(err))
-	}
-	return nil
+	return l.member("add", "to", name, e, nil, l.h.IpsetAdd)
 }
 
+// Del's ErrNotFound is a missing set; an absent member is success already.
 func (l linux) Del(name string, e Entry) error {
+	return l.member("delete", "from", name, e, ErrNotFound, l.h.IpsetDel)
+}
+
+// member is Add and Del. Replace leaves out NLM_F_EXCL, which is what
+// `ipset -exist` does: the kernel then answers success for a member
+// already present (add) or absent (del). An error that is fine is success.
+func (l linux) member(verb, prep, name string, e Entry, fine error, request func(string, *netlink.IPSetEntry) error) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
 	if err := checkEntry(e); err != nil {
-		return fmt.Errorf("delete %s from ipset %s: %w", e, name, err)
+		return fmt.Errorf("%s %s %s ipset %s: %w", verb, e, prep, name, err)
 	}
-	// Without NLM_F_EXCL the kernel answers success for an absent member.
 	m := toNetlink(e)
 	m.Replace = true
-	err := kernelError(guard(func() error { return l.h.IpsetDel(name, m) }))
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("delete %s from ipset %s: %w", e, name, err)
+	err := kernelError(l.call(func() error { return request(name, m) }))
+	if err != nil && (fine == nil || !errors.Is(err, fine)) {
+		return fmt.Errorf("%s %s %s ipset %s: %w", verb, e, prep, name, err)
 	}
 	return nil
 }
@@ -153,7 +160,7 @@ func (l linux) Destroy(name string) error {
 // the kernel answers success for a missing set; ErrNotFound is for a
 // library that does send it.
 func (l linux) destroy(name string) error {
-	return kernelError(guard(func() error { return l.h.IpsetDestroy(name) }))
+	return kernelError(l.call(func() error { return l.h.IpsetDestroy(name) }))
 }
 
 func (l *linux) DestroySets(match func(name string) bool) ([]string, []error) {

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/ipvs-proxy/ipvs-proxy/test/netnstest"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -28,19 +29,19 @@ import (
 func enterNewNetns(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace and ipsets")
+		netnstest.Skipf(t, "needs root to create a network namespace and ipsets")
 	}
 	runtime.LockOSThread()
 	orig, err := netns.Get()
 	if err != nil {
 		runtime.UnlockOSThread()
-		t.Skipf("cannot open the current network namespace: %v", err)
+		netnstest.Skipf(t, "cannot open the current network namespace: %v", err)
 	}
 	ns, err := netns.New()
 	if err != nil {
 		orig.Close()
 		runtime.UnlockOSThread()
-		t.Skipf("cannot create a network namespace: %v", err)
+		netnstest.Skipf(t, "cannot create a network namespace: %v", err)
 	}
 	t.Cleanup(func() {
 		ns.Close()
@@ -53,7 +54,7 @@ func enterNewNetns(t *testing.T) {
 		runtime.UnlockOSThread()
 	})
 	if _, _, err := netlink.IpsetProtocol(); err != nil {
-		t.Skipf("the kernel answers no ipset requests: %v", err)
+		netnstest.Skipf(t, "the kernel answers no ipset requests: %v", err)
 	}
 }
 
@@ -156,7 +157,7 @@ func TestLinuxLeavesForeignSets(t *testing.T) {
 func TestLinuxDestroyInUse(t *testing.T) {
 	enterNewNetns(t)
 	if _, err := exec.LookPath("iptables"); err != nil {
-		t.Skip("no iptables binary to make a rule that uses the set")
+		netnstest.Skipf(t, "no iptables binary to make a rule that uses the set")
 	}
 	l := NewLinux()
 	if err := l.Ensure(keepSet); err != nil {
@@ -164,7 +165,7 @@ func TestLinuxDestroyInUse(t *testing.T) {
 	}
 	rule := []string{"-w", "-A", "INPUT", "-m", "set", "--match-set", keep, "dst,dst", "-j", "ACCEPT"}
 	if out, err := exec.Command("iptables", rule...).CombinedOutput(); err != nil {
-		t.Skipf("cannot add a rule matching on the set: %v: %s", err, out)
+		netnstest.Skipf(t, "cannot add a rule matching on the set: %v: %s", err, out)
 	}
 	err := l.Destroy(keep)
 	if !errors.Is(err, ErrInUse) || err.Error() != "destroy ipset IPVS-PROXY-T-KEEP: set is in use by a kernel component" {
@@ -185,7 +186,7 @@ func TestLinuxDestroyInUse(t *testing.T) {
 func TestLinuxReadsSetsMadeByIpset(t *testing.T) {
 	enterNewNetns(t)
 	if _, err := exec.LookPath("ipset"); err != nil {
-		t.Skip("no ipset binary")
+		netnstest.Skipf(t, "no ipset binary")
 	}
 	logged := captureLog(t)
 	members := []string{"fd00:10:244::2,tcp:8080,fd00:10:244::3", "fd00:10:244::2,sctp:9,fd00:10:244::2"}

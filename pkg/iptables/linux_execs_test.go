@@ -48,7 +48,7 @@ func (x *execLog) check(t *testing.T, step string, want, inputs []string) {
 func createSets(t *testing.T, fam Family) {
 	t.Helper()
 	if _, err := exec.LookPath("ipset"); err != nil {
-		t.Skip("needs the ipset command")
+		netnstest.Skipf(t, "needs the ipset command")
 	}
 	inet := map[Family]string{IPv4: "inet", IPv6: "inet6"}[fam]
 	for name, typ := range map[string]string{

@@ -13,7 +13,7 @@ func linuxWorld(t *testing.T, fam Family) world {
 	t.Helper()
 	i, err := NewLinux(fam)
 	if err != nil {
-		t.Skipf("no %s iptables: %v", fam, err)
+		netnstest.Skipf(t, "no %s iptables: %v", fam, err)
 	}
 	ipt := foreignIPTables(t, fam)
 	foreign := func(table, chain string, args ...string) error {
@@ -39,7 +39,7 @@ func foreignIPTables(t *testing.T, fam Family) *iptables.IPTables {
 	}
 	ipt, err := iptables.New(iptables.IPFamily(proto), iptables.Timeout(lockWait))
 	if err != nil {
-		t.Skipf("no %s iptables: %v", fam, err)
+		netnstest.Skipf(t, "no %s iptables: %v", fam, err)
 	}
 	return ipt
 }

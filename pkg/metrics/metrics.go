@@ -145,7 +145,7 @@ func New() *Metrics {
 		}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ipvs_proxy_services_skipped_total",
-			Help: "Service ports left out of the IPVS table, by reason",
+			Help: "Services whose input was skipped in part (a port, address or endpoint that cannot be programmed, or a VIP:port another Service holds), counted each time a Service's reported problems change, by reason (always " + SkippedInvalidInput + ")",
 		}, []string{"reason"}),
 		failing: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ipvs_proxy_services_failing",
@@ -272,16 +272,17 @@ func (m *Metrics) ObserveNetworkProgramming(d time.Duration) {
 	m.programming.Observe(d.Seconds())
 }
 
-// ServiceChanged counts one Service event that changed what the proxy
-// programs.
+// ServiceChanged counts one Service informer event (watch.ServiceEvent); a
+// retry or a drain re-check (watch.Requeue) is not one.
 func (m *Metrics) ServiceChanged() { m.serviceChanges.Inc() }
 
 // EndpointsChanged counts one EndpointSlice event that changed what the
 // proxy programs.
 func (m *Metrics) EndpointsChanged() { m.endpointChanges.Inc() }
 
-// SetPending sets how many Services and EndpointSlice-backed Services have
-// changes waiting for a sync.
+// SetPending sets how many Service and EndpointSlice events wait for a sync
+// (watch.Changes.Pending). A Service the sync loop queues again, to retry
+// it or to re-check a drain, is no event and is not counted.
 func (m *Metrics) SetPending(services, endpoints int) {
 	m.servicesPending.Set(float64(services))
 	m.endpointsPending.Set(float64(endpoints))
@@ -299,8 +300,15 @@ func (m *Metrics) ObserveRuleSync(family string, failed bool) {
 // ConntrackDeleted counts conntrack entries a sync deleted.
 func (m *Metrics) ConntrackDeleted(n int) { m.conntrackDeleted.Add(float64(n)) }
 
-// ServiceSkipped counts a Service port left out of the IPVS table. reason
-// must come from a fixed set of constants: each value is a time series.
+// SkippedInvalidInput is ServiceSkipped's one reason: the proxier reported
+// problems with the Service's input (proxier.Result.Problems), the same
+// ones the IPVSProxySkipped Event carries.
+const SkippedInvalidInput = "invalid-input"
+
+// ServiceSkipped counts a Service whose input was skipped in part, once each
+// time the problems reported for it change (as its Event is recorded), not
+// once per port or per sync. reason is SkippedInvalidInput; the label
+// leaves room for reasons the proxier does not tell apart today.
 func (m *Metrics) ServiceSkipped(reason string) {
 	m.skipped.WithLabelValues(reason).Inc()
 }

@@ -94,9 +94,8 @@ func TestExposition(t *testing.T) {
 			}
 			m.SetPending(1, 4)
 			m.SetLastQueuedTimestamp(epoch.Add(250 * time.Millisecond))
-			m.ServiceSkipped("ipMode-proxy")
-			m.ServiceSkipped("ipMode-proxy")
-			m.ServiceSkipped("sctp-unsupported")
+			m.ServiceSkipped(SkippedInvalidInput)
+			m.ServiceSkipped(SkippedInvalidInput)
 			m.ProbeServed("/healthz", 200)
 			m.ProbeServed("/healthz", 503)
 			m.ProbeServed("/livez", 200)

@@ -1,6 +1,7 @@
 package netif
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -82,38 +83,39 @@ func (f *Fake) Addresses() ([]netip.Addr, error) {
 }
 
 func (f *Fake) AddAddress(a netip.Addr) error {
-	p, err := hostPrefix(a)
-	if err != nil {
-		return fmt.Errorf("add address %s to %s: %w", a, f.name, err)
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.exists {
-		return fmt.Errorf("add address %s to %s: link not found", p, f.name)
-	}
-	f.write("add " + p.String())
-	if err := f.FailOn[p.Addr()]; err != nil {
-		return fmt.Errorf("add address %s to %s: %w", p, f.name, err)
-	}
-	f.addrs[p] = true
-	return nil
+	return f.address("add", "to", a, true)
 }
 
 func (f *Fake) DeleteAddress(a netip.Addr) error {
+	return f.address("delete", "from", a, false)
+}
+
+// address is AddAddress and DeleteAddress. A missing link fails an add and
+// is success for a delete, as in the kernel.
+func (f *Fake) address(verb, prep string, a netip.Addr, add bool) error {
 	p, err := hostPrefix(a)
 	if err != nil {
-		return fmt.Errorf("delete address %s from %s: %w", a, f.name, err)
+		return fmt.Errorf("%s address %s %s %s: %w", verb, a, prep, f.name, err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.exists {
-		return nil
+	switch {
+	case !f.exists && add:
+		err = errors.New("link not found")
+	case !f.exists:
+	default:
+		f.write(verb + " " + p.String())
+		switch err = f.FailOn[p.Addr()]; {
+		case err != nil:
+		case add:
+			f.addrs[p] = true
+		default:
+			delete(f.addrs, p)
+		}
 	}
-	f.write("delete " + p.String())
-	if err := f.FailOn[p.Addr()]; err != nil {
-		return fmt.Errorf("delete address %s from %s: %w", p, f.name, err)
+	if err != nil {
+		return fmt.Errorf("%s address %s %s %s: %w", verb, p, prep, f.name, err)
 	}
-	delete(f.addrs, p)
 	return nil
 }
 

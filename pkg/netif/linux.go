@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/nlbatch"
 	"github.com/vishvananda/netlink"
@@ -20,12 +21,22 @@ const dumpAttempts = 5
 
 // linux keeps one netlink socket for its requests: a full sync adds an
 // address per Service, and a socket per request (the package-level
-// netlink functions) costs more than the request. One goroutine calls it,
-// as a Handle requires.
+// netlink functions) costs more than the request. The sync loop and a
+// periodic resync's read (proxier.ReadKernel) call it at once, and a
+// Handle shares one socket and sequence number between its requests, so
+// mu holds the Handle for one request at a time.
 type linux struct {
 	name string
+	mu   sync.Mutex
 	h    *netlink.Handle
-	sock *nlbatch.Socket // AddAddresses and DeleteAddresses; opened on first use
+	sock *nlbatch.Socket // AddAddresses and DeleteAddresses, the sync loop's only; opened on first use
+}
+
+// handle runs one request on the Handle, which it holds for that long.
+func handle[T any](l *linux, request func(h *netlink.Handle) (T, error)) (T, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return request(l.h)
 }
 
 // NewLinux returns the Interface for the dummy link linkName over netlink.
@@ -39,7 +50,7 @@ func NewLinux(linkName string) Interface {
 
 // link returns the link, or nil without error when it does not exist.
 func (l *linux) link() (netlink.Link, error) {
-	link, err := l.h.LinkByName(l.name)
+	link, err := handle(l, func(h *netlink.Handle) (netlink.Link, error) { return h.LinkByName(l.name) })
 	if err != nil {
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
@@ -62,7 +73,9 @@ func (l *linux) EnsureLink() error {
 		}
 		return nil
 	}
+	l.mu.Lock()
 	err = l.h.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: l.name}})
+	l.mu.Unlock()
 	if err != nil && !errors.Is(err, unix.EEXIST) { // EEXIST: created meanwhile
 		return fmt.Errorf("create dummy link %s: %w", l.name, err)
 	}
@@ -74,7 +87,10 @@ func (l *linux) DeleteLink() error {
 	if err != nil || link == nil {
 		return err
 	}
-	if err := l.h.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+	l.mu.Lock()
+	err = l.h.LinkDel(link)
+	l.mu.Unlock()
+	if err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("delete link %s: %w", l.name, err)
 	}
 	return nil
@@ -83,7 +99,7 @@ func (l *linux) DeleteLink() error {
 // prefixes lists every address on the link, with the kernel's prefix length.
 func (l *linux) prefixes(link netlink.Link) ([]netip.Prefix, error) {
 	addrs, err := retryDump("list addresses of "+l.name, func() ([]netlink.Addr, error) {
-		return l.h.AddrList(link, netlink.FAMILY_ALL)
+		return handle(l, func(h *netlink.Handle) ([]netlink.Addr, error) { return h.AddrList(link, netlink.FAMILY_ALL) })
 	})
 	if err != nil {
 		return nil, err
@@ -121,7 +137,9 @@ func (l *linux) Addresses() ([]netip.Addr, error) {
 }
 
 func (l *linux) HostAddresses() ([]HostAddress, error) {
-	links, err := retryDump("list links", l.h.LinkList)
+	links, err := retryDump("list links", func() ([]netlink.Link, error) {
+		return handle(l, func(h *netlink.Handle) ([]netlink.Link, error) { return h.LinkList() })
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +149,7 @@ func (l *linux) HostAddresses() ([]HostAddress, error) {
 	}
 	// One dump of all addresses rather than one per link.
 	addrs, err := retryDump("list addresses", func() ([]netlink.Addr, error) {
-		return l.h.AddrList(nil, netlink.FAMILY_ALL)
+		return handle(l, func(h *netlink.Handle) ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
 	})
 	if err != nil {
 		return nil, err

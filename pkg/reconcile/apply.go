@@ -42,8 +42,9 @@ func (c Counts) Add(o Counts) Counts {
 	}
 }
 
-// Apply makes the plan's writes, the IPVS ones in one Write so that a
-// large plan (a cold start) costs few round trips to the kernel. Each write
+// Apply makes the plan's writes, the IPVS ones in Writes of up to
+// writeChunk ops, so that a large plan (a cold start) costs few round trips
+// to the kernel. Each write
 // stands alone: one that fails is reported and the rest go on, so one
 // broken Service never holds up the others; the next sync retries what
 // failed. "Already exists" on an add and "not found" on a delete mean the
@@ -128,40 +129,30 @@ func opChunks(p Plan) func(yield func([]ipvs.Op) bool) {
 			ops = ops[:0]
 			return ok
 		}
-		for _, s := range p.AddServices {
-			if !put(ipvs.Op{Kind: ipvs.OpAddService, Service: s}) {
-				return
-			}
-		}
-		for _, d := range p.AddDestinations {
-			if !put(destOp(ipvs.OpAddDestination, d)) {
-				return
-			}
-		}
-		for _, s := range p.UpdateServices {
-			if !put(ipvs.Op{Kind: ipvs.OpUpdateService, Service: s}) {
-				return
-			}
-		}
-		for _, d := range p.UpdateDestinations {
-			if !put(destOp(ipvs.OpUpdateDestination, d)) {
-				return
-			}
-		}
-		for _, d := range p.DeleteDestinations {
-			if !put(destOp(ipvs.OpDeleteDestination, d)) {
-				return
-			}
-		}
-		for _, k := range p.DeleteServices {
-			if !put(ipvs.Op{Kind: ipvs.OpDeleteService, Service: ipvs.Service{ServiceKey: k}}) {
-				return
-			}
+		svc := func(k ipvs.OpKind, s ipvs.Service) ipvs.Op { return ipvs.Op{Kind: k, Service: s} }
+		key := func(k ipvs.OpKind, key ipvs.ServiceKey) ipvs.Op { return svc(k, ipvs.Service{ServiceKey: key}) }
+		if !putAll(put, ipvs.OpAddService, p.AddServices, svc) ||
+			!putAll(put, ipvs.OpAddDestination, p.AddDestinations, destOp) ||
+			!putAll(put, ipvs.OpUpdateService, p.UpdateServices, svc) ||
+			!putAll(put, ipvs.OpUpdateDestination, p.UpdateDestinations, destOp) ||
+			!putAll(put, ipvs.OpDeleteDestination, p.DeleteDestinations, destOp) ||
+			!putAll(put, ipvs.OpDeleteService, p.DeleteServices, key) {
+			return
 		}
 		if len(ops) > 0 {
 			yield(ops)
 		}
 	}
+}
+
+// putAll puts one op of kind k for each item, in order, until put says stop.
+func putAll[T any](put func(ipvs.Op) bool, k ipvs.OpKind, items []T, op func(ipvs.OpKind, T) ipvs.Op) bool {
+	for _, it := range items {
+		if !put(op(k, it)) {
+			return false
+		}
+	}
+	return true
 }
 
 func destOp(k ipvs.OpKind, d DestOp) ipvs.Op {

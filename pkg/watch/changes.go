@@ -15,16 +15,45 @@ import (
 
 // Changes is the set of Services changed since the last Take.
 type Changes struct {
-	mu        sync.Mutex
-	dirty     map[types.NamespacedName]bool
+	mu sync.Mutex
+	// dirty are the Services to sync, whatever queued them.
+	dirty map[types.NamespacedName]bool
+	// services and endpoints count the informer events since the last
+	// Take; Mark's requests are not events and are not counted.
 	services  int
 	endpoints int
 	// notify is called after each recorded change, outside the lock: it
 	// kicks the sync loop and tells the health check an update is queued.
-	notify func(serviceChange bool)
+	notify func(Change)
 }
 
-func NewChanges(notify func(serviceChange bool)) *Changes {
+// Change says what queued a Service, for notify.
+type Change int
+
+const (
+	// ServiceEvent is an informer event on the Service.
+	ServiceEvent Change = iota + 1
+	// SliceEvent is an informer event on one of its EndpointSlices.
+	SliceEvent
+	// Requeue is Mark: the sync loop asks for the Service again (a retry
+	// after a failure, a drain re-check). Nothing in the cluster changed,
+	// so it is no change for the metrics that count changes.
+	Requeue
+)
+
+func (c Change) String() string {
+	switch c {
+	case ServiceEvent:
+		return "service"
+	case SliceEvent:
+		return "slice"
+	case Requeue:
+		return "requeue"
+	}
+	return "unknown"
+}
+
+func NewChanges(notify func(Change)) *Changes {
 	return &Changes{dirty: map[types.NamespacedName]bool{}, notify: notify}
 }
 
@@ -42,27 +71,30 @@ func (c *Changes) Take() []types.NamespacedName {
 	return out
 }
 
-// Pending is the number of Service and EndpointSlice events waiting.
+// Pending is the number of Service and EndpointSlice events waiting; Mark's
+// requests are not among them.
 func (c *Changes) Pending() (services, endpoints int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.services, c.endpoints
 }
 
-// Mark records a change to one Service, e.g. to retry it after a failure.
-func (c *Changes) Mark(n types.NamespacedName) { c.mark(n, true) }
+// Mark queues one Service again without an event: to retry it after a
+// failure, or to re-check its draining real servers (Requeue).
+func (c *Changes) Mark(n types.NamespacedName) { c.mark(n, Requeue) }
 
-func (c *Changes) mark(n types.NamespacedName, service bool) {
+func (c *Changes) mark(n types.NamespacedName, kind Change) {
 	c.mu.Lock()
 	c.dirty[n] = true
-	if service {
+	switch kind {
+	case ServiceEvent:
 		c.services++
-	} else {
+	case SliceEvent:
 		c.endpoints++
 	}
 	c.mu.Unlock()
 	if c.notify != nil {
-		c.notify(service)
+		c.notify(kind)
 	}
 }
 
@@ -74,7 +106,7 @@ func (c *Changes) ServiceHandler() cache.ResourceEventHandler {
 			return types.NamespacedName{}, false
 		}
 		return types.NamespacedName{Namespace: s.Namespace, Name: s.Name}, true
-	}, true)
+	}, ServiceEvent)
 }
 
 // SliceHandler records the Service a slice belongs to, by its
@@ -86,16 +118,16 @@ func (c *Changes) SliceHandler() cache.ResourceEventHandler {
 			return types.NamespacedName{}, false
 		}
 		return types.NamespacedName{Namespace: s.Namespace, Name: s.Service}, s.Service != ""
-	}, false)
+	}, SliceEvent)
 }
 
-func (c *Changes) handler(nameOf func(any) (types.NamespacedName, bool), service bool) cache.ResourceEventHandler {
+func (c *Changes) handler(nameOf func(any) (types.NamespacedName, bool), kind Change) cache.ResourceEventHandler {
 	record := func(obj any) {
 		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 			obj = d.Obj
 		}
 		if n, ok := nameOf(obj); ok {
-			c.mark(n, service)
+			c.mark(n, kind)
 		}
 	}
 	return cache.ResourceEventHandlerFuncs{
@@ -105,7 +137,7 @@ func (c *Changes) handler(nameOf func(any) (types.NamespacedName, bool), service
 			// then both the old and the new owner changed.
 			if o, ok := nameOf(old); ok {
 				if n, ok := nameOf(obj); !ok || n != o {
-					c.mark(o, service)
+					c.mark(o, kind)
 				}
 			}
 			record(obj)

@@ -159,12 +159,8 @@ func TestChanges(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var notified []string
-			c := NewChanges(func(service bool) {
-				if service {
-					notified = append(notified, "service")
-				} else {
-					notified = append(notified, "endpoints")
-				}
+			c := NewChanges(func(kind Change) {
+				notified = append(notified, map[Change]string{ServiceEvent: "service", SliceEvent: "endpoints"}[kind])
 			})
 			for _, e := range tc.events {
 				e(c.ServiceHandler(), c.SliceHandler())
@@ -188,16 +184,18 @@ func TestChanges(t *testing.T) {
 	}
 }
 
-// Mark re-queues a Service (a retry) and counts as a Service change.
+// Mark re-queues a Service (a retry, a drain re-check): it kicks the sync
+// loop (notify, as Requeue) but is no event, so Pending does not count it.
 func TestChangesMark(t *testing.T) {
-	var notified []bool
-	c := NewChanges(func(service bool) { notified = append(notified, service) })
+	var notified []Change
+	c := NewChanges(func(kind Change) { notified = append(notified, kind) })
 	c.Mark(types.NamespacedName{Namespace: "ns", Name: "web"})
 	c.Mark(types.NamespacedName{Namespace: "ns", Name: "api"})
+	c.ServiceHandler().OnAdd(svc("ns", "web"), false)
 	c.Mark(types.NamespacedName{Namespace: "ns", Name: "web"})
 	s, e := c.Pending()
 	got := fmt.Sprintf("notified %v, pending services=%d endpoints=%d, taken %q", notified, s, e, names(c.Take()))
-	want := `notified [true true true], pending services=3 endpoints=0, taken "ns/api ns/web"`
+	want := `notified [requeue requeue service requeue], pending services=1 endpoints=0, taken "ns/api ns/web"`
 	if got != want {
 		t.Errorf("%s\nwant:\n%s", got, want)
 	}

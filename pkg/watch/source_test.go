@@ -42,7 +42,7 @@ func startSource(t *testing.T, objs ...runtime.Object) (*Source, *Changes, kuber
 	client := fake.NewClientset(objs...)
 	lw := kubeclienttest.Clientset{Interface: client}
 	var notified atomic.Int64
-	changes := NewChanges(func(bool) { notified.Add(1) })
+	changes := NewChanges(func(Change) { notified.Add(1) })
 	src, err := NewSource(lw.ListWatch("services", nil), lw.ListWatch("endpointslices", nil), nil, changes)
 	if err != nil {
 		t.Fatal(err)
