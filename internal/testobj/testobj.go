@@ -40,6 +40,8 @@ type Endpoint struct {
 	Addr                        string
 	Node                        string
 	Ready, Serving, Terminating *bool
+	// Zones and Nodes are topology hints (forZones, forNodes).
+	Zones, Nodes []string
 }
 
 // On returns endpoints at addrs on node, conditions left out.
@@ -66,6 +68,15 @@ func Slice(ns, name, service string, fam discovery.AddressType, ports []discover
 		}
 		if e.Node != "" {
 			de.NodeName = ptr.To(e.Node)
+		}
+		if len(e.Zones)+len(e.Nodes) > 0 {
+			de.Hints = &discovery.EndpointHints{}
+			for _, z := range e.Zones {
+				de.Hints.ForZones = append(de.Hints.ForZones, discovery.ForZone{Name: z})
+			}
+			for _, n := range e.Nodes {
+				de.Hints.ForNodes = append(de.Hints.ForNodes, discovery.ForNode{Name: n})
+			}
 		}
 		s.Endpoints = append(s.Endpoints, de)
 	}

@@ -110,6 +110,11 @@ type daemon struct {
 	reading chan proxier.Snapshot
 	kick    func()
 
+	// zone is the Node's zone label; syncedZone what the proxier builds
+	// with (sync goroutine only).
+	zoneMu           sync.Mutex
+	zone, syncedZone string
+
 	// failing counts the failed attempts of each Service whose writes
 	// fail, for its retry backoff (see retry.go).
 	failing map[types.NamespacedName]int
@@ -218,6 +223,28 @@ func (d *daemon) nodeChanged(obj any) {
 	default:
 		d.Health.SetNodeEligible(true, "")
 	}
+	// The zone decides which endpoints zone hints leave to this node: a
+	// change rebuilds every Service (it is rare; a relabelled node).
+	zone := node.Labels[v1.LabelTopologyZone]
+	d.zoneMu.Lock()
+	changed := zone != d.zone
+	d.zone = zone
+	d.zoneMu.Unlock()
+	if changed {
+		klog.InfoS("Node's zone is now", "zone", zone)
+		if d.kick != nil {
+			d.kick()
+		}
+	}
+}
+
+// takeZone returns the node's zone and whether it changed since the last call.
+func (d *daemon) takeZone() (string, bool) {
+	d.zoneMu.Lock()
+	defer d.zoneMu.Unlock()
+	changed := d.zone != d.syncedZone
+	d.syncedZone = d.zone
+	return d.zone, changed
 }
 
 func hasTaint(n *v1.Node, key string) bool {

@@ -21,6 +21,10 @@ func (d *daemon) sync() {
 	names := d.changes.Take()
 	snap, read := d.takeSnapshot()
 	full := d.needFull || read
+	if zone, changed := d.takeZone(); changed {
+		d.Proxier.SetZone(zone)
+		full = true
+	}
 	if !full && start.Sub(d.lastFull) >= d.SyncPeriod {
 		d.startRead()
 	}

@@ -69,7 +69,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 			if s, ok := sets[fam]; ok {
 				return s
 			}
-			s, p := collectEndpoints(sp, in.Slices, fam, b.opts.NodeName)
+			s, p := collectEndpoints(sp, in.Slices, fam, where{b.opts.NodeName, b.opts.Zone})
 			st.Problems = append(st.Problems, p...)
 			sets[fam] = s
 			// Once per port and family, however many virtual servers

@@ -13,18 +13,25 @@ import (
 // endpoint is one address:port from the slices, with its conditions merged
 // across slices (the same endpoint may sit in two slices during an update).
 type endpoint struct {
-	dst         netip.AddrPort
-	ready       bool
-	serving     bool
-	terminating bool
-	local       bool
+	dst                  netip.AddrPort
+	ready                bool
+	serving              bool
+	terminating          bool
+	local                bool
+	zoneHints, nodeHints []string
 }
 
 // endpointSets are the real servers for one Service port and address family.
 type endpointSets struct {
-	cluster []ipvs.Destination // every usable endpoint
+	cluster []ipvs.Destination // every usable endpoint, after topology
 	local   []ipvs.Destination // only this node's
+	// topology is the mode the hints chose for cluster ("" for none,
+	// v1.ServiceTrafficDistributionPreferSameZone or PreferSameNode).
+	topology string
 }
+
+// where is this node, as topology sees it.
+type where struct{ node, zone string }
 
 // collectEndpoints reads every slice of the given family for one Service
 // port. The slice port is matched by name (the Service's targetPort may be a
@@ -32,7 +39,7 @@ type endpointSets struct {
 //
 // A full sync runs this for every Service port, so it allocates little:
 // one slice of endpoints, merged in place, and the two exact-size results.
-func collectEndpoints(sp v1.ServicePort, slices []*Slice, family discovery.AddressType, node string) (endpointSets, []string) {
+func collectEndpoints(sp v1.ServicePort, slices []*Slice, family discovery.AddressType, at where) (endpointSets, []string) {
 	var problems []string
 	portsSeen, matched, total := false, false, 0
 	for _, slice := range slices {
@@ -62,7 +69,9 @@ func collectEndpoints(sp v1.ServicePort, slices []*Slice, family discovery.Addre
 				ready:       ep.Ready != False,
 				serving:     ep.Serving != False,
 				terminating: ep.Terminating == True,
-				local:       ep.Node != "" && ep.Node == node,
+				local:       ep.Node != "" && ep.Node == at.node,
+				zoneHints:   ep.ZoneHints,
+				nodeHints:   ep.NodeHints,
 			})
 		}
 	}
@@ -70,7 +79,13 @@ func collectEndpoints(sp v1.ServicePort, slices []*Slice, family discovery.Addre
 		problems = append(problems, fmt.Sprintf("port %q/%s matches no port of the Service's %s EndpointSlices; it has no real servers", sp.Name, sp.Protocol, family))
 	}
 	all = mergeDuplicates(all)
-	return endpointSets{cluster: usable(all, false), local: usable(all, true)}, problems
+	mode := topologyMode(all, at)
+	local := func(e endpoint) bool { return e.local }
+	return endpointSets{
+		cluster:  usable(all, func(e endpoint) bool { return availableForTopology(e, mode, at) }, func(endpoint) bool { return true }),
+		local:    usable(all, local, local),
+		topology: mode,
+	}, problems
 }
 
 // mergeDuplicates sorts eps by address:port and merges each run of one
@@ -114,35 +129,40 @@ func slicePort(slice *Slice, sp v1.ServicePort) (port uint16, seen, ok bool) {
 	return 0, seen, false
 }
 
-// usable picks the ready endpoints (only this node's, if localOnly); when
-// none is ready it falls back to the ones still serving while terminating,
-// so that a Service whose every pod is shutting down keeps answering until
-// they are gone (as kube-proxy does). eps are sorted, so the result is too;
-// it is exact-size and never changed afterwards, so virtual servers that
-// want the same real servers share it.
-func usable(eps []endpoint, localOnly bool) []ipvs.Destination {
-	ready, terminating := 0, 0
-	for _, e := range eps {
-		switch {
-		case localOnly && !e.local:
-		case e.ready && !e.terminating:
-			ready++
-		case e.serving && e.terminating:
-			terminating++
-		}
-	}
-	n, pick := ready, func(e endpoint) bool { return e.ready && !e.terminating }
-	if ready == 0 {
-		n, pick = terminating, func(e endpoint) bool { return e.serving && e.terminating }
+// usable picks the ready endpoints that ready accepts (this node's, or
+// those topology leaves); when there are none, the ones still serving while
+// terminating that fallback accepts (this node's, or all: kube-proxy drops
+// topology then), so that a Service whose every pod is shutting down keeps
+// answering until they are gone. eps are sorted, so the result is too; it
+// is exact-size and never changed afterwards, so virtual servers that want
+// the same real servers share it.
+func usable(eps []endpoint, ready, fallback func(endpoint) bool) []ipvs.Destination {
+	pick := func(e endpoint) bool { return isReady(e) && ready(e) }
+	n := count(eps, pick)
+	if n == 0 {
+		pick = func(e endpoint) bool { return e.serving && e.terminating && fallback(e) }
+		n = count(eps, pick)
 	}
 	if n == 0 {
 		return nil
 	}
 	out := make([]ipvs.Destination, 0, n)
 	for _, e := range eps {
-		if (!localOnly || e.local) && pick(e) {
+		if pick(e) {
 			out = append(out, ipvs.Destination{Addr: e.dst.Addr(), Port: e.dst.Port(), Weight: 1})
 		}
 	}
 	return out
 }
+
+func count(eps []endpoint, pick func(endpoint) bool) int {
+	n := 0
+	for _, e := range eps {
+		if pick(e) {
+			n++
+		}
+	}
+	return n
+}
+
+func isReady(e endpoint) bool { return e.ready && !e.terminating }

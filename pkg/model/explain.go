@@ -55,7 +55,7 @@ func (b *Builder) Explain(in ServiceInput) []Explanation {
 			port, seen, matched := slicePort(slice, sp)
 			var sets endpointSets
 			if matched {
-				sets, _ = collectEndpoints(sp, in.Slices, fam, b.opts.NodeName)
+				sets, _ = collectEndpoints(sp, in.Slices, fam, where{b.opts.NodeName, b.opts.Zone})
 			}
 			for _, ep := range slice.Endpoints {
 				e := Explanation{Port: sp.Name, Endpoint: ep.Address(), Node: ep.Node}
@@ -107,6 +107,10 @@ func why(dst netip.AddrPort, sets endpointSets, localPolicy, local bool, policy 
 		return "not programmed: terminating"
 	case ready == False:
 		return "not programmed: not ready"
+	case !localPolicy && sets.topology == v1.ServiceTrafficDistributionPreferSameZone:
+		return "not programmed: topology hints (PreferSameZone) give it to other zones"
+	case !localPolicy && sets.topology == v1.ServiceTrafficDistributionPreferSameNode:
+		return "not programmed: topology hints (PreferSameNode) give it to other nodes"
 	}
 	return "not programmed"
 }

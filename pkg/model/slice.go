@@ -31,6 +31,10 @@ type Endpoint struct {
 	Node string
 	// The API leaves a condition unset to mean "unknown".
 	Ready, Serving, Terminating Condition
+	// ZoneHints and NodeHints are the EndpointSlice controller's topology
+	// hints (for topology-mode Auto and spec.trafficDistribution): the
+	// zones and nodes that should use this endpoint. Interned; usually nil.
+	ZoneHints, NodeHints []string
 }
 
 // Condition is an endpoint condition: unset, true or false.
@@ -79,6 +83,14 @@ func SliceFrom(s *discovery.EndpointSlice) *Slice {
 			Terminating: condition(e.Conditions.Terminating)}
 		if e.NodeName != nil {
 			ep.Node = unique.Make(*e.NodeName).Value()
+		}
+		if h := e.Hints; h != nil {
+			for _, z := range h.ForZones {
+				ep.ZoneHints = append(ep.ZoneHints, unique.Make(z.Name).Value())
+			}
+			for _, n := range h.ForNodes {
+				ep.NodeHints = append(ep.NodeHints, unique.Make(n.Name).Value())
+			}
 		}
 		// Parsed only when the text reads back the same, so that problems
 		// are worded with exactly what the API holds.

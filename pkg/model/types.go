@@ -23,6 +23,9 @@ const DefaultAffinityTimeout = 10800
 // Options are the node-wide facts and settings the model needs.
 type Options struct {
 	NodeName string
+	// Zone is this node's topology.kubernetes.io/zone label, for the
+	// endpoints' zone hints.
+	Zone string
 	// NodeIPs are the host's addresses outside the dummy interface, from
 	// which NodePort addresses are chosen.
 	NodeIPs []netip.Addr

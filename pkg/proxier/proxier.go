@@ -101,6 +101,10 @@ func New(opts model.Options, ipvsIf ipvs.Interface, link netif.Interface, sets i
 	}
 }
 
+// SetZone sets this node's zone, for topology hints; the next SyncAll
+// rebuilds every Service with it.
+func (p *Proxier) SetZone(zone string) { p.opts.Zone = zone }
+
 // owns reports whether a virtual server in the kernel is ipvs-proxy's.
 func (p *Proxier) owns(k ipvs.ServiceKey) bool {
 	for _, x := range p.Exclude {
