@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 )
@@ -15,7 +16,7 @@ func (d *daemon) syncHealthChecks() {
 	ports := map[uint16]types.NamespacedName{}
 	counts := map[types.NamespacedName]int{}
 	for name, hc := range d.Proxier.HealthChecks() {
-		if other, taken := ports[hc.NodePort]; taken && compareNames(other, name) < 0 {
+		if other, taken := ports[hc.NodePort]; taken && model.CompareNames(other, name) < 0 {
 			continue
 		}
 		ports[hc.NodePort] = name
@@ -25,14 +26,4 @@ func (d *daemon) syncHealthChecks() {
 		klog.ErrorS(err, "Cannot serve a health-check node port")
 	}
 	d.HealthChecks.SyncEndpoints(counts)
-}
-
-func compareNames(a, b types.NamespacedName) int {
-	switch {
-	case a.String() < b.String():
-		return -1
-	case a.String() > b.String():
-		return 1
-	}
-	return 0
 }

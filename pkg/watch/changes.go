@@ -5,9 +5,10 @@
 package watch
 
 import (
-	"sort"
+	"slices"
 	"sync"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
@@ -65,7 +66,7 @@ func (c *Changes) Take() []types.NamespacedName {
 	for n := range c.dirty {
 		out = append(out, n)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	slices.SortFunc(out, model.CompareNames)
 	c.dirty = map[types.NamespacedName]bool{}
 	c.services, c.endpoints = 0, 0
 	return out

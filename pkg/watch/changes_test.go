@@ -254,3 +254,16 @@ func TestTriggerTime(t *testing.T) {
 		})
 	}
 }
+
+// Take orders names as everything else does (model.CompareNames):
+// namespace first, so "a/y" comes before "a-b/x", which a comparison of
+// "namespace/name" strings would put first.
+func TestTakeOrder(t *testing.T) {
+	c := NewChanges(nil)
+	for _, n := range []types.NamespacedName{{Namespace: "a-b", Name: "x"}, {Namespace: "a", Name: "y"}, {Namespace: "a", Name: "b"}} {
+		c.Mark(n)
+	}
+	if got := fmt.Sprint(c.Take()); got != "[a/b a/y a-b/x]" {
+		t.Errorf("Take = %s, want [a/b a/y a-b/x]", got)
+	}
+}
