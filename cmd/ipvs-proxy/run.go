@@ -189,7 +189,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	p.AdoptNodePorts = kubeProxyNodePortsLeft()
 	p.DrainTimeout = o.GracefulTerminationTimeout
 	p.Conntrack = conntrack.NewLinux()
-	rules, err := iptablesRules(o)
+	rules, err := iptablesRules(localDetection(ctx, client, nodeName, o))
 	if err != nil {
 		return err
 	}
@@ -317,10 +317,22 @@ func nodePortAddresses(ctx context.Context, client *kubeclient.Client, nodeName 
 		return o.NodePortAddresses
 	}
 	var addrs []v1.NodeAddress
+	if node, err := waitForNode(ctx, client, nodeName); err != nil {
+		klog.ErrorS(err, "Cannot read this node's addresses for nodePortAddresses' primary; using --bind-address only", "node", nodeName)
+	} else {
+		addrs = node.Status.Addresses
+	}
+	primary := model.PrimaryNodeIPs(addrs, o.BindAddress)
+	out := append(slices.Clone(o.NodePortAddresses), model.PrimaryPrefixes(primary)...)
+	klog.InfoS("Expanded nodePortAddresses' primary", "primaryIPs", primary, "nodePortAddresses", out)
+	return out
+}
+
+// waitForNode reads this node's Node. kube-proxy waits for its Node too: a
+// kubelet registers it shortly after the DaemonSet's pod may start.
+func waitForNode(ctx context.Context, client *kubeclient.Client, nodeName string) (*v1.Node, error) {
 	nodes := &v1.NodeList{}
 	byName := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", nodeName).String()}
-	// kube-proxy waits for its Node too: a kubelet registers it shortly
-	// after the DaemonSet's pod may start.
 	err := wait.PollUntilContextTimeout(ctx, time.Second, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 		if err := client.List(ctx, "nodes", byName, nodes); err != nil {
 			klog.V(2).InfoS("Cannot read the Node yet", "node", nodeName, "err", err)
@@ -329,14 +341,36 @@ func nodePortAddresses(ctx context.Context, client *kubeclient.Client, nodeName 
 		return len(nodes.Items) > 0, nil
 	})
 	if err != nil {
-		klog.ErrorS(err, "Cannot read this node's addresses for nodePortAddresses' primary; using --bind-address only", "node", nodeName)
-	} else {
-		addrs = nodes.Items[0].Status.Addresses
+		return nil, err
 	}
-	primary := model.PrimaryNodeIPs(addrs, o.BindAddress)
-	out := append(slices.Clone(o.NodePortAddresses), model.PrimaryPrefixes(primary)...)
-	klog.InfoS("Expanded nodePortAddresses' primary", "primaryIPs", primary, "nodePortAddresses", out)
-	return out
+	return &nodes.Items[0], nil
+}
+
+// localDetection is how the rules tell Service traffic from this node's
+// pods apart (--detect-local-mode), as kube-proxy does.
+func localDetection(ctx context.Context, client *kubeclient.Client, nodeName string, o *options.Options) iptables.Config {
+	cfg := iptables.Config{MasqueradeAll: o.MasqueradeAll}
+	switch o.DetectLocalMode {
+	case "BridgeInterface":
+		cfg.LocalBridge = o.PodBridgeInterface
+	case "InterfaceNamePrefix":
+		cfg.LocalInterfacePrefix = o.PodInterfaceNamePrefix
+	case "NodeCIDR":
+		node, err := waitForNode(ctx, client, nodeName)
+		if err != nil {
+			klog.ErrorS(err, "Cannot read this node's podCIDRs for detect-local-mode NodeCIDR; no traffic is told apart as local", "node", nodeName)
+			break
+		}
+		var bad []string
+		cfg.LocalCIDRs, bad = options.ParsePrefixes(node.Spec.PodCIDRs)
+		klog.InfoS("Local traffic is told apart by the Node's podCIDRs", "podCIDRs", node.Spec.PodCIDRs, "unparsable", bad)
+	default:
+		cfg.LocalCIDRs = o.ClusterCIDRs
+	}
+	if cfg.LocalBridge == "" && cfg.LocalInterfacePrefix == "" && len(cfg.LocalCIDRs) == 0 {
+		klog.InfoS("No local traffic can be told apart (no --cluster-cidr, podCIDRs or pod interface): clusterIP traffic is not masqueraded; NodePort, externalIP and LoadBalancer traffic is", "detectLocalMode", o.DetectLocalMode)
+	}
+	return cfg
 }
 
 // cleanupKubeProxyRules removes kube-proxy's chains and ipsets once this
@@ -371,8 +405,7 @@ func newClient(kubeconfig, master string, qps float32, burst int32) (*kubeclient
 
 // iptablesRules returns the rule set of each family the host has iptables
 // for. IPv4 is required; a host without ip6tables runs IPv4 only.
-func iptablesRules(o *options.Options) ([]daemon.RuleSync, error) {
-	cfg := iptables.Config{ClusterCIDRs: o.ClusterCIDRs, MasqueradeAll: o.MasqueradeAll}
+func iptablesRules(cfg iptables.Config) ([]daemon.RuleSync, error) {
 	var out []daemon.RuleSync
 	for _, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {
 		ipt, err := iptables.NewLinux(fam)

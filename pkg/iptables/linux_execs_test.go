@@ -58,6 +58,7 @@ func createSets(t *testing.T, fam Family) {
 		ServicePortsSet(fam):     "hash:ip,port",
 		NoLocalEndpointsSet(fam): "hash:ip,port",
 		FirewallSet(fam):         "hash:ip,port",
+		ExternalVIPSet(fam):      "hash:ip",
 		SourceRangesSet(fam):     "hash:ip,port,net",
 	} {
 		if out, err := exec.Command("ipset", "create", name, typ, "family", inet).CombinedOutput(); err != nil {
@@ -93,7 +94,7 @@ func TestLinuxSyncExecs(t *testing.T) {
 		createSets(t, fam)
 		w := linuxWorld(t, fam)
 		x := logExecs(w.Interface)
-		rs := Desired(Config{ClusterCIDRs: prefixes("10.244.0.0/16", "fd00:10:244::/56")}, fam)
+		rs := Desired(Config{LocalCIDRs: prefixes("10.244.0.0/16", "fd00:10:244::/56")}, fam)
 		if !hasIPVS {
 			t.Logf("%s: the kernel has no ipvs match; syncing Desired without it", fam)
 			rs = withoutIPVSMatch(rs)
@@ -115,8 +116,8 @@ func TestLinuxSyncExecs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n, err := w.Sync(rs); err != nil || n != fakeWrites || n != 18 {
-			t.Errorf("%s cold sync: %d writes, err %v; want 18, as the fake's %d", fam, n, err, fakeWrites)
+		if n, err := w.Sync(rs); err != nil || n != fakeWrites || n != 21 {
+			t.Errorf("%s cold sync: %d writes, err %v; want 21, as the fake's %d", fam, n, err, fakeWrites)
 		}
 		x.check(t, string(fam)+" cold sync", append(saves, restore), []string{restoreInput(f.mem.log)})
 		dump("after cold sync")

@@ -34,14 +34,13 @@ func Desired(cfg Config, fam Family) RuleSet {
 	return RuleSet{Family: fam, Chains: []Chain{{
 		// IPVS takes packets in LOCAL_IN, after nat PREROUTING: there the
 		// destination is still the virtual server, so this is where a
-		// connection to an externalTrafficPolicy Local one is recognised.
-		// The packet mark survives IPVS's rewrite to POSTROUTING.
+		// connection is sorted into kept source and masqueraded. The
+		// packet mark survives IPVS's rewrite to POSTROUTING.
 		Table: "nat", Name: PreroutingChain, JumpFrom: "PREROUTING",
-		Rules: [][]string{rule(nil, "ipvs-proxy: mark connections to externalTrafficPolicy Local virtual servers",
-			[]string{"-m", "set", "--match-set", KeepSourceSet(fam), "dst,dst"}, "MARK", "--set-xmark", KeepSourceMark+"/"+KeepSourceMark)},
+		Rules: preroutingRules(cfg, fam),
 	}, {
 		Table: "nat", Name: PostroutingChain, JumpFrom: "POSTROUTING",
-		Rules: masqueradeRules(cfg, fam, clusterCIDRs(cfg.ClusterCIDRs, fam)),
+		Rules: masqueradeRules(cfg, fam),
 	}, {
 		Table: "filter", Name: FilterChain, JumpFrom: "INPUT",
 		Rules: append([][]string{sourceRangesRule(fam)}, filterRules(fam)...),
@@ -110,7 +109,58 @@ const PreroutingChain = ChainPrefix + "PREROUTING"
 // proxies' rules cannot confuse each other during a migration.
 const KeepSourceMark = "0x2000"
 
-func masqueradeRules(cfg Config, fam Family, cidrs []netip.Prefix) [][]string {
+// MasqueradeMark is the packet mark bit for "masquerade this connection",
+// set in PREROUTING. It avoids kube-proxy's 0x4000 (masquerade) and
+// 0x8000 (drop) and KeepSourceMark.
+const MasqueradeMark = "0x1000"
+
+// preroutingRules mark, for POSTROUTING, the connections whose client
+// address must be kept and those that must be masqueraded, as kube-proxy
+// decides it: traffic to a NodePort, externalIP or LoadBalancer IP of a
+// Service with externalTrafficPolicy Cluster is always masqueraded (its
+// real server may be on another node, and would answer the client
+// directly); traffic to a clusterIP only when it does not come from this
+// node's pods (--detect-local-mode). Host-originated traffic never passes
+// here (see masqueradeRules).
+func preroutingRules(cfg Config, fam Family) [][]string {
+	mark := []string{"MARK", "--set-xmark", MasqueradeMark + "/" + MasqueradeMark}
+	rules := [][]string{
+		rule(nil, "ipvs-proxy: mark connections to externalTrafficPolicy Local virtual servers",
+			[]string{"-m", "set", "--match-set", KeepSourceSet(fam), "dst,dst"}, "MARK", "--set-xmark", KeepSourceMark+"/"+KeepSourceMark),
+		// A NodePort (or an externalIP that is a node address) is on a
+		// local address that is no VIP.
+		rule(nil, "ipvs-proxy: masquerade traffic to node ports",
+			[]string{"-m", "addrtype", "--dst-type", "LOCAL", "-m", "set", "!", "--match-set", VIPSet(fam), "dst"}, mark[0], mark[1:]...),
+		rule(nil, "ipvs-proxy: masquerade traffic to externalIPs and LoadBalancer IPs",
+			[]string{"-m", "set", "--match-set", ExternalVIPSet(fam), "dst"}, mark[0], mark[1:]...),
+	}
+	toVIP := []string{"-m", "set", "--match-set", VIPSet(fam), "dst"}
+	switch {
+	case cfg.LocalBridge != "":
+		return append(rules, rule([]string{"!", "-i", cfg.LocalBridge}, "ipvs-proxy: masquerade service traffic not from the pod bridge", toVIP, mark[0], mark[1:]...))
+	case cfg.LocalInterfacePrefix != "":
+		return append(rules, rule([]string{"!", "-i", cfg.LocalInterfacePrefix + "+"}, "ipvs-proxy: masquerade service traffic not from pod interfaces", toVIP, mark[0], mark[1:]...))
+	}
+	cidrs := clusterCIDRs(cfg.LocalCIDRs, fam)
+	switch len(cidrs) {
+	case 0:
+		// No local traffic can be told apart: clusterIP traffic keeps its
+		// source (unless --masquerade-all), as kube-proxy's no-op detector.
+	case 1:
+		rules = append(rules, rule([]string{"!", "-s", cidrs[0].String()}, "ipvs-proxy: masquerade service traffic from outside the pod CIDR", toVIP, mark[0], mark[1:]...))
+	default:
+		// "Not in any of several CIDRs" takes one RETURN per CIDR and one
+		// mark, last in the chain: consecutive "! -s" rules would mark
+		// every pod.
+		for _, c := range cidrs {
+			rules = append(rules, rule([]string{"-s", c.String()}, "ipvs-proxy: keep the source of service traffic from pod CIDR "+c.String(), toVIP, "RETURN"))
+		}
+		rules = append(rules, rule(nil, "ipvs-proxy: masquerade service traffic from outside the pod CIDRs", toVIP, mark[0], mark[1:]...))
+	}
+	return rules
+}
+
+func masqueradeRules(cfg Config, fam Family) [][]string {
 	// A host process reaching a VIP gets the VIP itself (a local address on
 	// the dummy link) as its source; unless SNATed, the real server would
 	// answer the VIP directly and the reply would never meet IPVS.
@@ -123,34 +173,15 @@ func masqueradeRules(cfg Config, fam Family, cidrs []netip.Prefix) [][]string {
 			slices.Concat(ipvsMasq, []string{"-m", "set", "--match-set", HairpinSet(fam), "dst,dst,src"}), "MASQUERADE"),
 		// externalTrafficPolicy Local promises the client's own address to
 		// the pod: connections marked in PREROUTING are exempt from the
-		// outside-traffic rule below.
+		// rules below.
 		rule(nil, "ipvs-proxy: keep the client address for externalTrafficPolicy Local",
 			[]string{"-m", "mark", "--mark", KeepSourceMark + "/" + KeepSourceMark}, "RETURN"),
 	}
 	if cfg.MasqueradeAll {
 		return append(rules, rule(nil, "ipvs-proxy: masquerade all service traffic (masquerade-all)", ipvsMasq, "MASQUERADE"))
 	}
-	// Traffic from outside the pod network (e.g. an external client on a
-	// NodePort) is SNATed so the real server, maybe on another node, replies
-	// through this node. Pod clients keep their source: replies to a pod on
-	// this node come back through this node anyway.
-	switch len(cidrs) {
-	case 0:
-		// Without --cluster-cidr, outside traffic cannot be told apart and
-		// is not masqueraded (unless --masquerade-all).
-	case 1:
-		rules = append(rules, rule([]string{"!", "-s", cidrs[0].String()},
-			"ipvs-proxy: masquerade service traffic from outside the cluster CIDR", ipvsMasq, "MASQUERADE"))
-	default:
-		// "Not in any of several CIDRs" takes one RETURN per CIDR and one
-		// MASQUERADE: consecutive "! -s" rules would SNAT every pod.
-		for _, c := range cidrs {
-			rules = append(rules, rule([]string{"-s", c.String()},
-				"ipvs-proxy: keep the source of traffic from cluster CIDR "+c.String(), nil, "RETURN"))
-		}
-		rules = append(rules, rule(nil, "ipvs-proxy: masquerade service traffic from outside the cluster CIDRs", ipvsMasq, "MASQUERADE"))
-	}
-	return rules
+	return append(rules, rule(nil, "ipvs-proxy: masquerade service traffic marked in PREROUTING",
+		slices.Concat([]string{"-m", "mark", "--mark", MasqueradeMark + "/" + MasqueradeMark}, ipvsMasq), "MASQUERADE"))
 }
 
 // rule assembles a rule in the order iptables -S prints it.

@@ -30,7 +30,11 @@ func base(fam Family) string {
 // prerouting is the marking rule, printed after the POSTROUTING chain's.
 func prerouting(fam Family) string {
 	return `-t nat -A IPVS-PROXY-PREROUTING -m comment --comment "ipvs-proxy: mark connections to externalTrafficPolicy Local virtual servers" -m set --match-set ` +
-		KeepSourceSet(fam) + ` dst,dst -j MARK --set-xmark 0x2000/0x2000` + "\n"
+		KeepSourceSet(fam) + ` dst,dst -j MARK --set-xmark 0x2000/0x2000` + "\n" +
+		`-t nat -A IPVS-PROXY-PREROUTING -m comment --comment "ipvs-proxy: masquerade traffic to node ports" -m addrtype --dst-type LOCAL -m set ! --match-set ` +
+		VIPSet(fam) + " dst -j MARK --set-xmark 0x1000/0x1000\n" +
+		`-t nat -A IPVS-PROXY-PREROUTING -m comment --comment "ipvs-proxy: masquerade traffic to externalIPs and LoadBalancer IPs" -m set --match-set ` +
+		ExternalVIPSet(fam) + " dst -j MARK --set-xmark 0x1000/0x1000\n"
 }
 
 // filter is the VIP guard and the source ranges, the same for every
@@ -57,58 +61,74 @@ func firewall(fam Family) string {
 }
 
 func TestDesired(t *testing.T) {
+	masqMarked := `-t nat -A IPVS-PROXY-POSTROUTING -m comment --comment "ipvs-proxy: masquerade service traffic marked in PREROUTING" -m mark --mark 0x1000/0x1000 -m ipvs --vdir ORIGINAL --vmethod MASQ -j MASQUERADE` + "\n"
+	mark := func(fam Family, addrs, comment string) string {
+		return `-t nat -A IPVS-PROXY-PREROUTING ` + addrs + `-m comment --comment "ipvs-proxy: ` + comment + `" -m set --match-set ` + VIPSet(fam) + " dst -j MARK --set-xmark 0x1000/0x1000\n"
+	}
 	for _, tc := range []struct {
-		name string
-		cfg  Config
-		fam  Family
-		want string
+		name      string
+		cfg       Config
+		fam       Family
+		post, pre string // after base(fam) and prerouting(fam)
 	}{{
-		name: "no cluster CIDR: host-originated traffic only",
+		name: "no pod CIDR: clusterIP traffic keeps its source",
 		fam:  IPv4,
-		want: jumpLine + base(IPv4),
+		post: masqMarked,
 	}, {
-		name: "one cluster CIDR, masked as iptables prints it",
-		cfg:  Config{ClusterCIDRs: prefixes("10.244.7.0/16")},
+		name: "one pod CIDR, masked as iptables prints it",
+		cfg:  Config{LocalCIDRs: prefixes("10.244.7.0/16")},
 		fam:  IPv4,
-		want: jumpLine + base(IPv4) +
-			`-t nat -A IPVS-PROXY-POSTROUTING ! -s 10.244.0.0/16 -m comment --comment "ipvs-proxy: masquerade service traffic from outside the cluster CIDR" -m ipvs --vdir ORIGINAL --vmethod MASQ -j MASQUERADE` + "\n",
+		post: masqMarked,
+		pre:  mark(IPv4, "! -s 10.244.0.0/16 ", "masquerade service traffic from outside the pod CIDR"),
 	}, {
 		name: "dual-stack CIDRs, IPv6 family takes the IPv6 one",
-		cfg:  Config{ClusterCIDRs: prefixes("10.244.0.0/16", "fd00:10:244::/56")},
+		cfg:  Config{LocalCIDRs: prefixes("10.244.0.0/16", "fd00:10:244::/56")},
 		fam:  IPv6,
-		want: jumpLine + base(IPv6) +
-			`-t nat -A IPVS-PROXY-POSTROUTING ! -s fd00:10:244::/56 -m comment --comment "ipvs-proxy: masquerade service traffic from outside the cluster CIDR" -m ipvs --vdir ORIGINAL --vmethod MASQ -j MASQUERADE` + "\n",
+		post: masqMarked,
+		pre:  mark(IPv6, "! -s fd00:10:244::/56 ", "masquerade service traffic from outside the pod CIDR"),
 	}, {
 		name: "IPv6 family without an IPv6 CIDR",
-		cfg:  Config{ClusterCIDRs: prefixes("10.244.0.0/16")},
+		cfg:  Config{LocalCIDRs: prefixes("10.244.0.0/16")},
 		fam:  IPv6,
-		want: jumpLine + base(IPv6),
+		post: masqMarked,
 	}, {
-		name: "two CIDRs of one family: RETURN each, then masquerade; duplicates dropped",
-		cfg:  Config{ClusterCIDRs: prefixes("10.244.0.0/16", "fd00:10:244::/56", "10.245.0.0/16", "10.244.0.1/16")},
+		name: "two CIDRs of one family: RETURN each, then mark; duplicates dropped",
+		cfg:  Config{LocalCIDRs: prefixes("10.244.0.0/16", "fd00:10:244::/56", "10.245.0.0/16", "10.244.0.1/16")},
 		fam:  IPv4,
-		want: jumpLine + base(IPv4) +
-			`-t nat -A IPVS-PROXY-POSTROUTING -s 10.244.0.0/16 -m comment --comment "ipvs-proxy: keep the source of traffic from cluster CIDR 10.244.0.0/16" -j RETURN` + "\n" +
-			`-t nat -A IPVS-PROXY-POSTROUTING -s 10.245.0.0/16 -m comment --comment "ipvs-proxy: keep the source of traffic from cluster CIDR 10.245.0.0/16" -j RETURN` + "\n" +
-			`-t nat -A IPVS-PROXY-POSTROUTING -m comment --comment "ipvs-proxy: masquerade service traffic from outside the cluster CIDRs" -m ipvs --vdir ORIGINAL --vmethod MASQ -j MASQUERADE` + "\n",
+		post: masqMarked,
+		pre: `-t nat -A IPVS-PROXY-PREROUTING -s 10.244.0.0/16 -m comment --comment "ipvs-proxy: keep the source of service traffic from pod CIDR 10.244.0.0/16" -m set --match-set IPVS-PROXY-VIPS dst -j RETURN` + "\n" +
+			`-t nat -A IPVS-PROXY-PREROUTING -s 10.245.0.0/16 -m comment --comment "ipvs-proxy: keep the source of service traffic from pod CIDR 10.245.0.0/16" -m set --match-set IPVS-PROXY-VIPS dst -j RETURN` + "\n" +
+			mark(IPv4, "", "masquerade service traffic from outside the pod CIDRs"),
 	}, {
-		name: "masquerade-all replaces the others",
-		cfg:  Config{ClusterCIDRs: prefixes("10.244.0.0/16"), MasqueradeAll: true},
+		name: "BridgeInterface: traffic not from the bridge",
+		cfg:  Config{LocalCIDRs: prefixes("10.244.0.0/16"), LocalBridge: "cni0"},
 		fam:  IPv4,
-		want: jumpLine + base(IPv4) +
-			`-t nat -A IPVS-PROXY-POSTROUTING -m comment --comment "ipvs-proxy: masquerade all service traffic (masquerade-all)" -m ipvs --vdir ORIGINAL --vmethod MASQ -j MASQUERADE` + "\n",
+		post: masqMarked,
+		pre:  mark(IPv4, "! -i cni0 ", "masquerade service traffic not from the pod bridge"),
+	}, {
+		name: "InterfaceNamePrefix: traffic not from pod interfaces",
+		cfg:  Config{LocalInterfacePrefix: "veth"},
+		fam:  IPv6,
+		post: masqMarked,
+		pre:  mark(IPv6, "! -i veth+ ", "masquerade service traffic not from pod interfaces"),
+	}, {
+		name: "masquerade-all replaces the mark",
+		cfg:  Config{LocalCIDRs: prefixes("10.244.0.0/16"), MasqueradeAll: true},
+		fam:  IPv4,
+		post: `-t nat -A IPVS-PROXY-POSTROUTING -m comment --comment "ipvs-proxy: masquerade all service traffic (masquerade-all)" -m ipvs --vdir ORIGINAL --vmethod MASQ -j MASQUERADE` + "\n",
+		pre:  mark(IPv4, "! -s 10.244.0.0/16 ", "masquerade service traffic from outside the pod CIDR"),
 	}, {
 		name: "invalid and IPv4-mapped CIDRs are skipped",
-		cfg:  Config{ClusterCIDRs: append(prefixes("::ffff:10.0.0.0/104"), netip.Prefix{})},
+		cfg:  Config{LocalCIDRs: append(prefixes("::ffff:10.0.0.0/104"), netip.Prefix{})},
 		fam:  IPv6,
-		want: jumpLine + base(IPv6),
+		post: masqMarked,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			rs := Desired(tc.cfg, tc.fam)
 			if rs.Family != tc.fam {
 				t.Errorf("family %s, want %s", rs.Family, tc.fam)
 			}
-			if got, want := rs.String(), filter(tc.fam)+tc.want+prerouting(tc.fam); got != want {
+			if got, want := rs.String(), filter(tc.fam)+jumpLine+base(tc.fam)+tc.post+prerouting(tc.fam)+tc.pre; got != want {
 				t.Errorf("got:\n%s\nwant:\n%s", got, want)
 			}
 			// Sync would refuse anything outside what ipvs-proxy owns.
@@ -130,12 +150,12 @@ func TestDesired(t *testing.T) {
 // Desired must not share slices between rules: a caller editing one rule
 // would change another.
 func TestDesiredRulesDoNotAlias(t *testing.T) {
-	rs := Desired(Config{ClusterCIDRs: prefixes("10.244.0.0/16")}, IPv4)
+	rs := Desired(Config{LocalCIDRs: prefixes("10.244.0.0/16")}, IPv4)
 	before := rs.String()
 	for _, r := range rs.Chains[0].Rules {
 		r[len(r)-1] = "CHANGED"
 	}
-	if again := Desired(Config{ClusterCIDRs: prefixes("10.244.0.0/16")}, IPv4).String(); again != before {
+	if again := Desired(Config{LocalCIDRs: prefixes("10.244.0.0/16")}, IPv4).String(); again != before {
 		t.Errorf("Desired changed after its result was edited:\n%s", again)
 	}
 }

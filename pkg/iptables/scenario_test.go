@@ -81,10 +81,10 @@ func syncCases(fam Family) []syncCase {
 		wantAll:    rs.String(),
 	}, {
 		name:               "Desired rules",
-		rs:                 Desired(Config{ClusterCIDRs: prefixes("10.244.0.0/16", "fd00:10:244::/56")}, fam),
+		rs:                 Desired(Config{LocalCIDRs: prefixes("10.244.0.0/16", "fd00:10:244::/56")}, fam),
 		needsIPVS:          true,
-		wantWrites:         18, // 4 chains, 4+1+4+1 rules, 4 jumps
-		wantAll:            Desired(Config{ClusterCIDRs: prefixes("10.244.0.0/16", "fd00:10:244::/56")}, fam).String(),
+		wantWrites:         21, // 4 chains, 4+4+4+1 rules, 4 jumps
+		wantAll:            Desired(Config{LocalCIDRs: prefixes("10.244.0.0/16", "fd00:10:244::/56")}, fam).String(),
 		wantAllAfterDelete: "",
 	}, {
 		name:       "foreign rules and chains are left alone; a missing jump goes first",

@@ -34,6 +34,16 @@ func VIPSet(fam Family) string {
 	return "IPVS-PROXY-VIPS"
 }
 
+// ExternalVIPSet holds the externalIPs and LoadBalancer IPs on the dummy
+// interface of Services whose externalTrafficPolicy is Cluster: traffic to
+// them is always masqueraded, as kube-proxy does. Type hash:ip.
+func ExternalVIPSet(fam Family) string {
+	if fam == IPv6 {
+		return "IPVS-PROXY-EXTERNAL-VIPS6"
+	}
+	return "IPVS-PROXY-EXTERNAL-VIPS"
+}
+
 // ServicePortsSet holds (VIP, proto:port) of the virtual servers that have
 // real servers: type hash:ip,port.
 func ServicePortsSet(fam Family) string {

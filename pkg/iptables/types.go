@@ -43,8 +43,16 @@ func isBuiltin(table, chain string) bool { return slices.Contains(builtinChains[
 
 // Config is what the rules depend on.
 type Config struct {
-	ClusterCIDRs  []netip.Prefix // --cluster-cidr; may be empty
-	MasqueradeAll bool           // --masquerade-all
+	// LocalCIDRs are the pod ranges whose Service traffic keeps its source:
+	// --cluster-cidr, or the Node's podCIDRs (--detect-local-mode NodeCIDR).
+	// Empty, with no interface below, tells no traffic apart as local.
+	LocalCIDRs []netip.Prefix
+	// LocalBridge and LocalInterfacePrefix tell local traffic apart by the
+	// interface it comes in on instead (BridgeInterface and
+	// InterfaceNamePrefix modes); at most one is set, and then LocalCIDRs
+	// is not used.
+	LocalBridge, LocalInterfacePrefix string
+	MasqueradeAll                     bool // --masquerade-all
 }
 
 // Rule is one rule; Args are as go-iptables takes them, i.e. what follows

@@ -42,6 +42,7 @@ TCP  203.0.113.7:80 rr                    # ns/web:http
   -> 10.244.1.2:8080              Masq    1
 vip 10.96.0.10
 vip 203.0.113.7
+external-vip 203.0.113.7
 hairpin 10.244.1.2,tcp:8080
 service-port 10.96.0.10,tcp:80
 service-port 203.0.113.7,tcp:80
@@ -79,6 +80,7 @@ TCP  198.51.100.1:80 rr                   # ns/web:http
   -> 10.244.1.2:8080              Masq    1
 vip 10.96.0.10
 vip 198.51.100.1
+external-vip 198.51.100.1
 hairpin 10.244.1.2,tcp:8080
 service-port 10.96.0.10,tcp:80
 service-port 198.51.100.1,tcp:80
@@ -99,6 +101,8 @@ TCP  203.0.113.7:80 rr                    # ns/web:http
 vip 10.96.0.10
 vip 198.51.100.1
 vip 203.0.113.7
+external-vip 198.51.100.1
+external-vip 203.0.113.7
 hairpin 10.244.1.2,tcp:8080
 service-port 10.96.0.10,tcp:80
 service-port 198.51.100.1,tcp:80
@@ -120,6 +124,7 @@ TCP  198.51.100.1:80 rr                   # ns/web:http
   -> 10.244.1.2:8080              Masq    1
 vip 10.96.0.10
 vip 198.51.100.1
+external-vip 198.51.100.1
 hairpin 10.244.1.2,tcp:8080
 service-port 10.96.0.10,tcp:80
 service-port 198.51.100.1,tcp:80
@@ -138,6 +143,7 @@ problem: loadBalancerSourceRange "nonsense" is not a valid CIDR; skipped
 TCP  203.0.113.7:80 rr                    # ns/web:http
 vip 10.96.0.10
 vip 203.0.113.7
+external-vip 203.0.113.7
 service-port 10.96.0.10,tcp:80
 no-local-endpoints 203.0.113.7,tcp:80
 problem: the Service wants 3 virtual servers, more than the cap of 2 per Service; 1 skipped (externalIPs and LoadBalancer IPs first)
@@ -205,6 +211,7 @@ func TestWithoutLeavesNothingOfALostKey(t *testing.T) {
 TCP  198.51.100.1:80 rr                   # ns/evil:http
 vip 10.96.0.10
 vip 198.51.100.1
+external-vip 198.51.100.1
 no-local-endpoints 198.51.100.1,tcp:80
 firewall 198.51.100.1,tcp:80
 source-range 198.51.100.1,tcp:80,192.0.2.0/24

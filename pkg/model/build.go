@@ -138,6 +138,9 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 		if !b.nodeIPs[e.Addr] && (slices.Contains(clusterIPs, e.Addr) || e.Chosen) {
 			st.VIPs = append(st.VIPs, e.Addr)
 		}
+		if !b.nodeIPs[e.Addr] && e.Chosen {
+			st.ExternalVIPs = append(st.ExternalVIPs, e.Addr)
+		}
 	}
 	st.Hairpin = sortedMembers(st.Hairpin)
 	st.KeepSource = sortedMembers(st.KeepSource)
@@ -148,6 +151,8 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 	st.HealthCheck = healthCheck(svc, in.Slices, b.opts.NodeName)
 	slices.SortFunc(st.VIPs, netip.Addr.Compare)
 	st.VIPs = slices.Compact(st.VIPs)
+	slices.SortFunc(st.ExternalVIPs, netip.Addr.Compare)
+	st.ExternalVIPs = slices.Compact(st.ExternalVIPs)
 	st.Precedence = Precedence{Created: svc.CreationTimestamp.UTC(), UID: svc.UID, Name: name}
 	return b.capped(st)
 }

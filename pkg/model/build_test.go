@@ -122,6 +122,8 @@ TCP  203.0.113.7:80 rr                    # ns/web:http
 vip 10.96.0.10
 vip 198.51.100.1
 vip 203.0.113.7
+external-vip 198.51.100.1
+external-vip 203.0.113.7
 hairpin 10.244.1.2,tcp:8080
 keep-source 192.168.1.10,tcp:80
 keep-source 192.168.1.10,tcp:30080
@@ -171,6 +173,7 @@ TCP  203.0.113.7:80 rr                    # ns/web:http
   -> 10.244.1.3:8080              Masq    1
 vip 10.96.0.10
 vip 203.0.113.7
+external-vip 203.0.113.7
 hairpin 10.244.1.2,tcp:8080
 hairpin 10.244.1.3,tcp:8080
 keep-source 192.168.1.10,tcp:30080
@@ -195,6 +198,7 @@ TCP  192.168.1.10:30080 rr                # ns/web:http
 TCP  203.0.113.7:80 rr                    # ns/web:http
 vip 10.96.0.10
 vip 203.0.113.7
+external-vip 203.0.113.7
 service-port 10.96.0.10,tcp:80
 no-local-endpoints 192.168.1.10,tcp:30080
 no-local-endpoints 203.0.113.7,tcp:80

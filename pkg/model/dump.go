@@ -22,6 +22,9 @@ func (s ServiceState) Dump() string {
 	for _, v := range s.VIPs {
 		fmt.Fprintf(&b, "vip %s\n", v)
 	}
+	for _, v := range s.ExternalVIPs {
+		fmt.Fprintf(&b, "external-vip %s\n", v)
+	}
 	for _, m := range s.Hairpin {
 		fmt.Fprintf(&b, "hairpin %s\n", m)
 	}

@@ -53,6 +53,9 @@ func (st ServiceState) Without(lost map[ipvs.ServiceKey]string) ServiceState {
 	out.VIPs = slices.DeleteFunc(slices.Clone(st.VIPs), func(v netip.Addr) bool {
 		return !slices.ContainsFunc(out.Entries, func(e Entry) bool { return e.Addr == v })
 	})
+	out.ExternalVIPs = slices.DeleteFunc(slices.Clone(st.ExternalVIPs), func(v netip.Addr) bool {
+		return !slices.ContainsFunc(out.Entries, func(e Entry) bool { return e.Addr == v && e.Chosen })
+	})
 	if len(out.Entries) == 0 {
 		out.Hairpin, out.HealthCheck = nil, nil
 	}

@@ -85,6 +85,10 @@ type ServiceState struct {
 	Entries []Entry
 	// VIPs are the addresses that must be on the dummy interface.
 	VIPs []netip.Addr
+	// ExternalVIPs are the VIPs that are externalIPs or LoadBalancer IPs:
+	// traffic to them is masqueraded whatever its source, as kube-proxy
+	// does (externalTrafficPolicy Local keeps the source by its own mark).
+	ExternalVIPs []netip.Addr
 	// Hairpin are this node's endpoints: a pod may be chosen as the real
 	// server of its own request, which must then be masqueraded.
 	Hairpin []SetMember

@@ -84,3 +84,14 @@ func (o *Options) setBad(f field, bad []badValue) {
 	}
 	o.badCIDRs[f] = bad
 }
+
+// ParsePrefixes parses CIDRs as the flags do (host bits masked), for CIDRs
+// read from the API (a Node's podCIDRs); bad lists the items that did not
+// parse.
+func ParsePrefixes(items []string) (good []netip.Prefix, bad []string) {
+	good, b, _ := parsePrefixes(items, false)
+	for _, x := range b {
+		bad = append(bad, x.value)
+	}
+	return good, bad
+}

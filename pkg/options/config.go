@@ -211,6 +211,9 @@ func (o *Options) applyConfig(cfg *v1alpha1.KubeProxyConfiguration) {
 		o.KubeAPIBurst = cfg.ClientConnection.Burst
 		o.markFromFile(fKubeAPIBurst)
 	}
+	setString(fDetectLocalMode, &o.DetectLocalMode, string(cfg.DetectLocalMode))
+	setString(fPodBridgeInterface, &o.PodBridgeInterface, cfg.DetectLocal.BridgeInterface)
+	setString(fPodInterfaceNamePrefix, &o.PodInterfaceNamePrefix, cfg.DetectLocal.InterfaceNamePrefix)
 	setString(fBindAddress, &o.BindAddress, cfg.BindAddress)
 	setBool(fBindAddressHardFail, &o.BindAddressHardFail, cfg.BindAddressHardFail)
 	// Pointer fields: null is kube-proxy's default, an explicit 0 is 0.
@@ -411,6 +414,8 @@ func (o *Options) KubeProxyConfiguration() *v1alpha1.KubeProxyConfiguration {
 		TCPTimeout: dur(o.TCPTimeout), TCPFinTimeout: dur(o.TCPFinTimeout), UDPTimeout: dur(o.UDPTimeout),
 	}
 	c.ClusterCIDR = joinPrefixes(o.ClusterCIDRs)
+	c.DetectLocalMode = v1alpha1.LocalMode(o.DetectLocalMode)
+	c.DetectLocal.BridgeInterface, c.DetectLocal.InterfaceNamePrefix = o.PodBridgeInterface, o.PodInterfaceNamePrefix
 	c.NodePortAddresses = strs(o.NodePortAddresses)
 	if o.NodePortPrimary {
 		c.NodePortAddresses = append(c.NodePortAddresses, "primary")

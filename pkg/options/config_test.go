@@ -175,7 +175,7 @@ func TestIgnoredFields(t *testing.T) {
 		{"zero", &v1alpha1.KubeProxyConfiguration{}, ""},
 		{"kube-proxy's defaults", kubeProxyDefaults(), ""},
 		{"kubeadm with kind's maxPerCore", kubeadm, ""},
-		{"custom", custom, "detectLocalMode, iptables.masqueradeBit, nftables.syncPeriod"},
+		{"custom", custom, "iptables.masqueradeBit, nftables.syncPeriod"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Maps iterate at random: the list must come out the same each time.

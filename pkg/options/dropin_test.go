@@ -58,7 +58,7 @@ conntrack:
 		{"feature gates from the file", "\nfeatureGates:\n  AllowServiceExternalIPs: false\n", nil,
 			[]string{"FeatureGates = map[AllowServiceExternalIPs:false]", "AllowExternalIPs = false"}},
 		{"flags that do not apply warn once each", "",
-			[]string{"--iptables-masquerade-bit=15", "--detect-local-mode=NodeCIDR", "--detect-local-mode=ClusterCIDR",
+			[]string{"--iptables-masquerade-bit=15",
 				"--kube-api-content-type=application/json", "--config-sync-period=1m", "--iptables-sync-period=10s"},
 			[]string{"Warnings = " + strings.Join([]string{
 				"flag --kube-api-content-type=application/json does not apply to ipvs-proxy and is ignored: ipvs-proxy always asks for protobuf",
@@ -67,18 +67,19 @@ conntrack:
 				"flag --config-sync-period=1m0s does not apply to ipvs-proxy and is ignored: ipvs-proxy's informers do not resync; `--ipvs-sync-period` repairs drift",
 			}, "\n  ")}},
 		{"values that ask for what ipvs-proxy does are quiet", "",
-			[]string{"--detect-local-mode=ClusterCIDR", "--kube-api-content-type=application/vnd.kubernetes.protobuf"}, nil},
+			[]string{"--kube-api-content-type=application/vnd.kubernetes.protobuf"}, nil},
 		{"unknown and ignored fields warn, as kube-proxy's lenient loader", `
 ipvs:
   schedular: lc
 proxyMode: ipvs
-detectLocalMode: InterfaceNamePrefix
 winkernel:
   enableDSR: true
 `, nil,
 			[]string{`Warnings = config file %s: unknown field "ipvs.schedular" (ignored, as kube-proxy's lenient loader does)
   config file %s: unknown field "proxyMode" (ignored, as kube-proxy's lenient loader does)
-  config file %s: fields that do not apply to ipvs-proxy are ignored: detectLocalMode, winkernel.enableDSR`}},
+  config file %s: fields that do not apply to ipvs-proxy are ignored: winkernel.enableDSR`}},
+		{"detect-local from the file", "\ndetectLocalMode: BridgeInterface\ndetectLocal:\n  bridgeInterface: cni0\n", nil,
+			[]string{"DetectLocal = BridgeInterface cni0 "}},
 		{"deprecated port flags", "",
 			[]string{"--healthz-port=0", "--metrics-bind-address=10.0.0.1", "--metrics-port=9000"},
 			[]string{"HealthzBindAddress = ", "MetricsBindAddress = 10.0.0.1:9000"}},

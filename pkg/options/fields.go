@@ -38,6 +38,9 @@ const (
 	fConntrackTCPBeLiberal
 	fConntrackUDPTimeout
 	fConntrackUDPStreamTimeout
+	fDetectLocalMode
+	fPodBridgeInterface
+	fPodInterfaceNamePrefix
 )
 
 type fieldInfo struct {
@@ -87,6 +90,12 @@ var fields = map[field]fieldInfo{
 		func(d, s *Options) { d.KubeAPIQPS = s.KubeAPIQPS }},
 	fKubeAPIBurst: {"kube-api-burst", "clientConnection.burst",
 		func(d, s *Options) { d.KubeAPIBurst = s.KubeAPIBurst }},
+	fDetectLocalMode: {"detect-local-mode", "detectLocalMode",
+		func(d, s *Options) { d.DetectLocalMode = s.DetectLocalMode }},
+	fPodBridgeInterface: {"pod-bridge-interface", "detectLocal.bridgeInterface",
+		func(d, s *Options) { d.PodBridgeInterface = s.PodBridgeInterface }},
+	fPodInterfaceNamePrefix: {"pod-interface-name-prefix", "detectLocal.interfaceNamePrefix",
+		func(d, s *Options) { d.PodInterfaceNamePrefix = s.PodInterfaceNamePrefix }},
 	fBindAddress: {"bind-address", "bindAddress",
 		func(d, s *Options) { d.BindAddress = s.BindAddress }},
 	fBindAddressHardFail: {"bind-address-hard-fail", "bindAddressHardFail",

@@ -51,6 +51,7 @@ func dump(o *Options) string {
 	line("NodePortAddresses", prefixes(o.NodePortAddresses))
 	line("NodePortPrimary", o.NodePortPrimary)
 	line("ClusterCIDRs", prefixes(o.ClusterCIDRs))
+	line("DetectLocal", o.DetectLocalMode+" "+o.PodBridgeInterface+" "+o.PodInterfaceNamePrefix)
 	line("MasqueradeAll", o.MasqueradeAll)
 	line("HealthzBindAddress", o.HealthzBindAddress)
 	line("MetricsBindAddress", o.MetricsBindAddress)

@@ -34,9 +34,8 @@ type Setting struct {
 }
 
 const (
-	notIPVS     = "not used by IPVS mode (kube-proxy ignores it too when its mode is ipvs)"
-	otherOS     = "Windows only"
-	detectLocal = "only the ClusterCIDR mode is implemented; other values are warned about"
+	notIPVS = "not used by IPVS mode (kube-proxy ignores it too when its mode is ipvs)"
+	otherOS = "Windows only"
 )
 
 // KubeProxySettings is every flag and config field of kube-proxy v1.37 on
@@ -84,9 +83,9 @@ var KubeProxySettings = []Setting{
 	{"", "nftables.masqueradeBit", Warns, notIPVS, nil},
 	{"", "nftables.syncPeriod", Warns, notIPVS, nil},
 	{"", "nftables.minSyncPeriod", Warns, notIPVS, nil},
-	{"detect-local-mode", "detectLocalMode", Warns, detectLocal, []string{"", "ClusterCIDR"}},
-	{"pod-bridge-interface", "detectLocal.bridgeInterface", Warns, detectLocal, nil},
-	{"pod-interface-name-prefix", "detectLocal.interfaceNamePrefix", Warns, detectLocal, nil},
+	{"detect-local-mode", "detectLocalMode", Acts, "ClusterCIDR (default), NodeCIDR (the Node's podCIDRs), BridgeInterface, InterfaceNamePrefix: how Service traffic from this node's pods is told apart, which is not masqueraded", nil},
+	{"pod-bridge-interface", "detectLocal.bridgeInterface", Acts, "with BridgeInterface", nil},
+	{"pod-interface-name-prefix", "detectLocal.interfaceNamePrefix", Acts, "with InterfaceNamePrefix", nil},
 	{"cluster-cidr", "clusterCIDR", Acts, "", nil},
 	{"nodeport-addresses", "nodePortAddresses", Acts, "CIDRs and the keywords `primary`, `all`, `localhost`; per IP family as kube-proxy (a family without a CIDR in the list gets every address)", nil},
 	{"oom-score-adj", "oomScoreAdj", Acts, "default -999, as kube-proxy", nil},
@@ -176,10 +175,10 @@ func (o *Options) addConntrackFlags(fs *pflag.FlagSet) {
 // not act on: they are parsed with kube-proxy's types, so a bad value is
 // still an error, and then only warned about.
 type ignoredFlags struct {
-	contentType, showHidden, detectLocalMode, bridge, prefix string
-	masqBit                                                  int32
-	localhostNodePorts                                       bool
-	iptSync, iptMinSync, configSync                          time.Duration
+	contentType, showHidden         string
+	masqBit                         int32
+	localhostNodePorts              bool
+	iptSync, iptMinSync, configSync time.Duration
 }
 
 func (o *Options) addIgnoredFlags(fs *pflag.FlagSet) {
@@ -191,9 +190,6 @@ func (o *Options) addIgnoredFlags(fs *pflag.FlagSet) {
 	}
 	fs.StringVar(&ig.contentType, "kube-api-content-type", "application/vnd.kubernetes.protobuf", usage("kube-api-content-type"))
 	fs.StringVar(&ig.showHidden, "show-hidden-metrics-for-version", "", usage("show-hidden-metrics-for-version"))
-	fs.StringVar(&ig.detectLocalMode, "detect-local-mode", "", usage("detect-local-mode"))
-	fs.StringVar(&ig.bridge, "pod-bridge-interface", "", usage("pod-bridge-interface"))
-	fs.StringVar(&ig.prefix, "pod-interface-name-prefix", "", usage("pod-interface-name-prefix"))
 	fs.Int32Var(&ig.masqBit, "iptables-masquerade-bit", 14, usage("iptables-masquerade-bit"))
 	fs.BoolVar(&ig.localhostNodePorts, "iptables-localhost-nodeports", true, usage("iptables-localhost-nodeports"))
 	fs.DurationVar(&ig.iptSync, "iptables-sync-period", 30*time.Second, usage("iptables-sync-period"))

@@ -72,6 +72,12 @@ type Options struct {
 	// Node's primary IPs (model.PrimaryNodeIPs) join NodePortAddresses
 	// once the Node has been read.
 	NodePortPrimary bool
+	// DetectLocalMode says how Service traffic from this node's pods is told
+	// apart (kube-proxy's --detect-local-mode): ClusterCIDR, NodeCIDR,
+	// BridgeInterface or InterfaceNamePrefix. That traffic keeps its
+	// source; other traffic to a clusterIP is masqueraded.
+	DetectLocalMode                            string
+	PodBridgeInterface, PodInterfaceNamePrefix string
 	// ClusterCIDRs are the pod ranges, at most one per IP family.
 	ClusterCIDRs  []netip.Prefix
 	MasqueradeAll bool
@@ -156,6 +162,7 @@ func NewOptions() *Options {
 		StateFile:                   DefaultStateFile,
 		GracefulTerminationTimeout:  DefaultGracefulTerminationTimeout,
 		CleanupKubeProxy:            true,
+		DetectLocalMode:             "ClusterCIDR",
 		MaxVirtualServersPerService: DefaultMaxVirtualServersPerService,
 		AllowExternalIPs:            true,
 		OOMScoreAdj:                 DefaultOOMScoreAdj,
@@ -219,6 +226,12 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 
 	fs.IntVar(&o.MaxVirtualServersPerService, "max-virtual-servers-per-service", o.MaxVirtualServersPerService,
 		"Most IPVS virtual servers one Service may have; past it, externalIPs and LoadBalancer IPs are left out first, with an Event. 0 means no cap (ipvs-proxy only).")
+	fs.StringVar(&o.DetectLocalMode, "detect-local-mode", o.DetectLocalMode,
+		"How Service traffic from this node's pods is told apart (it keeps its source; other traffic to a clusterIP is masqueraded): ClusterCIDR (--cluster-cidr), NodeCIDR (the Node's podCIDRs), BridgeInterface (--pod-bridge-interface) or InterfaceNamePrefix (--pod-interface-name-prefix).")
+	fs.StringVar(&o.PodBridgeInterface, "pod-bridge-interface", o.PodBridgeInterface,
+		"The bridge the pods are on, for --detect-local-mode=BridgeInterface.")
+	fs.StringVar(&o.PodInterfaceNamePrefix, "pod-interface-name-prefix", o.PodInterfaceNamePrefix,
+		"The name prefix of the pods' host-side interfaces, for --detect-local-mode=InterfaceNamePrefix.")
 	fs.StringSliceVar(&o.serviceCIDRStrings, "service-cluster-ip-range", nil,
 		"The cluster's Service CIDRs, as given to kube-apiserver: an externalIP or LoadBalancer IP inside them that is not the Service's own clusterIP is refused. Empty skips this check (ipvs-proxy only).")
 

@@ -26,6 +26,7 @@ UDPTimeout = 0s
 NodePortAddresses = []
 NodePortPrimary = false
 ClusterCIDRs = []
+DetectLocal = ClusterCIDR  
 MasqueradeAll = false
 HealthzBindAddress = 0.0.0.0:10256
 MetricsBindAddress = 127.0.0.1:10249
@@ -63,6 +64,9 @@ func TestGoodFlags(t *testing.T) {
 				"Scheduler = wrr", "SyncPeriod = 1m0s", "MinSyncPeriod = 2s", "StrictARP = true",
 				"TCPTimeout = 15m0s", "TCPFinTimeout = 2m0s", "UDPTimeout = 5m0s", "MasqueradeAll = true",
 				"StateFile = /var/lib/x", "GracefulTerminationTimeout = 0s"}},
+		{"detect-local by interface name prefix",
+			[]string{"--detect-local-mode=InterfaceNamePrefix", "--pod-interface-name-prefix=veth"},
+			[]string{"DetectLocal = InterfaceNamePrefix  veth"}},
 		{"tenant limits",
 			[]string{"--max-virtual-servers-per-service=50", "--service-cluster-ip-range=10.96.0.7/12,fd00:10:96::/108"},
 			[]string{"MaxVirtualServersPerService = 50", "ServiceCIDRs = [10.96.0.0/12,fd00:10:96::/108]"}},
@@ -136,6 +140,10 @@ invalid --ipvs-exclude-cidrs "bogus": not a CIDR (want e.g. 10.96.0.0/12 or fd00
 			`invalid --hostname-override "node_1": ` + dns1123},
 		{[]string{"--state-file="}, "validate",
 			`invalid --state-file "": must not be empty`},
+		{[]string{"--detect-local-mode=BridgeInterface"}, "validate",
+			`invalid --pod-bridge-interface "": must be set with detect-local-mode BridgeInterface`},
+		{[]string{"--detect-local-mode=Magic"}, "validate",
+			`invalid --detect-local-mode "Magic": want ClusterCIDR, NodeCIDR, BridgeInterface or InterfaceNamePrefix`},
 		{[]string{"--max-virtual-servers-per-service=-1"}, "validate",
 			`invalid --max-virtual-servers-per-service -1: must not be negative (0 means no cap)`},
 		{[]string{"--service-cluster-ip-range=10.96.0.0/12,nonsense"}, "validate",

@@ -67,6 +67,19 @@ func (o *Options) Validate() error {
 	if why := hostPort(o.MetricsBindAddress); o.MetricsBindAddress != "" && why != "" {
 		add(fMetricsBindAddress, o.MetricsBindAddress, why)
 	}
+	switch o.DetectLocalMode {
+	case "", "ClusterCIDR", "NodeCIDR":
+	case "BridgeInterface":
+		if o.PodBridgeInterface == "" {
+			add(fPodBridgeInterface, "", "must be set with detect-local-mode BridgeInterface")
+		}
+	case "InterfaceNamePrefix":
+		if o.PodInterfaceNamePrefix == "" {
+			add(fPodInterfaceNamePrefix, "", "must be set with detect-local-mode InterfaceNamePrefix")
+		}
+	default:
+		add(fDetectLocalMode, o.DetectLocalMode, "want ClusterCIDR, NodeCIDR, BridgeInterface or InterfaceNamePrefix")
+	}
 	if o.ProxyMode != "" && o.ProxyMode != "ipvs" {
 		add(fProxyMode, o.ProxyMode, `ipvs-proxy programs IPVS only: want "ipvs" or empty`)
 	}

@@ -61,6 +61,8 @@ link kube-ipvs0 dummy down
 addr 10.96.0.10/32
 addr 10.96.0.66/32
 addr 10.96.0.67/32
+set IPVS-PROXY-EXTERNAL-VIPS hash:ip family inet
+set IPVS-PROXY-EXTERNAL-VIPS6 hash:ip family inet6
 set IPVS-PROXY-FIREWALL hash:ip,port family inet
 set IPVS-PROXY-FIREWALL6 hash:ip,port family inet6
 set IPVS-PROXY-HAIRPIN hash:ip,port,ip family inet
@@ -142,7 +144,7 @@ func TestOlderServiceWinsAndTheNextTakesOver(t *testing.T) {
 		return ipvsHeader + "TCP  10.96.0.50:80 rr\n  -> 10.244.1.10:8080             Masq    1\n" +
 			"TCP  10.96.0.51:80 rr\n  -> 10.244.1.11:8080             Masq    1\n" + ext +
 			"link kube-ipvs0 dummy down\naddr 10.96.0.50/32\naddr 10.96.0.51/32\naddr 203.0.113.9/32\n" +
-			sets("10.244.1.10", "10.244.1.11") + guard("10.96.0.50,tcp:80", "10.96.0.51,tcp:80", "203.0.113.9,tcp:80")
+			withExternalVIP(sets("10.244.1.10", "10.244.1.11"), "203.0.113.9") + guard("10.96.0.50,tcp:80", "10.96.0.51,tcp:80", "203.0.113.9,tcp:80")
 	}
 	for _, order := range [][]model.ServiceInput{{young, old}, {old, young}} {
 		k := newKernel()

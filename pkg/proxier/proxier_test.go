@@ -30,7 +30,8 @@ var (
 // sets is the dump of the kernel sets with these hairpin members (this
 // node's endpoints, all on port 8080/TCP in these tests).
 func sets(hairpin ...string) string {
-	out := "set IPVS-PROXY-FIREWALL hash:ip,port family inet\nset IPVS-PROXY-FIREWALL6 hash:ip,port family inet6\n" +
+	out := "set IPVS-PROXY-EXTERNAL-VIPS hash:ip family inet\nset IPVS-PROXY-EXTERNAL-VIPS6 hash:ip family inet6\n" +
+		"set IPVS-PROXY-FIREWALL hash:ip,port family inet\nset IPVS-PROXY-FIREWALL6 hash:ip,port family inet6\n" +
 		"set IPVS-PROXY-HAIRPIN hash:ip,port,ip family inet\n"
 	for _, h := range hairpin {
 		out += "  " + h + ",tcp:8080," + h + "\n"
@@ -38,6 +39,11 @@ func sets(hairpin ...string) string {
 	return out + "set IPVS-PROXY-HAIRPIN6 hash:ip,port,ip family inet6\n" +
 		"set IPVS-PROXY-KEEP-SOURCE hash:ip,port family inet\n" +
 		"set IPVS-PROXY-KEEP-SOURCE6 hash:ip,port family inet6\n"
+}
+
+// withExternalVIP puts an externalIP in the dump of sets.
+func withExternalVIP(sets, vip string) string {
+	return strings.Replace(sets, "set IPVS-PROXY-EXTERNAL-VIPS hash:ip family inet\n", "set IPVS-PROXY-EXTERNAL-VIPS hash:ip family inet\n  "+vip+"\n", 1)
 }
 
 // guard is the dump of the VIP filter sets (IPv4 only, no externalTraffic
@@ -326,7 +332,7 @@ link kube-ipvs0 dummy down
 addr 10.96.0.50/32
 addr 10.96.0.51/32
 addr 203.0.113.9/32
-`+sets("10.244.1.10", "10.244.1.11")+guard("10.96.0.50,tcp:80", "10.96.0.51,tcp:80", "203.0.113.9,tcp:80"))
+`+withExternalVIP(sets("10.244.1.10", "10.244.1.11"), "203.0.113.9")+guard("10.96.0.50,tcp:80", "10.96.0.51,tcp:80", "203.0.113.9,tcp:80"))
 }
 
 func changes(n string, in model.ServiceInput) map[types.NamespacedName]*model.ServiceInput {

@@ -26,6 +26,8 @@ var ownedSets = []ipset.Set{
 	{Name: iptables.ServicePortsSet(iptables.IPv6), Type: ipset.HashIPPort, IPv6: true},
 	{Name: iptables.NoLocalEndpointsSet(iptables.IPv4), Type: ipset.HashIPPort},
 	{Name: iptables.NoLocalEndpointsSet(iptables.IPv6), Type: ipset.HashIPPort, IPv6: true},
+	{Name: iptables.ExternalVIPSet(iptables.IPv4), Type: ipset.HashIP},
+	{Name: iptables.ExternalVIPSet(iptables.IPv6), Type: ipset.HashIP, IPv6: true},
 	{Name: iptables.FirewallSet(iptables.IPv4), Type: ipset.HashIPPort},
 	{Name: iptables.FirewallSet(iptables.IPv6), Type: ipset.HashIPPort, IPv6: true},
 	{Name: iptables.SourceRangesSet(iptables.IPv4), Type: ipset.HashIPPortNet},
@@ -67,6 +69,11 @@ func membersOf(st model.ServiceState) iter.Seq[member] {
 		}
 		for _, v := range st.VIPs {
 			if !yield(member{iptables.VIPSet(family(model.SetMember{Addr: v})), ipset.Entry{IP: v}}) {
+				return
+			}
+		}
+		for _, v := range st.ExternalVIPs {
+			if !yield(member{iptables.ExternalVIPSet(family(model.SetMember{Addr: v})), ipset.Entry{IP: v}}) {
 				return
 			}
 		}

@@ -137,7 +137,7 @@ func TestGuestKernelMatchesFakes(t *testing.T) {
 // with zero writes (the rule spelling survives iptables' normalisation).
 func TestGuestIPTablesMatchesFake(t *testing.T) {
 	guest(t)
-	cfg := iptables.Config{ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:244::/56")}}
+	cfg := iptables.Config{LocalCIDRs: []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16"), netip.MustParsePrefix("fd00:244::/56")}}
 	for _, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {
 		t.Run(string(fam), func(t *testing.T) {
 			ipt, err := iptables.NewLinux(fam)

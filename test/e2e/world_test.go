@@ -36,6 +36,8 @@ type world struct {
 	client kubernetes.Interface
 	proxy  *exec.Cmd
 	log    string
+	// noClusterCIDR starts the proxy without --cluster-cidr.
+	noClusterCIDR bool
 }
 
 // newWorld makes the pods and the Node and starts their servers. Each
@@ -87,10 +89,14 @@ func (w *world) startProxy(extra ...string) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	args := append([]string{"run", "--kubeconfig", os.Getenv(envKubeconfig), "--hostname-override", nodeName,
-		"--ipvs-scheduler", "lc", "--cluster-cidr", "10.244.0.0/16,fd00:244::/56",
-		"--ipvs-min-sync-period", "100ms", "--ipvs-sync-period", "10s",
-		"--healthz-bind-address", "127.0.0.1:10256", "--metrics-bind-address", "127.0.0.1:10249", "-v", "2"}, extra...)
+	cidr := []string{"--cluster-cidr", "10.244.0.0/16,fd00:244::/56"}
+	if w.noClusterCIDR {
+		cidr = nil
+	}
+	args := []string{"run", "--kubeconfig", os.Getenv(envKubeconfig), "--hostname-override", nodeName,
+		"--ipvs-scheduler", "lc", "--ipvs-min-sync-period", "100ms", "--ipvs-sync-period", "10s",
+		"--healthz-bind-address", "127.0.0.1:10256", "--metrics-bind-address", "127.0.0.1:10249", "-v", "2"}
+	args = append(append(args, cidr...), extra...)
 	w.proxy = exec.Command(os.Getenv(envProxyBin), args...)
 	w.proxy.Stdout, w.proxy.Stderr = f, f
 	if err := w.proxy.Start(); err != nil {
