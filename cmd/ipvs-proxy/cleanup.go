@@ -10,13 +10,12 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
-	"github.com/ipvs-proxy/ipvs-proxy/pkg/options"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/proxier"
 	"github.com/spf13/cobra"
 )
 
 func cleanupCommand() *cobra.Command {
-	stateFile := options.DefaultStateFile
+	stateFile := ""
 	kubeProxy := false
 	cmd := &cobra.Command{
 		Use:   "cleanup",
@@ -31,7 +30,7 @@ and the virtual servers on kube-ipvs0's addresses.`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error { return runCleanup(stateFile, kubeProxy) },
 	}
-	cmd.Flags().StringVar(&stateFile, "state-file", stateFile, "ipvs-proxy's record of the virtual servers it made on node addresses")
+	cmd.Flags().StringVar(&stateFile, "state-file", stateFile, "the file run's --state-file named, if it was given; by default the record is in the kernel sets IPVS-PROXY-OWNED(6)")
 	cmd.Flags().BoolVar(&kubeProxy, "kube-proxy", false, "also remove kube-proxy's leftovers (chains, ipsets, kube-ipvs0)")
 	return cmd
 }
@@ -54,7 +53,7 @@ func runCleanup(stateFile string, kubeProxy bool) error {
 		}
 		errs = append(errs, cerrs...)
 	}
-	owned, err := proxier.LoadOwned(stateFile)
+	owned, err := loadOwned(stateFile)
 	if err != nil {
 		return err
 	}
@@ -77,15 +76,17 @@ func runCleanup(stateFile string, kubeProxy bool) error {
 	// The sets go after the rules that match on them: the kernel refuses to
 	// destroy a set a rule still names.
 	sets := ipset.NewLinux()
-	for _, s := range proxier.OwnedSets() {
+	for _, s := range append(proxier.OwnedSets(), proxier.RecordSets()...) {
 		if err := sets.Destroy(s.Name); err != nil {
 			errs = append(errs, err)
 		} else {
 			fmt.Println("ipset: destroy", s.Name)
 		}
 	}
-	if err := os.Remove(stateFile); err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, err)
+	if stateFile != "" {
+		if err := os.Remove(stateFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

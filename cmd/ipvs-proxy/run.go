@@ -175,7 +175,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	if err != nil {
 		return err
 	}
-	owned, err := proxier.LoadOwned(o.StateFile)
+	owned, err := loadOwned(o.StateFile)
 	if err != nil {
 		return err
 	}
@@ -273,6 +273,15 @@ func healthCheckAddresses(link netif.Interface, prefixes []netip.Prefix) []net.I
 		out = []net.IP{} // listen nowhere rather than everywhere
 	}
 	return out
+}
+
+// loadOwned reads the ownership record: from the kernel sets, or from
+// --state-file when given.
+func loadOwned(stateFile string) (*proxier.Owned, error) {
+	if stateFile != "" {
+		return proxier.LoadOwned(stateFile)
+	}
+	return proxier.LoadOwnedInSets(ipset.NewLinux())
 }
 
 // kubeProxyNodePortsLeft reports whether kube-proxy's IPVS mode ran on this

@@ -31,7 +31,6 @@ const (
 	DefaultMinSyncPeriod              = 1 * time.Second
 	DefaultHealthzBindAddress         = "0.0.0.0:10256"
 	DefaultMetricsBindAddress         = "127.0.0.1:10249"
-	DefaultStateFile                  = "/run/ipvs-proxy/owned"
 	DefaultGracefulTerminationTimeout = 60 * time.Second
 	// DefaultMaxVirtualServersPerService is far above real use (a Service
 	// with 10 ports on 3 addresses and 30 node IPs has 330) and far below
@@ -87,8 +86,8 @@ type Options struct {
 	// Profiling serves Go's pprof under /debug/pprof/ on the metrics server.
 	Profiling bool
 
-	// StateFile records the kernel objects ipvs-proxy made, so a restart
-	// deletes only those (ipvs-proxy's own; kube-proxy has no such file).
+	// StateFile, if set, keeps the ownership record in a file instead of
+	// the kernel sets (ipvs-proxy's own; kube-proxy has no such record).
 	StateFile string
 	// GracefulTerminationTimeout is how long a removed real server keeps
 	// weight 0 while it still has connections (ipvs-proxy's own).
@@ -159,7 +158,6 @@ func NewOptions() *Options {
 		MinSyncPeriod:               DefaultMinSyncPeriod,
 		HealthzBindAddress:          DefaultHealthzBindAddress,
 		MetricsBindAddress:          DefaultMetricsBindAddress,
-		StateFile:                   DefaultStateFile,
 		GracefulTerminationTimeout:  DefaultGracefulTerminationTimeout,
 		CleanupKubeProxy:            true,
 		DetectLocalMode:             "ClusterCIDR",
@@ -217,7 +215,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 		"IP:port of the metrics server; '0.0.0.0:"+metricsPort+"' serves on every interface. An IP alone gets port "+metricsPort+".")
 
 	fs.StringVar(&o.StateFile, "state-file", o.StateFile,
-		"File where ipvs-proxy records the kernel objects it made, so a restart cleans up only those (ipvs-proxy only).")
+		"A file for ipvs-proxy's record of the virtual servers it made on node addresses, instead of the kernel ipsets IPVS-PROXY-OWNED and IPVS-PROXY-OWNED6 (the default, which need no volume); it must outlive the proxy's container (ipvs-proxy only).")
 	fs.DurationVar(&o.GracefulTerminationTimeout, "graceful-termination-timeout", o.GracefulTerminationTimeout,
 		"How long a removed endpoint keeps weight 0 while it still has connections, before it is deleted; 0 deletes at once (ipvs-proxy only).")
 

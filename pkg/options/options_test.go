@@ -30,7 +30,7 @@ DetectLocal = ClusterCIDR
 MasqueradeAll = false
 HealthzBindAddress = 0.0.0.0:10256
 MetricsBindAddress = 127.0.0.1:10249
-StateFile = /run/ipvs-proxy/owned
+StateFile = 
 GracefulTerminationTimeout = 1m0s
 MaxVirtualServersPerService = 1000
 ServiceCIDRs = []
@@ -138,8 +138,6 @@ invalid --ipvs-exclude-cidrs "bogus": not a CIDR (want e.g. 10.96.0.0/12 or fd00
 			`invalid --metrics-bind-address "[::1]": want IP:port, e.g. 0.0.0.0:10256 or [::]:10256`},
 		{[]string{"--hostname-override=node_1"}, "validate",
 			`invalid --hostname-override "node_1": ` + dns1123},
-		{[]string{"--state-file="}, "validate",
-			`invalid --state-file "": must not be empty`},
 		{[]string{"--detect-local-mode=BridgeInterface"}, "validate",
 			`invalid --pod-bridge-interface "": must be set with detect-local-mode BridgeInterface`},
 		{[]string{"--detect-local-mode=Magic"}, "validate",

@@ -113,9 +113,6 @@ func (o *Options) Validate() error {
 			add(d.f, d.v.String(), "must not be negative (0 leaves the kernel's value)")
 		}
 	}
-	if o.StateFile == "" {
-		lines = append(lines, `invalid --state-file "": must not be empty`)
-	}
 	if o.GracefulTerminationTimeout < 0 {
 		lines = append(lines, `invalid --graceful-termination-timeout "`+o.GracefulTerminationTimeout.String()+`": must not be negative (0 deletes at once)`)
 	}

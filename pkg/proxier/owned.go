@@ -11,18 +11,47 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 )
 
 // Owned records the virtual servers ipvs-proxy made on addresses it does not
 // own: NodePorts on node IPs, and externalIPs that are node IPs. Those on the
 // dummy interface's addresses are ours by where they sit and need no record.
-// The file lives under /run, so like IPVS state it does not survive a reboot,
-// and it is written before the kernel is, so a crash cannot leave a virtual
-// server of ours unrecorded.
+// The record is written before the kernel is, so a crash cannot leave a
+// virtual server of ours unrecorded. It is kept in the kernel itself, in the
+// ipsets RecordSets (LoadOwnedInSets): like IPVS state it survives a
+// restart of the proxy's container and not a reboot, with nothing to mount;
+// or in a file (LoadOwned), which must then outlive the container too.
 type Owned struct {
-	path string // "" keeps the record in memory only
+	path string          // the file, or "" (sets, or memory only)
+	sets ipset.Interface // the kernel sets, or nil
 	keys map[ipvs.ServiceKey]bool
+}
+
+// RecordSets are the kernel sets that hold the record: type hash:ip,port,
+// one per family.
+func RecordSets() []ipset.Set {
+	return []ipset.Set{{Name: ipset.Prefix + "OWNED", Type: ipset.HashIPPort}, {Name: ipset.Prefix + "OWNED6", Type: ipset.HashIPPort, IPv6: true}}
+}
+
+// LoadOwnedInSets reads the record from the kernel sets, making them if
+// they are missing.
+func LoadOwnedInSets(sets ipset.Interface) (*Owned, error) {
+	o := &Owned{sets: sets, keys: map[ipvs.ServiceKey]bool{}}
+	for _, s := range RecordSets() {
+		if err := sets.Ensure(s); err != nil {
+			return nil, fmt.Errorf("read ownership record: %w", err)
+		}
+		es, err := sets.Entries(s.Name)
+		if err != nil {
+			return nil, fmt.Errorf("read ownership record: %w", err)
+		}
+		for _, e := range es {
+			o.keys[ipvs.ServiceKey{Addr: e.IP, Proto: ipvs.Protocol(strings.ToUpper(e.Proto)), Port: e.Port}] = true
+		}
+	}
+	return o, nil
 }
 
 // LoadOwned reads the record; a missing file is an empty record.
@@ -98,6 +127,9 @@ func sameKeys(a, b map[ipvs.ServiceKey]bool) bool {
 }
 
 func (o *Owned) save(keys map[ipvs.ServiceKey]bool) error {
+	if o.sets != nil {
+		return o.saveInSets(keys)
+	}
 	if o.path == "" {
 		return nil
 	}
@@ -133,4 +165,33 @@ func parseKey(line string) (ipvs.ServiceKey, error) {
 		return ipvs.ServiceKey{Addr: addrPort.Addr(), Proto: p, Port: addrPort.Port()}, nil
 	}
 	return ipvs.ServiceKey{}, fmt.Errorf("bad protocol in line %q", line)
+}
+
+// saveInSets writes the difference between the record and keys: a few
+// members, not the whole record.
+func (o *Owned) saveInSets(keys map[ipvs.ServiceKey]bool) error {
+	entry := func(k ipvs.ServiceKey) (string, ipset.Entry) {
+		set := RecordSets()[0].Name
+		if k.Addr.Is6() {
+			set = RecordSets()[1].Name
+		}
+		return set, ipset.Entry{IP: k.Addr, Proto: strings.ToLower(string(k.Proto)), Port: k.Port}
+	}
+	var errs []error
+	for k := range keys {
+		if !o.keys[k] {
+			set, e := entry(k)
+			errs = append(errs, o.sets.Add(set, e))
+		}
+	}
+	for k := range o.keys {
+		if !keys[k] {
+			set, e := entry(k)
+			errs = append(errs, o.sets.Del(set, e))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("save ownership record: %w", err)
+	}
+	return nil
 }

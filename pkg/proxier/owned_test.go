@@ -1,6 +1,9 @@
 package proxier
 
 import (
+	"strings"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,5 +51,33 @@ addr 10.96.0.20/32
 	saved, err := LoadOwned(p.owned.path)
 	if err != nil || len(saved.Keys()) != 1 {
 		t.Errorf("record on disk: %v, err %v; want the NodePort", saved.Keys(), err)
+	}
+}
+
+// The record in the kernel's sets survives a new proxy process (a new pod
+// without any volume): it deletes the NodePort that went away meanwhile.
+func TestRecordInKernelSetsSurvivesRestart(t *testing.T) {
+	k := newKernel()
+	start := func() *Proxier {
+		owned, err := LoadOwnedInSets(k.sets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return New(model.Options{NodeName: "node-a", Scheduler: "rr"}, k.ipvs, k.link, k.sets, owned)
+	}
+	start().SyncAll([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)})
+	es, err := k.sets.Entries("IPVS-PROXY-OWNED")
+	if err != nil || len(es) != 1 || es[0].String() != "192.168.1.10,tcp:30080" {
+		t.Fatalf("record set: %v, err %v; want the NodePort", es, err)
+	}
+	res := start().SyncAll([]model.ServiceInput{input(web, webSlice)})
+	if len(res.Errors) > 0 {
+		t.Fatal(res.Errors)
+	}
+	if strings.Contains(k.ipvs.Dump(), "30080") {
+		t.Errorf("the new process kept the NodePort of a Service that went away:\n%s", k.ipvs.Dump())
+	}
+	if es, _ := k.sets.Entries("IPVS-PROXY-OWNED"); len(es) != 0 {
+		t.Errorf("record set still holds %v", es)
 	}
 }
