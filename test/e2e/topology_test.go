@@ -92,13 +92,15 @@ func TestGuestTopology(t *testing.T) {
 		t.Errorf("without hints, answers came from %v; want both pods", seen)
 	}
 
+	// A real server that leaves drains at weight 0 while the earlier
+	// requests' connections linger.
 	w.hintedSlice(s, map[string]string{"pod-a": "zone-a", "pod-b": "zone-a"}, map[string]string{"pod-a": nodeName, "pod-b": "other-node"})
-	waitIPVS(t, vs, rs("pod-a"))
+	waitIPVSDrained(t, vs, []string{rs("pod-a")}, rs("pod-b"))
 	askOK(t, "node hints", "pod-c", "tcp", hostPort(s.Spec.ClusterIP, 80), "", 4, "pod-a")
 
 	// The node moves to zone B: zone B's endpoint only.
 	w.hintedSlice(s, map[string]string{"pod-a": "zone-a", "pod-b": "zone-b"}, nil)
-	waitIPVS(t, vs, rs("pod-a"))
+	waitIPVSDrained(t, vs, []string{rs("pod-a")}, rs("pod-b"))
 	w.setZone("zone-b")
-	waitIPVS(t, vs, rs("pod-b"))
+	waitIPVSDrained(t, vs, []string{rs("pod-b")}, rs("pod-a"))
 }
