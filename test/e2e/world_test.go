@@ -85,10 +85,6 @@ func newWorld(t *testing.T, namespace string) *world {
 // flag's effect is visible next to Services that pick rr by annotation.
 func (w *world) startProxy(extra ...string) {
 	w.t.Helper()
-	f, err := os.OpenFile(w.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		w.t.Fatal(err)
-	}
 	cidr := []string{"--cluster-cidr", "10.244.0.0/16,fd00:244::/56"}
 	if w.noClusterCIDR {
 		cidr = nil
@@ -96,8 +92,17 @@ func (w *world) startProxy(extra ...string) {
 	args := []string{"run", "--kubeconfig", os.Getenv(envKubeconfig), "--hostname-override", nodeName,
 		"--ipvs-scheduler", "lc", "--ipvs-min-sync-period", "100ms", "--ipvs-sync-period", "10s",
 		"--healthz-bind-address", "127.0.0.1:10256", "--metrics-bind-address", "127.0.0.1:10249", "-v", "2"}
-	args = append(append(args, cidr...), extra...)
-	w.proxy = exec.Command(os.Getenv(envProxyBin), args...)
+	w.start(os.Getenv(envProxyBin), append(append(args, cidr...), extra...)...)
+}
+
+// start runs bin as the world's proxy, its output in w.log.
+func (w *world) start(bin string, args ...string) {
+	w.t.Helper()
+	f, err := os.OpenFile(w.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	w.proxy = exec.Command(bin, args...)
 	w.proxy.Stdout, w.proxy.Stderr = f, f
 	if err := w.proxy.Start(); err != nil {
 		w.t.Fatal(err)
