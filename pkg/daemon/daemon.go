@@ -42,6 +42,7 @@ type Metrics interface {
 	SetPending(services, endpoints int)
 	ServiceSkipped(reason string)
 	SetServicesFailing(n int)
+	SetNoLocalEndpoints(internal, external int)
 	SetLastQueuedTimestamp(t time.Time)
 	ObserveRuleSync(family string, failed bool)
 	ConntrackDeleted(n int)

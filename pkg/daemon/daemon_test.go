@@ -40,6 +40,7 @@ func (nopMetrics) ServiceChanged()                                        {}
 func (nopMetrics) EndpointsChanged()                                      {}
 func (nopMetrics) SetPending(int, int)                                    {}
 func (nopMetrics) ServiceSkipped(string)                                  {}
+func (nopMetrics) SetNoLocalEndpoints(int, int)                           {}
 func (nopMetrics) SetServicesFailing(int)                                 {}
 func (nopMetrics) SetLastQueuedTimestamp(time.Time)                       {}
 func (nopMetrics) ObserveRuleSync(string, bool)                           {}

@@ -84,6 +84,8 @@ func (d *daemon) sync() {
 		synced[n] = true
 	}
 	d.retryFailed(synced, res.Failed)
+	noLocal := d.Proxier.NoLocalEndpoints()
+	d.Metrics.SetNoLocalEndpoints(noLocal.Internal, noLocal.External)
 	if full && !res.Aborted {
 		// The period runs from the end of the full sync: one slower than
 		// the period (iptables on a loaded node) must not make every

@@ -52,6 +52,7 @@ type Metrics struct {
 	ruleFailures     *prometheus.CounterVec
 	buildInfo        *prometheus.GaugeVec
 	conntrackDeleted prometheus.Counter
+	noLocal          *prometheus.GaugeVec
 }
 
 // syncBuckets are kube-proxy's for every sync duration: 1ms to about 16s.
@@ -147,6 +148,10 @@ func New() *Metrics {
 			Name: "ipvs_proxy_services_skipped_total",
 			Help: "Services whose input was skipped in part (a port, address or endpoint that cannot be programmed, or a VIP:port another Service holds), counted each time a Service's reported problems change, by reason (always " + SkippedInvalidInput + ")",
 		}, []string{"reason"}),
+		noLocal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
+			Help: "Number of services with a Local traffic policy and no endpoints",
+		}, []string{"traffic_policy"}),
 		failing: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ipvs_proxy_services_failing",
 			Help: "Services whose last kernel write failed; each is retried on its own with backoff",
@@ -172,7 +177,7 @@ func New() *Metrics {
 		m.lastSync, m.lastQueued, m.programming,
 		m.serviceChanges, m.endpointChanges, m.servicesPending, m.endpointsPending,
 		m.healthz, m.livez,
-		m.kernelOps, m.syncErrors, m.skipped, m.failing,
+		m.kernelOps, m.syncErrors, m.skipped, m.failing, m.noLocal,
 		m.ruleFailures, m.buildInfo, m.conntrackDeleted,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -311,6 +316,14 @@ const SkippedInvalidInput = "invalid-input"
 // leaves room for reasons the proxier does not tell apart today.
 func (m *Metrics) ServiceSkipped(reason string) {
 	m.skipped.WithLabelValues(reason).Inc()
+}
+
+// SetNoLocalEndpoints sets kube-proxy's gauge of Service ports whose
+// Local traffic policy finds no endpoint on this node ("internal" for
+// internalTrafficPolicy, "external" for externalTrafficPolicy).
+func (m *Metrics) SetNoLocalEndpoints(internal, external int) {
+	m.noLocal.WithLabelValues("internal").Set(float64(internal))
+	m.noLocal.WithLabelValues("external").Set(float64(external))
 }
 
 // SetServicesFailing sets how many Services' writes are failing.

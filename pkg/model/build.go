@@ -121,10 +121,23 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 		for _, c := range chosen {
 			add(c.addr, sp.Port, externalLocal, true, !b.nodeIPs[c.addr], true)
 		}
-		if sp.NodePort > 0 && sp.NodePort <= 65535 && (svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer) {
+		nodePort := sp.NodePort > 0 && sp.NodePort <= 65535 && (svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer)
+		if nodePort {
 			for _, ip := range b.nodePortIPs {
 				if hasFamily(clusterIPs, ip) {
 					add(ip, sp.NodePort, externalLocal, true, false, false)
+				}
+			}
+		}
+		// kube-proxy's no_local_endpoints metric: a Local policy on a port
+		// that has endpoints in the cluster but none on this node.
+		if len(clusterIPs) > 0 {
+			if eps := endpointsOf(clusterIPs[0]); len(eps.cluster) > 0 && len(eps.local) == 0 {
+				if internalLocal {
+					st.NoLocal.Internal++
+				}
+				if externalLocal && (nodePort || len(chosen) > 0) {
+					st.NoLocal.External++
 				}
 			}
 		}

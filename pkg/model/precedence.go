@@ -57,7 +57,7 @@ func (st ServiceState) Without(lost map[ipvs.ServiceKey]string) ServiceState {
 		return !slices.ContainsFunc(out.Entries, func(e Entry) bool { return e.Addr == v && e.Chosen })
 	})
 	if len(out.Entries) == 0 {
-		out.Hairpin, out.HealthCheck = nil, nil
+		out.Hairpin, out.HealthCheck, out.NoLocal = nil, nil, NoLocalCounts{}
 	}
 	keys := make([]ipvs.ServiceKey, 0, len(lost))
 	for k := range lost {

@@ -97,3 +97,31 @@ func TestExplainTopology(t *testing.T) {
 		t.Errorf("explanations: %+v", es)
 	}
 }
+
+// TestNoLocalCounts: a port counts when its Local policy finds endpoints
+// in the cluster but none here; external only when reachable from outside.
+func TestNoLocalCounts(t *testing.T) {
+	remote := []ep{{Addr: "10.244.2.2", Node: "node-b"}}
+	local := []ep{{Addr: "10.244.1.2", Node: "node-a"}}
+	itp := func(s *v1.Service) { s.Spec.InternalTrafficPolicy = ptr.To(v1.ServiceInternalTrafficPolicyLocal) }
+	etp := func(s *v1.Service) { s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal }
+	nodePort := func(s *v1.Service) { s.Spec.Type = v1.ServiceTypeNodePort; s.Spec.Ports[0].NodePort = 30080 }
+	for _, tc := range []struct {
+		name string
+		svc  *v1.Service
+		eps  []ep
+		want NoLocalCounts
+	}{
+		{"internal Local, remote endpoints only", service("web", itp), remote, NoLocalCounts{Internal: 1}},
+		{"internal Local, a local endpoint", service("web", itp), local, NoLocalCounts{}},
+		{"internal Local, no endpoints at all", service("web", itp), nil, NoLocalCounts{}},
+		{"external Local NodePort, remote endpoints only", service("web", etp, nodePort), remote, NoLocalCounts{External: 1}},
+		{"external Local without a NodePort or external address", service("web", etp), remote, NoLocalCounts{}},
+		{"Cluster policies", service("web", nodePort), remote, NoLocalCounts{}},
+	} {
+		st := NewBuilder(defaultOptions()).Service(ServiceInput{Service: tc.svc, Slices: Slices(slice("web-1", v4, httpPort, tc.eps...))})
+		if st.NoLocal != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, st.NoLocal, tc.want)
+		}
+	}
+}

@@ -113,6 +113,9 @@ type ServiceState struct {
 	// SourceRanges are the (LoadBalancer virtual server, source CIDR) pairs
 	// that Firewall lets through.
 	SourceRanges []RangeMember
+	// NoLocal counts the Service's ports whose Local traffic policy finds
+	// endpoints in the cluster but none on this node, by policy.
+	NoLocal NoLocalCounts
 	// HealthCheck is set for a LoadBalancer Service with
 	// externalTrafficPolicy Local and a healthCheckNodePort.
 	HealthCheck *HealthCheck
@@ -122,6 +125,9 @@ type ServiceState struct {
 	// Precedence decides which Service gets an address:port that two want.
 	Precedence Precedence
 }
+
+// NoLocalCounts are ports with a Local policy and no local endpoint.
+type NoLocalCounts struct{ Internal, External int }
 
 // Precedence is what decides, between two Services that want the same
 // address:port, which one gets it (see Wins).

@@ -12,3 +12,8 @@ import (
 func (p *Proxier) HealthChecks() map[types.NamespacedName]model.HealthCheck {
 	return maps.Clone(p.idx.healthChecks)
 }
+
+// NoLocalEndpoints counts the Service ports with a Local traffic policy
+// that find endpoints in the cluster but none on this node, for kube-proxy's
+// kubeproxy_sync_proxy_rules_no_local_endpoints_total.
+func (p *Proxier) NoLocalEndpoints() model.NoLocalCounts { return p.idx.noLocal }

@@ -30,6 +30,8 @@ type index struct {
 	// each kernel set member.
 	vipRefs    map[netip.Addr]int
 	memberRefs map[member]int
+	// noLocal sums the held states' NoLocal counts.
+	noLocal model.NoLocalCounts
 	// healthChecks are the held states' health-check node ports.
 	healthChecks map[types.NamespacedName]model.HealthCheck
 	// before records, when not nil, whether each member whose count moved
@@ -171,6 +173,8 @@ func (x *index) unclaim(k ipvs.ServiceKey, name types.NamespacedName) {
 
 // move adds (by +1) or removes (by -1) one held state's references.
 func (x *index) move(st model.ServiceState, by int) {
+	x.noLocal.Internal += by * st.NoLocal.Internal
+	x.noLocal.External += by * st.NoLocal.External
 	for _, v := range st.VIPs {
 		if x.vipRefs[v] += by; x.vipRefs[v] <= 0 {
 			delete(x.vipRefs, v)

@@ -265,3 +265,26 @@ func TestForeignKeyFreedIsTaken(t *testing.T) {
 		"TCP  192.168.1.10:80 rr\n  -> 10.244.1.71:8080             Masq    1\n"+
 		"link kube-ipvs0 dummy down\naddr 10.96.0.70/32\n"+sets("10.244.1.71")+guard("10.96.0.70,tcp:80"))
 }
+
+// The no-local-endpoints gauge sums what the Services hold, in both kinds
+// of sync.
+func TestNoLocalEndpointsCount(t *testing.T) {
+	k := newKernel()
+	p := k.proxier(t, "")
+	local := func(s *v1.Service) {
+		s.Spec.InternalTrafficPolicy = ptr.To(v1.ServiceInternalTrafficPolicyLocal)
+	}
+	remote := slice("a", "10.244.2.9")
+	remote.Endpoints[0].NodeName = ptr.To("node-b")
+	a := input(svc("a", "10.96.0.80", local), remote)
+	p.SyncAll([]model.ServiceInput{a})
+	if got := p.NoLocalEndpoints(); got != (model.NoLocalCounts{Internal: 1}) {
+		t.Errorf("after the full sync: %+v", got)
+	}
+	gone := changesOf(a)
+	gone[nameOf(a)] = nil
+	p.SyncServices(gone)
+	if got := p.NoLocalEndpoints(); got != (model.NoLocalCounts{}) {
+		t.Errorf("after the Service went: %+v", got)
+	}
+}
