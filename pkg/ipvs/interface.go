@@ -10,10 +10,6 @@ type Interface interface {
 	// when the kernel has no such virtual server.
 	Get(key ServiceKey) (vs VirtualServer, ok bool, err error)
 
-	// DeleteService is Write of one OpDeleteService, for `ipvs-proxy
-	// cleanup` (proxier.Cleanup).
-	DeleteService(key ServiceKey) error
-
 	// Write makes the writes in order, in as few round trips to the
 	// kernel as it can, and returns each one's error (nil: done): one that
 	// fails does not stop the rest.

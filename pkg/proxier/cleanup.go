@@ -24,15 +24,18 @@ func Cleanup(kipvs ipvs.Interface, link netif.Interface, owned *Owned) (removed 
 	if err != nil {
 		return nil, []error{err}
 	}
+	var ops []ipvs.Op
 	for _, vs := range all {
-		if !onLink[vs.Addr] && !owned.Has(vs.ServiceKey) {
-			continue
+		if onLink[vs.Addr] || owned.Has(vs.ServiceKey) {
+			ops = append(ops, ipvs.Op{Kind: ipvs.OpDeleteService, Service: ipvs.Service{ServiceKey: vs.ServiceKey}})
 		}
-		if err := kipvs.DeleteService(vs.ServiceKey); err != nil {
+	}
+	for i, err := range kipvs.Write(ops) {
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		removed = append(removed, fmt.Sprintf("ipvs: delete %s", vs.ServiceKey))
+		removed = append(removed, fmt.Sprintf("ipvs: delete %s", ops[i].Service.ServiceKey))
 	}
 	if len(errs) > 0 {
 		return removed, errs // keep the link: its addresses say what is still ours
