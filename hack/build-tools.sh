@@ -2,8 +2,8 @@
 # Builds the test-only binaries from the pinned module in hack/tools into a
 # cache directory, and prints that directory on its last line. Rebuilds a
 # binary only when it is missing or what it is built from changed (its stamp:
-# a hash of hack/tools/go.mod + go.sum, or of containerd's version and tags,
-# and the Go version).
+# a hash of hack/tools/go.mod + go.sum, or of hack/containerd's and the build
+# tags, and the Go version).
 #
 #   hack/build-tools.sh              kube-apiserver, etcd, kube-proxy (the tests' API server and reference)
 #   hack/build-tools.sh node         kubelet, kubectl, containerd, ctr, e2e.test (a real node, upstream's e2e tests)
@@ -37,16 +37,18 @@ if command -v flock >/dev/null; then
 	flock 9 || die "cannot lock $CACHE/.build.lock"
 fi
 
-# containerd has its own module and version: kubelet v1.37 needs containerd
-# 2.x (Debian 12 has 1.6), and v2.1.4 is the one Kubernetes v1.37's own test
-# clusters install (cluster/gce/config-default.sh). `go install pkg@version`
-# builds it with its own go.mod. The tags leave out the btrfs, devmapper and
-# zfs snapshotters: the node uses overlayfs, and btrfs needs cgo.
-CONTAINERD_VERSION=v2.1.4
+# containerd is built in its own module, hack/containerd, at its own
+# version: kubelet v1.37 needs containerd 2.x (Debian 12 has 1.6), and v2.1.4
+# is the one Kubernetes v1.37's own test clusters install
+# (cluster/gce/config-default.sh). The tags leave out the btrfs, devmapper
+# and zfs snapshotters: the node uses overlayfs, and btrfs needs cgo.
+CONTAINERD="$ROOT/hack/containerd"
 CONTAINERD_TAGS="no_btrfs no_devmapper no_zfs"
+containerd_version="$(awk '$1 == "require" && $2 == "github.com/containerd/containerd/v2" { print $3; exit }' "$CONTAINERD/go.mod")"
+[[ -n "$containerd_version" ]] || die "containerd not found in $CONTAINERD/go.mod"
 
 tools_stamp="$(cat "$TOOLS/go.mod" "$TOOLS/go.sum" <(go env GOVERSION) | sha256sum | cut -d' ' -f1)"
-containerd_stamp="$(echo "$CONTAINERD_VERSION $CONTAINERD_TAGS $(go env GOVERSION)" | sha256sum | cut -d' ' -f1)"
+containerd_stamp="$(cat "$CONTAINERD/go.mod" "$CONTAINERD/go.sum" <(echo "$CONTAINERD_TAGS") <(go env GOVERSION) | sha256sum | cut -d' ' -f1)"
 
 # name -> package; kube-proxy is the reference implementation we compare with.
 declare -A PKG=(
@@ -79,12 +81,9 @@ done
 build() {
 	case $1 in
 	containerd | ctr)
-		local gobin
-		gobin="$(dirname "$2")/.gobin-$1"
-		rm -rf "$gobin"
-		GOBIN="$gobin" CGO_ENABLED=0 go install -trimpath -tags "$CONTAINERD_TAGS" \
-			-ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$CONTAINERD_VERSION" \
-			"${PKG[$1]}@$CONTAINERD_VERSION" && mv -f "$gobin/$1" "$2" && rmdir "$gobin"
+		(cd "$CONTAINERD" && CGO_ENABLED=0 go build -trimpath -tags "$CONTAINERD_TAGS" \
+			-ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$containerd_version" \
+			-o "$2" "${PKG[$1]}")
 		;;
 	e2e.test)
 		(cd "$TOOLS" && CGO_ENABLED=0 go test -c -trimpath -ldflags "$ldflags" -o "$2" "${PKG[$1]}")
