@@ -7,7 +7,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -o bin/ipvs-proxy ./cmd/ipvs-proxy
 
 image:
-	hack/image.sh # the container image without Docker: OCI layout and docker archive in bin/image, digest printed
+	hack/image.sh # the container image without Docker: OCI layout and OCI archive in bin/image, digest printed
 
 test:
 	hack/test.sh all # lint, unit, bench smoke, API server integration, and e2e in the QEMU VM (test/vm, test/e2e)

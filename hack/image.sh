@@ -9,8 +9,8 @@
 #      iptables (nft and legacy back ends, behind hack/image/iptables-wrapper),
 #      ipset, kmod (modprobe), conntrack, and ipvsadm for debugging;
 #   3. hack/image (go-containerregistry) turns it into an OCI image: the OCI
-#      layout bin/image/oci and the `docker save` tarball bin/image/ipvs-proxy.tar
-#      (`ctr -n k8s.io images import` takes it).
+#      layout bin/image/oci and the same as one file, bin/image/ipvs-proxy.oci.tar
+#      (`ctr -n k8s.io images import` takes it and keeps the digest).
 #
 # Reproducible: SOURCE_DATE_EPOCH is the commit's time unless set, which makes
 # mmdebstrap's output and the image's dates fixed. The package versions are
@@ -107,6 +107,6 @@ fi
 
 log "writing the image"
 "$work/image" -rootfs "$work/rootfs.tar" -name "$IMAGE" -epoch "$SOURCE_DATE_EPOCH" \
-	-revision "$revision" -oci "$OUT/oci" -docker-archive "$OUT/ipvs-proxy.tar" >"$work/ref"
-log "OCI layout $OUT/oci, docker archive $OUT/ipvs-proxy.tar ($(du -h "$OUT/ipvs-proxy.tar" | cut -f1))"
+	-revision "$revision" -oci "$OUT/oci" -oci-archive "$OUT/ipvs-proxy.oci.tar" >"$work/ref"
+log "OCI layout $OUT/oci, OCI archive $OUT/ipvs-proxy.oci.tar ($(du -h "$OUT/ipvs-proxy.oci.tar" | cut -f1))"
 cat "$work/ref"

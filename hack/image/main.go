@@ -1,6 +1,8 @@
 // Command image writes ipvs-proxy's container image from a root file system
-// tarball (mmdebstrap's output, see hack/image.sh): an OCI layout and a
-// `docker save` tarball, and prints the image's manifest digest.
+// tarball (mmdebstrap's output, see hack/image.sh): an OCI layout and the
+// same layout as one tar file (an OCI archive, which `ctr images import` and
+// skopeo's oci-archive: take with the manifest, and so the digest, unchanged),
+// and prints the image's manifest digest.
 //
 // The same input and epoch give the same bytes: the layer's entries are
 // sorted by name, owned by numeric ids only, and no newer than the epoch; the
@@ -16,8 +18,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -45,13 +49,13 @@ func run() error {
 		ref      = flag.String("name", "", "image name with tag, recorded in both outputs")
 		epoch    = flag.Int64("epoch", -1, "SOURCE_DATE_EPOCH: the image's creation time and the newest mtime in its layer")
 		ociDir   = flag.String("oci", "", "OCI layout directory to write (must not exist)")
-		dockerTo = flag.String("docker-archive", "", "`docker save` tarball to write")
+		archive  = flag.String("oci-archive", "", "OCI archive (the layout as a tar file) to write")
 		revision = flag.String("revision", "", "source revision, recorded as a label")
 	)
 	flag.Parse()
-	if *rootfs == "" || *ref == "" || *epoch < 0 || *ociDir == "" || *dockerTo == "" {
+	if *rootfs == "" || *ref == "" || *epoch < 0 || *ociDir == "" || *archive == "" {
 		flag.Usage()
-		return errors.New("-rootfs, -name, -epoch, -oci and -docker-archive are required")
+		return errors.New("-rootfs, -name, -epoch, -oci and -oci-archive are required")
 	}
 	tag, err := name.NewTag(*ref)
 	if err != nil {
@@ -116,8 +120,8 @@ func run() error {
 	})); err != nil {
 		return fmt.Errorf("write %s: %w", *ociDir, err)
 	}
-	if err := tarball.WriteToFile(*dockerTo, tag, img); err != nil {
-		return fmt.Errorf("write %s: %w", *dockerTo, err)
+	if err := tarDir(*ociDir, *archive, created); err != nil {
+		return fmt.Errorf("write %s: %w", *archive, err)
 	}
 	digest, err := img.Digest()
 	if err != nil {
@@ -223,4 +227,65 @@ func normalize(file string, created time.Time) ([]byte, error) {
 func clean(p string) string {
 	p = path.Clean("/" + p)
 	return strings.TrimPrefix(p, "/")
+}
+
+// tarDir writes the files below dir to file as a tar with sorted names, no
+// owner and the same mtime for every entry.
+func tarDir(dir, file string, mtime time.Time) error {
+	var names []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		names = append(names, filepath.ToSlash(rel))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(f)
+	for _, n := range names {
+		if err := addFile(tw, filepath.Join(dir, n), n, mtime); err != nil {
+			f.Close()
+			return fmt.Errorf("%s: %w", n, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func addFile(tw *tar.Writer, src, name string, mtime time.Time) error {
+	fi, err := os.Lstat(src)
+	if err != nil {
+		return err
+	}
+	hdr := &tar.Header{Name: name, ModTime: mtime, Format: tar.FormatPAX}
+	switch {
+	case fi.IsDir():
+		hdr.Typeflag, hdr.Name, hdr.Mode = tar.TypeDir, name+"/", 0o755
+		return tw.WriteHeader(hdr)
+	case fi.Mode().IsRegular():
+		hdr.Typeflag, hdr.Mode, hdr.Size = tar.TypeReg, 0o644, fi.Size()
+	default:
+		return fmt.Errorf("not a file or directory: %v", fi.Mode())
+	}
+	if err := tw.WriteHeader(hdr); err != nil {
+		return err
+	}
+	r, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	_, err = io.Copy(tw, r)
+	return err
 }
