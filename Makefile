@@ -1,10 +1,13 @@
 # Every target is one line; longer logic lives in hack/.
 GO ?= go
 
-.PHONY: build test unit e2e integration bench demo lint clean
+.PHONY: build image test unit e2e integration bench demo lint clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/ipvs-proxy ./cmd/ipvs-proxy
+
+image:
+	hack/image.sh # the container image without Docker: OCI layout and OCI archive in bin/image, digest printed
 
 test:
 	hack/test.sh all # lint, unit, bench smoke, API server integration, and e2e in the QEMU VM (test/vm, test/e2e)

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Builds the test-only binaries (kube-apiserver, etcd, kube-proxy) from the
-# pinned module in hack/tools into a cache directory, and prints that directory
-# on its last line. Rebuilds only when a binary is missing or the pin changed
-# (stamp = hash of hack/tools/go.mod + go.sum + the Go version).
+# Builds the test-only binaries from the pinned module in hack/tools into a
+# cache directory, and prints that directory on its last line. Rebuilds a
+# binary only when it is missing or what it is built from changed (its stamp:
+# a hash of hack/tools/go.mod + go.sum, or of hack/containerd's and the build
+# tags, and the Go version).
 #
-#   hack/build-tools.sh              build if needed, print the bin dir last
+#   hack/build-tools.sh              kube-apiserver, etcd, kube-proxy (the tests' API server and reference)
+#   hack/build-tools.sh node         kubelet, kubectl, containerd, ctr, e2e.test (a real node, upstream's e2e tests)
 #   hack/build-tools.sh --print-dir  only print the bin dir
 #
-# Cold, on 2 cores, this takes ~10-15 minutes; run it niced in the background.
+# Cold, on 2 cores, each set takes many minutes; run it niced in the background.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,13 +17,13 @@ TOOLS="$ROOT/hack/tools"
 CACHE="${IPVS_PROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ipvs-proxy}"
 BIN="$CACHE/bin"
 
-if [[ "${1:-}" == "--print-dir" ]]; then
-	echo "$BIN"
-	exit 0
-elif [[ $# -gt 0 ]]; then
-	echo "usage: $0 [--print-dir]" >&2
-	exit 2
-fi
+set_name=tools
+case "${1:-}" in
+--print-dir) echo "$BIN"; exit 0 ;;
+"") ;;
+node) set_name=node ;;
+*) echo "usage: $0 [--print-dir | node]" >&2; exit 2 ;;
+esac
 
 log() { echo "build-tools: $(date +%H:%M:%S) $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -35,16 +37,34 @@ if command -v flock >/dev/null; then
 	flock 9 || die "cannot lock $CACHE/.build.lock"
 fi
 
-stamp="$(cat "$TOOLS/go.mod" "$TOOLS/go.sum" <(go env GOVERSION) | sha256sum | cut -d' ' -f1)"
-old_stamp="$(cat "$BIN/.stamp" 2>/dev/null || true)"
+# containerd is built in its own module, hack/containerd, at its own
+# version: kubelet v1.37 needs containerd 2.x (Debian 12 has 1.6), and v2.1.4
+# is the one Kubernetes v1.37's own test clusters install
+# (cluster/gce/config-default.sh). The tags leave out the btrfs, devmapper
+# and zfs snapshotters: the node uses overlayfs, and btrfs needs cgo.
+CONTAINERD="$ROOT/hack/containerd"
+CONTAINERD_TAGS="no_btrfs no_devmapper no_zfs"
+containerd_version="$(awk '$1 == "require" && $2 == "github.com/containerd/containerd/v2" { print $3; exit }' "$CONTAINERD/go.mod")"
+[[ -n "$containerd_version" ]] || die "containerd not found in $CONTAINERD/go.mod"
+
+tools_stamp="$(cat "$TOOLS/go.mod" "$TOOLS/go.sum" <(go env GOVERSION) | sha256sum | cut -d' ' -f1)"
+containerd_stamp="$(cat "$CONTAINERD/go.mod" "$CONTAINERD/go.sum" <(echo "$CONTAINERD_TAGS") <(go env GOVERSION) | sha256sum | cut -d' ' -f1)"
 
 # name -> package; kube-proxy is the reference implementation we compare with.
 declare -A PKG=(
 	[kube-apiserver]=k8s.io/kubernetes/cmd/kube-apiserver
 	[etcd]=go.etcd.io/etcd/server/v3
 	[kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
+	[kubelet]=k8s.io/kubernetes/cmd/kubelet
+	[kubectl]=k8s.io/kubernetes/cmd/kubectl
+	[e2e.test]=k8s.io/kubernetes/test/e2e
+	[containerd]=github.com/containerd/containerd/v2/cmd/containerd
+	[ctr]=github.com/containerd/containerd/v2/cmd/ctr
 )
-ORDER=(kube-apiserver kube-proxy etcd)
+case $set_name in
+tools) ORDER=(kube-apiserver kube-proxy etcd) ;;
+node) ORDER=(kubelet kubectl containerd ctr e2e.test) ;;
+esac
 
 # Stamp Kubernetes's version into the binaries as a release build would, so
 # /version and the logs say v1.37.x rather than v0.0.0-master.
@@ -57,10 +77,31 @@ for v in gitVersion=$k8s_version gitMajor=$major gitMinor=$minor gitTreeState=cl
 	ldflags+=" -X k8s.io/component-base/version.$v -X k8s.io/client-go/pkg/version.$v"
 done
 
+# build NAME OUT: one binary, as its kind is built.
+build() {
+	case $1 in
+	containerd | ctr)
+		(cd "$CONTAINERD" && CGO_ENABLED=0 go build -trimpath -tags "$CONTAINERD_TAGS" \
+			-ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$containerd_version" \
+			-o "$2" "${PKG[$1]}")
+		;;
+	e2e.test)
+		(cd "$TOOLS" && CGO_ENABLED=0 go test -c -trimpath -ldflags "$ldflags" -o "$2" "${PKG[$1]}")
+		;;
+	*)
+		(cd "$TOOLS" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$2" "${PKG[$1]}")
+		;;
+	esac
+}
+
 total_start=$SECONDS
 built=0
 for name in "${ORDER[@]}"; do
-	if [[ -x "$BIN/$name" && "$stamp" == "$old_stamp" ]]; then
+	case $name in
+	containerd | ctr) stamp=$containerd_stamp ;;
+	*) stamp=$tools_stamp ;;
+	esac
+	if [[ -x "$BIN/$name" && "$stamp" == "$(cat "$BIN/.$name.stamp" 2>/dev/null)" ]]; then
 		log "$name is up to date"
 		continue
 	fi
@@ -68,12 +109,11 @@ for name in "${ORDER[@]}"; do
 	start=$SECONDS
 	# Build to a temporary name so an interrupted build never leaves a
 	# truncated binary that a later run would take as up to date.
-	(cd "$TOOLS" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" \
-		-o "$BIN/.$name.tmp" "${PKG[$name]}") || die "go build ${PKG[$name]} failed"
+	build "$name" "$BIN/.$name.tmp" || die "building $name (${PKG[$name]}) failed"
 	mv -f "$BIN/.$name.tmp" "$BIN/$name"
+	echo "$stamp" >"$BIN/.$name.stamp"
 	log "built $name in $((SECONDS - start)) s"
 	built=$((built + 1))
 done
-echo "$stamp" > "$BIN/.stamp"
 if [[ $built -gt 0 ]]; then log "built $built binaries in $((SECONDS - total_start)) s total"; fi
 echo "$BIN"

@@ -2,14 +2,13 @@
 // against the code they run: the DaemonSet, ConfigMap and RBAC in this
 // directory (decoded with client-go's scheme), the DaemonSet's command
 // (parsed with pkg/options, as `ipvs-proxy run` parses it, with the
-// ConfigMap's config.conf as --config), and the Dockerfile at the
-// repository root (which cannot be built on the development machines).
+// ConfigMap's config.conf as --config), and the image's iptables wrapper
+// (hack/image/iptables-wrapper) against fake iptables binaries.
 package manifests_test
 
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -650,341 +649,23 @@ func TestRBACIsLeastPrivilege(t *testing.T) {
 	}
 }
 
-// ---- Dockerfile ----
-
-// instruction is one Dockerfile instruction, continuation lines joined.
-type instruction struct {
-	cmd     string // upper case
-	args    string
-	heredoc string // the body of a here-document, if any
-	stage   int    // index of its FROM
-	line    int
-}
-
-var heredocStart = regexp.MustCompile(`<<-?["']?([A-Za-z_]\w*)["']?`)
-
-func parseDockerfile(t *testing.T) []instruction {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot, "Dockerfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	lines := strings.Split(string(data), "\n")
-	var out []instruction
-	stage := -1
-	for i := 0; i < len(lines); i++ {
-		l := strings.TrimSpace(lines[i])
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		start := i + 1
-		for strings.HasSuffix(l, `\`) && i+1 < len(lines) {
-			i++
-			next := strings.TrimSpace(lines[i])
-			if strings.HasPrefix(next, "#") {
-				continue
-			}
-			l = strings.TrimSuffix(l, `\`) + " " + next
-		}
-		cmd, args, _ := strings.Cut(l, " ")
-		in := instruction{cmd: strings.ToUpper(cmd), args: strings.TrimSpace(args), line: start}
-		if m := heredocStart.FindStringSubmatch(in.args); m != nil {
-			var body []string
-			for i++; i < len(lines) && lines[i] != m[1]; i++ {
-				body = append(body, lines[i])
-			}
-			if i == len(lines) {
-				t.Fatalf("Dockerfile:%d: here-document %s never ends", start, m[1])
-			}
-			in.heredoc = strings.Join(body, "\n") + "\n"
-		}
-		if in.cmd == "FROM" {
-			stage++
-		}
-		in.stage = stage
-		out = append(out, in)
-	}
-	return out
-}
-
-// dockerignore is a .dockerignore matcher for the patterns used here:
-// filepath.Match patterns, `!` to re-include, the last match winning, and
-// a pattern matching a directory matching everything under it.
-type dockerignore []string
-
-func readDockerignore(t *testing.T) dockerignore {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(repoRoot, ".dockerignore"))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d dockerignore
-	for _, l := range strings.Split(string(data), "\n") {
-		l = strings.TrimSpace(l)
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		if strings.Contains(l, "**") {
-			t.Fatalf(".dockerignore: %q: this test's matcher does not handle **", l)
-		}
-		d = append(d, l)
-	}
-	return d
-}
-
-func (d dockerignore) excludes(rel string) bool {
-	rel = filepath.ToSlash(filepath.Clean(rel))
-	excluded := false
-	for _, p := range d {
-		neg := strings.HasPrefix(p, "!")
-		p = strings.TrimPrefix(strings.TrimPrefix(p, "!"), "/")
-		p = path.Clean(p)
-		parts := strings.Split(rel, "/")
-		for n := 1; n <= len(parts); n++ {
-			if ok, _ := path.Match(p, strings.Join(parts[:n], "/")); ok {
-				excluded = !neg
-				break
-			}
-		}
-	}
-	return excluded
-}
-
-// copySources are the build-context paths a COPY or ADD reads.
-func copySources(in instruction) []string {
-	var fields []string
-	for _, f := range strings.Fields(in.args) {
-		if !strings.HasPrefix(f, "--") {
-			fields = append(fields, f)
-		}
-	}
-	if in.heredoc != "" || len(fields) < 2 || strings.Contains(in.args, "--from=") {
-		return nil
-	}
-	return fields[:len(fields)-1]
-}
-
-// lastField is the destination of a COPY.
-func lastField(s string) string {
-	f := strings.Fields(s)
-	if len(f) == 0 {
-		return ""
-	}
-	return f[len(f)-1]
-}
-
-func TestDockerfile(t *testing.T) {
-	ins := parseDockerfile(t)
-	ignore := readDockerignore(t)
-
-	var froms []instruction
-	for _, in := range ins {
-		if in.cmd == "FROM" {
-			froms = append(froms, in)
-		}
-	}
-	if len(froms) != 2 {
-		t.Fatalf("Dockerfile: %d stages, want 2 (build, image)", len(froms))
-	}
-	buildFrom := strings.Fields(froms[0].args)
-	if len(buildFrom) != 3 || buildFrom[0] != "golang:1.26" || !strings.EqualFold(buildFrom[1], "AS") {
-		t.Fatalf("Dockerfile:%d: first stage is %q, want `golang:1.26 AS <name>`", froms[0].line, froms[0].args)
-	}
-	buildStage := buildFrom[2]
-	if froms[1].args != "debian:bookworm-slim" {
-		t.Errorf("Dockerfile:%d: final stage is %q, want debian:bookworm-slim", froms[1].line, froms[1].args)
-	}
-
-	// What the build stage copies from the context must exist and not be
-	// excluded by .dockerignore.
-	var copied []string
-	for _, in := range ins {
-		if in.cmd == "ADD" {
-			t.Errorf("Dockerfile:%d: use COPY, not ADD", in.line)
-		}
-		if in.cmd != "COPY" {
-			continue
-		}
-		for _, src := range copySources(in) {
-			if _, err := os.Stat(filepath.Join(repoRoot, src)); err != nil {
-				t.Errorf("Dockerfile:%d: COPY %s: %v", in.line, src, err)
-			}
-			if ignore.excludes(src) {
-				t.Errorf("Dockerfile:%d: COPY %s, which .dockerignore excludes from the build context", in.line, src)
-			}
-			if in.stage == 0 {
-				copied = append(copied, path.Clean(src))
-			}
-		}
-	}
-
-	// The go build.
-	var buildRun *instruction
-	for i, in := range ins {
-		if in.cmd == "RUN" && in.stage == 0 && strings.Contains(in.args, "go build") {
-			buildRun = &ins[i]
-		}
-	}
-	if buildRun == nil {
-		t.Fatal("Dockerfile: the build stage has no RUN go build")
-	}
-	if !strings.Contains(buildRun.args, "CGO_ENABLED=0") {
-		t.Errorf("Dockerfile:%d: go build without CGO_ENABLED=0: the binary would need the builder's libc", buildRun.line)
-	}
-	const pkg = "./cmd/ipvs-proxy"
-	if !slices.Contains(strings.Fields(buildRun.args), pkg) {
-		t.Errorf("Dockerfile:%d: %q does not build %s", buildRun.line, buildRun.args, pkg)
-	}
-	out := regexp.MustCompile(`-o\s+(\S+)`).FindStringSubmatch(buildRun.args)
-	if out == nil {
-		t.Fatalf("Dockerfile:%d: go build has no -o", buildRun.line)
-	}
-
-	// Every package of the module that the binary imports (for Linux) must
-	// be in what the build stage copies, and in the build context.
-	cmd := exec.Command("go", "list", "-deps", "-f", "{{if .Module}}{{if .Module.Main}}{{.Dir}}{{end}}{{end}}", pkg)
-	cmd.Dir = repoRoot
-	cmd.Env = append(os.Environ(), "GOOS=linux", "CGO_ENABLED=0")
-	listed, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go list -deps %s: %v", pkg, err)
-	}
-	root, err := filepath.Abs(repoRoot)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, dir := range strings.Fields(string(listed)) {
-		rel, err := filepath.Rel(root, dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rel = filepath.ToSlash(rel)
-		if !slices.ContainsFunc(copied, func(c string) bool { return c == "." || rel == c || strings.HasPrefix(rel, c+"/") }) {
-			t.Errorf("Dockerfile: %s imports %s, which the build stage does not COPY (it copies %v)", pkg, rel, copied)
-		}
-		if ignore.excludes(rel) {
-			t.Errorf(".dockerignore excludes %s, which %s imports", rel, pkg)
-		}
-	}
-	for _, f := range []string{"go.mod", "go.sum"} {
-		if !slices.Contains(copied, f) {
-			t.Errorf("Dockerfile: the build stage does not COPY %s", f)
-		}
-	}
-
-	// The image: tools installed, the binary where the DaemonSet runs it.
-	var install *instruction
-	for i, in := range ins {
-		if in.cmd == "RUN" && in.stage == 1 && strings.Contains(in.args, "apt-get install") {
-			install = &ins[i]
-		}
-	}
-	if install == nil {
-		t.Fatal("Dockerfile: the final stage has no RUN apt-get install")
-	}
-	_, after, _ := strings.Cut(install.args, "apt-get install")
-	after, _, _ = strings.Cut(after, "&&")
-	var pkgs []string
-	for _, f := range strings.Fields(after) {
-		if !strings.HasPrefix(f, "-") {
-			pkgs = append(pkgs, f)
-		}
-	}
-	for _, want := range []string{"iptables", "ipset", "ipvsadm", "conntrack", "kmod"} {
-		if !slices.Contains(pkgs, want) {
-			t.Errorf("Dockerfile:%d: apt-get install %v lacks %s", install.line, pkgs, want)
-		}
-	}
-	for _, want := range []string{"apt-get update", "--no-install-recommends", "rm -rf /var/lib/apt/lists"} {
-		if !strings.Contains(install.args, want) {
-			t.Errorf("Dockerfile:%d: the apt-get RUN lacks %q", install.line, want)
-		}
-	}
-
-	var binary string
-	for _, in := range ins {
-		if in.cmd == "COPY" && in.stage == 1 && strings.Contains(in.args, "--from="+buildStage) {
-			f := strings.Fields(in.args)
-			if len(f) >= 3 && f[len(f)-2] == out[1] {
-				binary = f[len(f)-1]
-			}
-		}
-	}
-	if binary != "/usr/local/bin/ipvs-proxy" {
-		t.Errorf("Dockerfile: the binary built at %s is copied to %q, want /usr/local/bin/ipvs-proxy", out[1], binary)
-	}
-	var entry []string
-	for _, in := range ins {
-		if in.cmd == "ENTRYPOINT" && in.stage == 1 {
-			if err := json.Unmarshal([]byte(in.args), &entry); err != nil {
-				t.Errorf("Dockerfile:%d: ENTRYPOINT %s is not in exec (JSON) form: %v", in.line, in.args, err)
-			}
-		}
-	}
-	if !slices.Equal(entry, []string{"ipvs-proxy"}) {
-		t.Errorf("Dockerfile: ENTRYPOINT %q, want [\"ipvs-proxy\"]", entry)
-	}
-
-	// The DaemonSet's command must find that binary: by its path, or by
-	// its name through the image's PATH (Debian's default).
-	bin, _ := runFlags(t, container(t, load(t).ds))
-	debianPath := []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
-	if strings.Contains(bin, "/") && bin != binary ||
-		!strings.Contains(bin, "/") && (path.Base(binary) != bin || !slices.Contains(debianPath, path.Dir(binary))) {
-		t.Errorf("DaemonSet: command runs %q, the image has the binary at %s", bin, binary)
-	}
-
-	// kubeadm's kube-proxy DaemonSet runs /usr/local/bin/kube-proxy: with
-	// the image changed and nothing else, that must be ipvs-proxy.
-	if !slices.ContainsFunc(ins, func(in instruction) bool {
-		return in.cmd == "RUN" && in.stage == 1 && strings.Contains(in.args, "ln -s ipvs-proxy /usr/local/bin/kube-proxy")
-	}) {
-		t.Error("Dockerfile: no RUN links /usr/local/bin/kube-proxy to ipvs-proxy, which kubeadm's DaemonSet command runs")
-	}
-
-	// The iptables wrapper is installed in place of every iptables command.
-	wrapper := iptablesWrapper(t, ins)
-	if wrapper == "" {
-		return
-	}
-	var linked bool
-	for _, in := range ins {
-		if in.cmd == "RUN" && in.stage == 1 && strings.Contains(in.args, "ln -sf iptables-wrapper") {
-			linked = true
-			for _, c := range iptablesCommands {
-				if !strings.Contains(in.args, c) {
-					t.Errorf("Dockerfile:%d: %s is not linked to iptables-wrapper", in.line, c)
-				}
-			}
-		}
-	}
-	if !linked {
-		t.Error("Dockerfile: no RUN links the iptables commands to iptables-wrapper")
-	}
-}
+// ---- the image's iptables wrapper ----
 
 var iptablesCommands = []string{"iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"}
 
-// iptablesWrapper is the body of the here-document the Dockerfile installs
-// as /usr/sbin/iptables-wrapper.
-func iptablesWrapper(t *testing.T, ins []instruction) string {
+// iptablesWrapper is hack/image/iptables-wrapper, which hack/image.sh
+// installs as /usr/sbin/iptables-wrapper with every iptables command a link
+// to it.
+func iptablesWrapper(t *testing.T) string {
 	t.Helper()
-	for _, in := range ins {
-		if in.cmd == "COPY" && in.heredoc != "" && lastField(in.args) == "/usr/sbin/iptables-wrapper" {
-			if !strings.Contains(in.args, "--chmod=0755") {
-				t.Errorf("Dockerfile:%d: iptables-wrapper is not made executable (--chmod=0755)", in.line)
-			}
-			return in.heredoc
-		}
+	data, err := os.ReadFile(filepath.Join(repoRoot, "hack", "image", "iptables-wrapper"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Error("Dockerfile: no COPY <<EOF /usr/sbin/iptables-wrapper: the image's iptables would be nft whatever the node uses")
-	return ""
+	return string(data)
 }
 
-// TestIPTablesWrapper runs the Dockerfile's iptables wrapper in a fake
+// TestIPTablesWrapper runs the image's iptables wrapper in a fake
 // /usr/sbin, with fake xtables binaries and fake rulesets, and checks the
 // backend it picks and that it then runs the real command.
 func TestIPTablesWrapper(t *testing.T) {
@@ -992,10 +673,7 @@ func TestIPTablesWrapper(t *testing.T) {
 	if err != nil {
 		t.Skip("no sh")
 	}
-	wrapper := iptablesWrapper(t, parseDockerfile(t))
-	if wrapper == "" {
-		return
-	}
+	wrapper := iptablesWrapper(t)
 	const (
 		hint   = "*mangle\n:KUBE-IPTABLES-HINT - [0:0]\nCOMMIT\n"
 		rules1 = "*nat\n-A POSTROUTING -j MASQUERADE\nCOMMIT\n"
