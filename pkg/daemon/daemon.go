@@ -125,7 +125,7 @@ func Run(ctx context.Context, cfg Config) error {
 		d.Health.QueuedUpdate()
 		r.Kick()
 	})
-	r = runner.New("sync", d.sync, cfg.MinSyncPeriod, cfg.SyncPeriod, cfg.Clock)
+	r = runner.New("sync", d.sync, runner.Limits{MinInterval: cfg.MinSyncPeriod, MaxInterval: cfg.SyncPeriod}, cfg.Clock)
 	d.kick = r.Kick
 
 	src, err := watch.NewSource(cfg.Client.ListWatch("services", watch.SelectProxied),
