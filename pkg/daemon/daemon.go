@@ -73,10 +73,13 @@ type Config struct {
 	Rules         []RuleSync
 	SyncPeriod    time.Duration
 	MinSyncPeriod time.Duration
-	Health        Health
-	Metrics       Metrics
-	Recorder      record.EventRecorder
-	Clock         clock.WithTicker
+	// MaxSyncShare bounds the sync loop's share of one CPU under
+	// sustained load (runner.Limits.MaxShare); 0 turns the bound off.
+	MaxSyncShare float64
+	Health       Health
+	Metrics      Metrics
+	Recorder     record.EventRecorder
+	Clock        clock.WithTicker
 	// HealthChecks, if set, is kept in step with the Services' health-check
 	// node ports.
 	HealthChecks HealthChecks
@@ -125,7 +128,7 @@ func Run(ctx context.Context, cfg Config) error {
 		d.Health.QueuedUpdate()
 		r.Kick()
 	})
-	r = runner.New("sync", d.sync, runner.Limits{MinInterval: cfg.MinSyncPeriod, MaxInterval: cfg.SyncPeriod}, cfg.Clock)
+	r = runner.New("sync", d.sync, runner.Limits{MinInterval: cfg.MinSyncPeriod, MaxInterval: cfg.SyncPeriod, MaxShare: cfg.MaxSyncShare, Burst: runner.DefaultBurst}, cfg.Clock)
 	d.kick = r.Kick
 
 	src, err := watch.NewSource(cfg.Client.ListWatch("services", watch.SelectProxied),

@@ -30,8 +30,8 @@ func (o *Options) Validate() error {
 		add(fSyncPeriod, o.SyncPeriod.String(), "must be greater than 0")
 	}
 	switch {
-	case o.MinSyncPeriod <= 0:
-		add(fMinSyncPeriod, o.MinSyncPeriod.String(), "must be greater than 0")
+	case o.MinSyncPeriod < 0:
+		add(fMinSyncPeriod, o.MinSyncPeriod.String(), "must not be negative (0 syncs each change at once)")
 	case o.SyncPeriod > 0 && o.MinSyncPeriod > o.SyncPeriod:
 		add(fMinSyncPeriod, o.MinSyncPeriod.String(), "must not be greater than "+o.name(fSyncPeriod)+" ("+o.SyncPeriod.String()+")")
 	}
@@ -56,6 +56,9 @@ func (o *Options) Validate() error {
 	}
 	if why := hostPort(o.MetricsBindAddress); why != "" {
 		add(fMetricsBindAddress, o.MetricsBindAddress, why)
+	}
+	if !(o.SyncCPUShare > 0 && o.SyncCPUShare <= 1) {
+		lines = append(lines, `invalid --sync-cpu-share "`+strconv.FormatFloat(o.SyncCPUShare, 'g', -1, 64)+`": want a share of one CPU, greater than 0 and at most 1 (1 turns the bound off)`)
 	}
 	if o.StateFile == "" {
 		lines = append(lines, `invalid --state-file "": must not be empty`)
