@@ -140,7 +140,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.MinSyncPeriod, "ipvs-min-sync-period", o.MinSyncPeriod,
 		"Least time from the end of one sync to the start of the next, whatever the load (e.g. '1s', kube-proxy's default when started without --config). 0, the default, syncs a change at once; changes that arrive during a sync are served together by the next. Must be at least 0 and at most --ipvs-sync-period.")
 	fs.Float64Var(&o.SyncCPUShare, "sync-cpu-share", o.SyncCPUShare,
-		"Most of one CPU the sync loop may use while changes keep coming (0.5: half a core): syncs are spaced only once a second of them has run back to back, so a change after a quiet spell always syncs at once. 1 turns the bound off (ipvs-proxy only).")
+		"Most of one CPU the sync loop may use while changes keep coming (0.5: half a core): syncs are spaced only after a rested loop has run about 4 s of them back to back, so a change after a quiet spell always syncs at once. 1 turns the bound off (ipvs-proxy only).")
 	fs.BoolVar(&o.StrictARP, "ipvs-strict-arp", o.StrictARP,
 		"Set net.ipv4.conf.all.arp_ignore=1 and arp_announce=2, so the node does not answer ARP for Service IPs (needed by MetalLB in L2 mode).")
 	fs.Var(o.prefixFlag(fExcludeCIDRs, &o.ExcludeCIDRs, false), "ipvs-exclude-cidrs",
