@@ -52,10 +52,14 @@ func caseCell(c *CaseResult, capS float64, usage bool) string {
 		return "n/a"
 	}
 	text := fmt.Sprintf("%s / %s / %s", latText(s.med, capS), latText(s.p99, capS), latText(s.max, capS))
-	if n := len(c.Latencies) + c.Capped; c.Capped > 0 || c.Unissued > 0 {
+	n := len(c.Latencies) + c.Capped
+	if c.Capped > 0 || c.Unissued > 0 {
 		text += fmt.Sprintf(" (%d changes, %d capped, %d never issued: budget spent)", n, c.Capped, c.Unissued)
 	} else {
 		text += fmt.Sprintf(" (%d changes)", n)
+	}
+	if c.IssueS > 0 {
+		text += fmt.Sprintf(", issued at %s/s", num(float64(n)/c.IssueS))
 	}
 	if usage && c.WallS > 0 {
 		text += fmt.Sprintf("; CPU %.0f %%, %d syncs", 100*c.CPUS/c.WallS, c.Syncs)
@@ -93,7 +97,8 @@ func renderCases(b *strings.Builder, p plan, runs []Run) {
 	for _, name := range []string{kubeProxyName, kubeProxyKubeadmName, ipvsProxyName} {
 		fmt.Fprintf(b, "- %s: %s\n", name, proxySettings[name])
 	}
-	fmt.Fprintf(b, "- %s: a client-go informer on the bench's EndpointSlices in the same guest, timing the same kind of writes (its own run, before the proxies) to its handler\n\n", informerName)
+	fmt.Fprintf(b, "- %s: a client-go informer on the bench's EndpointSlices in the same guest, timing the same kind of writes (its own run, before the proxies) to its handler\n", informerName)
+	b.WriteString("- churn R/s: each change written on its own goroutine at its time; \"issued at\" is the rate the guest's client reached under TCG\n\n")
 	b.WriteString("| Services | case | informer (floor) | kube-proxy, flags (1s) | kube-proxy, kubeadm config (0s) | ipvs-proxy | ipvs-proxy ÷ floor (median / p99) |\n")
 	b.WriteString("|---:|---|---:|---:|---:|---:|---:|\n")
 	for _, n := range p.allSizes() {
