@@ -57,6 +57,8 @@ type Runner struct {
 	// credit is the budget's bucket, as of last.
 	credit time.Duration
 	last   time.Time
+	// free is set by Free during a run.
+	free bool
 
 	// kick holds at most one pending request; a full buffer already means
 	// "run soon", so Kick can drop its request instead of blocking.
@@ -131,11 +133,13 @@ func (r *Runner) Run(ctx context.Context) {
 		default:
 		}
 		start := r.clk.Now()
+		r.free = false
 		r.fn()
-		if !first {
+		if !first && !r.free {
 			r.charge(start, r.clk.Now())
 		} else {
-			r.last, first = r.clk.Now(), false
+			r.refill(r.clk.Now())
+			first = false
 		}
 
 		next = r.newPeriodic()
@@ -145,6 +149,12 @@ func (r *Runner) Run(ctx context.Context) {
 		}
 	}
 }
+
+// Free, called by fn during a run, leaves that run out of the budget:
+// for runs that something else already bounds (the daemon's periodic full
+// sync, at most one a sync period), which would otherwise hold up the
+// changes behind them by as long again.
+func (r *Runner) Free() { r.free = true }
 
 // charge takes a run from start to end out of the budget.
 func (r *Runner) charge(start, end time.Time) {

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -337,6 +338,7 @@ type busyRunner struct {
 }
 
 func startBusy(t *testing.T, lim Limits, runTime time.Duration, block bool, onRun func(*Runner)) *busyRunner {
+	t.Helper()
 	b := &busyRunner{clk: testingclock.NewFakeClock(epoch), started: make(chan time.Duration, 10000),
 		release: make(chan struct{}), done: make(chan struct{})}
 	stopping := make(chan struct{})
@@ -499,5 +501,37 @@ func TestFirstRunIsFree(t *testing.T) {
 	b.r.Kick()
 	if got := b.next(t); got != runTime {
 		t.Errorf("the change after the first run started at %v, want %v", got, runTime)
+	}
+}
+
+// TestFreeRunIsNotCharged: a run that calls Free (the daemon's periodic
+// resync) leaves no debt, so a change right behind it runs at once; the
+// same run charged makes it wait.
+func TestFreeRunIsNotCharged(t *testing.T) {
+	const runTime = 5 * time.Second
+	for _, free := range []bool{true, false} {
+		t.Run(fmt.Sprint("free=", free), func(t *testing.T) {
+			var runs atomic.Int32
+			b := startBusy(t, defaults, runTime, false, func(r *Runner) {
+				if runs.Add(1) == 2 && free {
+					r.Free()
+				}
+			})
+			b.kickFirst(t)
+			waitWaiters(t, b.clk, 1)
+			b.r.Kick() // the long second run
+			if got := b.next(t); got != runTime {
+				t.Fatalf("second run at %v, want %v", got, runTime)
+			}
+			if free {
+				waitWaiters(t, b.clk, 1)
+				b.r.Kick()
+				if got := b.next(t); got != 2*runTime {
+					t.Errorf("the change after a free run started at %v, want %v", got, 2*runTime)
+				}
+				return
+			}
+			waitWaiters(t, b.clk, 2) // resting: the run was charged
+		})
 	}
 }
