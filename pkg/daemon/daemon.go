@@ -128,7 +128,16 @@ func Run(ctx context.Context, cfg Config) error {
 		d.Health.QueuedUpdate()
 		r.Kick()
 	})
-	r = runner.New("sync", d.sync, runner.Limits{MinInterval: cfg.MinSyncPeriod, MaxInterval: cfg.SyncPeriod, MaxShare: cfg.MaxSyncShare, Burst: runner.DefaultBurst}, cfg.Clock)
+	r = runner.New("sync", func() {
+		before := d.lastFull
+		d.sync()
+		if d.lastFull != before {
+			// A full sync runs at start and once a sync period, which
+			// bounds its CPU; charged to the budget, it would hold up
+			// the changes behind it by as long again.
+			r.Free()
+		}
+	}, runner.Limits{MinInterval: cfg.MinSyncPeriod, MaxInterval: cfg.SyncPeriod, MaxShare: cfg.MaxSyncShare, Burst: runner.DefaultBurst}, cfg.Clock)
 	d.kick = r.Kick
 
 	src, err := watch.NewSource(cfg.Client.ListWatch("services", watch.SelectProxied),
