@@ -544,7 +544,7 @@ func TestConfigMapIsAValidConfig(t *testing.T) {
 		{"mode", string(cfg.Mode), "ipvs"},
 		{"ipvs.scheduler", cfg.IPVS.Scheduler, "rr"},
 		{"ipvs.syncPeriod", cfg.IPVS.SyncPeriod.Duration.String(), "30s"},
-		{"ipvs.minSyncPeriod", cfg.IPVS.MinSyncPeriod.Duration.String(), "1s"},
+		{"ipvs.minSyncPeriod", cfg.IPVS.MinSyncPeriod.Duration.String(), "0s"},
 		{"healthzBindAddress", cfg.HealthzBindAddress, "0.0.0.0:10256"},
 		{"metricsBindAddress", cfg.MetricsBindAddress, "127.0.0.1:10249"},
 	} {
@@ -570,9 +570,9 @@ func TestConfigMapIsAValidConfig(t *testing.T) {
 	if err := opts.Validate(); err != nil {
 		t.Fatalf("ConfigMap %s: %s does not validate:\n%v", cm.Name, configKey, err)
 	}
-	if opts.Scheduler != "rr" || opts.SyncPeriod != 30*time.Second || opts.MinSyncPeriod != time.Second ||
+	if opts.Scheduler != "rr" || opts.SyncPeriod != 30*time.Second || opts.MinSyncPeriod != 0 ||
 		len(opts.ClusterCIDRs) != 1 || opts.ClusterCIDRs[0] != netip.MustParsePrefix("10.244.0.0/16") {
-		t.Errorf("ConfigMap %s: loaded as scheduler %q, sync %v, min sync %v, cluster CIDRs %v; want rr, 30s, 1s, [10.244.0.0/16]",
+		t.Errorf("ConfigMap %s: loaded as scheduler %q, sync %v, min sync %v, cluster CIDRs %v; want rr, 30s, 0s, [10.244.0.0/16]",
 			cm.Name, opts.Scheduler, opts.SyncPeriod, opts.MinSyncPeriod, opts.ClusterCIDRs)
 	}
 }

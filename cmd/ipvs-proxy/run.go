@@ -224,7 +224,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	defer checks.Close()
 	cfg := daemon.Config{
 		Client: client, NodeName: nodeName, Proxier: p, Rules: rules,
-		SyncPeriod: o.SyncPeriod, MinSyncPeriod: o.MinSyncPeriod,
+		SyncPeriod: o.SyncPeriod, MinSyncPeriod: o.MinSyncPeriod, MaxSyncShare: o.SyncCPUShare,
 		Health: health, Metrics: m, Recorder: recorder, Clock: clk,
 		HealthChecks: checks,
 	}

@@ -79,10 +79,13 @@ type Config struct {
 	Rules         []RuleSync
 	SyncPeriod    time.Duration
 	MinSyncPeriod time.Duration
-	Health        Health
-	Metrics       Metrics
-	Recorder      record.EventRecorder
-	Clock         clock.WithTicker
+	// MaxSyncShare bounds the sync loop's share of one CPU under
+	// sustained load (runner.Limits.MaxShare); 0 turns the bound off.
+	MaxSyncShare float64
+	Health       Health
+	Metrics      Metrics
+	Recorder     record.EventRecorder
+	Clock        clock.WithTicker
 	// HealthChecks, if set, is kept in step with the Services' health-check
 	// node ports.
 	HealthChecks HealthChecks
@@ -149,7 +152,16 @@ func Run(ctx context.Context, cfg Config) error {
 		d.queued()
 		r.Kick()
 	})
-	r = runner.New("sync", d.sync, cfg.MinSyncPeriod, cfg.SyncPeriod, cfg.Clock)
+	r = runner.New("sync", func() {
+		before := d.lastFull
+		d.sync()
+		if d.lastFull != before {
+			// A full sync runs at start and once a sync period, which
+			// bounds its CPU; charged to the budget, it would hold up
+			// the changes behind it by as long again.
+			r.Free()
+		}
+	}, runner.Limits{MinInterval: cfg.MinSyncPeriod, MaxInterval: cfg.SyncPeriod, MaxShare: cfg.MaxSyncShare, Burst: runner.DefaultBurst}, cfg.Clock)
 	d.kick = r.Kick
 
 	src, err := watch.NewSource(cfg.Client.ListWatch("services", watch.SelectProxied),

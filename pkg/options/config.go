@@ -184,7 +184,10 @@ func (o *Options) applyConfig(cfg *v1alpha1.KubeProxyConfiguration) {
 	setString(fHostnameOverride, &o.HostnameOverride, cfg.HostnameOverride)
 	setString(fScheduler, &o.Scheduler, cfg.IPVS.Scheduler)
 	setDuration(fSyncPeriod, &o.SyncPeriod, cfg.IPVS.SyncPeriod)
-	setDuration(fMinSyncPeriod, &o.MinSyncPeriod, cfg.IPVS.MinSyncPeriod)
+	// kube-proxy does not default ipvs.minSyncPeriod in a file: "0s", as
+	// kubeadm writes it, or no value at all is 0 there, and so here.
+	o.MinSyncPeriod = cfg.IPVS.MinSyncPeriod.Duration
+	o.markFromFile(fMinSyncPeriod)
 	setBool(fStrictARP, &o.StrictARP, cfg.IPVS.StrictARP)
 	setPrefixes(fExcludeCIDRs, &o.ExcludeCIDRs, cfg.IPVS.ExcludeCIDRs, false)
 	setDuration(fTCPTimeout, &o.TCPTimeout, cfg.IPVS.TCPTimeout)

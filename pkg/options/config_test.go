@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/kube-proxy/config/v1alpha1"
 )
@@ -84,6 +85,47 @@ iptables:
 		"StateFile = /tmp/owned",
 	)
 	diff(t, "options", want, dump(o))
+}
+
+// TestMinSyncPeriodByPath pins down each way of starting: flags only, and
+// a file, where "0s" (kubeadm's value) or no value is 0, as kube-proxy
+// reads it, not "unset". The baseline before parsing is 1s, so a file
+// value mistaken for unset would show as 1s.
+func TestMinSyncPeriodByPath(t *testing.T) {
+	kubeadmZero := writeConfig(t, "\nipvs:\n  minSyncPeriod: 0s\n")
+	noValue := writeConfig(t, "\nipvs:\n  syncPeriod: 30s\n")
+	quarter := writeConfig(t, "\nipvs:\n  minSyncPeriod: 250ms\n")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want time.Duration
+	}{
+		{"flags only, unset: the baseline", nil, time.Second},
+		{"flags only", []string{"--ipvs-min-sync-period=0"}, 0},
+		{"file with 0s", []string{"--config=" + kubeadmZero}, 0},
+		{"file without a value", []string{"--config=" + noValue}, 0},
+		{"file with 250ms", []string{"--config=" + quarter}, 250 * time.Millisecond},
+		{"a flag wins over the file's 0s", []string{"--config=" + kubeadmZero, "--ipvs-min-sync-period=2s"}, 2 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := NewOptions()
+			o.MinSyncPeriod = time.Second
+			fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
+			o.AddFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Complete(fs); err != nil {
+				t.Fatal(err)
+			}
+			if err := o.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if o.MinSyncPeriod != tc.want {
+				t.Errorf("MinSyncPeriod = %v, want %v", o.MinSyncPeriod, tc.want)
+			}
+		})
+	}
 }
 
 func TestBadConfig(t *testing.T) {

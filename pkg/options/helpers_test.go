@@ -43,6 +43,7 @@ func dump(o *Options) string {
 	line("Scheduler", o.Scheduler)
 	line("SyncPeriod", o.SyncPeriod)
 	line("MinSyncPeriod", o.MinSyncPeriod)
+	line("SyncCPUShare", o.SyncCPUShare)
 	line("StrictARP", o.StrictARP)
 	line("ExcludeCIDRs", prefixes(o.ExcludeCIDRs))
 	line("TCPTimeout", o.TCPTimeout)

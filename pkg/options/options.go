@@ -22,13 +22,27 @@ import (
 	_ "k8s.io/component-base/logs/json/register" // --logging-format=json and its flags
 )
 
-// Defaults. The periods and bind addresses are kube-proxy's; MinSyncPeriod
-// is 1s where kube-proxy's IPVS mode has 0, so a burst of endpoint changes
-// costs one sync, not one per change.
+// Defaults. SyncPeriod and the bind addresses are kube-proxy's.
+//
+// MinSyncPeriod is 0 whichever way ipvs-proxy is started. kube-proxy's IPVS
+// mode differs by path: started with flags only it takes 1s, so a change
+// that comes right after a sync waits up to a second; started with a
+// --config file (as kubeadm starts it) it takes the file's
+// ipvs.minSyncPeriod, which kube-proxy does not default, so kubeadm's "0s"
+// (or no value) means 0 and every change syncs at once. ipvs-proxy reads
+// the file the same way, and takes a flag or file value as the same
+// end-to-start gap kube-proxy does.
+//
+// What kube-proxy's 1s buys, a bounded CPU under a storm of changes, comes
+// here from SyncCPUShare instead, which spaces syncs only while changes
+// keep coming (see runner.Limits): one endpoint change costs milliseconds
+// of sync, so a gap in front of every change would be nearly all of its
+// latency.
 const (
 	DefaultScheduler                  = "rr"
 	DefaultSyncPeriod                 = 30 * time.Second
-	DefaultMinSyncPeriod              = 1 * time.Second
+	DefaultMinSyncPeriod              = 0
+	DefaultSyncCPUShare               = 0.5
 	DefaultHealthzBindAddress         = "0.0.0.0:10256"
 	DefaultMetricsBindAddress         = "127.0.0.1:10249"
 	DefaultGracefulTerminationTimeout = 60 * time.Second
@@ -55,8 +69,13 @@ type Options struct {
 	// Scheduler is the IPVS scheduler for Services without an annotation.
 	Scheduler string
 	// SyncPeriod is how often everything is listed and repaired;
-	// MinSyncPeriod is the least time between two syncs.
+	// MinSyncPeriod is the least time from the end of one sync to the start
+	// of the next, under any load (see DefaultMinSyncPeriod).
 	SyncPeriod, MinSyncPeriod time.Duration
+	// SyncCPUShare is the most of one CPU the sync loop may use while
+	// changes keep coming; a change after a quiet spell always syncs at
+	// once. 1 turns the bound off (ipvs-proxy's own).
+	SyncCPUShare float64
 	// StrictARP sets arp_ignore=1 and arp_announce=2 so the node does not
 	// answer ARP for the VIPs on the dummy interface (MetalLB L2 needs it).
 	StrictARP bool
@@ -156,6 +175,7 @@ func NewOptions() *Options {
 		Scheduler:                   DefaultScheduler,
 		SyncPeriod:                  DefaultSyncPeriod,
 		MinSyncPeriod:               DefaultMinSyncPeriod,
+		SyncCPUShare:                DefaultSyncCPUShare,
 		HealthzBindAddress:          DefaultHealthzBindAddress,
 		MetricsBindAddress:          DefaultMetricsBindAddress,
 		GracefulTerminationTimeout:  DefaultGracefulTerminationTimeout,
@@ -189,7 +209,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.SyncPeriod, "ipvs-sync-period", o.SyncPeriod,
 		"How often to list the whole IPVS table and repair any drift (e.g. '30s', '1m'). Must be greater than 0.")
 	fs.DurationVar(&o.MinSyncPeriod, "ipvs-min-sync-period", o.MinSyncPeriod,
-		"Least time between two syncs, so that a burst of Service or EndpointSlice changes costs one sync. Must be greater than 0 and at most --ipvs-sync-period.")
+		"Least time from the end of one sync to the start of the next, whatever the load (e.g. '1s', kube-proxy's default when started without --config). 0, the default, syncs a change at once; changes that arrive during a sync are served together by the next. Must be at least 0 and at most --ipvs-sync-period.")
+	fs.Float64Var(&o.SyncCPUShare, "sync-cpu-share", o.SyncCPUShare,
+		"Most of one CPU the sync loop may use while changes keep coming (0.5: half a core): syncs are spaced only after a rested loop has run about 4 s of them back to back, so a change after a quiet spell always syncs at once. 1 turns the bound off (ipvs-proxy only).")
 	fs.BoolVar(&o.StrictARP, "ipvs-strict-arp", o.StrictARP,
 		"Set net.ipv4.conf.all.arp_ignore=1 and arp_announce=2, so the node does not answer ARP for Service IPs (needed by MetalLB in L2 mode).")
 	fs.Var(o.prefixFlag(fExcludeCIDRs, &o.ExcludeCIDRs, false), "ipvs-exclude-cidrs",

@@ -17,7 +17,8 @@ Master =
 HostnameOverride = 
 Scheduler = rr
 SyncPeriod = 30s
-MinSyncPeriod = 1s
+MinSyncPeriod = 0s
+SyncCPUShare = 0.5
 StrictARP = false
 ExcludeCIDRs = []
 TCPTimeout = 0s
@@ -113,8 +114,12 @@ func TestBadFlags(t *testing.T) {
 			`invalid --ipvs-scheduler "fast": unknown IPVS scheduler "fast" (want one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos)`},
 		{[]string{"--ipvs-sync-period=0"}, "validate",
 			`invalid --ipvs-sync-period "0s": must be greater than 0`},
-		{[]string{"--ipvs-min-sync-period=0s"}, "validate",
-			`invalid --ipvs-min-sync-period "0s": must be greater than 0`},
+		{[]string{"--ipvs-min-sync-period=-1s"}, "validate",
+			`invalid --ipvs-min-sync-period "-1s": must not be negative (0 syncs each change at once)`},
+		{[]string{"--sync-cpu-share=0"}, "validate",
+			`invalid --sync-cpu-share "0": want a share of one CPU, greater than 0 and at most 1 (1 turns the bound off)`},
+		{[]string{"--sync-cpu-share=1.5"}, "validate",
+			`invalid --sync-cpu-share "1.5": want a share of one CPU, greater than 0 and at most 1 (1 turns the bound off)`},
 		{[]string{"--ipvs-min-sync-period=1m", "--ipvs-sync-period=30s"}, "validate",
 			`invalid --ipvs-min-sync-period "1m0s": must not be greater than --ipvs-sync-period (30s)`},
 		{[]string{"--ipvs-tcp-timeout=-1s", "--ipvs-tcpfin-timeout=-2s", "--ipvs-udp-timeout=-3s"}, "validate",

@@ -39,8 +39,8 @@ func (o *Options) Validate() error {
 		add(fSyncPeriod, o.SyncPeriod.String(), "must be greater than 0")
 	}
 	switch {
-	case o.MinSyncPeriod <= 0:
-		add(fMinSyncPeriod, o.MinSyncPeriod.String(), "must be greater than 0")
+	case o.MinSyncPeriod < 0:
+		add(fMinSyncPeriod, o.MinSyncPeriod.String(), "must not be negative (0 syncs each change at once)")
 	case o.SyncPeriod > 0 && o.MinSyncPeriod > o.SyncPeriod:
 		add(fMinSyncPeriod, o.MinSyncPeriod.String(), "must not be greater than "+o.name(fSyncPeriod)+" ("+o.SyncPeriod.String()+")")
 	}
@@ -112,6 +112,9 @@ func (o *Options) Validate() error {
 		if d.v < 0 {
 			add(d.f, d.v.String(), "must not be negative (0 leaves the kernel's value)")
 		}
+	}
+	if !(o.SyncCPUShare > 0 && o.SyncCPUShare <= 1) {
+		lines = append(lines, `invalid --sync-cpu-share "`+strconv.FormatFloat(o.SyncCPUShare, 'g', -1, 64)+`": want a share of one CPU, greater than 0 and at most 1 (1 turns the bound off)`)
 	}
 	if o.GracefulTerminationTimeout < 0 {
 		lines = append(lines, `invalid --graceful-termination-timeout "`+o.GracefulTerminationTimeout.String()+`": must not be negative (0 deletes at once)`)

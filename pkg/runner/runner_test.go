@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -39,7 +40,7 @@ func newHarness(t *testing.T, minInterval, maxInterval time.Duration) *harness {
 		runs: make(chan time.Duration, 1000),
 		done: make(chan struct{}),
 	}
-	h.r = New("test", func() { h.runs <- h.clk.Since(epoch) }, minInterval, maxInterval, h.clk)
+	h.r = New("test", func() { h.runs <- h.clk.Since(epoch) }, Limits{MinInterval: minInterval, MaxInterval: maxInterval}, h.clk)
 	return h
 }
 
@@ -63,14 +64,14 @@ func (h *harness) start() {
 // those counts is how a test knows the runner has armed the timers that
 // the next Step is meant to fire.
 func (h *harness) idleTimers() int {
-	if h.r.maxInterval > 0 {
+	if h.r.lim.MaxInterval > 0 {
 		return 1
 	}
 	return 0
 }
 
 func (h *harness) restingTimers() int {
-	if h.r.minInterval > 0 {
+	if h.r.lim.MinInterval > 0 {
 		return h.idleTimers() + 1
 	}
 	return h.idleTimers()
@@ -258,7 +259,7 @@ func TestKickDuringRun(t *testing.T) {
 		<-release
 	}
 	h := &harness{t: t, clk: clk, done: make(chan struct{})}
-	h.r = New("test", fn, minI, maxI, clk)
+	h.r = New("test", fn, Limits{MinInterval: minI, MaxInterval: maxI}, clk)
 	h.runs = make(chan time.Duration) // unused: fn reports on started
 	h.start()
 
@@ -318,6 +319,219 @@ func TestStop(t *testing.T) {
 			if n := h.clk.Waiters(); n != 0 {
 				t.Errorf("Run left %d timers armed", n)
 			}
+		})
+	}
+}
+
+// The daemon's defaults: no minimum gap, half a CPU under load.
+var defaults = Limits{MaxInterval: maxI, MaxShare: 0.5, Burst: DefaultBurst}
+
+// busyRunner runs fn on a fake clock; each run takes runTime of fake time
+// (fn steps the clock), reports its start, and then blocks until the test
+// releases it unless free.
+type busyRunner struct {
+	clk     *testingclock.FakeClock
+	r       *Runner
+	started chan time.Duration
+	release chan struct{}
+	done    chan struct{}
+}
+
+func startBusy(t *testing.T, lim Limits, runTime time.Duration, block bool, onRun func(*Runner)) *busyRunner {
+	t.Helper()
+	b := &busyRunner{clk: testingclock.NewFakeClock(epoch), started: make(chan time.Duration, 10000),
+		release: make(chan struct{}), done: make(chan struct{})}
+	stopping := make(chan struct{})
+	b.r = New("test", func() {
+		select {
+		case b.started <- b.clk.Since(epoch):
+		case <-stopping:
+			return
+		}
+		b.clk.Step(runTime)
+		if onRun != nil {
+			onRun(b.r)
+		}
+		if block {
+			<-b.release
+		}
+	}, lim, b.clk)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		defer close(b.done)
+		b.r.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		close(stopping)
+		close(b.release)
+		<-b.done
+	})
+	return b
+}
+
+// kickFirst makes the first run, which starts at once.
+func (b *busyRunner) kickFirst(t *testing.T) {
+	t.Helper()
+	b.r.Kick()
+	if got := b.next(t); got != 0 {
+		t.Fatalf("first run at %v, want 0s", got)
+	}
+}
+
+func (b *busyRunner) next(t *testing.T) time.Duration {
+	t.Helper()
+	select {
+	case d := <-b.started:
+		return d
+	case <-time.After(bound):
+		t.Fatal("no run")
+		return 0
+	}
+}
+
+// TestIdleChangeRunsAtOnce: with the defaults, a change that finds the
+// loop idle starts a run at that instant, however soon after the last run
+// it comes, as long as the loop is not under sustained load.
+func TestIdleChangeRunsAtOnce(t *testing.T) {
+	const runTime = 5 * time.Millisecond
+	b := startBusy(t, defaults, runTime, false, nil)
+	at := time.Duration(0)
+	for i, gap := range []time.Duration{0, time.Millisecond, 20 * time.Millisecond, time.Second, 0} {
+		b.clk.Step(gap)
+		at += gap
+		b.r.Kick()
+		if got := b.next(t); got != at {
+			t.Fatalf("change %d, made at %v: run started at %v", i, at, got)
+		}
+		at += runTime
+		// The run has returned once the periodic timer is armed again;
+		// a rest timer would be a second waiter.
+		waitWaiters(t, b.clk, 1)
+	}
+}
+
+// TestStormIsCoalesced: changes that arrive during a run make exactly one
+// more run, which starts the moment the first ends, with no timer between.
+func TestStormIsCoalesced(t *testing.T) {
+	const runTime = 50 * time.Millisecond
+	b := startBusy(t, defaults, runTime, true, nil)
+	b.kickFirst(t)
+	for range 1000 {
+		b.r.Kick()
+	}
+	b.release <- struct{}{}
+	if got := b.next(t); got != runTime {
+		t.Errorf("the storm's run started at %v, want %v (right after the first)", got, runTime)
+	}
+	b.release <- struct{}{}
+	waitWaiters(t, b.clk, 1)
+	b.clk.Step(maxI - time.Nanosecond)
+	select {
+	case d := <-b.started:
+		t.Errorf("a third run at %v: the storm was not coalesced into one", d)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+// TestCPUBoundHolds keeps the loop under load (every run is followed by
+// another change) for 40 s of fake time: the share of time spent in runs
+// stays within MaxShare plus the one Burst a rested loop may spend, and
+// the bound does not throttle far below MaxShare either.
+func TestCPUBoundHolds(t *testing.T) {
+	for _, runTime := range []time.Duration{10 * time.Millisecond, 200 * time.Millisecond, 3 * time.Second} {
+		t.Run(runTime.String(), func(t *testing.T) {
+			b := startBusy(t, defaults, runTime, false, func(r *Runner) { r.Kick() })
+			const span = 40 * time.Second
+			const quantum = 5 * time.Millisecond
+			b.r.Kick()
+			runs := 0
+			var first, last time.Duration
+			for now := time.Duration(0); now < span; {
+				// Drain the runs made so far, then wait until the loop
+				// rests (a periodic and a rest timer) and step.
+				waitWaiters(t, b.clk, 2)
+				for len(b.started) > 0 {
+					d := <-b.started
+					if runs == 0 {
+						first = d
+					}
+					last = d
+					runs++
+				}
+				b.clk.Step(quantum)
+				now = b.clk.Since(epoch)
+			}
+			busy := time.Duration(runs) * runTime
+			wall := last + runTime - first
+			share := float64(busy) / float64(wall)
+			// Stepping in quanta only lengthens rests, so the slack is
+			// the first run, which is free, and the one Burst a rested
+			// loop may spend at once.
+			limit := defaults.MaxShare + float64(defaults.Burst+runTime)/float64(wall) + 0.01
+			t.Logf("%d runs of %v in %v: share %.3f (limit %.3f)", runs, runTime, wall, share, limit)
+			if share > limit {
+				t.Errorf("runs took %.3f of the time, over the bound of %.3f", share, limit)
+			}
+			if share < defaults.MaxShare*0.8 {
+				t.Errorf("runs took %.3f of the time: the budget throttles far below its share of %.2f", share, defaults.MaxShare)
+			}
+		})
+	}
+}
+
+func waitWaiters(t *testing.T, clk *testingclock.FakeClock, n int) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for clk.Waiters() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("runner holds %d timers, want %d", clk.Waiters(), n)
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+}
+
+// TestFirstRunIsFree: the first run (the cold start's full sync) is not
+// charged, so a change right behind it runs at once however long it took.
+func TestFirstRunIsFree(t *testing.T) {
+	const runTime = 10 * time.Second
+	b := startBusy(t, defaults, runTime, false, nil)
+	b.kickFirst(t)
+	waitWaiters(t, b.clk, 1)
+	b.r.Kick()
+	if got := b.next(t); got != runTime {
+		t.Errorf("the change after the first run started at %v, want %v", got, runTime)
+	}
+}
+
+// TestFreeRunIsNotCharged: a run that calls Free (the daemon's periodic
+// resync) leaves no debt, so a change right behind it runs at once; the
+// same run charged makes it wait.
+func TestFreeRunIsNotCharged(t *testing.T) {
+	const runTime = 5 * time.Second
+	for _, free := range []bool{true, false} {
+		t.Run(fmt.Sprint("free=", free), func(t *testing.T) {
+			var runs atomic.Int32
+			b := startBusy(t, defaults, runTime, false, func(r *Runner) {
+				if runs.Add(1) == 2 && free {
+					r.Free()
+				}
+			})
+			b.kickFirst(t)
+			waitWaiters(t, b.clk, 1)
+			b.r.Kick() // the long second run
+			if got := b.next(t); got != runTime {
+				t.Fatalf("second run at %v, want %v", got, runTime)
+			}
+			if free {
+				waitWaiters(t, b.clk, 1)
+				b.r.Kick()
+				if got := b.next(t); got != 2*runTime {
+					t.Errorf("the change after a free run started at %v, want %v", got, 2*runTime)
+				}
+				return
+			}
+			waitWaiters(t, b.clk, 2) // resting: the run was charged
 		})
 	}
 }

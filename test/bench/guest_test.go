@@ -34,7 +34,7 @@ func TestGuestBench(t *testing.T) {
 		t.Skip("runs inside the VM, started by TestVM")
 	}
 	g := newGuest(t)
-	for _, n := range g.p.Sizes {
+	for _, n := range g.p.allSizes() {
 		if !t.Run(fmt.Sprintf("services=%d", n), func(t *testing.T) { g.size(t, n) }) && g.dirty() != "" {
 			t.Fatalf("the kernel was left dirty; later sizes would measure on top of it: %s", g.dirty())
 		}
@@ -103,8 +103,17 @@ func (g *guest) size(t *testing.T, n int) {
 	if g.p.Only == "" {
 		g.runFloor(t, n, want, rs)
 	}
+	fl, err := g.runInformerFloor(n, want)
+	if err != nil {
+		fl.Error = err.Error()
+		t.Error(err)
+	}
+	g.record(t, fl)
+	for _, c := range fl.Cases {
+		t.Logf("%s: %s", informerName, caseText(c, false))
+	}
 	for _, px := range g.proxies() {
-		if g.p.Only != "" && px.name != g.p.Only {
+		if !g.p.runs(px.name, n) {
 			continue
 		}
 		t.Run(px.name, func(t *testing.T) { g.record(t, g.runProxy(t, px, n, want)) })
@@ -122,7 +131,7 @@ func (g *guest) size(t *testing.T, n int) {
 		if d := g.dirty(); d != "" {
 			t.Fatalf("after %s and its cleanup: %s", px.name, d)
 		}
-		if px.name != ipvsProxyName || n != g.p.Sizes[len(g.p.Sizes)-1] { // nothing runs after the last
+		if px.name != ipvsProxyName || n != g.p.allSizes()[len(g.p.allSizes())-1] { // nothing runs after the last
 			waitTrash(t, rs)
 		}
 	}
@@ -145,8 +154,13 @@ func (g *guest) runFloor(t *testing.T, n int, want table, realServers int) {
 // proxySpec is how to run one proxy and how to remove all it made; the
 // kernel must be clean after its cleanup either way.
 type proxySpec struct {
-	name    string
-	argv    []string
+	name string
+	argv []string
+	// settings are the proxy's sync timing as it runs, for the report.
+	settings string
+	// spaced: the proxy also gets the spaced changes of the main table;
+	// kube-proxy as kubeadm starts it gets only the churn cases.
+	spaced  bool
 	cleanup []cleanupStep
 }
 
@@ -159,29 +173,67 @@ type cleanupStep struct {
 	mayFail bool
 }
 
-// proxies run with their defaults (both: --ipvs-sync-period 30s,
-// --ipvs-min-sync-period 1s, scheduler rr), as the same node would.
-// kube-proxy gets the admin kubeconfig (in a cluster it holds
-// system:node-proxier); ipvs-proxy its least-privileged one, and -v=3, so
-// its kept log shows each full sync's phases.
+// proxySettings are what each proxy runs with, as the report states them.
+var proxySettings = map[string]string{
+	kubeProxyName:        "flags only: --ipvs-min-sync-period 1s (its default without --config), --ipvs-sync-period 30s",
+	kubeProxyKubeadmName: "--config file as kubeadm writes it: ipvs.minSyncPeriod 0s, ipvs.syncPeriod 30s",
+	ipvsProxyName:        "flags only: --ipvs-min-sync-period 0 and --sync-cpu-share 0.5 (its defaults), --ipvs-sync-period 30s",
+}
+
+// proxies run with their defaults (scheduler rr, sync period 30s), as the
+// same node would, and kube-proxy also as kubeadm starts it (see
+// proxySettings). kube-proxy gets the admin kubeconfig (in a cluster it
+// holds system:node-proxier); ipvs-proxy its least-privileged one, and
+// -v=3, so its kept log shows each full sync's phases.
 func (g *guest) proxies() []proxySpec {
 	common := []string{"--hostname-override=" + benchNode, "--cluster-cidr=" + podCIDR,
 		"--metrics-bind-address=127.0.0.1:10249", "--healthz-bind-address=127.0.0.1:10256"}
 	kp, ip := g.env[envKubeProxyBin], g.env[envProxyBin]
+	kpCleanup := []cleanupStep{{argv: []string{kp, "--proxy-mode=ipvs", "--kubeconfig=" + g.env[envAdminConfig],
+		"--hostname-override=" + benchNode, "--cleanup"}, mayFail: true}, {argv: []string{ip, "cleanup", "--kube-proxy"}}}
 	return []proxySpec{
 		{
 			name: kubeProxyName,
 			argv: append([]string{kp, "--proxy-mode=ipvs", "--kubeconfig=" + g.env[envAdminConfig]}, common...),
 			// kube-proxy's own cleanup, then ours for whatever it leaves.
-			cleanup: []cleanupStep{{argv: []string{kp, "--proxy-mode=ipvs", "--kubeconfig=" + g.env[envAdminConfig],
-				"--hostname-override=" + benchNode, "--cleanup"}, mayFail: true}, {argv: []string{ip, "cleanup", "--kube-proxy"}}},
+			cleanup: kpCleanup,
+			spaced:  true,
+		},
+		{
+			name:    kubeProxyKubeadmName,
+			argv:    []string{kp, "--config=" + g.kubeadmConfig()},
+			cleanup: kpCleanup,
 		},
 		{
 			name:    ipvsProxyName,
 			argv:    append([]string{ip, "run", "--kubeconfig=" + g.env[envProxyConfig], "--profiling=" + fmt.Sprint(g.p.Profile), "--v=3"}, common...),
 			cleanup: []cleanupStep{{argv: []string{ip, "cleanup"}}},
+			spaced:  true,
 		},
 	}
+}
+
+// kubeadmConfig writes kube-proxy's configuration as kubeadm makes it for
+// IPVS mode (the fields that matter here; kube-proxy defaults the rest,
+// but not ipvs.minSyncPeriod) and returns its path.
+func (g *guest) kubeadmConfig() string {
+	path := filepath.Join(g.work, "kube-proxy-kubeadm.conf")
+	conf := fmt.Sprintf(`apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+mode: ipvs
+clientConnection:
+  kubeconfig: %s
+hostnameOverride: %s
+clusterCIDR: %s
+metricsBindAddress: 127.0.0.1:10249
+healthzBindAddress: 127.0.0.1:10256
+ipvs:
+  minSyncPeriod: 0s
+  syncPeriod: 30s
+  scheduler: ""
+`, g.env[envAdminConfig], benchNode, podCIDR)
+	_ = os.WriteFile(path, []byte(conf), 0o644) // a failure shows as kube-proxy's own error
+	return path
 }
 
 // record keeps a run and rewrites the results file at once, so the host

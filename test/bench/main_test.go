@@ -122,12 +122,8 @@ func TestVM(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("guest bench failed (exit code %d); its output is above", code)
 	}
-	if p.Only != "" {
-		if len(runs) != len(p.Sizes) {
-			t.Fatalf("the guest reported %d runs, want %d (%s per size)", len(runs), len(p.Sizes), p.Only)
-		}
-	} else if len(runs) != 3*len(p.Sizes) {
-		t.Fatalf("the guest reported %d runs, want %d (floor, kube-proxy, ipvs-proxy per size)", len(runs), 3*len(p.Sizes))
+	if want := p.runCount(); len(runs) != want {
+		t.Fatalf("the guest reported %d runs, want %d (the floors and the proxies at each size)", len(runs), want)
 	}
 	t.Logf("bench wall time: %s", time.Since(start).Round(time.Second))
 }

@@ -15,7 +15,10 @@ import (
 // and hands it to the guest as JSON, so both sides agree on it.
 type plan struct {
 	Sizes []int
-	Smoke bool
+	// IPVSOnlySizes are sizes, above Sizes, where only ipvs-proxy and the
+	// floors run (kube-proxy would take hours there).
+	IPVSOnlySizes []int
+	Smoke         bool
 	// Changes is how many endpoint changes each proxy gets at each size.
 	// ipvs-proxy always makes all of them.
 	Changes int
@@ -54,6 +57,7 @@ type plan struct {
 // that `make test` does.
 const (
 	envSizes    = "BENCH_SIZES"             // e.g. "100,1000,5000"
+	envIPVSOnly = "BENCH_IPVS_ONLY_SIZES"   // e.g. "10000"; default 10000 with BENCH_SIZES, "" to skip
 	envChanges  = "BENCH_CHANGES"           // per proxy and size; default 20 (smoke 3)
 	envBudget   = "BENCH_KUBE_PROXY_BUDGET" // Go duration; default 3m (smoke 20s)
 	envCap      = "BENCH_CHANGE_CAP"        // Go duration; default 90s (smoke 1m)
@@ -66,13 +70,13 @@ const (
 	envProxyEnv = "BENCH_PROXY_ENV"         // NAME=VALUE ... for both proxies, e.g. GODEBUG=gctrace=1
 	smokeSize   = 20                        // Services in the smoke run
 	endpoints   = 10                        // per Service
-	maxSize     = 65536 / endpoints         // endpoint addresses come from one /16
+	maxSize     = 131072 / endpoints        // endpoint addresses come from one /15
 	kubeNodeIP  = "10.0.2.15"               // the guest's address, the Node's InternalIP
 	benchNode   = "bench-node"              // the Node both proxies run as
 	benchNS     = "bench"                   // namespace of the loaded Services
 	clusterIPs  = "10.96.0.0/16"            // --service-cluster-ip-range
-	podCIDR     = "10.244.0.0/16"           // endpoints' range, --cluster-cidr
-	changedNet  = "10.245"                  // addresses that changes move endpoints to
+	podCIDR     = "10.244.0.0/15"           // endpoints' range, --cluster-cidr
+	changedNet  = "10.247"                  // addresses that changes move endpoints to
 	metricsURL  = "http://127.0.0.1:10249/metrics"
 )
 
@@ -87,8 +91,18 @@ func planFromEnv() (plan, error) {
 		if err != nil {
 			return plan{}, err
 		}
-		p = plan{Sizes: sizes, Changes: 20, MinKubeProxyChanges: 3,
+		p = plan{Sizes: sizes, IPVSOnlySizes: []int{10000}, Changes: 20, MinKubeProxyChanges: 3,
 			KubeProxyBudget: 3 * time.Minute, ChangeCap: 90 * time.Second, ColdCap: 10 * time.Minute, FirstSyncCap: 5 * time.Minute}
+		if s, ok := os.LookupEnv(envIPVSOnly); ok {
+			p.IPVSOnlySizes = nil
+			if s != "" {
+				if p.IPVSOnlySizes, err = parseSizes(s); err != nil {
+					return plan{}, err
+				}
+			}
+		}
+		// Each size adds Services to the last: only sizes above Sizes.
+		p.IPVSOnlySizes = slices.DeleteFunc(p.IPVSOnlySizes, func(n int) bool { return n <= sizes[len(sizes)-1] })
 	}
 	if s := os.Getenv(envChanges); s != "" {
 		n, err := strconv.Atoi(s)
@@ -127,7 +141,7 @@ func planFromEnv() (plan, error) {
 			*d.to = v
 		}
 	}
-	largest := p.Sizes[len(p.Sizes)-1]
+	largest := p.allSizes()[len(p.allSizes())-1]
 	p.Memory = "2G"
 	if largest >= 2000 { // kube-proxy and the guest's overlay at 5,000 × 10 outgrow 2G
 		p.Memory = "6G"
@@ -154,14 +168,66 @@ func planFromEnv() (plan, error) {
 func (p plan) estimate() time.Duration {
 	d := 2 * time.Minute // boot, module loading, warm-up
 	change := p.ChangeCap*3/2 + changeGap
+	// The churn cases: each proxy's share of them, and the informer's.
+	var cases time.Duration
+	for _, c := range churnCases(p, 100) {
+		cases += time.Duration(c.Seconds*float64(time.Second)) + changeGap + 10*time.Second
+		if c.Chains > 0 {
+			cases += time.Duration(c.Steps) * 200 * time.Millisecond
+		}
+	}
 	for _, n := range p.Sizes {
-		d += p.FirstSyncCap / 2 // kube-proxy's first sync at the largest sizes
+		d += p.FirstSyncCap // kube-proxy's first syncs (both ways of starting it) at the largest sizes
 		d += max(p.KubeProxyBudget+change, time.Duration(p.MinKubeProxyChanges)*change)
 		d += time.Duration(p.Changes) * (3*time.Second + p.ChangeCap/20) // ipvs-proxy's changes
-		d += time.Duration(n) * 100 * time.Millisecond
-		d += 2 * time.Minute // process start-ups and stops
+		d += time.Duration(n) * 150 * time.Millisecond
+		d += 2 * (time.Duration(len(churnCases(p, n))) * (p.KubeProxyBudget + p.ChangeCap)) // kube-proxy's cases, both ways
+		d += 2 * cases                                                                      // ipvs-proxy's and the informer's
+		d += 3 * time.Minute                                                                // process start-ups and stops
+	}
+	for _, n := range p.IPVSOnlySizes {
+		d += time.Duration(p.Changes)*(3*time.Second+p.ChangeCap/20) + time.Duration(n)*150*time.Millisecond + 2*cases + 2*time.Minute
+	}
+	if !p.Smoke {
+		d += time.Duration(len(p.allSizes())) * time.Minute // the case across a resync
 	}
 	return d
+}
+
+// allSizes are the sizes in the order they run.
+func (p plan) allSizes() []int { return append(slices.Clone(p.Sizes), p.IPVSOnlySizes...) }
+
+// runs says whether proxy runs at size n.
+func (p plan) runs(proxy string, n int) bool {
+	if slices.Contains(p.IPVSOnlySizes, n) && proxy != ipvsProxyName {
+		return false
+	}
+	switch p.Only {
+	case "":
+		return true
+	case kubeProxyName:
+		return proxy == kubeProxyName || proxy == kubeProxyKubeadmName
+	}
+	return proxy == p.Only
+}
+
+// runCount is how many runs the guest reports: at each size the floors
+// (moby/ipvs unless one proxy runs alone, and the informer) and each
+// proxy that runs there.
+func (p plan) runCount() int {
+	total := 0
+	for _, n := range p.allSizes() {
+		total++ // the informer
+		if p.Only == "" {
+			total++
+		}
+		for _, px := range []string{kubeProxyName, kubeProxyKubeadmName, ipvsProxyName} {
+			if p.runs(px, n) {
+				total++
+			}
+		}
+	}
+	return total
 }
 
 func parseSizes(s string) ([]int, error) {

@@ -69,7 +69,7 @@ func TestEndpointAddr(t *testing.T) {
 	for _, c := range []struct {
 		i, j int
 		want string
-	}{{0, 0, "10.244.0.0"}, {0, 9, "10.244.0.9"}, {25, 6, "10.244.1.0"}, {6553, 5, "10.244.255.255"}} {
+	}{{0, 0, "10.244.0.0"}, {0, 9, "10.244.0.9"}, {25, 6, "10.244.1.0"}, {6553, 5, "10.244.255.255"}, {10000, 0, "10.245.134.160"}} {
 		if got := endpointAddr(c.i, c.j); got != c.want {
 			t.Errorf("endpointAddr(%d, %d) = %s, want %s", c.i, c.j, got, c.want)
 		}
@@ -216,7 +216,7 @@ func TestRender(t *testing.T) {
 			Changes: []Change{ch(0.03, 2), ch(0.03, 2), ch(0.04, 3)}},
 	}
 	md := render(p, runs, calibration{ExecS: 0.05}, 42*time.Minute)
-	for _, s := range []string{
+	reportHas(t, md,
 		"| 100 | cold convergence | 9.00 s | 1.00 s | 0.11 | 100 ms |",
 		"| 5000 | endpoint change, median | > 120 s | 30.0 ms | < 0.00025 | n/a |",
 		"| 5000 | changes measured | 3 (2 capped) | 3 |  | n/a |",
@@ -234,7 +234,49 @@ func TestRender(t *testing.T) {
 		"Peak RSS at 5000 Services ≤ 0.5 × kube-proxy's: **met** (100 MiB vs ≥ 400 MiB (no sync finished), ratio < 0.25)",
 		"the same count at 100 and at 5000 Services: **met** (12 and 12)",
 		"wall time 42m0s. Software emulation makes absolute times slow: the ratio is the result. One exec (`ipset version`) takes 50.0 ms here.",
-	} {
+	)
+}
+
+// TestRenderCases checks the churn table and its goals on made-up figures:
+// quantiles, the ratio to the informer floor, "> cap", a kube-proxy that
+// did not keep up, and n/a where a case is missing.
+func TestRenderCases(t *testing.T) {
+	p := plan{Sizes: []int{1000, 5000}, IPVSOnlySizes: []int{10000}, ChangeCap: time.Minute}
+	lat := func(ms ...float64) []float64 {
+		out := make([]float64, len(ms))
+		for i, v := range ms {
+			out[i] = v / 1000
+		}
+		return out
+	}
+	runs := []Run{
+		{N: 1000, Proxy: informerName, Cases: []CaseResult{{Name: "back-to-back", Latencies: lat(100, 100, 120)}}},
+		{N: 1000, Proxy: ipvsProxyName, Cases: []CaseResult{{Name: "back-to-back", Latencies: lat(150, 160, 170), WallS: 10, CPUS: 1, Syncs: 3}}},
+		{N: 5000, Proxy: informerName, Cases: []CaseResult{{Name: "back-to-back", Latencies: lat(100)}, {Name: "churn 50/s", Latencies: lat(100, 200)}}},
+		{N: 5000, Proxy: ipvsProxyName, Cases: []CaseResult{{Name: "back-to-back", Latencies: lat(200), WallS: 1, CPUS: 0.1, Syncs: 1},
+			{Name: "churn 50/s", Latencies: lat(150, 300), WallS: 10, CPUS: 0.5, Syncs: 40},
+			{Name: resyncCaseName, Latencies: lat(100, 110, 120, 900), WallS: 40, CPUS: 4, Syncs: 300}}},
+		{N: 5000, Proxy: kubeProxyName, Cases: []CaseResult{{Name: "churn 50/s", Latencies: lat(30000), Capped: 2, Unissued: 100, WallS: 100, CPUS: 90, Syncs: 2}}},
+	}
+	var b strings.Builder
+	renderCases(&b, p, runs)
+	md := b.String() + strings.Join(caseGoals(p, runs), "\n")
+	reportHas(t, md,
+		"| 1000 | back-to-back | 100 ms / 120 ms / 120 ms (3 changes) | n/a | n/a | 160 ms / 170 ms / 170 ms (3 changes); CPU 10 %, 3 syncs | 1.60 / 1.42 |",
+		"| 5000 | churn 50/s | 100 ms / 200 ms / 200 ms (2 changes) | > 60.0 s / > 60.0 s / > 60.0 s (3 changes, 2 capped, 100 never issued: budget spent); CPU 90 %, 2 syncs | n/a | 150 ms / 300 ms / 300 ms (2 changes); CPU 5 %, 40 syncs | 1.50 / 1.50 |",
+		"ipvs-proxy: flags only: --ipvs-min-sync-period 0 and --sync-cpu-share 0.5",
+		"median ≤ 1.5 × the informer floor's + 10 ms, at every size: **missed** (1000: 160 ms vs bound 160 ms; 5000: 200 ms vs bound 160 ms)",
+		"at 5000 Services: ipvs-proxy's p99 ≤ 3 × the informer floor's p99: **met** (300 ms vs 200 ms, ratio 1.50)",
+		"ipvs-proxy's CPU share ≤ 0.1 × kube-proxy's: **met** (5.0 % vs 90.0 %, ratio 0.06; kube-proxy did not keep up: 2 changes capped, 100 never issued",
+		"ipvs-proxy's CPU share ≤ 0.1 × kube-proxy-kubeadm's: not measured",
+		"at 5000 Services (max ≤ 2 × median of back-to-back changes across a resync): **missed** (max 900 ms, median 110 ms)",
+		"at 10000 Services (max ≤ 2 × median of back-to-back changes across a resync): not measured",
+	)
+}
+
+func reportHas(t *testing.T, md string, want ...string) {
+	t.Helper()
+	for _, s := range want {
 		if !strings.Contains(md, s) {
 			t.Errorf("the report lacks %q:\n%s", s, md)
 		}

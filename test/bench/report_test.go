@@ -30,9 +30,9 @@ func render(p plan, runs []Run, cal calibration, wall time.Duration) string {
 	b.WriteString("| Services | measure | kube-proxy | ipvs-proxy | ipvs-proxy / kube-proxy | floor (moby/ipvs loop) |\n")
 	b.WriteString("|---:|---|---:|---:|---:|---:|\n")
 	var errs []string
-	for _, n := range p.Sizes {
+	for _, n := range p.allSizes() {
 		kp, ip, fl := find(runs, n, kubeProxyName), find(runs, n, ipvsProxyName), find(runs, n, floorName)
-		for _, r := range []*Run{fl, kp, ip} {
+		for _, r := range []*Run{fl, kp, ip, find(runs, n, kubeProxyKubeadmName), find(runs, n, informerName)} {
 			if r != nil && r.Error != "" {
 				errs = append(errs, fmt.Sprintf("%s at %d: %s", r.Proxy, n, r.Error))
 			}
@@ -43,8 +43,13 @@ func render(p plan, runs []Run, cal calibration, wall time.Duration) string {
 	}
 	b.WriteString("\n")
 	b.WriteString(notes)
+	renderCases(&b, p, runs)
 	b.WriteString("\n### Goals (issue 6)\n\n")
 	for _, g := range goals(p, runs) {
+		b.WriteString("- " + g + "\n")
+	}
+	b.WriteString("\n### Goals (issue 18: latency under churn)\n\n")
+	for _, g := range caseGoals(p, runs) {
 		b.WriteString("- " + g + "\n")
 	}
 	if len(errs) > 0 {
@@ -59,7 +64,7 @@ func render(p plan, runs []Run, cal calibration, wall time.Duration) string {
 const notes = `How each figure is taken:
 
 - Cold convergence: from the exec until /proc/net/ip_vs holds exactly the Services' virtual and real servers, timed at the end of the read that shows it; polled every max(100 ms, 2 × the read's cost, 2 % of the time so far), the lines counted first and parsed only once there are enough.
-- Endpoint change: one endpoint of one EndpointSlice moved to a new address, from the API write (in the guest, admin credentials) until the kernel shows the new real server, and the old one gone or at weight 0; polled every 5 ms. Median and p99 are nearest-rank; changes are ≥ 1.1 s apart (both proxies' --ipvs-min-sync-period is 1 s); a change not visible within the cap counts as "> cap".
+- Endpoint change: one endpoint of one EndpointSlice moved to a new address, from the API write (in the guest, admin credentials) until the kernel shows the new real server, and the old one gone or at weight 0; polled every 5 ms. Median and p99 are nearest-rank; changes are ≥ 1.1 s apart (kube-proxy's flags-only --ipvs-min-sync-period is 1 s; the churn table below measures changes as clusters make them); a change not visible within the cap counts as "> cap".
 - CPU: user + system time of the proxy and its reaped children (kube-proxy execs ipset and iptables-restore). In the change phase: its CPU, periodic resyncs included, and that as a share of one core over the phase's wall time (the ratio compares shares, since kube-proxy's phases last longer); "whole run" is exec to exit (wait4 rusage), with the run's wall time.
 - Syncs: the proxy's kubeproxy_sync_proxy_rules_duration_seconds count and mean, from start to the end of the change phase (kube-proxy: its IPv4 proxier; its IPv6 one syncs no Services here).
 - Peak RSS: VmHWM of the proxy process.

@@ -8,8 +8,13 @@ import (
 
 const (
 	kubeProxyName = "kube-proxy"
-	ipvsProxyName = "ipvs-proxy"
-	floorName     = "floor"
+	// kubeProxyKubeadmName is kube-proxy as kubeadm starts it: a config
+	// file whose ipvs.minSyncPeriod is 0s.
+	kubeProxyKubeadmName = "kube-proxy-kubeadm"
+	ipvsProxyName        = "ipvs-proxy"
+	floorName            = "floor"
+	// informerName is the latency floor: a bare informer (informer_test.go).
+	informerName = "informer"
 )
 
 // Run is one proxy (or the floor) at one size, as the guest measured it.
@@ -41,9 +46,11 @@ type Run struct {
 	SyncS float64 `json:"syncS"`
 	// After the change phase: `-A` rules in iptables-save and ip6tables-save,
 	// and members of every ipset.
-	IPTablesRules int    `json:"iptablesRules"`
-	IPSetEntries  int    `json:"ipsetEntries"`
-	Error         string `json:"error,omitempty"`
+	IPTablesRules int `json:"iptablesRules"`
+	IPSetEntries  int `json:"ipsetEntries"`
+	// Cases are the churn cases (cases_test.go), after the spaced changes.
+	Cases []CaseResult `json:"cases,omitempty"`
+	Error string       `json:"error,omitempty"`
 }
 
 // Change is one endpoint moved to a new address, from the API write until

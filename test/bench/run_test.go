@@ -10,9 +10,10 @@ import (
 	"time"
 )
 
-// changeGap separates changes: both proxies' --ipvs-min-sync-period is
-// 1 s, and a change right behind a sync would measure that rate limit
-// rather than the proxy.
+// changeGap separates the spaced changes: kube-proxy's flags-only
+// --ipvs-min-sync-period is 1 s, and a change right behind a sync would
+// measure that rate limit rather than the proxy (the churn cases,
+// cases_test.go, measure what users meet instead).
 const changeGap = 1100 * time.Millisecond
 
 // runProxy starts one proxy on a clean kernel and measures it: cold
@@ -81,7 +82,7 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 	}
 	cpu0, _ := proc.cpu()
 	phase := time.Now()
-	for k := 0; k < g.p.Changes; k++ {
+	for k := 0; k < g.p.Changes && px.spaced; k++ {
 		if px.name == kubeProxyName && k >= g.p.MinKubeProxyChanges && time.Since(phase) > g.p.KubeProxyBudget {
 			t.Logf("%s: change budget of %s spent after %d changes", px.name, g.p.KubeProxyBudget, k)
 			break
@@ -113,6 +114,14 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 		count, _ := m.ipv4(syncCountMetric)
 		sum, _ := m.ipv4(syncSumMetric)
 		r.Syncs, r.SyncS = int(count), sum
+	}
+
+	r.Cases, err = g.runCases(proc, n, want, px.name != ipvsProxyName)
+	for _, c := range r.Cases {
+		t.Logf("%s: %s", px.name, caseText(c, true))
+	}
+	if err != nil {
+		fail("%s: %v", px.name, err)
 	}
 
 	if r.IPTablesRules, r.IPSetEntries, err = ruleCounts(); err != nil {

@@ -123,8 +123,8 @@ func parseProcTable(data []byte) (table, error) {
 	return t, nil
 }
 
-// endpointAddr is endpoint j of Service i: one address of 10.244.0.0/16
-// each, so 6,553 Services × 10 fit.
+// endpointAddr is endpoint j of Service i: one address of 10.244.0.0/15
+// each, so 13,107 Services × 10 fit.
 func endpointAddr(i, j int) string {
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], 10<<24|244<<16|uint32(i*endpoints+j))

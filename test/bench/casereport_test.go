@@ -1,0 +1,208 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+)
+
+// caseStats are a case's latencies as the report prints them.
+type caseStats struct {
+	med, p99, max float64
+	ok            bool
+	// capped: p99 or max is only known to exceed the cap.
+	capped bool
+}
+
+func statsOf(c *CaseResult) caseStats {
+	if c == nil || len(c.Latencies)+c.Capped == 0 {
+		return caseStats{}
+	}
+	v := slices.Clone(c.Latencies)
+	for range c.Capped {
+		v = append(v, math.Inf(1))
+	}
+	slices.Sort(v)
+	at := func(q float64) float64 {
+		i := max(0, min(int(math.Ceil(q*float64(len(v))))-1, len(v)-1))
+		return v[i]
+	}
+	return caseStats{med: at(0.5), p99: at(0.99), max: v[len(v)-1], ok: true, capped: c.Capped > 0}
+}
+
+func latText(s float64, capS float64) string {
+	if math.IsInf(s, 1) {
+		return "> " + duration(capS)
+	}
+	return duration(s)
+}
+
+// caseText is one case as the guest logs it; usage adds the CPU share
+// and syncs, which only a proxy has.
+func caseText(c CaseResult, usage bool) string {
+	return c.Name + ": " + caseCell(&c, 0, usage)
+}
+
+// caseCell is "median / p99 / max", and with usage the proxy's CPU share
+// and sync count in the case.
+func caseCell(c *CaseResult, capS float64, usage bool) string {
+	s := statsOf(c)
+	if !s.ok {
+		return "n/a"
+	}
+	text := fmt.Sprintf("%s / %s / %s", latText(s.med, capS), latText(s.p99, capS), latText(s.max, capS))
+	n := len(c.Latencies) + c.Capped
+	if c.Capped > 0 || c.Unissued > 0 {
+		text += fmt.Sprintf(" (%d changes, %d capped, %d never issued: budget spent)", n, c.Capped, c.Unissued)
+	} else {
+		text += fmt.Sprintf(" (%d changes)", n)
+	}
+	if c.IssueS > 0 {
+		text += fmt.Sprintf(", issued at %s/s", num(float64(n)/c.IssueS))
+	}
+	if usage && c.WallS > 0 {
+		text += fmt.Sprintf("; CPU %.0f %%, %d syncs", 100*c.CPUS/c.WallS, c.Syncs)
+	}
+	return text
+}
+
+func findCase(r *Run, name string) *CaseResult {
+	if r == nil {
+		return nil
+	}
+	for i := range r.Cases {
+		if r.Cases[i].Name == name {
+			return &r.Cases[i]
+		}
+	}
+	return nil
+}
+
+// floorRatio is ipvs-proxy's median and p99 over the informer's.
+func floorRatio(ip, inf *CaseResult) string {
+	a, b := statsOf(ip), statsOf(inf)
+	if !a.ok || !b.ok || b.med == 0 || b.p99 == 0 || math.IsInf(a.p99, 1) || math.IsInf(b.p99, 1) {
+		return "n/a"
+	}
+	return fmt.Sprintf("%s / %s", num(a.med/b.med), num(a.p99/b.p99))
+}
+
+// renderCases is the churn table: for each size and case, the latency
+// from the API write until each proxy's kernel shows it, next to the
+// informer floor.
+func renderCases(b *strings.Builder, p plan, runs []Run) {
+	b.WriteString("\n### Latency under churn: API write → kernel, next to a bare informer's API write → event handler\n\n")
+	b.WriteString("Each cell: median / p99 / max, the changes measured, and for the proxies their CPU as a share of one core over the case and their syncs in it.\n\n")
+	for _, name := range []string{kubeProxyName, kubeProxyKubeadmName, ipvsProxyName} {
+		fmt.Fprintf(b, "- %s: %s\n", name, proxySettings[name])
+	}
+	fmt.Fprintf(b, "- %s: a client-go informer on the bench's EndpointSlices in the same guest, timing the same kind of writes (its own run, before the proxies) to its handler\n", informerName)
+	b.WriteString("- churn R/s: each change written on its own goroutine at its time; \"issued at\" is the rate the guest's client reached under TCG\n\n")
+	b.WriteString("| Services | case | informer (floor) | kube-proxy, flags (1s) | kube-proxy, kubeadm config (0s) | ipvs-proxy | ipvs-proxy ÷ floor (median / p99) |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|---:|\n")
+	for _, n := range p.allSizes() {
+		inf, kp, kk, ip := find(runs, n, informerName), find(runs, n, kubeProxyName), find(runs, n, kubeProxyKubeadmName), find(runs, n, ipvsProxyName)
+		var names []string
+		for _, r := range []*Run{inf, ip, kp, kk} {
+			for _, c := range runsCases(r) {
+				if !slices.Contains(names, c) {
+					names = append(names, c)
+				}
+			}
+		}
+		for _, c := range names {
+			capS := p.ChangeCap.Seconds()
+			fmt.Fprintf(b, "| %d | %s | %s | %s | %s | %s | %s |\n", n, c, caseCell(findCase(inf, c), capS, false),
+				caseCell(findCase(kp, c), capS, true), caseCell(findCase(kk, c), capS, true), caseCell(findCase(ip, c), capS, true),
+				floorRatio(findCase(ip, c), findCase(inf, c)))
+		}
+	}
+}
+
+func runsCases(r *Run) []string {
+	if r == nil {
+		return nil
+	}
+	var out []string
+	for _, c := range r.Cases {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// caseGoals are the churn issue's goals.
+func caseGoals(p plan, runs []Run) []string {
+	var out []string
+	// Back-to-back: median within 1.5× the floor's plus 10 ms, at every size.
+	var b2b []string
+	verdict, any := "**met**", false
+	for _, n := range p.allSizes() {
+		ip, inf := statsOf(findCase(find(runs, n, ipvsProxyName), "back-to-back")), statsOf(findCase(find(runs, n, informerName), "back-to-back"))
+		if !ip.ok || !inf.ok {
+			continue
+		}
+		any = true
+		bound := 1.5*inf.med + 0.010
+		b2b = append(b2b, fmt.Sprintf("%d: %s vs bound %s", n, latText(ip.med, p.ChangeCap.Seconds()), duration(bound)))
+		if ip.med > bound {
+			verdict = "**missed**"
+		}
+	}
+	goal := "Back-to-back changes: ipvs-proxy's median ≤ 1.5 × the informer floor's + 10 ms, at every size"
+	if any {
+		out = append(out, fmt.Sprintf("%s: %s (%s)", goal, verdict, strings.Join(b2b, "; ")))
+	} else {
+		out = append(out, goal+": not measured")
+	}
+
+	// Churn at 50/s at the largest size kube-proxy ran at (5,000 in make bench).
+	large := p.Sizes[len(p.Sizes)-1]
+	const churn = "churn 50/s"
+	ip, inf := findCase(find(runs, large, ipvsProxyName), churn), findCase(find(runs, large, informerName), churn)
+	si, sf := statsOf(ip), statsOf(inf)
+	goal = fmt.Sprintf("Churn at 50 changes/s at %d Services: ipvs-proxy's p99 ≤ 3 × the informer floor's p99", large)
+	switch {
+	case !si.ok || !sf.ok:
+		out = append(out, goal+": not measured")
+	case math.IsInf(si.p99, 1) || si.p99 > 3*sf.p99:
+		out = append(out, fmt.Sprintf("%s: **missed** (%s vs %s)", goal, latText(si.p99, p.ChangeCap.Seconds()), duration(sf.p99)))
+	default:
+		out = append(out, fmt.Sprintf("%s: **met** (%s vs %s, ratio %s)", goal, duration(si.p99), duration(sf.p99), num(si.p99/sf.p99)))
+	}
+	for _, kname := range []string{kubeProxyName, kubeProxyKubeadmName} {
+		kc := findCase(find(runs, large, kname), churn)
+		goal = fmt.Sprintf("Churn at 50 changes/s at %d Services: ipvs-proxy's CPU share ≤ 0.1 × %s's", large, kname)
+		if ip == nil || kc == nil || ip.WallS == 0 || kc.WallS == 0 || kc.CPUS == 0 {
+			out = append(out, goal+": not measured")
+			continue
+		}
+		is, ks := ip.CPUS/ip.WallS, kc.CPUS/kc.WallS
+		note := ""
+		if kc.Capped > 0 || kc.Unissued > 0 {
+			note = fmt.Sprintf("; %s did not keep up: %d changes capped, %d never issued, so its share is that of a proxy behind", kname, kc.Capped, kc.Unissued)
+		}
+		v := "**met**"
+		if is > 0.1*ks {
+			v = "**missed**"
+		}
+		out = append(out, fmt.Sprintf("%s: %s (%.1f %% vs %.1f %%, ratio %s%s)", goal, v, 100*is, 100*ks, num(is/ks), note))
+	}
+
+	// A resync among back-to-back changes adds at most one change-by-change
+	// sync: the largest latency across it is at most the median plus one
+	// more median (a change's whole latency bounds its sync).
+	for _, n := range []int{5000, 10000} {
+		goal := fmt.Sprintf("A periodic resync adds at most one change-by-change sync to a change's latency at %d Services (max ≤ 2 × median of back-to-back changes across a resync)", n)
+		s := statsOf(findCase(find(runs, n, ipvsProxyName), resyncCaseName))
+		switch {
+		case !s.ok:
+			out = append(out, goal+": not measured")
+		case math.IsInf(s.max, 1) || s.max > 2*s.med:
+			out = append(out, fmt.Sprintf("%s: **missed** (max %s, median %s)", goal, latText(s.max, p.ChangeCap.Seconds()), duration(s.med)))
+		default:
+			out = append(out, fmt.Sprintf("%s: **met** (max %s, median %s)", goal, duration(s.max), duration(s.med)))
+		}
+	}
+	return out
+}

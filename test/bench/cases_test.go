@@ -1,0 +1,378 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	discovery "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// A churn case is a pattern of endpoint changes as clusters make them,
+// measured from each API write until it is seen: in the kernel for a
+// proxy, in the event handler for the informer floor (informer_test.go).
+//
+//   - back-to-back: one change after another, each issued as soon as the
+//     previous one is seen (what a user scripting changes meets);
+//   - churn R/s: changes issued at a steady R per second for a while, each
+//     to the next Service in a stride over all of them, whether or not
+//     the earlier ones are seen yet;
+//   - rollout: every endpoint of S Services replaced one pod at a time, as
+//     a Deployment rollout does, all S at once: each Service's next
+//     replacement is issued when its previous one is seen.
+type churnCase struct {
+	Name string `json:"name"`
+	// Chains > 0: that many sequential chains, of Steps changes each (or
+	// as many as fit in Seconds, if set), on Services of their own.
+	// Rate > 0: open loop for Seconds.
+	Chains  int     `json:"chains,omitempty"`
+	Steps   int     `json:"steps,omitempty"`
+	Rate    float64 `json:"rate,omitempty"`
+	Seconds float64 `json:"seconds,omitempty"`
+}
+
+// churnCases are the cases at n Services; a smoke run makes each small.
+func churnCases(p plan, n int) []churnCase {
+	b2b, rateFor, rollout, steps := 20, 10.0, min(50, n/2), endpoints
+	rates := []float64{10, 50, 200}
+	if p.Smoke {
+		b2b, rateFor, rollout, steps, rates = 3, 1, 2, 3, []float64{10}
+	}
+	cs := []churnCase{{Name: "back-to-back", Chains: 1, Steps: b2b}}
+	for _, r := range rates {
+		cs = append(cs, churnCase{Name: fmt.Sprintf("churn %.0f/s", r), Rate: r, Seconds: rateFor})
+	}
+	return append(cs, churnCase{Name: fmt.Sprintf("rollout of %d Services", rollout), Chains: rollout, Steps: steps})
+}
+
+// acrossResync is back-to-back changes for longer than the proxies'
+// --ipvs-sync-period (30s), so a periodic resync runs among them: the
+// largest latency shows what the resync adds to a change.
+func acrossResync() churnCase {
+	return churnCase{Name: resyncCaseName, Chains: 1, Steps: 1 << 20, Seconds: 40}
+}
+
+const resyncCaseName = "back-to-back across a resync"
+
+// CaseResult is one case as one proxy (or the floor) met it.
+type CaseResult struct {
+	Name string `json:"name"`
+	// Latencies of the changes seen, in seconds; Capped were not seen
+	// within the cap; Unissued were never made (kube-proxy's budget ran
+	// out first).
+	Latencies []float64 `json:"latencies"`
+	Capped    int       `json:"capped,omitempty"`
+	Unissued  int       `json:"unissued,omitempty"`
+	// IssueS is how long the open loop took to write its changes.
+	IssueS float64 `json:"issueS,omitempty"`
+	// The case's wall time, the proxy's CPU in it and its syncs.
+	WallS float64 `json:"wallS"`
+	CPUS  float64 `json:"cpuS"`
+	Syncs int     `json:"syncs"`
+}
+
+// seer tells when a change is seen: the kernel for a proxy, the informer's
+// handler for the floor. seen reports the time it was seen.
+type seer interface {
+	seen(c *pending) (time.Time, bool)
+}
+
+// pending is one change on its way.
+type pending struct {
+	key     vsKey
+	moved   netip.AddrPort
+	old     netip.AddrPort
+	slice   string
+	version string // the slice's resourceVersion after the write
+	t0      time.Time
+	done    chan struct{}
+	latency float64
+	capped  bool
+}
+
+// writer makes endpoint changes from a cache of the slices it wrote, so
+// a change costs one API request, not two.
+type writer struct {
+	g  *guest
+	n  int
+	mu sync.Mutex
+	// busy serializes the writes to one Service: each writes on top of
+	// the slice the last one wrote.
+	busy   map[string]*sync.Mutex
+	slices map[string]*discovery.EndpointSlice
+	next   map[string]int // the next endpoint index to move, per Service
+	want   table
+}
+
+func (g *guest) newWriter(n int, want table) *writer {
+	return &writer{g: g, n: n, busy: map[string]*sync.Mutex{}, slices: map[string]*discovery.EndpointSlice{}, next: map[string]int{}, want: want}
+}
+
+// issue moves the next endpoint of Service i to a fresh address.
+func (w *writer) issue(ctx context.Context, i int) (*pending, error) {
+	name := svcName(i % w.n)
+	api := w.g.client.DiscoveryV1().EndpointSlices(benchNS)
+	w.mu.Lock()
+	busy := w.busy[name]
+	if busy == nil {
+		busy = &sync.Mutex{}
+		w.busy[name] = busy
+	}
+	w.mu.Unlock()
+	busy.Lock()
+	defer busy.Unlock()
+	w.mu.Lock()
+	key, ok := w.g.svcKeys[name]
+	sl := w.slices[name]
+	w.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("service %s was not listed", name)
+	}
+	if sl == nil {
+		var err error
+		if sl, err = api.Get(ctx, name+"-1", metav1.GetOptions{}); err != nil {
+			return nil, err
+		}
+	}
+	sl = sl.DeepCopy()
+	w.mu.Lock()
+	j := w.next[name] % len(sl.Endpoints)
+	w.next[name]++
+	c := w.g.changes
+	w.g.changes++
+	w.mu.Unlock()
+	port := uint16(*sl.Ports[0].Port)
+	pd := &pending{key: key, slice: sl.Name, done: make(chan struct{}),
+		old:   netip.AddrPortFrom(netip.MustParseAddr(sl.Endpoints[j].Addresses[0]), port),
+		moved: netip.AddrPortFrom(netip.MustParseAddr(changedAddr(c)), port)}
+	sl.Endpoints[j].Addresses = []string{pd.moved.Addr().String()}
+	pd.t0 = time.Now()
+	out, err := api.Update(ctx, sl, metav1.UpdateOptions{})
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		delete(w.slices, name)
+		return nil, fmt.Errorf("update EndpointSlice %s: %w", sl.Name, err)
+	}
+	w.slices[name], pd.version = out, out.ResourceVersion
+	delete(w.want[key], pd.old) // the API's truth from here on
+	w.want[key][pd.moved] = 1
+	return pd, nil
+}
+
+// runCase makes one case's changes and waits for each to be seen or
+// capped; budget > 0 stops issuing new changes once it has passed.
+func (w *writer) runCase(ctx context.Context, c churnCase, s seer, capAfter, budget time.Duration) (CaseResult, error) {
+	res := CaseResult{Name: c.Name}
+	tr := newTracker(s, capAfter)
+	defer tr.stop()
+	start := time.Now()
+	over := func() bool { return budget > 0 && time.Since(start) > budget }
+	var issueErr error
+	var resMu sync.Mutex
+	fail := func(err error) {
+		resMu.Lock()
+		if issueErr == nil {
+			issueErr = err
+		}
+		resMu.Unlock()
+	}
+	unissued := func(k int) {
+		resMu.Lock()
+		res.Unissued += k
+		resMu.Unlock()
+	}
+	var all []*pending
+	var allMu sync.Mutex
+	keep := func(pd *pending) {
+		allMu.Lock()
+		all = append(all, pd)
+		allMu.Unlock()
+	}
+	switch {
+	case c.Chains > 0:
+		// Chain k owns Service k·stride, so chains never share a slice.
+		stride := max(1, w.n/c.Chains)
+		var wg sync.WaitGroup
+		for k := range c.Chains {
+			wg.Go(func() {
+				for step := range c.Steps {
+					if c.Seconds > 0 && time.Since(start).Seconds() > c.Seconds {
+						return // a timed chain: Steps is only its upper bound
+					}
+					if over() {
+						unissued(c.Steps - step)
+						return
+					}
+					pd, err := w.issue(ctx, k*stride)
+					if err != nil {
+						fail(err)
+						return
+					}
+					keep(pd)
+					tr.add(pd)
+					<-pd.done
+				}
+			})
+		}
+		wg.Wait()
+	case c.Rate > 0:
+		// Each change is written on its own goroutine at its time, so a
+		// slow API round trip under TCG does not lower the rate; IssueS
+		// says how long issuing took, and so the rate reached.
+		total := int(c.Rate * c.Seconds)
+		gap := time.Duration(float64(time.Second) / c.Rate)
+		var wg sync.WaitGroup
+		for k := range total {
+			if over() {
+				unissued(total - k)
+				break
+			}
+			if d := time.Until(start.Add(time.Duration(k) * gap)); d > 0 {
+				time.Sleep(d)
+			}
+			wg.Go(func() {
+				pd, err := w.issue(ctx, k*7919)
+				if err != nil {
+					fail(err)
+					return
+				}
+				keep(pd)
+				tr.add(pd)
+			})
+		}
+		wg.Wait()
+		res.IssueS = time.Since(start).Seconds()
+		for _, pd := range all {
+			<-pd.done
+		}
+	}
+	res.WallS = time.Since(start).Seconds()
+	for _, pd := range all {
+		if pd.capped {
+			res.Capped++
+		} else {
+			res.Latencies = append(res.Latencies, pd.latency)
+		}
+	}
+	return res, issueErr
+}
+
+// tracker polls the changes on their way until each is seen or capped.
+type tracker struct {
+	s        seer
+	capAfter time.Duration
+	mu       sync.Mutex
+	open     []*pending
+	quit     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func newTracker(s seer, capAfter time.Duration) *tracker {
+	t := &tracker{s: s, capAfter: capAfter, quit: make(chan struct{})}
+	t.wg.Go(t.loop)
+	return t
+}
+
+func (t *tracker) add(pd *pending) {
+	t.mu.Lock()
+	t.open = append(t.open, pd)
+	t.mu.Unlock()
+}
+
+func (t *tracker) stop() {
+	close(t.quit)
+	t.wg.Wait()
+}
+
+func (t *tracker) loop() {
+	for {
+		select {
+		case <-t.quit:
+			return
+		default:
+		}
+		t.mu.Lock()
+		open := t.open
+		t.open = nil
+		t.mu.Unlock()
+		var still []*pending
+		for _, pd := range open {
+			if at, ok := t.s.seen(pd); ok {
+				pd.latency = at.Sub(pd.t0).Seconds()
+				close(pd.done)
+				continue
+			}
+			if time.Since(pd.t0) > t.capAfter {
+				pd.capped = true
+				close(pd.done)
+				continue
+			}
+			still = append(still, pd)
+		}
+		t.mu.Lock()
+		t.open = append(still, t.open...)
+		t.mu.Unlock()
+		time.Sleep(pollInterval)
+	}
+}
+
+// kernelSeer sees a change when the kernel shows it (guest.shows), timed
+// at the end of the read that showed it, as guest.change times it.
+type kernelSeer struct{ g *guest }
+
+func (k kernelSeer) seen(pd *pending) (time.Time, bool) {
+	ok := k.g.shows(pd.key, pd.moved, pd.old)
+	return time.Now(), ok
+}
+
+// runCases runs every case against a running proxy, with its CPU and sync
+// count per case; kube-proxy's cases each stop issuing after its budget.
+func (g *guest) runCases(proc *process, n int, want table, kubeProxy bool) ([]CaseResult, error) {
+	w := g.newWriter(n, want)
+	budget := time.Duration(0)
+	if kubeProxy {
+		budget = g.p.KubeProxyBudget
+	}
+	cases := churnCases(g.p, n)
+	switch {
+	case kubeProxy && g.p.Smoke:
+		// kube-proxy takes 10-30 s a sync at 20 Services under TCG: the
+		// smoke gives it the open-loop case alone, which its
+		// coalescing serves in one or two syncs.
+		cases = slices.DeleteFunc(cases, func(c churnCase) bool { return c.Rate == 0 })
+	case !kubeProxy && !g.p.Smoke:
+		cases = append(cases, acrossResync())
+	}
+	var out []CaseResult
+	for _, c := range cases {
+		cpu0, _ := proc.cpu()
+		syncs0 := syncCount()
+		res, err := w.runCase(context.Background(), c, kernelSeer{g}, g.p.ChangeCap, budget)
+		cpu1, _ := proc.cpu()
+		res.CPUS, res.Syncs = cpu1-cpu0, syncCount()-syncs0
+		out = append(out, res)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", c.Name, err)
+		}
+		if proc.exited() {
+			return out, fmt.Errorf("%s: the proxy exited", c.Name)
+		}
+		time.Sleep(changeGap) // the next case starts on a quiet proxy
+	}
+	return out, nil
+}
+
+// syncCount is the proxy's count of syncs so far; 0 when it cannot be read.
+func syncCount() int {
+	m, err := scrape()
+	if err != nil {
+		return 0
+	}
+	v, _ := m.ipv4(syncCountMetric)
+	return int(v)
+}

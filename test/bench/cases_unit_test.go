@@ -1,0 +1,98 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	discovery "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
+)
+
+// afterSeer sees a change a fixed time after its write.
+type afterSeer struct{ d time.Duration }
+
+func (a afterSeer) seen(pd *pending) (time.Time, bool) {
+	at := pd.t0.Add(a.d)
+	return at, time.Now().After(at)
+}
+
+// TestRunCase drives each kind of case against a fake API server: every
+// change is written on top of the last one to its slice (no conflicts,
+// even from the open loop's goroutines), every one is measured, and the
+// table the next proxy must converge to follows the writes.
+func TestRunCase(t *testing.T) {
+	const n = 4
+	client := fake.NewClientset()
+	g := &guest{client: client, svcKeys: map[string]vsKey{}}
+	want := table{}
+	for i := range n {
+		name := svcName(i)
+		key := vsKey{"TCP", netip.MustParseAddrPort(fmt.Sprintf("10.96.0.%d:80", i+1))}
+		g.svcKeys[name] = key
+		want[key] = map[netip.AddrPort]int{}
+		sl := &discovery.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name + "-1", Namespace: benchNS},
+			Ports: []discovery.EndpointPort{{Port: ptr.To[int32](8080)}}}
+		for j := range endpoints {
+			sl.Endpoints = append(sl.Endpoints, discovery.Endpoint{Addresses: []string{endpointAddr(i, j)}})
+			want[key][netip.MustParseAddrPort(endpointAddr(i, j)+":8080")] = 1
+		}
+		if _, err := client.DiscoveryV1().EndpointSlices(benchNS).Create(context.Background(), sl, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := g.newWriter(n, want)
+	total := 0
+	for _, c := range []churnCase{
+		{Name: "chain", Chains: 1, Steps: 5},
+		{Name: "open loop", Rate: 200, Seconds: 0.1},
+		{Name: "rollout", Chains: 2, Steps: 3},
+	} {
+		res, err := w.runCase(context.Background(), c, afterSeer{5 * time.Millisecond}, time.Minute, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name, err)
+		}
+		wantN := c.Chains * c.Steps
+		if c.Rate > 0 {
+			wantN = int(c.Rate * c.Seconds)
+		}
+		if len(res.Latencies) != wantN || res.Capped != 0 || res.Unissued != 0 {
+			t.Errorf("%s: %d measured, %d capped, %d unissued; want %d measured", c.Name, len(res.Latencies), res.Capped, res.Unissued, wantN)
+		}
+		for _, l := range res.Latencies {
+			if l < 0.005 {
+				t.Errorf("%s: a latency of %v s, below the seer's 5 ms", c.Name, l)
+			}
+		}
+		total += wantN
+	}
+	// Every endpoint still has one address per slice, moved or not, and
+	// want holds exactly what the API holds.
+	api := table{}
+	moved := 0
+	for i := range n {
+		sl, err := client.DiscoveryV1().EndpointSlices(benchNS).Get(context.Background(), svcName(i)+"-1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := g.svcKeys[svcName(i)]
+		api[key] = map[netip.AddrPort]int{}
+		for _, e := range sl.Endpoints {
+			a := netip.MustParseAddr(e.Addresses[0])
+			api[key][netip.AddrPortFrom(a, 8080)] = 1
+			if netip.MustParsePrefix(changedNet + ".0.0/16").Contains(a) {
+				moved++
+			}
+		}
+	}
+	if d := want.diff(api, 5); d != "" {
+		t.Errorf("the wanted table is not the API's: %s", d)
+	}
+	if moved == 0 || g.changes != total {
+		t.Errorf("%d endpoints moved, %d changes counted; want some moved and %d counted", moved, g.changes, total)
+	}
+}
