@@ -156,8 +156,6 @@ func (g *guest) runFloor(t *testing.T, n int, want table, realServers int) {
 type proxySpec struct {
 	name string
 	argv []string
-	// settings are the proxy's sync timing as it runs, for the report.
-	settings string
 	// spaced: the proxy also gets the spaced changes of the main table;
 	// kube-proxy as kubeadm starts it gets only the churn cases.
 	spaced  bool
