@@ -161,6 +161,9 @@ func (s *Server) Restart(t testing.TB) {
 	}
 	readyz := time.Since(started)
 	s.WaitServiceCIDRReady(t)
+	if err := s.waitProxyAuthorized(context.Background()); err != nil {
+		s.fatal(t, "after restart: %v", err)
+	}
 	t.Logf("apiserver: stopped in %v, /readyz after %v, Services creatable after %v",
 		started.Sub(stopping).Round(time.Millisecond), readyz.Round(time.Millisecond),
 		time.Since(started).Round(time.Millisecond))

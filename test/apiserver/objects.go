@@ -119,21 +119,44 @@ func (s *Server) applyRBAC(path string) error {
 		}
 	}
 
-	sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
-		User:               "system:serviceaccount:" + proxyNamespace + ":" + proxyServiceAccount,
-		Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + proxyNamespace, "system:authenticated"},
-		ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "list", Resource: "services"},
-	}}
-	return retry(ctx, "waiting for the RBAC rules to apply", func(ctx context.Context) error {
-		res, err := s.client.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+	return s.waitProxyAuthorized(ctx)
+}
+
+// proxyAccess is what the proxy's ClusterRole grants and the tests use at
+// once: each must be allowed before a test may act as the proxy.
+var proxyAccess = []authorizationv1.ResourceAttributes{
+	{Verb: "list", Resource: "services"},
+	{Verb: "watch", Resource: "nodes"},
+	{Verb: "list", Group: "discovery.k8s.io", Resource: "endpointslices"},
+	{Verb: "create", Group: "events.k8s.io", Resource: "events", Namespace: "default"},
+}
+
+// waitProxyAuthorized waits until the authorizer allows the proxy's
+// ServiceAccount everything in proxyAccess. RBAC bindings reach the
+// authorizer through an informer, so a just-applied binding, and every
+// binding on a just-restarted server, is refused for a moment.
+func (s *Server) waitProxyAuthorized(ctx context.Context) error {
+	for _, attrs := range proxyAccess {
+		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
+			User:               "system:serviceaccount:" + proxyNamespace + ":" + proxyServiceAccount,
+			Groups:             []string{"system:serviceaccounts", "system:serviceaccounts:" + proxyNamespace, "system:authenticated"},
+			ResourceAttributes: &attrs,
+		}}
+		err := retry(ctx, "waiting for the RBAC rules to apply", func(ctx context.Context) error {
+			res, err := s.client.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+			if err != nil {
+				return err
+			}
+			if !res.Status.Allowed {
+				return apierrors.NewServiceUnavailable(fmt.Sprintf("%s %s not allowed yet: %s", attrs.Verb, attrs.Resource, res.Status.Reason)) // retried
+			}
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		if !res.Status.Allowed {
-			return apierrors.NewServiceUnavailable("not allowed yet: " + res.Status.Reason) // retried
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // ProxyKubeconfig writes a kubeconfig for the ServiceAccount
