@@ -95,6 +95,11 @@ func entryRequest(cmd int, name string, e Entry) *nl.NetlinkRequest {
 		data.AddChild(nl.NewRtAttr(nl.IPSET_ATTR_PROTO, nl.Uint8Attr(protocols[e.Proto])))
 		data.AddChild(nl.NewRtAttr(int(nl.IPSET_ATTR_PORT|nl.NLA_F_NET_BYTEORDER), binary.BigEndian.AppendUint16(nil, e.Port)))
 	}
+	if e.Mark != 0 {
+		// mark<<32 | mask: the whole mark is set, so that IPVS finds the
+		// firewall-mark virtual server the mark names.
+		data.AddChild(nl.NewRtAttr(int(nl.IPSET_ATTR_SKBMARK|nl.NLA_F_NET_BYTEORDER), binary.BigEndian.AppendUint64(nil, uint64(e.Mark)<<32|0xffffffff)))
+	}
 	data.AddChild(&nl.Uint32Attribute{Type: nl.IPSET_ATTR_LINENO | nl.NLA_F_NET_BYTEORDER, Value: 0})
 	req.AddData(data)
 	return req

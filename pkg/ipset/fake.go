@@ -35,6 +35,15 @@ type fakeSet struct {
 
 var _ Interface = &Fake{}
 
+// del removes e whatever its mark, as the kernel's key leaves it out.
+func (s *fakeSet) del(e Entry) {
+	for have := range s.entries {
+		if have.sameMember(e) {
+			delete(s.entries, have)
+		}
+	}
+}
+
 // NewFake returns a fake with no sets.
 func NewFake() *Fake {
 	return &Fake{sets: map[string]*fakeSet{}, FailOn: map[string]error{}}
@@ -58,7 +67,7 @@ func (f *Fake) Ensure(s Set) error {
 		}
 		return nil
 	}
-	if err := f.write(s.Name, fmt.Sprintf("create %s %s family %s", s.Name, s.Type, family(s.IPv6))); err != nil {
+	if err := f.write(s.Name, fmt.Sprintf("create %s %s family %s%s", s.Name, s.Type, family(s.IPv6), skbinfo(s))); err != nil {
 		return fmt.Errorf("create ipset %s %s family %s: %w", s.Name, s.Type, family(s.IPv6), err)
 	}
 	f.sets[s.Name] = &fakeSet{set: s, entries: map[Entry]bool{}}
@@ -113,9 +122,10 @@ func (f *Fake) member(verb, prep, logFormat, name string, e Entry, add bool) err
 	case !fits(s.set, e):
 		err = ErrMismatch
 	case add:
+		s.del(e) // the kernel replaces a member's mark
 		s.entries[e] = true
 	default:
-		delete(s.entries, e)
+		s.del(e)
 	}
 	if err != nil {
 		return fmt.Errorf("%s %s %s ipset %s: %w", verb, e, prep, name, err)

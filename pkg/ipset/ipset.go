@@ -39,6 +39,10 @@ type Set struct {
 	Name string
 	Type Type
 	IPv6 bool // family inet6; otherwise inet
+	// SkbInfo makes a hash:ip,port set whose members carry a packet mark
+	// (ipset's skbinfo extension), which iptables' SET target with
+	// --map-mark puts on the packets that match the member.
+	SkbInfo bool
 }
 
 // Entry is one member. Proto is "tcp", "udp" or "sctp", and empty (with
@@ -52,6 +56,11 @@ type Entry struct {
 	// Net is the third part of a hash:ip,port,net member, always with its
 	// prefix length (a /32 too), as the kernel lists it.
 	Net netip.Prefix
+	// Mark is the packet mark of a member of a SkbInfo set, never 0 there
+	// and always 0 elsewhere. It is not part of the member's identity in
+	// the kernel: adding the member again with another mark replaces the
+	// mark, and deleting it deletes it whatever its mark.
+	Mark uint32
 }
 
 // String spells e as ipset does: "10.244.0.2,tcp:8080,10.244.0.2" or
@@ -67,13 +76,16 @@ func (e Entry) String() string {
 	if e.Net.IsValid() {
 		s += "," + e.Net.String()
 	}
+	if e.Mark != 0 {
+		s += fmt.Sprintf(" skbmark 0x%x", e.Mark)
+	}
 	return s
 }
 
 // compare orders entries by address first, as a reader scans a dump.
 func (e Entry) compare(o Entry) int {
 	return cmp.Or(e.IP.Compare(o.IP), cmp.Compare(e.Proto, o.Proto), cmp.Compare(e.Port, o.Port), e.IP2.Compare(o.IP2),
-		e.Net.Addr().Compare(o.Net.Addr()), cmp.Compare(e.Net.Bits(), o.Net.Bits()))
+		e.Net.Addr().Compare(o.Net.Addr()), cmp.Compare(e.Net.Bits(), o.Net.Bits()), cmp.Compare(e.Mark, o.Mark))
 }
 
 func sortEntries(es []Entry) { slices.SortFunc(es, Entry.compare) }
@@ -141,7 +153,7 @@ func Format(sets []Contents) string {
 	slices.SortFunc(sets, func(a, b Contents) int { return cmp.Compare(a.Set.Name, b.Set.Name) })
 	var b strings.Builder
 	for _, c := range sets {
-		fmt.Fprintf(&b, "set %s %s family %s\n", c.Set.Name, c.Set.Type, family(c.Set.IPv6))
+		fmt.Fprintf(&b, "set %s %s family %s%s\n", c.Set.Name, c.Set.Type, family(c.Set.IPv6), skbinfo(c.Set))
 		es := slices.Clone(c.Entries)
 		sortEntries(es)
 		for _, e := range es {
@@ -149,6 +161,14 @@ func Format(sets []Contents) string {
 		}
 	}
 	return b.String()
+}
+
+// skbinfo spells the create option as `ipset create` takes it.
+func skbinfo(s Set) string {
+	if s.SkbInfo {
+		return " skbinfo"
+	}
+	return ""
 }
 
 func family(v6 bool) string {
@@ -178,6 +198,9 @@ func checkSet(s Set) error {
 	default:
 		return fmt.Errorf("ipset %s: type %q is not one ipvs-proxy makes (%s, %s, %s or %s)", s.Name, s.Type, HashIPPortIP, HashIPPort, HashIP, HashIPPortNet)
 	}
+	if s.SkbInfo && s.Type != HashIPPort {
+		return fmt.Errorf("ipset %s: skbinfo is made only with %s", s.Name, HashIPPort)
+	}
 	return nil
 }
 
@@ -188,6 +211,9 @@ var protocols = map[string]uint8{"tcp": 6, "udp": 17, "sctp": 132}
 // another form than it was given (so Entries could not return it equal) or
 // refuse for a reason other than the set's type and family.
 func checkEntry(e Entry) error {
+	if e.Mark != 0 && (e.Proto == "" || e.IP2.IsValid() || e.Net.IsValid()) {
+		return errors.New("only an ip,port member carries a mark")
+	}
 	if e.Proto == "" && e.Port == 0 && !e.IP2.IsValid() && !e.Net.IsValid() {
 		return checkAddr(e.IP) // a hash:ip member
 	}
@@ -237,5 +263,12 @@ func checkAddr(a netip.Addr) error {
 // refuses it otherwise, which the fake must do too.
 func fits(s Set, e Entry) bool {
 	return e.IP.Is6() == s.IPv6 && e.IP2.IsValid() == (s.Type == HashIPPortIP) && (e.Proto == "") == (s.Type == HashIP) &&
-		e.Net.IsValid() == (s.Type == HashIPPortNet)
+		e.Net.IsValid() == (s.Type == HashIPPortNet) && (e.Mark == 0 || s.SkbInfo)
+}
+
+// sameMember reports whether the kernel holds e and o as one member: the
+// mark is an extension of the member, not part of its key.
+func (e Entry) sameMember(o Entry) bool {
+	e.Mark, o.Mark = 0, 0
+	return e == o
 }

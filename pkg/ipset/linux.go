@@ -24,6 +24,10 @@ import (
 // attributes make netlink's IpsetList log a line each to stderr.
 const revision = 1
 
+// skbinfoRevision is the first revision of hash:ip,port with skbinfo
+// (Linux 3.19), for Set.SkbInfo; bucketsize came one revision later.
+const skbinfoRevision = 5
+
 // dumpAttempts bounds the retries of a dump the kernel marked interrupted.
 const dumpAttempts = 5
 
@@ -69,6 +73,9 @@ func (l linux) Ensure(s Set) error {
 	h, err := readHeader(s.Name)
 	if errors.Is(err, ErrNotFound) {
 		opts := netlink.IpsetCreateOptions{Family: unix.AF_INET, Revision: revision}
+		if s.SkbInfo {
+			opts.Revision, opts.Skbinfo = skbinfoRevision, true
+		}
 		if s.IPv6 {
 			opts.Family = unix.AF_INET6
 		}
@@ -94,28 +101,21 @@ func (l linux) Entries(name string) ([]Entry, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
-	var res *netlink.IPSetResult
-	err := l.call(func() (err error) {
-		res, err = l.h.IpsetList(name)
-		return err
-	})
+	hs, es, err := dump(name, false)
 	if err != nil {
-		return nil, fmt.Errorf("list ipset %s: %w", name, kernelError(err))
+		return nil, fmt.Errorf("list ipset %s: %w", name, err)
 	}
-	h := header{name: name, typ: res.TypeName, family: res.Family}
-	if _, ok := h.set(); !ok {
-		return nil, fmt.Errorf("list ipset %s: type %s family %s is not one ipvs-proxy makes", name, h.typ, h.familyName())
+	if len(hs) != 1 {
+		return nil, fmt.Errorf("list ipset %s: kernel answered %d headers for one set", name, len(hs))
 	}
-	out := make([]Entry, 0, len(res.Entries))
-	for _, m := range res.Entries {
-		e, err := fromNetlink(m)
-		if err != nil {
-			return nil, fmt.Errorf("list ipset %s: %w", name, err)
-		}
-		out = append(out, e)
+	if _, ok := hs[0].set(); !ok {
+		return nil, fmt.Errorf("list ipset %s: type %s family %s is not one ipvs-proxy makes", name, hs[0].typ, hs[0].familyName())
 	}
-	sortEntries(out)
-	return out, nil
+	if es == nil {
+		es = []Entry{} // an empty set is a list, as the fake's
+	}
+	sortEntries(es)
+	return es, nil
 }
 
 func (l linux) Add(name string, e Entry) error {
@@ -136,6 +136,18 @@ func (l linux) member(verb, prep, name string, e Entry, fine error, request func
 	}
 	if err := checkEntry(e); err != nil {
 		return fmt.Errorf("%s %s %s ipset %s: %w", verb, e, prep, name, err)
+	}
+	if e.Mark != 0 {
+		// netlink's IpsetAdd cannot send a mark; entryRequest can.
+		cmd := nl.IPSET_CMD_ADD
+		if verb == "delete" {
+			cmd = nl.IPSET_CMD_DEL
+		}
+		err := l.batch(verb, prep, cmd, name, []Entry{e})[0]
+		if errors.Is(err, fine) && fine != nil {
+			return nil
+		}
+		return err
 	}
 	m := toNetlink(e)
 	m.Replace = true
@@ -219,7 +231,7 @@ func kernelError(err error) error {
 		return nil
 	case errors.Is(err, unix.ENOENT):
 		return ErrNotFound
-	case errors.Is(err, nl.IPSetError(nl.IPSET_ERR_PROTOCOL)):
+	case errors.Is(err, nl.IPSetError(nl.IPSET_ERR_PROTOCOL)), errors.Is(err, nl.IPSetError(nl.IPSET_ERR_SKBINFO)):
 		// checkEntry has ruled out every other malformed entry.
 		return ErrMismatch
 	case errors.Is(err, nl.IPSetError(nl.IPSET_ERR_BUSY)):
@@ -258,50 +270,16 @@ func toNetlink(e Entry) *netlink.IPSetEntry {
 	return m
 }
 
-// fromNetlink reads a member as IpsetList returns it: addresses of 4 or 16
-// bytes by the set's family, protocol number and port present except in
-// hash:ip.
-func fromNetlink(m netlink.IPSetEntry) (Entry, error) {
-	ip, ok := netip.AddrFromSlice(m.IP)
-	if ok && m.Protocol == nil && m.Port == nil && m.IP2 == nil {
-		return Entry{IP: ip}, nil
-	}
-	if !ok || m.Protocol == nil || m.Port == nil {
-		return Entry{}, fmt.Errorf("unreadable member %+v", m)
-	}
-	e := Entry{IP: ip, Port: *m.Port}
-	for name, n := range protocols {
-		if n == *m.Protocol {
-			e.Proto = name
-		}
-	}
-	if e.Proto == "" {
-		return Entry{}, fmt.Errorf("member %s with protocol %d, which ipvs-proxy does not add", ip, *m.Protocol)
-	}
-	if m.IP2 != nil {
-		if e.IP2, ok = netip.AddrFromSlice(m.IP2); !ok {
-			return Entry{}, fmt.Errorf("unreadable member %+v", m)
-		}
-	}
-	if m.CIDR2 != 0 {
-		// hash:ip,port,net: the kernel lists the net's length even for a host.
-		e.Net, e.IP2 = netip.PrefixFrom(e.IP2, int(m.CIDR2)), netip.Addr{}
-		if !e.Net.IsValid() {
-			return Entry{}, fmt.Errorf("unreadable member %+v", m)
-		}
-	}
-	return e, nil
-}
-
 // header is what the kernel says of a set besides its members.
 type header struct {
 	name, typ string
 	family    uint8
+	skbinfo   bool
 }
 
 // set returns h as a Set, false if it is no kind ipvs-proxy makes.
 func (h header) set() (Set, bool) {
-	s := Set{Name: h.name, Type: Type(h.typ), IPv6: h.family == unix.AF_INET6}
+	s := Set{Name: h.name, Type: Type(h.typ), IPv6: h.family == unix.AF_INET6, SkbInfo: h.skbinfo}
 	ok := checkSet(s) == nil && (h.family == unix.AF_INET || h.family == unix.AF_INET6)
 	return s, ok
 }
@@ -332,37 +310,49 @@ func readHeader(name string) (header, error) {
 }
 
 // headers reads the headers of the named set, or of every set when name is
-// "". netlink has no call for this: IpsetList and IpsetListAll read every
-// member, IpsetListAll those of sets that are not ours too, and both log a
-// line to stderr for every header attribute newer than the library
-// (bucketsize and initval, on sets that the ipset binary made).
+// "", without their members, as `ipset list -t` does.
 func headers(name string) ([]header, error) {
+	hs, _, err := dump(name, true)
+	return hs, err
+}
+
+// dump lists the named set (every set when name is "") with its members
+// unless headerOnly. It is ipvs-proxy's own reader, not netlink's
+// IpsetList: that one reads every member even for a header, cannot read a
+// member's mark (skbinfo), and logs a line to stderr for every attribute
+// newer than the library (bucketsize and initval, on sets that the ipset
+// binary made, and each member's mark).
+func dump(name string, headerOnly bool) ([]header, []Entry, error) {
 	var err error
 	for range dumpAttempts {
 		var hs []header
-		hs, err = dumpHeaders(name)
+		var es []Entry
+		hs, es, err = dumpOnce(name, headerOnly)
 		if !errors.Is(err, nl.ErrDumpInterrupted) {
-			return hs, err
+			return hs, es, err
 		}
 	}
-	return nil, fmt.Errorf("interrupted %d times in a row: %w", dumpAttempts, err)
+	return nil, nil, fmt.Errorf("interrupted %d times in a row: %w", dumpAttempts, err)
 }
 
-func dumpHeaders(name string) ([]header, error) {
+func dumpOnce(name string, headerOnly bool) ([]header, []Entry, error) {
 	req := nl.NewNetlinkRequest(nl.IPSET_CMD_LIST|(unix.NFNL_SUBSYS_IPSET<<8), nl.GetIpsetFlags(nl.IPSET_CMD_LIST))
 	req.AddData(&nl.Nfgenmsg{NfgenFamily: uint8(unix.AF_NETLINK), Version: nl.NFNETLINK_V0})
 	req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_PROTOCOL, nl.Uint8Attr(nl.IPSET_PROTOCOL)))
 	if name != "" {
 		req.AddData(nl.NewRtAttr(nl.IPSET_ATTR_SETNAME, nl.ZeroTerminated(name)))
 	}
-	req.AddData(&nl.Uint32Attribute{Type: nl.IPSET_ATTR_FLAGS | nl.NLA_F_NET_BYTEORDER, Value: ipsetFlagListHeader})
+	if headerOnly {
+		req.AddData(&nl.Uint32Attribute{Type: nl.IPSET_ATTR_FLAGS | nl.NLA_F_NET_BYTEORDER, Value: ipsetFlagListHeader})
+	}
 	// Execute, unlike netlink's ipsetExecute, returns errors without
 	// asserting their type, so there is nothing to guard.
 	msgs, err := req.Execute(unix.NETLINK_NETFILTER, 0)
 	if err != nil {
-		return nil, kernelError(err)
+		return nil, nil, kernelError(err)
 	}
 	var out []header
+	var entries []Entry
 	for _, m := range msgs {
 		if len(m) < nl.SizeofNfgenmsg {
 			continue
@@ -376,14 +366,101 @@ func dumpHeaders(name string) ([]header, error) {
 				h.typ = strings.TrimRight(string(val), "\x00")
 			case typ == nl.IPSET_ATTR_FAMILY && len(val) == 1:
 				h.family = val[0]
+			case typ == nl.IPSET_ATTR_DATA:
+				for typ, val := range attributes(val) {
+					if typ == nl.IPSET_ATTR_CADT_FLAGS && len(val) == 4 {
+						h.skbinfo = binary.BigEndian.Uint32(val)&nl.IPSET_FLAG_WITH_SKBINFO != 0
+					}
+				}
+			case typ == nl.IPSET_ATTR_ADT:
+				for typ, val := range attributes(val) {
+					if typ != nl.IPSET_ATTR_DATA {
+						continue
+					}
+					e, err := parseEntry(val)
+					if err != nil {
+						return nil, nil, err
+					}
+					entries = append(entries, e)
+				}
 			}
 		}
-		// One message a set is what the kernel sends; do not count on it.
-		if h.name != "" && (len(out) == 0 || out[len(out)-1].name != h.name) {
+		// The kernel repeats the name in every message of a set's dump;
+		// only the first carries the header's data.
+		switch {
+		case h.name == "":
+		case len(out) == 0 || out[len(out)-1].name != h.name:
 			out = append(out, h)
+		case h.skbinfo:
+			out[len(out)-1].skbinfo = true
 		}
 	}
-	return out, nil
+	return out, entries, nil
+}
+
+// parseEntry reads one member's attributes: addresses of 4 or 16 bytes by
+// the set's family, protocol number and port present except in hash:ip,
+// the net's length for hash:ip,port,net (a host's too), the mark as
+// mark<<32|mask.
+func parseEntry(b []byte) (Entry, error) {
+	var e Entry
+	var proto, cidr2 uint8
+	var hasProto bool
+	var ip2 netip.Addr
+	for typ, val := range attributes(b) {
+		switch typ {
+		case nl.IPSET_ATTR_IP, nl.IPSET_ATTR_IP2:
+			for _, v := range attributes(val) {
+				a, ok := netip.AddrFromSlice(v)
+				if !ok {
+					return Entry{}, fmt.Errorf("unreadable member address % x", v)
+				}
+				if typ == nl.IPSET_ATTR_IP {
+					e.IP = a
+				} else {
+					ip2 = a
+				}
+			}
+		case nl.IPSET_ATTR_PORT:
+			if len(val) == 2 {
+				e.Port = binary.BigEndian.Uint16(val)
+			}
+		case nl.IPSET_ATTR_PROTO:
+			if len(val) == 1 {
+				proto, hasProto = val[0], true
+			}
+		case nl.IPSET_ATTR_CIDR2:
+			if len(val) == 1 {
+				cidr2 = val[0]
+			}
+		case nl.IPSET_ATTR_SKBMARK:
+			if len(val) == 8 {
+				e.Mark = uint32(binary.BigEndian.Uint64(val) >> 32)
+			}
+		}
+	}
+	if !e.IP.IsValid() {
+		return Entry{}, errors.New("member without an address")
+	}
+	if hasProto {
+		for name, n := range protocols {
+			if n == proto {
+				e.Proto = name
+			}
+		}
+		if e.Proto == "" {
+			return Entry{}, fmt.Errorf("member %s with protocol %d, which ipvs-proxy does not add", e.IP, proto)
+		}
+	}
+	switch {
+	case cidr2 != 0:
+		if e.Net = netip.PrefixFrom(ip2, int(cidr2)); !e.Net.IsValid() {
+			return Entry{}, fmt.Errorf("member %s with unreadable net %s/%d", e.IP, ip2, cidr2)
+		}
+	case ip2.IsValid():
+		e.IP2 = ip2
+	}
+	return e, nil
 }
 
 // attributes walks netlink attributes, type flags masked off. (nl's

@@ -249,9 +249,14 @@ func ipsetSave(t *testing.T) (string, bool) {
 			if i := slices.Index(f, "family"); i > 0 && i+1 < len(f) {
 				s.IPv6 = f[i+1] == "inet6"
 			}
+			s.SkbInfo = slices.Contains(f, "skbinfo")
 			sets = append(sets, Contents{Set: s})
 		case f[0] == "add" && len(sets) > 0 && sets[len(sets)-1].Set.Name == f[1]:
 			e := entry(f[2])
+			if i := slices.Index(f, "skbmark"); i > 0 && i+1 < len(f) {
+				// ipset prints the mark alone when the mask is the whole.
+				e = entry(f[2] + " skbmark " + f[i+1])
+			}
 			if sets[len(sets)-1].Set.Type == HashIPPortNet && e.IP2.IsValid() {
 				// ipset prints a host net without its length.
 				e.Net, e.IP2 = netip.PrefixFrom(e.IP2, e.IP2.BitLen()), netip.Addr{}

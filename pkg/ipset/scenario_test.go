@@ -18,6 +18,8 @@ const (
 	vip6     = "IPVS-PROXY-T-VIPS6"
 	ranges   = "IPVS-PROXY-T-RANGES"
 	ranges6  = "IPVS-PROXY-T-RANGES6"
+	marks    = "IPVS-PROXY-T-MARKS"
+	marks6   = "IPVS-PROXY-T-MARKS6"
 )
 
 var (
@@ -29,6 +31,8 @@ var (
 	vip6Set     = Set{Name: vip6, Type: HashIP, IPv6: true}
 	rangesSet   = Set{Name: ranges, Type: HashIPPortNet}
 	ranges6Set  = Set{Name: ranges6, Type: HashIPPortNet, IPv6: true}
+	marksSet    = Set{Name: marks, Type: HashIPPort, SkbInfo: true}
+	marks6Set   = Set{Name: marks6, Type: HashIPPort, IPv6: true, SkbInfo: true}
 )
 
 // step is one call on an Interface; wantErr, when set, is a substring of
@@ -68,8 +72,14 @@ func fails(s step, e string) step { s.wantErr = e; return s }
 // Entry.String. It is lenient so that tests can spell invalid entries:
 // an unparsable address becomes the zero Addr.
 func entry(s string) Entry {
-	parts := strings.Split(s, ",")
 	var e Entry
+	if s, mark, ok := strings.Cut(s, " skbmark "); ok {
+		n, _ := strconv.ParseUint(mark, 0, 32)
+		e = entry(s)
+		e.Mark = uint32(n)
+		return e
+	}
+	parts := strings.Split(s, ",")
 	e.IP, _ = netip.ParseAddr(parts[0])
 	if len(parts) > 1 {
 		proto, port, _ := strings.Cut(parts[1], ":")
@@ -97,6 +107,36 @@ type scenario struct {
 
 var scenarios = []scenario{{
 	name: "no sets",
+}, {
+	name: "skbinfo members carry a mark; adding again replaces it, deleting ignores it; a plain set refuses marks",
+	steps: []step{
+		ensure(marksSet), ensure(marks6Set), ensure(keepSet),
+		add(marks, "203.0.113.1,tcp:80 skbmark 0x80001234"), add(marks, "203.0.113.1,tcp:80 skbmark 0x80005678"),
+		addAll(marks, "203.0.113.2,udp:53 skbmark 0x1", "203.0.113.3,sctp:9 skbmark 0xffffffff"),
+		add(marks6, "2001:db8::1,tcp:443 skbmark 0xc0000001"),
+		del(marks, "203.0.113.2,udp:53 skbmark 0x2"),
+		fails(add(keep, "203.0.113.1,tcp:80 skbmark 0x1"), "does not match the set's type"),
+		fails(ensure(Set{Name: marks, Type: HashIPPort}), "exists as"),
+	},
+	wantDump: `set IPVS-PROXY-T-KEEP hash:ip,port family inet
+set IPVS-PROXY-T-MARKS hash:ip,port family inet skbinfo
+  203.0.113.1,tcp:80 skbmark 0x80005678
+  203.0.113.3,sctp:9 skbmark 0xffffffff
+set IPVS-PROXY-T-MARKS6 hash:ip,port family inet6 skbinfo
+  2001:db8::1,tcp:443 skbmark 0xc0000001
+`,
+	wantLog: []string{
+		"create IPVS-PROXY-T-MARKS hash:ip,port family inet skbinfo",
+		"create IPVS-PROXY-T-MARKS6 hash:ip,port family inet6 skbinfo",
+		"create IPVS-PROXY-T-KEEP hash:ip,port family inet",
+		"add IPVS-PROXY-T-MARKS 203.0.113.1,tcp:80 skbmark 0x80001234",
+		"add IPVS-PROXY-T-MARKS 203.0.113.1,tcp:80 skbmark 0x80005678",
+		"add IPVS-PROXY-T-MARKS 203.0.113.2,udp:53 skbmark 0x1",
+		"add IPVS-PROXY-T-MARKS 203.0.113.3,sctp:9 skbmark 0xffffffff",
+		"add IPVS-PROXY-T-MARKS6 2001:db8::1,tcp:443 skbmark 0xc0000001",
+		"del IPVS-PROXY-T-MARKS 203.0.113.2,udp:53 skbmark 0x2",
+		"add IPVS-PROXY-T-KEEP 203.0.113.1,tcp:80 skbmark 0x1",
+	},
 }, {
 	name: "hash:ip,port,net holds nets of every length, a host as /32 or /128; unmasked nets and the wrong shape are refused",
 	steps: []step{
