@@ -28,6 +28,7 @@ const (
 	svcProtocol  = 2
 	svcAddr      = 3
 	svcPort      = 4
+	svcFWMark    = 5
 	svcSchedName = 6
 	svcFlags     = 7
 	svcTimeout   = 8
@@ -144,9 +145,13 @@ func (m msg) service(s Service, full bool) msg {
 			af, mask = syscall.AF_INET6, 128
 		}
 		m = m.u16(svcAF, af)
-		m = m.u16(svcProtocol, protoNumbers[s.Proto])
-		m = m.attr(svcAddr, s.Addr.AsSlice())
-		m = m.be16(svcPort, s.Port)
+		if s.FWMark != 0 {
+			m = m.u32(svcFWMark, s.FWMark)
+		} else {
+			m = m.u16(svcProtocol, protoNumbers[s.Proto])
+			m = m.attr(svcAddr, s.Addr.AsSlice())
+			m = m.be16(svcPort, s.Port)
+		}
 		if !full {
 			return m
 		}

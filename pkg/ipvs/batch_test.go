@@ -24,9 +24,13 @@ func reference(family uint16, o Op) []byte {
 	}
 	sa := nl.NewRtAttr(attrService, nil)
 	sa.AddRtAttr(svcAF, nl.Uint16Attr(af))
-	sa.AddRtAttr(svcProtocol, nl.Uint16Attr(protoNumbers[s.Proto]))
-	sa.AddRtAttr(svcAddr, s.Addr.AsSlice())
-	sa.AddRtAttr(svcPort, binary.BigEndian.AppendUint16(nil, s.Port))
+	if s.FWMark != 0 {
+		sa.AddRtAttr(svcFWMark, nl.Uint32Attr(s.FWMark))
+	} else {
+		sa.AddRtAttr(svcProtocol, nl.Uint16Attr(protoNumbers[s.Proto]))
+		sa.AddRtAttr(svcAddr, s.Addr.AsSlice())
+		sa.AddRtAttr(svcPort, binary.BigEndian.AppendUint16(nil, s.Port))
+	}
 	if o.Kind == OpAddService || o.Kind == OpUpdateService {
 		var flags, timeout uint32
 		if s.Persistent {
@@ -79,6 +83,9 @@ func TestMessageEncoding(t *testing.T) {
 		{Kind: OpAddDestination, Service: Service{ServiceKey: v4}, Dest: d4},
 		{Kind: OpUpdateDestination, Service: Service{ServiceKey: v6}, Dest: d6},
 		{Kind: OpDeleteDestination, Service: Service{ServiceKey: v4}, Dest: d4},
+		{Kind: OpAddService, Service: Service{ServiceKey: FWMarkKey(0x80000a01, false), Scheduler: "rr"}},
+		{Kind: OpAddDestination, Service: Service{ServiceKey: FWMarkKey(0xc0000a01, true)}, Dest: d6},
+		{Kind: OpDeleteService, Service: Service{ServiceKey: FWMarkKey(0x80000a01, false)}},
 	}
 	b := &batcher{family: 0x1d}
 	for _, o := range ops {

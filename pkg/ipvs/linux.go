@@ -108,8 +108,8 @@ func (l *Linux) List() ([]VirtualServer, error) {
 	}
 	out := make([]VirtualServer, 0, len(svcs))
 	for _, s := range svcs {
-		if s.FWMark != 0 {
-			continue // firewall-mark services are never ours; they have no address key
+		if s.FWMark != 0 && !OwnedMark(s.FWMark, s.AddressFamily == syscall.AF_INET6) {
+			continue // another program's firewall-mark service
 		}
 		svc, err := fromLib(s)
 		if err != nil {
@@ -185,7 +185,11 @@ func toLib(s Service) *libipvs.Service {
 		Address:   net.IP(s.Addr.AsSlice()),
 		Protocol:  protoNumbers[s.Proto],
 		Port:      s.Port,
+		FWMark:    s.FWMark,
 		SchedName: s.Scheduler,
+	}
+	if s.FWMark != 0 {
+		ls.Address, ls.Protocol = nil, 0 // moby/ipvs sends either the mark or the address
 	}
 	// moby/ipvs sends the netmask as given; the kernel rejects 0 for a
 	// non-fwmark service of either family.
@@ -202,6 +206,14 @@ func toLib(s Service) *libipvs.Service {
 }
 
 func fromLib(s *libipvs.Service) (Service, error) {
+	if s.FWMark != 0 {
+		svc := Service{ServiceKey: FWMarkKey(s.FWMark, s.AddressFamily == syscall.AF_INET6), Scheduler: s.SchedName,
+			SchedFlags: s.Flags & schedFlagsMask}
+		if s.Flags&^flagHashed&flagPersistent != 0 {
+			svc.Persistent, svc.Timeout = true, s.Timeout
+		}
+		return svc, nil
+	}
 	addr, ok := netip.AddrFromSlice(s.Address)
 	if !ok {
 		return Service{}, fmt.Errorf("IPVS service with a bad address %v", s.Address)

@@ -28,8 +28,8 @@ const procFile = "/proc/net/ip_vs"
 //	UDP  [fd00:0010:0096:0000:0000:0000:0000:000a]:0035 rr
 //	FWM  00000001 rr
 //
-// Firewall-mark virtual servers are skipped with their real servers: they
-// are never ipvs-proxy's.
+// Firewall-mark virtual servers are skipped with their real servers unless
+// their mark is one of ipvs-proxy's (OwnedMark).
 func ParseProc(data []byte) (map[ServiceKey][]Destination, error) {
 	out := map[ServiceKey][]Destination{}
 	var cur *ServiceKey
@@ -57,6 +57,16 @@ func ParseProc(data []byte) (map[ServiceKey][]Destination, error) {
 			out[*cur] = append(out[*cur], Destination{Addr: a.Addr(), Port: a.Port(), Weight: num[0], ActiveConns: num[1], InactiveConns: num[2]})
 		case f[0] == "FWM":
 			cur = nil
+			mark, err := strconv.ParseUint(f[1], 16, 32)
+			if err != nil {
+				return nil, fmt.Errorf("%s line %d: %q", procFile, n+1, line)
+			}
+			// The file does not say the family; ipvs-proxy's marks do.
+			if m := uint32(mark); OwnedMark(m, false) || OwnedMark(m, true) {
+				k := FWMarkKey(m, OwnedMark(m, true))
+				cur = &k
+				out[k] = nil
+			}
 		default:
 			if len(f) < 2 {
 				return nil, fmt.Errorf("%s line %d: %q", procFile, n+1, line)

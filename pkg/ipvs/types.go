@@ -20,15 +20,48 @@ const (
 	SCTP Protocol = "SCTP"
 )
 
-// ServiceKey identifies a virtual server the way the kernel does.
+// ServiceKey identifies a virtual server the way the kernel does: by
+// address, protocol and port, or, for a firewall-mark virtual server, by
+// its mark and family (FWMark set, Addr the family's unspecified address,
+// no protocol or port).
 type ServiceKey struct {
-	Addr  netip.Addr
-	Proto Protocol
-	Port  uint16
+	Addr   netip.Addr
+	Proto  Protocol
+	Port   uint16
+	FWMark uint32
+}
+
+// FWMarkKey is the key of the firewall-mark virtual server of mark, of the
+// family of v6.
+func FWMarkKey(mark uint32, v6 bool) ServiceKey {
+	if v6 {
+		return ServiceKey{Addr: netip.IPv6Unspecified(), FWMark: mark}
+	}
+	return ServiceKey{Addr: netip.IPv4Unspecified(), FWMark: mark}
+}
+
+// OwnedMark reports whether a firewall mark is one ipvs-proxy gives its
+// virtual servers (model.ShortCircuitMark): bit 31 set, bit 30 for IPv6,
+// and the bits of the packet marks its own and kube-proxy's iptables rules
+// set (0xf000) clear. The kernel's other firewall-mark virtual servers are
+// never read, changed or deleted.
+func OwnedMark(mark uint32, v6 bool) bool {
+	return mark&0x8000f000 == 0x80000000 && (mark&0x40000000 != 0) == v6
 }
 
 func (k ServiceKey) String() string {
+	if k.FWMark != 0 {
+		return fmt.Sprintf("FWM %d%s", k.FWMark, ipv6Suffix(k))
+	}
 	return fmt.Sprintf("%s %s", k.Proto, netip.AddrPortFrom(k.Addr, k.Port))
+}
+
+// ipv6Suffix is how ipvsadm tells an IPv6 firewall-mark service apart.
+func ipv6Suffix(k ServiceKey) string {
+	if k.Addr.Is6() {
+		return " IPv6"
+	}
+	return ""
 }
 
 // AddrPort is the virtual server's address and port.
@@ -42,7 +75,10 @@ func (k ServiceKey) Less(o ServiceKey) bool {
 	if k.Proto != o.Proto {
 		return k.Proto < o.Proto
 	}
-	return k.Port < o.Port
+	if k.Port != o.Port {
+		return k.Port < o.Port
+	}
+	return k.FWMark < o.FWMark
 }
 
 // Service is a virtual server's own settings, without its real servers.
@@ -98,6 +134,9 @@ func Format(vss []VirtualServer, label func(ServiceKey) string, counters bool) s
 	}
 	for _, vs := range Sorted(vss) {
 		line := fmt.Sprintf("%-4s %s %s", vs.Proto, netip.AddrPortFrom(vs.Addr, vs.Port), vs.Scheduler)
+		if vs.FWMark != 0 {
+			line = fmt.Sprintf("FWM  %d%s %s", vs.FWMark, ipv6Suffix(vs.ServiceKey), vs.Scheduler)
+		}
 		if vs.SchedFlags != 0 {
 			line += " (" + strings.Join(SchedFlagNames(vs.Scheduler, vs.SchedFlags), ",") + ")"
 		}
