@@ -60,8 +60,10 @@ func createSets(t *testing.T, fam Family) {
 		FirewallSet(fam):         "hash:ip,port",
 		ExternalVIPSet(fam):      "hash:ip",
 		SourceRangesSet(fam):     "hash:ip,port,net",
+		ShortCircuitSet(fam):     "hash:ip,port skbinfo",
 	} {
-		if out, err := exec.Command("ipset", "create", name, typ, "family", inet).CombinedOutput(); err != nil {
+		args := append([]string{"create", name}, strings.Fields(typ)...)
+		if out, err := exec.Command("ipset", append(args, "family", inet)...).CombinedOutput(); err != nil {
 			t.Fatalf("ipset create %s: %v: %s", name, err, out)
 		}
 	}
@@ -116,8 +118,8 @@ func TestLinuxSyncExecs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n, err := w.Sync(rs); err != nil || n != fakeWrites || n != 21 {
-			t.Errorf("%s cold sync: %d writes, err %v; want 21, as the fake's %d", fam, n, err, fakeWrites)
+		if n, err := w.Sync(rs); err != nil || n != fakeWrites || n != 27 {
+			t.Errorf("%s cold sync: %d writes, err %v; want 27, as the fake's %d", fam, n, err, fakeWrites)
 		}
 		x.check(t, string(fam)+" cold sync", append(saves, restore), []string{restoreInput(f.mem.log)})
 		dump("after cold sync")
@@ -141,7 +143,7 @@ func TestLinuxSyncExecs(t *testing.T) {
 		}
 		x.check(t, string(fam)+" sync after drift", append(saves, restore), []string{
 			"*filter\n-I INPUT 1 -m comment --comment ipvs-proxy -j IPVS-PROXY-FILTER\nCOMMIT\n" +
-				"*nat\n-R IPVS-PROXY-POSTROUTING 1 " + JoinArgs(rs.Chains[1].Rules[0]) + "\nCOMMIT\n",
+				"*nat\n-R IPVS-PROXY-POSTROUTING 1 " + JoinArgs(chainNamed(rs, "nat", PostroutingChain).Rules[0]) + "\nCOMMIT\n",
 		})
 		dump("after drift")
 
@@ -154,9 +156,12 @@ func TestLinuxSyncExecs(t *testing.T) {
 -X IPVS-PROXY-FILTER
 COMMIT
 *mangle
+-D PREROUTING -m comment --comment ipvs-proxy -j IPVS-PROXY-SHORT-CIRCUIT
 -D OUTPUT -m comment --comment ipvs-proxy -j IPVS-PROXY-OUTPUT
 -F IPVS-PROXY-OUTPUT
+-F IPVS-PROXY-SHORT-CIRCUIT
 -X IPVS-PROXY-OUTPUT
+-X IPVS-PROXY-SHORT-CIRCUIT
 COMMIT
 *nat
 -D PREROUTING -m comment --comment ipvs-proxy -j IPVS-PROXY-PREROUTING
@@ -171,4 +176,13 @@ COMMIT
 			t.Errorf("%s dump after delete (err %v):\n%s", fam, err, got)
 		}
 	}
+}
+
+func chainNamed(rs RuleSet, table, name string) Chain {
+	for _, c := range rs.Chains {
+		if c.Table == table && c.Name == name {
+			return c
+		}
+	}
+	panic("no chain " + table + " " + name)
 }

@@ -39,19 +39,73 @@ func Desired(cfg Config, fam Family) RuleSet {
 		Table: "nat", Name: PreroutingChain, JumpFrom: "PREROUTING",
 		Rules: preroutingRules(cfg, fam),
 	}, {
+		// mangle PREROUTING (-150) is the only place before IPVS where the
+		// SET target may map a member's mark (xt_SET refuses --map-set
+		// outside mangle).
+		Table: "mangle", Name: ShortCircuitChain, JumpFrom: "PREROUTING",
+		Rules: shortCircuitRules(cfg, fam),
+	}, {
 		Table: "nat", Name: PostroutingChain, JumpFrom: "POSTROUTING",
 		Rules: masqueradeRules(cfg, fam),
 	}, {
 		Table: "filter", Name: FilterChain, JumpFrom: "INPUT",
-		Rules: append([][]string{sourceRangesRule(fam)}, filterRules(fam)...),
+		Rules: slices.Concat([][]string{sourceRangesRule(fam), shortCircuitPass(fam, "ipvs-proxy: let short-circuited in-cluster traffic through to IPVS")}, filterRules(fam)),
 	}, {
 		// The node's own connections meet IPVS in LOCAL_OUT at priority
 		// -98 and never pass filter INPUT, so their source ranges are
 		// checked in mangle OUTPUT (-150), before IPVS rewrites the
 		// destination (kube-proxy misses this: kubernetes#119656).
 		Table: "mangle", Name: OutputChain, JumpFrom: "OUTPUT",
-		Rules: [][]string{sourceRangesRule(fam)},
+		Rules: [][]string{sourceRangesRule(fam), mapMark(nil, "ipvs-proxy: send traffic from the node to externalTrafficPolicy Local addresses to every endpoint", fam)},
 	}}}
+}
+
+// ShortCircuitChain marks traffic from this node's pods to the
+// externalTrafficPolicy Local external addresses; mangle PREROUTING jumps
+// to it.
+const ShortCircuitChain = ChainPrefix + "SHORT-CIRCUIT"
+
+// ShortCircuitMark and ShortCircuitMask: a packet mark m with
+// m&ShortCircuitMask == ShortCircuitMark is one ShortCircuitSet put there
+// (see ipvs.OwnedMark). IPVS looks a firewall-mark virtual server up by
+// the packet's whole mark, so nothing may add a bit to it before IPVS.
+const (
+	ShortCircuitMark = "0x80000000"
+	ShortCircuitMask = "0x8000f000"
+)
+
+// mapMark puts the mark ShortCircuitSet holds for the destination on the
+// packet. The mark replaces the packet's whole mark: IPVS compares all of
+// it.
+func mapMark(addrs []string, comment string, fam Family) []string {
+	return rule(addrs, comment, []string{"-m", "set", "--match-set", ShortCircuitSet(fam), "dst,dst"},
+		"SET", "--map-set", ShortCircuitSet(fam), "dst,dst", "--map-mark")
+}
+
+// shortCircuitPass matches the packets mapMark marked and lets them go on
+// unchanged (RETURN), past the rules that would drop them (no local
+// endpoint) or add a mark bit (masquerade, keep source).
+func shortCircuitPass(fam Family, comment string) []string {
+	return rule(nil, comment, []string{"-m", "set", "--match-set", ShortCircuitSet(fam), "dst,dst", "-m", "mark", "--mark", ShortCircuitMark + "/" + ShortCircuitMask}, "RETURN")
+}
+
+// shortCircuitRules mark the traffic of this node's pods, told apart as
+// --detect-local-mode says, as the node's own is in mangle OUTPUT. With no
+// way to tell pods apart, only the node's traffic is short-circuited, as
+// kube-proxy does.
+func shortCircuitRules(cfg Config, fam Family) [][]string {
+	const comment = "ipvs-proxy: send pod traffic to externalTrafficPolicy Local addresses to every endpoint"
+	switch {
+	case cfg.LocalBridge != "":
+		return [][]string{mapMark([]string{"-i", cfg.LocalBridge}, comment, fam)}
+	case cfg.LocalInterfacePrefix != "":
+		return [][]string{mapMark([]string{"-i", cfg.LocalInterfacePrefix + "+"}, comment, fam)}
+	}
+	var rules [][]string
+	for _, c := range clusterCIDRs(cfg.LocalCIDRs, fam) {
+		rules = append(rules, mapMark([]string{"-s", c.String()}, comment, fam))
+	}
+	return rules
 }
 
 // OutputChain checks the node's own traffic to LoadBalancer IPs; mangle
@@ -125,6 +179,7 @@ const MasqueradeMark = "0x1000"
 func preroutingRules(cfg Config, fam Family) [][]string {
 	mark := []string{"MARK", "--set-xmark", MasqueradeMark + "/" + MasqueradeMark}
 	rules := [][]string{
+		shortCircuitPass(fam, "ipvs-proxy: short-circuited in-cluster traffic keeps its mark alone"),
 		rule(nil, "ipvs-proxy: mark connections to externalTrafficPolicy Local virtual servers",
 			[]string{"-m", "set", "--match-set", KeepSourceSet(fam), "dst,dst"}, "MARK", "--set-xmark", KeepSourceMark+"/"+KeepSourceMark),
 		// A NodePort (or an externalIP that is a node address) is on a

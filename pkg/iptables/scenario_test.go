@@ -83,7 +83,7 @@ func syncCases(fam Family) []syncCase {
 		name:               "Desired rules",
 		rs:                 Desired(Config{LocalCIDRs: prefixes("10.244.0.0/16", "fd00:10:244::/56")}, fam),
 		needsIPVS:          true,
-		wantWrites:         21, // 4 chains, 4+4+4+1 rules, 4 jumps
+		wantWrites:         27, // 5 chains, 5+2+1+4+5 rules, 5 jumps
 		wantAll:            Desired(Config{LocalCIDRs: prefixes("10.244.0.0/16", "fd00:10:244::/56")}, fam).String(),
 		wantAllAfterDelete: "",
 	}, {

@@ -80,3 +80,16 @@ func SourceRangesSet(fam Family) string {
 	}
 	return "IPVS-PROXY-SOURCE-RANGES"
 }
+
+// ShortCircuitSet holds (address, proto:port) of the externalTrafficPolicy
+// Local external virtual servers (externalIPs, LoadBalancer IPs, node
+// ports), each with the firewall mark of its Service port's cluster-wide
+// virtual server: type hash:ip,port with skbinfo. Traffic from this node
+// and its pods gets the mark, so IPVS sends it to every endpoint, as
+// kube-proxy's iptables mode does (kubernetes#77523).
+func ShortCircuitSet(fam Family) string {
+	if fam == IPv6 {
+		return "IPVS-PROXY-SHORT-CIRCUIT6"
+	}
+	return "IPVS-PROXY-SHORT-CIRCUIT"
+}
