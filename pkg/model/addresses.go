@@ -166,10 +166,12 @@ func sortedRanges(ms []RangeMember) []RangeMember {
 // addresses first and then in key order, with a problem that says so.
 func (b *Builder) capped(st ServiceState) ServiceState {
 	max := b.opts.MaxVirtualServers
-	if max <= 0 || len(st.Entries) <= max {
+	// A firewall-mark virtual server is not counted: one per port and
+	// family at most, it goes when the addresses that lead to it go.
+	order := slices.DeleteFunc(slices.Clone(st.Entries), func(e Entry) bool { return e.FWMark != 0 })
+	if max <= 0 || len(order) <= max {
 		return st
 	}
-	order := slices.Clone(st.Entries)
 	slices.SortStableFunc(order, func(x, y Entry) int {
 		if x.Chosen != y.Chosen {
 			if x.Chosen {
@@ -186,6 +188,6 @@ func (b *Builder) capped(st ServiceState) ServiceState {
 	out := st.Without(drop)
 	out.Problems = append(slices.Clone(st.Problems), fmt.Sprintf(
 		"the Service wants %d virtual servers, more than the cap of %d per Service; %d skipped (externalIPs and LoadBalancer IPs first)",
-		len(st.Entries), max, len(drop)))
+		len(order), max, len(drop)))
 	return out
 }

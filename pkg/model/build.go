@@ -103,6 +103,22 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 				st.Firewall = append(st.Firewall, m)
 				st.SourceRanges = append(st.SourceRanges, b.allowed(m, ranges)...)
 			}
+			if local && external {
+				// In-cluster clients get what a clusterIP gives them.
+				mark := ShortCircuitMark(owner, addr.Is6())
+				st.ShortCircuit = append(st.ShortCircuit, MarkMember{SetMember: m, Mark: mark})
+				internal := eps.cluster
+				if internalLocal {
+					internal = eps.local
+				}
+				st.Entries = append(st.Entries, Entry{Owner: owner, VirtualServer: ipvs.VirtualServer{
+					Service: ipvs.Service{
+						ServiceKey: ipvs.FWMarkKey(mark, addr.Is6()),
+						Scheduler:  sched, SchedFlags: schedFlags, Persistent: persistent, Timeout: timeout,
+					},
+					Destinations: internal,
+				}})
+			}
 			st.Entries = append(st.Entries, Entry{Owner: owner, Chosen: chosen, VirtualServer: ipvs.VirtualServer{
 				Service: ipvs.Service{
 					ServiceKey: ipvs.ServiceKey{Addr: addr, Proto: proto, Port: uint16(port)},
@@ -161,6 +177,8 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 	st.NoLocalEndpoints = sortedMembers(st.NoLocalEndpoints)
 	st.Firewall = sortedMembers(st.Firewall)
 	st.SourceRanges = sortedRanges(st.SourceRanges)
+	slices.SortFunc(st.ShortCircuit, func(a, b MarkMember) int { return compareMembers(a.SetMember, b.SetMember) })
+	st.ShortCircuit = slices.Compact(st.ShortCircuit)
 	st.HealthCheck = healthCheck(svc, in.Slices, b.opts.NodeName)
 	slices.SortFunc(st.VIPs, netip.Addr.Compare)
 	st.VIPs = slices.Compact(st.VIPs)

@@ -43,6 +43,9 @@ func (s ServiceState) Dump() string {
 	for _, m := range s.SourceRanges {
 		fmt.Fprintf(&b, "source-range %s\n", m)
 	}
+	for _, m := range s.ShortCircuit {
+		fmt.Fprintf(&b, "short-circuit %s\n", m)
+	}
 	if h := s.HealthCheck; h != nil {
 		fmt.Fprintf(&b, "health-check-node-port %d local-endpoints %d\n", h.NodePort, h.LocalEndpoints)
 	}

@@ -79,8 +79,30 @@ func checkState(t *testing.T, opts Options, in ServiceInput, st ServiceState) {
 		nodeIPs[ip.Unmap()] = true
 	}
 	entryAddrs := map[netip.Addr]bool{}
+	marks := map[ipvs.ServiceKey]bool{}
+	for _, m := range st.ShortCircuit {
+		marks[ipvs.FWMarkKey(m.Mark, m.Addr.Is6())] = true
+		if !ipvs.OwnedMark(m.Mark, m.Addr.Is6()) {
+			t.Errorf("short-circuit %s: a mark ipvs-proxy does not own", m)
+		}
+	}
+	defer func() {
+		for k := range marks {
+			t.Errorf("short-circuit mark %s without its virtual server", k)
+		}
+	}()
 	for i, e := range st.Entries {
 		k := e.ServiceKey
+		if k.FWMark != 0 {
+			// Only with an address that leads to it, and named as an
+			// IPVS firewall-mark service is: the family's unspecified
+			// address, no protocol or port.
+			if !marks[k] || k != ipvs.FWMarkKey(k.FWMark, k.Addr.Is6()) {
+				t.Errorf("entry %s: a firewall-mark virtual server no short-circuit member names", k)
+			}
+			delete(marks, k)
+			continue
+		}
 		entryAddrs[k.Addr] = true
 		if !validAddr(k.Addr) {
 			t.Errorf("entry %s: invalid virtual address %q", k, k.Addr)

@@ -113,6 +113,12 @@ type ServiceState struct {
 	// SourceRanges are the (LoadBalancer virtual server, source CIDR) pairs
 	// that Firewall lets through.
 	SourceRanges []RangeMember
+	// ShortCircuit are the externalTrafficPolicy Local external virtual
+	// servers, each with the firewall mark of a virtual server that holds
+	// its Service port's cluster-wide endpoints (see ShortCircuitMark):
+	// traffic from this node and its pods gets the mark, and so every
+	// endpoint, as kube-proxy's iptables mode does for in-cluster clients.
+	ShortCircuit []MarkMember
 	// NoLocal counts the Service's ports whose Local traffic policy finds
 	// endpoints in the cluster but none on this node, by policy.
 	NoLocal NoLocalCounts
@@ -161,6 +167,15 @@ func (m SetMember) String() string {
 func (m SetMember) Key() ipvs.ServiceKey {
 	return ipvs.ServiceKey{Addr: m.Addr, Proto: m.Proto, Port: m.Port}
 }
+
+// MarkMember is a virtual server and the packet mark its in-cluster
+// traffic gets.
+type MarkMember struct {
+	SetMember
+	Mark uint32
+}
+
+func (m MarkMember) String() string { return fmt.Sprintf("%s skbmark 0x%x", m.SetMember, m.Mark) }
 
 // RangeMember is a source CIDR allowed to reach a LoadBalancer virtual server.
 type RangeMember struct {

@@ -75,6 +75,8 @@ set IPVS-PROXY-NO-LOCAL-ENDPOINTS6 hash:ip,port family inet6
 set IPVS-PROXY-SERVICE-PORTS hash:ip,port family inet
   10.96.0.10,udp:53
 set IPVS-PROXY-SERVICE-PORTS6 hash:ip,port family inet6
+set IPVS-PROXY-SHORT-CIRCUIT hash:ip,port family inet skbinfo
+set IPVS-PROXY-SHORT-CIRCUIT6 hash:ip,port family inet6 skbinfo
 set IPVS-PROXY-SOURCE-RANGES hash:ip,port,net family inet
 set IPVS-PROXY-SOURCE-RANGES6 hash:ip,port,net family inet6
 set IPVS-PROXY-VIPS hash:ip family inet

@@ -107,6 +107,9 @@ func (p *Proxier) SetZone(zone string) { p.opts.Zone = zone }
 
 // owns reports whether a virtual server in the kernel is ipvs-proxy's.
 func (p *Proxier) owns(k ipvs.ServiceKey) bool {
+	if k.FWMark != 0 {
+		return true // the kernel's list holds only ipvs-proxy's marks (ipvs.OwnedMark)
+	}
 	for _, x := range p.Exclude {
 		if x.Contains(k.Addr) {
 			return false
@@ -121,7 +124,7 @@ func (p *Proxier) owns(k ipvs.ServiceKey) bool {
 // such a key, so ipvs-proxy never rewrites or deletes another tool's
 // virtual server, even one on an address a Service names.
 func (p *Proxier) foreign(k ipvs.ServiceKey) bool {
-	return !p.linkAddrs[k.Addr] && !p.owned.Has(k)
+	return k.FWMark == 0 && !p.linkAddrs[k.Addr] && !p.owned.Has(k)
 }
 
 // SyncAll lists everything the kernel holds, rebuilds every Service and
@@ -442,7 +445,7 @@ func (p *Proxier) apply(plan reconcile.Plan, all map[ipvs.ServiceKey]ipvs.Virtua
 // which are the node's own) to the ownership record; false if it could not
 // be saved.
 func (p *Proxier) recordAhead(adds []ipvs.ServiceKey, res *Result) bool {
-	adds = slices.DeleteFunc(slices.Clone(adds), func(k ipvs.ServiceKey) bool { return p.onLink(k.Addr) || p.owned.Has(k) })
+	adds = slices.DeleteFunc(slices.Clone(adds), func(k ipvs.ServiceKey) bool { return p.selfEvident(k) || p.owned.Has(k) })
 	if len(adds) == 0 {
 		return true // the usual case: ClusterIPs, or keys recorded before
 	}
@@ -477,7 +480,7 @@ func (p *Proxier) recordAfter(all map[ipvs.ServiceKey]ipvs.VirtualServer, delete
 	after := map[ipvs.ServiceKey]bool{}
 	if all != nil {
 		for k := range all {
-			if !p.onLink(k.Addr) {
+			if !p.selfEvident(k) {
 				after[k] = true
 			}
 		}
@@ -494,6 +497,11 @@ func (p *Proxier) recordAfter(all map[ipvs.ServiceKey]ipvs.VirtualServer, delete
 		res.Errors = append(res.Errors, err)
 	}
 }
+
+// selfEvident reports whether a virtual server is ipvs-proxy's without the
+// ownership record: its address is on the dummy interface, or its mark is
+// one of ipvs-proxy's.
+func (p *Proxier) selfEvident(k ipvs.ServiceKey) bool { return k.FWMark != 0 || p.onLink(k.Addr) }
 
 // onLink reports whether an address is one the dummy interface holds or
 // is about to hold.

@@ -80,6 +80,7 @@ func guard(specs ...string) string {
 		out += "  " + p + "\n"
 	}
 	out += "set IPVS-PROXY-SERVICE-PORTS6 hash:ip,port family inet6\n" +
+		"set IPVS-PROXY-SHORT-CIRCUIT hash:ip,port family inet skbinfo\nset IPVS-PROXY-SHORT-CIRCUIT6 hash:ip,port family inet6 skbinfo\n" +
 		"set IPVS-PROXY-SOURCE-RANGES hash:ip,port,net family inet\nset IPVS-PROXY-SOURCE-RANGES6 hash:ip,port,net family inet6\n" +
 		"set IPVS-PROXY-VIPS hash:ip family inet\n"
 	for _, v := range vips {

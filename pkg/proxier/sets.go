@@ -32,6 +32,8 @@ var ownedSets = []ipset.Set{
 	{Name: iptables.FirewallSet(iptables.IPv6), Type: ipset.HashIPPort, IPv6: true},
 	{Name: iptables.SourceRangesSet(iptables.IPv4), Type: ipset.HashIPPortNet},
 	{Name: iptables.SourceRangesSet(iptables.IPv6), Type: ipset.HashIPPortNet, IPv6: true},
+	{Name: iptables.ShortCircuitSet(iptables.IPv4), Type: ipset.HashIPPort, SkbInfo: true},
+	{Name: iptables.ShortCircuitSet(iptables.IPv6), Type: ipset.HashIPPort, IPv6: true, SkbInfo: true},
 }
 
 // OwnedSets are the sets the proxier keeps, for cleanup.
@@ -64,6 +66,11 @@ func membersOf(st model.ServiceState) iter.Seq[member] {
 		}
 		for _, m := range st.SourceRanges {
 			if !yield(member{iptables.SourceRangesSet(family(m.SetMember)), ipset.Entry{IP: m.Addr, Proto: proto(m.SetMember), Port: m.Port, Net: m.Source}}) {
+				return
+			}
+		}
+		for _, m := range st.ShortCircuit {
+			if !yield(member{iptables.ShortCircuitSet(family(m.SetMember)), ipset.Entry{IP: m.Addr, Proto: proto(m.SetMember), Port: m.Port, Mark: m.Mark}}) {
 				return
 			}
 		}
@@ -163,11 +170,20 @@ func (p *Proxier) syncAllSets(res *Result, have map[string][]ipset.Entry, writte
 // in the last index update.
 func (p *Proxier) writeMembers(res *Result) {
 	add, del := p.idx.memberWrites()
+	// A marked member that changes its mark is one kernel member: delete
+	// the old one first, or the delete would take the new one with it.
+	for _, m := range del {
+		if m.entry.Mark != 0 {
+			p.setWrite(res, p.sets.Del(m.set, m.entry), &res.Counts.SetMembersDeleted)
+		}
+	}
 	for _, m := range add {
 		p.setWrite(res, p.sets.Add(m.set, m.entry), &res.Counts.SetMembersAdded)
 	}
 	for _, m := range del {
-		p.setWrite(res, p.sets.Del(m.set, m.entry), &res.Counts.SetMembersDeleted)
+		if m.entry.Mark == 0 {
+			p.setWrite(res, p.sets.Del(m.set, m.entry), &res.Counts.SetMembersDeleted)
+		}
 	}
 }
 
