@@ -9,7 +9,7 @@ import (
 )
 
 // Cleanup removes what ipvs-proxy owns: virtual servers on the dummy link's
-// addresses or in the record, then the link. Nothing else is touched; in
+// addresses, in the record or with ipvs-proxy's marks, then the link. Nothing else is touched; in
 // particular there is no flush.
 func Cleanup(kipvs ipvs.Interface, link netif.Interface, owned *Owned) (removed []string, errs []error) {
 	addrs, err := link.Addresses()
@@ -26,7 +26,7 @@ func Cleanup(kipvs ipvs.Interface, link netif.Interface, owned *Owned) (removed 
 	}
 	var ops []ipvs.Op
 	for _, vs := range all {
-		if onLink[vs.Addr] || owned.Has(vs.ServiceKey) {
+		if onLink[vs.Addr] || owned.Has(vs.ServiceKey) || vs.FWMark != 0 { // List reads only our marks
 			ops = append(ops, ipvs.Op{Kind: ipvs.OpDeleteService, Service: ipvs.Service{ServiceKey: vs.ServiceKey}})
 		}
 	}
