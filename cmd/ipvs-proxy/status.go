@@ -108,7 +108,9 @@ func runStatus(ctx context.Context, f statusFlags) error {
 			if in.Service.Namespace+"/"+in.Service.Name == f.service {
 				fmt.Println()
 				fmt.Print(status.Explain(builder.Explain(in)))
-				fmt.Print(status.SourceRanges(builder.Service(in)))
+				st := builder.Service(in)
+				fmt.Print(status.SourceRanges(st))
+				fmt.Print(status.ShortCircuit(st))
 			}
 		}
 	}

@@ -63,6 +63,20 @@ func SourceRanges(st model.ServiceState) string {
 	return b.String()
 }
 
+// ShortCircuit says which firewall-mark virtual server serves in-cluster
+// clients of each externalTrafficPolicy Local address; "" when none.
+func ShortCircuit(st model.ServiceState) string {
+	if len(st.ShortCircuit) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("externalTrafficPolicy Local: this node's pods and the node itself reach every endpoint through these addresses, by the firewall-mark virtual server named:\n")
+	for _, m := range st.ShortCircuit {
+		fmt.Fprintf(&b, "  %s %s -> %s\n", m.Proto, netip.AddrPortFrom(m.Addr, m.Port), ipvs.FWMarkKey(m.Mark, m.Addr.Is6()))
+	}
+	return b.String()
+}
+
 // Text is the ipvsadm -Ln layout; labels may be nil (API unreachable).
 func Text(vss []ipvs.VirtualServer, labels Labels, counters bool) string {
 	var label func(ipvs.ServiceKey) string
@@ -79,6 +93,7 @@ type jsonServer struct {
 	Scheduler   string     `json:"scheduler"`
 	Persistent  bool       `json:"persistent"`
 	Timeout     uint32     `json:"timeout,omitempty"`
+	FWMark      uint32     `json:"fwmark,omitempty"`
 	Service     string     `json:"service,omitempty"`
 	RealServers []jsonReal `json:"realServers"`
 }
@@ -97,7 +112,7 @@ func JSON(vss []ipvs.VirtualServer, labels Labels) (string, error) {
 	out := []jsonServer{}
 	for _, vs := range ipvs.Sorted(vss) {
 		s := jsonServer{Protocol: string(vs.Proto), Address: vs.Addr.String(), Port: vs.Port, Scheduler: vs.Scheduler,
-			Persistent: vs.Persistent, Timeout: vs.Timeout, Service: labels[vs.ServiceKey], RealServers: []jsonReal{}}
+			Persistent: vs.Persistent, Timeout: vs.Timeout, FWMark: vs.FWMark, Service: labels[vs.ServiceKey], RealServers: []jsonReal{}}
 		for _, d := range vs.Destinations {
 			s.RealServers = append(s.RealServers, jsonReal{Address: d.Addr.String(), Port: d.Port, Forward: "Masq", Weight: d.Weight,
 				ActiveConns: d.ActiveConns, InactiveConns: d.InactiveConns})

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
@@ -53,4 +55,8 @@ func TestGuestShortCircuit(t *testing.T) {
 		askOK(t, "the node on "+addr, "", "tcp", addr, "", 2, "pod-b")
 	}
 	askDenied(t, "external client on the node port", "ext", "tcp", hostPort("192.168.100.1", svc.Spec.Ports[0].NodePort), "")
+	out := run(t, "status", os.Getenv(envProxyBin), "status", "--kubeconfig", os.Getenv(envKubeconfig), "--hostname-override", nodeName, "--service", w.ns+"/local")
+	if line := fmt.Sprintf("  TCP %s -> FWM %d\n", lb, mark); !strings.Contains(out, line) {
+		t.Errorf("status --service does not name the firewall-mark virtual server (%q):\n%s", line, out)
+	}
 }
