@@ -1,7 +1,10 @@
 package proxier
 
 import (
+	"strings"
+
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/reconcile"
 )
@@ -11,13 +14,29 @@ import (
 // virtual servers it deletes (current holds what they had). TCP needs
 // nothing: its real servers drain, and a TCP flow to a deleted one is
 // reset by the kernel rather than kept.
-func staleFlows(plan reconcile.Plan, current map[ipvs.ServiceKey]ipvs.VirtualServer) []conntrack.Flow {
+//
+// A firewall-mark virtual server has no protocol or address of its own:
+// its clients' flows are to the addresses via names (the short-circuit
+// set's members with its mark).
+func staleFlows(plan reconcile.Plan, current map[ipvs.ServiceKey]ipvs.VirtualServer, via func(mark uint32) []ipvs.ServiceKey) []conntrack.Flow {
 	var out []conntrack.Flow
-	add := func(k ipvs.ServiceKey, d ipvs.Destination) {
+	seen := map[conntrack.Flow]bool{} // an address's flow via its own virtual server and via a mark
+	var add func(k ipvs.ServiceKey, d ipvs.Destination)
+	add = func(k ipvs.ServiceKey, d ipvs.Destination) {
+		if k.FWMark != 0 {
+			for _, a := range via(k.FWMark) {
+				add(a, d)
+			}
+			return
+		}
 		if k.Proto == ipvs.TCP {
 			return
 		}
-		out = append(out, conntrack.Flow{Proto: string(k.Proto), Dst: k.AddrPort(), Backend: d.AddrPort()})
+		f := conntrack.Flow{Proto: string(k.Proto), Dst: k.AddrPort(), Backend: d.AddrPort()}
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
 	}
 	for _, op := range plan.DeleteDestinations {
 		add(op.Key, op.Dest)
@@ -43,4 +62,18 @@ func (p *Proxier) clearFlows(flows []conntrack.Flow, res *Result) {
 	if err != nil {
 		res.Warnings = append(res.Warnings, err)
 	}
+}
+
+// shortCircuitVia returns the addresses whose in-cluster traffic gets mark:
+// the short-circuit set's members the held states want. It walks every
+// member, so it runs only for a plan that deletes real servers of a
+// firewall-mark virtual server.
+func (p *Proxier) shortCircuitVia(mark uint32) []ipvs.ServiceKey {
+	var out []ipvs.ServiceKey
+	for m, n := range p.idx.memberRefs {
+		if n > 0 && m.entry.Mark == mark && (m.set == iptables.ShortCircuitSet(iptables.IPv4) || m.set == iptables.ShortCircuitSet(iptables.IPv6)) {
+			out = append(out, ipvs.ServiceKey{Addr: m.entry.IP, Proto: ipvs.Protocol(strings.ToUpper(m.entry.Proto)), Port: m.entry.Port})
+		}
+	}
+	return out
 }

@@ -2,12 +2,15 @@ package proxier
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/ipvs-proxy/ipvs-proxy/internal/testobj"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -113,5 +116,45 @@ func TestHealthChecksFollowServices(t *testing.T) {
 	res = p.SyncServices(map[types.NamespacedName]*model.ServiceInput{name("lb"): nil})
 	if got := dump(); got != "" || !res.HealthChecksChanged {
 		t.Fatalf("after delete: %q (changed %v), want none", got, res.HealthChecksChanged)
+	}
+}
+
+// An externalTrafficPolicy Local UDP externalIP: when a real server goes,
+// the flows that in-cluster clients sent to the externalIP through the
+// firewall-mark virtual server are cleared with the others.
+func TestStaleShortCircuitFlowsAreCleared(t *testing.T) {
+	dns := svc("dns", "10.96.0.53", func(s *v1.Service) {
+		s.Spec.Ports = []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolUDP, Port: 53}}
+		s.Spec.ExternalIPs = []string{"203.0.113.53"}
+		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+	})
+	// Endpoints on another node: the externalIP's own virtual server has
+	// none, so only the mark leads to their flows.
+	udpSlice := func(addrs ...string) model.ServiceInput {
+		sl := testobj.Slice("ns", "dns-1", "dns", discovery.AddressTypeIPv4, testobj.HTTP(8080), testobj.On("node-b", addrs...)...)
+		udp := v1.ProtocolUDP
+		sl.Ports[0].Protocol = &udp
+		return input(dns, sl)
+	}
+	k := newKernel()
+	p := k.proxier(t, "")
+	ct := conntrack.NewFake()
+	p.Conntrack = ct
+	if res := p.SyncAll([]model.ServiceInput{udpSlice("10.244.1.2", "10.244.2.3")}); len(res.Errors) > 0 {
+		t.Fatal(res.Errors)
+	}
+	if res := p.SyncServices(changes("dns", udpSlice("10.244.1.2"))); len(res.Errors)+len(res.Warnings) > 0 {
+		t.Fatal(res.Errors, res.Warnings)
+	}
+	var got []string
+	for _, call := range ct.Calls {
+		for _, f := range call {
+			got = append(got, f.String()) // in no particular order
+		}
+	}
+	slices.Sort(got)
+	want := "UDP 10.96.0.53:53 -> 10.244.2.3:8080\nUDP 203.0.113.53:53 -> 10.244.2.3:8080"
+	if g := strings.Join(got, "\n"); g != want {
+		t.Errorf("flows deleted:\n%s\nwant:\n%s", g, want)
 	}
 }

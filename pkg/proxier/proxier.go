@@ -220,7 +220,7 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 	vips := reconcile.DiffAddresses(wantAddrs, p.linkAddrs)
 	p.apply(vips, desired, &res)
 	t5 := p.Clock.Now()
-	p.clearFlows(staleFlows(plan, current), &res)
+	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
 	res.Draining = p.trackDrains(plan, p.notWritten(written))
 	p.blame(&res, nil, true)
 	klog.V(3).InfoS("Full sync", "readKernel", t1.Sub(t0), "build", t2.Sub(t1), "virtualServers", t3.Sub(t2),
@@ -379,7 +379,7 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 	plan := reconcile.DiffServers(desired, current, p.drain())
 	plan.Merge(reconcile.DiffAddresses(wantAddrs, haveAddrs))
 	p.apply(plan, nil, &res)
-	p.clearFlows(staleFlows(plan, current), &res)
+	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
 	res.Draining = p.trackDrains(plan, touched)
 	oldStates := make(map[types.NamespacedName]model.ServiceState, len(synced))
 	for _, name := range synced {
