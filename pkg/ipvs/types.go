@@ -32,21 +32,51 @@ type ServiceKey struct {
 }
 
 // FWMarkKey is the key of the firewall-mark virtual server of mark, of the
-// family of v6.
+// family of v6. The kernel keeps no protocol for it; Proto is the one an
+// ipvs-proxy mark names (see OwnedMark), so that draining and conntrack
+// cleanup treat its real servers as those of its Service port.
 func FWMarkKey(mark uint32, v6 bool) ServiceKey {
+	k := ServiceKey{Addr: netip.IPv4Unspecified(), FWMark: mark, Proto: MarkProtocol(mark)}
 	if v6 {
-		return ServiceKey{Addr: netip.IPv6Unspecified(), FWMark: mark}
+		k.Addr = netip.IPv6Unspecified()
 	}
-	return ServiceKey{Addr: netip.IPv4Unspecified(), FWMark: mark}
+	return k
 }
 
-// OwnedMark reports whether a firewall mark is one ipvs-proxy gives its
+// markProtocols are the protocols of bits 28-29 of an ipvs-proxy mark.
+var markProtocols = [...]Protocol{TCP, UDP, SCTP}
+
+// MarkProtocol is the protocol an ipvs-proxy mark names; "" for any other.
+func MarkProtocol(mark uint32) Protocol {
+	if i := mark >> 28 & 3; mark&0x8000f000 == 0x80000000 && int(i) < len(markProtocols) {
+		return markProtocols[i]
+	}
+	return ""
+}
+
+// OwnedMarkBits is the form of the firewall marks ipvs-proxy gives its
 // virtual servers (model.ShortCircuitMark): bit 31 set, bit 30 for IPv6,
-// and the bits of the packet marks its own and kube-proxy's iptables rules
-// set (0xf000) clear. The kernel's other firewall-mark virtual servers are
-// never read, changed or deleted.
+// bits 28-29 the protocol (TCP, UDP, SCTP), the bits of the packet marks
+// its own and kube-proxy's iptables rules set (0xf000) clear, and the
+// rest, 24 bits, a hash.
+func OwnedMarkBits(proto Protocol, v6 bool, hash uint32) uint32 {
+	m := 0x80000000 | hash&0x0fff0fff
+	if v6 {
+		m |= 0x40000000
+	}
+	for i, p := range markProtocols {
+		if p == proto {
+			m |= uint32(i) << 28
+		}
+	}
+	return m
+}
+
+// OwnedMark reports whether a firewall mark is of ipvs-proxy's form (see
+// OwnedMarkBits) and family. The kernel's other firewall-mark virtual
+// servers are never read, changed or deleted.
 func OwnedMark(mark uint32, v6 bool) bool {
-	return mark&0x8000f000 == 0x80000000 && (mark&0x40000000 != 0) == v6
+	return MarkProtocol(mark) != "" && (mark&0x40000000 != 0) == v6
 }
 
 func (k ServiceKey) String() string {

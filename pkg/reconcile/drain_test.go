@@ -92,3 +92,18 @@ delete real server 10.244.2.2:53 from UDP 10.96.0.10:53
 		})
 	}
 }
+
+// A firewall-mark virtual server drains as its mark's protocol says: the
+// kernel keeps no protocol for it, ipvs-proxy's mark does.
+func TestDrainFirewallMark(t *testing.T) {
+	busy := ipvs.Destination{Addr: dest("10.244.2.2:8080").Addr, Port: 8080, Weight: 1, ActiveConns: 1}
+	for _, tc := range []struct {
+		proto ipvs.Protocol
+		want  leaving
+	}{{ipvs.TCP, startDraining}, {ipvs.UDP, deleteNow}, {ipvs.SCTP, deleteNow}} {
+		key := ipvs.FWMarkKey(ipvs.OwnedMarkBits(tc.proto, false, 0x123), false)
+		if got := (&Drain{}).leave(key, busy); got != tc.want {
+			t.Errorf("%s (%s): %v, want %v", key, tc.proto, got, tc.want)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,7 +37,7 @@ func TestGuestShortCircuit(t *testing.T) {
 	w.waitFirstSync()
 	lb := hostPort(lbIP, 80)
 	nodePort := hostPort("10.0.2.15", svc.Spec.Ports[0].NodePort)
-	mark := model.ShortCircuitMark(model.PortName{NamespacedName: types.NamespacedName{Namespace: w.ns, Name: "local"}, Port: "tcp"}, false)
+	mark := model.ShortCircuitMark(model.PortName{NamespacedName: types.NamespacedName{Namespace: w.ns, Name: "local"}, Port: "tcp"}, ipvs.TCP, false)
 	waitIPVS(t, "TCP "+lb+" lc", []string{}...)
 	waitIPVS(t, "TCP "+nodePort+" lc", []string{}...)
 	waitIPVS(t, fmt.Sprintf("FWM %d lc", mark), rs("pod-b"))
