@@ -196,7 +196,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 
 	clk := clock.RealClock{}
 	health := healthz.New(clk, o.SyncPeriod)
-	m := metrics.New()
+	m := metrics.New(metricFamilies(rules, append(slices.Clone(o.ClusterCIDRs), o.ServiceCIDRs...))...)
 	health.OnServe(m.ProbeServed)
 	if err := serve(ctx, "healthz", o.HealthzBindAddress, health.Handler(), o.BindAddressHardFail); err != nil {
 		return err
@@ -410,6 +410,32 @@ func newClient(kubeconfig, master string, qps float32, burst int32) (*kubeclient
 	// lists, so the defaults are higher than kube-proxy's 5 and 10.
 	cfg.QPS, cfg.Burst = cmp.Or(qps, 50), int(cmp.Or(burst, 100))
 	return kubeclient.New(cfg)
+}
+
+// metricFamilies are the ip_family label values: the families kube-proxy
+// would run a proxier for. IPv4 always; IPv6 when the node has ip6tables
+// and the cluster is IPv6 too: an IPv6 cluster or Service CIDR, or, with
+// none given, a global IPv6 address on the host. (Most IPv4 nodes have
+// ip6tables; a second family there would double every sum over ip_family
+// against kube-proxy's.)
+func metricFamilies(rules []daemon.RuleSync, cidrs []netip.Prefix) []string {
+	out := []string{"IPv4"}
+	if !slices.ContainsFunc(rules, func(r daemon.RuleSync) bool { return r.Rules.Family == iptables.IPv6 }) {
+		return out
+	}
+	v6 := slices.ContainsFunc(cidrs, func(p netip.Prefix) bool { return p.Addr().Is6() && !p.Addr().Is4In6() })
+	if len(cidrs) == 0 {
+		addrs, _ := net.InterfaceAddrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && n.IP.To4() == nil && n.IP.IsGlobalUnicast() {
+				v6 = true
+			}
+		}
+	}
+	if v6 {
+		out = append(out, "IPv6")
+	}
+	return out
 }
 
 // iptablesRules returns the rule set of each family the host has iptables

@@ -42,10 +42,10 @@ type Metrics interface {
 	SetPending(services, endpoints int)
 	ServiceSkipped(reason string)
 	SetServicesFailing(n int)
-	SetNoLocalEndpoints(internal, external int)
+	SetNoLocalEndpoints(internal, external [2]int)
 	SetLastQueuedTimestamp(t time.Time)
 	ObserveRuleSync(family string, failed bool)
-	ConntrackDeleted(n int)
+	ObserveConntrack(family string, d time.Duration, deleted int)
 }
 
 // HealthChecks serves the health-check node ports (pkg/healthcheck).

@@ -40,11 +40,11 @@ func (nopMetrics) ServiceChanged()                                        {}
 func (nopMetrics) EndpointsChanged()                                      {}
 func (nopMetrics) SetPending(int, int)                                    {}
 func (nopMetrics) ServiceSkipped(string)                                  {}
-func (nopMetrics) SetNoLocalEndpoints(int, int)                           {}
+func (nopMetrics) SetNoLocalEndpoints([2]int, [2]int)                     {}
 func (nopMetrics) SetServicesFailing(int)                                 {}
 func (nopMetrics) SetLastQueuedTimestamp(time.Time)                       {}
 func (nopMetrics) ObserveRuleSync(string, bool)                           {}
-func (nopMetrics) ConntrackDeleted(int)                                   {}
+func (nopMetrics) ObserveConntrack(string, time.Duration, int)            {}
 
 type health struct {
 	mu       sync.Mutex
@@ -485,13 +485,15 @@ type countingConntrack struct{}
 
 func (countingConntrack) DeleteFlows(flows []conntrack.Flow) (int, error) { return len(flows), nil }
 
-// conntrackMetrics sums ConntrackDeleted.
+// conntrackMetrics sums ObserveConntrack's deletions.
 type conntrackMetrics struct {
 	nopMetrics
 	deleted atomic.Int32
 }
 
-func (m *conntrackMetrics) ConntrackDeleted(n int) { m.deleted.Add(int32(n)) }
+func (m *conntrackMetrics) ObserveConntrack(_ string, _ time.Duration, n int) {
+	m.deleted.Add(int32(n))
+}
 
 // TestConntrackDeletedMetric: the conntrack entries a sync deletes (of a
 // removed UDP real server) reach the metrics.
@@ -531,6 +533,6 @@ func TestConntrackDeletedMetric(t *testing.T) {
 	cancel()
 	<-done
 	if got := m.deleted.Load(); got != 1 {
-		t.Errorf("ConntrackDeleted summed %d, want 1 (the removed real server's flow)", got)
+		t.Errorf("ObserveConntrack summed %d, want 1 (the removed real server's flow)", got)
 	}
 }

@@ -105,7 +105,9 @@ func (d *daemon) sync() {
 	}
 	d.report(inputs, res, full)
 	d.Metrics.ObserveSync(elapsed, full, res.Counts, len(res.Errors))
-	d.Metrics.ConntrackDeleted(res.ConntrackDeleted)
+	for _, r := range res.Conntrack {
+		d.Metrics.ObserveConntrack(r.Family, r.Took, r.Deleted)
+	}
 	pendingSvc, pendingEp := d.changes.Pending()
 	d.Metrics.SetPending(pendingSvc, pendingEp)
 	if !res.Aborted {

@@ -4,17 +4,21 @@
 // written for kube-proxy keep working; what kube-proxy has no name for is
 // prefixed ipvs_proxy_.
 //
-// One difference: kube-proxy labels most of these by ip_family, one proxier
-// per family. Here one sync covers both families, so there is no such label;
-// queries that sum over it, as dashboards usually do, read the same. The
-// iptables failures are per family here too (each family's rules are their
-// own write), so they keep the label.
+// kube-proxy labels most of these by ip_family, one proxier per family.
+// Here one sync covers both families: a sync's duration, timestamp and
+// programming latency are recorded under each family the node serves (the
+// families New is given), as kube-proxy's two proxiers would each record
+// theirs, so queries that filter on ip_family, or sum over it, read as
+// they do for kube-proxy. Counts that belong to one family (Service ports
+// without local endpoints, conntrack entries, iptables failures) are
+// counted under that family alone.
 package metrics
 
 import (
 	"net/http"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,12 +35,16 @@ type Metrics struct {
 	reg *prometheus.Registry
 	now func() time.Time // time.Now; tests fix it
 
-	syncDuration        prometheus.Histogram
-	syncFullDuration    prometheus.Histogram
-	syncPartialDuration prometheus.Histogram
-	lastSync            prometheus.Gauge
-	lastQueued          prometheus.Gauge
-	programming         prometheus.Histogram
+	// families are the ip_family label values of this node: "IPv4",
+	// "IPv6" or both.
+	families []string
+
+	syncDuration        *prometheus.HistogramVec
+	syncFullDuration    *prometheus.HistogramVec
+	syncPartialDuration *prometheus.HistogramVec
+	lastSync            *prometheus.GaugeVec
+	lastQueued          *prometheus.GaugeVec
+	programming         *prometheus.HistogramVec
 	serviceChanges      prometheus.Counter
 	endpointChanges     prometheus.Counter
 	servicesPending     prometheus.Gauge
@@ -49,10 +57,11 @@ type Metrics struct {
 	skipped    *prometheus.CounterVec
 	failing    prometheus.Gauge
 
-	ruleFailures     *prometheus.CounterVec
-	buildInfo        *prometheus.GaugeVec
-	conntrackDeleted prometheus.Counter
-	noLocal          *prometheus.GaugeVec
+	ruleFailures      *prometheus.CounterVec
+	buildInfo         *prometheus.GaugeVec
+	conntrackDeleted  *prometheus.CounterVec
+	conntrackDuration *prometheus.HistogramVec
+	noLocal           *prometheus.GaugeVec
 }
 
 // syncBuckets are kube-proxy's for every sync duration: 1ms to about 16s.
@@ -77,40 +86,46 @@ func concat(lists ...[]float64) []float64 {
 
 // New makes the metrics and registers them, with the Go runtime's and the
 // process's own metrics, which kube-proxy's dashboards also chart (CPU,
-// memory, goroutines).
-func New() *Metrics {
+// memory, goroutines). families are the node's ip_family values ("IPv4",
+// "IPv6"); none means IPv4.
+func New(families ...string) *Metrics {
+	if len(families) == 0 {
+		families = []string{"IPv4"}
+	}
+	fam := []string{"ip_family"}
 	m := &Metrics{
-		reg: prometheus.NewRegistry(),
-		now: time.Now,
+		reg:      prometheus.NewRegistry(),
+		now:      time.Now,
+		families: families,
 
-		syncDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+		syncDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kubeproxy_sync_proxy_rules_duration_seconds",
 			Help:    "SyncProxyRules latency in seconds",
 			Buckets: syncBuckets,
-		}),
-		syncFullDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+		}, fam),
+		syncFullDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kubeproxy_sync_full_proxy_rules_duration_seconds",
 			Help:    "SyncProxyRules latency in seconds for full resyncs",
 			Buckets: syncBuckets,
-		}),
-		syncPartialDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+		}, fam),
+		syncPartialDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kubeproxy_sync_partial_proxy_rules_duration_seconds",
 			Help:    "SyncProxyRules latency in seconds for partial resyncs",
 			Buckets: syncBuckets,
-		}),
-		lastSync: prometheus.NewGauge(prometheus.GaugeOpts{
+		}, fam),
+		lastSync: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
 			Help: "The last time proxy rules were successfully synced",
-		}),
-		lastQueued: prometheus.NewGauge(prometheus.GaugeOpts{
+		}, fam),
+		lastQueued: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
 			Help: "The last time a sync of proxy rules was queued",
-		}),
-		programming: prometheus.NewHistogram(prometheus.HistogramOpts{
+		}, fam),
+		programming: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kubeproxy_network_programming_duration_seconds",
 			Help:    "In Cluster Network Programming Latency in seconds",
 			Buckets: programmingBuckets,
-		}),
+		}, fam),
 		serviceChanges: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "kubeproxy_sync_proxy_rules_service_changes_total",
 			Help: "Cumulative proxy rules Service changes",
@@ -151,7 +166,7 @@ func New() *Metrics {
 		noLocal: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kubeproxy_sync_proxy_rules_no_local_endpoints_total",
 			Help: "Number of services with a Local traffic policy and no endpoints",
-		}, []string{"traffic_policy"}),
+		}, []string{"traffic_policy", "ip_family"}),
 		failing: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "ipvs_proxy_services_failing",
 			Help: "Services whose last kernel write failed; each is retried on its own with backoff",
@@ -163,10 +178,15 @@ func New() *Metrics {
 			Name: "kubeproxy_sync_proxy_rules_iptables_restore_failures_total",
 			Help: "Cumulative failures to sync a family's iptables rules",
 		}, []string{"ip_family"}),
-		conntrackDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+		conntrackDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kubeproxy_conntrack_reconciler_deleted_entries_total",
 			Help: "Cumulative conntrack entries deleted after syncs: those of removed UDP and SCTP real servers",
-		}),
+		}, fam),
+		conntrackDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kubeproxy_conntrack_reconciler_sync_duration_seconds",
+			Help:    "Time to delete one family's stale conntrack entries after a sync, in seconds",
+			Buckets: syncBuckets,
+		}, fam),
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kubernetes_build_info",
 			Help: "A metric with a constant '1' value labeled by major, minor, git version, git commit, git tree state, build date, Go version, and compiler from which ipvs-proxy was built, and platform on which it is running.",
@@ -178,7 +198,7 @@ func New() *Metrics {
 		m.serviceChanges, m.endpointChanges, m.servicesPending, m.endpointsPending,
 		m.healthz, m.livez,
 		m.kernelOps, m.syncErrors, m.skipped, m.failing, m.noLocal,
-		m.ruleFailures, m.buildInfo, m.conntrackDeleted,
+		m.ruleFailures, m.buildInfo, m.conntrackDeleted, m.conntrackDuration,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -186,6 +206,14 @@ func New() *Metrics {
 	// counter's first increase is right and a panel is never empty.
 	for _, w := range writes(reconcile.Counts{}) {
 		m.kernelOps.WithLabelValues(w.op, w.object)
+	}
+	for _, f := range families {
+		m.syncDuration.WithLabelValues(f)
+		m.syncFullDuration.WithLabelValues(f)
+		m.syncPartialDuration.WithLabelValues(f)
+		m.programming.WithLabelValues(f)
+		m.conntrackDeleted.WithLabelValues(f)
+		m.conntrackDuration.WithLabelValues(f)
 	}
 	m.buildInfo.WithLabelValues(buildLabels()...).Set(1)
 	return m
@@ -248,11 +276,13 @@ func writes(c reconcile.Counts) []write {
 // failing shows as a stale timestamp beside a rising error count.
 func (m *Metrics) ObserveSync(d time.Duration, full bool, counts reconcile.Counts, errors int) {
 	s := d.Seconds()
-	m.syncDuration.Observe(s)
-	if full {
-		m.syncFullDuration.Observe(s)
-	} else {
-		m.syncPartialDuration.Observe(s)
+	for _, f := range m.families {
+		m.syncDuration.WithLabelValues(f).Observe(s)
+		if full {
+			m.syncFullDuration.WithLabelValues(f).Observe(s)
+		} else {
+			m.syncPartialDuration.WithLabelValues(f).Observe(s)
+		}
 	}
 	for _, w := range writes(counts) {
 		if w.n > 0 {
@@ -263,7 +293,9 @@ func (m *Metrics) ObserveSync(d time.Duration, full bool, counts reconcile.Count
 		m.syncErrors.Add(float64(errors))
 		return
 	}
-	m.lastSync.Set(unixSeconds(m.now()))
+	for _, f := range m.families {
+		m.lastSync.WithLabelValues(f).Set(unixSeconds(m.now()))
+	}
 }
 
 // ObserveNetworkProgramming records the time from a change to Pods or
@@ -274,7 +306,9 @@ func (m *Metrics) ObserveNetworkProgramming(d time.Duration) {
 	if d < 0 {
 		return
 	}
-	m.programming.Observe(d.Seconds())
+	for _, f := range m.families {
+		m.programming.WithLabelValues(f).Observe(d.Seconds())
+	}
 }
 
 // ServiceChanged counts one Service informer event (watch.ServiceEvent); a
@@ -302,8 +336,12 @@ func (m *Metrics) ObserveRuleSync(family string, failed bool) {
 	}
 }
 
-// ConntrackDeleted counts conntrack entries a sync deleted.
-func (m *Metrics) ConntrackDeleted(n int) { m.conntrackDeleted.Add(float64(n)) }
+// ObserveConntrack records one family's conntrack cleanup after a sync
+// ("IPv4" or "IPv6"): how long it took and how many entries it deleted.
+func (m *Metrics) ObserveConntrack(family string, d time.Duration, deleted int) {
+	m.conntrackDuration.WithLabelValues(family).Observe(d.Seconds())
+	m.conntrackDeleted.WithLabelValues(family).Add(float64(deleted))
+}
 
 // SkippedInvalidInput is ServiceSkipped's one reason: the proxier reported
 // problems with the Service's input (proxier.Result.Problems), the same
@@ -321,9 +359,15 @@ func (m *Metrics) ServiceSkipped(reason string) {
 // SetNoLocalEndpoints sets kube-proxy's gauge of Service ports whose
 // Local traffic policy finds no endpoint on this node ("internal" for
 // internalTrafficPolicy, "external" for externalTrafficPolicy).
-func (m *Metrics) SetNoLocalEndpoints(internal, external int) {
-	m.noLocal.WithLabelValues("internal").Set(float64(internal))
-	m.noLocal.WithLabelValues("external").Set(float64(external))
+// Counts are by family, index 0 IPv4 and 1 IPv6; only the node's families
+// are set.
+func (m *Metrics) SetNoLocalEndpoints(internal, external [2]int) {
+	for i, f := range []string{"IPv4", "IPv6"} {
+		if slices.Contains(m.families, f) {
+			m.noLocal.WithLabelValues("internal", f).Set(float64(internal[i]))
+			m.noLocal.WithLabelValues("external", f).Set(float64(external[i]))
+		}
+	}
 }
 
 // SetServicesFailing sets how many Services' writes are failing.
@@ -332,7 +376,9 @@ func (m *Metrics) SetServicesFailing(n int) { m.failing.Set(float64(n)) }
 // SetLastQueuedTimestamp records when a sync was last asked for; far ahead
 // of the last sync's timestamp, it means the sync loop is stuck.
 func (m *Metrics) SetLastQueuedTimestamp(t time.Time) {
-	m.lastQueued.Set(unixSeconds(t))
+	for _, f := range m.families {
+		m.lastQueued.WithLabelValues(f).Set(unixSeconds(t))
+	}
 }
 
 // ProbeServed counts an answer of the health server, under kube-proxy's

@@ -43,6 +43,8 @@ var ours = []string{
 	"ipvs_proxy_services_skipped_total",
 	"kubeproxy_sync_proxy_rules_iptables_restore_failures_total",
 	"kubeproxy_conntrack_reconciler_deleted_entries_total",
+	"kubeproxy_conntrack_reconciler_sync_duration_seconds",
+	"kubeproxy_sync_proxy_rules_no_local_endpoints_total",
 }
 
 // TestExposition records observations and compares the registry's text
@@ -50,11 +52,25 @@ var ours = []string{
 // read the diff.
 func TestExposition(t *testing.T) {
 	cases := []struct {
-		name string
-		do   func(m *Metrics)
+		name     string
+		families []string
+		do       func(m *Metrics)
 	}{{
 		name: "fresh",
 		do:   func(*Metrics) {},
+	}, {
+		// A dual-stack node: each sync is recorded under both families,
+		// as kube-proxy's two proxiers each record theirs.
+		name:     "dual-stack",
+		families: []string{"IPv4", "IPv6"},
+		do: func(m *Metrics) {
+			m.now = func() time.Time { return epoch }
+			m.ObserveSync(3*time.Millisecond, true, reconcile.Counts{}, 0)
+			m.SetLastQueuedTimestamp(epoch)
+			m.ObserveNetworkProgramming(time.Second)
+			m.SetNoLocalEndpoints([2]int{2, 1}, [2]int{1, 0})
+			m.ObserveConntrack("IPv6", time.Millisecond, 2)
+		},
 	}, {
 		name: "syncs",
 		do: func(m *Metrics) {
@@ -80,8 +96,9 @@ func TestExposition(t *testing.T) {
 			m.ObserveRuleSync("IPv4", false)
 			m.ObserveRuleSync("IPv6", true)
 			m.ObserveRuleSync("IPv6", true)
-			m.ConntrackDeleted(3)
-			m.ConntrackDeleted(0)
+			m.ObserveConntrack("IPv4", 2*time.Millisecond, 3)
+			m.ObserveConntrack("IPv4", 40*time.Millisecond, 0)
+			m.SetNoLocalEndpoints([2]int{2, 1}, [2]int{1, 0})
 		},
 	}, {
 		name: "changes",
@@ -115,7 +132,7 @@ func TestExposition(t *testing.T) {
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			m := New()
+			m := New(tc.families...)
 			tc.do(m)
 			golden := filepath.Join("testdata", tc.name+".prom")
 			if *update {

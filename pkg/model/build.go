@@ -145,15 +145,17 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 				}
 			}
 		}
-		// kube-proxy's no_local_endpoints metric: a Local policy on a port
-		// that has endpoints in the cluster but none on this node.
-		if len(clusterIPs) > 0 {
-			if eps := endpointsOf(clusterIPs[0]); len(eps.cluster) > 0 && len(eps.local) == 0 {
+		// kube-proxy's no_local_endpoints metric, per family as its
+		// proxier for each family counts: a Local policy on a port that
+		// has endpoints in the cluster but none on this node.
+		for _, ip := range clusterIPs {
+			if eps := endpointsOf(ip); len(eps.cluster) > 0 && len(eps.local) == 0 {
+				f := familyIndex(ip)
 				if internalLocal {
-					st.NoLocal.Internal++
+					st.NoLocal.Internal[f]++
 				}
 				if externalLocal && (nodePort || len(chosen) > 0) {
-					st.NoLocal.External++
+					st.NoLocal.External[f]++
 				}
 			}
 		}

@@ -112,10 +112,10 @@ func TestNoLocalCounts(t *testing.T) {
 		eps  []ep
 		want NoLocalCounts
 	}{
-		{"internal Local, remote endpoints only", service("web", itp), remote, NoLocalCounts{Internal: 1}},
+		{"internal Local, remote endpoints only", service("web", itp), remote, NoLocalCounts{Internal: [2]int{1, 0}}},
 		{"internal Local, a local endpoint", service("web", itp), local, NoLocalCounts{}},
 		{"internal Local, no endpoints at all", service("web", itp), nil, NoLocalCounts{}},
-		{"external Local NodePort, remote endpoints only", service("web", etp, nodePort), remote, NoLocalCounts{External: 1}},
+		{"external Local NodePort, remote endpoints only", service("web", etp, nodePort), remote, NoLocalCounts{External: [2]int{1, 0}}},
 		{"external Local without a NodePort or external address", service("web", etp), remote, NoLocalCounts{}},
 		{"Cluster policies", service("web", nodePort), remote, NoLocalCounts{}},
 	} {

@@ -132,8 +132,25 @@ type ServiceState struct {
 	Precedence Precedence
 }
 
-// NoLocalCounts are ports with a Local policy and no local endpoint.
-type NoLocalCounts struct{ Internal, External int }
+// NoLocalCounts are ports with a Local policy and no local endpoint, by
+// family: index 0 IPv4, 1 IPv6 (see familyIndex).
+type NoLocalCounts struct{ Internal, External [2]int }
+
+// Add adds by times o's counts to c.
+func (c *NoLocalCounts) Add(o NoLocalCounts, by int) {
+	for f := range c.Internal {
+		c.Internal[f] += by * o.Internal[f]
+		c.External[f] += by * o.External[f]
+	}
+}
+
+// familyIndex is an address's index in NoLocalCounts.
+func familyIndex(a netip.Addr) int {
+	if a.Is4() {
+		return 0
+	}
+	return 1
+}
 
 // Precedence is what decides, between two Services that want the same
 // address:port, which one gets it (see Wins).

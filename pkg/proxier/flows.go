@@ -2,6 +2,7 @@ package proxier
 
 import (
 	"strings"
+	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
@@ -53,15 +54,42 @@ func staleFlows(plan reconcile.Plan, current map[ipvs.ServiceKey]ipvs.VirtualSer
 // writes: deleted first, a real server could still be chosen again for
 // the next datagram before it is gone. A failure is a warning, not a sync
 // error: IPVS is right, and the entries time out on their own.
+//
+// One call per family, as the kernel keeps one table per family to dump,
+// so that each family's time and count are its own (kube-proxy's conntrack
+// reconciler metrics are per family).
 func (p *Proxier) clearFlows(flows []conntrack.Flow, res *Result) {
 	if p.Conntrack == nil || len(flows) == 0 {
 		return
 	}
-	n, err := p.Conntrack.DeleteFlows(flows)
-	res.ConntrackDeleted += n
-	if err != nil {
-		res.Warnings = append(res.Warnings, err)
+	for _, fam := range []struct {
+		name string
+		v6   bool
+	}{{"IPv4", false}, {"IPv6", true}} {
+		var these []conntrack.Flow
+		for _, f := range flows {
+			if f.Dst.Addr().Unmap().Is6() == fam.v6 {
+				these = append(these, f)
+			}
+		}
+		if len(these) == 0 {
+			continue
+		}
+		start := p.Clock.Now()
+		n, err := p.Conntrack.DeleteFlows(these)
+		res.ConntrackDeleted += n
+		res.Conntrack = append(res.Conntrack, ConntrackRound{Family: fam.name, Took: p.Clock.Since(start), Deleted: n})
+		if err != nil {
+			res.Warnings = append(res.Warnings, err)
+		}
 	}
+}
+
+// ConntrackRound is one family's conntrack clean-up after a sync.
+type ConntrackRound struct {
+	Family  string // "IPv4" or "IPv6"
+	Took    time.Duration
+	Deleted int
 }
 
 // shortCircuitVia returns the addresses whose in-cluster traffic gets mark:

@@ -173,8 +173,7 @@ func (x *index) unclaim(k ipvs.ServiceKey, name types.NamespacedName) {
 
 // move adds (by +1) or removes (by -1) one held state's references.
 func (x *index) move(st model.ServiceState, by int) {
-	x.noLocal.Internal += by * st.NoLocal.Internal
-	x.noLocal.External += by * st.NoLocal.External
+	x.noLocal.Add(st.NoLocal, by)
 	for _, v := range st.VIPs {
 		if x.vipRefs[v] += by; x.vipRefs[v] <= 0 {
 			delete(x.vipRefs, v)

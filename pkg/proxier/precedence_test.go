@@ -280,7 +280,7 @@ func TestNoLocalEndpointsCount(t *testing.T) {
 	remote.Endpoints[0].NodeName = ptr.To("node-b")
 	a := input(svc("a", "10.96.0.80", local), remote)
 	p.SyncAll([]model.ServiceInput{a})
-	if got := p.NoLocalEndpoints(); got != (model.NoLocalCounts{Internal: 1}) {
+	if got := p.NoLocalEndpoints(); got != (model.NoLocalCounts{Internal: [2]int{1, 0}}) {
 		t.Errorf("after the full sync: %+v", got)
 	}
 	gone := changesOf(a)

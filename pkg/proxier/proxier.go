@@ -85,6 +85,8 @@ type Result struct {
 	// Warnings are failures that need no resync (conntrack clean-up).
 	Warnings         []error
 	ConntrackDeleted int
+	// Conntrack is each family's conntrack clean-up, for its metrics.
+	Conntrack []ConntrackRound
 	// HealthChecksChanged says HealthChecks() differs from before the sync.
 	HealthChecksChanged bool
 }

@@ -76,7 +76,8 @@ func (m metrics) sum(name string) (total float64, ok bool) {
 // ipv4 is the IPv4 proxier's series of name. kube-proxy runs an IPv4 and
 // an IPv6 proxier on a host with ip6tables and labels their sync metrics
 // with ip_family; the bench's Services are IPv4, so the IPv6 proxier's
-// syncs (of nothing) must not count. ipvs-proxy's series has no label.
+// syncs (of nothing) must not count. ipvs-proxy labels its series the
+// same way (an unlabelled one is read too, for older builds).
 func (m metrics) ipv4(name string) (float64, bool) {
 	if v, ok := m[name+`{ip_family="IPv4"}`]; ok {
 		return v, true

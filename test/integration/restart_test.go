@@ -39,7 +39,7 @@ addr 10.96.0.10/32
 `
 	p.waitFor(t, "before the restart", started, converged)
 	ipvsWrites, linkWrites := p.ipvs.Writes, p.link.Writes
-	fullSyncs := p.metric(t, "kubeproxy_sync_full_proxy_rules_duration_seconds_count")
+	fullSyncs := p.metric(t, `kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"}`)
 
 	stopping := time.Now()
 	c.Stop()
@@ -53,7 +53,7 @@ addr 10.96.0.10/32
 		t.Errorf("kernel writes while the API server was down: IPVS %d -> %d, link %d -> %d",
 			ipvsWrites, p.ipvs.Writes, linkWrites, p.link.Writes)
 	}
-	if n := p.metric(t, "kubeproxy_sync_full_proxy_rules_duration_seconds_count"); n < fullSyncs+2 {
+	if n := p.metric(t, `kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"}`); n < fullSyncs+2 {
 		t.Errorf("%v full resyncs while the server was down, want at least 2: the check above proved little", n-fullSyncs)
 	}
 	select {
