@@ -70,8 +70,8 @@ const ShortCircuitChain = ChainPrefix + "SHORT-CIRCUIT"
 // (see ipvs.OwnedMark). IPVS looks a firewall-mark virtual server up by
 // the packet's whole mark, so nothing may add a bit to it before IPVS.
 const (
-	ShortCircuitMark = "0x80000000"
-	ShortCircuitMask = "0x8000f000"
+	ShortCircuitMark = "0x40000000"
+	ShortCircuitMask = "0xc000f000"
 )
 
 // mapMark puts the mark ShortCircuitSet holds for the destination on the

@@ -30,7 +30,7 @@ func base(fam Family) string {
 // prerouting is the marking rule, printed after the POSTROUTING chain's.
 func prerouting(fam Family) string {
 	return `-t nat -A IPVS-PROXY-PREROUTING -m comment --comment "ipvs-proxy: short-circuited in-cluster traffic keeps its mark alone" -m set --match-set ` +
-		ShortCircuitSet(fam) + " dst,dst -m mark --mark 0x80000000/0x8000f000 -j RETURN\n" +
+		ShortCircuitSet(fam) + " dst,dst -m mark --mark 0x40000000/0xc000f000 -j RETURN\n" +
 		`-t nat -A IPVS-PROXY-PREROUTING -m comment --comment "ipvs-proxy: mark connections to externalTrafficPolicy Local virtual servers" -m set --match-set ` +
 		KeepSourceSet(fam) + ` dst,dst -j MARK --set-xmark 0x2000/0x2000` + "\n" +
 		`-t nat -A IPVS-PROXY-PREROUTING -m comment --comment "ipvs-proxy: masquerade traffic to node ports" -m addrtype --dst-type LOCAL -m set ! --match-set ` +
@@ -48,7 +48,7 @@ func filter(fam Family) string {
 	}
 	return "-t filter -N IPVS-PROXY-FILTER\n-t filter -A INPUT -m comment --comment ipvs-proxy -j IPVS-PROXY-FILTER\n" +
 		"-t filter -A IPVS-PROXY-FILTER " + firewall(fam) +
-		`-t filter -A IPVS-PROXY-FILTER -m comment --comment "ipvs-proxy: let short-circuited in-cluster traffic through to IPVS" -m set --match-set ` + ShortCircuitSet(fam) + " dst,dst -m mark --mark 0x80000000/0x8000f000 -j RETURN\n" +
+		`-t filter -A IPVS-PROXY-FILTER -m comment --comment "ipvs-proxy: let short-circuited in-cluster traffic through to IPVS" -m set --match-set ` + ShortCircuitSet(fam) + " dst,dst -m mark --mark 0x40000000/0xc000f000 -j RETURN\n" +
 		`-t filter -A IPVS-PROXY-FILTER -m comment --comment "ipvs-proxy: drop external traffic to externalTrafficPolicy Local services without local endpoints" -m conntrack --ctstate NEW -m set --match-set ` + NoLocalEndpointsSet(fam) + " dst,dst -j DROP\n" +
 		`-t filter -A IPVS-PROXY-FILTER -m comment --comment "ipvs-proxy: let service ports with endpoints through to IPVS" -m set --match-set ` + ServicePortsSet(fam) + " dst,dst -j RETURN\n" +
 		`-t filter -A IPVS-PROXY-FILTER -m comment --comment "ipvs-proxy: reject anything else sent to a VIP" -m conntrack --ctstate NEW -m set --match-set ` + VIPSet(fam) + " dst -j REJECT --reject-with " + reject + "\n" +

@@ -83,9 +83,9 @@ func TestMessageEncoding(t *testing.T) {
 		{Kind: OpAddDestination, Service: Service{ServiceKey: v4}, Dest: d4},
 		{Kind: OpUpdateDestination, Service: Service{ServiceKey: v6}, Dest: d6},
 		{Kind: OpDeleteDestination, Service: Service{ServiceKey: v4}, Dest: d4},
-		{Kind: OpAddService, Service: Service{ServiceKey: FWMarkKey(0x80000a01, false), Scheduler: "rr"}},
-		{Kind: OpAddDestination, Service: Service{ServiceKey: FWMarkKey(0xc0000a01, true)}, Dest: d6},
-		{Kind: OpDeleteService, Service: Service{ServiceKey: FWMarkKey(0x80000a01, false)}},
+		{Kind: OpAddService, Service: Service{ServiceKey: FWMarkKey(0x40000a01, false), Scheduler: "rr"}},
+		{Kind: OpAddDestination, Service: Service{ServiceKey: FWMarkKey(0x50000a01, true)}, Dest: d6},
+		{Kind: OpDeleteService, Service: Service{ServiceKey: FWMarkKey(0x40000a01, false)}},
 	}
 	b := &batcher{family: 0x1d}
 	for _, o := range ops {

@@ -108,7 +108,7 @@ func (l *Linux) List() ([]VirtualServer, error) {
 	}
 	out := make([]VirtualServer, 0, len(svcs))
 	for _, s := range svcs {
-		if s.FWMark != 0 && !OwnedMark(s.FWMark, s.AddressFamily == syscall.AF_INET6) {
+		if s.FWMark != 0 && !OwnedMark(s.FWMark) {
 			continue // another program's firewall-mark service
 		}
 		svc, err := fromLib(s)

@@ -29,10 +29,13 @@ const procFile = "/proc/net/ip_vs"
 //	FWM  00000001 rr
 //
 // Firewall-mark virtual servers are skipped with their real servers unless
-// their mark is one of ipvs-proxy's (OwnedMark).
+// their mark is one of ipvs-proxy's (OwnedMark). The file does not say a
+// firewall-mark virtual server's family: its real servers' addresses do,
+// so one without real servers has no entry.
 func ParseProc(data []byte) (map[ServiceKey][]Destination, error) {
 	out := map[ServiceKey][]Destination{}
 	var cur *ServiceKey
+	var mark uint32 // an owned firewall-mark virtual server's, until its first real server
 	for n, line := range bytes.Split(data, []byte("\n")) {
 		f := strings.Fields(string(line))
 		switch {
@@ -41,12 +44,16 @@ func ParseProc(data []byte) (map[ServiceKey][]Destination, error) {
 			if len(f) < 6 {
 				return nil, fmt.Errorf("%s line %d: %q", procFile, n+1, line)
 			}
-			if cur == nil {
-				continue // a firewall-mark virtual server's
-			}
 			a, err := parseProcAddrPort(f[1])
 			if err != nil {
 				return nil, fmt.Errorf("%s line %d: %w", procFile, n+1, err)
+			}
+			if cur == nil && mark != 0 {
+				k := FWMarkKey(mark, a.Addr().Is6())
+				cur = &k
+			}
+			if cur == nil {
+				continue // another program's firewall-mark virtual server's
 			}
 			var num [3]int
 			for i := range num {
@@ -56,16 +63,13 @@ func ParseProc(data []byte) (map[ServiceKey][]Destination, error) {
 			}
 			out[*cur] = append(out[*cur], Destination{Addr: a.Addr(), Port: a.Port(), Weight: num[0], ActiveConns: num[1], InactiveConns: num[2]})
 		case f[0] == "FWM":
-			cur = nil
-			mark, err := strconv.ParseUint(f[1], 16, 32)
+			cur, mark = nil, 0
+			m, err := strconv.ParseUint(f[1], 16, 32)
 			if err != nil {
 				return nil, fmt.Errorf("%s line %d: %q", procFile, n+1, line)
 			}
-			// The file does not say the family; ipvs-proxy's marks do.
-			if m := uint32(mark); OwnedMark(m, false) || OwnedMark(m, true) {
-				k := FWMarkKey(m, OwnedMark(m, true))
-				cur = &k
-				out[k] = nil
+			if OwnedMark(uint32(m)) {
+				mark = uint32(m) // keyed at its first real server, whose address says the family
 			}
 		default:
 			if len(f) < 2 {
@@ -76,7 +80,7 @@ func ParseProc(data []byte) (map[ServiceKey][]Destination, error) {
 				return nil, fmt.Errorf("%s line %d: %w", procFile, n+1, err)
 			}
 			k := ServiceKey{Addr: a.Addr(), Proto: Protocol(f[0]), Port: a.Port()}
-			cur = &k
+			cur, mark = &k, 0
 			out[k] = nil
 		}
 	}

@@ -9,7 +9,8 @@ import (
 
 // The text as kernel 6.1 prints it: persistence and one-packet flags,
 // IPv6, another program's firewall-mark virtual server with a real server,
-// ipvs-proxy's of both families, a virtual server without any.
+// ipvs-proxy's of both families (TCP, UDP) and one without real servers, a
+// virtual server without any.
 const procSample = `IP Virtual Server version 1.2.1 (size=4096)
 Prot LocalAddress:Port Scheduler Flags
   -> RemoteAddress:Port Forward Weight ActiveConn InActConn
@@ -21,9 +22,11 @@ UDP  [fd00:0010:0096:0000:0000:0000:0000:000a]:0035 lc
   -> [fd00:0010:0244:0000:0000:0000:0000:0002]:14E9      Masq    1      0          0         
 FWM  00000001 wlc 
   -> 0A000001:0050      Route   1      0          0         
-FWM  80000A01 rr 
+FWM  40000A01 rr 
   -> 0AF40104:1F90      Masq    1      0          0         
-FWM  C0000A01 rr 
+FWM  50000A01 rr 
+  -> [fd00:0010:0244:0000:0000:0000:0000:0005]:0035      Masq    1      0          0         
+FWM  40000A02 rr 
 TCP  AC110001:1F90 wlc ops 
   -> AC110002:0050      Masq    3      0          0         
 `
@@ -42,8 +45,8 @@ func TestParseProc(t *testing.T) {
 		lines = append(lines, line)
 	}
 	sort.Strings(lines)
-	want := `FWM 2147486209: 10.244.1.4:8080 w1 a0 i0
-FWM 3221228033 IPv6:
+	want := `FWM 1073744385: 10.244.1.4:8080 w1 a0 i0
+FWM 1342179841 IPv6: [fd00:10:244::5]:53 w1 a0 i0
 SCTP 10.96.0.11:9:
 TCP 10.96.0.10:80: 10.244.1.3:8080 w1 a0 i2 10.244.1.2:8080 w0 a3 i0
 TCP 172.17.0.1:8080: 172.17.0.2:80 w3 a0 i0

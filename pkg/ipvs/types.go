@@ -32,9 +32,10 @@ type ServiceKey struct {
 }
 
 // FWMarkKey is the key of the firewall-mark virtual server of mark, of the
-// family of v6. The kernel keeps no protocol for it; Proto is the one an
-// ipvs-proxy mark names (see OwnedMark), so that draining and conntrack
-// cleanup treat its real servers as those of its Service port.
+// family of v6 (the kernel keys them by both). The kernel keeps no
+// protocol for it; Proto is the one an ipvs-proxy mark names (see
+// OwnedMarkBits), so that draining and conntrack clean-up treat its real
+// servers as those of its Service port.
 func FWMarkKey(mark uint32, v6 bool) ServiceKey {
 	k := ServiceKey{Addr: netip.IPv4Unspecified(), FWMark: mark, Proto: MarkProtocol(mark)}
 	if v6 {
@@ -46,24 +47,23 @@ func FWMarkKey(mark uint32, v6 bool) ServiceKey {
 // markProtocols are the protocols of bits 28-29 of an ipvs-proxy mark.
 var markProtocols = [...]Protocol{TCP, UDP, SCTP}
 
-// MarkProtocol is the protocol an ipvs-proxy mark names; "" for any other.
+// MarkProtocol is the protocol an ipvs-proxy mark names; "" for any other
+// mark.
 func MarkProtocol(mark uint32) Protocol {
-	if i := mark >> 28 & 3; mark&0x8000f000 == 0x80000000 && int(i) < len(markProtocols) {
+	if i := mark >> 28 & 3; mark&0xc000f000 == 0x40000000 && int(i) < len(markProtocols) {
 		return markProtocols[i]
 	}
 	return ""
 }
 
 // OwnedMarkBits is the form of the firewall marks ipvs-proxy gives its
-// virtual servers (model.ShortCircuitMark): bit 31 set, bit 30 for IPv6,
+// virtual servers (model.ShortCircuitMark): bit 31 clear and bit 30 set,
 // bits 28-29 the protocol (TCP, UDP, SCTP), the bits of the packet marks
 // its own and kube-proxy's iptables rules set (0xf000) clear, and the
-// rest, 24 bits, a hash.
-func OwnedMarkBits(proto Protocol, v6 bool, hash uint32) uint32 {
-	m := 0x80000000 | hash&0x0fff0fff
-	if v6 {
-		m |= 0x40000000
-	}
+// other 24 bits a hash. Bit 31 stays clear because ipvsadm prints a mark
+// as a signed number: below 2^31 it reads the same there and in status.
+func OwnedMarkBits(proto Protocol, hash uint32) uint32 {
+	m := 0x40000000 | hash&0x0fff0fff
 	for i, p := range markProtocols {
 		if p == proto {
 			m |= uint32(i) << 28
@@ -72,12 +72,10 @@ func OwnedMarkBits(proto Protocol, v6 bool, hash uint32) uint32 {
 	return m
 }
 
-// OwnedMark reports whether a firewall mark is of ipvs-proxy's form (see
-// OwnedMarkBits) and family. The kernel's other firewall-mark virtual
-// servers are never read, changed or deleted.
-func OwnedMark(mark uint32, v6 bool) bool {
-	return MarkProtocol(mark) != "" && (mark&0x40000000 != 0) == v6
-}
+// OwnedMark reports whether a firewall mark has ipvs-proxy's form. The
+// kernel's other firewall-mark virtual servers are never read, changed or
+// deleted.
+func OwnedMark(mark uint32) bool { return MarkProtocol(mark) != "" }
 
 func (k ServiceKey) String() string {
 	if k.FWMark != 0 {

@@ -138,7 +138,7 @@ problem: loadBalancerSourceRange "nonsense" is not a valid CIDR; skipped
 			s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
 		}),
 		opts: func(o *Options) { o.MaxVirtualServers = 2; o.NodeName = "node-b" },
-		want: header + `FWM  2220691147 rr                        # ns/web:http
+		want: header + `FWM  1146949323 rr                        # ns/web:http
   -> 10.244.1.2:8080              Masq    1
 TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.1.2:8080              Masq    1
@@ -148,7 +148,7 @@ vip 203.0.113.7
 external-vip 203.0.113.7
 service-port 10.96.0.10,tcp:80
 no-local-endpoints 203.0.113.7,tcp:80
-short-circuit 203.0.113.7,tcp:80 skbmark 0x845d0ecb
+short-circuit 203.0.113.7,tcp:80 skbmark 0x445d0ecb
 problem: the Service wants 3 virtual servers, more than the cap of 2 per Service; 1 skipped (externalIPs and LoadBalancer IPs first)
 `,
 	}}
@@ -210,7 +210,7 @@ func TestWithoutLeavesNothingOfALostKey(t *testing.T) {
 	st := NewBuilder(o).Service(ServiceInput{Service: svc})
 	dns := ipvs.ServiceKey{Addr: netip.MustParseAddr("10.96.0.53"), Proto: ipvs.TCP, Port: 80}
 	got := st.Without(map[ipvs.ServiceKey]string{dns: "lost"}).Dump()
-	want := header + `FWM  2249133761 rr                        # ns/evil:http
+	want := header + `FWM  1175391937 rr                        # ns/evil:http
 TCP  10.96.0.10:80 rr                     # ns/evil:http
 TCP  198.51.100.1:80 rr                   # ns/evil:http
 vip 10.96.0.10
@@ -219,7 +219,7 @@ external-vip 198.51.100.1
 no-local-endpoints 198.51.100.1,tcp:80
 firewall 198.51.100.1,tcp:80
 source-range 198.51.100.1,tcp:80,192.0.2.0/24
-short-circuit 198.51.100.1,tcp:80 skbmark 0x860f0ec1
+short-circuit 198.51.100.1,tcp:80 skbmark 0x460f0ec1
 health-check-node-port 32000 local-endpoints 0
 problem: lost
 `

@@ -105,7 +105,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 			}
 			if local && external {
 				// In-cluster clients get what a clusterIP gives them.
-				mark := ShortCircuitMark(owner, proto, addr.Is6())
+				mark := ShortCircuitMark(owner, proto)
 				st.ShortCircuit = append(st.ShortCircuit, MarkMember{SetMember: m, Mark: mark})
 				internal := eps.cluster
 				if internalLocal {

@@ -108,7 +108,7 @@ service-port 10.96.0.10,tcp:80
 			}
 		}),
 		slices: []*discovery.EndpointSlice{twoPods},
-		want: header + `FWM  2220691147 rr                        # ns/web:http
+		want: header + `FWM  1146949323 rr                        # ns/web:http
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.2.2:8080              Masq    1
 TCP  10.96.0.10:80 rr                     # ns/web:http
@@ -135,10 +135,10 @@ keep-source 203.0.113.7,tcp:80
 service-port 10.96.0.10,tcp:80
 service-port 198.51.100.1,tcp:80
 service-port 203.0.113.7,tcp:80
-short-circuit 192.168.1.10,tcp:80 skbmark 0x845d0ecb
-short-circuit 192.168.1.10,tcp:30080 skbmark 0x845d0ecb
-short-circuit 198.51.100.1,tcp:80 skbmark 0x845d0ecb
-short-circuit 203.0.113.7,tcp:80 skbmark 0x845d0ecb
+short-circuit 192.168.1.10,tcp:80 skbmark 0x445d0ecb
+short-circuit 192.168.1.10,tcp:30080 skbmark 0x445d0ecb
+short-circuit 198.51.100.1,tcp:80 skbmark 0x445d0ecb
+short-circuit 203.0.113.7,tcp:80 skbmark 0x445d0ecb
 `,
 	}, {
 		name: "externalTrafficPolicy Local with no local endpoint leaves external servers empty",
@@ -148,7 +148,7 @@ short-circuit 203.0.113.7,tcp:80 skbmark 0x845d0ecb
 			s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
 		}),
 		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort, ep{Addr: "10.244.2.2", Node: "node-b"})},
-		want: header + `FWM  2220691147 rr                        # ns/web:http
+		want: header + `FWM  1146949323 rr                        # ns/web:http
   -> 10.244.2.2:8080              Masq    1
 TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.2.2:8080              Masq    1
@@ -156,7 +156,7 @@ TCP  192.168.1.10:30080 rr                # ns/web:http
 vip 10.96.0.10
 service-port 10.96.0.10,tcp:80
 no-local-endpoints 192.168.1.10,tcp:30080
-short-circuit 192.168.1.10,tcp:30080 skbmark 0x845d0ecb
+short-circuit 192.168.1.10,tcp:30080 skbmark 0x445d0ecb
 `,
 	}, {
 		name: "health-check node port counts local ready endpoints, not terminating or remote ones",
@@ -171,7 +171,7 @@ short-circuit 192.168.1.10,tcp:30080 skbmark 0x845d0ecb
 			ep{Addr: "10.244.1.2", Node: "node-a"}, ep{Addr: "10.244.1.3", Node: "node-a"},
 			ep{Addr: "10.244.1.4", Node: "node-a", Ready: no, Serving: yes, Terminating: yes},
 			ep{Addr: "10.244.2.2", Node: "node-b"})},
-		want: header + `FWM  2220691147 rr                        # ns/web:http
+		want: header + `FWM  1146949323 rr                        # ns/web:http
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.1.3:8080              Masq    1
   -> 10.244.2.2:8080              Masq    1
@@ -194,8 +194,8 @@ keep-source 192.168.1.10,tcp:30080
 keep-source 203.0.113.7,tcp:80
 service-port 10.96.0.10,tcp:80
 service-port 203.0.113.7,tcp:80
-short-circuit 192.168.1.10,tcp:30080 skbmark 0x845d0ecb
-short-circuit 203.0.113.7,tcp:80 skbmark 0x845d0ecb
+short-circuit 192.168.1.10,tcp:30080 skbmark 0x445d0ecb
+short-circuit 203.0.113.7,tcp:80 skbmark 0x445d0ecb
 health-check-node-port 32000 local-endpoints 2
 `,
 	}, {
@@ -208,7 +208,7 @@ health-check-node-port 32000 local-endpoints 2
 			s.Spec.ExternalIPs = []string{"203.0.113.7"}
 		}),
 		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort, ep{Addr: "10.244.2.2", Node: "node-b"})},
-		want: header + `FWM  2220691147 rr                        # ns/web:http
+		want: header + `FWM  1146949323 rr                        # ns/web:http
   -> 10.244.2.2:8080              Masq    1
 TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.2.2:8080              Masq    1
@@ -220,8 +220,8 @@ external-vip 203.0.113.7
 service-port 10.96.0.10,tcp:80
 no-local-endpoints 192.168.1.10,tcp:30080
 no-local-endpoints 203.0.113.7,tcp:80
-short-circuit 192.168.1.10,tcp:30080 skbmark 0x845d0ecb
-short-circuit 203.0.113.7,tcp:80 skbmark 0x845d0ecb
+short-circuit 192.168.1.10,tcp:30080 skbmark 0x445d0ecb
+short-circuit 203.0.113.7,tcp:80 skbmark 0x445d0ecb
 health-check-node-port 32000 local-endpoints 0
 `,
 	}, {

@@ -82,7 +82,7 @@ func checkState(t *testing.T, opts Options, in ServiceInput, st ServiceState) {
 	marks := map[ipvs.ServiceKey]bool{}
 	for _, m := range st.ShortCircuit {
 		marks[ipvs.FWMarkKey(m.Mark, m.Addr.Is6())] = true
-		if !ipvs.OwnedMark(m.Mark, m.Addr.Is6()) {
+		if !ipvs.OwnedMark(m.Mark) {
 			t.Errorf("short-circuit %s: a mark ipvs-proxy does not own", m)
 		}
 	}

@@ -113,17 +113,18 @@ func CompareNames(a, b types.NamespacedName) int {
 	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 }
 
-// ShortCircuitMark is the firewall mark of the virtual server that serves
+// ShortCircuitMark is the firewall mark of the virtual servers that serve
 // in-cluster traffic to the externalTrafficPolicy Local addresses of one
-// Service port, protocol and family. Its 24 free bits are a hash of the
-// port's name, so every node and every restart gives the same mark
-// without any record (ipvs.OwnedMarkBits has the form). Two Service ports
-// whose marks collide (a chance of about 3 in 100 among 1,000 such ports
-// of one protocol and family) are settled by the precedence rule like two
-// that want one address:port; the loser's in-cluster clients get the
-// Local behaviour, with a problem reported.
-func ShortCircuitMark(p PortName, proto ipvs.Protocol, v6 bool) uint32 {
+// Service port (one virtual server per family: the kernel keys them by
+// family and mark). Its 24 free bits are a hash of the port's name, so
+// every node and every restart gives the same mark without any record
+// (ipvs.OwnedMarkBits has the form). Two Service ports whose marks collide
+// (a chance of about 3 in 100 among 1,000 such ports of one protocol) are
+// settled by the precedence rule like two that want one address:port; the
+// loser's in-cluster clients get the Local behaviour, with a problem
+// reported.
+func ShortCircuitMark(p PortName, proto ipvs.Protocol) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(p.String()))
-	return ipvs.OwnedMarkBits(proto, v6, h.Sum32())
+	return ipvs.OwnedMarkBits(proto, h.Sum32())
 }

@@ -101,7 +101,7 @@ func TestDrainFirewallMark(t *testing.T) {
 		proto ipvs.Protocol
 		want  leaving
 	}{{ipvs.TCP, startDraining}, {ipvs.UDP, deleteNow}, {ipvs.SCTP, deleteNow}} {
-		key := ipvs.FWMarkKey(ipvs.OwnedMarkBits(tc.proto, false, 0x123), false)
+		key := ipvs.FWMarkKey(ipvs.OwnedMarkBits(tc.proto, 0x123), false)
 		if got := (&Drain{}).leave(key, busy); got != tc.want {
 			t.Errorf("%s (%s): %v, want %v", key, tc.proto, got, tc.want)
 		}

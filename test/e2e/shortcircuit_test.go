@@ -37,7 +37,7 @@ func TestGuestShortCircuit(t *testing.T) {
 	w.waitFirstSync()
 	lb := hostPort(lbIP, 80)
 	nodePort := hostPort("10.0.2.15", svc.Spec.Ports[0].NodePort)
-	mark := model.ShortCircuitMark(model.PortName{NamespacedName: types.NamespacedName{Namespace: w.ns, Name: "local"}, Port: "tcp"}, ipvs.TCP, false)
+	mark := model.ShortCircuitMark(model.PortName{NamespacedName: types.NamespacedName{Namespace: w.ns, Name: "local"}, Port: "tcp"}, ipvs.TCP)
 	waitIPVS(t, "TCP "+lb+" lc", []string{}...)
 	waitIPVS(t, "TCP "+nodePort+" lc", []string{}...)
 	waitIPVS(t, fmt.Sprintf("FWM %d lc", mark), rs("pod-b"))
