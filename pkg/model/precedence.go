@@ -98,6 +98,9 @@ func filtered[M any](in []M, keep func(M) bool) []M {
 // Service holds by the precedence rule. It does not name the other
 // Service, which may be in a namespace this one's owner cannot read.
 func TakenProblem(e Entry) string {
+	if e.FWMark != 0 {
+		return fmt.Sprintf("%s: the firewall mark %d of its externalTrafficPolicy Local short-circuit is another Service's, which takes precedence; in-cluster clients of its external addresses get only this node's endpoints", e.Owner.Port, e.FWMark)
+	}
 	return fmt.Sprintf("%s %s is wanted by another Service that takes precedence; skipped", e.Owner.Port, e.ServiceKey)
 }
 
