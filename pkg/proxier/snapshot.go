@@ -8,6 +8,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Snapshot is everything a full sync reads from the kernel. At 5,000
@@ -61,12 +62,22 @@ type since struct {
 	keys    map[ipvs.ServiceKey]bool
 	addrs   map[netip.Addr]bool
 	members map[member]bool
+	// names are the Services SyncServices was given: their input is newer
+	// than a resync's.
+	names map[types.NamespacedName]bool
 }
 
 // BeginRead starts recording what SyncServices writes, for the
 // SyncAllFrom of a snapshot read from now on.
 func (p *Proxier) BeginRead() {
-	p.since = &since{keys: map[ipvs.ServiceKey]bool{}, addrs: map[netip.Addr]bool{}, members: map[member]bool{}}
+	p.since = &since{keys: map[ipvs.ServiceKey]bool{}, addrs: map[netip.Addr]bool{}, members: map[member]bool{},
+		names: map[types.NamespacedName]bool{}}
+}
+
+func (s *since) touchName(n types.NamespacedName) {
+	if s != nil {
+		s.names[n] = true
+	}
 }
 
 func (s *since) touchKey(k ipvs.ServiceKey) {

@@ -1,6 +1,7 @@
 package proxier
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -11,10 +12,12 @@ import (
 )
 
 // TestSyncAllFromAnOlderRead: a periodic resync reads the kernel on the
-// side while SyncServices goes on. Whatever those syncs wrote after the
-// read began (a real server removed, a Service added, a Service deleted)
-// must survive the resync of the older read, while drift the read did see
-// on other virtual servers is still repaired.
+// side while SyncServices goes on, and then runs in one go (SyncAllFrom)
+// or in steps with changes synced between them (BeginResync). Whatever
+// those changes wrote after the read began (a real server removed, a
+// Service added, a Service deleted), at any point of a resync in steps,
+// must survive the resync, while drift the read did see on other virtual
+// servers is still repaired: the kernel ends the same every way.
 func TestSyncAllFromAnOlderRead(t *testing.T) {
 	cases := []struct {
 		name   string
@@ -42,36 +45,64 @@ link kube-ipvs0 dummy down
 addr 10.96.0.20/32
 ` + sets("10.244.1.7") + guard("10.96.0.20,tcp:80"),
 	}}
+	// In steps of one Service, the resync of [api web] has five: api,
+	// web, the sweep of what no Service wants, the sets, the VIPs.
+	hows := []struct {
+		name string
+		at   int // the change comes before this step; -1: in one go
+	}{{"in one go", -1}}
+	for at := range 5 {
+		hows = append(hows, struct {
+			name string
+			at   int
+		}{fmt.Sprintf("in steps, the change before step %d", at+1), at})
+	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			k := newKernel()
-			p := k.proxier(t, "")
-			p.SyncAll([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)})
-			// Drift the read will see: the NodePort's real server is gone.
-			nodePortKey := ipvs.ServiceKey{Addr: netip.MustParseAddr("192.168.1.10"), Proto: ipvs.TCP, Port: 30080}
-			if err := k.ipvs.DeleteDestination(nodePortKey, ipvs.Destination{Addr: netip.MustParseAddr("10.244.1.7"), Port: 8080}); err != nil {
-				t.Fatal(err)
-			}
+		for _, how := range hows {
+			t.Run(tc.name+", "+how.name, func(t *testing.T) {
+				k := newKernel()
+				p := k.proxier(t, "")
+				world := []model.ServiceInput{input(web, webSlice), input(api, apiSlice)}
+				p.SyncAll(world)
+				// Drift the read will see: the NodePort's real server is gone.
+				nodePortKey := ipvs.ServiceKey{Addr: netip.MustParseAddr("192.168.1.10"), Proto: ipvs.TCP, Port: 30080}
+				if err := k.ipvs.DeleteDestination(nodePortKey, ipvs.Destination{Addr: netip.MustParseAddr("10.244.1.7"), Port: 8080}); err != nil {
+					t.Fatal(err)
+				}
 
-			p.BeginRead()
-			snap := p.ReadKernel()
-			if res := p.SyncServices(tc.change); len(res.Errors) > 0 {
-				t.Fatalf("incremental sync: %v", res.Errors)
-			}
-			res := p.SyncAllFrom(currentInputs(tc.change), snap)
-			if len(res.Errors) > 0 {
-				t.Fatalf("resync: %v", res.Errors)
-			}
-			checkDump(t, k, tc.want)
-			if res.Counts.DestinationsAdded != 1 || res.Counts.Writes() != 1 {
-				t.Errorf("resync wrote %+v, want only the NodePort's real server back", res.Counts)
-			}
-			// And a resync from a fresh read agrees: nothing left to do.
-			before := k.writes()
-			p.SyncAll(currentInputs(tc.change))
-			if got := k.writes() - before; got != 0 {
-				t.Errorf("a fresh resync made %d writes, want 0", got)
-			}
-		})
+				p.BeginRead()
+				snap := p.ReadKernel()
+				change := func() {
+					if res := p.SyncServices(tc.change); len(res.Errors) > 0 {
+						t.Fatalf("incremental sync: %v", res.Errors)
+					}
+				}
+				var res Result
+				if how.at < 0 {
+					change()
+					res = p.SyncAllFrom(currentInputs(tc.change), snap)
+				} else {
+					// The resync began before the change: its inputs are older.
+					res = resyncInSteps(t, p.BeginResync(world, snap), 1, func(step int) {
+						if step == how.at {
+							change()
+						}
+					})
+				}
+				if len(res.Errors) > 0 {
+					t.Fatalf("resync: %v", res.Errors)
+				}
+				checkDump(t, k, tc.want)
+				if res.Counts.DestinationsAdded != 1 || res.Counts.Writes() != 1 {
+					t.Errorf("resync wrote %+v, want only the NodePort's real server back", res.Counts)
+				}
+				// And a resync from a fresh read agrees: nothing left to do.
+				before := k.writes()
+				p.SyncAll(currentInputs(tc.change))
+				if got := k.writes() - before; got != 0 {
+					t.Errorf("a fresh resync made %d writes, want 0", got)
+				}
+			})
+		}
 	}
 }
