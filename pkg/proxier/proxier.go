@@ -131,21 +131,14 @@ func (p *Proxier) foreign(k ipvs.ServiceKey) bool {
 }
 
 // SyncAll lists everything the kernel holds, rebuilds every Service and
-// applies the difference.
+// applies the difference in one go: at start, where it writes everything
+// in batches, and after a write that belongs to no one Service failed. It
+// voids a resync in steps under way (BeginResync).
 func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
-	p.since = nil
-	return p.SyncAllFrom(inputs, p.ReadKernel())
-}
-
-// SyncAllFrom is SyncAll from a snapshot read since BeginRead (or, from
-// SyncAll, just now). What SyncServices wrote after BeginRead is left as
-// it is: the snapshot may predate it, and the sync that wrote it read the
-// kernel itself.
-func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result {
 	res := Result{Problems: map[types.NamespacedName][]string{}}
 	t0 := p.Clock.Now()
-	written := p.since
-	p.since, p.resync = nil, nil // a resync in steps under way is void
+	p.since, p.resync = nil, nil
+	snap := p.ReadKernel()
 	if snap.err != nil {
 		res.Errors, res.Aborted = append(res.Errors, snap.err), true
 		return res
@@ -154,9 +147,8 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 		res.Errors, res.Aborted = append(res.Errors, err), true
 		return res
 	}
-	kernel := snap.kernel
 	t1 := p.Clock.Now()
-	p.useSnapshot(snap, written)
+	p.useSnapshot(snap, nil)
 	oldChecks := p.idx.healthChecks
 	p.idx = newIndex(len(inputs))
 	built := make(map[types.NamespacedName]*model.ServiceState, len(inputs))
@@ -164,7 +156,7 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 		st := p.builder.Service(in)
 		built[nameOf(in)] = &st
 	}
-	changes := p.idx.update(built, p.foreignIn(kernel, built, written))
+	changes := p.idx.update(built, p.foreignIn(snap.kernel, built))
 	desired := make(map[ipvs.ServiceKey]ipvs.VirtualServer, len(inputs))
 	for _, c := range changes {
 		res.note(c)
@@ -175,17 +167,9 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 	res.HealthChecksChanged = !maps.Equal(oldChecks, p.idx.healthChecks)
 	t2 := p.Clock.Now()
 	current := map[ipvs.ServiceKey]ipvs.VirtualServer{}
-	for _, vs := range kernel {
+	for _, vs := range snap.kernel {
 		if _, want := desired[vs.ServiceKey]; want || p.owns(vs.ServiceKey) {
 			current[vs.ServiceKey] = vs
-		}
-	}
-	wanted := desired
-	if written != nil && len(written.keys) > 0 {
-		wanted = maps.Clone(desired)
-		for k := range written.keys {
-			delete(wanted, k)
-			delete(current, k)
 		}
 	}
 	wantAddrs := make(map[netip.Addr]bool, len(p.idx.vipRefs))
@@ -196,15 +180,15 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 	// which VIP ports the filter lets through, and a VIP takes traffic
 	// only once it is on the link. At a cold start the virtual servers
 	// are so ready sooner.
-	plan, writes := p.applyServers(wanted, current, desired, &res)
+	plan, writes := p.applyServers(desired, current, &res)
 	t3 := p.Clock.Now()
-	p.syncAllSets(&res, snap.sets, written)
+	p.syncAllSets(&res, snap.sets, nil)
 	t4 := p.Clock.Now()
 	vips := reconcile.DiffAddresses(wantAddrs, p.linkAddrs)
 	p.apply(vips, desired, &res)
 	t5 := p.Clock.Now()
 	p.clearFlows(staleFlows(plan, current), &res)
-	res.Draining = p.trackDrains(plan, p.notWritten(written))
+	res.Draining = p.trackDrains(plan, nil)
 	p.blame(&res, nil, true)
 	klog.V(3).InfoS("Full sync", "readKernel", t1.Sub(t0), "build", t2.Sub(t1), "virtualServers", t3.Sub(t2),
 		"sets", t4.Sub(t3), "addresses", t5.Sub(t4), "writes", writes+vips.Len())
@@ -238,9 +222,9 @@ func (p *Proxier) useSnapshot(snap Snapshot, written *since) {
 }
 
 // foreignIn returns the keys of the kernel's virtual servers that are
-// another tool's, leaving out those SyncServices wrote since the read and,
-// with AdoptNodePorts, kube-proxy's node ports that a Service wants.
-func (p *Proxier) foreignIn(kernel []ipvs.VirtualServer, built map[types.NamespacedName]*model.ServiceState, written *since) map[ipvs.ServiceKey]bool {
+// another tool's, leaving out, with AdoptNodePorts, kube-proxy's node
+// ports that a Service wants.
+func (p *Proxier) foreignIn(kernel []ipvs.VirtualServer, built map[types.NamespacedName]*model.ServiceState) map[ipvs.ServiceKey]bool {
 	nodePorts := map[ipvs.ServiceKey]bool{}
 	if p.AdoptNodePorts {
 		for _, st := range built {
@@ -254,7 +238,7 @@ func (p *Proxier) foreignIn(kernel []ipvs.VirtualServer, built map[types.Namespa
 	foreign := map[ipvs.ServiceKey]bool{}
 	for _, vs := range kernel {
 		k := vs.ServiceKey
-		if p.foreign(k) && (written == nil || !written.keys[k]) && !nodePorts[k] {
+		if p.foreign(k) && !nodePorts[k] {
 			foreign[k] = true
 		}
 	}

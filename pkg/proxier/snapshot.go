@@ -13,8 +13,9 @@ import (
 
 // Snapshot is everything a full sync reads from the kernel. At 5,000
 // Services reading it takes seconds; ReadKernel may run on another
-// goroutine while SyncServices goes on, and SyncAllFrom then leaves alone
-// what those syncs wrote meanwhile (see BeginRead).
+// goroutine while SyncServices goes on, and the resync of the snapshot
+// (BeginResync) then leaves alone what those syncs wrote meanwhile (see
+// BeginRead).
 type Snapshot struct {
 	hostAddrs []netif.HostAddress
 	addrs     []netip.Addr
@@ -56,8 +57,8 @@ func (p *Proxier) ReadKernel() Snapshot {
 	return s
 }
 
-// since is what SyncServices wrote after BeginRead: the snapshot being
-// read may not show it, so SyncAllFrom must not undo it.
+// since is what was written after BeginRead: the snapshot being read may
+// not show it, so the resync of that snapshot must not undo it.
 type since struct {
 	keys    map[ipvs.ServiceKey]bool
 	addrs   map[netip.Addr]bool
@@ -67,8 +68,8 @@ type since struct {
 	names map[types.NamespacedName]bool
 }
 
-// BeginRead starts recording what SyncServices writes, for the
-// SyncAllFrom of a snapshot read from now on.
+// BeginRead starts recording what SyncServices writes, for the resync
+// (BeginResync) of a snapshot read from now on.
 func (p *Proxier) BeginRead() {
 	p.since = &since{keys: map[ipvs.ServiceKey]bool{}, addrs: map[netip.Addr]bool{}, members: map[member]bool{},
 		names: map[types.NamespacedName]bool{}}
@@ -96,24 +97,4 @@ func (s *since) touchMember(m member) {
 	if s != nil {
 		s.members[m] = true
 	}
-}
-
-// notWritten is the scope of trackDrains after a full sync: every virtual
-// server but those SyncServices wrote since the read (nil: all).
-func (p *Proxier) notWritten(written *since) map[ipvs.ServiceKey]bool {
-	if written == nil || len(written.keys) == 0 {
-		return nil
-	}
-	scope := map[ipvs.ServiceKey]bool{}
-	for k := range p.idx.wants {
-		if _, held := p.idx.holder(k); held && !written.keys[k] {
-			scope[k] = true
-		}
-	}
-	for k := range p.drainSince {
-		if !written.keys[k.vs] {
-			scope[k.vs] = true
-		}
-	}
-	return scope
 }

@@ -11,14 +11,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// TestSyncAllFromAnOlderRead: a periodic resync reads the kernel on the
-// side while SyncServices goes on, and then runs in one go (SyncAllFrom)
-// or in steps with changes synced between them (BeginResync). Whatever
-// those changes wrote after the read began (a real server removed, a
-// Service added, a Service deleted), at any point of a resync in steps,
-// must survive the resync, while drift the read did see on other virtual
-// servers is still repaired: the kernel ends the same every way.
-func TestSyncAllFromAnOlderRead(t *testing.T) {
+// TestResyncFromAnOlderRead: a periodic resync reads the kernel on the
+// side while SyncServices goes on, then runs in steps with changes synced
+// between them (BeginResync). Whatever those changes wrote after the read
+// began (a real server removed, a Service added, a Service deleted),
+// during the read or before any step, must survive the resync, while
+// drift the read did see on other virtual servers is still repaired: the
+// kernel ends the same every way.
+func TestResyncFromAnOlderRead(t *testing.T) {
 	cases := []struct {
 		name   string
 		change map[types.NamespacedName]*model.ServiceInput
@@ -49,8 +49,8 @@ addr 10.96.0.20/32
 	// web, the sweep of what no Service wants, the sets, the VIPs.
 	hows := []struct {
 		name string
-		at   int // the change comes before this step; -1: in one go
-	}{{"in one go", -1}}
+		at   int // the change comes before this step; -1: during the read
+	}{{"the change during the read", -1}}
 	for at := range 5 {
 		hows = append(hows, struct {
 			name string
@@ -77,18 +77,16 @@ addr 10.96.0.20/32
 						t.Fatalf("incremental sync: %v", res.Errors)
 					}
 				}
-				var res Result
+				inputs := world
 				if how.at < 0 {
 					change()
-					res = p.SyncAllFrom(currentInputs(tc.change), snap)
-				} else {
-					// The resync began before the change: its inputs are older.
-					res = resyncInSteps(t, p.BeginResync(world, snap), 1, func(step int) {
-						if step == how.at {
-							change()
-						}
-					})
-				}
+					inputs = currentInputs(tc.change)
+				} // else the resync began before the change: its inputs are older
+				res := resyncInSteps(t, p.BeginResync(inputs, snap), 1, func(step int) {
+					if step == how.at {
+						change()
+					}
+				})
 				if len(res.Errors) > 0 {
 					t.Fatalf("resync: %v", res.Errors)
 				}
