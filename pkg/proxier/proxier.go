@@ -2,8 +2,8 @@
 // the one stateful step of the data flow: it remembers what each Service was
 // last built to, so a change to one Service reads and writes only that
 // Service's virtual servers (O(1) kernel work per endpoint change), and it
-// lists the whole kernel only in SyncAll, at start and on the periodic
-// resync, which also repairs drift.
+// lists the whole kernel only at start (SyncAll) and on the periodic
+// resync (ReadKernel, then a Resync in steps), which also repairs drift.
 package proxier
 
 import (
