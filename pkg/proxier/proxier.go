@@ -182,7 +182,7 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	// are so ready sooner.
 	plan, writes := p.applyServers(desired, current, &res)
 	t3 := p.Clock.Now()
-	p.syncAllSets(&res, snap.sets, nil)
+	p.syncAllSets(&res, snap.sets)
 	t4 := p.Clock.Now()
 	vips := reconcile.DiffAddresses(wantAddrs, p.linkAddrs)
 	p.apply(vips, desired, &res)

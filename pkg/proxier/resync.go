@@ -2,20 +2,22 @@ package proxier
 
 import (
 	"maps"
-	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
-	"github.com/ipvs-proxy/ipvs-proxy/pkg/reconcile"
 	"k8s.io/apimachinery/pkg/types"
 )
 
 // resyncChunk is how many Services a resync step rebuilds, diffs and
 // writes at a time; a Step looks at its budget after each chunk.
 const resyncChunk = 16
+
+// memberChunk is how many kernel set members a resync step looks at for
+// being stale at a time: a node has several per Service.
+const memberChunk = 4096
 
 // Resync is the periodic full sync cut into steps. Rebuilding and diffing
 // every Service takes seconds at thousands of them, and a change that
@@ -24,7 +26,9 @@ const resyncChunk = 16
 // steps go through the Services in name order, a chunk at a time, with
 // the same code as SyncServices (the index is updated chunk by chunk), and
 // then do what concerns the whole node: virtual servers no Service wants,
-// the kernel sets, the VIPs and the ownership record.
+// kernel set members no Service wants, the VIPs and the ownership record.
+// Each chunk also adds the set members its Services want that the
+// snapshot lacks.
 //
 // A resync never undoes a change synced between its steps, nor one synced
 // since its snapshot was read (BeginRead): it skips the Services
@@ -40,9 +44,15 @@ type Resync struct {
 	chunk  int // resyncChunk, but in tests
 	kernel map[ipvs.ServiceKey]ipvs.VirtualServer
 	sets   map[string][]ipset.Entry
-	// global are the whole-node parts still to do after the Services,
-	// one per unit of work.
-	global []func() Result
+	// members are sets' as one set; setAt and entryAt are where the look
+	// for stale members is (ownedSets[setAt], its entryAt-th member).
+	members        map[member]bool
+	setAt, entryAt int
+	// global are the whole-node parts still to do after the Services; a
+	// part says whether it has more to do in another unit of work.
+	global []func() (Result, bool)
+	// ensured are the errors of making the kernel sets exist.
+	ensured []error
 	// clean says no step had an error: only then is the ownership record
 	// rebuilt from what the Services hold.
 	clean bool
@@ -76,8 +86,16 @@ func (p *Proxier) BeginResync(inputs []model.ServiceInput, snap Snapshot) *Resyn
 	for _, vs := range snap.kernel {
 		r.kernel[vs.ServiceKey] = vs
 	}
-	r.sets = snap.sets
-	r.global = []func() Result{r.sweep, r.syncSets, r.syncAddresses}
+	r.sets, r.members = snap.sets, snap.members
+	for _, s := range ownedSets {
+		if _, ok := r.sets[s.Name]; !ok {
+			// Gone from the kernel: the chunks add members to it.
+			if err := p.sets.Ensure(s); err != nil {
+				r.ensured = append(r.ensured, err)
+			}
+		}
+	}
+	r.global = []func() (Result, bool){r.sweep, r.dropStaleMembers, r.finish}
 	return r
 }
 
@@ -95,14 +113,19 @@ func (r *Resync) Step(budget time.Duration) (done bool, res Result) {
 		p.since, p.resync = nil, nil
 		return true, res
 	}
+	if len(r.ensured) > 0 {
+		res.Errors, res.NodeWide, r.ensured, r.clean = r.ensured, true, nil, false
+	}
 	start := p.Clock.Now()
 	for {
 		var unit Result
 		if r.next < len(r.inputs) {
 			unit = r.syncChunk()
 		} else {
-			unit = r.global[0]()
-			r.global = r.global[1:]
+			var more bool
+			if unit, more = r.global[0](); !more {
+				r.global = r.global[1:]
+			}
 		}
 		res.merge(unit)
 		r.clean = r.clean && len(unit.Errors) == 0
@@ -144,121 +167,7 @@ func (r *Resync) syncChunk() Result {
 	r.next = end
 	res := r.p.syncServices(chunk, r.read, true)
 	res.Synced = slices.AppendSeq(make([]types.NamespacedName, 0, len(chunk)), maps.Keys(chunk))
-	return res
-}
-
-// sweep drops the Services the index holds that are neither among the
-// inputs nor synced since the read (gone without an event), then diffs
-// every virtual server nothing has looked at since the read: those the
-// snapshot holds that no Service wants, and those of Services the steps
-// skipped whose writes did not touch them.
-func (r *Resync) sweep() Result {
-	p := r.p
-	res := Result{Problems: map[types.NamespacedName][]string{}}
-	gone := map[types.NamespacedName]*model.ServiceInput{}
-	for n := range p.idx.built {
-		if !r.names[n] && !p.since.names[n] {
-			gone[n] = nil
-		}
-	}
-	if len(gone) > 0 {
-		res.merge(p.syncServices(gone, r.read, true))
-	}
-	scope := map[ipvs.ServiceKey]bool{}
-	for k := range r.kernel {
-		scope[k] = true
-	}
-	for k := range p.idx.wants {
-		scope[k] = true
-	}
-	for k := range p.drainSince {
-		scope[k.vs] = true
-	}
-	maps.DeleteFunc(scope, func(k ipvs.ServiceKey, _ bool) bool { return p.since.keys[k] })
-	desired, current := map[ipvs.ServiceKey]ipvs.VirtualServer{}, map[ipvs.ServiceKey]ipvs.VirtualServer{}
-	holders := map[types.NamespacedName]model.ServiceState{}
-	for k := range scope {
-		if n, ok := p.idx.holder(k); ok {
-			held := p.idx.held[n]
-			holders[n] = held
-			for _, e := range held.Entries {
-				if e.ServiceKey == k {
-					desired[k] = e.VirtualServer
-				}
-			}
-		}
-		if _, want := desired[k]; !want && !p.owns(k) {
-			continue
-		}
-		if vs, ok := r.kernel[k]; ok {
-			current[k] = vs
-		}
-	}
-	part := Result{Problems: map[types.NamespacedName][]string{}}
-	plan := reconcile.DiffServers(desired, current, p.drain())
-	p.apply(plan, nil, &part)
-	p.clearFlows(staleFlows(plan, current), &part)
-	part.Draining = p.trackDrains(plan, scope)
-	for k := range scope {
-		p.since.touchKey(k)
-	}
-	p.blame(&part, holders, false)
-	res.merge(part)
-	return res
-}
-
-// syncSets makes the kernel sets hold what the index says, but for the
-// members written since the read.
-func (r *Resync) syncSets() Result {
-	res := Result{Problems: map[types.NamespacedName][]string{}}
-	r.p.syncAllSets(&res, r.sets, r.p.since)
-	r.p.blame(&res, nil, false) // a set's error is the node's
-	return res
-}
-
-// syncAddresses makes the dummy link hold the VIPs the Services hold (the
-// link's addresses are the snapshot's, with our writes since), and, after
-// a resync without errors, makes the ownership record what the Services
-// hold off the link, keeping what was written since the read: a record
-// no Service needs, of a virtual server no longer there, goes.
-func (r *Resync) syncAddresses() Result {
-	p := r.p
-	res := Result{Problems: map[types.NamespacedName][]string{}}
-	want := make(map[netip.Addr]bool, len(p.idx.vipRefs))
-	for a := range p.idx.vipRefs {
-		want[a] = true
-	}
-	plan := reconcile.DiffAddresses(want, p.linkAddrs)
-	p.apply(plan, nil, &res)
-	var holders map[types.NamespacedName]model.ServiceState
-	if len(res.Errors) > 0 {
-		holders = map[types.NamespacedName]model.ServiceState{}
-		for n, st := range p.idx.held {
-			if slices.ContainsFunc(st.VIPs, func(a netip.Addr) bool {
-				return slices.Contains(plan.AddAddresses, a) || slices.Contains(plan.DeleteAddresses, a)
-			}) {
-				holders[n] = st
-			}
-		}
-	}
-	p.blame(&res, holders, false)
-	if !r.clean || len(res.Errors) > 0 {
-		return res
-	}
-	record := map[ipvs.ServiceKey]bool{}
-	for k := range p.idx.wants {
-		if _, held := p.idx.holder(k); held && !p.onLink(k.Addr) {
-			record[k] = true
-		}
-	}
-	for k := range p.owned.keys {
-		if p.since.keys[k] {
-			record[k] = true
-		}
-	}
-	if err := p.owned.Set(record); err != nil {
-		res.Errors = append(res.Errors, err)
-	}
+	res.merge(r.addMissingMembers(append(slices.Clone(res.Synced), res.Changed...)))
 	return res
 }
 

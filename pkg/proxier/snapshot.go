@@ -21,9 +21,11 @@ type Snapshot struct {
 	addrs     []netip.Addr
 	kernel    []ipvs.VirtualServer
 	// sets are the members of each owned set; a set missing from the
-	// kernel has no entry.
-	sets map[string][]ipset.Entry
-	err  error
+	// kernel has no entry. members are the same as one set, for a resync
+	// to look members up without building it in the sync loop.
+	sets    map[string][]ipset.Entry
+	members map[member]bool
+	err     error
 }
 
 // ReadKernel reads a Snapshot. It uses only the kernel interfaces, which
@@ -41,6 +43,7 @@ func (p *Proxier) ReadKernel() Snapshot {
 	}
 	s.sets = map[string][]ipset.Entry{}
 	var errs []error
+	n := 0
 	for _, set := range ownedSets {
 		es, err := p.sets.Entries(set.Name)
 		switch {
@@ -49,6 +52,13 @@ func (p *Proxier) ReadKernel() Snapshot {
 			errs = append(errs, err)
 		default:
 			s.sets[set.Name] = es
+			n += len(es)
+		}
+	}
+	s.members = make(map[member]bool, n)
+	for set, es := range s.sets {
+		for _, e := range es {
+			s.members[member{set, e}] = true
 		}
 	}
 	if len(errs) > 0 {
