@@ -15,9 +15,9 @@ import (
 // writes at a time; a Step looks at its budget after each chunk.
 const resyncChunk = 16
 
-// memberChunk is how many kernel set members a resync step looks at for
-// being stale at a time: a node has several per Service.
-const memberChunk = 4096
+// resyncScan is how many kernel set members, or virtual servers, a resync
+// step looks at at a time for being stale.
+const resyncScan = 4096
 
 // Resync is the periodic full sync cut into steps. Rebuilding and diffing
 // every Service takes seconds at thousands of them, and a change that
@@ -42,7 +42,12 @@ type Resync struct {
 	names  map[types.NamespacedName]bool
 	next   int // the first Service not yet synced
 	chunk  int // resyncChunk, but in tests
-	kernel map[ipvs.ServiceKey]ipvs.VirtualServer
+	scan   int // resyncScan, but in tests
+	// kernel and byKey are the snapshot's virtual servers; swept is how
+	// many of kernel the sweep has been through.
+	kernel []ipvs.VirtualServer
+	byKey  map[ipvs.ServiceKey]ipvs.VirtualServer
+	swept  int
 	sets   map[string][]ipset.Entry
 	// members are sets' as one set; setAt and entryAt are where the look
 	// for stale members is (ownedSets[setAt], its entryAt-th member).
@@ -66,7 +71,7 @@ func (p *Proxier) BeginResync(inputs []model.ServiceInput, snap Snapshot) *Resyn
 	if p.since == nil {
 		p.BeginRead() // read just now: nothing written since
 	}
-	r := &Resync{p: p, err: snap.err, chunk: resyncChunk, clean: true}
+	r := &Resync{p: p, err: snap.err, chunk: resyncChunk, scan: resyncScan, clean: true}
 	p.resync = r
 	if r.err == nil {
 		r.err = p.link.EnsureLink()
@@ -82,10 +87,7 @@ func (p *Proxier) BeginResync(inputs []model.ServiceInput, snap Snapshot) *Resyn
 	for _, in := range inputs {
 		r.names[nameOf(in)] = true
 	}
-	r.kernel = make(map[ipvs.ServiceKey]ipvs.VirtualServer, len(snap.kernel))
-	for _, vs := range snap.kernel {
-		r.kernel[vs.ServiceKey] = vs
-	}
+	r.kernel, r.byKey = snap.kernel, snap.byKey
 	r.sets, r.members = snap.sets, snap.members
 	for _, s := range ownedSets {
 		if _, ok := r.sets[s.Name]; !ok {
@@ -95,7 +97,7 @@ func (p *Proxier) BeginResync(inputs []model.ServiceInput, snap Snapshot) *Resyn
 			}
 		}
 	}
-	r.global = []func() (Result, bool){r.sweep, r.dropStaleMembers, r.finish}
+	r.global = []func() (Result, bool){r.dropGone, r.sweep, r.dropStaleMembers, r.finish}
 	return r
 }
 
@@ -150,7 +152,7 @@ func (r *Resync) read(k ipvs.ServiceKey) (ipvs.VirtualServer, bool, error) {
 	if r.p.since.keys[k] {
 		return r.p.ipvs.Get(k)
 	}
-	vs, ok := r.kernel[k]
+	vs, ok := r.byKey[k]
 	return vs, ok, nil
 }
 

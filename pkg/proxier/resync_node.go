@@ -39,13 +39,13 @@ func (r *Resync) addMissingMembers(names []types.NamespacedName) Result {
 	return res
 }
 
-// dropStaleMembers deletes up to memberChunk of the snapshot's set members
+// dropStaleMembers deletes up to r.scan of the snapshot's set members
 // that no Service wants and nothing wrote since the read.
 func (r *Resync) dropStaleMembers() (Result, bool) {
 	p := r.p
 	res := Result{Problems: map[types.NamespacedName][]string{}}
 	stale := map[string][]ipset.Entry{}
-	for left := memberChunk; left > 0 && r.setAt < len(ownedSets); {
+	for left := r.scan; left > 0 && r.setAt < len(ownedSets); {
 		set := ownedSets[r.setAt].Name
 		es := r.sets[set]
 		end := min(r.entryAt+left, len(es))
@@ -68,32 +68,43 @@ func (r *Resync) dropStaleMembers() (Result, bool) {
 	return res, r.setAt < len(ownedSets)
 }
 
-// sweep drops the Services the index holds that are neither among the
-// inputs nor synced since the read (gone without an event), then diffs
-// every virtual server nothing has looked at since the read: those the
-// snapshot holds that no Service wants, and those of Services the steps
-// skipped whose writes did not touch them.
-func (r *Resync) sweep() (Result, bool) {
+// dropGone syncs away the Services the index holds that are neither
+// among the inputs nor synced since the read: gone without an event.
+func (r *Resync) dropGone() (Result, bool) {
 	p := r.p
-	res := Result{Problems: map[types.NamespacedName][]string{}}
 	gone := map[types.NamespacedName]*model.ServiceInput{}
 	for n := range p.idx.built {
 		if !r.names[n] && !p.since.names[n] {
 			gone[n] = nil
 		}
 	}
-	if len(gone) > 0 {
-		res.merge(p.syncServices(gone, r.read, true))
-	}
+	return p.syncServices(gone, r.read, true), false
+}
+
+// sweep diffs up to r.scan of the virtual servers nothing has looked at
+// since the read: those the snapshot holds that no Service wants, and,
+// with the last of them, those of the Services the steps skipped that
+// SyncServices did not touch, and those left draining. Every other key a
+// Service holds, its chunk has diffed.
+func (r *Resync) sweep() (Result, bool) {
+	p := r.p
+	res := Result{Problems: map[types.NamespacedName][]string{}}
 	scope := map[ipvs.ServiceKey]bool{}
-	for k := range r.kernel {
-		scope[k] = true
+	end := min(r.swept+r.scan, len(r.kernel))
+	for _, vs := range r.kernel[r.swept:end] {
+		scope[vs.ServiceKey] = true
 	}
-	for k := range p.idx.wants {
-		scope[k] = true
-	}
-	for k := range p.drainSince {
-		scope[k.vs] = true
+	r.swept = end
+	last := end == len(r.kernel)
+	if last {
+		for n := range p.since.names {
+			for _, e := range p.idx.held[n].Entries {
+				scope[e.ServiceKey] = true
+			}
+		}
+		for k := range p.drainSince {
+			scope[k.vs] = true
+		}
 	}
 	maps.DeleteFunc(scope, func(k ipvs.ServiceKey, _ bool) bool { return p.since.keys[k] })
 	desired, current := map[ipvs.ServiceKey]ipvs.VirtualServer{}, map[ipvs.ServiceKey]ipvs.VirtualServer{}
@@ -111,21 +122,19 @@ func (r *Resync) sweep() (Result, bool) {
 		if _, want := desired[k]; !want && !p.owns(k) {
 			continue
 		}
-		if vs, ok := r.kernel[k]; ok {
+		if vs, ok := r.byKey[k]; ok {
 			current[k] = vs
 		}
 	}
-	part := Result{Problems: map[types.NamespacedName][]string{}}
 	plan := reconcile.DiffServers(desired, current, p.drain())
-	p.apply(plan, nil, &part)
-	p.clearFlows(staleFlows(plan, current), &part)
-	part.Draining = p.trackDrains(plan, scope)
+	p.apply(plan, nil, &res)
+	p.clearFlows(staleFlows(plan, current), &res)
+	res.Draining = p.trackDrains(plan, scope)
 	for k := range scope {
 		p.since.touchKey(k)
 	}
-	p.blame(&part, holders, false)
-	res.merge(part)
-	return res, false
+	p.blame(&res, holders, false)
+	return res, !last
 }
 
 // finish adds the set members that the Services the steps skipped hold

@@ -18,13 +18,14 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 )
 
-// resyncInSteps runs r to its end, chunk Services a step and each step
-// with a zero budget (so one unit of work: a chunk, or one whole-node
-// part), calling between(i) before step i (from 0), and returns the
-// steps' results merged. It fails when the resync does not end.
+// resyncInSteps runs r to its end, chunk Services (or chunk virtual
+// servers or set members looked at for being stale) a step and each step
+// with a zero budget (so one unit of work), calling between(i) before
+// step i (from 0), and returns the steps' results merged. It fails when
+// the resync does not end.
 func resyncInSteps(t *testing.T, r *Resync, chunk int, between func(step int)) Result {
 	t.Helper()
-	r.chunk = chunk
+	r.chunk, r.scan = chunk, chunk
 	res := Result{Problems: map[types.NamespacedName][]string{}}
 	for step := 0; ; step++ {
 		if step > 10000 {
@@ -188,7 +189,7 @@ func TestResyncStepIsBounded(t *testing.T) {
 		// the whole-node parts, which cost no time here.
 		want string
 	}{
-		{budget: 0, want: "16 16 16 16 16 16 4 0 0 0"},
+		{budget: 0, want: "16 16 16 16 16 16 4 0 0 0 0"},
 		{budget: 100 * time.Millisecond, want: "16 16 16 16 16 16 4"},
 		{budget: 200 * time.Millisecond, want: "32 32 32 4"},
 		{budget: time.Second, want: "96 4"},

@@ -20,9 +20,11 @@ type Snapshot struct {
 	hostAddrs []netif.HostAddress
 	addrs     []netip.Addr
 	kernel    []ipvs.VirtualServer
+	// byKey is kernel by key, and members (below) the sets as one set,
+	// for a resync to look them up without building them in the loop.
+	byKey map[ipvs.ServiceKey]ipvs.VirtualServer
 	// sets are the members of each owned set; a set missing from the
-	// kernel has no entry. members are the same as one set, for a resync
-	// to look members up without building it in the sync loop.
+	// kernel has no entry.
 	sets    map[string][]ipset.Entry
 	members map[member]bool
 	err     error
@@ -40,6 +42,10 @@ func (p *Proxier) ReadKernel() Snapshot {
 	}
 	if s.kernel, s.err = p.ipvs.List(); s.err != nil {
 		return s
+	}
+	s.byKey = make(map[ipvs.ServiceKey]ipvs.VirtualServer, len(s.kernel))
+	for _, vs := range s.kernel {
+		s.byKey[vs.ServiceKey] = vs
 	}
 	s.sets = map[string][]ipset.Entry{}
 	var errs []error

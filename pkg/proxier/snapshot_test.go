@@ -45,17 +45,25 @@ link kube-ipvs0 dummy down
 addr 10.96.0.20/32
 ` + sets("10.244.1.7") + guard("10.96.0.20,tcp:80"),
 	}}
-	// In steps of one Service, the resync of [api web] has five: api,
-	// web, the sweep of what no Service wants, the sets, the VIPs.
+	// In steps of one Service (or virtual server, or set member looked at
+	// for being stale), the change comes before each step in turn.
+	steps := 0
+	{
+		k := newKernel()
+		p := k.proxier(t, "")
+		p.SyncAll([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)})
+		resyncInSteps(t, p.BeginResync([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)}, p.ReadKernel()), 1,
+			func(int) { steps++ })
+	}
 	hows := []struct {
 		name string
 		at   int // the change comes before this step; -1: during the read
 	}{{"the change during the read", -1}}
-	for at := range 5 {
+	for at := range steps {
 		hows = append(hows, struct {
 			name string
 			at   int
-		}{fmt.Sprintf("in steps, the change before step %d", at+1), at})
+		}{fmt.Sprintf("in steps, the change before step %d of %d", at+1, steps), at})
 	}
 	for _, tc := range cases {
 		for _, how := range hows {
