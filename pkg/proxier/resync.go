@@ -11,13 +11,16 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// resyncChunk is how many Services a resync step rebuilds, diffs and
-// writes at a time; a Step looks at its budget after each chunk.
+// resyncChunk is the most Services a resync step rebuilds, diffs and
+// writes at a time; a Step looks at its budget after each chunk, and
+// sizes the next chunk from the time per Service of the last to fit its
+// budget (one Service at first: a slow node, or a VM under emulation,
+// may take milliseconds each).
 const resyncChunk = 16
 
 // resyncScan is how many kernel set members, or virtual servers, a resync
 // step looks at at a time for being stale.
-const resyncScan = 4096
+const resyncScan = 1024
 
 // Resync is the periodic full sync cut into steps. Rebuilding and diffing
 // every Service takes seconds at thousands of them, and a change that
@@ -42,6 +45,7 @@ type Resync struct {
 	names  map[types.NamespacedName]bool
 	next   int // the first Service not yet synced
 	chunk  int // resyncChunk, but in tests
+	size   int // the next chunk's size, up to chunk; 0: not yet timed
 	scan   int // resyncScan, but in tests
 	// kernel and byKey are the snapshot's virtual servers; swept is how
 	// many of kernel the sweep has been through.
@@ -122,7 +126,7 @@ func (r *Resync) Step(budget time.Duration) (done bool, res Result) {
 	for {
 		var unit Result
 		if r.next < len(r.inputs) {
-			unit = r.syncChunk()
+			unit = r.syncChunk(budget)
 		} else {
 			var more bool
 			if unit, more = r.global[0](); !more {
@@ -157,9 +161,22 @@ func (r *Resync) read(k ipvs.ServiceKey) (ipvs.VirtualServer, bool, error) {
 }
 
 // syncChunk syncs the next chunk of Services, but those SyncServices
-// synced since the read.
-func (r *Resync) syncChunk() Result {
-	end := min(r.next+r.chunk, len(r.inputs))
+// synced since the read, and sizes the next chunk to fit budget (with a
+// budget of 0, every chunk is r.chunk).
+func (r *Resync) syncChunk(budget time.Duration) Result {
+	size := r.chunk
+	if budget > 0 {
+		size = max(r.size, 1)
+	}
+	start := r.p.Clock.Now()
+	end := min(r.next+size, len(r.inputs))
+	defer func() {
+		if per := r.p.Clock.Since(start) / time.Duration(size); per > 0 {
+			r.size = int(min(max(budget/per, 1), time.Duration(r.chunk)))
+		} else {
+			r.size = r.chunk
+		}
+	}()
 	chunk := make(map[types.NamespacedName]*model.ServiceInput, end-r.next)
 	for i := r.next; i < end; i++ {
 		if n := nameOf(r.inputs[i]); !r.p.since.names[n] {

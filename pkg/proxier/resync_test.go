@@ -179,9 +179,12 @@ func (s slowIPVS) Write(ops []ipvs.Op) []error {
 }
 
 // TestResyncStepIsBounded: a step stops at the first chunk of Services
-// (or whole-node part) that ends past its budget, so a change synced
-// between steps waits for about one budget. Here each Service costs 11
-// kernel writes of 1 ms on a fake clock, 176 ms a chunk of 16.
+// (or whole-node part) that ends past its budget, and a chunk is sized to
+// fit the budget by the last one's time per Service (one Service at
+// first, 16 at most), so a step takes about its budget and a change
+// synced between steps waits for about that. Here each Service costs 11
+// kernel writes of 1 ms on a fake clock. A budget of 0 is one chunk of 16
+// a step.
 func TestResyncStepIsBounded(t *testing.T) {
 	for _, tc := range []struct {
 		budget time.Duration
@@ -190,9 +193,9 @@ func TestResyncStepIsBounded(t *testing.T) {
 		want string
 	}{
 		{budget: 0, want: "16 16 16 16 16 16 4 0 0 0 0"},
-		{budget: 100 * time.Millisecond, want: "16 16 16 16 16 16 4"},
-		{budget: 200 * time.Millisecond, want: "32 32 32 4"},
-		{budget: time.Second, want: "96 4"},
+		{budget: 100 * time.Millisecond, want: "10 18 18 18 18 18 0"}, // 1 + 9, then 9 + 9: 11 ms a Service
+		{budget: 200 * time.Millisecond, want: "33 32 32 3"},          // 1 + 16 + 16, then 16 + 16
+		{budget: time.Second, want: "97 3"},
 	} {
 		t.Run(tc.budget.String(), func(t *testing.T) {
 			k := newBenchKernel()
