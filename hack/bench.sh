@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: first the Go benchmarks of build + diff + apply through the fake
 # kernel, cold and for one endpoint change, at 100 to 50,000 Services (10
-# endpoints each), with kernel writes per operation (bench/results.txt). Then
+# endpoints each), with kernel writes per operation, and a periodic resync
+# in steps with its longest step (bench/results.txt). Then
 # the side-by-side run on a real kernel in the VM (test/bench): kube-proxy
 # v1.37 IPVS (started with flags only, and with a config file as kubeadm
 # starts it) and ipvs-proxy at BENCH_SIZES Services (default
@@ -23,6 +24,7 @@ mkdir -p bench
 {
   go test -run '^$' -bench 'SyncAll' -benchmem -benchtime "${COLD_BENCHTIME:-2x}" -timeout 30m ./pkg/proxier/
   go test -run '^$' -bench 'EndpointChange' -benchmem -benchtime "${CHANGE_BENCHTIME:-2000x}" -timeout 30m ./pkg/proxier/
+  go test -run '^$' -bench 'ResyncStep' -benchmem -benchtime "${RESYNC_BENCHTIME:-3x}" -timeout 30m ./pkg/proxier/
 } | tee bench/results.txt
 
 hack/vm-deps.sh

@@ -112,7 +112,12 @@ type daemon struct {
 	// reading delivers a periodic resync's kernel read (see resync.go);
 	// nil when none is under way.
 	reading chan proxier.Snapshot
-	kick    func()
+	// resync is the periodic resync under way in steps, if any (see
+	// resync.go); stepTurn says the next run steps it even if changes are
+	// waiting, so that it ends under a storm of changes too.
+	resync   *resyncRun
+	stepTurn bool
+	kick     func()
 
 	// zone is the Node's zone label; syncedZone what the proxier builds
 	// with (sync goroutine only).
@@ -153,12 +158,10 @@ func Run(ctx context.Context, cfg Config) error {
 		r.Kick()
 	})
 	r = runner.New("sync", func() {
-		before := d.lastFull
-		d.sync()
-		if d.lastFull != before {
-			// A full sync runs at start and once a sync period, which
-			// bounds its CPU; charged to the budget, it would hold up
-			// the changes behind it by as long again.
+		if d.sync() {
+			// A full sync runs at start, and a resync once a sync period,
+			// which bounds their CPU; charged to the budget, they would
+			// hold up the changes behind them by as long again.
 			r.Free()
 		}
 	}, runner.Limits{MinInterval: cfg.MinSyncPeriod, MaxInterval: cfg.SyncPeriod, MaxShare: cfg.MaxSyncShare, Burst: runner.DefaultBurst}, cfg.Clock)

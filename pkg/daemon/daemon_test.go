@@ -536,3 +536,73 @@ func TestConntrackDeletedMetric(t *testing.T) {
 		t.Errorf("ObserveConntrack summed %d, want 1 (the removed real server's flow)", got)
 	}
 }
+
+// slowWrites is an IPVS table whose writes take perOp each once slow is set.
+type slowWrites struct {
+	*ipvs.Fake
+	perOp time.Duration
+	slow  atomic.Bool
+}
+
+func (s *slowWrites) Write(ops []ipvs.Op) []error {
+	if s.slow.Load() {
+		time.Sleep(time.Duration(len(ops)) * s.perOp)
+	}
+	return s.Fake.Write(ops)
+}
+
+// TestChangeDuringResyncLandsBeforeItEnds: a periodic resync that has a lot
+// to repair (every Service lost its real server, and each write is slow)
+// runs in steps, and an endpoint change that comes meanwhile is synced
+// between two steps, long before the resync ends, and stays after it.
+func TestChangeDuringResyncLandsBeforeItEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const n = 200
+	objs := []runtime.Object{&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}}
+	backend := func(i int) string { return fmt.Sprintf("10.244.%d.%d", i/200, i%200+1) }
+	for i := range n {
+		name := fmt.Sprintf("s%03d", i)
+		objs = append(objs, service(name, fmt.Sprintf("10.96.%d.%d", i/200, i%200+1)), endpointSlice(name, backend(i)))
+	}
+	client := fake.NewClientset(objs...)
+	kipvs := &slowWrites{Fake: ipvs.NewFake(), perOp: 5 * time.Millisecond}
+	done := runFast(ctx, client, kipvs, nil)
+	withBackends := func() int { return strings.Count(kipvs.Dump(), "Masq") }
+	until := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("never: %s", what)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	until("the first sync", func() bool { return withBackends() == n })
+	kipvs.slow.Store(true)
+	vss, _ := kipvs.List()
+	for i, vs := range vss {
+		if err := kipvs.DeleteDestination(vs.ServiceKey, vs.Destinations[0]); err != nil {
+			t.Fatalf("drift %d: %v", i, err)
+		}
+	}
+	until("a resync repairing", func() bool { return withBackends() > 0 })
+	// The last Service in name order, which the resync reaches last.
+	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, endpointSlice("s199", "10.244.9.9"), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	changed := func() bool { return strings.Contains(kipvs.Dump(), "10.244.9.9:8080") }
+	until("the change", changed)
+	if left := n - withBackends(); left < n/2 {
+		t.Errorf("the change landed when only %d Services were left to repair: it waited for the resync", left)
+	}
+	until("the resync's end", func() bool { return withBackends() == n })
+	if !changed() || strings.Contains(kipvs.Dump(), backend(199)+":8080") {
+		t.Errorf("the resync undid the change:\n%s", kipvs.Dump())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}

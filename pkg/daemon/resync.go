@@ -1,19 +1,33 @@
 package daemon
 
 import (
+	"time"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/proxier"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 )
 
 // The periodic resync reads the whole kernel, which takes seconds at
 // thousands of Services (in the test VM at 5,000: 2.5 s for IPVS, 2 s for
 // the sets). So it reads on its own goroutine while the sync loop goes on
-// with endpoint changes, and only the diff and the writes run in the loop
-// (see proxier.BeginRead). The first sync, and the one after a failed
-// write, read in the loop: nothing else runs then.
+// with endpoint changes (see proxier.BeginRead). Rebuilding and diffing
+// every Service then takes seconds too, so it runs in steps of about
+// resyncStep (proxier.Resync): a change that comes during a step is synced
+// right after that step, before the next, and waits for one step at most.
+// The first sync, and the one after a failed write, read and sync in one
+// go in the loop: nothing else runs then.
+
+// resyncStep is the time a resync step may take before the loop looks for
+// changes: about what one change-by-change sync takes at thousands of
+// Services, so a change that comes during a resync waits for about one
+// more such sync.
+const resyncStep = 10 * time.Millisecond
 
 // startRead starts a periodic resync's read, unless one is under way.
 func (d *daemon) startRead() {
-	if d.reading != nil {
+	if d.reading != nil || d.resync != nil {
 		return
 	}
 	d.Proxier.BeginRead()
@@ -21,7 +35,7 @@ func (d *daemon) startRead() {
 	d.reading = ch
 	go func() {
 		ch <- d.Proxier.ReadKernel()
-		d.kick() // the resync runs at the next sync
+		d.kick() // the resync begins at the next sync
 	}()
 }
 
@@ -36,5 +50,65 @@ func (d *daemon) takeSnapshot() (proxier.Snapshot, bool) {
 		return s, true
 	default:
 		return proxier.Snapshot{}, false
+	}
+}
+
+// resyncRun is a resync in steps with what the daemon keeps about it.
+type resyncRun struct {
+	*proxier.Resync
+	// inputs are the Services it began with, for the Events of its steps.
+	inputs map[types.NamespacedName]*model.ServiceInput
+	start  time.Time
+	steps  int
+	errors int
+}
+
+// beginResync starts the resync of every Service from a snapshot.
+func (d *daemon) beginResync(snap proxier.Snapshot) {
+	all, err := d.src.All()
+	if err != nil {
+		klog.ErrorS(err, "Cannot read Services from the cache")
+		d.needFull = true
+		return
+	}
+	run := &resyncRun{inputs: make(map[types.NamespacedName]*model.ServiceInput, len(all)), start: d.Clock.Now()}
+	for i := range all {
+		run.inputs[types.NamespacedName{Namespace: all[i].Service.Namespace, Name: all[i].Service.Name}] = &all[i]
+	}
+	run.Resync = d.Proxier.BeginResync(all, snap)
+	d.resync = run
+}
+
+// stepResync runs resync steps until the resync is done or a change is
+// waiting; then the change goes first, and the next run steps again.
+func (d *daemon) stepResync() {
+	d.stepTurn = false
+	run := d.resync
+	for {
+		start := d.Clock.Now()
+		done, res := run.Step(resyncStep)
+		run.steps++
+		run.errors += len(res.Errors)
+		inputs := make(map[types.NamespacedName]*model.ServiceInput, len(res.Synced))
+		for _, n := range res.Synced {
+			inputs[n] = run.inputs[n]
+		}
+		d.finish(start, nil, inputs, res, true)
+		if done {
+			if !res.Aborted {
+				d.fullDone(run.errors == 0)
+			}
+			klog.V(2).InfoS("Resync done", "services", len(run.inputs), "steps", run.steps, "errors", run.errors,
+				"took", d.Clock.Since(run.start))
+			d.resync = nil
+			return
+		}
+		if d.needFull {
+			return // the next run syncs everything, which voids this resync
+		}
+		if d.changes.Waiting() {
+			d.kick()
+			return
+		}
 	}
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"strings"
+	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/proxier"
@@ -15,52 +16,112 @@ import (
 // whose input it had to skip in part.
 const EventReason = "IPVSProxySkipped"
 
-// sync runs on the runner's goroutine only.
-func (d *daemon) sync() {
+// sync runs on the runner's goroutine only. A run is a full sync, a
+// change-by-change sync, or steps of a periodic resync (see resync.go);
+// it reports whether it was other than change by change, which the runner
+// then does not charge to its budget.
+func (d *daemon) sync() (free bool) {
 	start := d.Clock.Now()
-	names := d.changes.Take()
-	snap, read := d.takeSnapshot()
-	full := d.needFull || read
 	if zone, changed := d.takeZone(); changed {
 		d.Proxier.SetZone(zone)
-		full = true
+		d.needFull = true
 	}
-	if !full && start.Sub(d.lastFull) >= d.SyncPeriod {
+	if d.needFull {
+		d.syncAll(start)
+		return true
+	}
+	if snap, read := d.takeSnapshot(); read {
+		d.beginResync(snap)
+	}
+	if d.resync != nil && (d.stepTurn || !d.changes.Waiting()) {
+		d.stepResync()
+		return true
+	}
+	if start.Sub(d.lastFull) >= d.SyncPeriod {
 		d.startRead()
 	}
-	var res proxier.Result
-	inputs := map[types.NamespacedName]*model.ServiceInput{}
-	if full {
-		all, err := d.src.All()
-		if err != nil {
-			klog.ErrorS(err, "Cannot read Services from the cache")
-			d.needFull = true
-			return
-		}
-		for i := range all {
-			inputs[types.NamespacedName{Namespace: all[i].Service.Namespace, Name: all[i].Service.Name}] = &all[i]
-		}
-		// The first full sync waits for the rules (see startRules).
-		ruleErrs := d.waitFirstRules()
-		if read {
-			res = d.Proxier.SyncAllFrom(all, snap)
-		} else {
-			d.reading = nil // a read under way would miss what this sync writes
-			res = d.Proxier.SyncAll(all)
-		}
-		res.Errors = append(res.Errors, ruleErrs...)
-	} else {
-		for _, n := range names {
-			in, err := d.src.Input(n)
-			if err != nil {
-				klog.ErrorS(err, "Cannot read Service from the cache", "service", n)
-				d.changes.Mark(n)
-				continue
-			}
-			inputs[n] = in
-		}
-		res = d.Proxier.SyncServices(inputs)
+	d.syncChanges(start)
+	if d.resync != nil {
+		// The resync goes on in the next run, whatever comes meanwhile.
+		d.stepTurn = true
+		d.kick()
 	}
+	return false
+}
+
+// syncAll lists the kernel and syncs every Service, in the loop: at start,
+// after a write that belongs to no one Service failed, and when the node's
+// zone changed. A resync or a read under way is void: it would miss what
+// this sync writes.
+func (d *daemon) syncAll(start time.Time) {
+	names := d.changes.Take()
+	all, err := d.src.All()
+	if err != nil {
+		klog.ErrorS(err, "Cannot read Services from the cache")
+		return
+	}
+	inputs := make(map[types.NamespacedName]*model.ServiceInput, len(all))
+	for i := range all {
+		inputs[types.NamespacedName{Namespace: all[i].Service.Namespace, Name: all[i].Service.Name}] = &all[i]
+	}
+	// The first full sync waits for the rules (see startRules).
+	ruleErrs := d.waitFirstRules()
+	d.reading, d.resync, d.needFull = nil, nil, false
+	res := d.Proxier.SyncAll(all)
+	res.Errors = append(res.Errors, ruleErrs...)
+	d.finish(start, names, inputs, res, true)
+	// A Service missing from a full sync is gone.
+	for n := range d.reported {
+		if _, ok := inputs[n]; !ok {
+			delete(d.reported, n)
+		}
+	}
+	if !res.Aborted {
+		d.fullDone(len(res.Errors) == 0)
+	}
+}
+
+// syncChanges syncs the Services changed since the last run.
+func (d *daemon) syncChanges(start time.Time) {
+	names := d.changes.Take()
+	inputs := make(map[types.NamespacedName]*model.ServiceInput, len(names))
+	for _, n := range names {
+		in, err := d.src.Input(n)
+		if err != nil {
+			klog.ErrorS(err, "Cannot read Service from the cache", "service", n)
+			d.changes.Mark(n)
+			continue
+		}
+		inputs[n] = in
+	}
+	d.finish(start, names, inputs, d.Proxier.SyncServices(inputs), false)
+}
+
+// fullDone is the end of a full sync or a resync that did not abort.
+func (d *daemon) fullDone(clean bool) {
+	// The period runs from the end of the full sync: one slower than the
+	// period (iptables on a loaded node) must not make every following
+	// sync a full one, holding up endpoint changes.
+	d.lastFull = d.Clock.Now()
+	if !clean {
+		return
+	}
+	// What it took over from kube-proxy is in the record now.
+	d.Proxier.AdoptNodePorts = false
+	if d.AfterFirstSync != nil {
+		// On its own goroutine: kube-proxy's leftovers are removed with
+		// iptables and ipset execs, seconds on a loaded node, and the
+		// changes queued meanwhile must not wait for them.
+		go d.AfterFirstSync()
+		d.AfterFirstSync = nil
+	}
+}
+
+// finish handles what a sync did: drains, health checks, retries, metrics,
+// health, Events. names are the changes it served (for the programming
+// latency), inputs the Services it synced; full says it was a full sync
+// or a resync step.
+func (d *daemon) finish(start time.Time, names []types.NamespacedName, inputs map[types.NamespacedName]*model.ServiceInput, res proxier.Result, full bool) {
 	d.recheckDrains(res.Draining)
 	if res.HealthChecksChanged {
 		d.syncHealthChecks()
@@ -75,7 +136,9 @@ func (d *daemon) sync() {
 	// A failed write that belongs to no one Service leaves the kernel in a
 	// state we no longer know: the next sync lists it whole. One that
 	// belongs to a Service is retried for that Service alone.
-	d.needFull = res.NodeWide || res.Aborted
+	if res.NodeWide || res.Aborted {
+		d.needFull = true
+	}
 	synced := make(map[types.NamespacedName]bool, len(inputs)+len(res.Changed))
 	for n := range inputs {
 		synced[n] = true
@@ -86,24 +149,7 @@ func (d *daemon) sync() {
 	d.retryFailed(synced, res.Failed)
 	noLocal := d.Proxier.NoLocalEndpoints()
 	d.Metrics.SetNoLocalEndpoints(noLocal.Internal, noLocal.External)
-	if full && !res.Aborted {
-		// The period runs from the end of the full sync: one slower than
-		// the period (iptables on a loaded node) must not make every
-		// following sync a full one, holding up endpoint changes.
-		d.lastFull = d.Clock.Now()
-		if len(res.Errors) == 0 {
-			// What it took over from kube-proxy is in the record now.
-			d.Proxier.AdoptNodePorts = false
-		}
-		if len(res.Errors) == 0 && d.AfterFirstSync != nil {
-			// On its own goroutine: kube-proxy's leftovers are removed with
-			// iptables and ipset execs, seconds on a loaded node, and the
-			// changes queued meanwhile must not wait for them.
-			go d.AfterFirstSync()
-			d.AfterFirstSync = nil
-		}
-	}
-	d.report(inputs, res, full)
+	d.report(inputs, res)
 	d.Metrics.ObserveSync(elapsed, full, res.Counts, len(res.Errors))
 	for _, r := range res.Conntrack {
 		d.Metrics.ObserveConntrack(r.Family, r.Took, r.Deleted)
@@ -129,7 +175,7 @@ func (d *daemon) sync() {
 
 // report logs and records an Event for each Service whose problems changed
 // since they were last reported.
-func (d *daemon) report(inputs map[types.NamespacedName]*model.ServiceInput, res proxier.Result, full bool) {
+func (d *daemon) report(inputs map[types.NamespacedName]*model.ServiceInput, res proxier.Result) {
 	for _, n := range res.Changed {
 		// It gained or lost an address:port through another Service's
 		// change: its own input did not change.
@@ -151,14 +197,6 @@ func (d *daemon) report(inputs map[types.NamespacedName]*model.ServiceInput, res
 		d.Metrics.ServiceSkipped("invalid-input")
 		if in != nil && d.Recorder != nil {
 			d.Recorder.Event(in.Service, v1.EventTypeWarning, EventReason, problems)
-		}
-	}
-	if full {
-		// A Service missing from a full sync is gone.
-		for n := range d.reported {
-			if _, ok := inputs[n]; !ok {
-				delete(d.reported, n)
-			}
 		}
 	}
 }

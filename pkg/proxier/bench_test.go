@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
@@ -39,6 +40,16 @@ func newBenchKernel() kernel {
 	return k
 }
 
+// syncedBenchProxier is a proxier that has synced benchWorld(n) to fakes.
+func syncedBenchProxier(n int) (*Proxier, []model.ServiceInput) {
+	world := benchWorld(n)
+	k := newBenchKernel()
+	owned, _ := LoadOwned("")
+	p := New(model.Options{NodeName: "node-a", Scheduler: "rr"}, k.ipvs, k.link, k.sets, owned)
+	p.SyncAll(world)
+	return p, world
+}
+
 // BenchmarkSyncAll is a cold start: build every Service, diff against an
 // empty kernel and apply, through the fakes.
 func BenchmarkSyncAll(b *testing.B) {
@@ -65,11 +76,7 @@ func BenchmarkSyncAll(b *testing.B) {
 func BenchmarkEndpointChange(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
-			world := benchWorld(n)
-			k := newBenchKernel()
-			owned, _ := LoadOwned("")
-			p := New(model.Options{NodeName: "node-a", Scheduler: "rr"}, k.ipvs, k.link, k.sets, owned)
-			p.SyncAll(world)
+			p, world := syncedBenchProxier(n)
 			target := world[n/2]
 			name := types.NamespacedName{Namespace: "ns", Name: target.Service.Name}
 			// Toggle one endpoint: added, then removed, on every other op.
@@ -90,6 +97,33 @@ func BenchmarkEndpointChange(b *testing.B) {
 				writes = p.SyncServices(map[types.NamespacedName]*model.ServiceInput{name: &in}).Counts.Writes()
 			}
 			b.ReportMetric(float64(writes), "kernel-writes/op")
+		})
+	}
+}
+
+// BenchmarkResyncStep is a periodic resync of n Services that finds
+// nothing to repair, in steps of the daemon's budget (10 ms): an op is the
+// whole resync, and the metric longest-step-ms is what a change that comes
+// during it may wait, to compare with BenchmarkEndpointChange.
+func BenchmarkResyncStep(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			p, world := syncedBenchProxier(n)
+			var longest time.Duration
+			steps := 0
+			for b.Loop() {
+				b.StopTimer()
+				snap := p.ReadKernel()
+				b.StartTimer()
+				r := p.BeginResync(world, snap)
+				for done := false; !done; steps++ {
+					t0 := time.Now()
+					done, _ = r.Step(10 * time.Millisecond)
+					longest = max(longest, time.Since(t0))
+				}
+			}
+			b.ReportMetric(float64(longest.Microseconds())/1000, "longest-step-ms")
+			b.ReportMetric(float64(steps)/float64(b.N), "steps/op")
 		})
 	}
 }

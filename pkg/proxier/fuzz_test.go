@@ -44,6 +44,9 @@ func FuzzNodeOfTenants(f *testing.F) {
 		if full.dump != forward.dump || full.dump != backward.dump {
 			t.Fatalf("the kind or order of syncs changed the kernel:\nfull:\n%s\nforward:\n%s\nbackward:\n%s", full.dump, forward.dump, backward.dump)
 		}
+		if stepped := resyncOneByOne(t, ins); stepped != full.dump {
+			t.Fatalf("a resync a Service a step left another kernel:\nfull:\n%s\nin steps:\n%s", full.dump, stepped)
+		}
 		alone := map[types.NamespacedName]map[ipvs.ServiceKey]string{}
 		for _, in := range ins {
 			alone[nameOf(in)] = runSyncs(t, []model.ServiceInput{in}, nil).byKey
@@ -148,6 +151,19 @@ func reversed(ins []model.ServiceInput) []model.ServiceInput {
 	out := slices.Clone(ins)
 	slices.Reverse(out)
 	return out
+}
+
+// resyncOneByOne resyncs ins a Service a step on a fresh node, and
+// returns the kernel's dump.
+func resyncOneByOne(t *testing.T, ins []model.ServiceInput) string {
+	t.Helper()
+	k := newKernel()
+	p := k.proxier(t, "")
+	p.SyncAll(nil)
+	if res := resyncInSteps(t, p.BeginResync(ins, p.ReadKernel()), 1, nil); len(res.Errors) > 0 {
+		t.Fatalf("errors: %v", res.Errors)
+	}
+	return k.dump(t)
 }
 
 // kernelView is a kernel dump, whole and cut by virtual server: each key

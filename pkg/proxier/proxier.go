@@ -2,8 +2,8 @@
 // the one stateful step of the data flow: it remembers what each Service was
 // last built to, so a change to one Service reads and writes only that
 // Service's virtual servers (O(1) kernel work per endpoint change), and it
-// lists the whole kernel only in SyncAll, at start and on the periodic
-// resync, which also repairs drift.
+// lists the whole kernel only at start (SyncAll) and on the periodic
+// resync (ReadKernel, then a Resync in steps), which also repairs drift.
 package proxier
 
 import (
@@ -51,8 +51,11 @@ type Proxier struct {
 	linkAddrs map[netip.Addr]bool
 	// drainSince is when each draining real server got weight 0.
 	drainSince map[drainKey]time.Time
-	// since records what SyncServices writes while a snapshot is read.
+	// since records what SyncServices writes while a snapshot is read,
+	// and, with a resync in steps, what the resync wrote so far.
 	since *since
+	// resync is the resync in steps under way, if any (see BeginResync).
+	resync *Resync
 	// AdoptNodePorts, set while a node moves from kube-proxy's IPVS mode
 	// (its NodePort sets are still there), lets a full sync take over a
 	// virtual server on a node address that a Service wants as its node
@@ -89,6 +92,9 @@ type Result struct {
 	Conntrack []ConntrackRound
 	// HealthChecksChanged says HealthChecks() differs from before the sync.
 	HealthChecksChanged bool
+	// Synced are the Services a resync step rebuilt (SyncServices leaves
+	// it empty: its caller knows what it gave).
+	Synced []types.NamespacedName
 }
 
 func New(opts model.Options, ipvsIf ipvs.Interface, link netif.Interface, sets ipset.Interface, owned *Owned) *Proxier {
@@ -130,21 +136,14 @@ func (p *Proxier) foreign(k ipvs.ServiceKey) bool {
 }
 
 // SyncAll lists everything the kernel holds, rebuilds every Service and
-// applies the difference.
+// applies the difference in one go: at start, where it writes everything
+// in batches, and after a write that belongs to no one Service failed. It
+// voids a resync in steps under way (BeginResync).
 func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
-	p.since = nil
-	return p.SyncAllFrom(inputs, p.ReadKernel())
-}
-
-// SyncAllFrom is SyncAll from a snapshot read since BeginRead (or, from
-// SyncAll, just now). What SyncServices wrote after BeginRead is left as
-// it is: the snapshot may predate it, and the sync that wrote it read the
-// kernel itself.
-func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result {
 	res := Result{Problems: map[types.NamespacedName][]string{}}
 	t0 := p.Clock.Now()
-	written := p.since
-	p.since = nil
+	p.since, p.resync = nil, nil
+	snap := p.ReadKernel()
 	if snap.err != nil {
 		res.Errors, res.Aborted = append(res.Errors, snap.err), true
 		return res
@@ -153,29 +152,8 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 		res.Errors, res.Aborted = append(res.Errors, err), true
 		return res
 	}
-	hostAddrs, addrs, kernel := snap.hostAddrs, snap.addrs, snap.kernel
 	t1 := p.Clock.Now()
-	p.opts.NodeIPs = p.opts.NodeIPs[:0]
-	for _, h := range hostAddrs {
-		p.opts.NodeIPs = append(p.opts.NodeIPs, h.Addr)
-	}
-	p.builder = model.NewBuilder(p.opts)
-	before := p.linkAddrs
-	p.linkAddrs = map[netip.Addr]bool{}
-	for _, a := range addrs {
-		p.linkAddrs[a] = true
-	}
-	if written != nil {
-		// Our own writes since the read are known better than the read.
-		for a := range written.addrs {
-			if before[a] {
-				p.linkAddrs[a] = true
-			} else {
-				delete(p.linkAddrs, a)
-			}
-		}
-	}
-
+	p.useSnapshot(snap, nil)
 	oldChecks := p.idx.healthChecks
 	p.idx = newIndex(len(inputs))
 	built := make(map[types.NamespacedName]*model.ServiceState, len(inputs))
@@ -183,7 +161,7 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 		st := p.builder.Service(in)
 		built[nameOf(in)] = &st
 	}
-	changes := p.idx.update(built, p.foreignIn(kernel, built, written))
+	changes := p.idx.update(built, p.foreignIn(snap.kernel, built))
 	desired := make(map[ipvs.ServiceKey]ipvs.VirtualServer, len(inputs))
 	for _, c := range changes {
 		res.note(c)
@@ -194,17 +172,9 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 	res.HealthChecksChanged = !maps.Equal(oldChecks, p.idx.healthChecks)
 	t2 := p.Clock.Now()
 	current := map[ipvs.ServiceKey]ipvs.VirtualServer{}
-	for _, vs := range kernel {
+	for _, vs := range snap.kernel {
 		if _, want := desired[vs.ServiceKey]; want || p.owns(vs.ServiceKey) {
 			current[vs.ServiceKey] = vs
-		}
-	}
-	wanted := desired
-	if written != nil && len(written.keys) > 0 {
-		wanted = maps.Clone(desired)
-		for k := range written.keys {
-			delete(wanted, k)
-			delete(current, k)
 		}
 	}
 	wantAddrs := make(map[netip.Addr]bool, len(p.idx.vipRefs))
@@ -215,30 +185,56 @@ func (p *Proxier) SyncAllFrom(inputs []model.ServiceInput, snap Snapshot) Result
 	// which VIP ports the filter lets through, and a VIP takes traffic
 	// only once it is on the link. At a cold start the virtual servers
 	// are so ready sooner.
-	plan, writes := p.applyServers(wanted, current, desired, &res)
+	plan, writes := p.applyServers(desired, current, &res)
 	t3 := p.Clock.Now()
-	p.syncAllSets(&res, snap.sets, written)
+	p.syncAllSets(&res, snap.sets)
 	t4 := p.Clock.Now()
 	vips := reconcile.DiffAddresses(wantAddrs, p.linkAddrs)
 	p.apply(vips, desired, &res)
 	t5 := p.Clock.Now()
 	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
-	res.Draining = p.trackDrains(plan, p.notWritten(written))
+	res.Draining = p.trackDrains(plan, nil)
 	p.blame(&res, nil, true)
 	klog.V(3).InfoS("Full sync", "readKernel", t1.Sub(t0), "build", t2.Sub(t1), "virtualServers", t3.Sub(t2),
 		"sets", t4.Sub(t3), "addresses", t5.Sub(t4), "writes", writes+vips.Len())
 	return res
 }
 
+// useSnapshot takes from a snapshot what a full sync needs before it
+// builds a Service: the node's addresses (node ports listen on them) and
+// the dummy link's, where our own writes since the read (written, or nil)
+// are known better than the read.
+func (p *Proxier) useSnapshot(snap Snapshot, written *since) {
+	p.opts.NodeIPs = p.opts.NodeIPs[:0]
+	for _, h := range snap.hostAddrs {
+		p.opts.NodeIPs = append(p.opts.NodeIPs, h.Addr)
+	}
+	p.builder = model.NewBuilder(p.opts)
+	before := p.linkAddrs
+	p.linkAddrs = map[netip.Addr]bool{}
+	for _, a := range snap.addrs {
+		p.linkAddrs[a] = true
+	}
+	if written != nil {
+		for a := range written.addrs {
+			if before[a] {
+				p.linkAddrs[a] = true
+			} else {
+				delete(p.linkAddrs, a)
+			}
+		}
+	}
+}
+
 // foreignIn returns the keys of the kernel's virtual servers that are
-// another tool's, leaving out those SyncServices wrote since the read and,
-// with AdoptNodePorts, kube-proxy's node ports that a Service wants.
-func (p *Proxier) foreignIn(kernel []ipvs.VirtualServer, built map[types.NamespacedName]*model.ServiceState, written *since) map[ipvs.ServiceKey]bool {
+// another tool's, leaving out, with AdoptNodePorts, kube-proxy's node
+// ports that a Service wants.
+func (p *Proxier) foreignIn(kernel []ipvs.VirtualServer, built map[types.NamespacedName]*model.ServiceState) map[ipvs.ServiceKey]bool {
 	nodePorts := map[ipvs.ServiceKey]bool{}
 	if p.AdoptNodePorts {
 		for _, st := range built {
 			for _, e := range st.Entries {
-				if !e.Chosen && slices.Contains(p.opts.NodeIPs, e.Addr) {
+				if p.adopts(e) {
 					nodePorts[e.ServiceKey] = true
 				}
 			}
@@ -247,17 +243,40 @@ func (p *Proxier) foreignIn(kernel []ipvs.VirtualServer, built map[types.Namespa
 	foreign := map[ipvs.ServiceKey]bool{}
 	for _, vs := range kernel {
 		k := vs.ServiceKey
-		if p.foreign(k) && (written == nil || !written.keys[k]) && !nodePorts[k] {
+		if p.foreign(k) && !nodePorts[k] {
 			foreign[k] = true
 		}
 	}
 	return foreign
 }
 
+// adopts reports whether a full sync takes over the virtual server at e's
+// key when another tool's is there: kube-proxy's node port, during a
+// migration (AdoptNodePorts).
+func (p *Proxier) adopts(e model.Entry) bool {
+	return p.AdoptNodePorts && !e.Chosen && slices.Contains(p.opts.NodeIPs, e.Addr)
+}
+
 // SyncServices rebuilds only the given Services (a nil input means the
 // Service is gone) and reads from the kernel only their virtual servers,
 // and those of Services that gained or lost an address:port through them.
 func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceInput) Result {
+	for name := range changed {
+		p.since.touchName(name)
+	}
+	return p.syncServices(changed, p.ipvs.Get, false)
+}
+
+// kernelRead reads one virtual server: the kernel itself, or, in a resync
+// step, the snapshot wherever nothing was written since it was read.
+type kernelRead func(ipvs.ServiceKey) (ipvs.VirtualServer, bool, error)
+
+// syncServices is SyncServices reading through get. With full (a resync
+// step), each Service given is synced even when it was built to the same
+// state, since the kernel may have drifted, and each of its keys that is
+// neither on the link nor recorded is looked up again: another tool's
+// virtual server may have come or gone there.
+func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceInput, get kernelRead, full bool) Result {
 	res := Result{Problems: map[types.NamespacedName][]string{}}
 	built := make(map[types.NamespacedName]*model.ServiceState, len(changed))
 	read := map[ipvs.ServiceKey]*ipvs.VirtualServer{}
@@ -267,7 +286,7 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 		if in != nil {
 			st = p.builder.Service(*in)
 		}
-		if p.unchanged(name, st) {
+		if !full && p.unchanged(name, st) {
 			// A late or spurious event (an informer's initial adds after
 			// a full sync, an update of a field we do not use): the kernel
 			// was already written for this state, so it is not read.
@@ -281,16 +300,22 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 		// and one that did may have gone: look before claiming it.
 		for _, e := range st.Entries {
 			k := e.ServiceKey
-			if _, seen := read[k]; seen || !p.foreign(k) || p.idx.wanted(k) && !p.idx.foreign[k] {
+			if _, seen := read[k]; seen || !full && p.idx.wanted(k) && !p.idx.foreign[k] {
 				continue
 			}
-			vs, ok, err := p.ipvs.Get(k)
+			if !p.foreign(k) {
+				if full && p.idx.foreign[k] {
+					foreign[k] = false // its address is ours now
+				}
+				continue
+			}
+			vs, ok, err := get(k)
 			if err != nil {
 				res.Errors = append(res.Errors, &reconcile.KeyError{Key: k, Err: err})
 			}
 			// Unknown (an error) counts as foreign: not ours to write, and
 			// the Service is retried.
-			foreign[k] = ok || err != nil
+			foreign[k] = ok && !(full && p.adopts(e)) || err != nil
 			read[k] = nil
 			if ok {
 				read[k] = &vs
@@ -299,6 +324,15 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 	}
 	p.idx.trackMembers()
 	changes := p.idx.update(built, foreign)
+	if full {
+		// Unchanged Services keep their problems, which the caller reports
+		// from this result.
+		for name := range built {
+			if held := p.idx.held[name]; len(held.Problems) > 0 {
+				res.Problems[name] = held.Problems
+			}
+		}
+	}
 	desired := map[ipvs.ServiceKey]ipvs.VirtualServer{}
 	touched := map[ipvs.ServiceKey]bool{}
 	touchedAddrs := map[netip.Addr]bool{}
@@ -342,12 +376,6 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 		}
 	}
 	p.writeMembers(&res)
-	for key := range touched {
-		p.since.touchKey(key)
-	}
-	for a := range touchedAddrs {
-		p.since.touchAddr(a)
-	}
 	current := map[ipvs.ServiceKey]ipvs.VirtualServer{}
 	for key := range touched {
 		_, want := desired[key]
@@ -360,7 +388,7 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 			}
 			continue
 		}
-		vs, ok, err := p.ipvs.Get(key)
+		vs, ok, err := get(key)
 		if err != nil {
 			res.Errors = append(res.Errors, &reconcile.KeyError{Key: key, Err: err})
 			delete(desired, key) // unknown state: retry on the next sync
@@ -369,6 +397,14 @@ func (p *Proxier) SyncServices(changed map[types.NamespacedName]*model.ServiceIn
 		if ok {
 			current[key] = vs
 		}
+	}
+	// After the reads: a resync's get reads the kernel, not its snapshot,
+	// for what is marked written.
+	for key := range touched {
+		p.since.touchKey(key)
+	}
+	for a := range touchedAddrs {
+		p.since.touchAddr(a)
 	}
 	wantAddrs, haveAddrs := map[netip.Addr]bool{}, map[netip.Addr]bool{}
 	for a := range touchedAddrs {

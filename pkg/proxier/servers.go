@@ -13,12 +13,11 @@ import (
 // a good part of the proxy's peak memory.
 const serverBatch = 512
 
-// applyServers turns current into wanted batch by batch, in key order
-// (desired is every virtual server the Services want, for the ownership
-// record). It returns what the caller needs once all are written: the
-// deletions (their UDP and SCTP flows are cleared), the real servers left
-// draining, and the number of writes.
-func (p *Proxier) applyServers(wanted, current, desired map[ipvs.ServiceKey]ipvs.VirtualServer, res *Result) (reconcile.Plan, int) {
+// applyServers turns current into wanted (every virtual server the
+// Services want) batch by batch, in key order. It returns what the caller
+// needs once all are written: the deletions (their UDP and SCTP flows are
+// cleared), the real servers left draining, and the number of writes.
+func (p *Proxier) applyServers(wanted, current map[ipvs.ServiceKey]ipvs.VirtualServer, res *Result) (reconcile.Plan, int) {
 	keys := make([]ipvs.ServiceKey, 0, len(wanted)+len(current))
 	for k := range wanted {
 		keys = append(keys, k)
@@ -63,7 +62,7 @@ func (p *Proxier) applyServers(wanted, current, desired map[ipvs.ServiceKey]ipvs
 		kept.Draining = append(kept.Draining, plan.Draining...)
 	}
 	if clean {
-		p.recordAfter(desired, kept.DeleteServices, res)
+		p.recordAfter(wanted, kept.DeleteServices, res)
 	}
 	return kept, writes
 }

@@ -109,9 +109,8 @@ func (p *Proxier) EnsureSets() error {
 }
 
 // syncAllSets makes the sets exist and hold exactly what p.idx.memberRefs
-// says, from the members the snapshot read, leaving alone the members
-// SyncServices wrote since (nil: none).
-func (p *Proxier) syncAllSets(res *Result, have map[string][]ipset.Entry, written *since) {
+// says, from the members the snapshot read.
+func (p *Proxier) syncAllSets(res *Result, have map[string][]ipset.Entry) {
 	counts := map[string]int{}
 	for m := range p.idx.memberRefs {
 		counts[m.set]++
@@ -128,13 +127,12 @@ func (p *Proxier) syncAllSets(res *Result, have map[string][]ipset.Entry, writte
 			res.Errors = append(res.Errors, err)
 			continue
 		}
-		skip := func(e ipset.Entry) bool { return written != nil && written.members[member{s.Name, e}] }
 		var stale, missing []ipset.Entry
 		present := 0 // kernel sets hold no duplicates
 		for _, e := range have[s.Name] {
 			if p.idx.memberRefs[member{s.Name, e}] > 0 {
 				present++
-			} else if !skip(e) {
+			} else {
 				stale = append(stale, e)
 			}
 		}
@@ -147,7 +145,7 @@ func (p *Proxier) syncAllSets(res *Result, have map[string][]ipset.Entry, writte
 				haveSet[e] = true
 			}
 			for _, e := range wanted[s.Name] {
-				if !haveSet[e] && !skip(e) {
+				if !haveSet[e] {
 					missing = append(missing, e)
 				}
 			}

@@ -8,20 +8,26 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Snapshot is everything a full sync reads from the kernel. At 5,000
 // Services reading it takes seconds; ReadKernel may run on another
-// goroutine while SyncServices goes on, and SyncAllFrom then leaves alone
-// what those syncs wrote meanwhile (see BeginRead).
+// goroutine while SyncServices goes on, and the resync of the snapshot
+// (BeginResync) then leaves alone what those syncs wrote meanwhile (see
+// BeginRead).
 type Snapshot struct {
 	hostAddrs []netif.HostAddress
 	addrs     []netip.Addr
 	kernel    []ipvs.VirtualServer
+	// byKey is kernel by key, and members (below) the sets as one set,
+	// for a resync to look them up without building them in the loop.
+	byKey map[ipvs.ServiceKey]ipvs.VirtualServer
 	// sets are the members of each owned set; a set missing from the
 	// kernel has no entry.
-	sets map[string][]ipset.Entry
-	err  error
+	sets    map[string][]ipset.Entry
+	members map[member]bool
+	err     error
 }
 
 // ReadKernel reads a Snapshot. It uses only the kernel interfaces, which
@@ -37,8 +43,13 @@ func (p *Proxier) ReadKernel() Snapshot {
 	if s.kernel, s.err = p.ipvs.List(); s.err != nil {
 		return s
 	}
+	s.byKey = make(map[ipvs.ServiceKey]ipvs.VirtualServer, len(s.kernel))
+	for _, vs := range s.kernel {
+		s.byKey[vs.ServiceKey] = vs
+	}
 	s.sets = map[string][]ipset.Entry{}
 	var errs []error
+	n := 0
 	for _, set := range ownedSets {
 		es, err := p.sets.Entries(set.Name)
 		switch {
@@ -47,6 +58,13 @@ func (p *Proxier) ReadKernel() Snapshot {
 			errs = append(errs, err)
 		default:
 			s.sets[set.Name] = es
+			n += len(es)
+		}
+	}
+	s.members = make(map[member]bool, n)
+	for set, es := range s.sets {
+		for _, e := range es {
+			s.members[member{set, e}] = true
 		}
 	}
 	if len(errs) > 0 {
@@ -55,18 +73,28 @@ func (p *Proxier) ReadKernel() Snapshot {
 	return s
 }
 
-// since is what SyncServices wrote after BeginRead: the snapshot being
-// read may not show it, so SyncAllFrom must not undo it.
+// since is what was written after BeginRead: the snapshot being read may
+// not show it, so the resync of that snapshot must not undo it.
 type since struct {
 	keys    map[ipvs.ServiceKey]bool
 	addrs   map[netip.Addr]bool
 	members map[member]bool
+	// names are the Services SyncServices was given: their input is newer
+	// than a resync's.
+	names map[types.NamespacedName]bool
 }
 
-// BeginRead starts recording what SyncServices writes, for the
-// SyncAllFrom of a snapshot read from now on.
+// BeginRead starts recording what SyncServices writes, for the resync
+// (BeginResync) of a snapshot read from now on.
 func (p *Proxier) BeginRead() {
-	p.since = &since{keys: map[ipvs.ServiceKey]bool{}, addrs: map[netip.Addr]bool{}, members: map[member]bool{}}
+	p.since = &since{keys: map[ipvs.ServiceKey]bool{}, addrs: map[netip.Addr]bool{}, members: map[member]bool{},
+		names: map[types.NamespacedName]bool{}}
+}
+
+func (s *since) touchName(n types.NamespacedName) {
+	if s != nil {
+		s.names[n] = true
+	}
 }
 
 func (s *since) touchKey(k ipvs.ServiceKey) {
@@ -85,24 +113,4 @@ func (s *since) touchMember(m member) {
 	if s != nil {
 		s.members[m] = true
 	}
-}
-
-// notWritten is the scope of trackDrains after a full sync: every virtual
-// server but those SyncServices wrote since the read (nil: all).
-func (p *Proxier) notWritten(written *since) map[ipvs.ServiceKey]bool {
-	if written == nil || len(written.keys) == 0 {
-		return nil
-	}
-	scope := map[ipvs.ServiceKey]bool{}
-	for k := range p.idx.wants {
-		if _, held := p.idx.holder(k); held && !written.keys[k] {
-			scope[k] = true
-		}
-	}
-	for k := range p.drainSince {
-		if !written.keys[k.vs] {
-			scope[k.vs] = true
-		}
-	}
-	return scope
 }

@@ -1,6 +1,7 @@
 package proxier
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -10,12 +11,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// TestSyncAllFromAnOlderRead: a periodic resync reads the kernel on the
-// side while SyncServices goes on. Whatever those syncs wrote after the
-// read began (a real server removed, a Service added, a Service deleted)
-// must survive the resync of the older read, while drift the read did see
-// on other virtual servers is still repaired.
-func TestSyncAllFromAnOlderRead(t *testing.T) {
+// TestResyncFromAnOlderRead: a periodic resync reads the kernel on the
+// side while SyncServices goes on, then runs in steps with changes synced
+// between them (BeginResync). Whatever those changes wrote after the read
+// began (a real server removed, a Service added, a Service deleted),
+// during the read or before any step, must survive the resync, while
+// drift the read did see on other virtual servers is still repaired: the
+// kernel ends the same every way.
+func TestResyncFromAnOlderRead(t *testing.T) {
 	cases := []struct {
 		name   string
 		change map[types.NamespacedName]*model.ServiceInput
@@ -42,36 +45,70 @@ link kube-ipvs0 dummy down
 addr 10.96.0.20/32
 ` + sets("10.244.1.7") + guard("10.96.0.20,tcp:80"),
 	}}
+	// In steps of one Service (or virtual server, or set member looked at
+	// for being stale), the change comes before each step in turn.
+	steps := 0
+	{
+		k := newKernel()
+		p := k.proxier(t, "")
+		p.SyncAll([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)})
+		resyncInSteps(t, p.BeginResync([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)}, p.ReadKernel()), 1,
+			func(int) { steps++ })
+	}
+	hows := []struct {
+		name string
+		at   int // the change comes before this step; -1: during the read
+	}{{"the change during the read", -1}}
+	for at := range steps {
+		hows = append(hows, struct {
+			name string
+			at   int
+		}{fmt.Sprintf("in steps, the change before step %d of %d", at+1, steps), at})
+	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			k := newKernel()
-			p := k.proxier(t, "")
-			p.SyncAll([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)})
-			// Drift the read will see: the NodePort's real server is gone.
-			nodePortKey := ipvs.ServiceKey{Addr: netip.MustParseAddr("192.168.1.10"), Proto: ipvs.TCP, Port: 30080}
-			if err := k.ipvs.DeleteDestination(nodePortKey, ipvs.Destination{Addr: netip.MustParseAddr("10.244.1.7"), Port: 8080}); err != nil {
-				t.Fatal(err)
-			}
+		for _, how := range hows {
+			t.Run(tc.name+", "+how.name, func(t *testing.T) {
+				k := newKernel()
+				p := k.proxier(t, "")
+				world := []model.ServiceInput{input(web, webSlice), input(api, apiSlice)}
+				p.SyncAll(world)
+				// Drift the read will see: the NodePort's real server is gone.
+				nodePortKey := ipvs.ServiceKey{Addr: netip.MustParseAddr("192.168.1.10"), Proto: ipvs.TCP, Port: 30080}
+				if err := k.ipvs.DeleteDestination(nodePortKey, ipvs.Destination{Addr: netip.MustParseAddr("10.244.1.7"), Port: 8080}); err != nil {
+					t.Fatal(err)
+				}
 
-			p.BeginRead()
-			snap := p.ReadKernel()
-			if res := p.SyncServices(tc.change); len(res.Errors) > 0 {
-				t.Fatalf("incremental sync: %v", res.Errors)
-			}
-			res := p.SyncAllFrom(currentInputs(tc.change), snap)
-			if len(res.Errors) > 0 {
-				t.Fatalf("resync: %v", res.Errors)
-			}
-			checkDump(t, k, tc.want)
-			if res.Counts.DestinationsAdded != 1 || res.Counts.Writes() != 1 {
-				t.Errorf("resync wrote %+v, want only the NodePort's real server back", res.Counts)
-			}
-			// And a resync from a fresh read agrees: nothing left to do.
-			before := k.writes()
-			p.SyncAll(currentInputs(tc.change))
-			if got := k.writes() - before; got != 0 {
-				t.Errorf("a fresh resync made %d writes, want 0", got)
-			}
-		})
+				p.BeginRead()
+				snap := p.ReadKernel()
+				change := func() {
+					if res := p.SyncServices(tc.change); len(res.Errors) > 0 {
+						t.Fatalf("incremental sync: %v", res.Errors)
+					}
+				}
+				inputs := world
+				if how.at < 0 {
+					change()
+					inputs = currentInputs(tc.change)
+				} // else the resync began before the change: its inputs are older
+				res := resyncInSteps(t, p.BeginResync(inputs, snap), 1, func(step int) {
+					if step == how.at {
+						change()
+					}
+				})
+				if len(res.Errors) > 0 {
+					t.Fatalf("resync: %v", res.Errors)
+				}
+				checkDump(t, k, tc.want)
+				if res.Counts.DestinationsAdded != 1 || res.Counts.Writes() != 1 {
+					t.Errorf("resync wrote %+v, want only the NodePort's real server back", res.Counts)
+				}
+				// And a resync from a fresh read agrees: nothing left to do.
+				before := k.writes()
+				p.SyncAll(currentInputs(tc.change))
+				if got := k.writes() - before; got != 0 {
+					t.Errorf("a fresh resync made %d writes, want 0", got)
+				}
+			})
+		}
 	}
 }

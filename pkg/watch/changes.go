@@ -80,6 +80,14 @@ func (c *Changes) Pending() (services, endpoints int) {
 	return c.services, c.endpoints
 }
 
+// Waiting reports whether any Service is queued: long work in the sync
+// loop (a resync in steps) stops for it.
+func (c *Changes) Waiting() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.dirty) > 0
+}
+
 // Mark queues one Service again without an event: to retry it after a
 // failure, or to re-check its draining real servers (Requeue).
 func (c *Changes) Mark(n types.NamespacedName) { c.mark(n, Requeue) }
