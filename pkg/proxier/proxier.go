@@ -240,14 +240,33 @@ func (p *Proxier) foreignIn(kernel []ipvs.VirtualServer, built map[types.Namespa
 			}
 		}
 	}
+	allocated := map[ipvs.ServiceKey]bool{}
+	for _, st := range built {
+		for _, e := range st.Entries {
+			if allocatedVIP(e, st) {
+				allocated[e.ServiceKey] = true
+			}
+		}
+	}
 	foreign := map[ipvs.ServiceKey]bool{}
 	for _, vs := range kernel {
 		k := vs.ServiceKey
-		if p.foreign(k) && !nodePorts[k] {
+		if p.foreign(k) && !nodePorts[k] && !allocated[k] {
 			foreign[k] = true
 		}
 	}
 	return foreign
+}
+
+// allocatedVIP reports whether e is a Service's own clusterIP (an address
+// the API server allocated to it, not a node's): its virtual server is
+// ipvs-proxy's even when the address has gone from the dummy link (someone
+// deleted it), so a sync puts the address back instead of leaving the
+// Service without it.
+// A clusterIP is the one address that is both allocated (not Chosen) and
+// a VIP of st: node ports are never VIPs.
+func allocatedVIP(e model.Entry, st *model.ServiceState) bool {
+	return !e.Chosen && e.FWMark == 0 && slices.Contains(st.VIPs, e.Addr)
 }
 
 // adopts reports whether a full sync takes over the virtual server at e's
@@ -303,7 +322,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 			if _, seen := read[k]; seen || !full && p.idx.wanted(k) && !p.idx.foreign[k] {
 				continue
 			}
-			if !p.foreign(k) {
+			if !p.foreign(k) || allocatedVIP(e, &st) {
 				if full && p.idx.foreign[k] {
 					foreign[k] = false // its address is ours now
 				}
