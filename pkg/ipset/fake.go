@@ -30,18 +30,17 @@ type Fake struct {
 
 type fakeSet struct {
 	set     Set
-	entries map[Entry]bool
+	// entries maps each member's key (the member without its mark, as the
+	// kernel keys it) to the member.
+	entries map[Entry]Entry
 }
 
 var _ Interface = &Fake{}
 
-// del removes e whatever its mark, as the kernel's key leaves it out.
-func (s *fakeSet) del(e Entry) {
-	for have := range s.entries {
-		if have.sameMember(e) {
-			delete(s.entries, have)
-		}
-	}
+// key is a member as the kernel keys it: without its mark.
+func key(e Entry) Entry {
+	e.Mark = 0
+	return e
 }
 
 // NewFake returns a fake with no sets.
@@ -70,7 +69,7 @@ func (f *Fake) Ensure(s Set) error {
 	if err := f.write(s.Name, fmt.Sprintf("create %s %s family %s%s", s.Name, s.Type, family(s.IPv6), skbinfo(s))); err != nil {
 		return fmt.Errorf("create ipset %s %s family %s: %w", s.Name, s.Type, family(s.IPv6), err)
 	}
-	f.sets[s.Name] = &fakeSet{set: s, entries: map[Entry]bool{}}
+	f.sets[s.Name] = &fakeSet{set: s, entries: map[Entry]Entry{}}
 	return nil
 }
 
@@ -85,7 +84,7 @@ func (f *Fake) Entries(name string) ([]Entry, error) {
 		return nil, fmt.Errorf("list ipset %s: %w", name, ErrNotFound)
 	}
 	out := make([]Entry, 0, len(s.entries))
-	for e := range s.entries {
+	for _, e := range s.entries {
 		out = append(out, e)
 	}
 	sortEntries(out)
@@ -122,10 +121,9 @@ func (f *Fake) member(verb, prep, logFormat, name string, e Entry, add bool) err
 	case !fits(s.set, e):
 		err = ErrMismatch
 	case add:
-		s.del(e) // the kernel replaces a member's mark
-		s.entries[e] = true
+		s.entries[key(e)] = e // the kernel replaces a member's mark
 	default:
-		s.del(e)
+		delete(s.entries, key(e))
 	}
 	if err != nil {
 		return fmt.Errorf("%s %s %s ipset %s: %w", verb, e, prep, name, err)
@@ -164,7 +162,7 @@ func (f *Fake) Dump() (string, error) {
 			continue // another program's, as the Linux Dump skips it
 		}
 		c := Contents{Set: s.set}
-		for e := range s.entries {
+		for _, e := range s.entries {
 			c.Entries = append(c.Entries, e)
 		}
 		sets = append(sets, c)

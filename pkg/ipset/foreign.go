@@ -45,7 +45,7 @@ func (f *Fake) AddForeign(names ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, n := range names {
-		f.sets[n] = &fakeSet{set: Set{Name: n}, entries: map[Entry]bool{}}
+		f.sets[n] = &fakeSet{set: Set{Name: n}, entries: map[Entry]Entry{}}
 	}
 }
 

@@ -265,10 +265,3 @@ func fits(s Set, e Entry) bool {
 	return e.IP.Is6() == s.IPv6 && e.IP2.IsValid() == (s.Type == HashIPPortIP) && (e.Proto == "") == (s.Type == HashIP) &&
 		e.Net.IsValid() == (s.Type == HashIPPortNet) && (e.Mark == 0 || s.SkbInfo)
 }
-
-// sameMember reports whether the kernel holds e and o as one member: the
-// mark is an extension of the member, not part of its key.
-func (e Entry) sameMember(o Entry) bool {
-	e.Mark, o.Mark = 0, 0
-	return e == o
-}
