@@ -48,11 +48,21 @@ func TestGuestNode(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Everything that can overlap does: under TCG each step takes tens of
+	// seconds. kubelet needs the pause image before its first pod, and
+	// registers while ipvs-proxy's (large) image is imported.
 	prepareHost(t)
-	startContainerd(t, bin, logs, strings.Fields(os.Getenv(envImages)))
-	startKubelet(t, c, bin, logs, admin, node)
-	applyManifests(t, c, bin, admin)
-	pods := startServers(t, c)
+	startContainerd(t, bin, logs)
+	images := strings.Fields(os.Getenv(envImages)) // ipvs-proxy, pause, server
+	importImages(t, bin, images[1:]...)
+	startKubelet(t, bin, logs, admin, node)
+	importImages(t, bin, images[0])
+	waitNodeReady(t, c, node)
+	t.Logf("Node %s Ready after %s", node, time.Since(start).Round(100*time.Millisecond))
+	applyManifests(t, bin, admin)
+	createServers(t, c)
+	waitProxyReady(t, c)
+	pods := waitServers(t, c)
 	clusterIP, nodePort := createServices(t, c)
 
 	// The kernel's table for each Service, in full (without counters), then
@@ -96,12 +106,9 @@ func TestGuestNode(t *testing.T) {
 }
 
 // applyManifests runs `kubectl apply -k` on an overlay of manifests/ (see
-// testdata/kustomization.yaml) and waits until the DaemonSet's pod on this
-// node is ready: kubelet started it from the imported image and its
-// readiness probe (/healthz, ipvs-proxy synced) passed.
-func applyManifests(t *testing.T, c kubernetes.Interface, bin, kubeconfig string) {
+// testdata/kustomization.yaml).
+func applyManifests(t *testing.T, bin, kubeconfig string) {
 	t.Helper()
-	start := time.Now()
 	dir := t.TempDir()
 	manifests, err := filepath.Rel(dir, filepath.Join(os.Getenv(envRepo), "manifests"))
 	if err != nil {
@@ -115,7 +122,14 @@ func applyManifests(t *testing.T, c kubernetes.Interface, bin, kubeconfig string
 		"API_HOST", host, "API_PORT", port).Replace(overlay))
 	out := run(t, filepath.Join(bin, "kubectl"), "--kubeconfig", kubeconfig, "apply", "-k", dir)
 	t.Logf("kubectl apply -k (manifests/, image %s):\n%s", image, strings.TrimSpace(out))
+}
 
+// waitProxyReady waits until the DaemonSet's pod on this node is ready:
+// kubelet started it from the imported image and its readiness probe
+// (/healthz: ipvs-proxy has synced) passed.
+func waitProxyReady(t *testing.T, c kubernetes.Interface) {
+	t.Helper()
+	start := time.Now()
 	var pod v1.Pod
 	waitFor(t, "the ipvs-proxy pod Ready", 4*time.Minute, func() error {
 		list, err := c.CoreV1().Pods("kube-system").List(context.Background(), metav1.ListOptions{LabelSelector: "k8s-app=ipvs-proxy"})
@@ -129,18 +143,16 @@ func applyManifests(t *testing.T, c kubernetes.Interface, bin, kubeconfig string
 		return ready(&pod)
 	})
 	cs := pod.Status.ContainerStatuses[0]
-	if cs.Image != image {
+	if image := os.Getenv(envProxy); cs.Image != image {
 		t.Errorf("the pod runs %s, want %s", cs.Image, image)
 	}
-	t.Logf("DaemonSet pod %s Ready after %s: image %s (%s), restarts %d", pod.Name,
+	t.Logf("DaemonSet pod %s Ready after another %s: image %s (%s), restarts %d", pod.Name,
 		time.Since(start).Round(100*time.Millisecond), cs.Image, cs.ImageID, cs.RestartCount)
 }
 
-// startServers runs the test-server image as a Deployment and returns its
-// ready pods.
-func startServers(t *testing.T, c kubernetes.Interface) []v1.Pod {
+// createServers runs the test-server image as a Deployment.
+func createServers(t *testing.T, c kubernetes.Interface) {
 	t.Helper()
-	start := time.Now()
 	ctx := context.Background()
 	if _, err := c.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -176,9 +188,15 @@ func startServers(t *testing.T, c kubernetes.Interface) []v1.Pod {
 		_, err := c.AppsV1().Deployments(namespace).Create(ctx, d, metav1.CreateOptions{})
 		return err
 	})
+}
+
+// waitServers waits for the Deployment's pods to be ready and returns them.
+func waitServers(t *testing.T, c kubernetes.Interface) []v1.Pod {
+	t.Helper()
+	start := time.Now()
 	var pods []v1.Pod
 	waitFor(t, "the server pods Ready", 4*time.Minute, func() error {
-		list, err := c.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=server"})
+		list, err := c.CoreV1().Pods(namespace).List(context.Background(), metav1.ListOptions{LabelSelector: "app=server"})
 		if err != nil {
 			return err
 		}
@@ -193,7 +211,7 @@ func startServers(t *testing.T, c kubernetes.Interface) []v1.Pod {
 		pods = list.Items
 		return nil
 	})
-	t.Logf("%d server pods Ready after %s", len(pods), time.Since(start).Round(100*time.Millisecond))
+	t.Logf("%d server pods Ready after another %s", len(pods), time.Since(start).Round(100*time.Millisecond))
 	return pods
 }
 

@@ -55,9 +55,8 @@ func prepareHost(t *testing.T) {
 	write(t, "/var/lib/kubelet/config.yaml", kubeletConfig)
 }
 
-// startContainerd starts containerd and imports the images: the pause image
-// must be there before kubelet creates a pod, the others before it would pull.
-func startContainerd(t *testing.T, bin, logs string, images []string) {
+// startContainerd starts containerd and waits until it answers.
+func startContainerd(t *testing.T, bin, logs string) {
 	t.Helper()
 	start := time.Now()
 	// The shim is found on PATH; runc is the configured /usr/sbin/runc.
@@ -68,18 +67,21 @@ func startContainerd(t *testing.T, bin, logs string, images []string) {
 		return exec.Command(filepath.Join(bin, "ctr"), "version").Run()
 	})
 	t.Logf("containerd up in %s", time.Since(start).Round(100*time.Millisecond))
-	for _, img := range images {
+}
+
+// importImages imports OCI archives into the namespace kubelet's pods use.
+func importImages(t *testing.T, bin string, archives ...string) {
+	t.Helper()
+	for _, a := range archives {
 		s := time.Now()
-		out := run(t, filepath.Join(bin, "ctr"), "-n", "k8s.io", "images", "import", img)
-		t.Logf("imported %s in %s: %s", filepath.Base(img), time.Since(s).Round(100*time.Millisecond), strings.TrimSpace(out))
+		run(t, filepath.Join(bin, "ctr"), "-n", "k8s.io", "images", "import", a)
+		t.Logf("imported %s in %s", filepath.Base(a), time.Since(s).Round(100*time.Millisecond))
 	}
 }
 
-// startKubelet starts kubelet with the admin kubeconfig and waits until its
-// Node is Ready (the runtime and the CNI network ready, the Node registered).
-func startKubelet(t *testing.T, c kubernetes.Interface, bin, logs, kubeconfig, node string) {
+// startKubelet starts kubelet with the admin kubeconfig.
+func startKubelet(t *testing.T, bin, logs, kubeconfig, node string) {
 	t.Helper()
-	start := time.Now()
 	background(t, os.Environ(), filepath.Join(logs, "kubelet.log"), filepath.Join(bin, "kubelet"),
 		"--config=/var/lib/kubelet/config.yaml",
 		"--kubeconfig="+kubeconfig,
@@ -87,6 +89,12 @@ func startKubelet(t *testing.T, c kubernetes.Interface, bin, logs, kubeconfig, n
 		"--node-ip="+nodeIP,
 		"--v=2",
 	)
+}
+
+// waitNodeReady waits until kubelet has registered the Node and it is Ready
+// (the runtime and the CNI network ready).
+func waitNodeReady(t *testing.T, c kubernetes.Interface, node string) {
+	t.Helper()
 	waitFor(t, "Node "+node+" Ready", 4*time.Minute, func() error {
 		n, err := c.CoreV1().Nodes().Get(context.Background(), node, metav1.GetOptions{})
 		if err != nil {
@@ -102,7 +110,6 @@ func startKubelet(t *testing.T, c kubernetes.Interface, bin, logs, kubeconfig, n
 		}
 		return fmt.Errorf("no Ready condition yet")
 	})
-	t.Logf("kubelet: Node %s Ready after %s", node, time.Since(start).Round(100*time.Millisecond))
 }
 
 // background starts a node daemon that lives as long as the VM.

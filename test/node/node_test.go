@@ -51,13 +51,29 @@ func TestNode(t *testing.T) {
 			t.Fatalf("%s not found in %s: build it with `hack/build-tools.sh node` (%v)", name, bin, err)
 		}
 	}
-	proxyImage := lastLine(t, root, "hack/image.sh")
-	t.Logf("images ready after %s: %s, %s", time.Since(start).Round(time.Second), proxyImage,
-		lastLine(t, root, "hack/node-images.sh"))
-
+	// The images build while the control plane starts.
+	type built struct{ ref, err string }
+	images := make(chan built, 1)
+	go func() {
+		var b built
+		for _, script := range []string{"hack/image.sh", "hack/node-images.sh"} {
+			ref, err := lastLine(root, script)
+			if err != nil {
+				b.err += err.Error()
+			}
+			b.ref += ref + " "
+		}
+		images <- b
+	}()
 	s := apiserver.Start(t, apiserver.Options{AdvertiseAddress: vm.ForwardAddr})
 	logs := t.TempDir()
 	startControllers(t, s, bin, logs)
+	b := <-images
+	if b.err != "" {
+		t.Fatal(b.err)
+	}
+	proxyImage := strings.Fields(b.ref)[0]
+	t.Logf("control plane and images ready after %s: %s", time.Since(start).Round(time.Second), b.ref)
 	server := fmt.Sprintf("https://%s:%d", vm.ForwardAddr, s.Port)
 
 	exe, err := os.Executable()
@@ -65,7 +81,7 @@ func TestNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	name, _, _ := strings.Cut(proxyImage, "@") // the tag: the name the archive imports under
-	images := []string{
+	archives := []string{
 		filepath.Join(root, "bin/image/ipvs-proxy.oci.tar"),
 		filepath.Join(root, "bin/node-images/pause.oci.tar"),
 		filepath.Join(root, "bin/node-images/server.oci.tar"),
@@ -76,7 +92,7 @@ func TestNode(t *testing.T) {
 			envBin + "=" + bin,
 			envAdmin + "=" + s.AdminKubeconfig(t, server),
 			envAPI + "=" + vm.ForwardAddr + ":" + strconv.Itoa(s.Port),
-			envImages + "=" + strings.Join(images, " "),
+			envImages + "=" + strings.Join(archives, " "),
 			envProxy + "=" + name,
 			envLogs + "=" + logs,
 			envRepo + "=" + root,
@@ -103,18 +119,17 @@ func TestNode(t *testing.T) {
 
 // lastLine runs a hack/ script from the checkout and returns the last line
 // it printed (the scripts print the image reference there).
-func lastLine(t *testing.T, root, script string) string {
-	t.Helper()
+func lastLine(root, script string) (string, error) {
 	cmd := exec.Command(filepath.Join(root, script))
 	cmd.Dir = root
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("%s: %v\n%s", script, err, stderr.String())
+		return "", fmt.Errorf("%s: %v\n%s", script, err, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	return lines[len(lines)-1]
+	return lines[len(lines)-1], nil
 }
 
 func repoRoot(t *testing.T) string {
