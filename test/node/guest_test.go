@@ -43,10 +43,6 @@ func TestGuestNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := kubernetes.NewForConfigOrDie(cfg)
-	node, err := os.Hostname()
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	// Everything that can overlap does: under TCG each step takes tens of
 	// seconds. kubelet needs the pause image before its first pod, and
@@ -55,13 +51,13 @@ func TestGuestNode(t *testing.T) {
 	startContainerd(t, bin, logs)
 	images := strings.Fields(os.Getenv(envImages)) // ipvs-proxy, pause, server
 	importImages(t, bin, images[1:]...)
-	startKubelet(t, bin, logs, admin, node)
+	startKubelet(t, bin, logs, admin)
 	importImages(t, bin, images[0])
-	waitNodeReady(t, c, node)
-	t.Logf("Node %s Ready after %s", node, time.Since(start).Round(100*time.Millisecond))
+	waitNodeReady(t, c, nodeName)
+	t.Logf("Node %s Ready after %s", nodeName, time.Since(start).Round(100*time.Millisecond))
 	applyManifests(t, bin, admin)
 	createServers(t, c)
-	waitProxyReady(t, c)
+	proxyPod := waitProxyReady(t, c)
 	pods := waitServers(t, c)
 	clusterIP, nodePort := createServices(t, c)
 
@@ -102,6 +98,13 @@ func TestGuestNode(t *testing.T) {
 		}
 		t.Logf("through %s: %q", vip, answers)
 	}
+
+	// The API server reaches kubelet (the hostfwd): the pod's log, as a
+	// user would read it, says ipvs-proxy synced.
+	out := run(t, filepath.Join(bin, "kubectl"), "--kubeconfig", admin, "logs", "-n", "kube-system", proxyPod)
+	if !strings.Contains(out, "Informer caches synced; starting the sync loop") {
+		t.Errorf("kubectl logs %s has no sync loop start:\n%s", proxyPod, out)
+	}
 	t.Logf("node test in the guest: %s", time.Since(start).Round(100*time.Millisecond))
 }
 
@@ -127,7 +130,7 @@ func applyManifests(t *testing.T, bin, kubeconfig string) {
 // waitProxyReady waits until the DaemonSet's pod on this node is ready:
 // kubelet started it from the imported image and its readiness probe
 // (/healthz: ipvs-proxy has synced) passed.
-func waitProxyReady(t *testing.T, c kubernetes.Interface) {
+func waitProxyReady(t *testing.T, c kubernetes.Interface) string {
 	t.Helper()
 	start := time.Now()
 	var pod v1.Pod
@@ -148,6 +151,7 @@ func waitProxyReady(t *testing.T, c kubernetes.Interface) {
 	}
 	t.Logf("DaemonSet pod %s Ready after another %s: image %s (%s), restarts %d", pod.Name,
 		time.Since(start).Round(100*time.Millisecond), cs.Image, cs.ImageID, cs.RestartCount)
+	return pod.Name
 }
 
 // createServers runs the test-server image as a Deployment.

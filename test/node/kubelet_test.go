@@ -80,13 +80,14 @@ func importImages(t *testing.T, bin string, archives ...string) {
 }
 
 // startKubelet starts kubelet with the admin kubeconfig.
-func startKubelet(t *testing.T, bin, logs, kubeconfig, node string) {
+func startKubelet(t *testing.T, bin, logs, kubeconfig string) {
 	t.Helper()
 	background(t, os.Environ(), filepath.Join(logs, "kubelet.log"), filepath.Join(bin, "kubelet"),
 		"--config=/var/lib/kubelet/config.yaml",
 		"--kubeconfig="+kubeconfig,
-		"--hostname-override="+node,
+		"--hostname-override="+nodeName,
 		"--node-ip="+nodeIP,
+		"--port="+os.Getenv(envPort),
 		"--v=2",
 	)
 }

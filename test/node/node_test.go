@@ -12,6 +12,7 @@ package node
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,7 +34,13 @@ const (
 	envProxy  = "NODE_PROXY_IMAGE" // ipvs-proxy's image, name:tag
 	envLogs   = "NODE_LOGS"        // a read-write share for the node's logs
 	envRepo   = "NODE_REPO"        // the checkout, for manifests/
+	envPort   = "NODE_KUBELET_PORT"
 )
+
+// nodeName is the Node's name, and so the Hostname address kubelet reports,
+// which the API server dials first to reach kubelet (logs, exec): "localhost"
+// on the host is 127.0.0.1, where a hostfwd leads to kubelet's port in the VM.
+const nodeName = "localhost"
 
 func TestNode(t *testing.T) {
 	if vm.InGuest() {
@@ -76,6 +83,12 @@ func TestNode(t *testing.T) {
 	t.Logf("control plane and images ready after %s: %s", time.Since(start).Round(time.Second), b.ref)
 	server := fmt.Sprintf("https://%s:%d", vm.ForwardAddr, s.Port)
 
+	// kubelet listens on the same port in the VM as the host's forward, since
+	// the API server dials the port kubelet reports.
+	kubeletPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -96,12 +109,14 @@ func TestNode(t *testing.T) {
 			envProxy + "=" + name,
 			envLogs + "=" + logs,
 			envRepo + "=" + root,
+			envPort + "=" + strconv.Itoa(kubeletPort),
 		},
-		Forwards: []int{s.Port},
-		Shares:   map[string]string{logs: logs},
-		Memory:   "4G",
-		Stdout:   os.Stdout,
-		Timeout:  17 * time.Minute,
+		Forwards:     []int{s.Port},
+		HostForwards: []int{kubeletPort},
+		Shares:       map[string]string{logs: logs},
+		Memory:       "4G",
+		Stdout:       os.Stdout,
+		Timeout:      17 * time.Minute,
 	})
 	if err != nil || code != 0 {
 		for _, f := range []string{"containerd.log", "kubelet.log", "kube-controller-manager.log", "kube-scheduler.log"} {
@@ -130,6 +145,16 @@ func lastLine(root, script string) (string, error) {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	return lines[len(lines)-1], nil
+}
+
+// freePort is a port free on the host's loopback (until someone takes it).
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func repoRoot(t *testing.T) string {
