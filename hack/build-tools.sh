@@ -9,7 +9,8 @@
 #   hack/build-tools.sh node         kubelet, kubectl, kube-controller-manager, kube-scheduler (DaemonSets,
 #                                    Deployments and EndpointSlices need them), containerd, its runc shim
 #                                    and ctr: a real node (test/node, in make test)
-#   hack/build-tools.sh e2e          e2e.test, upstream's e2e tests (make conformance)
+#   hack/build-tools.sh e2e          e2e.test, upstream's e2e tests, and agnhost, their test image's
+#                                    binary (test/images/agnhost of the same module; not yet used)
 #   hack/build-tools.sh --print-dir  only print the bin dir
 #
 # Cold, on 2 cores, each set takes many minutes; run it niced in the background.
@@ -63,6 +64,7 @@ declare -A PKG=(
 	[kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
 	[kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
 	[e2e.test]=k8s.io/kubernetes/test/e2e
+	[agnhost]=k8s.io/kubernetes/test/images/agnhost
 	[containerd]=github.com/containerd/containerd/v2/cmd/containerd
 	[ctr]=github.com/containerd/containerd/v2/cmd/ctr
 	[containerd-shim-runc-v2]=github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
@@ -70,7 +72,7 @@ declare -A PKG=(
 case $set_name in
 tools) ORDER=(kube-apiserver kube-proxy etcd) ;;
 node) ORDER=(kubelet kubectl kube-controller-manager kube-scheduler containerd containerd-shim-runc-v2 ctr) ;;
-e2e) ORDER=(e2e.test) ;;
+e2e) ORDER=(e2e.test agnhost) ;;
 esac
 
 # Stamp Kubernetes's version into the binaries as a release build would, so
@@ -95,6 +97,19 @@ build() {
 	e2e.test)
 		(cd "$TOOLS" && CGO_ENABLED=0 go test -c -trimpath -ldflags "$ldflags" -o "$2" "${PKG[$1]}")
 		;;
+	agnhost)
+		# agnhost needs one module more (ishidawataru/sctp) than hack/tools'
+		# go.sum has. A copy of go.mod with go.sum plus agnhost.sum keeps
+		# hack/tools, and so every other binary's stamp, unchanged.
+		local mod
+		mod="$(mktemp -d)"
+		cp "$TOOLS/go.mod" "$mod/go.mod"
+		cat "$TOOLS/go.sum" "$TOOLS/agnhost.sum" >"$mod/go.sum"
+		(cd "$TOOLS" && CGO_ENABLED=0 go build -modfile="$mod/go.mod" -trimpath -ldflags "$ldflags" -o "$2" "${PKG[$1]}")
+		local rc=$?
+		rm -rf "$mod"
+		return $rc
+		;;
 	*)
 		(cd "$TOOLS" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$2" "${PKG[$1]}")
 		;;
@@ -106,6 +121,7 @@ built=0
 for name in "${ORDER[@]}"; do
 	case $name in
 	containerd | ctr | containerd-shim-runc-v2) stamp=$containerd_stamp ;;
+	agnhost) stamp="$(cat <(echo "$tools_stamp") "$TOOLS/agnhost.sum" | sha256sum | cut -d' ' -f1)" ;;
 	*) stamp=$tools_stamp ;;
 	esac
 	if [[ -x "$BIN/$name" && "$stamp" == "$(cat "$BIN/.$name.stamp" 2>/dev/null)" ]]; then
