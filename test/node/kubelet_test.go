@@ -35,7 +35,12 @@ const nodeIP = "10.0.2.15"
 // cgroup v2 hierarchy with the controllers kubelet needs, tmpfs for the
 // runtime's and kubelet's state (overlayfs, the snapshotter, cannot use the
 // VM's overlay root as its upper layer), a shared root mount for kubelet's
-// mount propagation, no swap, and the CNI configuration.
+// mount propagation, no swap, bridged packets through netfilter's hooks
+// (kubeadm's preflight requires it: a pod's request to a ClusterIP whose
+// backend is on the same bridge is answered across the bridge, and IPVS sees
+// that reply, to undo its DNAT, only when bridged packets pass its hooks;
+// Kubernetes' Service e2e tests failed by ClusterIP without it), and the CNI
+// configuration.
 func prepareHost(t *testing.T) {
 	t.Helper()
 	steps := [][]string{
@@ -43,6 +48,8 @@ func prepareHost(t *testing.T) {
 		{"sh", "-c", "echo '+cpu +cpuset +memory +pids +io +hugetlb' > /sys/fs/cgroup/cgroup.subtree_control"},
 		{"mount", "--make-rshared", "/"},
 		{"swapoff", "-a"},
+		{"modprobe", "br_netfilter"},
+		{"sh", "-c", "echo 1 > /proc/sys/net/bridge/bridge-nf-call-iptables && echo 1 > /proc/sys/net/bridge/bridge-nf-call-ip6tables"},
 	}
 	for _, dir := range []string{"/var/lib/containerd", "/var/lib/kubelet", "/var/log/pods", "/var/log/containers"} {
 		steps = append(steps, []string{"mkdir", "-p", dir}, []string{"mount", "-t", "tmpfs", "tmpfs", dir})
