@@ -6,7 +6,11 @@
 # tags, and the Go version).
 #
 #   hack/build-tools.sh              kube-apiserver, etcd, kube-proxy (the tests' API server and reference)
-#   hack/build-tools.sh node         kubelet, kubectl, containerd, ctr, e2e.test (a real node, upstream's e2e tests)
+#   hack/build-tools.sh node         kubelet, kubectl, kube-controller-manager, kube-scheduler (DaemonSets,
+#                                    Deployments and EndpointSlices need them), containerd, its runc shim
+#                                    and ctr: a real node (test/node, in make test)
+#   hack/build-tools.sh e2e          e2e.test, upstream's e2e tests, and agnhost, their test image's
+#                                    binary (test/images/agnhost of the same module; not yet used)
 #   hack/build-tools.sh --print-dir  only print the bin dir
 #
 # Cold, on 2 cores, each set takes many minutes; run it niced in the background.
@@ -21,8 +25,8 @@ set_name=tools
 case "${1:-}" in
 --print-dir) echo "$BIN"; exit 0 ;;
 "") ;;
-node) set_name=node ;;
-*) echo "usage: $0 [--print-dir | node]" >&2; exit 2 ;;
+node | e2e) set_name=$1 ;;
+*) echo "usage: $0 [--print-dir | node | e2e]" >&2; exit 2 ;;
 esac
 
 log() { echo "build-tools: $(date +%H:%M:%S) $*" >&2; }
@@ -57,13 +61,18 @@ declare -A PKG=(
 	[kube-proxy]=k8s.io/kubernetes/cmd/kube-proxy
 	[kubelet]=k8s.io/kubernetes/cmd/kubelet
 	[kubectl]=k8s.io/kubernetes/cmd/kubectl
+	[kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
+	[kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
 	[e2e.test]=k8s.io/kubernetes/test/e2e
+	[agnhost]=k8s.io/kubernetes/test/images/agnhost
 	[containerd]=github.com/containerd/containerd/v2/cmd/containerd
 	[ctr]=github.com/containerd/containerd/v2/cmd/ctr
+	[containerd-shim-runc-v2]=github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 )
 case $set_name in
 tools) ORDER=(kube-apiserver kube-proxy etcd) ;;
-node) ORDER=(kubelet kubectl containerd ctr e2e.test) ;;
+node) ORDER=(kubelet kubectl kube-controller-manager kube-scheduler containerd containerd-shim-runc-v2 ctr) ;;
+e2e) ORDER=(e2e.test agnhost) ;;
 esac
 
 # Stamp Kubernetes's version into the binaries as a release build would, so
@@ -80,13 +89,26 @@ done
 # build NAME OUT: one binary, as its kind is built.
 build() {
 	case $1 in
-	containerd | ctr)
+	containerd | ctr | containerd-shim-runc-v2)
 		(cd "$CONTAINERD" && CGO_ENABLED=0 go build -trimpath -tags "$CONTAINERD_TAGS" \
 			-ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$containerd_version" \
 			-o "$2" "${PKG[$1]}")
 		;;
 	e2e.test)
 		(cd "$TOOLS" && CGO_ENABLED=0 go test -c -trimpath -ldflags "$ldflags" -o "$2" "${PKG[$1]}")
+		;;
+	agnhost)
+		# agnhost needs one module more (ishidawataru/sctp) than hack/tools'
+		# go.sum has. A copy of go.mod with go.sum plus agnhost.sum keeps
+		# hack/tools, and so every other binary's stamp, unchanged.
+		local mod
+		mod="$(mktemp -d)"
+		cp "$TOOLS/go.mod" "$mod/go.mod"
+		cat "$TOOLS/go.sum" "$TOOLS/agnhost.sum" >"$mod/go.sum"
+		(cd "$TOOLS" && CGO_ENABLED=0 go build -modfile="$mod/go.mod" -trimpath -ldflags "$ldflags" -o "$2" "${PKG[$1]}")
+		local rc=$?
+		rm -rf "$mod"
+		return $rc
 		;;
 	*)
 		(cd "$TOOLS" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$2" "${PKG[$1]}")
@@ -98,7 +120,8 @@ total_start=$SECONDS
 built=0
 for name in "${ORDER[@]}"; do
 	case $name in
-	containerd | ctr) stamp=$containerd_stamp ;;
+	containerd | ctr | containerd-shim-runc-v2) stamp=$containerd_stamp ;;
+	agnhost) stamp="$(cat <(echo "$tools_stamp") "$TOOLS/agnhost.sum" | sha256sum | cut -d' ' -f1)" ;;
 	*) stamp=$tools_stamp ;;
 	esac
 	if [[ -x "$BIN/$name" && "$stamp" == "$(cat "$BIN/.$name.stamp" 2>/dev/null)" ]]; then

@@ -38,6 +38,9 @@ phase "install VM packages" hack/vm-deps.sh
 if [[ $what == all || $what == integration || $what == e2e ]]; then
   phase "build kube-apiserver, etcd, kube-proxy" hack/build-tools.sh
 fi
+if [[ $what == all || $what == e2e ]]; then
+  phase "build kubelet, containerd, controllers (test/node)" hack/build-tools.sh node
+fi
 if [[ $what == all || $what == unit ]]; then
   phase "lint" hack/lint.sh
   phase "unit tests" go test -count=1 ./pkg/... ./cmd/... ./manifests/...
@@ -49,7 +52,7 @@ fi
 case $what in
   all) pkgs=(./test/...) ;;
   integration) pkgs=(./test/apiserver/... ./test/integration/...) ;;
-  e2e) pkgs=(./test/vm/... ./test/e2e/...) ;;
+  e2e) pkgs=(./test/vm/... ./test/e2e/... ./test/node/...) ;;
   *) pkgs=() ;;
 esac
 if (( ${#pkgs[@]} )); then

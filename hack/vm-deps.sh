@@ -5,11 +5,13 @@
 # it is already there. Needs root (or sudo) and Debian's package archive.
 set -euo pipefail
 
+# runc and the CNI plugins (bridge, host-local, loopback in /usr/lib/cni) make the
+# VM a real node for kubelet (test/node).
 PACKAGES=(qemu-system-x86 linux-image-amd64 busybox-static iptables ipset ipvsadm
-	conntrack iproute2 kmod xz-utils)
+	conntrack iproute2 kmod xz-utils runc containernetworking-plugins)
 
 missing=()
-for cmd in qemu-system-x86_64 ipvsadm iptables ipset conntrack ip modprobe xz; do
+for cmd in qemu-system-x86_64 ipvsadm iptables ipset conntrack ip modprobe xz runc; do
 	command -v "$cmd" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 ||
 		missing+=("$cmd")
 done
@@ -21,6 +23,7 @@ done
 [ -n "$kernel_ok" ] || missing+=("/boot/vmlinuz-* with /lib/modules")
 # The initramfs needs a statically linked busybox (the busybox package is dynamic).
 dpkg -s busybox-static >/dev/null 2>&1 && [ -x /bin/busybox ] || missing+=("busybox-static")
+[ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || missing+=("/usr/lib/cni plugins")
 
 if [ ${#missing[@]} -eq 0 ]; then
 	exit 0
@@ -46,11 +49,12 @@ if ! $SUDO apt-get update -qq >/tmp/vm-deps-apt.log 2>&1 ||
 fi
 
 # Check again: a package that installed but left something out is still a failure.
-for cmd in qemu-system-x86_64 ipvsadm iptables ipset conntrack ip modprobe xz; do
+for cmd in qemu-system-x86_64 ipvsadm iptables ipset conntrack ip modprobe xz runc; do
 	PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || {
 		echo "vm-deps: $cmd still missing after install" >&2
 		exit 1
 	}
 done
 ls /boot/vmlinuz-* >/dev/null 2>&1 || { echo "vm-deps: no /boot/vmlinuz-* after install" >&2; exit 1; }
+[ -x /usr/lib/cni/bridge ] || { echo "vm-deps: no /usr/lib/cni/bridge after install" >&2; exit 1; }
 echo "vm-deps: done"

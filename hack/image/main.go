@@ -4,6 +4,10 @@
 // skopeo's oci-archive: take with the manifest, and so the digest, unchanged),
 // and prints the image's manifest digest.
 //
+// With -file instead of -rootfs it writes an image of a few static binaries
+// and nothing else: the test node's pause and agnhost-like images
+// (hack/node-images.sh), which no registry can serve here.
+//
 // The same input and epoch give the same bytes: the layer's entries are
 // sorted by name, owned by numeric ids only, and no newer than the epoch; the
 // config's dates are the epoch; and go-containerregistry's gzip writes no
@@ -45,17 +49,21 @@ func main() {
 
 func run() error {
 	var (
-		rootfs   = flag.String("rootfs", "", "root file system tarball (input)")
-		ref      = flag.String("name", "", "image name with tag, recorded in both outputs")
-		epoch    = flag.Int64("epoch", -1, "SOURCE_DATE_EPOCH: the image's creation time and the newest mtime in its layer")
-		ociDir   = flag.String("oci", "", "OCI layout directory to write (must not exist)")
-		archive  = flag.String("oci-archive", "", "OCI archive (the layout as a tar file) to write")
-		revision = flag.String("revision", "", "source revision, recorded as a label")
+		rootfs     = flag.String("rootfs", "", "root file system tarball (input)")
+		ref        = flag.String("name", "", "image name with tag, recorded in both outputs")
+		epoch      = flag.Int64("epoch", -1, "SOURCE_DATE_EPOCH: the image's creation time and the newest mtime in its layer")
+		ociDir     = flag.String("oci", "", "OCI layout directory to write (must not exist); none when empty and -file is used")
+		archive    = flag.String("oci-archive", "", "OCI archive (the layout as a tar file) to write")
+		revision   = flag.String("revision", "", "source revision, recorded as a label")
+		entrypoint = flag.String("entrypoint", "/usr/local/bin/ipvs-proxy", "the image's entrypoint, words separated by spaces")
+		comment    = flag.String("comment", "Debian root file system and ipvs-proxy", "the layer's history comment")
+		files      fileFlag
 	)
+	flag.Var(&files, "file", "SRC=DST: a file for a layer of files only, in place of -rootfs (repeatable)")
 	flag.Parse()
-	if *rootfs == "" || *ref == "" || *epoch < 0 || *ociDir == "" || *archive == "" {
+	if (*rootfs == "") == (len(files) == 0) || *ref == "" || *epoch < 0 || *archive == "" || (*ociDir == "" && *rootfs != "") {
 		flag.Usage()
-		return errors.New("-rootfs, -name, -epoch, -oci and -oci-archive are required")
+		return errors.New("-rootfs or -file, -name, -epoch, -oci-archive and (with -rootfs) -oci are required")
 	}
 	tag, err := name.NewTag(*ref)
 	if err != nil {
@@ -63,9 +71,13 @@ func run() error {
 	}
 	created := time.Unix(*epoch, 0).UTC()
 
-	layerTar, err := normalize(*rootfs, created)
-	if err != nil {
-		return fmt.Errorf("normalize %s: %w", *rootfs, err)
+	var layerTar []byte
+	if *rootfs != "" {
+		if layerTar, err = normalize(*rootfs, created); err != nil {
+			return fmt.Errorf("normalize %s: %w", *rootfs, err)
+		}
+	} else if layerTar, err = filesLayer(files, created); err != nil {
+		return err
 	}
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerTar)), nil
@@ -82,7 +94,7 @@ func run() error {
 		Architecture: runtime.GOARCH,
 		OS:           "linux",
 		Config: v1.Config{
-			Entrypoint: []string{"/usr/local/bin/ipvs-proxy"},
+			Entrypoint: strings.Fields(*entrypoint),
 			Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 			Labels:     labels,
 		},
@@ -95,7 +107,7 @@ func run() error {
 	img, err = mutate.Append(img, mutate.Addendum{
 		Layer:     layer,
 		MediaType: types.OCILayer,
-		History:   v1.History{Created: v1.Time{Time: created}, CreatedBy: "hack/image.sh", Comment: "Debian root file system and ipvs-proxy"},
+		History:   v1.History{Created: v1.Time{Time: created}, CreatedBy: "hack/image.sh", Comment: *comment},
 	})
 	if err != nil {
 		return fmt.Errorf("append layer: %w", err)
@@ -105,6 +117,14 @@ func run() error {
 		return err
 	}
 
+	if *ociDir == "" { // the archive is all a test node imports
+		tmp, err := os.MkdirTemp("", "image-oci-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		*ociDir = filepath.Join(tmp, "oci")
+	}
 	if _, err := os.Stat(*ociDir); err == nil {
 		return fmt.Errorf("%s exists: an OCI layout's index would gain a second entry", *ociDir)
 	}
@@ -129,6 +149,64 @@ func run() error {
 	}
 	fmt.Printf("%s@%s\n", tag.Name(), digest)
 	return nil
+}
+
+// fileFlag collects -file SRC=DST pairs.
+type fileFlag [][2]string
+
+func (f *fileFlag) String() string { return fmt.Sprint(*f) }
+
+func (f *fileFlag) Set(v string) error {
+	src, dst, ok := strings.Cut(v, "=")
+	if !ok || src == "" || clean(dst) == "" {
+		return fmt.Errorf("%q is not SRC=DST", v)
+	}
+	*f = append(*f, [2]string{src, clean(dst)})
+	return nil
+}
+
+// filesLayer is a layer of the given files, executable and owned by root,
+// with their parent directories, written through normalize's rules (sorted,
+// mtime the epoch) so the same files give the same digest.
+func filesLayer(files fileFlag, created time.Time) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	dirs := map[string]bool{}
+	for _, f := range files {
+		for d := path.Dir(f[1]); d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, ModTime: created}); err != nil {
+				return nil, err
+			}
+		}
+		data, err := os.ReadFile(f[0])
+		if err != nil {
+			return nil, err
+		}
+		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: f[1], Mode: 0o755, Size: int64(len(data)), ModTime: created}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp("", "image-files-*.tar")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(buf.Bytes()); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	return normalize(tmp.Name(), created)
 }
 
 type entry struct {

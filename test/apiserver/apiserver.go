@@ -227,6 +227,8 @@ func (s *Server) startAPIServer() error {
 		"--service-account-key-file=" + c.saPublicFile,
 		"--service-account-signing-key-file=" + c.saSigningKey,
 		"--authorization-mode=Node,RBAC", // as kubeadm: RBAC is what proves least privilege
+		// As kubeadm: manifests/daemonset.yaml's pod is privileged (test/node runs it).
+		"--allow-privileged=true",
 		"--profiling=false",
 		"--v=1",
 	}

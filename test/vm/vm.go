@@ -43,6 +43,10 @@ type Config struct {
 	// Forwards are host loopback TCP ports; each PORT is reachable in the guest at
 	// ForwardAddr:PORT. Nothing else leaves the VM.
 	Forwards []int
+	// HostForwards are guest TCP ports the host reaches at 127.0.0.1:PORT (a
+	// hostfwd bound to loopback: from the host into the guest only), e.g. the
+	// API server reaching a kubelet.
+	HostForwards []int
 	// Shares are extra host dirs mounted read-write in the guest: guest path -> host path.
 	Shares     map[string]string
 	Memory     string        // default "2G"
@@ -215,6 +219,9 @@ func qemuArgs(cfg Config, k kernel, initrd, ctl, sock, busybox string) []string 
 	for _, p := range cfg.Forwards {
 		netdev += fmt.Sprintf(",guestfwd=tcp:%s:%d-cmd:%s nc 127.0.0.1 %d", ForwardAddr, p, qemuEscape(busybox), p)
 	}
+	for _, p := range cfg.HostForwards {
+		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", p, p)
+	}
 	args = append(args,
 		"-netdev", netdev,
 		"-device", "virtio-net-pci,netdev=n0,romfile=", // no option ROM: we boot no firmware from it
@@ -263,7 +270,7 @@ func writeControl(ctl string, cfg Config, k kernel) error {
 		}
 		fmt.Fprintf(&shares, "share%d %s\n", i, s[0])
 	}
-	for _, p := range cfg.Forwards {
+	for _, p := range append(cfg.Forwards, cfg.HostForwards...) {
 		if p <= 0 || p > 65535 {
 			return fmt.Errorf("bad forward port %d", p)
 		}

@@ -1,0 +1,179 @@
+// Package node proves what a user deploys, on a real Kubernetes node.
+// TestNode runs on the host: a kube-apiserver (test/apiserver) with
+// kube-controller-manager and kube-scheduler next to it, the images
+// (`make image`'s hack/image.sh and hack/node-images.sh), and one QEMU VM
+// (test/vm) that runs TestGuestNode. That makes the VM a node (containerd with
+// runc, the CNI bridge, kubelet registered with the host's API server), runs
+// `kubectl apply -k manifests/` with only the image and the API server
+// address changed, and sends traffic from the VM through a ClusterIP and a
+// NodePort to real pods that kubelet started.
+package node
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipvs-proxy/ipvs-proxy/test/apiserver"
+	"github.com/ipvs-proxy/ipvs-proxy/test/vm"
+)
+
+// What the host hands the guest.
+const (
+	envBin    = "NODE_BIN"         // hack/build-tools.sh's directory: kubelet, kubectl, containerd ...
+	envAdmin  = "NODE_ADMIN"       // a system:masters kubeconfig for kubelet and the test
+	envAPI    = "NODE_API"         // host:port of the API server as the guest reaches it
+	envImages = "NODE_IMAGES"      // OCI archives to import, space-separated
+	envProxy  = "NODE_PROXY_IMAGE" // ipvs-proxy's image, name:tag
+	envLogs   = "NODE_LOGS"        // a read-write share for the node's logs
+	envRepo   = "NODE_REPO"        // the checkout, for manifests/
+	envPort   = "NODE_KUBELET_PORT"
+)
+
+// nodeName is the Node's name, and so the Hostname address kubelet reports,
+// which the API server dials first to reach kubelet (logs, exec): "localhost"
+// on the host is 127.0.0.1, where a hostfwd leads to kubelet's port in the VM.
+const nodeName = "localhost"
+
+func TestNode(t *testing.T) {
+	if vm.InGuest() {
+		t.Skip("host side: boots the VM that runs TestGuestNode")
+	}
+	start := time.Now()
+	root := repoRoot(t)
+	bin, err := apiserver.BinDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"kubelet", "kubectl", "kube-controller-manager", "kube-scheduler",
+		"containerd", "containerd-shim-runc-v2", "ctr"} {
+		if _, err := os.Stat(filepath.Join(bin, name)); err != nil {
+			t.Fatalf("%s not found in %s: build it with `hack/build-tools.sh node` (%v)", name, bin, err)
+		}
+	}
+	// The images build while the control plane starts.
+	type built struct{ ref, err string }
+	images := make(chan built, 1)
+	go func() {
+		var b built
+		for _, script := range []string{"hack/image.sh", "hack/node-images.sh"} {
+			ref, err := lastLine(root, script)
+			if err != nil {
+				b.err += err.Error()
+			}
+			b.ref += ref + " "
+		}
+		images <- b
+	}()
+	s := apiserver.Start(t, apiserver.Options{AdvertiseAddress: vm.ForwardAddr})
+	logs := t.TempDir()
+	startControllers(t, s, bin, logs)
+	b := <-images
+	if b.err != "" {
+		t.Fatal(b.err)
+	}
+	proxyImage := strings.Fields(b.ref)[0]
+	t.Logf("control plane and images ready after %s: %s", time.Since(start).Round(time.Second), b.ref)
+	server := fmt.Sprintf("https://%s:%d", vm.ForwardAddr, s.Port)
+
+	// kubelet listens on the same port in the VM as the host's forward, since
+	// the API server dials the port kubelet reports.
+	kubeletPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, _, _ := strings.Cut(proxyImage, "@") // the tag: the name the archive imports under
+	archives := []string{
+		filepath.Join(root, "bin/image/ipvs-proxy.oci.tar"),
+		filepath.Join(root, "bin/node-images/pause.oci.tar"),
+		filepath.Join(root, "bin/node-images/server.oci.tar"),
+	}
+	code, err := vm.Run(t.Context(), vm.Config{
+		Command: []string{exe, "-test.run", "^TestGuestNode$", "-test.v", "-test.count=1", "-test.timeout=15m"},
+		Env: []string{
+			envBin + "=" + bin,
+			envAdmin + "=" + s.AdminKubeconfig(t, server),
+			envAPI + "=" + vm.ForwardAddr + ":" + strconv.Itoa(s.Port),
+			envImages + "=" + strings.Join(archives, " "),
+			envProxy + "=" + name,
+			envLogs + "=" + logs,
+			envRepo + "=" + root,
+			envPort + "=" + strconv.Itoa(kubeletPort),
+		},
+		Forwards:     []int{s.Port},
+		HostForwards: []int{kubeletPort},
+		Shares:       map[string]string{logs: logs},
+		Memory:       "4G",
+		Stdout:       os.Stdout,
+		Timeout:      17 * time.Minute,
+	})
+	if err != nil || code != 0 {
+		for _, f := range []string{"containerd.log", "kubelet.log", "kube-controller-manager.log", "kube-scheduler.log"} {
+			t.Logf("--- last lines of %s ---\n%s", f, tailFile(filepath.Join(logs, f), 30))
+		}
+	}
+	if err != nil {
+		t.Fatalf("VM: %v", err)
+	}
+	if code != 0 {
+		t.Fatalf("guest tests failed (exit code %d); their output is above", code)
+	}
+	t.Logf("node test wall time: %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+// lastLine runs a hack/ script from the checkout and returns the last line
+// it printed (the scripts print the image reference there).
+func lastLine(root, script string) (string, error) {
+	cmd := exec.Command(filepath.Join(root, script))
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("%s: %v\n%s", script, err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	return lines[len(lines)-1], nil
+}
+
+// freePort is a port free on the host's loopback (until someone takes it).
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		t.Fatalf("git rev-parse --show-toplevel: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func tailFile(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
