@@ -29,7 +29,7 @@ type Fake struct {
 }
 
 type fakeSet struct {
-	set     Set
+	set Set
 	// entries maps each member's key (the member without its mark, as the
 	// kernel keys it) to the member.
 	entries map[Entry]Entry
