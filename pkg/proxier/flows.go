@@ -1,11 +1,9 @@
 package proxier
 
 import (
-	"strings"
 	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
-	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/reconcile"
 )
@@ -16,21 +14,21 @@ import (
 // nothing: its real servers drain, and a TCP flow to a deleted one is
 // reset by the kernel rather than kept.
 //
-// A firewall-mark virtual server has no protocol or address of its own:
-// its clients' flows are to the addresses via names (the short-circuit
-// set's members with its mark).
-func staleFlows(plan reconcile.Plan, current map[ipvs.ServiceKey]ipvs.VirtualServer, via func(mark uint32) []ipvs.ServiceKey) []conntrack.Flow {
+// A firewall-mark virtual server has no address of its own: its clients'
+// flows are to the addresses via names (the short-circuit set's members
+// with its mark).
+func staleFlows(plan reconcile.Plan, current map[ipvs.ServiceKey]ipvs.VirtualServer, via func(ipvs.ServiceKey) []ipvs.ServiceKey) []conntrack.Flow {
 	var out []conntrack.Flow
 	seen := map[conntrack.Flow]bool{} // an address's flow via its own virtual server and via a mark
 	var add func(k ipvs.ServiceKey, d ipvs.Destination)
 	add = func(k ipvs.ServiceKey, d ipvs.Destination) {
-		if k.FWMark != 0 {
-			for _, a := range via(k.FWMark) {
-				add(a, d)
-			}
+		if k.Proto == ipvs.TCP { // a mark's key has its protocol too
 			return
 		}
-		if k.Proto == ipvs.TCP {
+		if k.FWMark != 0 {
+			for _, a := range via(k) {
+				add(a, d)
+			}
 			return
 		}
 		f := conntrack.Flow{Proto: string(k.Proto), Dst: k.AddrPort(), Backend: d.AddrPort()}
@@ -92,15 +90,18 @@ type ConntrackRound struct {
 	Deleted int
 }
 
-// shortCircuitVia returns the addresses whose in-cluster traffic gets mark:
-// the short-circuit set's members the held states want. It walks every
-// member, so it runs only for a plan that deletes real servers of a
-// firewall-mark virtual server.
-func (p *Proxier) shortCircuitVia(mark uint32) []ipvs.ServiceKey {
+// shortCircuitVia returns the addresses whose in-cluster traffic the
+// firewall-mark virtual server k serves: the short-circuit members of the
+// Service that holds k (none once that Service is gone).
+func (p *Proxier) shortCircuitVia(k ipvs.ServiceKey) []ipvs.ServiceKey {
+	name, ok := p.idx.holder(k)
+	if !ok {
+		return nil
+	}
 	var out []ipvs.ServiceKey
-	for m, n := range p.idx.memberRefs {
-		if n > 0 && m.entry.Mark == mark && (m.set == iptables.ShortCircuitSet(iptables.IPv4) || m.set == iptables.ShortCircuitSet(iptables.IPv6)) {
-			out = append(out, ipvs.ServiceKey{Addr: m.entry.IP, Proto: ipvs.Protocol(strings.ToUpper(m.entry.Proto)), Port: m.entry.Port})
+	for _, m := range p.idx.held[name].ShortCircuit {
+		if ipvs.FWMarkKey(m.Mark, m.Addr.Is6()) == k {
+			out = append(out, m.Key())
 		}
 	}
 	return out
