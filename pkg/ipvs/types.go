@@ -44,13 +44,21 @@ func FWMarkKey(mark uint32, v6 bool) ServiceKey {
 	return k
 }
 
+// A mark m is of ipvs-proxy's form when m&OwnedMarkMask == OwnedMarkValue
+// (and its protocol bits name a protocol): see OwnedMarkBits. The iptables
+// rules match the same pair (iptables.ShortCircuitMark).
+const (
+	OwnedMarkValue = 0x40000000
+	OwnedMarkMask  = 0xc000f000
+)
+
 // markProtocols are the protocols of bits 28-29 of an ipvs-proxy mark.
 var markProtocols = [...]Protocol{TCP, UDP, SCTP}
 
 // MarkProtocol is the protocol an ipvs-proxy mark names; "" for any other
 // mark.
 func MarkProtocol(mark uint32) Protocol {
-	if i := mark >> 28 & 3; mark&0xc000f000 == 0x40000000 && int(i) < len(markProtocols) {
+	if i := mark >> 28 & 3; mark&OwnedMarkMask == OwnedMarkValue && int(i) < len(markProtocols) {
 		return markProtocols[i]
 	}
 	return ""
@@ -63,7 +71,7 @@ func MarkProtocol(mark uint32) Protocol {
 // other 24 bits a hash. Bit 31 stays clear because ipvsadm prints a mark
 // as a signed number: below 2^31 it reads the same there and in status.
 func OwnedMarkBits(proto Protocol, hash uint32) uint32 {
-	m := 0x40000000 | hash&0x0fff0fff
+	m := OwnedMarkValue | hash&^OwnedMarkMask&^0x30000000
 	for i, p := range markProtocols {
 		if p == proto {
 			m |= uint32(i) << 28

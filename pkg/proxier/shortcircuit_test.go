@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ipvs-proxy/ipvs-proxy/internal/testobj"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	v1 "k8s.io/api/core/v1"
@@ -89,5 +90,14 @@ TCP  203.0.113.66:80 rr
 				t.Errorf("attacker's problems %q, want %q", got, problem)
 			}
 		}
+	}
+}
+
+// The rules let through exactly the marks the model makes: iptables
+// spells ipvs's form of them.
+func TestShortCircuitRulesMatchTheMarks(t *testing.T) {
+	want := fmt.Sprintf("0x%x/0x%x", ipvs.OwnedMarkValue, ipvs.OwnedMarkMask)
+	if got := iptables.ShortCircuitMark + "/" + iptables.ShortCircuitMask; got != want {
+		t.Errorf("iptables matches %s, the marks are %s", got, want)
 	}
 }
