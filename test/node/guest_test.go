@@ -37,24 +37,8 @@ func TestGuestNode(t *testing.T) {
 		t.Skip("runs inside the VM, started by TestNode")
 	}
 	start := time.Now()
-	bin, logs, admin := os.Getenv(envBin), os.Getenv(envLogs), os.Getenv(envAdmin)
-	cfg, err := clientcmd.BuildConfigFromFlags("", admin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := kubernetes.NewForConfigOrDie(cfg)
-
-	// Everything that can overlap does: under TCG each step takes tens of
-	// seconds. kubelet needs the pause image before its first pod, and
-	// registers while ipvs-proxy's (large) image is imported.
-	prepareHost(t)
-	startContainerd(t, bin, logs)
-	images := strings.Fields(os.Getenv(envImages)) // ipvs-proxy, pause, server
-	importImages(t, bin, images[1:]...)
-	startKubelet(t, bin, logs, admin)
-	importImages(t, bin, images[0])
-	waitNodeReady(t, c, nodeName)
-	t.Logf("Node %s Ready after %s", nodeName, time.Since(start).Round(100*time.Millisecond))
+	n := startNode(t)
+	c, bin, admin := n.Client, n.Bin, n.Admin
 	applyManifests(t, bin, admin)
 	createServers(t, c)
 	proxyPod := waitProxyReady(t, c)
@@ -106,6 +90,42 @@ func TestGuestNode(t *testing.T) {
 		t.Errorf("kubectl logs %s has no sync loop start:\n%s", proxyPod, out)
 	}
 	t.Logf("node test in the guest: %s", time.Since(start).Round(100*time.Millisecond))
+}
+
+// node is the VM made a Kubernetes node by startNode.
+type node struct {
+	Client kubernetes.Interface
+	Bin    string // kubelet, kubectl, containerd ... (hack/build-tools.sh's directory)
+	Admin  string // a system:masters kubeconfig
+	Logs   string // where the node's daemons log (shared with the host)
+}
+
+// startNode makes the VM a node: containerd with the images imported,
+// kubelet registered with the host's API server, and the Node Ready. The
+// first archive in $NODE_IMAGES is ipvs-proxy's; the rest are imported
+// before kubelet starts.
+func startNode(t *testing.T) node {
+	t.Helper()
+	start := time.Now()
+	bin, logs, admin := os.Getenv(envBin), os.Getenv(envLogs), os.Getenv(envAdmin)
+	cfg, err := clientcmd.BuildConfigFromFlags("", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := kubernetes.NewForConfigOrDie(cfg)
+
+	// Everything that can overlap does: under TCG each step takes tens of
+	// seconds. kubelet needs the pause image before its first pod, and
+	// registers while ipvs-proxy's (large) image is imported.
+	prepareHost(t)
+	startContainerd(t, bin, logs)
+	images := strings.Fields(os.Getenv(envImages)) // ipvs-proxy, pause, server, ...
+	importImages(t, bin, images[1:]...)
+	startKubelet(t, bin, logs, admin)
+	importImages(t, bin, images[0])
+	waitNodeReady(t, c, nodeName)
+	t.Logf("Node %s Ready after %s", nodeName, time.Since(start).Round(100*time.Millisecond))
+	return node{Client: c, Bin: bin, Admin: admin, Logs: logs}
 }
 
 // applyManifests runs `kubectl apply -k` on an overlay of manifests/ (see

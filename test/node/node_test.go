@@ -43,8 +43,29 @@ const (
 const nodeName = "localhost"
 
 func TestNode(t *testing.T) {
+	bootNode(t, nodeRun{Guest: "TestGuestNode", Timeout: 15 * time.Minute})
+}
+
+// nodeRun is what one host-side test asks of bootNode: the guest test to
+// run in the node VM, and what that test needs beyond the node itself.
+type nodeRun struct {
+	Guest    string        // the guest test's name
+	Timeout  time.Duration // the guest test's -test.timeout; the VM gets 2 minutes more
+	Archives []string      // more OCI archives to import (host paths under the checkout)
+	Env      []string      // more environment for the guest test
+	Shares   map[string]string
+	// Images are more hack/ scripts that build images (each prints its
+	// reference last), run while the control plane starts.
+	Images []string
+}
+
+// bootNode starts the control plane on the host (kube-apiserver,
+// kube-controller-manager, kube-scheduler), builds the images, and boots the
+// VM that runs r.Guest as a node. The guest test makes the VM a node
+// (startNode) and does the rest.
+func bootNode(t *testing.T, r nodeRun) {
 	if vm.InGuest() {
-		t.Skip("host side: boots the VM that runs TestGuestNode")
+		t.Skip("host side: boots the VM that runs " + r.Guest)
 	}
 	start := time.Now()
 	root := repoRoot(t)
@@ -63,7 +84,7 @@ func TestNode(t *testing.T) {
 	images := make(chan built, 1)
 	go func() {
 		var b built
-		for _, script := range []string{"hack/image.sh", "hack/node-images.sh"} {
+		for _, script := range append([]string{"hack/image.sh", "hack/node-images.sh"}, r.Images...) {
 			ref, err := lastLine(root, script)
 			if err != nil {
 				b.err += err.Error()
@@ -99,9 +120,14 @@ func TestNode(t *testing.T) {
 		filepath.Join(root, "bin/node-images/pause.oci.tar"),
 		filepath.Join(root, "bin/node-images/server.oci.tar"),
 	}
+	archives = append(archives, r.Archives...)
+	shares := map[string]string{logs: logs}
+	for k, v := range r.Shares {
+		shares[k] = v
+	}
 	code, err := vm.Run(t.Context(), vm.Config{
-		Command: []string{exe, "-test.run", "^TestGuestNode$", "-test.v", "-test.count=1", "-test.timeout=15m"},
-		Env: []string{
+		Command: []string{exe, "-test.run", "^" + r.Guest + "$", "-test.v", "-test.count=1", "-test.timeout=" + r.Timeout.String()},
+		Env: append([]string{
 			envBin + "=" + bin,
 			envAdmin + "=" + s.AdminKubeconfig(t, server),
 			envAPI + "=" + vm.ForwardAddr + ":" + strconv.Itoa(s.Port),
@@ -110,13 +136,13 @@ func TestNode(t *testing.T) {
 			envLogs + "=" + logs,
 			envRepo + "=" + root,
 			envPort + "=" + strconv.Itoa(kubeletPort),
-		},
+		}, r.Env...),
 		Forwards:     []int{s.Port},
 		HostForwards: []int{kubeletPort},
-		Shares:       map[string]string{logs: logs},
+		Shares:       shares,
 		Memory:       "4G",
 		Stdout:       os.Stdout,
-		Timeout:      17 * time.Minute,
+		Timeout:      r.Timeout + 2*time.Minute,
 	})
 	if err != nil || code != 0 {
 		for _, f := range []string{"containerd.log", "kubelet.log", "kube-controller-manager.log", "kube-scheduler.log"} {
