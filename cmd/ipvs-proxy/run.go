@@ -87,7 +87,7 @@ func addRun(cmd *cobra.Command) {
 		case o.WriteConfigTo != "":
 			return writeConfig(o)
 		case o.Cleanup:
-			return runCleanup(o.StateFile, true)
+			return runCleanup(o.StateFile, true, false)
 		}
 		return runProxy(cmd.Context(), o)
 	}
