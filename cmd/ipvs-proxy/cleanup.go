@@ -47,11 +47,14 @@ those it does not want on its own.`,
 }
 
 func runCleanup(stateFile string, kubeProxy, rulesOnly bool) error {
-	kipvs, err := ipvs.NewLinux()
-	if err != nil {
-		return err
+	var kipvs *ipvs.Linux // none with --rules-only: IPVS (and its module) is not needed
+	var err error
+	if !rulesOnly {
+		if kipvs, err = ipvs.NewLinux(); err != nil {
+			return err
+		}
+		defer kipvs.Close()
 	}
-	defer kipvs.Close()
 	link := netif.NewLinux(LinkName)
 	var errs []error
 	if kubeProxy {
@@ -64,7 +67,7 @@ func runCleanup(stateFile string, kubeProxy, rulesOnly bool) error {
 		}
 		errs = append(errs, cerrs...)
 	}
-	k := ownState{IPVS: kipvs, Link: link, IPTables: map[iptables.Family]iptables.Interface{}, Sets: ipset.NewLinux()}
+	k := ownState{Link: link, IPTables: map[iptables.Family]iptables.Interface{}, Sets: ipset.NewLinux()}
 	for _, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {
 		if ipt, err := iptables.NewLinux(fam); err == nil { // else no iptables of this family: nothing of ours there
 			k.IPTables[fam] = ipt
@@ -75,6 +78,7 @@ func runCleanup(stateFile string, kubeProxy, rulesOnly bool) error {
 		if owned, err = loadOwned(stateFile); err != nil {
 			return err
 		}
+		k.IPVS = kipvs
 	}
 	removed, rerrs := removeOwn(k, owned)
 	for _, r := range removed {
