@@ -22,22 +22,30 @@
 #
 #   IMAGE=registry.example/ipvs-proxy:v1 hack/image.sh   another name and tag
 #   hack/image.sh --update-packages   also rewrite hack/image/packages.txt
+#   hack/image.sh --kube-proxy BIN    the same root file system with kube-proxy BIN at
+#                                     /usr/local/bin/kube-proxy instead of ipvs-proxy, in
+#                                     bin/kube-proxy-image (hack/kube-proxy-image.sh)
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
 export PATH="/usr/local/go/bin:$PATH"
 
 update_packages=false
+kube_proxy=""
 case "${1:-}" in
 "") ;;
 --update-packages) update_packages=true ;;
-*) echo "usage: $0 [--update-packages]" >&2; exit 2 ;;
+--kube-proxy) kube_proxy="${2:?--kube-proxy needs the binary}" ;;
+*) echo "usage: $0 [--update-packages | --kube-proxy BIN]" >&2; exit 2 ;;
 esac
 
 log() { echo "image: $(date +%H:%M:%S) $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 OUT="$ROOT/bin/image"
+ARCHIVE=ipvs-proxy.oci.tar
+ENTRYPOINT=/usr/local/bin/ipvs-proxy
+COMMENT="Debian root file system and ipvs-proxy"
 CACHE="${IPVS_PROXY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ipvs-proxy}"
 DEBS="$CACHE/image-debs"
 SUITE=bookworm
@@ -52,7 +60,7 @@ if ! command -v mmdebstrap >/dev/null; then
 fi
 
 revision="$(git rev-parse HEAD)"
-if [[ -n "$(git status --porcelain)" ]]; then
+if [[ -z $kube_proxy && -n "$(git status --porcelain)" ]]; then
 	log "WARNING: the tree has uncommitted changes: the digest stands for no commit"
 	revision+="-dirty"
 fi
@@ -63,8 +71,24 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$DEBS"
 
-log "building the binary"
-CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -buildid=" -o "$work/ipvs-proxy" ./cmd/ipvs-proxy
+if [[ -z $kube_proxy ]]; then
+	log "building the binary"
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -buildid=" -o "$work/ipvs-proxy" ./cmd/ipvs-proxy
+	# The binary at its own name, and at kube-proxy's path so that kubeadm's
+	# DaemonSet needs only its image changed.
+	install_binary="install -m 0755 $work/ipvs-proxy \"\$1\"/usr/local/bin/ipvs-proxy && ln -s ipvs-proxy \"\$1\"/usr/local/bin/kube-proxy"
+else
+	# kube-proxy's image as upstream shapes it: the binary at
+	# /usr/local/bin/kube-proxy over a root file system with what its IPVS
+	# mode execs (iptables behind the wrapper, ipset, kmod, conntrack).
+	OUT="$ROOT/bin/kube-proxy-image"
+	ARCHIVE=kube-proxy.oci.tar
+	ENTRYPOINT=/usr/local/bin/kube-proxy
+	COMMENT="Debian root file system and kube-proxy"
+	revision="$("$kube_proxy" --version | awk '{ print $2 }')"
+	[[ -n $revision ]] || die "$kube_proxy --version printed no version"
+	install_binary="install -m 0755 $kube_proxy \"\$1\"/usr/local/bin/kube-proxy"
+fi
 (cd hack/image && go build -o "$work/image" .)
 
 log "building the Debian root file system (mmdebstrap $SUITE)"
@@ -85,8 +109,7 @@ TMPDIR="$work" mmdebstrap --mode=root --variant=essential --include="$PACKAGES" 
 	--setup-hook="sync-in $DEBS /var/cache/apt/archives/" \
 	--customize-hook="sync-out /var/cache/apt/archives $DEBS" \
 	--customize-hook='rm -f "$1"/etc/hostname "$1"/etc/resolv.conf' \
-	--customize-hook="install -m 0755 $work/ipvs-proxy \"\$1\"/usr/local/bin/ipvs-proxy" \
-	--customize-hook='ln -s ipvs-proxy "$1"/usr/local/bin/kube-proxy' \
+	--customize-hook="$install_binary" \
 	--customize-hook="install -m 0755 $ROOT/hack/image/iptables-wrapper \"\$1\"/usr/sbin/iptables-wrapper" \
 	--customize-hook="for c in $iptables_cmds; do ln -sf iptables-wrapper \"\$1\"/usr/sbin/\$c; done" \
 	--customize-hook="chroot \"\$1\" dpkg-query -W -f '\${Package} \${Version}\n' > $work/packages.txt" \
@@ -107,6 +130,7 @@ fi
 
 log "writing the image"
 "$work/image" -rootfs "$work/rootfs.tar" -name "$IMAGE" -epoch "$SOURCE_DATE_EPOCH" \
-	-revision "$revision" -oci "$OUT/oci" -oci-archive "$OUT/ipvs-proxy.oci.tar" >"$work/ref"
-log "OCI layout $OUT/oci, OCI archive $OUT/ipvs-proxy.oci.tar ($(du -h "$OUT/ipvs-proxy.oci.tar" | cut -f1))"
+	-revision "$revision" -entrypoint "$ENTRYPOINT" -comment "$COMMENT" \
+	-oci "$OUT/oci" -oci-archive "$OUT/$ARCHIVE" >"$work/ref"
+log "OCI layout $OUT/oci, OCI archive $OUT/$ARCHIVE ($(du -h "$OUT/$ARCHIVE" | cut -f1))"
 cat "$work/ref"
