@@ -6,7 +6,8 @@
 #   bin/node-images/pause.oci.tar    localhost/ipvs-proxy-test/pause:3.10.2, the pod sandbox
 #                                    (containerd's pinned sandbox image on the node)
 #   bin/node-images/server.oci.tar   localhost/ipvs-proxy-test/server:1, an HTTP server
-#                                    answering its host name (agnhost netexec's /hostname)
+#                                    answering its host name (agnhost netexec's /hostname),
+#                                    and TCP and UDP echo servers when asked
 #
 # Each is one layer of one static binary, written by hack/image (go-containerregistry)
 # with the commit's time, so the same commit and Go release give the same digests.
