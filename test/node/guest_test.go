@@ -181,11 +181,23 @@ func createServers(t *testing.T, c kubernetes.Interface) {
 	if _, err := c.CoreV1().Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	labels := map[string]string{"app": "server"}
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "server", Namespace: namespace},
+	d := serverDeployment(namespace, "server", serverPods, "--http-port=8080")
+	// The `default` ServiceAccount, which pods need, comes from the
+	// controller manager a moment after the namespace.
+	waitFor(t, "the server Deployment", time.Minute, func() error {
+		_, err := c.AppsV1().Deployments(namespace).Create(ctx, d, metav1.CreateOptions{})
+		return err
+	})
+}
+
+// serverDeployment is a Deployment of the test-server image in ns, its pods
+// labelled app=name, ready once they answer HTTP on 8080.
+func serverDeployment(ns, name string, replicas int32, args ...string) *appsv1.Deployment {
+	labels := map[string]string{"app": name}
+	return &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
 		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr.To[int32](serverPods),
+			Replicas: ptr.To(replicas),
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: v1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
@@ -195,7 +207,7 @@ func createServers(t *testing.T, c kubernetes.Interface) {
 						Name:            "server",
 						Image:           serverImage,
 						ImagePullPolicy: v1.PullNever, // imported on the node; no registry
-						Args:            []string{"--http-port=8080"},
+						Args:            args,
 						Ports:           []v1.ContainerPort{{ContainerPort: 8080}},
 						ReadinessProbe: &v1.Probe{
 							ProbeHandler:  v1.ProbeHandler{HTTPGet: &v1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(8080)}},
@@ -206,25 +218,26 @@ func createServers(t *testing.T, c kubernetes.Interface) {
 			},
 		},
 	}
-	// The `default` ServiceAccount, which pods need, comes from the
-	// controller manager a moment after the namespace.
-	waitFor(t, "the server Deployment", time.Minute, func() error {
-		_, err := c.AppsV1().Deployments(namespace).Create(ctx, d, metav1.CreateOptions{})
-		return err
-	})
 }
 
 // waitServers waits for the Deployment's pods to be ready and returns them.
 func waitServers(t *testing.T, c kubernetes.Interface) []v1.Pod {
 	t.Helper()
+	return waitPodsReady(t, c, namespace, "app=server", serverPods)
+}
+
+// waitPodsReady waits until n pods in ns match selector and are all ready,
+// and returns them.
+func waitPodsReady(t *testing.T, c kubernetes.Interface, ns, selector string, n int) []v1.Pod {
+	t.Helper()
 	start := time.Now()
 	var pods []v1.Pod
-	waitFor(t, "the server pods Ready", 4*time.Minute, func() error {
-		list, err := c.CoreV1().Pods(namespace).List(context.Background(), metav1.ListOptions{LabelSelector: "app=server"})
+	waitFor(t, "the "+selector+" pods Ready", 4*time.Minute, func() error {
+		list, err := c.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
 		if err != nil {
 			return err
 		}
-		if len(list.Items) != serverPods {
+		if len(list.Items) != n {
 			return fmt.Errorf("%d pods", len(list.Items))
 		}
 		for i := range list.Items {
@@ -235,7 +248,7 @@ func waitServers(t *testing.T, c kubernetes.Interface) []v1.Pod {
 		pods = list.Items
 		return nil
 	})
-	t.Logf("%d server pods Ready after another %s", len(pods), time.Since(start).Round(100*time.Millisecond))
+	t.Logf("%d %s pods Ready after another %s", len(pods), selector, time.Since(start).Round(100*time.Millisecond))
 	return pods
 }
 

@@ -35,6 +35,7 @@ const (
 	envLogs   = "NODE_LOGS"        // a read-write share for the node's logs
 	envRepo   = "NODE_REPO"        // the checkout, for manifests/
 	envPort   = "NODE_KUBELET_PORT"
+	envBuilt  = "NODE_BUILT_IMAGES" // every image built for the run, NAME@DIGEST, space-separated
 )
 
 // nodeName is the Node's name, and so the Hostname address kubelet reports,
@@ -136,6 +137,7 @@ func bootNode(t *testing.T, r nodeRun) {
 			envLogs + "=" + logs,
 			envRepo + "=" + root,
 			envPort + "=" + strconv.Itoa(kubeletPort),
+			envBuilt + "=" + strings.TrimSpace(b.ref),
 		}, r.Env...),
 		Forwards:     []int{s.Port},
 		HostForwards: []int{kubeletPort},
