@@ -102,8 +102,8 @@ type node struct {
 
 // startNode makes the VM a node: containerd with the images imported,
 // kubelet registered with the host's API server, and the Node Ready. The
-// first archive in $NODE_IMAGES is ipvs-proxy's; the rest are imported
-// before kubelet starts.
+// archives in $NODE_IMAGES are ipvs-proxy's, the pause image and the test
+// server's, which are imported before kubelet starts, then any others.
 func startNode(t *testing.T) node {
 	t.Helper()
 	start := time.Now()
@@ -116,13 +116,14 @@ func startNode(t *testing.T) node {
 
 	// Everything that can overlap does: under TCG each step takes tens of
 	// seconds. kubelet needs the pause image before its first pod, and
-	// registers while ipvs-proxy's (large) image is imported.
+	// registers while ipvs-proxy's image and the other large ones (a
+	// Debian root file system each) are imported.
 	prepareHost(t)
 	startContainerd(t, bin, logs)
 	images := strings.Fields(os.Getenv(envImages)) // ipvs-proxy, pause, server, ...
-	importImages(t, bin, images[1:]...)
+	importImages(t, bin, images[1:3]...)
 	startKubelet(t, bin, logs, admin)
-	importImages(t, bin, images[0])
+	importImages(t, bin, append(images[:1:1], images[3:]...)...)
 	waitNodeReady(t, c, nodeName)
 	t.Logf("Node %s Ready after %s", nodeName, time.Since(start).Round(100*time.Millisecond))
 	return node{Client: c, Bin: bin, Admin: admin, Logs: logs}
