@@ -20,9 +20,12 @@ const (
 	streamShortNodePort  = "short TCP requests via the NodePort"
 	streamLong           = "long-lived TCP connection"
 	streamUDP            = "UDP datagrams via the ClusterIP"
+	// The same short requests to one pod's address, through no proxy: the
+	// baseline, whose gaps are the emulated VM's own stalls.
+	streamDirect = "short TCP requests to a pod, no Service (baseline)"
 )
 
-var streamOrder = []string{streamShortClusterIP, streamShortNodePort, streamLong, streamUDP}
+var streamOrder = []string{streamShortClusterIP, streamShortNodePort, streamLong, streamUDP, streamDirect}
 
 // Traffic runs this long before a swap's first step, and this long after
 // the new proxy's first sync (and the steps after it).
@@ -55,6 +58,7 @@ func (m *migration) swap(svc *v1.Service, name string, steps func() (synced, set
 		streamShortNodePort:  func(ctx context.Context) streamFigures { return shortRequests(ctx, nodePort) },
 		streamLong:           func(ctx context.Context) streamFigures { return longConnection(ctx, cluster(81)) },
 		streamUDP:            func(ctx context.Context) streamFigures { return udpStream(ctx, cluster(82)) },
+		streamDirect:         func(ctx context.Context) streamFigures { return shortRequests(ctx, m.directAddr) },
 	})
 	time.Sleep(trafficBefore)
 	began := time.Now()
@@ -120,6 +124,10 @@ func (m *migration) writeResults(swaps ...swapFigures) {
 		return fmt.Sprintf("%d / %d", f.Streams[streamUDP].Sent, f.Streams[streamUDP].Failed)
 	})
 	row("… longest gap between answers", func(f swapFigures) string { return ms(f.Streams[streamUDP].LongestGap) })
+	row(streamDirect+": sent / failed", func(f swapFigures) string {
+		return fmt.Sprintf("%d / %d", f.Streams[streamDirect].Sent, f.Streams[streamDirect].Failed)
+	})
+	row("… longest gap between answers", func(f swapFigures) string { return ms(f.Streams[streamDirect].LongestGap) })
 	file := filepath.Join(os.Getenv(envResults), migrationFile)
 	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
 		m.t.Errorf("write %s: %v", file, err)

@@ -34,6 +34,7 @@ type migration struct {
 	t                              *testing.T
 	node                           node
 	ipvsProxyImage, kubeProxyImage string // name:tag, as imported on the node
+	directAddr                     string // one echo pod's HTTP address, for the baseline stream
 }
 
 // kubectl runs kubectl as the cluster's admin and logs the command and its

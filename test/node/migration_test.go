@@ -67,6 +67,7 @@ func TestGuestMigration(t *testing.T) {
 
 	// The node before any proxy: kubelet's and the CNI plugin's chains.
 	pods := m.createEchoServers()
+	m.directAddr = pods[0].Status.PodIP + ":8080"
 	chainsBefore, setsBefore := chains(), ipsets()
 	t.Logf("iptables chains before any proxy:\n%s\nipsets: %q", chainsBefore, setsBefore)
 
