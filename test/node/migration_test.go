@@ -112,7 +112,7 @@ func TestGuestMigration(t *testing.T) {
 	// README, "Rolling back to kube-proxy".
 	backward := m.swap(svc, "ipvs-proxy → kube-proxy", func() (synced, settled time.Time) {
 		m.kubectl("-n", "kube-system", "set", "image", "daemonset/kube-proxy", "kube-proxy="+m.kubeProxyImage)
-		synced = m.waitProxySynced("kube-proxy", m.waitProxyPod(m.kubeProxyImage), "IPv4", "IPv6")
+		synced = m.waitProxySynced("kube-proxy", m.waitProxyPod(m.kubeProxyImage), "IPv4")
 		// Why step 2 is needed: ipvs-proxy's guard on VIPs, left behind,
 		// refuses a port added to a Service under kube-proxy.
 		added := m.addPort(newSvc, 83, len(pods)+1)
@@ -132,6 +132,8 @@ func TestGuestMigration(t *testing.T) {
 			tableAfter["TCP "+newSvc.Spec.ClusterIP+":83 rr"] = rs
 		}
 	}
+	// kube-proxy's log says which IP families it serves again.
+	m.kubectl("-n", "kube-system", "logs", "daemonset/kube-proxy")
 	m.expectTable("kube-proxy's table after the rollback", formatTable(tableAfter))
 	m.expectText("iptables chains after the rollback (kube-proxy's again)", chains, chainsKubeProxy)
 	m.expectText("ipsets after the rollback (kube-proxy's again)", ipsets, setsKubeProxy)
