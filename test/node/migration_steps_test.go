@@ -138,22 +138,34 @@ func (m *migration) waitProxyPod(image string) time.Time {
 // own; ipvs-proxy's syncs cover both.
 func (m *migration) waitProxySynced(who string, since time.Time, families ...string) time.Time {
 	m.t.Helper()
-	waitFor(m.t, who+"'s first sync", 4*time.Minute, func() error {
+	at, err := proxySynced(since, 4*time.Minute, families...)
+	if err != nil {
+		m.t.Fatalf("%s's first sync: %v", who, err)
+	}
+	return at
+}
+
+// proxySynced is waitProxySynced's wait, which reports its failure.
+func proxySynced(since time.Time, timeout time.Duration, families ...string) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	for {
 		ts, err := syncTimestamps()
-		if err != nil {
-			return err
-		}
 		for _, f := range families {
 			if _, labelled := ts[f]; !labelled {
 				f = "" // a metric without the label speaks for every family
 			}
-			if ts[f] == 0 || ts[f] < float64(since.Unix()) {
-				return fmt.Errorf("no %s sync since %s yet: %v", f, since, ts)
+			if err == nil && (ts[f] == 0 || ts[f] < float64(since.Unix())) {
+				err = fmt.Errorf("no %s sync since %s yet: %v", f, since, ts)
 			}
 		}
-		return nil
-	})
-	return time.Now()
+		if err == nil {
+			return time.Now(), nil
+		}
+		if time.Now().After(deadline) {
+			return time.Now(), fmt.Errorf("not after %s: %w", timeout, err)
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 var syncMetric = regexp.MustCompile(`(?m)^kubeproxy_sync_proxy_rules_last_timestamp_seconds(?:\{ip_family="(\w+)"\})? (\S+)$`)

@@ -38,7 +38,7 @@ func TestMigration(t *testing.T) {
 	}
 	bootNode(t, nodeRun{
 		Guest:    "TestGuestMigration",
-		Timeout:  25 * time.Minute,
+		Timeout:  30 * time.Minute,
 		Images:   []string{"hack/kube-proxy-image.sh"},
 		Archives: []string{filepath.Join(root, "bin/kube-proxy-image/kube-proxy.oci.tar")},
 		Env:      []string{envResults + "=" + results},
@@ -112,7 +112,11 @@ func TestGuestMigration(t *testing.T) {
 	// README, "Rolling back to kube-proxy".
 	backward := m.swap(svc, "ipvs-proxy → kube-proxy", func() (synced, settled time.Time) {
 		m.kubectl("-n", "kube-system", "set", "image", "daemonset/kube-proxy", "kube-proxy="+m.kubeProxyImage)
-		synced = m.waitProxySynced("kube-proxy", m.waitProxyPod(m.kubeProxyImage), "IPv4")
+		var err error
+		if synced, err = proxySynced(m.waitProxyPod(m.kubeProxyImage), 8*time.Minute, "IPv4"); err != nil {
+			t.Errorf("kube-proxy's first sync after the rollback: %v", err)
+			m.kubectl("-n", "kube-system", "logs", "--tail=80", "daemonset/kube-proxy")
+		}
 		// Why step 2 is needed: ipvs-proxy's guard on VIPs, left behind,
 		// refuses a port added to a Service under kube-proxy.
 		added := m.addPort(newSvc, 83, len(pods)+1)
@@ -133,7 +137,7 @@ func TestGuestMigration(t *testing.T) {
 		}
 	}
 	// kube-proxy's log says which IP families it serves again.
-	m.kubectl("-n", "kube-system", "logs", "daemonset/kube-proxy")
+	m.kubectl("-n", "kube-system", "logs", "--tail=80", "daemonset/kube-proxy")
 	m.expectTable("kube-proxy's table after the rollback", formatTable(tableAfter))
 	m.expectText("iptables chains after the rollback (kube-proxy's again)", chains, chainsKubeProxy)
 	m.expectText("ipsets after the rollback (kube-proxy's again)", ipsets, setsKubeProxy)
