@@ -5,8 +5,8 @@
 #
 #   bin/node-images/agnhost.oci.tar   localhost/e2e-test-images/agnhost:2.66.1: the real agnhost
 #       (hack/build-tools.sh e2e) with what the Service tests run inside it:
-#       busybox's sh and tools, wget, curl and OpenBSD's nc (the -z and -u
-#       the tests use; busybox's nc has neither), from this host's Debian.
+#       busybox's tools and wget, dash as sh, curl and OpenBSD's nc (the -v,
+#       -t and -u the tests use; busybox's nc has none), from this host's Debian.
 #       Entrypoint /agnhost, default argument pause, as upstream's image.
 #       The e2e framework asks for it by that name under the image list
 #       test/node/testdata/repo-list.yaml.
@@ -59,10 +59,14 @@ cp /bin/busybox "$root/bin/busybox"
 for applet in $(/bin/busybox --list); do
 	[[ $applet == nc || $applet == busybox ]] || ln -s busybox "$root/bin/$applet"
 done
+# sh is Debian's dash: busybox's sh runs its own applets before PATH, and
+# its nc has no -v, -t or -u.
+rm "$root/bin/sh"
+cp /bin/dash "$root/bin/sh"
 cp /usr/bin/curl "$root/usr/bin/curl"
 cp /bin/nc.openbsd "$root/bin/nc"
 # The dynamic binaries' libraries, where their loader looks for them.
-for lib in $(ldd /usr/bin/curl /bin/nc.openbsd | awk '$3 ~ /^\// { print $3 } $1 ~ /^\/lib64/ { print $1 }' | sort -u); do
+for lib in $(ldd /bin/dash /usr/bin/curl /bin/nc.openbsd | awk '$3 ~ /^\// { print $3 } $1 ~ /^\/lib64/ { print $1 }' | sort -u); do
 	mkdir -p "$root$(dirname "$lib")"
 	cp -L "$lib" "$root$lib"
 done
