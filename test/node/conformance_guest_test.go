@@ -59,9 +59,12 @@ func TestGuestConformance(t *testing.T) {
 	write(t, filepath.Join(results, "kernel-after-kube-proxy-cleanup.txt"), run(t, "ipvsadm", "-Ln")+run(t, "ip", "addr", "show")+run(t, "iptables-save"))
 
 	applyManifests(t, n.Bin, n.Admin)
-	waitProxyReady(t, n.Client)
+	pod := waitProxyReady(t, n.Client)
 	waitDNS(t)
 	runE2E(t, n, results, ourProxy)
+	// The pod's log lives in the VM; the reports' failures are read with it.
+	logs := run(t, filepath.Join(n.Bin, "kubectl"), "--kubeconfig", n.Admin, "logs", "-n", "kube-system", pod)
+	write(t, filepath.Join(results, "ipvs-proxy.log"), logs)
 }
 
 // startKubeProxy runs kube-proxy v1.37 as a process of the node with the

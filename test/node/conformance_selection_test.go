@@ -17,7 +17,7 @@ type e2ePart struct {
 }
 
 // The selection, run in this order under each proxy. The two parts fit in
-// about 30 minutes of the software-emulated VM per proxy.
+// about 26 minutes of the software-emulated VM per proxy.
 //
 // Left out: the Services tests that restart kube-proxy or the API server as
 // pods ([Disruptive]: neither runs as a pod here), that need an evicted pod
@@ -28,7 +28,7 @@ type e2ePart struct {
 // in the selection reaches the internet.
 var e2eParts = []e2ePart{
 	{Name: "conformance", Timeout: 18 * time.Minute},
-	{Name: "single-node", Timeout: 12 * time.Minute, Tests: []string{
+	{Name: "single-node", Timeout: 8 * time.Minute, Tests: []string{
 		"should be updated after adding or deleting ports",
 		"should allow pods to hairpin back to themselves through services",
 		"should be able to up and down services",
