@@ -3,9 +3,11 @@
 // per proxy. It reads the JUnit reports test/node's TestGuestConformance
 // leaves in the results directory, junit_<proxy>-<part>-01.xml.
 //
-// The reports list every spec of e2e.test; the ones outside the selection
-// are "skipped" with no reason and are left out. A test the selection names
-// but ginkgo's timeout stopped before it ran shows as "not run".
+// The reports list every spec of e2e.test, and a spec the focus left out is
+// "skipped" with no reason, as is one the part's time budget stopped before
+// it ran. The selection itself, one --ginkgo.focus regular expression per
+// part, is in the files focus-<part>.txt beside the reports: a selected
+// test skipped without a reason is "not run", the others are left out.
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -60,17 +63,18 @@ func main() {
 }
 
 func build(dir string) (string, error) {
+	focus, err := readFocus(dir)
+	if err != nil {
+		return "", err
+	}
 	results := map[string]map[string]outcome{} // test -> proxy -> outcome
 	for _, proxy := range proxies {
 		files, err := filepath.Glob(filepath.Join(dir, "junit_"+proxy+"-*.xml"))
 		if err != nil {
 			return "", err
 		}
-		if len(files) == 0 {
-			return "", fmt.Errorf("no report of %s in %s", proxy, dir)
-		}
 		for _, f := range files {
-			if err := read(f, proxy, results); err != nil {
+			if err := read(f, proxy, focus, results); err != nil {
 				return "", fmt.Errorf("%s: %w", f, err)
 			}
 		}
@@ -116,9 +120,9 @@ func build(dir string) (string, error) {
 }
 
 // read adds one report's selected tests to results. A test two parts both
-// report (never more than one part runs it) keeps the outcome of the part
-// that ran it.
-func read(file, proxy string, results map[string]map[string]outcome) error {
+// report (each part's report lists every spec) keeps the outcome of the
+// part that ran it.
+func read(file, proxy string, focus []*regexp.Regexp, results map[string]map[string]outcome) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return err
@@ -129,13 +133,11 @@ func read(file, proxy string, results map[string]map[string]outcome) error {
 	}
 	for _, suite := range s.Suites {
 		for _, c := range suite.Cases {
-			if !strings.HasPrefix(c.Name, "[sig-network] Services ") {
+			c.Name = strings.TrimPrefix(c.Name, "[It] ")
+			if !slices.ContainsFunc(focus, func(re *regexp.Regexp) bool { return re.MatchString(c.Name) }) {
 				continue
 			}
-			o, selected := classify(c)
-			if !selected {
-				continue
-			}
+			o := classify(c)
 			if results[c.Name] == nil {
 				results[c.Name] = map[string]outcome{}
 			}
@@ -147,24 +149,44 @@ func read(file, proxy string, results map[string]map[string]outcome) error {
 	return nil
 }
 
-// classify turns a JUnit test case into an outcome; selected is false for
-// a spec the focus left out (ginkgo's bare "skipped").
-func classify(c testCase) (o outcome, selected bool) {
+// classify turns a selected test's JUnit case into an outcome.
+func classify(c testCase) outcome {
 	switch {
-	case c.Error != nil && c.Error.Type == "interrupted":
-		return outcome{State: "interrupted", Secs: c.Time}, true
+	case c.Error != nil && c.Error.Type == "interrupted", c.Failure != nil && c.Failure.Type == "timedout":
+		return outcome{State: "interrupted", Secs: c.Time}
 	case c.Failure != nil || c.Error != nil:
-		return outcome{State: "failed", Secs: c.Time}, true
+		return outcome{State: "failed", Secs: c.Time}
 	case c.Skipped == nil:
-		return outcome{State: "passed", Secs: c.Time}, true
+		return outcome{State: "passed", Secs: c.Time}
 	}
 	reason, ok := strings.CutPrefix(c.Skipped.Message, "skipped - ")
 	if !ok {
-		return outcome{}, false
+		return outcome{State: "not run"}
 	}
-	reason = strings.TrimSpace(strings.SplitN(reason, "\n", 2)[0])
-	if strings.Contains(strings.ToLower(reason), "interrupt") || strings.Contains(reason, "timeout") {
-		return outcome{State: "not run", Reason: reason}, true
+	return outcome{State: "skipped", Reason: strings.TrimSpace(strings.SplitN(reason, "\n", 2)[0])}
+}
+
+// readFocus reads the selection: the focus-*.txt files, one regular
+// expression each.
+func readFocus(dir string) ([]*regexp.Regexp, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "focus-*.txt"))
+	if err != nil {
+		return nil, err
 	}
-	return outcome{State: "skipped", Reason: reason}, true
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no focus-*.txt in %s: the selection is unknown", dir)
+	}
+	var focus []*regexp.Regexp
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		re, err := regexp.Compile(strings.TrimSpace(string(data)))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f, err)
+		}
+		focus = append(focus, re)
+	}
+	return focus, nil
 }

@@ -2,10 +2,12 @@ package main
 
 import "testing"
 
-// The fixtures hold what the e2e reports hold: specs outside the selection
-// ("skipped" with no reason, left out), a spec reported by both parts (the
-// part that ran it wins), a self-skip with its reason, ginkgo's timeout
-// (interrupted, then the rest not run), and a report missing for a part.
+// The fixtures hold what the e2e reports hold: names with ginkgo's "[It] ",
+// specs outside the focus files ("skipped" with no reason, left out), a
+// spec reported by both parts (the part that ran it wins), a self-skip with
+// its reason, the suite timeout (the running test interrupted, the
+// selected ones after it "skipped" with no reason: not run), and a report
+// missing for a part.
 func TestBuild(t *testing.T) {
 	got, err := build("testdata")
 	if err != nil {

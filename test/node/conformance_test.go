@@ -30,6 +30,13 @@ func TestConformance(t *testing.T) {
 	if err := os.MkdirAll(results, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// The selection, for hack/conformance-table: the reports cannot tell a
+	// selected test the time budget stopped from one outside the focus.
+	for _, p := range e2eParts {
+		if err := os.WriteFile(filepath.Join(results, "focus-"+p.Name+".txt"), []byte(p.Focus()+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Each proxy's run is bounded by e2e's own timeouts (e2eParts); the
 	// rest is the node's start and the switch between the proxies.
 	timeout := 20 * time.Minute
