@@ -5,7 +5,7 @@
 #
 #   bin/node-images/agnhost.oci.tar   localhost/e2e-test-images/agnhost:2.66.1: the real agnhost
 #       (hack/build-tools.sh e2e) with what the Service tests run inside it:
-#       busybox's tools and wget, dash as sh, curl and OpenBSD's nc (the -v,
+#       busybox's tools, dash as sh, GNU wget, curl and OpenBSD's nc (the -v,
 #       -t and -u the tests use; busybox's nc has none), from this host's Debian.
 #       Entrypoint /agnhost, default argument pause, as upstream's image.
 #       The e2e framework asks for it by that name under the image list
@@ -26,8 +26,8 @@ BIN="$(hack/build-tools.sh --print-dir)"
 for f in agnhost coredns; do
 	[[ -x "$BIN/$f" ]] || { echo "$BIN/$f missing: run hack/build-tools.sh e2e" >&2; exit 1; }
 done
-for f in /bin/busybox /usr/bin/curl /bin/nc.openbsd; do
-	[[ -x "$f" ]] || { echo "$f missing: apt-get install busybox-static curl netcat-openbsd" >&2; exit 1; }
+for f in /bin/busybox /usr/bin/curl /bin/nc.openbsd /usr/bin/wget; do
+	[[ -x "$f" ]] || { echo "$f missing: apt-get install busybox-static curl netcat-openbsd wget" >&2; exit 1; }
 done
 
 work="$(mktemp -d)"
@@ -57,7 +57,7 @@ chmod 1777 "$root/tmp"
 cp "$BIN/agnhost" "$root/agnhost"
 cp /bin/busybox "$root/bin/busybox"
 for applet in $(/bin/busybox --list); do
-	[[ $applet == nc || $applet == busybox ]] || ln -s busybox "$root/bin/$applet"
+	[[ $applet == nc || $applet == wget || $applet == busybox ]] || ln -s busybox "$root/bin/$applet"
 done
 # sh is Debian's dash: busybox's sh runs its own applets before PATH, and
 # its nc has no -v, -t or -u.
@@ -65,8 +65,11 @@ rm "$root/bin/sh"
 cp /bin/dash "$root/bin/sh"
 cp /usr/bin/curl "$root/usr/bin/curl"
 cp /bin/nc.openbsd "$root/bin/nc"
+# busybox's wget, a static glibc binary, dies of a segmentation fault in
+# this image (its name lookup, even of an address); GNU wget does not.
+cp /usr/bin/wget "$root/bin/wget"
 # The dynamic binaries' libraries, where their loader looks for them.
-for lib in $(ldd /bin/dash /usr/bin/curl /bin/nc.openbsd | awk '$3 ~ /^\// { print $3 } $1 ~ /^\/lib64/ { print $1 }' | sort -u); do
+for lib in $(ldd /bin/dash /usr/bin/curl /bin/nc.openbsd /usr/bin/wget | awk '$3 ~ /^\// { print $3 } $1 ~ /^\/lib64/ { print $1 }' | sort -u); do
 	mkdir -p "$root$(dirname "$lib")"
 	cp -L "$lib" "$root$lib"
 done

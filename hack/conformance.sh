@@ -15,9 +15,9 @@ export CONFORMANCE_RESULTS="$(realpath -m "${CONFORMANCE_RESULTS:-$ROOT/bin/conf
 
 log() { echo "conformance: $(date +%H:%M:%S) $*" >&2; }
 
-# The agnhost image carries curl and OpenBSD's nc from this host's Debian.
+# The agnhost image carries curl, wget and OpenBSD's nc from this host's Debian.
 missing=()
-for pkg in curl:/usr/bin/curl netcat-openbsd:/bin/nc.openbsd busybox-static:/bin/busybox; do
+for pkg in curl:/usr/bin/curl wget:/usr/bin/wget netcat-openbsd:/bin/nc.openbsd busybox-static:/bin/busybox; do
 	[[ -x ${pkg#*:} ]] || missing+=("${pkg%%:*}")
 done
 if ((${#missing[@]})); then
