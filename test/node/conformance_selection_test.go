@@ -3,7 +3,10 @@
 package node
 
 import (
+	"fmt"
+	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -75,4 +78,45 @@ func (p e2ePart) Focus() string {
 		quoted[i] = regexp.QuoteMeta(s)
 	}
 	return `\[sig-network\] Services (` + strings.Join(quoted, "|") + `)`
+}
+
+// envParts narrows a run to some parts with other time budgets, e.g.
+// CONFORMANCE_PARTS=conformance=9m (a shorter run; the default is every
+// part at its own budget), and envProxies to some proxies, e.g.
+// CONFORMANCE_PROXIES=ipvs-proxy.
+const (
+	envParts   = "CONFORMANCE_PARTS"
+	envProxies = "CONFORMANCE_PROXIES"
+)
+
+// selectedParts is e2eParts as $CONFORMANCE_PARTS narrows them.
+func selectedParts() ([]e2ePart, error) {
+	spec := os.Getenv(envParts)
+	if spec == "" {
+		return e2eParts, nil
+	}
+	var parts []e2ePart
+	for _, item := range strings.Split(spec, ",") {
+		name, budget, _ := strings.Cut(item, "=")
+		i := slices.IndexFunc(e2eParts, func(p e2ePart) bool { return p.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("%s: no part %q", envParts, name)
+		}
+		p := e2eParts[i]
+		if budget != "" {
+			d, err := time.ParseDuration(budget)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", envParts, err)
+			}
+			p.Timeout = d
+		}
+		parts = append(parts, p)
+	}
+	return parts, nil
+}
+
+// runsProxy says whether $CONFORMANCE_PROXIES (all when empty) names proxy.
+func runsProxy(proxy string) bool {
+	v := os.Getenv(envProxies)
+	return v == "" || slices.Contains(strings.Split(v, ","), proxy)
 }

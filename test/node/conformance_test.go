@@ -30,9 +30,13 @@ func TestConformance(t *testing.T) {
 	if err := os.MkdirAll(results, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	parts, err := selectedParts()
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The selection, for hack/conformance-table: the reports cannot tell a
 	// selected test the time budget stopped from one outside the focus.
-	for _, p := range e2eParts {
+	for _, p := range parts {
 		if err := os.WriteFile(filepath.Join(results, "focus-"+p.Name+".txt"), []byte(p.Focus()+"\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +44,7 @@ func TestConformance(t *testing.T) {
 	// Each proxy's run is bounded by e2e's own timeouts (e2eParts); the
 	// rest is the node's start and the switch between the proxies.
 	timeout := 20 * time.Minute
-	for _, p := range e2eParts {
+	for _, p := range parts {
 		timeout += 2 * p.Timeout
 	}
 	bootNode(t, nodeRun{
@@ -51,7 +55,8 @@ func TestConformance(t *testing.T) {
 			filepath.Join(root, "bin/node-images/agnhost.oci.tar"),
 			filepath.Join(root, "bin/node-images/coredns.oci.tar"),
 		},
-		Env:    []string{envResults + "=" + results},
+		Env: []string{envResults + "=" + results, envParts + "=" + os.Getenv(envParts),
+			envProxies + "=" + os.Getenv(envProxies)},
 		Shares: map[string]string{results: results},
 	})
 }
