@@ -1,7 +1,7 @@
 # Every target is one line; longer logic lives in hack/.
 GO ?= go
 
-.PHONY: build image test unit e2e integration bench demo lint clean
+.PHONY: build image test unit e2e integration conformance bench demo lint clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -o bin/ipvs-proxy ./cmd/ipvs-proxy
@@ -20,6 +20,9 @@ e2e:
 
 integration:
 	hack/test.sh integration
+
+conformance:
+	hack/conformance.sh # Kubernetes' Service e2e tests under kube-proxy and ipvs-proxy on the VM node, and the migration: bin/conformance/results.md
 
 bench:
 	hack/bench.sh

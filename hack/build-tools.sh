@@ -9,8 +9,9 @@
 #   hack/build-tools.sh node         kubelet, kubectl, kube-controller-manager, kube-scheduler (DaemonSets,
 #                                    Deployments and EndpointSlices need them), containerd, its runc shim
 #                                    and ctr: a real node (test/node, in make test)
-#   hack/build-tools.sh e2e          e2e.test, upstream's e2e tests, and agnhost, their test image's
-#                                    binary (test/images/agnhost of the same module; not yet used)
+#   hack/build-tools.sh e2e          e2e.test, upstream's e2e tests, agnhost, their test image's
+#                                    binary (test/images/agnhost of the same module), and CoreDNS,
+#                                    the cluster DNS they need (hack/coredns): make conformance
 #   hack/build-tools.sh --print-dir  only print the bin dir
 #
 # Cold, on 2 cores, each set takes many minutes; run it niced in the background.
@@ -51,7 +52,12 @@ CONTAINERD_TAGS="no_btrfs no_devmapper no_zfs"
 containerd_version="$(awk '$1 == "require" && $2 == "github.com/containerd/containerd/v2" { print $3; exit }' "$CONTAINERD/go.mod")"
 [[ -n "$containerd_version" ]] || die "containerd not found in $CONTAINERD/go.mod"
 
+# CoreDNS, in its own module hack/coredns at its own version, with only the
+# plugins the test node's cluster DNS uses.
+COREDNS="$ROOT/hack/coredns"
+
 tools_stamp="$(cat "$TOOLS/go.mod" "$TOOLS/go.sum" <(go env GOVERSION) | sha256sum | cut -d' ' -f1)"
+coredns_stamp="$(cat "$COREDNS/go.mod" "$COREDNS/go.sum" "$COREDNS/main.go" <(go env GOVERSION) | sha256sum | cut -d' ' -f1)"
 containerd_stamp="$(cat "$CONTAINERD/go.mod" "$CONTAINERD/go.sum" <(echo "$CONTAINERD_TAGS") <(go env GOVERSION) | sha256sum | cut -d' ' -f1)"
 
 # name -> package; kube-proxy is the reference implementation we compare with.
@@ -65,6 +71,7 @@ declare -A PKG=(
 	[kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
 	[e2e.test]=k8s.io/kubernetes/test/e2e
 	[agnhost]=k8s.io/kubernetes/test/images/agnhost
+	[coredns]=github.com/ipvs-proxy/ipvs-proxy/hack/coredns
 	[containerd]=github.com/containerd/containerd/v2/cmd/containerd
 	[ctr]=github.com/containerd/containerd/v2/cmd/ctr
 	[containerd-shim-runc-v2]=github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
@@ -72,7 +79,7 @@ declare -A PKG=(
 case $set_name in
 tools) ORDER=(kube-apiserver kube-proxy etcd) ;;
 node) ORDER=(kubelet kubectl kube-controller-manager kube-scheduler containerd containerd-shim-runc-v2 ctr) ;;
-e2e) ORDER=(e2e.test agnhost) ;;
+e2e) ORDER=(e2e.test agnhost coredns) ;;
 esac
 
 # Stamp Kubernetes's version into the binaries as a release build would, so
@@ -93,6 +100,9 @@ build() {
 		(cd "$CONTAINERD" && CGO_ENABLED=0 go build -trimpath -tags "$CONTAINERD_TAGS" \
 			-ldflags "-s -w -X github.com/containerd/containerd/v2/version.Version=$containerd_version" \
 			-o "$2" "${PKG[$1]}")
+		;;
+	coredns)
+		(cd "$COREDNS" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$2" .)
 		;;
 	e2e.test)
 		(cd "$TOOLS" && CGO_ENABLED=0 go test -c -trimpath -ldflags "$ldflags" -o "$2" "${PKG[$1]}")
@@ -121,6 +131,7 @@ built=0
 for name in "${ORDER[@]}"; do
 	case $name in
 	containerd | ctr | containerd-shim-runc-v2) stamp=$containerd_stamp ;;
+	coredns) stamp=$coredns_stamp ;;
 	agnhost) stamp="$(cat <(echo "$tools_stamp") "$TOOLS/agnhost.sum" | sha256sum | cut -d' ' -f1)" ;;
 	*) stamp=$tools_stamp ;;
 	esac

@@ -16,10 +16,12 @@ if [[ -n $unformatted ]]; then
   echo "gofmt would change:"; echo "$unformatted"; exit 1
 fi
 go vet ./...
+go vet -tags conformance ./test/node/ # make conformance's tests, which make test never compiles
 if [[ ! -x $staticcheck ]]; then
   GOBIN="$(dirname "$staticcheck")" go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
 fi
 "$staticcheck" ./...
+"$staticcheck" -tags conformance ./test/node/
 if ! tidy=$(go mod tidy -diff); then
   echo "go.mod or go.sum differ from what go mod tidy writes:"; echo "$tidy"; exit 1
 fi

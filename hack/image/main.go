@@ -56,6 +56,7 @@ func run() error {
 		archive    = flag.String("oci-archive", "", "OCI archive (the layout as a tar file) to write")
 		revision   = flag.String("revision", "", "source revision, recorded as a label")
 		entrypoint = flag.String("entrypoint", "/usr/local/bin/ipvs-proxy", "the image's entrypoint, words separated by spaces")
+		cmd        = flag.String("cmd", "", "the image's default arguments to the entrypoint, words separated by spaces")
 		comment    = flag.String("comment", "Debian root file system and ipvs-proxy", "the layer's history comment")
 		files      fileFlag
 	)
@@ -95,6 +96,7 @@ func run() error {
 		OS:           "linux",
 		Config: v1.Config{
 			Entrypoint: strings.Fields(*entrypoint),
+			Cmd:        strings.Fields(*cmd),
 			Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 			Labels:     labels,
 		},

@@ -55,13 +55,17 @@ func daemon(t *testing.T, bin, logPath string, args ...string) {
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); log.Close(); close(done) }() //nolint:errcheck
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill() //nolint:errcheck
-			<-done
-		}
-	})
+	t.Cleanup(func() { terminate(cmd.Process, done, 10*time.Second) })
+}
+
+// terminate asks a process to stop (SIGTERM), kills it after grace, and
+// waits until done says it has exited.
+func terminate(p *os.Process, done <-chan struct{}, grace time.Duration) {
+	p.Signal(syscall.SIGTERM) //nolint:errcheck
+	select {
+	case <-done:
+	case <-time.After(grace):
+		p.Kill() //nolint:errcheck
+		<-done
+	}
 }

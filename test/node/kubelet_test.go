@@ -43,6 +43,7 @@ const nodeIP = "10.0.2.15"
 // configuration.
 func prepareHost(t *testing.T) {
 	t.Helper()
+	rootOnRoot(t)
 	steps := [][]string{
 		{"mount", "-t", "cgroup2", "cgroup2", "/sys/fs/cgroup"},
 		{"sh", "-c", "echo '+cpu +cpuset +memory +pids +io +hugetlb' > /sys/fs/cgroup/cgroup.subtree_control"},
@@ -60,6 +61,21 @@ func prepareHost(t *testing.T) {
 	write(t, "/etc/containerd/config.toml", containerdConfig)
 	write(t, "/etc/cni/net.d/10-bridge.conflist", cniConfig)
 	write(t, "/var/lib/kubelet/config.yaml", kubeletConfig)
+}
+
+// rootOnRoot moves the VM's root file system (an overlay that test/vm's
+// init chroots into, mounted at /newroot of the initramfs) onto the
+// initramfs's own root, as switch_root would. A process that joins a
+// container's mount namespace (runc exec: kubectl exec, exec probes) gets
+// that namespace's root with the mounts on top of it; with the overlay
+// only chrooted into, that is the initramfs, and exec'd commands ran its
+// busybox instead of the container's image. init keeps its own root and
+// still sees its files underneath.
+func rootOnRoot(t *testing.T) {
+	t.Helper()
+	if err := syscall.Mount("/proc/1/root/newroot", "/proc/1/root", "", syscall.MS_MOVE, ""); err != nil {
+		t.Fatalf("move the root overlay onto the initramfs root: %v", err)
+	}
 }
 
 // startContainerd starts containerd and waits until it answers.

@@ -25,17 +25,7 @@ func TestMigration(t *testing.T) {
 		t.Skip("host side: boots the VM that runs TestGuestMigration")
 	}
 	root := repoRoot(t)
-	results := os.Getenv("CONFORMANCE_RESULTS")
-	if results == "" {
-		results = filepath.Join(root, "bin/conformance")
-	}
-	results, err := filepath.Abs(results)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(results, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	results := resultsDir(t, root)
 	bootNode(t, nodeRun{
 		Guest:    "TestGuestMigration",
 		Timeout:  30 * time.Minute,
@@ -47,10 +37,7 @@ func TestMigration(t *testing.T) {
 	t.Logf("%s:\n%s", filepath.Join(results, migrationFile), tailFile(filepath.Join(results, migrationFile), 40))
 }
 
-const (
-	envResults    = "NODE_RESULTS" // the host's results directory, shared read-write
-	migrationFile = "migration.md"
-)
+const migrationFile = "migration.md"
 
 // Each direction must keep the long-lived connection, and may fail at most
 // this share of each stream of short requests: one request lost to a stall
