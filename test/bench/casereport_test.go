@@ -38,10 +38,11 @@ func latText(s float64, capS float64) string {
 	return duration(s)
 }
 
-// caseText is one case as the guest logs it; usage adds the CPU share
-// and syncs, which only a proxy has.
-func caseText(c CaseResult, usage bool) string {
-	return c.Name + ": " + caseCell(&c, 0, usage)
+// caseText is one case as the guest logs it, with the cap its capped
+// changes exceeded; usage adds the CPU share and syncs, which only a
+// proxy has.
+func caseText(c CaseResult, capS float64, usage bool) string {
+	return c.Name + ": " + caseCell(&c, capS, usage)
 }
 
 // caseCell is "median / p99 / max", and with usage the proxy's CPU share

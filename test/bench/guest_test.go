@@ -110,7 +110,7 @@ func (g *guest) size(t *testing.T, n int) {
 	}
 	g.record(t, fl)
 	for _, c := range fl.Cases {
-		t.Logf("%s: %s", informerName, caseText(c, false))
+		t.Logf("%s: %s", informerName, caseText(c, g.p.ChangeCap.Seconds(), false))
 	}
 	for _, px := range g.proxies() {
 		if !g.p.runs(px.name, n) {

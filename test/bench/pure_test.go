@@ -282,3 +282,14 @@ func reportHas(t *testing.T, md string, want ...string) {
 		}
 	}
 }
+
+// TestCaseTextCapped: a case whose p99 and max were capped says so with
+// the cap, in the guest's log line as in the table.
+func TestCaseTextCapped(t *testing.T) {
+	c := CaseResult{Name: "churn 200/s", Latencies: []float64{73.3}, Capped: 66, WallS: 100, CPUS: 72, Syncs: 2}
+	got := caseText(c, 90, true)
+	want := "churn 200/s: > 90.0 s / > 90.0 s / > 90.0 s (67 changes, 66 capped, 0 never issued: budget spent); CPU 72 %, 2 syncs"
+	if got != want {
+		t.Errorf("caseText:\n got %s\nwant %s", got, want)
+	}
+}

@@ -118,7 +118,7 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 
 	r.Cases, err = g.runCases(proc, n, want, px.name != ipvsProxyName)
 	for _, c := range r.Cases {
-		t.Logf("%s: %s", px.name, caseText(c, true))
+		t.Logf("%s: %s", px.name, caseText(c, g.p.ChangeCap.Seconds(), true))
 	}
 	if err != nil {
 		fail("%s: %v", px.name, err)
