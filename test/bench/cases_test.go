@@ -352,7 +352,12 @@ func (g *guest) runCases(proc *process, n int, want table, kubeProxy bool) ([]Ca
 	for _, c := range cases {
 		cpu0, _ := proc.cpu()
 		syncs0 := syncCount()
+		profiled := func() {}
+		if g.p.Profile && !kubeProxy && c.Rate > 0 {
+			profiled = profileCase(g.work, n, c)
+		}
 		res, err := w.runCase(context.Background(), c, kernelSeer{g}, g.p.ChangeCap, budget)
+		profiled()
 		cpu1, _ := proc.cpu()
 		res.CPUS, res.Syncs = cpu1-cpu0, syncCount()-syncs0
 		out = append(out, res)

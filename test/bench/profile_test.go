@@ -42,6 +42,24 @@ func profileColdStart(t *testing.T, dir string, n int, seconds int) func() {
 	}
 }
 
+// profileCase takes a CPU profile of ipvs-proxy over an open-loop churn
+// case (cpu-N-churn-R.pprof), to show where a steady rate of changes
+// spends the proxy's CPU; the returned function waits for it.
+func profileCase(dir string, n int, c churnCase) func() {
+	base := strings.TrimSuffix(metricsURL, "/metrics") + "/debug/pprof/"
+	seconds := max(1, int(c.Seconds))
+	to := filepath.Join(dir, fmt.Sprintf("cpu-%d-churn-%.0f.pprof", n, c.Rate))
+	done := make(chan error, 1)
+	go func() {
+		done <- fetch(base+fmt.Sprintf("profile?seconds=%d", seconds), to, time.Duration(seconds)*time.Second+time.Minute)
+	}()
+	return func() {
+		if err := <-done; err != nil {
+			fmt.Fprintf(os.Stderr, "CPU profile of %s: %v\n", c.Name, err)
+		}
+	}
+}
+
 func fetch(url, to string, timeout time.Duration) error {
 	c := http.Client{Timeout: timeout}
 	resp, err := c.Get(url)
