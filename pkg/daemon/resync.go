@@ -31,6 +31,7 @@ func (d *daemon) startRead() {
 		return
 	}
 	d.Proxier.BeginRead()
+	d.readStart = d.Clock.Now()
 	ch := make(chan proxier.Snapshot, 1)
 	d.reading = ch
 	go func() {
@@ -58,9 +59,12 @@ type resyncRun struct {
 	*proxier.Resync
 	// inputs are the Services it began with, for the Events of its steps.
 	inputs map[types.NamespacedName]*model.ServiceInput
-	start  time.Time
-	steps  int
-	errors int
+	// start is when its kernel read began, begun when the read ended: the
+	// resync's log line gives both, so that what it cost the changes
+	// meanwhile can be told from its whole span.
+	start, begun time.Time
+	steps        int
+	errors       int
 }
 
 // beginResync starts the resync of every Service from a snapshot.
@@ -71,7 +75,7 @@ func (d *daemon) beginResync(snap proxier.Snapshot) {
 		d.needFull = true
 		return
 	}
-	run := &resyncRun{inputs: make(map[types.NamespacedName]*model.ServiceInput, len(all)), start: d.Clock.Now()}
+	run := &resyncRun{inputs: make(map[types.NamespacedName]*model.ServiceInput, len(all)), start: d.readStart, begun: d.Clock.Now()}
 	for i := range all {
 		run.inputs[types.NamespacedName{Namespace: all[i].Service.Namespace, Name: all[i].Service.Name}] = &all[i]
 	}
@@ -99,7 +103,7 @@ func (d *daemon) stepResync() {
 				d.fullDone(run.errors == 0)
 			}
 			klog.V(2).InfoS("Resync done", "services", len(run.inputs), "steps", run.steps, "errors", run.errors,
-				"took", d.Clock.Since(run.start))
+				"read", run.begun.Sub(run.start), "took", d.Clock.Since(run.start))
 			d.resync = nil
 			return
 		}
