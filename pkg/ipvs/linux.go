@@ -28,6 +28,11 @@ const (
 type Linux struct {
 	mu sync.Mutex
 	h  *libipvs.Handle
+	// lister is List's own handle: a periodic resync lists on its own
+	// goroutine, and a dump of thousands of services on the sync loop's
+	// handle held up every change's read and write for as long.
+	listMu sync.Mutex
+	lister *libipvs.Handle
 	// batch makes Write's ops many to a system call (see pkg/nlbatch);
 	// reads and single writes stay with moby/ipvs.
 	batch *batcher
@@ -50,16 +55,23 @@ func NewLinux() (*Linux, error) {
 		h.Close()
 		return nil, fmt.Errorf("the kernel has no IPVS (load it with `modprobe ip_vs`): %w", err)
 	}
+	lister, err := libipvs.New("")
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("open IPVS netlink socket: %w", err)
+	}
 	b, err := newBatcher()
 	if err != nil {
 		h.Close()
+		lister.Close()
 		return nil, err
 	}
-	return &Linux{h: h, batch: b}, nil
+	return &Linux{h: h, lister: lister, batch: b}, nil
 }
 
 func (l *Linux) Close() {
 	l.h.Close()
+	l.lister.Close()
 	l.batch.close()
 }
 
@@ -89,12 +101,9 @@ func loaded() error {
 // redundant add ("exists" is success) or a deletion left to the next
 // resync.
 func (l *Linux) List() ([]VirtualServer, error) {
-	// Only the netlink handle needs the lock: a List on another goroutine
-	// (a periodic resync's read) holds up the sync loop's writes only
-	// that long.
-	l.mu.Lock()
-	svcs, err := l.h.GetServices()
-	l.mu.Unlock()
+	l.listMu.Lock()
+	svcs, err := l.lister.GetServices()
+	l.listMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("list IPVS services: %w", err)
 	}
