@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"syscall"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/nlbatch"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,8 +24,6 @@ const (
 	destActiveConns   = 7
 	destInactiveConns = 8
 	destAddrFamily    = 11
-
-	nlaTypeMask = 0x3fff // without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 )
 
 // get reads one virtual server: its settings, then its real servers.
@@ -72,19 +71,6 @@ func (b *batcher) request(cmd uint8, flags uint16, key ServiceKey) []byte {
 	return m
 }
 
-// attrs calls f with each netlink attribute of b.
-func attrs(b []byte, f func(typ uint16, v []byte)) error {
-	for len(b) >= 4 {
-		l := int(binary.NativeEndian.Uint16(b[0:2]))
-		if l < 4 || l > len(b) {
-			return errors.New("malformed netlink attribute")
-		}
-		f(binary.NativeEndian.Uint16(b[2:4])&nlaTypeMask, b[4:l])
-		b = b[min(len(b), (l+3)&^3):]
-	}
-	return nil
-}
-
 // nested is the value of the attribute typ of a generic netlink payload
 // (after its 4-byte genlmsghdr).
 func nested(p []byte, typ uint16) ([]byte, error) {
@@ -92,7 +78,7 @@ func nested(p []byte, typ uint16) ([]byte, error) {
 		return nil, errors.New("short generic netlink message")
 	}
 	var out []byte
-	err := attrs(p[4:], func(t uint16, v []byte) {
+	err := nlbatch.Attrs(p[4:], func(t uint16, v []byte) {
 		if t == typ {
 			out = v
 		}
@@ -128,7 +114,7 @@ func parseService(p []byte) (Service, uint16, error) {
 	var mark, flags, timeout uint32
 	var rawAddr []byte
 	var sched string
-	err = attrs(body, func(t uint16, v []byte) {
+	err = nlbatch.Attrs(body, func(t uint16, v []byte) {
 		switch {
 		case t == svcAF && len(v) >= 2:
 			af = binary.NativeEndian.Uint16(v)
@@ -178,7 +164,7 @@ func parseDest(p []byte, svcAF uint16) (Destination, error) {
 	af := svcAF
 	var d Destination
 	var rawAddr []byte
-	err = attrs(body, func(t uint16, v []byte) {
+	err = nlbatch.Attrs(body, func(t uint16, v []byte) {
 		switch {
 		case t == destAddr:
 			rawAddr = v

@@ -228,7 +228,9 @@ func (s *Socket) receive() ([]syscall.NetlinkMessage, error) {
 
 // Query sends one request that is answered with data (a get, or a dump
 // with NLM_F_DUMP set) and calls each with every answer's payload, which
-// is valid only during the call. The kernel's refusal is a unix.Errno.
+// is valid only during the call. The kernel's refusal is a unix.Errno; a
+// dump the kernel marked interrupted (NLM_F_DUMP_INTR: the table changed
+// while it was read) ends with nl.ErrDumpInterrupted, after every answer.
 func (s *Socket) Query(msg []byte, each func(payload []byte) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -238,6 +240,7 @@ func (s *Socket) Query(msg []byte, each func(payload []byte) error) error {
 	if err := unix.Sendto(s.s.GetFd(), msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("netlink send: %w", err)
 	}
+	interrupted := false
 	for {
 		msgs, err := s.receive()
 		if err != nil {
@@ -247,8 +250,12 @@ func (s *Socket) Query(msg []byte, each func(payload []byte) error) error {
 			if m.Header.Seq != seq {
 				continue // a stale answer to an earlier request
 			}
+			interrupted = interrupted || m.Header.Flags&unix.NLM_F_DUMP_INTR != 0
 			switch m.Header.Type {
 			case unix.NLMSG_DONE:
+				if interrupted {
+					return nl.ErrDumpInterrupted
+				}
 				return nil
 			case unix.NLMSG_ERROR:
 				if len(m.Data) >= 4 {
@@ -266,4 +273,21 @@ func (s *Socket) Query(msg []byte, each func(payload []byte) error) error {
 			}
 		}
 	}
+}
+
+// nlaTypeMask clears NLA_F_NESTED and NLA_F_NET_BYTEORDER from a type.
+const nlaTypeMask = 0x3fff
+
+// Attrs calls f with each netlink attribute in b (its type without the
+// nested and byte-order flags, and its value, valid as long as b).
+func Attrs(b []byte, f func(typ uint16, value []byte)) error {
+	for len(b) >= unix.SizeofNlAttr {
+		l := int(binary.NativeEndian.Uint16(b[0:2]))
+		if l < unix.SizeofNlAttr || l > len(b) {
+			return errors.New("malformed netlink attribute")
+		}
+		f(binary.NativeEndian.Uint16(b[2:4])&nlaTypeMask, b[unix.SizeofNlAttr:l])
+		b = b[min(len(b), (l+unix.NLA_ALIGNTO-1)&^(unix.NLA_ALIGNTO-1)):]
+	}
+	return nil
 }
