@@ -111,7 +111,7 @@ type daemon struct {
 	firstRules chan []error
 	// reading delivers a periodic resync's kernel read (see resync.go);
 	// nil when none is under way.
-	reading   chan proxier.Snapshot
+	reading   chan resyncRead
 	readStart time.Time
 	// resync is the periodic resync under way in steps, if any (see
 	// resync.go); stepTurn says the next run steps it even if changes are
