@@ -99,7 +99,9 @@ func renderCases(b *strings.Builder, p plan, runs []Run) {
 		fmt.Fprintf(b, "- %s: %s\n", name, proxySettings[name])
 	}
 	fmt.Fprintf(b, "- %s: a client-go informer on the bench's EndpointSlices in the same guest, timing the same kind of writes (its own run, before the proxies) to its handler\n", informerName)
-	b.WriteString("- churn R/s: each change written on its own goroutine at its time; \"issued at\" is the rate the guest's client reached under TCG\n\n")
+	b.WriteString("- churn R/s: each change written on its own goroutine at its time; \"issued at\" is the rate the guest's client reached under TCG\n")
+	b.WriteString("- a proxy's change is seen at the kernel's receive time, on the netlink tap, of the later of its two real-server writes (the new one with a weight, the old one deleted or at weight 0), confirmed by one read of the kernel; only a change the tap has not shown after 2 s is polled, sparsely (polling every open change every 5 ms took the guest's vCPUs and IPVS's mutex from the proxy at 50/s)\n")
+	b.WriteString("- across a resync: the resyncs are those the proxy logged (\"Resync done\", from the start of its kernel read); a change overlaps one when its API write to its kernel write does\n\n")
 	b.WriteString("| Services | case | informer (floor) | kube-proxy, flags (1s) | kube-proxy, kubeadm config (0s) | ipvs-proxy | ipvs-proxy ÷ floor (median / p99) |\n")
 	b.WriteString("|---:|---|---:|---:|---:|---:|---:|\n")
 	for _, n := range p.allSizes() {
