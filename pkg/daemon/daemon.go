@@ -111,7 +111,8 @@ type daemon struct {
 	firstRules chan []error
 	// reading delivers a periodic resync's kernel read (see resync.go);
 	// nil when none is under way.
-	reading chan proxier.Snapshot
+	reading   chan resyncRead
+	readStart time.Time
 	// resync is the periodic resync under way in steps, if any (see
 	// resync.go); stepTurn says the next run steps it even if changes are
 	// waiting, so that it ends under a storm of changes too.
@@ -164,7 +165,8 @@ func Run(ctx context.Context, cfg Config) error {
 			// hold up the changes behind them by as long again.
 			r.Free()
 		}
-	}, runner.Limits{MinInterval: cfg.MinSyncPeriod, MaxInterval: cfg.SyncPeriod, MaxShare: cfg.MaxSyncShare, Burst: runner.DefaultBurst}, cfg.Clock)
+	}, runner.Limits{MinInterval: cfg.MinSyncPeriod, MaxInterval: cfg.SyncPeriod, MaxShare: cfg.MaxSyncShare, Burst: runner.DefaultBurst,
+		Meter: runner.ThreadCPU}, cfg.Clock)
 	d.kick = r.Kick
 
 	src, err := watch.NewSource(cfg.Client.ListWatch("services", watch.SelectProxied),

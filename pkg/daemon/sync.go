@@ -30,8 +30,8 @@ func (d *daemon) sync() (free bool) {
 		d.syncAll(start)
 		return true
 	}
-	if snap, read := d.takeSnapshot(); read {
-		d.beginResync(snap)
+	if r, read := d.takeRead(); read {
+		d.beginResync(r)
 	}
 	if d.resync != nil && (d.stepTurn || !d.changes.Waiting()) {
 		d.stepResync()

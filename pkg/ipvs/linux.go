@@ -3,7 +3,7 @@ package ipvs
 import (
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -28,6 +28,12 @@ const (
 type Linux struct {
 	mu sync.Mutex
 	h  *libipvs.Handle
+	// lister is List's own handle: a periodic resync lists on its own
+	// goroutine, and a dump of thousands of services on the sync loop's
+	// handle held up every change's read and write for as long.
+	listMu  sync.Mutex
+	lister  *libipvs.Handle
+	procBuf []byte // List's read of procFile
 	// batch makes Write's ops many to a system call (see pkg/nlbatch);
 	// reads and single writes stay with moby/ipvs.
 	batch *batcher
@@ -50,16 +56,23 @@ func NewLinux() (*Linux, error) {
 		h.Close()
 		return nil, fmt.Errorf("the kernel has no IPVS (load it with `modprobe ip_vs`): %w", err)
 	}
+	lister, err := libipvs.New("")
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("open IPVS netlink socket: %w", err)
+	}
 	b, err := newBatcher()
 	if err != nil {
 		h.Close()
+		lister.Close()
 		return nil, err
 	}
-	return &Linux{h: h, batch: b}, nil
+	return &Linux{h: h, lister: lister, batch: b}, nil
 }
 
 func (l *Linux) Close() {
 	l.h.Close()
+	l.lister.Close()
 	l.batch.close()
 }
 
@@ -89,20 +102,19 @@ func loaded() error {
 // redundant add ("exists" is success) or a deletion left to the next
 // resync.
 func (l *Linux) List() ([]VirtualServer, error) {
-	// Only the netlink handle needs the lock: a List on another goroutine
-	// (a periodic resync's read) holds up the sync loop's writes only
-	// that long.
-	l.mu.Lock()
-	svcs, err := l.h.GetServices()
-	l.mu.Unlock()
+	l.listMu.Lock()
+	defer l.listMu.Unlock()
+	svcs, err := l.lister.GetServices()
 	if err != nil {
 		return nil, fmt.Errorf("list IPVS services: %w", err)
 	}
-	data, err := os.ReadFile(procFile)
-	if err != nil {
+	// The file has no size to read ahead of it, so reading it whole
+	// grows a buffer by doubling, megabytes at thousands of Services:
+	// the last List's buffer is kept for the next.
+	if l.procBuf, err = readInto(procFile, l.procBuf[:0]); err != nil {
 		return nil, fmt.Errorf("list IPVS real servers: %w", err)
 	}
-	dests, err := ParseProc(data)
+	dests, err := ParseProc(l.procBuf)
 	if err != nil {
 		return nil, err
 	}
@@ -123,40 +135,29 @@ func (l *Linux) List() ([]VirtualServer, error) {
 func (l *Linux) Get(key ServiceKey) (VirtualServer, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	s, err := l.h.GetService(toLib(Service{ServiceKey: key}))
-	if err != nil {
-		// The kernel answers IPVS_CMD_GET_SERVICE for a missing service
-		// with ESRCH (ip_vs_genl_get_cmd), which moby/ipvs returns as is.
-		if mapErrno(err) == ErrNotFound {
-			return VirtualServer{}, false, nil
-		}
-		return VirtualServer{}, false, fmt.Errorf("get IPVS service %s: %w", key, err)
-	}
-	vs, err := l.read(s)
-	return vs, err == nil, err
+	return l.batch.get(key)
 }
 
-func (l *Linux) read(s *libipvs.Service) (VirtualServer, error) {
-	svc, err := fromLib(s)
+// readInto reads the file at path into buf, growing it as needed.
+func readInto(path string, buf []byte) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return VirtualServer{}, err
+		return buf, err
 	}
-	dsts, err := l.h.GetDestinations(s)
-	if err != nil {
-		return VirtualServer{}, fmt.Errorf("list real servers of %s: %w", svc.ServiceKey, err)
-	}
-	vs := VirtualServer{Service: svc}
-	for _, d := range dsts {
-		addr, ok := netip.AddrFromSlice(d.Address)
-		if !ok {
-			return VirtualServer{}, fmt.Errorf("real server of %s has a bad address %v", svc.ServiceKey, d.Address)
+	defer f.Close()
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
 		}
-		vs.Destinations = append(vs.Destinations, Destination{
-			Addr: addr.Unmap(), Port: d.Port, Weight: d.Weight,
-			ActiveConns: d.ActiveConnections, InactiveConns: d.InactiveConnections,
-		})
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if errors.Is(err, io.EOF) {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
 	}
-	return vs, nil
 }
 
 // DeleteService goes through the batch encoder like every other write.
@@ -180,31 +181,6 @@ func mapErrno(err error) error {
 
 var protoNumbers = map[Protocol]uint16{TCP: syscall.IPPROTO_TCP, UDP: syscall.IPPROTO_UDP, SCTP: 132}
 
-func toLib(s Service) *libipvs.Service {
-	ls := &libipvs.Service{
-		Address:   net.IP(s.Addr.AsSlice()),
-		Protocol:  protoNumbers[s.Proto],
-		Port:      s.Port,
-		FWMark:    s.FWMark,
-		SchedName: s.Scheduler,
-	}
-	if s.FWMark != 0 {
-		ls.Address, ls.Protocol = nil, 0 // moby/ipvs sends either the mark or the address
-	}
-	// moby/ipvs sends the netmask as given; the kernel rejects 0 for a
-	// non-fwmark service of either family.
-	if s.Addr.Is4() {
-		ls.AddressFamily, ls.Netmask = syscall.AF_INET, 0xffffffff
-	} else {
-		ls.AddressFamily, ls.Netmask = syscall.AF_INET6, 128
-	}
-	if s.Persistent {
-		ls.Flags, ls.Timeout = flagPersistent, s.Timeout
-	}
-	ls.Flags |= s.SchedFlags & schedFlagsMask
-	return ls
-}
-
 func fromLib(s *libipvs.Service) (Service, error) {
 	if s.FWMark != 0 {
 		svc := Service{ServiceKey: FWMarkKey(s.FWMark, s.AddressFamily == syscall.AF_INET6), Scheduler: s.SchedName,
@@ -221,15 +197,7 @@ func fromLib(s *libipvs.Service) (Service, error) {
 	if s.AddressFamily == syscall.AF_INET {
 		addr = addr.Unmap()
 	}
-	var proto Protocol
-	for p, n := range protoNumbers {
-		if n == s.Protocol {
-			proto = p
-		}
-	}
-	if proto == "" {
-		proto = Protocol(fmt.Sprintf("proto-%d", s.Protocol))
-	}
+	proto := protocolOf(s.Protocol)
 	svc := Service{ServiceKey: ServiceKey{Addr: addr, Proto: proto, Port: s.Port}, Scheduler: s.SchedName,
 		SchedFlags: s.Flags & schedFlagsMask}
 	if s.Flags&^flagHashed&flagPersistent != 0 {

@@ -2,11 +2,8 @@ package ipvs
 
 import (
 	"bytes"
-	"encoding/hex"
 	"fmt"
 	"net/netip"
-	"strconv"
-	"strings"
 )
 
 // procFile lists every virtual server with its real servers in one read.
@@ -33,14 +30,24 @@ const procFile = "/proc/net/ip_vs"
 // firewall-mark virtual server's family: its real servers' addresses do,
 // so one without real servers has no entry.
 func ParseProc(data []byte) (map[ServiceKey][]Destination, error) {
+	// A periodic resync reads the whole file (55,000 lines at 5,000
+	// Services): the lines are split into fields in place, without a
+	// string or a slice each, so the read leaves little for the collector.
 	out := map[ServiceKey][]Destination{}
 	var cur *ServiceKey
 	var mark uint32 // an owned firewall-mark virtual server's, until its first real server
-	for n, line := range bytes.Split(data, []byte("\n")) {
-		f := strings.Fields(string(line))
+	var fields [8][]byte
+	for n := 0; len(data) > 0; n++ {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
+		f := splitFields(line, fields[:0])
 		switch {
 		case n < 3 || len(f) == 0:
-		case f[0] == "->":
+		case string(f[0]) == "->":
 			if len(f) < 6 {
 				return nil, fmt.Errorf("%s line %d: %q", procFile, n+1, line)
 			}
@@ -57,15 +64,20 @@ func ParseProc(data []byte) (map[ServiceKey][]Destination, error) {
 			}
 			var num [3]int
 			for i := range num {
-				if num[i], err = strconv.Atoi(f[3+i]); err != nil {
+				v, ok := parseUint(f[3+i], 10, 31)
+				if !ok {
 					return nil, fmt.Errorf("%s line %d: %q is not a number", procFile, n+1, f[3+i])
 				}
+				num[i] = int(v)
 			}
 			out[*cur] = append(out[*cur], Destination{Addr: a.Addr(), Port: a.Port(), Weight: num[0], ActiveConns: num[1], InactiveConns: num[2]})
-		case f[0] == "FWM":
+		case string(f[0]) == "FWM":
 			cur, mark = nil, 0
-			m, err := strconv.ParseUint(f[1], 16, 32)
-			if err != nil {
+			if len(f) < 2 {
+				return nil, fmt.Errorf("%s line %d: %q", procFile, n+1, line)
+			}
+			m, ok := parseUint(f[1], 16, 32)
+			if !ok {
 				return nil, fmt.Errorf("%s line %d: %q", procFile, n+1, line)
 			}
 			if OwnedMark(uint32(m)) {
@@ -79,7 +91,7 @@ func ParseProc(data []byte) (map[ServiceKey][]Destination, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s line %d: %w", procFile, n+1, err)
 			}
-			k := ServiceKey{Addr: a.Addr(), Proto: Protocol(f[0]), Port: a.Port()}
+			k := ServiceKey{Addr: a.Addr(), Proto: procProtocol(f[0]), Port: a.Port()}
 			cur, mark = &k, 0
 			out[k] = nil
 		}
@@ -87,28 +99,87 @@ func ParseProc(data []byte) (map[ServiceKey][]Destination, error) {
 	return out, nil
 }
 
+// splitFields appends line's space-separated fields to f, up to its
+// capacity (the lines parsed here have at most six).
+func splitFields(line []byte, f [][]byte) [][]byte {
+	for len(f) < cap(f) {
+		i := 0
+		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+			i++
+		}
+		line = line[i:]
+		if len(line) == 0 {
+			break
+		}
+		j := 0
+		for j < len(line) && line[j] != ' ' && line[j] != '\t' {
+			j++
+		}
+		f = append(f, line[:j])
+		line = line[j:]
+	}
+	return f
+}
+
+// parseUint reads digits of base 10 or 16 that fit in bits.
+func parseUint(b []byte, base, bits int) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		var d uint64
+		switch {
+		case c >= '0' && c <= '9':
+			d = uint64(c - '0')
+		case base == 16 && c >= 'a' && c <= 'f':
+			d = uint64(c-'a') + 10
+		case base == 16 && c >= 'A' && c <= 'F':
+			d = uint64(c-'A') + 10
+		default:
+			return 0, false
+		}
+		v = v*uint64(base) + d
+		if v >= 1<<bits {
+			return 0, false
+		}
+	}
+	return v, true
+}
+
+// procProtocol is the protocol a virtual server's line names, without a
+// new string for the usual ones.
+func procProtocol(b []byte) Protocol {
+	for _, p := range []Protocol{TCP, UDP, SCTP} {
+		if string(b) == string(p) {
+			return p
+		}
+	}
+	return Protocol(b)
+}
+
 // parseProcAddrPort reads "0A60000A:0050" (IPv4, hex, host order as
 // printed) or "[fd00:0010:...:000a]:0035".
-func parseProcAddrPort(s string) (netip.AddrPort, error) {
-	i := strings.LastIndexByte(s, ':')
+func parseProcAddrPort(s []byte) (netip.AddrPort, error) {
+	i := bytes.LastIndexByte(s, ':')
 	if i < 0 {
 		return netip.AddrPort{}, fmt.Errorf("address %q has no port", s)
 	}
-	port, err := strconv.ParseUint(s[i+1:], 16, 16)
-	if err != nil {
+	port, ok := parseUint(s[i+1:], 16, 16)
+	if !ok {
 		return netip.AddrPort{}, fmt.Errorf("address %q: bad port", s)
 	}
 	host := s[:i]
-	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
-		a, err := netip.ParseAddr(host[1 : len(host)-1])
+	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		a, err := netip.ParseAddr(string(host[1 : len(host)-1]))
 		if err != nil {
 			return netip.AddrPort{}, fmt.Errorf("address %q: %w", s, err)
 		}
 		return netip.AddrPortFrom(a, uint16(port)), nil
 	}
-	b, err := hex.DecodeString(host)
-	if err != nil || len(b) != 4 {
+	v4, ok := parseUint(host, 16, 32)
+	if !ok || len(host) != 8 {
 		return netip.AddrPort{}, fmt.Errorf("address %q is not 8 hex digits", s)
 	}
-	return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b)), uint16(port)), nil
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(v4 >> 24), byte(v4 >> 16), byte(v4 >> 8), byte(v4)}), uint16(port)), nil
 }

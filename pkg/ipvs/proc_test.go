@@ -2,6 +2,8 @@ package ipvs
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -68,5 +70,48 @@ func TestParseProcRefuses(t *testing.T) {
 		if _, err := ParseProc([]byte(head + bad)); err == nil {
 			t.Errorf("%q parsed without an error", bad)
 		}
+	}
+}
+
+// TestParseProcAllocations: a periodic resync parses the whole file, tens
+// of thousands of lines; parsing costs allocations per virtual server (its
+// map entry and real-server list), never per line.
+func TestParseProcAllocations(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n")
+	const services, dests = 500, 10
+	for i := range services {
+		fmt.Fprintf(&b, "TCP  0A60%04X:0050 rr \n", i)
+		for j := range dests {
+			fmt.Fprintf(&b, "  -> 0AF4%02X%02X:1F90      Masq    1      0          0         \n", i%256, j)
+		}
+	}
+	data := []byte(b.String())
+	allocs := testing.AllocsPerRun(5, func() {
+		if _, err := ParseProc(data); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// A real-server list grows by doubling: about 5 allocations for 10.
+	if lines := services * (1 + dests); allocs > services*8 {
+		t.Errorf("parsing %d lines made %.0f allocations, want at most %d", lines, allocs, services*8)
+	}
+}
+
+// TestReadInto reads a file whole into a kept buffer, and again into the
+// same buffer without growing it.
+func TestReadInto(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ip_vs")
+	want := strings.Repeat("TCP  0A60000A:0050 rr \n", 5000)
+	if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	buf, err := readInto(path, nil)
+	if err != nil || string(buf) != want {
+		t.Fatalf("first read: %d bytes, %v; want %d bytes", len(buf), err, len(want))
+	}
+	again, err := readInto(path, buf[:0])
+	if err != nil || string(again) != want || &again[0] != &buf[0] {
+		t.Errorf("second read: %d bytes, %v, same buffer %v", len(again), err, len(again) > 0 && &again[0] == &buf[0])
 	}
 }

@@ -30,6 +30,8 @@ type linux struct {
 	mu   sync.Mutex
 	h    *netlink.Handle
 	sock *nlbatch.Socket // AddAddresses and DeleteAddresses, the sync loop's only; opened on first use
+	// dumps reads addresses (dumpAddrs), under mu; opened on first use.
+	dumps *nlbatch.Socket
 }
 
 // handle runs one request on the Handle, which it holds for that long.
@@ -98,19 +100,13 @@ func (l *linux) DeleteLink() error {
 
 // prefixes lists every address on the link, with the kernel's prefix length.
 func (l *linux) prefixes(link netlink.Link) ([]netip.Prefix, error) {
-	addrs, err := retryDump("list addresses of "+l.name, func() ([]netlink.Addr, error) {
-		return handle(l, func(h *netlink.Handle) ([]netlink.Addr, error) { return h.AddrList(link, netlink.FAMILY_ALL) })
-	})
+	addrs, err := retryDump("list addresses of "+l.name, func() ([]linkAddr, error) { return l.dumpAddrs(link.Attrs().Index) })
 	if err != nil {
 		return nil, err
 	}
 	out := make([]netip.Prefix, 0, len(addrs))
 	for _, a := range addrs {
-		p, ok := toPrefix(a.IPNet)
-		if !ok {
-			return nil, fmt.Errorf("list addresses of %s: unreadable address %v", l.name, a.IPNet)
-		}
-		out = append(out, p)
+		out = append(out, a.prefix)
 	}
 	return sortedPrefixes(out), nil
 }
@@ -148,21 +144,17 @@ func (l *linux) HostAddresses() ([]HostAddress, error) {
 		names[link.Attrs().Index] = link.Attrs().Name
 	}
 	// One dump of all addresses rather than one per link.
-	addrs, err := retryDump("list addresses", func() ([]netlink.Addr, error) {
-		return handle(l, func(h *netlink.Handle) ([]netlink.Addr, error) { return h.AddrList(nil, netlink.FAMILY_ALL) })
-	})
+	addrs, err := retryDump("list addresses", func() ([]linkAddr, error) { return l.dumpAddrs(0) })
 	if err != nil {
 		return nil, err
 	}
 	out := []HostAddress{}
 	for _, a := range addrs {
-		name, ok := names[a.LinkIndex]
+		name, ok := names[a.index]
 		if !ok || name == l.name { // !ok: the link came after the link dump
 			continue
 		}
-		if p, ok := toPrefix(a.IPNet); ok {
-			out = append(out, HostAddress{Link: name, Addr: p.Addr()})
-		}
+		out = append(out, HostAddress{Link: name, Addr: a.prefix.Addr()})
 	}
 	sortHostAddresses(out)
 	return out, nil
@@ -209,23 +201,4 @@ func retryDump[T any](what string, dump func() (T, error)) (T, error) {
 		}
 	}
 	return zero, fmt.Errorf("%s: interrupted %d times in a row: %w", what, dumpAttempts, netlink.ErrDumpInterrupted)
-}
-
-func toPrefix(n *net.IPNet) (netip.Prefix, bool) {
-	if n == nil {
-		return netip.Prefix{}, false
-	}
-	a, ok := netip.AddrFromSlice(n.IP)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	a = a.Unmap()
-	ones, bits := n.Mask.Size()
-	if bits == 128 && a.Is4() {
-		ones -= 96
-	}
-	if bits == 0 || ones < 0 {
-		return netip.Prefix{}, false
-	}
-	return netip.PrefixFrom(a, ones), true
 }

@@ -4,6 +4,7 @@ package netif
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -138,4 +139,61 @@ func TestLinuxBatchedAddressesOnLoopback(t *testing.T) {
 	if got := errText(absent.AddAddresses(addrs("10.96.0.1"))); got != "0: add address 10.96.0.1 on kube-ipvs0: link not found\n" {
 		t.Errorf("add to a missing link: %s", got)
 	}
+}
+
+// TestDumpAddrsReadsAsNetlink: the lean address dump reads every address
+// of the namespace as netlink's AddrList does: a prefix shorter than the
+// host's, a point-to-point address whose peer differs, IPv6.
+func TestDumpAddrsReadsAsNetlink(t *testing.T) {
+	netnstest.Enter(t)
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []*netlink.Addr{
+		{IPNet: mustIPNet("192.0.2.1/24")},
+		{IPNet: mustIPNet("198.51.100.1/24"), Peer: mustIPNet("198.51.100.2/24")},
+		{IPNet: mustIPNet("fd00:10:96::1/64"), Flags: unix.IFA_F_NODAD},
+	} {
+		if err := netlink.AddrAdd(lo, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var want []string
+	list, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range list {
+		ip, _ := netip.AddrFromSlice(a.IP)
+		ones, _ := a.Mask.Size()
+		want = append(want, fmt.Sprintf("%d %s", a.LinkIndex, netip.PrefixFrom(ip.Unmap(), ones)))
+	}
+	l := NewLinux(testLink).(*linux)
+	got, err := l.dumpAddrs(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var have []string
+	for _, a := range got {
+		have = append(have, fmt.Sprintf("%d %s", a.index, a.prefix))
+	}
+	if g, w := strings.Join(have, "\n"), strings.Join(want, "\n"); g != w || len(got) != 3 {
+		t.Errorf("dumpAddrs:\n%s\nnetlink's AddrList:\n%s", g, w)
+	}
+	if one, err := l.dumpAddrs(lo.Attrs().Index); err != nil || len(one) != len(got) {
+		t.Errorf("dumpAddrs of lo: %v, %v; want all %d (lo holds them all)", one, err, len(got))
+	}
+	if none, err := l.dumpAddrs(1 << 20); err != nil || len(none) != 0 {
+		t.Errorf("dumpAddrs of a missing link: %v, %v; want none", none, err)
+	}
+}
+
+func mustIPNet(s string) *net.IPNet {
+	ip, n, err := net.ParseCIDR(s)
+	if err != nil {
+		panic(err)
+	}
+	n.IP = ip
+	return n
 }

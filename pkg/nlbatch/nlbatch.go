@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink/nl"
@@ -33,6 +34,9 @@ const (
 	maxMessages = 256
 	recvBuffer  = 4 << 20 // asked for; without CAP_NET_ADMIN the kernel caps it
 	replyWait   = time.Minute
+	// receiveBuffer holds one read of answers: the kernel fills a netlink
+	// read up to a page or, for dumps, up to 32 KiB.
+	receiveBuffer = 64 << 10
 )
 
 // maxBytes bounds one sendmsg (the kernel refuses more than its socket
@@ -50,6 +54,10 @@ type Socket struct {
 	mu  sync.Mutex
 	s   *nl.NetlinkSocket
 	seq uint32
+	// buf receives Query's answers, reused: a change-by-change sync reads
+	// each changed virtual server, and netlink's own Receive copies every
+	// read into a new buffer that moby/ipvs then parses into more.
+	buf []byte
 }
 
 // Open opens a socket of a netlink protocol (unix.NETLINK_GENERIC,
@@ -72,7 +80,7 @@ func Open(protocol int) (*Socket, error) {
 		s.Close()
 		return nil, fmt.Errorf("netlink socket: set receive timeout: %w", err)
 	}
-	return &Socket{s: s, seq: uint32(time.Now().UnixNano())}, nil
+	return &Socket{s: s, seq: uint32(time.Now().UnixNano()), buf: make([]byte, receiveBuffer)}, nil
 }
 
 func (s *Socket) Close() {
@@ -151,7 +159,7 @@ func (s *Socket) exchange(buf []byte, base uint32, errs []error) {
 		return
 	}
 	for {
-		msgs, _, err := s.s.Receive()
+		msgs, err := s.receive()
 		if errors.Is(err, unix.ENOBUFS) {
 			// Answers were dropped; the final ack may be too. Nothing
 			// below tells which, so every request not yet answered is
@@ -182,10 +190,104 @@ func (s *Socket) exchange(buf []byte, base uint32, errs []error) {
 // drain reads without waiting until the socket is empty.
 func (s *Socket) drain() {
 	fd := s.s.GetFd()
-	b := make([]byte, 1<<16)
 	for {
-		if _, _, err := unix.Recvfrom(fd, b, unix.MSG_DONTWAIT); err != nil && !errors.Is(err, unix.ENOBUFS) {
+		if _, _, err := unix.Recvfrom(fd, s.buf, unix.MSG_DONTWAIT); err != nil && !errors.Is(err, unix.ENOBUFS) {
 			return
 		}
 	}
+}
+
+// receive reads the next answers into s.buf; the messages point into it
+// and are valid until the next receive. netlink opens the socket
+// non-blocking, so it waits in poll, for replyWait at most.
+func (s *Socket) receive() ([]syscall.NetlinkMessage, error) {
+	fd := s.s.GetFd()
+	deadline := time.Now().Add(replyWait)
+	for {
+		n, _, err := unix.Recvfrom(fd, s.buf, 0)
+		switch {
+		case err == nil && n < unix.NLMSG_HDRLEN:
+			return nil, fmt.Errorf("short netlink answer (%d bytes)", n)
+		case err == nil:
+			return syscall.ParseNetlinkMessage(s.buf[:n])
+		case errors.Is(err, unix.EINTR):
+			continue
+		case !errors.Is(err, unix.EAGAIN):
+			return nil, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, unix.EAGAIN
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, int(left/time.Millisecond)+1); err != nil && !errors.Is(err, unix.EINTR) {
+			return nil, err
+		}
+	}
+}
+
+// Query sends one request that is answered with data (a get, or a dump
+// with NLM_F_DUMP set) and calls each with every answer's payload, which
+// is valid only during the call. The kernel's refusal is a unix.Errno; a
+// dump the kernel marked interrupted (NLM_F_DUMP_INTR: the table changed
+// while it was read) ends with nl.ErrDumpInterrupted, after every answer.
+func (s *Socket) Query(msg []byte, each func(payload []byte) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	seq := s.seq
+	setSeq(msg, seq)
+	if err := unix.Sendto(s.s.GetFd(), msg, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fmt.Errorf("netlink send: %w", err)
+	}
+	interrupted := false
+	for {
+		msgs, err := s.receive()
+		if err != nil {
+			return fmt.Errorf("netlink receive: %w", err)
+		}
+		for _, m := range msgs {
+			if m.Header.Seq != seq {
+				continue // a stale answer to an earlier request
+			}
+			interrupted = interrupted || m.Header.Flags&unix.NLM_F_DUMP_INTR != 0
+			switch m.Header.Type {
+			case unix.NLMSG_DONE:
+				if interrupted {
+					return nl.ErrDumpInterrupted
+				}
+				return nil
+			case unix.NLMSG_ERROR:
+				if len(m.Data) >= 4 {
+					if code := int32(binary.NativeEndian.Uint32(m.Data[:4])); code != 0 {
+						return unix.Errno(-code)
+					}
+				}
+				return nil
+			}
+			if err := each(m.Data); err != nil {
+				return err
+			}
+			if m.Header.Flags&unix.NLM_F_MULTI == 0 {
+				return nil
+			}
+		}
+	}
+}
+
+// nlaTypeMask clears NLA_F_NESTED and NLA_F_NET_BYTEORDER from a type.
+const nlaTypeMask = 0x3fff
+
+// Attrs calls f with each netlink attribute in b (its type without the
+// nested and byte-order flags, and its value, valid as long as b).
+func Attrs(b []byte, f func(typ uint16, value []byte)) error {
+	for len(b) >= unix.SizeofNlAttr {
+		l := int(binary.NativeEndian.Uint16(b[0:2]))
+		if l < unix.SizeofNlAttr || l > len(b) {
+			return errors.New("malformed netlink attribute")
+		}
+		f(binary.NativeEndian.Uint16(b[2:4])&nlaTypeMask, b[unix.SizeofNlAttr:l])
+		b = b[min(len(b), (l+unix.NLA_ALIGNTO-1)&^(unix.NLA_ALIGNTO-1)):]
+	}
+	return nil
 }

@@ -139,3 +139,51 @@ func TestExecEmpty(t *testing.T) {
 		t.Errorf("Exec(0, nil) = %v", errs)
 	}
 }
+
+// TestQuery dumps the addresses of a fresh network namespace through
+// Query, and gets a link that does not exist: the kernel's answer, then
+// its refusal.
+func TestQuery(t *testing.T) {
+	netnstest.Enter(t)
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	req := nl.NewNetlinkRequest(unix.RTM_GETADDR, unix.NLM_F_DUMP)
+	req.AddData(nl.NewIfAddrmsg(unix.AF_INET))
+	var got []string
+	if err := s.Query(req.Serialize(), func(p []byte) error {
+		attrs, err := nl.ParseRouteAttr(p[unix.SizeofIfAddrmsg:])
+		if err != nil {
+			return err
+		}
+		for _, a := range attrs {
+			if a.Attr.Type == unix.IFA_LOCAL {
+				ip, _ := netip.AddrFromSlice(a.Value)
+				got = append(got, ip.String())
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"127.0.0.1"}; !slices.Equal(got, want) {
+		t.Errorf("addresses: got %v, want %v", got, want)
+	}
+
+	get := nl.NewNetlinkRequest(unix.RTM_GETLINK, 0)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = 1 << 30
+	get.AddData(msg)
+	if err := s.Query(get.Serialize(), func([]byte) error { return nil }); !errors.Is(err, unix.ENODEV) {
+		t.Errorf("get of a missing link: %v, want ENODEV", err)
+	}
+}

@@ -67,7 +67,8 @@ type Resync struct {
 	clean bool
 }
 
-// BeginResync starts a resync of inputs (every Service) from snap, a
+// BeginResync starts a resync of inputs (every Service; taken as they are
+// when SortInputs has put them in order) from snap, a
 // snapshot read since BeginRead (or just now). Until the resync is done,
 // the caller runs its Steps and SyncServices as changes come, and no other
 // full sync: SyncAll voids a resync under way.
@@ -84,9 +85,10 @@ func (p *Proxier) BeginResync(inputs []model.ServiceInput, snap Snapshot) *Resyn
 		return r
 	}
 	p.useSnapshot(snap, p.since)
-	r.inputs = slices.SortedFunc(slices.Values(inputs), func(a, b model.ServiceInput) int {
-		return model.CompareNames(nameOf(a), nameOf(b))
-	})
+	r.inputs = inputs
+	if !slices.IsSortedFunc(inputs, compareInputs) {
+		r.inputs = slices.SortedFunc(slices.Values(inputs), compareInputs)
+	}
 	r.names = make(map[types.NamespacedName]bool, len(inputs))
 	for _, in := range inputs {
 		r.names[nameOf(in)] = true
@@ -104,6 +106,13 @@ func (p *Proxier) BeginResync(inputs []model.ServiceInput, snap Snapshot) *Resyn
 	r.global = []func() (Result, bool){r.dropGone, r.sweep, r.dropStaleMembers, r.finish}
 	return r
 }
+
+// SortInputs puts inputs in name order, the order a resync goes through
+// them: a caller that sorts them off the sync loop (BeginResync sorts
+// them otherwise, in it) saves the loop that time.
+func SortInputs(inputs []model.ServiceInput) { slices.SortFunc(inputs, compareInputs) }
+
+func compareInputs(a, b model.ServiceInput) int { return model.CompareNames(nameOf(a), nameOf(b)) }
 
 // Step does the resync's next units of work until budget has passed (at
 // least one unit: a chunk of Services, or one whole-node part) and says

@@ -9,6 +9,7 @@ package runner
 
 import (
 	"context"
+	"runtime"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -43,6 +44,14 @@ type Limits struct {
 	// delays the next by at most Burst/MaxShare. Runs under load pay in
 	// full, so the share holds for long runs too.
 	Burst time.Duration
+	// Meter, if set, is the CPU time used so far by the calling thread
+	// (ThreadCPU); Run then keeps fn on one thread and charges each run
+	// the CPU it used there instead of its wall time. A run's wall time
+	// also counts the time it waited: for the kernel's IPVS mutex, or
+	// for a CPU that other processes held. On a busy node that would
+	// throttle the loop for CPU it never used, exactly when changes are
+	// slowest already.
+	Meter func() time.Duration
 }
 
 // Runner calls fn on one goroutine, so fn never runs concurrently with
@@ -109,6 +118,12 @@ func (r *Runner) Run(ctx context.Context) {
 		"maxShare", r.lim.MaxShare, "burst", r.lim.Burst)
 	defer logger.V(3).Info("Runner stopped")
 
+	if r.lim.Meter != nil {
+		// The thread's CPU time is fn's only while fn cannot move to
+		// another thread, and no other goroutine runs on this one.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+	}
 	next := r.newPeriodic()
 	// The first run is not charged: it programs everything once (seconds
 	// at thousands of Services), and charging it would hold up the first
@@ -132,11 +147,16 @@ func (r *Runner) Run(ctx context.Context) {
 		case <-r.kick:
 		default:
 		}
-		start := r.clk.Now()
+		start, cpu := r.clk.Now(), r.used()
 		r.free = false
 		r.fn()
 		if !first && !r.free {
-			r.charge(start, r.clk.Now())
+			end := r.clk.Now()
+			cost := end.Sub(start)
+			if r.lim.Meter != nil {
+				cost = r.used() - cpu
+			}
+			r.charge(start, end, cost)
 		} else {
 			r.refill(r.clk.Now())
 			first = false
@@ -156,15 +176,23 @@ func (r *Runner) Run(ctx context.Context) {
 // changes behind them by as long again.
 func (r *Runner) Free() { r.free = true }
 
-// charge takes a run from start to end out of the budget.
-func (r *Runner) charge(start, end time.Time) {
+// used is the Meter's reading, or 0 without one.
+func (r *Runner) used() time.Duration {
+	if r.lim.Meter == nil {
+		return 0
+	}
+	return r.lim.Meter()
+}
+
+// charge takes cost, a run's from start to end, out of the budget.
+func (r *Runner) charge(start, end time.Time, cost time.Duration) {
 	if r.lim.MaxShare == 0 {
 		return
 	}
 	r.refill(start)
 	rested := r.credit >= r.lim.Burst
 	r.refill(end)
-	r.credit -= end.Sub(start)
+	r.credit -= cost
 	if rested {
 		r.credit = max(r.credit, -r.lim.Burst)
 	}

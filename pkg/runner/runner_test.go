@@ -451,14 +451,7 @@ func TestCPUBoundHolds(t *testing.T) {
 				// Drain the runs made so far, then wait until the loop
 				// rests (a periodic and a rest timer) and step.
 				waitWaiters(t, b.clk, 2)
-				for len(b.started) > 0 {
-					d := <-b.started
-					if runs == 0 {
-						first = d
-					}
-					last = d
-					runs++
-				}
+				b.drain(&runs, &first, &last)
 				b.clk.Step(quantum)
 				now = b.clk.Since(epoch)
 			}
@@ -533,5 +526,75 @@ func TestFreeRunIsNotCharged(t *testing.T) {
 			}
 			waitWaiters(t, b.clk, 2) // resting: the run was charged
 		})
+	}
+}
+
+// TestMeterChargesCPU: with a Meter, a run is charged the CPU it used,
+// not its wall time. Runs that wait most of their time (a contended
+// kernel mutex, a busy node) run back to back under sustained load,
+// while runs that use their whole time are still held to MaxShare.
+func TestMeterChargesCPU(t *testing.T) {
+	const runTime = 200 * time.Millisecond
+	for _, c := range []struct {
+		cpu          time.Duration // of each run's runTime
+		minWallShare float64
+	}{
+		{cpu: runTime / 10, minWallShare: 0.95},
+		{cpu: runTime, minWallShare: 0.4},
+	} {
+		t.Run(c.cpu.String(), func(t *testing.T) {
+			var used atomic.Int64
+			lim := defaults
+			lim.Meter = func() time.Duration { return time.Duration(used.Load()) }
+			b := startBusy(t, lim, runTime, false, func(r *Runner) {
+				used.Add(int64(c.cpu))
+				r.Kick()
+			})
+			const span = 20 * time.Second
+			b.r.Kick()
+			runs := 0
+			var first, last time.Duration
+			for now := time.Duration(0); now < span; {
+				// Drain the runs so far; step once the loop waits for a
+				// timer (the periodic one, and a rest if it is in debt).
+				deadline := time.Now().Add(bound)
+				for b.clk.Waiters() == 0 || len(b.started) == 0 && b.clk.Waiters() < 2 && time.Now().Before(deadline) {
+					if len(b.started) > 0 {
+						break
+					}
+					time.Sleep(50 * time.Microsecond)
+				}
+				b.drain(&runs, &first, &last)
+				if b.clk.Waiters() >= 2 {
+					b.clk.Step(5 * time.Millisecond)
+				}
+				now = b.clk.Since(epoch)
+			}
+			wall := last + runTime - first
+			wallShare := float64(time.Duration(runs)*runTime) / float64(wall)
+			chargeShare := float64(time.Duration(runs)*c.cpu) / float64(wall)
+			t.Logf("%d runs: %.2f of the wall time in runs, %.2f charged", runs, wallShare, chargeShare)
+			if wallShare < c.minWallShare {
+				t.Errorf("runs took %.2f of the wall time, want at least %.2f", wallShare, c.minWallShare)
+			}
+			// As in TestCPUBoundHolds: the first run is free, and a
+			// rested loop may spend one Burst at once.
+			if limit := lim.MaxShare + float64(lim.Burst+runTime)/float64(wall) + 0.01; chargeShare > limit {
+				t.Errorf("runs used %.2f of a CPU, want at most %.2f", chargeShare, limit)
+			}
+		})
+	}
+}
+
+// drain counts the runs started so far, keeping the first's and the
+// last's start.
+func (b *busyRunner) drain(runs *int, first, last *time.Duration) {
+	for len(b.started) > 0 {
+		d := <-b.started
+		if *runs == 0 {
+			*first = d
+		}
+		*last = d
+		*runs++
 	}
 }

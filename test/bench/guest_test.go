@@ -85,8 +85,8 @@ func newGuest(t *testing.T) *guest {
 }
 
 // size measures the floor, then kube-proxy, then ipvs-proxy at n Services,
-// each on a clean kernel. want follows the changes each run makes, so the
-// next run converges to what the API holds.
+// each on a clean kernel. want follows the changes each run makes, and is
+// listed from the API again before each proxy.
 func (g *guest) size(t *testing.T, n int) {
 	start := time.Now()
 	if err := g.requestLoad(n); err != nil {
@@ -110,11 +110,18 @@ func (g *guest) size(t *testing.T, n int) {
 	}
 	g.record(t, fl)
 	for _, c := range fl.Cases {
-		t.Logf("%s: %s", informerName, caseText(c, false))
+		t.Logf("%s: %s", informerName, caseText(c, g.p.ChangeCap.Seconds(), false))
 	}
 	for _, px := range g.proxies() {
 		if !g.p.runs(px.name, n) {
 			continue
+		}
+		// Listed again before each proxy: the API is the truth, and a
+		// write that timed out on a loaded host may still have been
+		// applied (want then kept the endpoint it moved, and every proxy
+		// "failed" to converge to a table the API no longer held).
+		if want, err = g.expected(t.Context()); err != nil {
+			t.Fatal(err)
 		}
 		t.Run(px.name, func(t *testing.T) { g.record(t, g.runProxy(t, px, n, want)) })
 		for _, step := range px.cleanup {

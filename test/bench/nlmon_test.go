@@ -32,6 +32,9 @@ type netlinkCounter struct {
 	marker     atomic.Uint32 // the last marker the reader has seen
 	packets    atomic.Int64  // tapped buffers read, to tell "no tap" from "slow reader"
 	nextMarker uint32
+	// dests are the IPVS real-server writes seen, for the churn cases'
+	// tapSeer (dests_test.go).
+	dests destWrites
 }
 
 const (
@@ -73,15 +76,22 @@ func startNetlinkCounter() (*netlinkCounter, error) {
 	// kube-proxy's syncs at 5,000 Services send tens of thousands of
 	// messages a second; a drop is reported, never silently undercounted.
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20)
-	c := &netlinkCounter{fd: fd, ipvsFamily: fam.ID, counts: map[string]int{}, nextMarker: markerBase}
+	// The kernel's receive time of each tapped buffer: the reader may run
+	// late on a busy guest, and a change is timed by its write.
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("packet socket: SO_TIMESTAMPNS: %w", err)
+	}
+	c := &netlinkCounter{fd: fd, ipvsFamily: fam.ID, counts: map[string]int{}, nextMarker: markerBase, dests: newDestWrites()}
 	go c.read()
 	return c, nil
 }
 
 func (c *netlinkCounter) read() {
 	buf := make([]byte, packetBytes)
+	oob := make([]byte, 128)
 	for {
-		n, from, err := unix.Recvfrom(c.fd, buf, 0)
+		n, oobn, _, from, err := unix.Recvmsg(c.fd, buf, oob, 0)
 		switch {
 		case err == unix.EBADF:
 			return
@@ -94,14 +104,14 @@ func (c *netlinkCounter) read() {
 		}
 		c.packets.Add(1)
 		if ll, ok := from.(*unix.SockaddrLinklayer); ok {
-			c.packet(int(htons(ll.Protocol)), buf[:n])
+			c.packet(int(htons(ll.Protocol)), buf[:n], stamp(oob[:oobn]))
 		}
 	}
 }
 
 // packet classifies each netlink message of one tapped buffer (a batch, as
 // iptables-restore sends, is one buffer of many messages).
-func (c *netlinkCounter) packet(proto int, b []byte) {
+func (c *netlinkCounter) packet(proto int, b []byte, at time.Time) {
 	for len(b) >= unix.NLMSG_HDRLEN {
 		l := int(binary.NativeEndian.Uint32(b[0:4]))
 		if l < unix.NLMSG_HDRLEN || l > len(b) {
@@ -121,6 +131,9 @@ func (c *netlinkCounter) packet(proto int, b []byte) {
 			kind := classify(proto, typ, b[:l], c.ipvsFamily)
 			if kind == "" {
 				break
+			}
+			if kind == kindIPVS {
+				c.dests.note(b[unix.NLMSG_HDRLEN:l], at)
 			}
 			c.mu.Lock()
 			c.counts[kind]++
@@ -237,4 +250,16 @@ func delta(before, after map[string]int) map[string]int {
 		}
 	}
 	return out
+}
+
+// stamp is the kernel's receive time from a packet's control messages
+// (SO_TIMESTAMPNS), or now when it has none.
+func stamp(oob []byte) time.Time {
+	msgs, _ := unix.ParseSocketControlMessage(oob)
+	for _, m := range msgs {
+		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+			return time.Unix(int64(binary.NativeEndian.Uint64(m.Data[0:8])), int64(binary.NativeEndian.Uint64(m.Data[8:16])))
+		}
+	}
+	return time.Now()
 }

@@ -44,7 +44,8 @@ type plan struct {
 	// Profile runs ipvs-proxy with --profiling and keeps a CPU profile of
 	// its cold start and a heap profile at convergence (cpu-N.pprof,
 	// heap-N.pprof next to the logs); the CPU profile covers the first
-	// ProfileSeconds.
+	// ProfileSeconds. Each open-loop churn case gets a CPU profile and
+	// heap profiles before and after (profileCase).
 	Profile        bool
 	ProfileSeconds int
 	// ProxyEnv is added to both proxies' environment, for diagnosis
@@ -66,7 +67,7 @@ const (
 	envMemory   = "BENCH_VM_MEMORY"         // default by size: 2G, 6G from 2,000 Services
 	envTimeout  = "BENCH_VM_TIMEOUT"        // default: estimated from the plan
 	envOnly     = "BENCH_ONLY"              // "kube-proxy" or "ipvs-proxy"
-	envProfile  = "BENCH_PROFILE"           // N: pprof of ipvs-proxy's first N seconds
+	envProfile  = "BENCH_PROFILE"           // N: pprof of ipvs-proxy's first N seconds, and of each open-loop churn case
 	envProxyEnv = "BENCH_PROXY_ENV"         // NAME=VALUE ... for both proxies, e.g. GODEBUG=gctrace=1
 	smokeSize   = 20                        // Services in the smoke run
 	endpoints   = 10                        // per Service

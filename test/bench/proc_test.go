@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,8 +25,17 @@ type process struct {
 	done  chan struct{} // closed once the process has exited and been reaped
 }
 
-// startProcess runs argv with the guest's environment plus env.
-func startProcess(log string, env []string, argv ...string) (*process, error) {
+// startProcess runs argv with the guest's environment plus env. Its log
+// is written in the guest's own memory and copied to keep when it exits:
+// each write to the shared directory is a 9p round trip to the host,
+// which under emulation cost a proxy logging every sync milliseconds a
+// line.
+func startProcess(keep string, env []string, argv ...string) (*process, error) {
+	dir, err := os.MkdirTemp("", "bench-log-")
+	if err != nil {
+		return nil, err
+	}
+	log := filepath.Join(dir, filepath.Base(keep))
 	f, err := os.Create(log)
 	if err != nil {
 		return nil, err
@@ -42,6 +52,11 @@ func startProcess(log string, env []string, argv ...string) (*process, error) {
 	go func() {
 		cmd.Wait() //nolint:errcheck // the exit status is read from ProcessState
 		f.Close()
+		if data, err := os.ReadFile(log); err == nil {
+			if err := os.WriteFile(keep, data, 0o644); err != nil {
+				fmt.Fprintf(os.Stderr, "keep %s: %v\n", keep, err)
+			}
+		}
 		close(p.done)
 	}()
 	return p, nil

@@ -42,6 +42,32 @@ func profileColdStart(t *testing.T, dir string, n int, seconds int) func() {
 	}
 }
 
+// profileCase takes a CPU profile of ipvs-proxy over an open-loop churn
+// case (cpu-N-churn-R.pprof), to show where a steady rate of changes
+// spends the proxy's CPU, and its heap profile before and after
+// (heap-N-churn-R-{0,1}.pprof: `go tool pprof -sample_index=alloc_space
+// -base` of the two is what the case allocated); the returned function
+// waits for them.
+func profileCase(dir string, n int, c churnCase) func() {
+	base := strings.TrimSuffix(metricsURL, "/metrics") + "/debug/pprof/"
+	seconds := max(1, int(c.Seconds))
+	name := fmt.Sprintf("%d-churn-%.0f", n, c.Rate)
+	report := func(what string, err error) {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s profile of %s: %v\n", what, c.Name, err)
+		}
+	}
+	report("heap", fetch(base+"heap", filepath.Join(dir, "heap-"+name+"-0.pprof"), time.Minute))
+	done := make(chan error, 1)
+	go func() {
+		done <- fetch(base+fmt.Sprintf("profile?seconds=%d", seconds), filepath.Join(dir, "cpu-"+name+".pprof"), time.Duration(seconds)*time.Second+time.Minute)
+	}()
+	return func() {
+		report("CPU", <-done)
+		report("heap", fetch(base+"heap", filepath.Join(dir, "heap-"+name+"-1.pprof"), time.Minute))
+	}
+}
+
 func fetch(url, to string, timeout time.Duration) error {
 	c := http.Client{Timeout: timeout}
 	resp, err := c.Get(url)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
@@ -100,6 +101,7 @@ func TestGuestKernelMatchesFakes(t *testing.T) {
 	}
 	compare(t, "after the first sync", real.dump(t), fake.dump(t))
 	compareIpvsadm(t, kipvs)
+	compareGets(t, kipvs)
 
 	// The world is unchanged: a full resync makes no kernel write.
 	res := real.p.SyncAll(inputs)
@@ -240,4 +242,30 @@ func run(t *testing.T, what string, argv ...string) string {
 		t.Fatalf("%s: %v: %s", what, err, out)
 	}
 	return string(out)
+}
+
+// compareGets reads every virtual server the kernel lists one at a time,
+// as a change-by-change sync does, and requires what List says of it,
+// counters included; and a key the kernel lacks is not found.
+func compareGets(t *testing.T, k *ipvs.Linux) {
+	t.Helper()
+	vss, err := k.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed, got strings.Builder
+	for _, vs := range vss {
+		one, ok, err := k.Get(vs.ServiceKey)
+		if err != nil || !ok {
+			t.Errorf("Get %s: found %v, %v", vs.ServiceKey, ok, err)
+			continue
+		}
+		fmt.Fprintf(&listed, "%+v\n", vs)
+		fmt.Fprintf(&got, "%+v\n", one)
+	}
+	compare(t, "each virtual server read alone", got.String(), listed.String())
+	missing := ipvs.ServiceKey{Addr: netip.MustParseAddr("10.96.255.254"), Proto: ipvs.TCP, Port: 1}
+	if _, ok, err := k.Get(missing); ok || err != nil {
+		t.Errorf("Get of a missing virtual server: found %v, %v", ok, err)
+	}
 }
