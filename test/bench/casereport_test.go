@@ -59,6 +59,9 @@ func caseCell(c *CaseResult, capS float64, usage bool) string {
 	} else {
 		text += fmt.Sprintf(" (%d changes)", n)
 	}
+	if c.Polled > 0 {
+		text += fmt.Sprintf(", %d timed by a kernel read, not the netlink tap (upper bounds)", c.Polled)
+	}
 	if c.IssueS > 0 {
 		text += fmt.Sprintf(", issued at %s/s", num(float64(n)/c.IssueS))
 	}

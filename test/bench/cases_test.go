@@ -67,6 +67,9 @@ type CaseResult struct {
 	Latencies []float64 `json:"latencies"`
 	Capped    int       `json:"capped,omitempty"`
 	Unissued  int       `json:"unissued,omitempty"`
+	// Polled of the measured changes were timed by a read of the kernel,
+	// not by the tap (an upper bound: tapSeer).
+	Polled int `json:"polled,omitempty"`
 	// IssueS is how long the open loop took to write its changes.
 	IssueS float64 `json:"issueS,omitempty"`
 	// The case's wall time, the proxy's CPU in it and its syncs.
@@ -104,6 +107,8 @@ type pending struct {
 	// checked is the tap's time tapSeer last confirmed in the kernel;
 	// polled when it last read the kernel without the tap.
 	checked, polled time.Time
+	// byPoll: the seer timed it by a read of the kernel, not by its write.
+	byPoll bool
 }
 
 // writer makes endpoint changes from a cache of the slices it wrote, so
@@ -269,6 +274,9 @@ func (w *writer) runCase(ctx context.Context, c churnCase, s seer, capAfter, bud
 			res.Capped++
 		} else {
 			res.Latencies = append(res.Latencies, pd.latency)
+			if pd.byPoll {
+				res.Polled++
+			}
 			res.Starts = append(res.Starts, unixSeconds(pd.t0))
 		}
 	}
@@ -370,7 +378,7 @@ func (g *guest) runCases(proc *process, n int, want table, kubeProxy, behind boo
 			profiled = profileCase(g.work, n, c)
 		}
 		begin := time.Now()
-		res, err := w.runCase(context.Background(), c, tapSeer{g, &g.nl.dests}, g.p.ChangeCap, budget)
+		res, err := w.runCase(context.Background(), c, newTapSeer(g), g.p.ChangeCap, budget)
 		profiled()
 		cpu1, _ := proc.cpu()
 		res.CPUS, res.Syncs = cpu1-cpu0, syncCount()-syncs0

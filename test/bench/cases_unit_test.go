@@ -96,3 +96,49 @@ func TestRunCase(t *testing.T) {
 		t.Errorf("%d endpoints moved, %d changes counted; want some moved and %d counted", moved, g.changes, total)
 	}
 }
+
+// TestTapSeer: a change the tap has shown is timed by its later write even
+// when the kernel, read at once, does not show it yet (the tap copies a
+// request before the kernel applies it); one the tap never shows is timed
+// by the poll that finds it, and counted as such.
+func TestTapSeer(t *testing.T) {
+	key := vsKey{"TCP", netip.MustParseAddrPort("10.96.0.1:80")}
+	moved, old := netip.MustParseAddrPort("10.247.0.1:8080"), netip.MustParseAddrPort("10.244.0.1:8080")
+	t0 := time.Now().Add(-50 * time.Millisecond)
+	taps := newDestWrites()
+	reads := 0
+	applied := false
+	s := tapSeer{taps: &taps, shows: func(k vsKey, m, o netip.AddrPort) bool {
+		if k != key || m != moved || o != old {
+			t.Errorf("shows(%v, %v, %v): not the change's", k, m, o)
+		}
+		reads++
+		return applied
+	}}
+	pd := &pending{key: key, moved: moved, old: old, t0: t0}
+	if _, ok := s.seen(pd); ok || reads != 0 {
+		t.Fatalf("seen with nothing on the tap (%d reads)", reads)
+	}
+	added, removed := t0.Add(10*time.Millisecond), t0.Add(20*time.Millisecond)
+	taps.m[moved] = destWrite{added: added}
+	taps.m[old] = destWrite{removed: removed}
+	if _, ok := s.seen(pd); ok {
+		t.Fatal("seen before the kernel applied it")
+	}
+	applied = true
+	at, ok := s.seen(pd)
+	if !ok || !at.Equal(removed) || pd.byPoll {
+		t.Fatalf("seen = %v, %v (by poll %v); want the later write, %v", at, ok, pd.byPoll, removed)
+	}
+	if reads != 2 {
+		t.Errorf("%d kernel reads, want 2", reads)
+	}
+
+	// Never on the tap: only a poll after tapGrace sees it.
+	late := &pending{key: key, moved: moved, old: old, t0: time.Now().Add(-tapGrace - time.Second)}
+	taps.m = map[netip.AddrPort]destWrite{}
+	at, ok = s.seen(late)
+	if !ok || !late.byPoll || time.Since(at) > time.Second {
+		t.Fatalf("a change missing from the tap: seen = %v, %v, by poll %v; want now, by poll", at, ok, late.byPoll)
+	}
+}
