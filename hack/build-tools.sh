@@ -9,9 +9,10 @@
 #   hack/build-tools.sh node         kubelet, kubectl, kube-controller-manager, kube-scheduler (DaemonSets,
 #                                    Deployments and EndpointSlices need them), containerd, its runc shim
 #                                    and ctr: a real node (test/node, in make test)
-#   hack/build-tools.sh e2e          e2e.test, upstream's e2e tests, agnhost, their test image's
-#                                    binary (test/images/agnhost of the same module), and CoreDNS,
-#                                    the cluster DNS they need (hack/coredns): make conformance
+#   hack/build-tools.sh e2e          e2e.test, upstream's e2e tests, the ginkgo CLI that runs them on
+#                                    parallel processes, agnhost, their test image's binary
+#                                    (test/images/agnhost of the same module), and CoreDNS, the
+#                                    cluster DNS they need (hack/coredns): make conformance
 #   hack/build-tools.sh --print-dir  only print the bin dir
 #
 # Cold, on 2 cores, each set takes many minutes; run it niced in the background.
@@ -70,6 +71,7 @@ declare -A PKG=(
 	[kube-controller-manager]=k8s.io/kubernetes/cmd/kube-controller-manager
 	[kube-scheduler]=k8s.io/kubernetes/cmd/kube-scheduler
 	[e2e.test]=k8s.io/kubernetes/test/e2e
+	[ginkgo]=github.com/onsi/ginkgo/v2/ginkgo
 	[agnhost]=k8s.io/kubernetes/test/images/agnhost
 	[coredns]=github.com/ipvs-proxy/ipvs-proxy/hack/coredns
 	[containerd]=github.com/containerd/containerd/v2/cmd/containerd
@@ -79,7 +81,7 @@ declare -A PKG=(
 case $set_name in
 tools) ORDER=(kube-apiserver kube-proxy etcd) ;;
 node) ORDER=(kubelet kubectl kube-controller-manager kube-scheduler containerd containerd-shim-runc-v2 ctr) ;;
-e2e) ORDER=(e2e.test agnhost coredns) ;;
+e2e) ORDER=(e2e.test ginkgo agnhost coredns) ;;
 esac
 
 # Stamp Kubernetes's version into the binaries as a release build would, so

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make conformance: Kubernetes' own Service e2e tests on the real test node,
-# under kube-proxy v1.37 in IPVS mode and under ipvs-proxy's DaemonSet
-# (test/node TestConformance), and the live migration between them
+# under kube-proxy v1.37 in IPVS mode (kubeadm's DaemonSet) and under
+# ipvs-proxy (the same DaemonSet with only its image changed), run by the
+# ginkgo CLI on CONFORMANCE_PROCS processes (default 2) (test/node
+# TestConformance), and the live migration between them
 # (TestMigration), both built with the `conformance` tag so make test never
 # compiles them. Writes $CONFORMANCE_RESULTS/results.md (default
 # bin/conformance): one row per e2e test with its outcome under each proxy,

@@ -14,6 +14,8 @@ import (
 	// e2e.test is `go test -c k8s.io/kubernetes/test/e2e`: its test files'
 	// imports, which tidy does not follow in another module.
 	_ "github.com/onsi/ginkgo/v2"
+	// The ginkgo CLI runs e2e.test on parallel processes (make conformance).
+	_ "github.com/onsi/ginkgo/v2/ginkgo"
 	_ "go.yaml.in/yaml/v2"
 	_ "k8s.io/kubernetes/test/conformance/testdata"
 	_ "k8s.io/kubernetes/test/e2e"

@@ -5,12 +5,13 @@ package node
 import (
 	"context"
 	_ "embed"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,8 +21,6 @@ import (
 var (
 	//go:embed testdata/coredns.yaml
 	corednsManifest string
-	//go:embed testdata/kube-proxy.yaml
-	kubeProxyConfig string
 	//go:embed testdata/repo-list.yaml
 	repoList string
 )
@@ -33,12 +32,14 @@ const (
 	ourProxy = "ipvs-proxy"
 )
 
-// TestGuestConformance makes the VM a node with a cluster DNS, runs the
-// e2e selection (e2eParts) under kube-proxy v1.37 in IPVS mode, removes
-// kube-proxy as `kube-proxy --cleanup` does, applies manifests/ and runs the
-// same selection under ipvs-proxy. An e2e test's failure does not fail this
-// test: the outcomes are the reports in $CONFORMANCE_RESULTS. A run that
-// leaves no report does.
+// TestGuestConformance makes the VM a node with a cluster DNS and runs the
+// e2e selection (e2eParts) first under kube-proxy v1.37 in IPVS mode,
+// installed as kubeadm installs it (its DaemonSet and ConfigMap), then under
+// ipvs-proxy after the README's "Replacing kube-proxy" for a kubeadm
+// cluster: only the DaemonSet's image changes. An e2e test's failure does
+// not fail this test: the outcomes are the reports in $CONFORMANCE_RESULTS.
+// A run that leaves no report does. With CONFORMANCE_PROXIES=ipvs-proxy the
+// node gets manifests/ instead.
 func TestGuestConformance(t *testing.T) {
 	if !vm.InGuest() {
 		t.Skip("runs inside the VM, started by TestConformance")
@@ -54,74 +55,42 @@ func TestGuestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-
+	m := &migration{t: t, node: n, ipvsProxyImage: os.Getenv(envProxy)}
 	if runsProxy(refProxy) {
-		stop := startKubeProxy(t, n, results)
+		m.kubeProxyImage = builtImage(t, "/kube-proxy:")
+		m.installKubeProxy()
+		m.waitProxySynced("kube-proxy", m.waitProxyPod(m.kubeProxyImage), "IPv4", "IPv6")
 		deployDNS(t, n)
 		runE2E(t, n, results, refProxy, parts)
-		stop()
-		// kube-proxy v1.37's --cleanup exits 1 after an IPVS-mode run: its
-		// iptables-mode teardown, which runs too, cannot delete chains the
-		// IPVS mode's rules still jump to (KUBE-MARK-MASQ, "Device or
-		// resource busy"). That is logged, and what it left is recorded
-		// beside the reports.
-		out, err := exec.Command(filepath.Join(n.Bin, "kube-proxy"), "--cleanup", "--config="+kubeProxyConfigFile(t, n)).CombinedOutput()
-		t.Logf("kube-proxy --cleanup (%v):\n%s", err, lastLines(string(out), 10))
-		write(t, filepath.Join(results, "kernel-after-kube-proxy-cleanup.txt"), run(t, "ipvsadm", "-Ln")+run(t, "ip", "addr", "show")+run(t, "iptables-save"))
+		write(t, filepath.Join(results, "kube-proxy.log"), m.kubectl("-n", "kube-system", "logs", "daemonset/kube-proxy"))
 	}
 	if !runsProxy(ourProxy) {
 		return
 	}
-	applyManifests(t, n.Bin, n.Admin)
-	pod := waitProxyReady(t, n.Client)
 	if runsProxy(refProxy) {
+		// README, "Replacing kube-proxy", kubeadm: change only the image.
+		m.kubectl("-n", "kube-system", "set", "image", "daemonset/kube-proxy", "kube-proxy="+m.ipvsProxyImage)
+		m.waitProxySynced("ipvs-proxy", m.waitProxyPod(m.ipvsProxyImage), "IPv4")
+		waitFor(t, "kube-proxy's chains and ipsets removed", 4*time.Minute, func() error {
+			if c, s := chains(), ipsets(); strings.Contains(c, "KUBE-SERVICES") || strings.Contains(s, "KUBE-") {
+				return fmt.Errorf("still there:\n%s\n%s", c, s)
+			}
+			return nil
+		})
+		write(t, filepath.Join(results, "kernel-after-swap.txt"), run(t, "ipvsadm", "-Ln")+run(t, "ip", "addr", "show")+run(t, "iptables-save"))
 		waitDNS(t)
 	} else {
+		applyManifests(t, n.Bin, n.Admin)
+		waitProxyReady(t, n.Client)
 		deployDNS(t, n)
 	}
 	runE2E(t, n, results, ourProxy, parts)
 	// The pod's log lives in the VM; the reports' failures are read with it.
-	logs := run(t, filepath.Join(n.Bin, "kubectl"), "--kubeconfig", n.Admin, "logs", "-n", "kube-system", pod)
-	write(t, filepath.Join(results, "ipvs-proxy.log"), logs)
-}
-
-// startKubeProxy runs kube-proxy v1.37 as a process of the node with the
-// configuration file kubeadm's shape gives it (mode ipvs), and returns a
-// function that stops it.
-func startKubeProxy(t *testing.T, n node, results string) (stop func()) {
-	t.Helper()
-	log, err := os.Create(filepath.Join(results, "kube-proxy.log"))
-	if err != nil {
-		t.Fatal(err)
+	ds := "daemonset/ipvs-proxy"
+	if runsProxy(refProxy) {
+		ds = "daemonset/kube-proxy"
 	}
-	cmd := exec.Command(filepath.Join(n.Bin, "kube-proxy"), "--config="+kubeProxyConfigFile(t, n), "--v=2")
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start kube-proxy: %v", err)
-	}
-	done := make(chan struct{})
-	var exit error
-	go func() { exit = cmd.Wait(); log.Close(); close(done) }()
-	// Its /healthz answers once it has synced.
-	waitFor(t, "kube-proxy healthy", 3*time.Minute, func() error {
-		select {
-		case <-done:
-			t.Fatalf("kube-proxy exited: %v; its log:\n%s", exit, tailFile(filepath.Join(results, "kube-proxy.log"), 30))
-		default:
-		}
-		_, err := httpGet("http://127.0.0.1:10256/healthz")
-		return err
-	})
-	t.Logf("kube-proxy (IPVS mode) healthy")
-	return func() { terminate(cmd.Process, done, 30*time.Second) }
-}
-
-func kubeProxyConfigFile(t *testing.T, n node) string {
-	t.Helper()
-	path := "/etc/kube-proxy/config.conf"
-	write(t, path, strings.ReplaceAll(kubeProxyConfig, "KUBECONFIG", n.Admin))
-	return path
+	write(t, filepath.Join(results, "ipvs-proxy.log"), m.kubectl("-n", "kube-system", "logs", ds))
 }
 
 // deployDNS applies the cluster DNS (testdata/coredns.yaml) and waits until
@@ -167,6 +136,10 @@ func waitDNS(t *testing.T) {
 // each into its own JUnit report and log in results.
 func runE2E(t *testing.T, n node, results, proxy string, parts []e2ePart) {
 	t.Helper()
+	procs, err := e2eProcs()
+	if err != nil {
+		t.Fatal(err)
+	}
 	repoListFile := filepath.Join(t.TempDir(), "repo-list.yaml")
 	write(t, repoListFile, repoList)
 	for _, p := range parts {
@@ -176,17 +149,21 @@ func runE2E(t *testing.T, n node, results, proxy string, parts []e2ePart) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd := exec.Command(filepath.Join(n.Bin, "e2e.test"),
+		// The ginkgo CLI runs e2e.test on parallel processes, as upstream's
+		// CI does; the tests marked [Serial] run alone at the end.
+		cmd := exec.Command(filepath.Join(n.Bin, "ginkgo"),
+			"--procs="+strconv.Itoa(procs),
+			"--focus="+p.Focus(),
+			"--timeout="+p.Timeout.String(),
+			"--no-color",
+			"-v",
+			filepath.Join(n.Bin, "e2e.test"), "--",
 			"--kubeconfig="+n.Admin,
 			"--provider=skeleton",
 			"--kubectl-path="+filepath.Join(n.Bin, "kubectl"),
 			"--report-dir="+results,
 			"--report-prefix="+prefix,
 			"--system-pods-startup-timeout=5m",
-			"--ginkgo.focus="+p.Focus(),
-			"--ginkgo.timeout="+p.Timeout.String(),
-			"--ginkgo.no-color",
-			"--ginkgo.v",
 		)
 		cmd.Env = append(os.Environ(), "KUBE_TEST_REPO_LIST="+repoListFile, "HOME="+t.TempDir())
 		cmd.Stdout, cmd.Stderr = log, log

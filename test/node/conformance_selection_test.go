@@ -7,6 +7,7 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -19,8 +20,10 @@ type e2ePart struct {
 	Timeout time.Duration
 }
 
-// The selection, run in this order under each proxy. The two parts fit in
-// about 26 minutes of the software-emulated VM per proxy.
+// The selection, run in this order under each proxy. One at a time, the
+// whole selection took about 35 minutes of the software-emulated VM per
+// proxy (the session affinity tests alone 3 minutes each); the budgets
+// leave room for that, and e2eProcs parallel processes finish sooner.
 //
 // Left out: the Services tests that restart kube-proxy or the API server as
 // pods ([Disruptive]: neither runs as a pod here), that need an evicted pod
@@ -30,8 +33,8 @@ type e2ePart struct {
 // changes"), SCTP ([Serial], two nodes), and topology (one zone). No test
 // in the selection reaches the internet.
 var e2eParts = []e2ePart{
-	{Name: "conformance", Timeout: 18 * time.Minute},
-	{Name: "single-node", Timeout: 8 * time.Minute, Tests: []string{
+	{Name: "conformance", Timeout: 20 * time.Minute},
+	{Name: "single-node", Timeout: 25 * time.Minute, Tests: []string{
 		"should be updated after adding or deleting ports",
 		"should allow pods to hairpin back to themselves through services",
 		"should be able to up and down services",
@@ -82,12 +85,28 @@ func (p e2ePart) Focus() string {
 
 // envParts narrows a run to some parts with other time budgets, e.g.
 // CONFORMANCE_PARTS=conformance=9m (a shorter run; the default is every
-// part at its own budget), and envProxies to some proxies, e.g.
-// CONFORMANCE_PROXIES=ipvs-proxy.
+// part at its own budget), envProxies to some proxies, e.g.
+// CONFORMANCE_PROXIES=ipvs-proxy, and envProcs sets the e2e processes that
+// run at once (default 2; 1 runs the tests one after another).
 const (
 	envParts   = "CONFORMANCE_PARTS"
 	envProxies = "CONFORMANCE_PROXIES"
+	envProcs   = "CONFORMANCE_PROCS"
 )
+
+// e2eProcs is $CONFORMANCE_PROCS, or 2: the node's two vCPUs are mostly idle
+// while a test waits for its pods or its session affinity timeout.
+func e2eProcs() (int, error) {
+	v := os.Getenv(envProcs)
+	if v == "" {
+		return 2, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%s=%q: want a positive number", envProcs, v)
+	}
+	return n, nil
+}
 
 // selectedParts is e2eParts as $CONFORMANCE_PARTS narrows them.
 func selectedParts() ([]e2ePart, error) {

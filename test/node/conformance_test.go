@@ -32,8 +32,9 @@ func resultsDir(t *testing.T, root string) string {
 }
 
 // TestConformance runs Kubernetes' own Service e2e tests on the real node,
-// once under kube-proxy v1.37 in IPVS mode (the reference) and once under
-// ipvs-proxy's DaemonSet (TestGuestConformance).
+// once under kube-proxy v1.37 in IPVS mode (the reference, kubeadm's
+// DaemonSet) and once under ipvs-proxy, the same DaemonSet with only its
+// image changed (TestGuestConformance).
 func TestConformance(t *testing.T) {
 	root := repoRoot(t)
 	results := resultsDir(t, root)
@@ -57,13 +58,14 @@ func TestConformance(t *testing.T) {
 	bootNode(t, nodeRun{
 		Guest:   "TestGuestConformance",
 		Timeout: timeout,
-		Images:  []string{"hack/conformance-images.sh"},
+		Images:  []string{"hack/conformance-images.sh", "hack/kube-proxy-image.sh"},
 		Archives: []string{
 			filepath.Join(root, "bin/node-images/agnhost.oci.tar"),
 			filepath.Join(root, "bin/node-images/coredns.oci.tar"),
+			filepath.Join(root, "bin/kube-proxy-image/kube-proxy.oci.tar"),
 		},
 		Env: []string{envResults + "=" + results, envParts + "=" + os.Getenv(envParts),
-			envProxies + "=" + os.Getenv(envProxies)},
+			envProxies + "=" + os.Getenv(envProxies), envProcs + "=" + os.Getenv(envProcs)},
 		Shares: map[string]string{results: results},
 	})
 }
