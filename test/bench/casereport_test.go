@@ -59,6 +59,9 @@ func caseCell(c *CaseResult, capS float64, usage bool) string {
 	} else {
 		text += fmt.Sprintf(" (%d changes)", n)
 	}
+	if c.Retried > 0 {
+		text += fmt.Sprintf(", %d writes tried again after the transport lost them", c.Retried)
+	}
 	if c.Polled > 0 {
 		text += fmt.Sprintf(", %d timed by a kernel read, not the netlink tap (upper bounds)", c.Polled)
 	}

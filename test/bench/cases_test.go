@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	discovery "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -70,6 +72,9 @@ type CaseResult struct {
 	// Polled of the measured changes were timed by a read of the kernel,
 	// not by the tap (an upper bound: tapSeer).
 	Polled int `json:"polled,omitempty"`
+	// Retried writes were lost by the transport and tried again (the
+	// change is timed from the write that reached the API server).
+	Retried int `json:"retried,omitempty"`
 	// IssueS is how long the open loop took to write its changes.
 	IssueS float64 `json:"issueS,omitempty"`
 	// The case's wall time, the proxy's CPU in it and its syncs.
@@ -123,6 +128,8 @@ type writer struct {
 	slices map[string]*discovery.EndpointSlice
 	next   map[string]int // the next endpoint index to move, per Service
 	want   table
+	// retries are the writes tried again after the transport lost them.
+	retries int
 }
 
 func (g *guest) newWriter(n int, want table) *writer {
@@ -167,8 +174,7 @@ func (w *writer) issue(ctx context.Context, i int) (*pending, error) {
 		old:   netip.AddrPortFrom(netip.MustParseAddr(sl.Endpoints[j].Addresses[0]), port),
 		moved: netip.AddrPortFrom(netip.MustParseAddr(changedAddr(c)), port)}
 	sl.Endpoints[j].Addresses = []string{pd.moved.Addr().String()}
-	pd.t0 = time.Now()
-	out, err := api.Update(ctx, sl, metav1.UpdateOptions{})
+	out, err := w.update(ctx, sl, pd)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err != nil {
@@ -181,10 +187,37 @@ func (w *writer) issue(ctx context.Context, i int) (*pending, error) {
 	return pd, nil
 }
 
+// writeAttempts bounds update's tries of one write.
+const writeAttempts = 3
+
+// update writes the slice, timing the change from the start of the write
+// that reached the API server. A write the transport lost (a TLS handshake
+// or a connection that timed out while the host's two cores ran the VM
+// flat out) never reached it, so it is tried again, up to writeAttempts
+// times; an answer from the API server (a conflict, a validation error)
+// is final.
+func (w *writer) update(ctx context.Context, sl *discovery.EndpointSlice, pd *pending) (*discovery.EndpointSlice, error) {
+	api := w.g.client.DiscoveryV1().EndpointSlices(benchNS)
+	for attempt := 1; ; attempt++ {
+		pd.t0 = time.Now()
+		out, err := api.Update(ctx, sl, metav1.UpdateOptions{})
+		var status apierrors.APIStatus
+		if err == nil || errors.As(err, &status) || attempt == writeAttempts || ctx.Err() != nil {
+			return out, err
+		}
+		w.mu.Lock()
+		w.retries++
+		w.mu.Unlock()
+	}
+}
+
 // runCase makes one case's changes and waits for each to be seen or
 // capped; budget > 0 stops issuing new changes once it has passed.
 func (w *writer) runCase(ctx context.Context, c churnCase, s seer, capAfter, budget time.Duration) (CaseResult, error) {
 	res := CaseResult{Name: c.Name}
+	w.mu.Lock()
+	retriedBefore := w.retries
+	w.mu.Unlock()
 	tr := newTracker(s, capAfter)
 	defer tr.stop()
 	start := time.Now()
@@ -269,6 +302,9 @@ func (w *writer) runCase(ctx context.Context, c churnCase, s seer, capAfter, bud
 		}
 	}
 	res.WallS = time.Since(start).Seconds()
+	w.mu.Lock()
+	res.Retried = w.retries - retriedBefore
+	w.mu.Unlock()
 	for _, pd := range all {
 		if pd.capped {
 			res.Capped++

@@ -2,14 +2,18 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"testing"
 	"time"
 
 	discovery "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 )
 
@@ -140,5 +144,47 @@ func TestTapSeer(t *testing.T) {
 	at, ok = s.seen(late)
 	if !ok || !late.byPoll || time.Since(at) > time.Second {
 		t.Fatalf("a change missing from the tap: seen = %v, %v, by poll %v; want now, by poll", at, ok, late.byPoll)
+	}
+}
+
+// TestWriteLostByTheTransportIsRetried: an update the transport lost is
+// written again and the change measured, counted as retried; an answer
+// from the API server (here a conflict) ends the case with its error.
+func TestWriteLostByTheTransportIsRetried(t *testing.T) {
+	client := fake.NewClientset()
+	g := &guest{client: client, svcKeys: map[string]vsKey{}}
+	key := vsKey{"TCP", netip.MustParseAddrPort("10.96.0.1:80")}
+	g.svcKeys[svcName(0)] = key
+	want := table{key: {}}
+	sl := &discovery.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: svcName(0) + "-1", Namespace: benchNS},
+		Ports: []discovery.EndpointPort{{Port: ptr.To[int32](8080)}}}
+	for j := range endpoints {
+		sl.Endpoints = append(sl.Endpoints, discovery.Endpoint{Addresses: []string{endpointAddr(0, j)}})
+		want[key][netip.MustParseAddrPort(endpointAddr(0, j)+":8080")] = 1
+	}
+	if _, err := client.DiscoveryV1().EndpointSlices(benchNS).Create(context.Background(), sl, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var failNext []error
+	client.PrependReactor("update", "endpointslices", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if len(failNext) == 0 {
+			return false, nil, nil
+		}
+		err := failNext[0]
+		failNext = failNext[1:]
+		return true, nil, err
+	})
+	w := g.newWriter(1, want)
+
+	failNext = []error{errors.New("net/http: TLS handshake timeout")}
+	res, err := w.runCase(context.Background(), churnCase{Name: "chain", Chains: 1, Steps: 1}, afterSeer{time.Millisecond}, time.Minute, 0)
+	if err != nil || len(res.Latencies) != 1 || res.Retried != 1 || len(failNext) != 0 {
+		t.Fatalf("after a lost write: err %v, %d measured, %d retried; want it retried once and measured", err, len(res.Latencies), res.Retried)
+	}
+
+	failNext = []error{apierrors.NewConflict(discovery.Resource("endpointslices"), sl.Name, errors.New("changed"))}
+	res, err = w.runCase(context.Background(), churnCase{Name: "chain", Chains: 1, Steps: 1}, afterSeer{time.Millisecond}, time.Minute, 0)
+	if err == nil || !apierrors.IsConflict(err) || res.Retried != 0 {
+		t.Fatalf("after a conflict: err %v, %d retried; want the conflict, not retried", err, res.Retried)
 	}
 }
