@@ -2,7 +2,7 @@ package bench
 
 import "fmt"
 
-// goals checks the figures against issue 6's goals. They are reported, not
+// goals checks the figures against the bench's goals. They are reported, not
 // asserted: the bench fails only when a measurement fails. The issue
 // names 100 and 5,000 Services; a run with other sizes is judged at its
 // smallest and largest.

@@ -44,11 +44,11 @@ func render(p plan, runs []Run, cal calibration, wall time.Duration) string {
 	b.WriteString("\n")
 	b.WriteString(notes)
 	renderCases(&b, p, runs)
-	b.WriteString("\n### Goals (issue 6)\n\n")
+	b.WriteString("\n### Goals: cold start, one change, memory, rules\n\n")
 	for _, g := range goals(p, runs) {
 		b.WriteString("- " + g + "\n")
 	}
-	b.WriteString("\n### Goals (issue 18: latency under churn)\n\n")
+	b.WriteString("\n### Goals: latency under churn\n\n")
 	for _, g := range caseGoals(p, runs) {
 		b.WriteString("- " + g + "\n")
 	}
