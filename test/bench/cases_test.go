@@ -190,12 +190,13 @@ func (w *writer) issue(ctx context.Context, i int) (*pending, error) {
 // writeAttempts bounds update's tries of one write.
 const writeAttempts = 3
 
-// update writes the slice, timing the change from the start of the write
-// that reached the API server. A write the transport lost (a TLS handshake
-// or a connection that timed out while the host's two cores ran the VM
-// flat out) never reached it, so it is tried again, up to writeAttempts
-// times; an answer from the API server (a conflict, a validation error)
-// is final.
+// update writes the slice, timing the change from the start of the last
+// try. A write that got no answer from the API server (a TLS handshake or
+// a connection that timed out while the host's two cores ran the VM flat
+// out) is tried again, up to writeAttempts times; if the lost one did take
+// effect, the retry's stale resourceVersion gets a conflict, which ends the
+// case as any answer from the API server (a conflict, a validation error)
+// does.
 func (w *writer) update(ctx context.Context, sl *discovery.EndpointSlice, pd *pending) (*discovery.EndpointSlice, error) {
 	api := w.g.client.DiscoveryV1().EndpointSlices(benchNS)
 	for attempt := 1; ; attempt++ {

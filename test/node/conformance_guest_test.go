@@ -5,7 +5,6 @@ package node
 import (
 	"context"
 	_ "embed"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -68,15 +67,7 @@ func TestGuestConformance(t *testing.T) {
 		return
 	}
 	if runsProxy(refProxy) {
-		// README, "Replacing kube-proxy", kubeadm: change only the image.
-		m.kubectl("-n", "kube-system", "set", "image", "daemonset/kube-proxy", "kube-proxy="+m.ipvsProxyImage)
-		m.waitProxySynced("ipvs-proxy", m.waitProxyPod(m.ipvsProxyImage), "IPv4")
-		waitFor(t, "kube-proxy's chains and ipsets removed", 4*time.Minute, func() error {
-			if c, s := chains(), ipsets(); strings.Contains(c, "KUBE-SERVICES") || strings.Contains(s, "KUBE-") {
-				return fmt.Errorf("still there:\n%s\n%s", c, s)
-			}
-			return nil
-		})
+		m.replaceKubeProxy()
 		write(t, filepath.Join(results, "kernel-after-swap.txt"), run(t, "ipvsadm", "-Ln")+run(t, "ip", "addr", "show")+run(t, "iptables-save"))
 		waitDNS(t)
 	} else {

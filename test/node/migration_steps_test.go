@@ -108,6 +108,23 @@ func (m *migration) waitProgrammed(svc *v1.Service, pods []v1.Pod) {
 	})
 }
 
+// replaceKubeProxy follows the README's "Replacing kube-proxy" for a
+// kubeadm cluster: only the DaemonSet's image changes. It returns when
+// ipvs-proxy's first sync was seen, after waiting for step 3 too: after
+// that sync ipvs-proxy removes kube-proxy's KUBE-* chains and ipsets.
+func (m *migration) replaceKubeProxy() (synced time.Time) {
+	m.t.Helper()
+	m.kubectl("-n", "kube-system", "set", "image", "daemonset/kube-proxy", "kube-proxy="+m.ipvsProxyImage)
+	synced = m.waitProxySynced("ipvs-proxy", m.waitProxyPod(m.ipvsProxyImage), "IPv4")
+	waitFor(m.t, "kube-proxy's chains and ipsets removed", 4*time.Minute, func() error {
+		if c, s := chains(), ipsets(); strings.Contains(c, "KUBE-SERVICES") || strings.Contains(s, "KUBE-") {
+			return fmt.Errorf("still there:\n%s\n%s", c, s)
+		}
+		return nil
+	})
+	return synced
+}
+
 // waitProxyPod waits until the DaemonSet's one pod runs image, and returns
 // when its container started.
 func (m *migration) waitProxyPod(image string) time.Time {

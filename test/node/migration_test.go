@@ -4,7 +4,6 @@ package node
 
 import (
 	_ "embed"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,17 +68,7 @@ func TestGuestMigration(t *testing.T) {
 
 	// README, "Replacing kube-proxy", kubeadm: change only the image.
 	forward := m.swap(svc, "kube-proxy → ipvs-proxy", func() (synced, settled time.Time) {
-		m.kubectl("-n", "kube-system", "set", "image", "daemonset/kube-proxy", "kube-proxy="+m.ipvsProxyImage)
-		synced = m.waitProxySynced("ipvs-proxy", m.waitProxyPod(m.ipvsProxyImage), "IPv4")
-		// Step 3: after its first sync ipvs-proxy removes kube-proxy's
-		// KUBE-* chains and ipsets.
-		waitFor(t, "kube-proxy's chains and ipsets removed", 4*time.Minute, func() error {
-			if c, s := chains(), ipsets(); strings.Contains(c, "KUBE-SERVICES") || strings.Contains(s, "KUBE-") {
-				return fmt.Errorf("still there:\n%s\n%s", c, s)
-			}
-			return nil
-		})
-		return synced, time.Now()
+		return m.replaceKubeProxy(), time.Now()
 	})
 	m.expectTable("ipvs-proxy's table after the swap (kube-proxy's, taken over)", tableKubeProxy)
 	m.expectText("iptables chains under ipvs-proxy", chains, sortedLines(chainsBefore, ipvsProxyChains))
