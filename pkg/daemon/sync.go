@@ -169,7 +169,14 @@ func (d *daemon) finish(start time.Time, names []types.NamespacedName, inputs ma
 			}
 		}
 	}
-	klog.V(2).InfoS("Synced", "full", full, "services", len(inputs), "writes", res.Counts.Writes(), "errors", len(res.Errors),
+	// A change-by-change sync logs at 4, as kube-proxy's per-sync line
+	// does: at 50 changes/s, this line at 2 was 7 % of the proxy's CPU
+	// samples in the bench's profile.
+	v := klog.Level(4)
+	if full {
+		v = 2
+	}
+	klog.V(v).InfoS("Synced", "full", full, "services", len(inputs), "writes", res.Counts.Writes(), "errors", len(res.Errors),
 		"draining", len(res.Draining), "conntrackDeleted", res.ConntrackDeleted, "took", elapsed)
 }
 

@@ -195,7 +195,7 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
 	res.Draining = p.trackDrains(plan, nil)
 	p.blame(&res, nil, true)
-	klog.V(3).InfoS("Full sync", "readKernel", t1.Sub(t0), "build", t2.Sub(t1), "virtualServers", t3.Sub(t2),
+	klog.V(2).InfoS("Full sync", "readKernel", t1.Sub(t0), "build", t2.Sub(t1), "virtualServers", t3.Sub(t2),
 		"sets", t4.Sub(t3), "addresses", t5.Sub(t4), "writes", writes+vips.Len())
 	return res
 }

@@ -189,7 +189,9 @@ var proxySettings = map[string]string{
 // same node would, and kube-proxy also as kubeadm starts it (see
 // proxySettings). kube-proxy gets the admin kubeconfig (in a cluster it
 // holds system:node-proxier); ipvs-proxy its least-privileged one, and
-// -v=3, so its kept log shows each full sync's phases.
+// -v=2, so its kept log shows each full sync's phases and each resync
+// (the bench reads "Resync done"), not each change's sync: kube-proxy,
+// at its default verbosity, logs no line per sync either.
 func (g *guest) proxies() []proxySpec {
 	common := []string{"--hostname-override=" + benchNode, "--cluster-cidr=" + podCIDR,
 		"--metrics-bind-address=127.0.0.1:10249", "--healthz-bind-address=127.0.0.1:10256"}
@@ -211,7 +213,7 @@ func (g *guest) proxies() []proxySpec {
 		},
 		{
 			name:    ipvsProxyName,
-			argv:    append([]string{ip, "run", "--kubeconfig=" + g.env[envProxyConfig], "--profiling=" + fmt.Sprint(g.p.Profile), "--v=3"}, common...),
+			argv:    append([]string{ip, "run", "--kubeconfig=" + g.env[envProxyConfig], "--profiling=" + fmt.Sprint(g.p.Profile), "--v=2"}, common...),
 			cleanup: []cleanupStep{{argv: []string{ip, "cleanup"}}},
 			spaced:  true,
 		},
