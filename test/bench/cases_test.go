@@ -77,9 +77,11 @@ type CaseResult struct {
 	Retried int `json:"retried,omitempty"`
 	// IssueS is how long the open loop took to write its changes.
 	IssueS float64 `json:"issueS,omitempty"`
-	// The case's wall time, the proxy's CPU in it and its syncs.
+	// The case's wall time, the proxy's CPU in it (SysS of it in the
+	// kernel) and its syncs.
 	WallS float64 `json:"wallS"`
 	CPUS  float64 `json:"cpuS"`
+	SysS  float64 `json:"sysS,omitempty"`
 	Syncs int     `json:"syncs"`
 	// Starts are the measured changes' API writes (Unix seconds), in the
 	// order of Latencies.
@@ -407,7 +409,7 @@ func (g *guest) runCases(proc *process, n int, want table, kubeProxy, behind boo
 	}
 	var out []CaseResult
 	for _, c := range cases {
-		cpu0, _ := proc.cpu()
+		user0, sys0, _ := proc.cpuTimes()
 		syncs0 := syncCount()
 		partial0 := partialSyncs()
 		profiled := func() {}
@@ -417,8 +419,8 @@ func (g *guest) runCases(proc *process, n int, want table, kubeProxy, behind boo
 		begin := time.Now()
 		res, err := w.runCase(context.Background(), c, newTapSeer(g), g.p.ChangeCap, budget)
 		profiled()
-		cpu1, _ := proc.cpu()
-		res.CPUS, res.Syncs = cpu1-cpu0, syncCount()-syncs0
+		user1, sys1, _ := proc.cpuTimes()
+		res.CPUS, res.SysS, res.Syncs = user1+sys1-user0-sys0, sys1-sys0, syncCount()-syncs0
 		if c.Name == resyncCaseName {
 			res.PartialSyncS = partialSyncs().meanSince(partial0)
 			var rerr error

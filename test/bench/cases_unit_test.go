@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -186,5 +188,31 @@ func TestWriteLostByTheTransportIsRetried(t *testing.T) {
 	res, err = w.runCase(context.Background(), churnCase{Name: "chain", Chains: 1, Steps: 1}, afterSeer{time.Millisecond}, time.Minute, 0)
 	if err == nil || !apierrors.IsConflict(err) || res.Retried != 0 {
 		t.Fatalf("after a conflict: err %v, %d retried; want the conflict, not retried", err, res.Retried)
+	}
+}
+
+// TestInformerSeerRead: the floor's process reports each event as a line,
+// and its cache's sync once; a line of anything else is not an event.
+func TestInformerSeerRead(t *testing.T) {
+	s := &informerSeer{at: map[string]time.Time{}}
+	synced, ended := make(chan struct{}), make(chan struct{})
+	s.read(strings.NewReader("seen a/1 1000\nsynced\n--- FAIL: x\nseen b/7 2000000000\nseen c/2 nope\n"), synced, ended)
+	for _, ch := range []chan struct{}{synced, ended} {
+		select {
+		case <-ch:
+		default:
+			t.Fatal("synced and ended must be closed")
+		}
+	}
+	var got []string
+	for k, v := range s.at {
+		got = append(got, fmt.Sprintf("%s@%d", k, v.UnixNano()))
+	}
+	slices.Sort(got)
+	if want := "a/1@1000 b/7@2000000000"; strings.Join(got, " ") != want {
+		t.Errorf("seen: got %q, want %q", strings.Join(got, " "), want)
+	}
+	if at, ok := s.seen(&pending{slice: "b", version: "7"}); !ok || at.Unix() != 2 {
+		t.Errorf("seen(b/7) = %v, %v", at, ok)
 	}
 }

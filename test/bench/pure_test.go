@@ -253,8 +253,8 @@ func TestRenderCases(t *testing.T) {
 	}
 	runs := []Run{
 		{N: 1000, Proxy: informerName, Cases: []CaseResult{{Name: "back-to-back", Latencies: lat(100, 100, 120)}}},
-		{N: 1000, Proxy: ipvsProxyName, Cases: []CaseResult{{Name: "back-to-back", Latencies: lat(150, 160, 170), WallS: 10, CPUS: 1, Syncs: 3}}},
-		{N: 5000, Proxy: informerName, Cases: []CaseResult{{Name: "back-to-back", Latencies: lat(100)}, {Name: "churn 50/s", Latencies: lat(100, 200)}}},
+		{N: 1000, Proxy: ipvsProxyName, Cases: []CaseResult{{Name: "back-to-back", Latencies: lat(150, 160, 170), WallS: 10, CPUS: 1, SysS: 0.4, Syncs: 3}}},
+		{N: 5000, Proxy: informerName, Cases: []CaseResult{{Name: "back-to-back", Latencies: lat(100)}, {Name: "churn 50/s", Latencies: lat(100, 200), WallS: 10, CPUS: 0.8, SysS: 0.2}}},
 		{N: 5000, Proxy: ipvsProxyName, Cases: []CaseResult{{Name: "back-to-back", Latencies: lat(200), WallS: 1, CPUS: 0.1, Syncs: 1},
 			{Name: "churn 50/s", Latencies: lat(150, 300), WallS: 10, CPUS: 0.5, Syncs: 40},
 			// Changes at t = 0, 1, 2, 3 s; a resync from 2.05 to 2.5 s overlaps the third.
@@ -263,19 +263,19 @@ func TestRenderCases(t *testing.T) {
 		{N: 10000, Proxy: ipvsProxyName, Cases: []CaseResult{
 			{Name: resyncCaseName, Latencies: lat(100, 110, 120), Starts: []float64{0, 1, 2}, Resyncs: [][2]float64{{0.5, 1.05}}, PartialSyncS: 0.005}}},
 		{N: 5000, Proxy: kubeProxyName, Changes: []Change{{Seconds: 60, Capped: true}},
-			Cases: []CaseResult{{Name: "churn 50/s", Latencies: lat(30000), Capped: 2, Unissued: 100, WallS: 100, CPUS: 90, Syncs: 2}}},
+			Cases: []CaseResult{{Name: "churn 50/s", Latencies: lat(30000), Capped: 2, Unissued: 100, WallS: 100, CPUS: 90, SysS: 30, Syncs: 2}}},
 	}
 	var b strings.Builder
 	renderCases(&b, p, runs)
 	md := b.String() + strings.Join(caseGoals(p, runs), "\n")
 	reportHas(t, md,
-		"| 1000 | back-to-back | 100 ms / 120 ms / 120 ms (3 changes) | n/a | n/a | 160 ms / 170 ms / 170 ms (3 changes); CPU 10 %, 3 syncs | 1.60 / 1.42 |",
+		"| 1000 | back-to-back | 100 ms / 120 ms / 120 ms (3 changes) | n/a | n/a | 160 ms / 170 ms / 170 ms (3 changes); CPU 10 % (system 4 %), 3 syncs | 1.60 / 1.42 |",
 		"| 5000 | back-to-back | 100 ms / 100 ms / 100 ms (1 changes) | not run: no spaced change seen within the cap, so only churn 50/s | n/a |",
-		"| 5000 | churn 50/s | 100 ms / 200 ms / 200 ms (2 changes) | > 60.0 s / > 60.0 s / > 60.0 s (3 changes, 2 capped, 100 never issued: budget spent); CPU 90 %, 2 syncs | n/a | 150 ms / 300 ms / 300 ms (2 changes); CPU 5 %, 40 syncs | 1.50 / 1.50 |",
+		"| 5000 | churn 50/s | 100 ms / 200 ms / 200 ms (2 changes); CPU 8 % (system 2 %) | > 60.0 s / > 60.0 s / > 60.0 s (3 changes, 2 capped, 100 never issued: budget spent); CPU 90 % (system 30 %), 2 syncs | n/a | 150 ms / 300 ms / 300 ms (2 changes); CPU 5 % (system 0 %), 40 syncs | 1.50 / 1.50 |",
 		"ipvs-proxy: flags only: --ipvs-min-sync-period 0 and --sync-cpu-share 0.5",
 		"median ≤ 1.5 × the informer floor's + 10 ms, at every size: **missed** (1000: 160 ms vs bound 160 ms; 5000: 200 ms vs bound 160 ms)",
 		"at 5000 Services: ipvs-proxy's p99 ≤ 3 × the informer floor's p99: **met** (300 ms vs 200 ms, ratio 1.50)",
-		"ipvs-proxy's CPU share ≤ 0.1 × kube-proxy's: **met** (5.0 % vs 90.0 %, ratio 0.06; kube-proxy did not keep up: 2 changes capped, 100 never issued",
+		"ipvs-proxy's CPU share ≤ 0.1 × kube-proxy's: **met** (5.0 % vs 90.0 %, ratio 0.06; kube-proxy did not keep up: 2 changes capped, 100 never issued, so its share is that of a proxy behind; the informer floor used 8.0 %)",
 		"ipvs-proxy's CPU share ≤ 0.1 × kube-proxy-kubeadm's: not measured",
 		"at 5000 Services (every change overlapping a resync ≤ the median of those overlapping none + the proxy's mean change-by-change sync): **met** (1 resyncs; 1 changes overlapped one, the largest 150 ms, 0 over the bound 160 ms = 110 ms + 50.0 ms)",
 		"at 10000 Services (every change overlapping a resync ≤ the median of those overlapping none + the proxy's mean change-by-change sync): **missed** (1 resyncs; 1 changes overlapped one, the largest 110 ms, 1 over the bound 105 ms = 100 ms + 5.00 ms)",
@@ -294,9 +294,9 @@ func reportHas(t *testing.T, md string, want ...string) {
 // TestCaseTextCapped: a case whose p99 and max were capped says so with
 // the cap, in the guest's log line as in the table.
 func TestCaseTextCapped(t *testing.T) {
-	c := CaseResult{Name: "churn 200/s", Latencies: []float64{73.3}, Capped: 66, WallS: 100, CPUS: 72, Syncs: 2}
+	c := CaseResult{Name: "churn 200/s", Latencies: []float64{73.3}, Capped: 66, WallS: 100, CPUS: 72, SysS: 11, Syncs: 2}
 	got := caseText(c, 90, true)
-	want := "churn 200/s: > 90.0 s / > 90.0 s / > 90.0 s (67 changes, 66 capped, 0 never issued: budget spent); CPU 72 %, 2 syncs"
+	want := "churn 200/s: > 90.0 s / > 90.0 s / > 90.0 s (67 changes, 66 capped, 0 never issued: budget spent); CPU 72 % (system 11 %), 2 syncs"
 	if got != want {
 		t.Errorf("caseText:\n got %s\nwant %s", got, want)
 	}
