@@ -102,9 +102,11 @@ func TestInformerFloorProcess(t *testing.T) {
 		out.Flush() //nolint:errcheck // the parent reads until we exit
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(benchNS))
-	defer f.Shutdown()
+	defer func() {
+		cancel() // Shutdown waits for the informers, which stop with ctx
+		f.Shutdown()
+	}()
 	inf := f.Discovery().V1().EndpointSlices().Informer()
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    note,
@@ -125,8 +127,8 @@ func TestInformerFloorProcess(t *testing.T) {
 
 // runInformerFloor runs the churn cases against the informer floor, with
 // its process's CPU in each.
-func (g *guest) runInformerFloor(n int, want table) (Run, error) {
-	r := Run{N: n, Proxy: informerName, CapS: g.p.ChangeCap.Seconds()}
+func (g *guest) runInformerFloor(n int, want table) (r Run, err error) {
+	r = Run{N: n, Proxy: informerName, CapS: g.p.ChangeCap.Seconds()}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestInformerFloorProcess$")
 	cmd.Env = append(os.Environ(), envInformerChild+"=1")
 	cmd.Stderr = os.Stderr
@@ -143,7 +145,22 @@ func (g *guest) runInformerFloor(n int, want table) (Run, error) {
 	}
 	defer func() {
 		stdin.Close()
-		cmd.Wait() //nolint:errcheck // its cases are measured; its exit says nothing more
+		// Its cases are measured; its exit says nothing more, but it
+		// must not hold up the proxies' runs.
+		done := make(chan struct{})
+		go func() {
+			cmd.Wait() //nolint:errcheck
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill() //nolint:errcheck
+			<-done
+			if err == nil {
+				err = fmt.Errorf("the informer floor did not exit 30 s after its stdin closed; killed")
+			}
+		}
 	}()
 	s := &informerSeer{at: map[string]time.Time{}}
 	synced, ended := make(chan struct{}), make(chan struct{})
