@@ -30,12 +30,6 @@ func New(cfg *rest.Config) (*Client, error) {
 	// CPU, and JSON costs several times as much.
 	c.ContentType = runtime.ContentTypeProtobuf
 	c.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	// No gzip, as kube-scheduler and kube-controller-manager ask: the
-	// API server is on the cluster's network, where compressing costs
-	// both ends more CPU than the bytes cost. In the test VM the proxy's
-	// inflating of the cold start's watch stream was 12 % of its CPU in
-	// its first 10 s. kube-proxy keeps client-go's default (gzip).
-	c.DisableCompression = true
 	c.NegotiatedSerializer = rest.CodecFactoryForGeneratedClient(Scheme, Codecs).WithoutConversion()
 	if c.UserAgent == "" {
 		c.UserAgent = rest.DefaultKubernetesUserAgent()

@@ -70,9 +70,9 @@ func (s *informerSeer) read(r io.Reader, synced, ended chan<- struct{}) {
 }
 
 // TestInformerFloorProcess is the informer floor's process: the bench
-// binary started again by runInformerFloor, with ipvs-proxy's client
-// settings (protobuf, as both proxies ask for, and no gzip), writing one
-// line per event on stdout until its stdin closes.
+// binary started again by runInformerFloor, with the proxies' client
+// settings (protobuf, as both proxies ask for), writing one line per
+// event on stdout until its stdin closes.
 func TestInformerFloorProcess(t *testing.T) {
 	if os.Getenv(envInformerChild) == "" {
 		t.Skip("the informer floor's process, started by the bench in the VM")
@@ -83,7 +83,6 @@ func TestInformerFloorProcess(t *testing.T) {
 	}
 	cfg.ContentType = runtime.ContentTypeProtobuf
 	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	cfg.DisableCompression = true
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
