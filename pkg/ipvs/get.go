@@ -61,6 +61,29 @@ func (b *batcher) get(key ServiceKey) (VirtualServer, bool, error) {
 	return vs, true, nil
 }
 
+// services dumps every virtual server's settings, parsed as get parses
+// one. moby/ipvs's dump parses each answer into attribute trees, garbage
+// by the thousand at thousands of Services, which the collector then
+// works off beside the sync loop during a periodic resync's read.
+func (b *batcher) services() ([]Service, error) {
+	m := make(msg, 0, unix.NLMSG_HDRLEN+4)
+	m = m.header(b.family, unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+	m = append(m, cmdGetService, 1, 0, 0)
+	binary.NativeEndian.PutUint32(m[0:4], uint32(len(m)))
+	var out []Service
+	err := b.sock.Query(m, func(p []byte) error {
+		svc, _, err := parseService(p)
+		if err == nil {
+			out = append(out, svc)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list IPVS services: %w", err)
+	}
+	return out, nil
+}
+
 // request asks cmd of the virtual server key, named by its key attributes.
 func (b *batcher) request(cmd uint8, flags uint16, key ServiceKey) []byte {
 	m := make(msg, 0, 64)

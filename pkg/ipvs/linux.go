@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"os/exec"
 	"strings"
@@ -28,11 +27,11 @@ const (
 type Linux struct {
 	mu sync.Mutex
 	h  *libipvs.Handle
-	// lister is List's own handle: a periodic resync lists on its own
+	// lister is List's own socket: a periodic resync lists on its own
 	// goroutine, and a dump of thousands of services on the sync loop's
-	// handle held up every change's read and write for as long.
+	// socket held up every change's read and write for as long.
 	listMu  sync.Mutex
-	lister  *libipvs.Handle
+	lister  *batcher
 	procBuf []byte // List's read of procFile
 	// batch makes Write's ops many to a system call (see pkg/nlbatch);
 	// reads and single writes stay with moby/ipvs.
@@ -56,15 +55,15 @@ func NewLinux() (*Linux, error) {
 		h.Close()
 		return nil, fmt.Errorf("the kernel has no IPVS (load it with `modprobe ip_vs`): %w", err)
 	}
-	lister, err := libipvs.New("")
+	lister, err := newBatcher()
 	if err != nil {
 		h.Close()
-		return nil, fmt.Errorf("open IPVS netlink socket: %w", err)
+		return nil, err
 	}
 	b, err := newBatcher()
 	if err != nil {
 		h.Close()
-		lister.Close()
+		lister.close()
 		return nil, err
 	}
 	return &Linux{h: h, lister: lister, batch: b}, nil
@@ -72,7 +71,7 @@ func NewLinux() (*Linux, error) {
 
 func (l *Linux) Close() {
 	l.h.Close()
-	l.lister.Close()
+	l.lister.close()
 	l.batch.close()
 }
 
@@ -104,9 +103,9 @@ func loaded() error {
 func (l *Linux) List() ([]VirtualServer, error) {
 	l.listMu.Lock()
 	defer l.listMu.Unlock()
-	svcs, err := l.lister.GetServices()
+	svcs, err := l.lister.services()
 	if err != nil {
-		return nil, fmt.Errorf("list IPVS services: %w", err)
+		return nil, err
 	}
 	// The file has no size to read ahead of it, so reading it whole
 	// grows a buffer by doubling, megabytes at thousands of Services:
@@ -119,13 +118,9 @@ func (l *Linux) List() ([]VirtualServer, error) {
 		return nil, err
 	}
 	out := make([]VirtualServer, 0, len(svcs))
-	for _, s := range svcs {
-		if s.FWMark != 0 && !OwnedMark(s.FWMark) {
+	for _, svc := range svcs {
+		if svc.FWMark != 0 && !OwnedMark(svc.FWMark) {
 			continue // another program's firewall-mark service
-		}
-		svc, err := fromLib(s)
-		if err != nil {
-			return nil, err
 		}
 		out = append(out, VirtualServer{Service: svc, Destinations: dests[svc.ServiceKey]})
 	}
@@ -180,31 +175,6 @@ func mapErrno(err error) error {
 }
 
 var protoNumbers = map[Protocol]uint16{TCP: syscall.IPPROTO_TCP, UDP: syscall.IPPROTO_UDP, SCTP: 132}
-
-func fromLib(s *libipvs.Service) (Service, error) {
-	if s.FWMark != 0 {
-		svc := Service{ServiceKey: FWMarkKey(s.FWMark, s.AddressFamily == syscall.AF_INET6), Scheduler: s.SchedName,
-			SchedFlags: s.Flags & schedFlagsMask}
-		if s.Flags&^flagHashed&flagPersistent != 0 {
-			svc.Persistent, svc.Timeout = true, s.Timeout
-		}
-		return svc, nil
-	}
-	addr, ok := netip.AddrFromSlice(s.Address)
-	if !ok {
-		return Service{}, fmt.Errorf("IPVS service with a bad address %v", s.Address)
-	}
-	if s.AddressFamily == syscall.AF_INET {
-		addr = addr.Unmap()
-	}
-	proto := protocolOf(s.Protocol)
-	svc := Service{ServiceKey: ServiceKey{Addr: addr, Proto: proto, Port: s.Port}, Scheduler: s.SchedName,
-		SchedFlags: s.Flags & schedFlagsMask}
-	if s.Flags&^flagHashed&flagPersistent != 0 {
-		svc.Persistent, svc.Timeout = true, s.Timeout
-	}
-	return svc, nil
-}
 
 // SetTimeouts sets the IPVS connection timeouts (`ipvsadm --set`); a zero
 // leaves the kernel's value, as the kernel itself treats 0.
