@@ -116,9 +116,11 @@ type daemon struct {
 	// resync is the periodic resync under way in steps, if any (see
 	// resync.go); stepTurn says the next run steps it even if changes are
 	// waiting, so that it ends under a storm of changes too.
-	resync   *resyncRun
-	stepTurn bool
-	kick     func()
+	resync *resyncRun
+	// gcRestore puts the collector's target back after a resync (gcRelax).
+	gcRestore func()
+	stepTurn  bool
+	kick      func()
 
 	// zone is the Node's zone label; syncedZone what the proxier builds
 	// with (sync goroutine only).

@@ -265,10 +265,14 @@ func TestResyncReadDoesNotHoldUpChanges(t *testing.T) {
 	defer cancel()
 	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, service("web", "10.96.0.10"), endpointSlice("web", "10.244.1.2"))
 	kipvs := &blockingList{Fake: ipvs.NewFake(), release: make(chan struct{})}
+	gc := recordGCPercent(t, 40)
 	done := runFast(ctx, client, kipvs, nil)
 	const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
 	waitFor(t, kipvs.Fake, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n")
 	waitCount(t, &kipvs.calls, 2, "a resync read")
+	if got := gc.current(); got != resyncGCPercent {
+		t.Errorf("during a resync's read the collector's target is %d, want %d", got, resyncGCPercent)
+	}
 	// The read hangs; the change must land, and stay after the resync.
 	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, endpointSlice("web", "10.244.1.3"), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
@@ -283,6 +287,68 @@ func TestResyncReadDoesNotHoldUpChanges(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
+	}
+	// Each resync raised the target once and put it back once.
+	sets := gc.sets()
+	for i, v := range sets {
+		if want := []int{resyncGCPercent, 40}[i%2]; v != want {
+			t.Fatalf("the collector's targets set, in order: %v; want %d, then 40, in turn", sets, resyncGCPercent)
+		}
+	}
+	if len(sets) < 2 {
+		t.Errorf("the collector's targets set: %v; want the resync's raise and its restore", sets)
+	}
+}
+
+// gcPercent stands in for the Go collector's target (setGCPercent).
+type gcPercent struct {
+	mu  sync.Mutex
+	cur int
+	log []int
+}
+
+// recordGCPercent makes setGCPercent set a gcPercent starting at start,
+// for the rest of the test.
+func recordGCPercent(t *testing.T, start int) *gcPercent {
+	g := &gcPercent{cur: start}
+	orig := setGCPercent
+	setGCPercent = func(v int) int {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		prev := g.cur
+		g.cur = v
+		g.log = append(g.log, v)
+		return prev
+	}
+	t.Cleanup(func() { setGCPercent = orig })
+	return g
+}
+
+func (g *gcPercent) current() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.cur
+}
+
+func (g *gcPercent) sets() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]int(nil), g.log...)
+}
+
+// TestGCRelax: a resync raises the collector's target to 100 and puts
+// back what was there; an operator's higher GOGC, or GC off, is kept.
+func TestGCRelax(t *testing.T) {
+	for _, tc := range []struct{ start, during int }{{40, 100}, {100, 100}, {200, 200}, {-1, -1}} {
+		g := recordGCPercent(t, tc.start)
+		restore := gcRelax()
+		if got := g.current(); got != tc.during {
+			t.Errorf("GOGC %d: during a resync %d, want %d", tc.start, got, tc.during)
+		}
+		restore()
+		if got := g.current(); got != tc.start {
+			t.Errorf("GOGC %d: after a resync %d, want it back", tc.start, got)
+		}
 	}
 }
 

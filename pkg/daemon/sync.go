@@ -67,6 +67,7 @@ func (d *daemon) syncAll(start time.Time) {
 	// The first full sync waits for the rules (see startRules).
 	ruleErrs := d.waitFirstRules()
 	d.reading, d.resync, d.needFull = nil, nil, false
+	d.resyncOver()
 	res := d.Proxier.SyncAll(all)
 	res.Errors = append(res.Errors, ruleErrs...)
 	d.finish(start, names, inputs, res, true)
