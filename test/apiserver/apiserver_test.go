@@ -49,6 +49,21 @@ func TestServer(t *testing.T) {
 
 	checkAccess(t, proxy)
 
+	// The server makes default/kubernetes shortly after it is ready; a
+	// restart before that would test nothing about the data (and CI once
+	// stopped it first, so the check below found no Service).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := admin.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("default/kubernetes before the restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
 	s.Stop()
 	if _, err := proxy.CoreV1().Services("").List(ctx, metav1.ListOptions{}); err == nil {
 		t.Fatal("listing Services succeeded while the apiserver was stopped")

@@ -196,7 +196,7 @@ func TestWriteLostByTheTransportIsRetried(t *testing.T) {
 func TestInformerSeerRead(t *testing.T) {
 	s := &informerSeer{at: map[string]time.Time{}}
 	synced, ended := make(chan struct{}), make(chan struct{})
-	s.read(strings.NewReader("seen a/1 1000\nsynced\n--- FAIL: x\nseen b/7 2000000000\nseen c/2 nope\n"), synced, ended)
+	s.read(strings.NewReader("seen a/1 1000\nsynced\nok: not an event\nseen b/7 2000000000\nseen c/2 nope\n"), synced, ended)
 	for _, ch := range []chan struct{}{synced, ended} {
 		select {
 		case <-ch:
