@@ -21,9 +21,9 @@ const (
 	flagHashed = 0x2
 )
 
-// Linux is the kernel's IPVS table over moby/ipvs. A moby/ipvs handle is
-// not safe for concurrent use (it shares one socket and sequence number),
-// so every call holds mu.
+// Linux is the kernel's IPVS table. Reads and writes go over pkg/nlbatch
+// sockets (see batcher); moby/ipvs is left for the start-up check and the
+// connection timeouts. A socket's calls on the sync loop's side hold mu.
 type Linux struct {
 	mu sync.Mutex
 	h  *libipvs.Handle
@@ -33,8 +33,8 @@ type Linux struct {
 	listMu  sync.Mutex
 	lister  *batcher
 	procBuf []byte // List's read of procFile
-	// batch makes Write's ops many to a system call (see pkg/nlbatch);
-	// reads and single writes stay with moby/ipvs.
+	// batch makes Write's ops many to a system call (see pkg/nlbatch),
+	// and reads one virtual server for Get.
 	batch *batcher
 }
 
