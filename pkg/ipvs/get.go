@@ -66,12 +66,8 @@ func (b *batcher) get(key ServiceKey) (VirtualServer, bool, error) {
 // by the thousand at thousands of Services, which the collector then
 // works off beside the sync loop during a periodic resync's read.
 func (b *batcher) services() ([]Service, error) {
-	m := make(msg, 0, unix.NLMSG_HDRLEN+4)
-	m = m.header(b.family, unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
-	m = append(m, cmdGetService, 1, 0, 0)
-	binary.NativeEndian.PutUint32(m[0:4], uint32(len(m)))
 	var out []Service
-	err := b.sock.Query(m, func(p []byte) error {
+	err := b.sock.Query(b.command(cmdGetService, unix.NLM_F_DUMP, nil), func(p []byte) error {
 		svc, _, err := parseService(p)
 		if err == nil {
 			out = append(out, svc)
@@ -86,10 +82,18 @@ func (b *batcher) services() ([]Service, error) {
 
 // request asks cmd of the virtual server key, named by its key attributes.
 func (b *batcher) request(cmd uint8, flags uint16, key ServiceKey) []byte {
+	return b.command(cmd, flags, func(m msg) msg { return m.service(Service{ServiceKey: key}, false) })
+}
+
+// command is one IPVS generic-netlink request, its attributes added by
+// attrs (none if nil).
+func (b *batcher) command(cmd uint8, flags uint16, attrs func(msg) msg) []byte {
 	m := make(msg, 0, 64)
 	m = m.header(b.family, unix.NLM_F_REQUEST|flags)
 	m = append(m, cmd, 1, 0, 0)
-	m = m.service(Service{ServiceKey: key}, false)
+	if attrs != nil {
+		m = attrs(m)
+	}
 	binary.NativeEndian.PutUint32(m[0:4], uint32(len(m)))
 	return m
 }
