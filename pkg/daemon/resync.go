@@ -73,7 +73,7 @@ func (d *daemon) startRead() {
 	d.readStart = d.Clock.Now()
 	ch := make(chan resyncRead, 1)
 	d.reading = ch
-	go func() {
+	runInBackground(func() {
 		// The Services are read here too, after the kernel: gathering
 		// thousands of them with their slices, and putting them in name
 		// order, took the sync loop hundreds of milliseconds in the test
@@ -84,7 +84,7 @@ func (d *daemon) startRead() {
 		}
 		ch <- r
 		d.kick() // the resync begins at the next sync
-	}()
+	})
 }
 
 // resyncRead is what a periodic resync's read delivers: the kernel, and
