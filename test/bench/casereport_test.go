@@ -75,6 +75,25 @@ func caseCell(c *CaseResult, capS float64, usage bool) string {
 			text += fmt.Sprintf(", %d syncs", c.Syncs)
 		}
 	}
+	if c.Name != resyncCaseName && len(c.Resyncs) > 0 {
+		text += "; " + resyncShare(c)
+	}
+	return text
+}
+
+// resyncShare says how many periodic resyncs ran in a case not meant to
+// have one, how many of its changes overlapped them, and the p99 of the
+// others.
+func resyncShare(c *CaseResult) string {
+	text := fmt.Sprintf("periodic resyncs in it: %d", len(c.Resyncs))
+	if len(c.Starts) != len(c.Latencies) {
+		return text
+	}
+	over, quiet := splitByResync(c)
+	text += fmt.Sprintf(", overlapped by %d of its changes", len(over))
+	if q := statsOf(&CaseResult{Latencies: quiet}); q.ok {
+		text += fmt.Sprintf("; the other %d: p99 %s", len(quiet), duration(q.p99))
+	}
 	return text
 }
 
@@ -111,7 +130,7 @@ func renderCases(b *strings.Builder, p plan, runs []Run) {
 	fmt.Fprintf(b, "- %s: a client-go informer on the bench's EndpointSlices in a process of its own in the same guest, with the proxies' client settings (protobuf), timing the same kind of writes (its own run, before the proxies) to its handler; its CPU is the least a proxy that watches these slices can use\n", informerName)
 	b.WriteString("- churn R/s: each change written on its own goroutine at its time; \"issued at\" is the rate the guest's client reached under TCG\n")
 	b.WriteString("- a proxy's change is seen at the kernel's receive time, on the netlink tap, of the later of its two real-server writes (the new one with a weight, the old one deleted or at weight 0), confirmed by one read of the kernel; only a change the tap has not shown after 2 s is polled, sparsely (polling every open change every 5 ms took the guest's vCPUs and IPVS's mutex from the proxy at 50/s)\n")
-	b.WriteString("- across a resync: the resyncs are those the proxy logged (\"Resync done\", from the start of its kernel read); a change overlaps one when its API write to its kernel write does\n\n")
+	b.WriteString("- across a resync: the resyncs are those the proxy logged (\"Resync done\", from the start of its kernel read); a change overlaps one when its API write to its kernel write does; ipvs-proxy's periodic resync (every 30 s) also falls in other cases at times, and their cells say so\n\n")
 	b.WriteString("| Services | case | informer (floor) | kube-proxy, flags (1s) | kube-proxy, kubeadm config (0s) | ipvs-proxy | ipvs-proxy ÷ floor (median / p99) |\n")
 	b.WriteString("|---:|---|---:|---:|---:|---:|---:|\n")
 	for _, n := range p.allSizes() {
@@ -175,13 +194,20 @@ func caseGoals(p plan, runs []Run) []string {
 	ip, inf := findCase(find(runs, large, ipvsProxyName), churn), findCase(find(runs, large, informerName), churn)
 	si, sf := statsOf(ip), statsOf(inf)
 	goal = fmt.Sprintf("Churn at 50 changes/s at %d Services: ipvs-proxy's p99 ≤ 3 × the informer floor's p99", large)
+	// The goal holds every change, as users meet them; where a periodic
+	// resync fell in the case, the note says what of the tail the resync
+	// goal below answers for.
+	resyncNote := ""
+	if si.ok && len(ip.Resyncs) > 0 {
+		resyncNote = "; " + resyncShare(ip)
+	}
 	switch {
 	case !si.ok || !sf.ok:
 		out = append(out, goal+": not measured")
 	case math.IsInf(si.p99, 1) || si.p99 > 3*sf.p99:
-		out = append(out, fmt.Sprintf("%s: **missed** (%s vs %s)", goal, latText(si.p99, p.ChangeCap.Seconds()), duration(sf.p99)))
+		out = append(out, fmt.Sprintf("%s: **missed** (%s vs %s%s)", goal, latText(si.p99, p.ChangeCap.Seconds()), duration(sf.p99), resyncNote))
 	default:
-		out = append(out, fmt.Sprintf("%s: **met** (%s vs %s, ratio %s)", goal, duration(si.p99), duration(sf.p99), num(si.p99/sf.p99)))
+		out = append(out, fmt.Sprintf("%s: **met** (%s vs %s, ratio %s%s)", goal, duration(si.p99), duration(sf.p99), num(si.p99/sf.p99), resyncNote))
 	}
 	for _, kname := range []string{kubeProxyName, kubeProxyKubeadmName} {
 		kc := findCase(find(runs, large, kname), churn)

@@ -125,14 +125,7 @@ func resyncEffectOf(c *CaseResult) resyncEffect {
 	}
 	var e resyncEffect
 	var quiet []float64
-	for i, lat := range c.Latencies {
-		start, end := c.Starts[i], c.Starts[i]+lat
-		if slices.ContainsFunc(c.Resyncs, func(r [2]float64) bool { return start < r[1] && end > r[0] }) {
-			e.overlapping = append(e.overlapping, lat)
-		} else {
-			quiet = append(quiet, lat)
-		}
-	}
+	e.overlapping, quiet = splitByResync(c)
 	if len(quiet) == 0 || len(e.overlapping) == 0 {
 		return resyncEffect{}
 	}
@@ -142,4 +135,19 @@ func resyncEffectOf(c *CaseResult) resyncEffect {
 	e.medianBound, e.largestMax = e.quietMedian+c.PartialSyncS, e.quietMax+c.PartialSyncS
 	e.ok = true
 	return e
+}
+
+// splitByResync splits a case's latencies by whether the change's window
+// (API write to seen) overlaps one of its resyncs; c has a start for
+// every latency.
+func splitByResync(c *CaseResult) (overlapping, quiet []float64) {
+	for i, lat := range c.Latencies {
+		start, end := c.Starts[i], c.Starts[i]+lat
+		if slices.ContainsFunc(c.Resyncs, func(r [2]float64) bool { return start < r[1] && end > r[0] }) {
+			overlapping = append(overlapping, lat)
+		} else {
+			quiet = append(quiet, lat)
+		}
+	}
+	return overlapping, quiet
 }
