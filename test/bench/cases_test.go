@@ -93,6 +93,10 @@ type CaseResult struct {
 	// only).
 	Resyncs      [][2]float64 `json:"resyncs,omitempty"`
 	PartialSyncS float64      `json:"partialSyncS,omitempty"`
+	// Answers are the API server's answer times of every change written
+	// in the case (seconds from the write to its answer): the first hop,
+	// which the informer and the proxies share.
+	Answers []float64 `json:"answers,omitempty"`
 }
 
 // seer tells when a change is seen: the kernel for a proxy, the informer's
@@ -109,7 +113,10 @@ type pending struct {
 	slice   string
 	version string // the slice's resourceVersion after the write
 	t0      time.Time
-	done    chan struct{}
+	// answered is when the API server answered the write: the first hop
+	// of the change's way (the write committed), before any watch.
+	answered time.Time
+	done     chan struct{}
 	latency float64
 	capped  bool
 	// checked is the tap's time tapSeer last confirmed in the kernel;
@@ -205,6 +212,7 @@ func (w *writer) update(ctx context.Context, sl *discovery.EndpointSlice, pd *pe
 	for attempt := 1; ; attempt++ {
 		pd.t0 = time.Now()
 		out, err := api.Update(ctx, sl, metav1.UpdateOptions{})
+		pd.answered = time.Now()
 		var status apierrors.APIStatus
 		if err == nil || errors.As(err, &status) || attempt == writeAttempts || ctx.Err() != nil {
 			return out, err
@@ -310,6 +318,7 @@ func (w *writer) runCase(ctx context.Context, c churnCase, s seer, capAfter, bud
 	res.Retried = w.retries - retriedBefore
 	w.mu.Unlock()
 	for _, pd := range all {
+		res.Answers = append(res.Answers, pd.answered.Sub(pd.t0).Seconds())
 		if pd.capped {
 			res.Capped++
 		} else {
