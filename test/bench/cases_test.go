@@ -95,8 +95,11 @@ type CaseResult struct {
 	PartialSyncS float64      `json:"partialSyncS,omitempty"`
 	// Answers are the API server's answer times of every change written
 	// in the case (seconds from the write to its answer): the first hop,
-	// which the informer and the proxies share.
+	// which the informer and the proxies share. ServerS is the API
+	// server's own mean time handling them (its request-duration metric),
+	// which tells its part of the hop from the way to it and back.
 	Answers []float64 `json:"answers,omitempty"`
+	ServerS float64   `json:"serverS,omitempty"`
 }
 
 // seer tells when a change is seen: the kernel for a proxy, the informer's
@@ -117,8 +120,8 @@ type pending struct {
 	// of the change's way (the write committed), before any watch.
 	answered time.Time
 	done     chan struct{}
-	latency float64
-	capped  bool
+	latency  float64
+	capped   bool
 	// checked is the tap's time tapSeer last confirmed in the kernel;
 	// polled when it last read the kernel without the tap.
 	checked, polled time.Time
@@ -419,6 +422,9 @@ func (g *guest) runCases(proc *process, n int, want table, kubeProxy, behind boo
 	}
 	var out []CaseResult
 	for _, c := range cases {
+		// Outside the proxy's CPU window: reading the API server's
+		// metrics takes the guest a moment.
+		api0, apiOK := apiSliceUpdates(g.client)
 		user0, sys0, _ := proc.cpuTimes()
 		syncs0 := syncCount()
 		partial0 := partialSyncs()
@@ -431,6 +437,7 @@ func (g *guest) runCases(proc *process, n int, want table, kubeProxy, behind boo
 		profiled()
 		user1, sys1, _ := proc.cpuTimes()
 		res.CPUS, res.SysS, res.Syncs = user1+sys1-user0-sys0, sys1-sys0, syncCount()-syncs0
+		res.ServerS = serverMean(g.client, api0, apiOK)
 		if c.Name == resyncCaseName {
 			res.PartialSyncS = partialSyncs().meanSince(partial0)
 		}

@@ -174,10 +174,12 @@ func (g *guest) runInformerFloor(n int, want table) (r Run, err error) {
 	proc := &process{cmd: cmd}
 	w := g.newWriter(n, want)
 	for _, c := range churnCases(g.p, n) {
+		api0, apiOK := apiSliceUpdates(g.client)
 		user0, sys0, _ := proc.cpuTimes()
 		res, err := w.runCase(context.Background(), c, s, g.p.ChangeCap, 0)
 		user1, sys1, _ := proc.cpuTimes()
 		res.CPUS, res.SysS = user1+sys1-user0-sys0, sys1-sys0
+		res.ServerS = serverMean(g.client, api0, apiOK)
 		r.Cases = append(r.Cases, res)
 		if err != nil {
 			return r, fmt.Errorf("%s: %w", c.Name, err)

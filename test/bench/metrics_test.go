@@ -2,12 +2,16 @@ package bench
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 )
 
 // Metric names both proxies serve (ipvs-proxy keeps kube-proxy's) and
@@ -84,4 +88,61 @@ func (m metrics) ipv4(name string) (float64, bool) {
 	}
 	v, ok := m[name]
 	return v, ok
+}
+
+// apiWriteMetric is the API server's own histogram of request handling
+// time, from the request's arrival to its answer (etcd's commit included).
+const apiWriteMetric = "apiserver_request_duration_seconds"
+
+// sliceUpdates are the API server's count and total handling time of
+// EndpointSlice updates, which in the bench are the changes' writes.
+func (m metrics) sliceUpdates() syncTotals {
+	var t syncTotals
+	for series, v := range m {
+		if !strings.Contains(series, `resource="endpointslices"`) || !strings.Contains(series, `verb="PUT"`) {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(series, apiWriteMetric+"_sum{"):
+			t.sum += v
+		case strings.HasPrefix(series, apiWriteMetric+"_count{"):
+			t.count += v
+		}
+	}
+	return t
+}
+
+// apiSliceUpdates reads the API server's EndpointSlice update totals
+// through the guest's admin client; ok is false when its metrics cannot
+// be read (a fake client).
+func apiSliceUpdates(client kubernetes.Interface) (t syncTotals, ok bool) {
+	rc, isREST := client.Discovery().RESTClient().(*rest.RESTClient)
+	if !isREST || rc == nil {
+		return t, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	body, err := rc.Get().AbsPath("/metrics").Stream(ctx)
+	if err != nil {
+		return t, false
+	}
+	defer body.Close()
+	m, err := parseMetrics(body)
+	if err != nil {
+		return t, false
+	}
+	return m.sliceUpdates(), true
+}
+
+// serverMean is the API server's mean handling time of the updates since
+// before, read now; 0 when either read failed.
+func serverMean(client kubernetes.Interface, before syncTotals, ok bool) float64 {
+	if !ok {
+		return 0
+	}
+	after, ok := apiSliceUpdates(client)
+	if !ok {
+		return 0
+	}
+	return after.meanSince(before)
 }
