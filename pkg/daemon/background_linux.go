@@ -57,9 +57,9 @@ func startBackgroundThread(work <-chan func()) {
 	go func() {
 		runtime.LockOSThread() // never undone on the thread that is kept: see background
 		if unix.Gettid() == unix.Getpid() {
-			// Not the main thread: ps and top show its niceness as the
-			// whole process's. While this goroutine holds it, the next
-			// one cannot be given it.
+			// The main thread is not the one to keep: ps and top show
+			// its niceness as the whole process's. While this goroutine
+			// holds it, the goroutine started here gets another thread.
 			startBackgroundThread(work)
 			runtime.UnlockOSThread()
 			close(locked)

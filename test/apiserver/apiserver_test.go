@@ -14,6 +14,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -52,16 +53,12 @@ func TestServer(t *testing.T) {
 	// The server makes default/kubernetes shortly after it is ready; a
 	// restart before that would test nothing about the data (and CI once
 	// stopped it first, so the check below found no Service).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := admin.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("default/kubernetes before the restart: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
+	var getErr error
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, getErr = admin.CoreV1().Services(metav1.NamespaceDefault).Get(ctx, "kubernetes", metav1.GetOptions{})
+		return getErr == nil, nil
+	}); err != nil {
+		t.Fatalf("default/kubernetes before the restart: %v (last: %v)", err, getErr)
 	}
 
 	s.Stop()
