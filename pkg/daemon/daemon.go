@@ -117,10 +117,11 @@ type daemon struct {
 	// resync.go); stepTurn says the next run steps it even if changes are
 	// waiting, so that it ends under a storm of changes too.
 	resync *resyncRun
-	// gcRestore puts the collector's target back after a resync (gcRelax).
-	gcRestore func()
-	stepTurn  bool
-	kick      func()
+	// gc is the collector's target raised for a resync, until it is put
+	// back (see gc.go).
+	gc       *relaxedGC
+	stepTurn bool
+	kick     func()
 
 	// zone is the Node's zone label; syncedZone what the proxier builds
 	// with (sync goroutine only).

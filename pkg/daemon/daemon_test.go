@@ -266,6 +266,7 @@ func TestResyncReadDoesNotHoldUpChanges(t *testing.T) {
 	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, service("web", "10.96.0.10"), endpointSlice("web", "10.244.1.2"))
 	kipvs := &blockingList{Fake: ipvs.NewFake(), release: make(chan struct{})}
 	gc := recordGCPercent(t, 40)
+	fakeGCCycles(t, true) // every look finds a collection since
 	done := runFast(ctx, client, kipvs, nil)
 	const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
 	waitFor(t, kipvs.Fake, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n")
@@ -336,18 +337,49 @@ func (g *gcPercent) sets() []int {
 	return append([]int(nil), g.log...)
 }
 
-// TestGCRelax: a resync raises the collector's target to 100 and puts
-// back what was there; an operator's higher GOGC, or GC off, is kept.
+// fakeGCCycles stands in for the count of finished collections for the
+// rest of the test: it is what the returned counter holds, or, with
+// ticking, one more at every look.
+func fakeGCCycles(t *testing.T, ticking bool) *atomic.Uint64 {
+	var n atomic.Uint64
+	orig := gcCycles
+	gcCycles = n.Load
+	if ticking {
+		gcCycles = func() uint64 { return n.Add(1) }
+	}
+	t.Cleanup(func() { gcCycles = orig })
+	return &n
+}
+
+// TestGCRelax: a resync raises the collector's target to 100, and what
+// was there comes back after the first collection since the resync ended,
+// not before; an operator's higher GOGC, or GC off, is kept.
 func TestGCRelax(t *testing.T) {
 	for _, tc := range []struct{ start, during int }{{40, 100}, {100, 100}, {200, 200}, {-1, -1}} {
 		g := recordGCPercent(t, tc.start)
-		restore := gcRelax()
-		if got := g.current(); got != tc.during {
-			t.Errorf("GOGC %d: during a resync %d, want %d", tc.start, got, tc.during)
+		cycles := fakeGCCycles(t, false)
+		d := &daemon{}
+		d.relaxGC()
+		check := func(when string, want int) {
+			t.Helper()
+			if got := g.current(); got != want {
+				t.Errorf("GOGC %d: %s: %d, want %d", tc.start, when, got, want)
+			}
 		}
-		restore()
-		if got := g.current(); got != tc.start {
-			t.Errorf("GOGC %d: after a resync %d, want it back", tc.start, got)
+		check("during a resync", tc.during)
+		cycles.Add(1) // a collection during the resync
+		d.restoreGC()
+		check("after a collection during the resync", tc.during)
+		d.resyncOver()
+		d.restoreGC()
+		check("after the resync, before a collection", tc.during)
+		d.relaxGC() // the next resync's read, still no collection
+		d.resyncOver()
+		cycles.Add(1)
+		d.restoreGC()
+		check("after the next resync and a collection", tc.start)
+		if n := len(g.sets()); tc.start == 40 && n != 2 {
+			t.Errorf("GOGC 40: the target was set %d times (%v), want twice: raised once, put back once", n, g.sets())
 		}
 	}
 }

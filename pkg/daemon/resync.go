@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"runtime/debug"
 	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
@@ -26,49 +25,12 @@ import (
 // more such sync.
 const resyncStep = 10 * time.Millisecond
 
-// resyncGCPercent is the Go collector's target while a periodic resync
-// runs (see gcRelax).
-const resyncGCPercent = 100
-
-// setGCPercent is debug.SetGCPercent; tests record it.
-var setGCPercent = debug.SetGCPercent
-
-// gcRelax raises the collector's target for the span of a periodic resync
-// and returns what puts it back. A resync's read and rebuild make about
-// 25 MB of short-lived garbage at 5,000 Services. At ipvs-proxy's lean
-// target (40, cmd/ipvs-proxy/gc.go) that was four collections within the
-// resync's 2.7 s in the test VM, and every change near the resync that
-// took over 65 ms fell in one of their mark phases, which took a vCPU
-// while the read took the other. At 100 the garbage fits the headroom,
-// and the one collection comes when the target is put back, after the
-// read and with the snapshot already garbage. An operator's higher GOGC
-// (or off) is kept.
-func gcRelax() (restore func()) {
-	prev := setGCPercent(resyncGCPercent)
-	if prev < 0 || prev >= resyncGCPercent {
-		setGCPercent(prev)
-		return func() {}
-	}
-	return func() { setGCPercent(prev) }
-}
-
-// resyncOver puts the collector's target back once a resync is done or
-// void.
-func (d *daemon) resyncOver() {
-	if d.gcRestore != nil {
-		d.gcRestore()
-		d.gcRestore = nil
-	}
-}
-
 // startRead starts a periodic resync's read, unless one is under way.
 func (d *daemon) startRead() {
 	if d.reading != nil || d.resync != nil {
 		return
 	}
-	if d.gcRestore == nil {
-		d.gcRestore = gcRelax()
-	}
+	d.relaxGC()
 	d.Proxier.BeginRead()
 	d.readStart = d.Clock.Now()
 	ch := make(chan resyncRead, 1)

@@ -22,6 +22,7 @@ const EventReason = "IPVSProxySkipped"
 // then does not charge to its budget.
 func (d *daemon) sync() (free bool) {
 	start := d.Clock.Now()
+	d.restoreGC()
 	if zone, changed := d.takeZone(); changed {
 		d.Proxier.SetZone(zone)
 		d.needFull = true
