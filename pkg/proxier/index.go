@@ -3,7 +3,6 @@ package proxier
 import (
 	"maps"
 	"net/netip"
-	"reflect"
 	"slices"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
@@ -111,7 +110,7 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 		if ok {
 			st = x.settle(name, st)
 		}
-		if !ok && !had || ok && had && reflect.DeepEqual(old, st) {
+		if !ok && !had || ok && had && old.Equal(&st) {
 			continue
 		}
 		x.move(old, -1)

@@ -9,7 +9,6 @@ package proxier
 import (
 	"maps"
 	"net/netip"
-	"reflect"
 	"slices"
 	"time"
 
@@ -56,6 +55,8 @@ type Proxier struct {
 	since *since
 	// resync is the resync in steps under way, if any (see BeginResync).
 	resync *Resync
+	// scratch is syncServices' own, kept between calls.
+	scratch scratch
 	// AdoptNodePorts, set while a node moves from kube-proxy's IPVS mode
 	// (its NodePort sets are still there), lets a full sync take over a
 	// virtual server on a node address that a Service wants as its node
@@ -297,9 +298,10 @@ type kernelRead func(ipvs.ServiceKey) (ipvs.VirtualServer, bool, error)
 // virtual server may have come or gone there.
 func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceInput, get kernelRead, full bool) Result {
 	res := Result{Problems: map[types.NamespacedName][]string{}}
-	built := make(map[types.NamespacedName]*model.ServiceState, len(changed))
-	read := map[ipvs.ServiceKey]*ipvs.VirtualServer{}
-	foreign := map[ipvs.ServiceKey]bool{}
+	sc := &p.scratch
+	sc.take(len(changed))
+	defer sc.release()
+	built, read, foreign := sc.built, sc.read, sc.foreign
 	for name, in := range changed {
 		var st model.ServiceState
 		if in != nil {
@@ -314,7 +316,8 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 			}
 			continue
 		}
-		built[name] = &st
+		sc.states = append(sc.states, st)
+		built[name] = &sc.states[len(sc.states)-1]
 		// A key no Service had yet may hold another tool's virtual server,
 		// and one that did may have gone: look before claiming it.
 		for _, e := range st.Entries {
@@ -352,9 +355,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 			}
 		}
 	}
-	desired := map[ipvs.ServiceKey]ipvs.VirtualServer{}
-	touched := map[ipvs.ServiceKey]bool{}
-	touchedAddrs := map[netip.Addr]bool{}
+	desired, touched, touchedAddrs := sc.desired, sc.touched, sc.addrs
 	for _, c := range changes {
 		res.note(c)
 		if !equalChecks(c.old.HealthCheck, c.new.HealthCheck) {
@@ -395,7 +396,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 		}
 	}
 	p.writeMembers(&res)
-	current := map[ipvs.ServiceKey]ipvs.VirtualServer{}
+	current := sc.current
 	for key := range touched {
 		_, want := desired[key]
 		if !want && !p.owns(key) {
@@ -425,7 +426,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 	for a := range touchedAddrs {
 		p.since.touchAddr(a)
 	}
-	wantAddrs, haveAddrs := map[netip.Addr]bool{}, map[netip.Addr]bool{}
+	wantAddrs, haveAddrs := sc.want, sc.have
 	for a := range touchedAddrs {
 		wantAddrs[a] = p.idx.vipRefs[a] > 0
 		haveAddrs[a] = p.linkAddrs[a]
@@ -438,7 +439,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 	p.apply(plan, nil, &res)
 	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
 	res.Draining = p.trackDrains(plan, touched)
-	oldStates := make(map[types.NamespacedName]model.ServiceState, len(synced))
+	oldStates := sc.oldStates
 	for _, name := range synced {
 		oldStates[name] = p.idx.held[name]
 	}
@@ -468,7 +469,7 @@ func equalChecks(a, b *model.HealthCheck) bool {
 // own changes.
 func (p *Proxier) unchanged(name types.NamespacedName, st model.ServiceState) bool {
 	old, ok := p.idx.built[name]
-	if !ok || p.failed[name] || !reflect.DeepEqual(old, st) {
+	if !ok || p.failed[name] || !old.Equal(&st) {
 		return false
 	}
 	for k := range p.drainSince {
