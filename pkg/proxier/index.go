@@ -103,7 +103,10 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 	}
 	names := slices.Collect(maps.Keys(affected))
 	slices.SortFunc(names, model.CompareNames)
-	var changes []heldChange
+	// One allocation: a heldChange holds two states, and a full sync
+	// changes every Service; grown by appending, the list's copies were
+	// the largest part of a cold start's garbage in the index.
+	changes := make([]heldChange, 0, len(names))
 	for _, name := range names {
 		old, had := x.held[name]
 		st, ok := x.built[name]
