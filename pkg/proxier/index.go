@@ -103,10 +103,7 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 	}
 	names := slices.Collect(maps.Keys(affected))
 	slices.SortFunc(names, model.CompareNames)
-	// One allocation: a heldChange holds two states, and a full sync
-	// changes every Service; grown by appending, the list's copies were
-	// the largest part of a cold start's garbage in the index.
-	changes := make([]heldChange, 0, len(names))
+	var changes []heldChange
 	for _, name := range names {
 		old, had := x.held[name]
 		st, ok := x.built[name]

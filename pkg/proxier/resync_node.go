@@ -21,7 +21,7 @@ import (
 func (r *Resync) addMissingMembers(names []types.NamespacedName) Result {
 	p := r.p
 	res := Result{Problems: map[types.NamespacedName][]string{}}
-	missing := map[setID][]ipset.Entry{}
+	missing := map[string][]ipset.Entry{}
 	for _, n := range names {
 		for m := range membersOf(p.idx.held[n]) {
 			if !r.members[m] && !p.since.members[m] {
@@ -30,8 +30,8 @@ func (r *Resync) addMissingMembers(names []types.NamespacedName) Result {
 			}
 		}
 	}
-	for _, set := range slices.SortedFunc(maps.Keys(missing), byName) {
-		for _, err := range p.sets.AddAll(set.name(), missing[set]) {
+	for _, set := range slices.Sorted(maps.Keys(missing)) {
+		for _, err := range p.sets.AddAll(set, missing[set]) {
 			p.setWrite(&res, err, &res.Counts.SetMembersAdded)
 		}
 	}
@@ -44,10 +44,10 @@ func (r *Resync) addMissingMembers(names []types.NamespacedName) Result {
 func (r *Resync) dropStaleMembers() (Result, bool) {
 	p := r.p
 	res := Result{Problems: map[types.NamespacedName][]string{}}
-	stale := map[setID][]ipset.Entry{}
+	stale := map[string][]ipset.Entry{}
 	for left := r.scan; left > 0 && r.setAt < len(ownedSets); {
-		set := setID(r.setAt)
-		es := r.sets[set.name()]
+		set := ownedSets[r.setAt].Name
+		es := r.sets[set]
 		end := min(r.entryAt+left, len(es))
 		for _, e := range es[r.entryAt:end] {
 			if m := (member{set, e}); p.idx.memberRefs[m] == 0 && !p.since.members[m] {
@@ -59,8 +59,8 @@ func (r *Resync) dropStaleMembers() (Result, bool) {
 			r.setAt, r.entryAt = r.setAt+1, 0
 		}
 	}
-	for _, set := range slices.SortedFunc(maps.Keys(stale), byName) {
-		for _, err := range p.sets.DelAll(set.name(), stale[set]) {
+	for _, set := range slices.Sorted(maps.Keys(stale)) {
+		for _, err := range p.sets.DelAll(set, stale[set]) {
 			p.setWrite(&res, err, &res.Counts.SetMembersDeleted)
 		}
 	}

@@ -3,8 +3,6 @@ package proxier
 import (
 	"errors"
 	"iter"
-	"net/netip"
-	"slices"
 	"strings"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
@@ -42,100 +40,59 @@ var ownedSets = []ipset.Set{
 // OwnedSets are the sets the proxier keeps, for cleanup.
 func OwnedSets() []ipset.Set { return append([]ipset.Set(nil), ownedSets...) }
 
-// member is one kernel set member. The set is its index in ownedSets, not
-// its name: a resync looks up every member the Services want and every
-// one the kernel holds (tens of thousands at 5,000 Services), and a
-// one-byte key is cheaper to hash and compare than a name.
 type member struct {
-	set   setID
+	set   string
 	entry ipset.Entry
 }
-
-// setID is a set's index in ownedSets.
-type setID uint8
-
-func (s setID) name() string { return ownedSets[s].Name }
-
-// setPair is one kind of set: the IPv4 one and the IPv6 one.
-type setPair [2]setID
-
-// pairOf finds a kind of set, named by family, in ownedSets.
-func pairOf(name func(iptables.Family) string) setPair {
-	var pair setPair
-	for f, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {
-		i := slices.IndexFunc(ownedSets, func(s ipset.Set) bool { return s.Name == name(fam) })
-		if i < 0 {
-			panic("not an owned set: " + name(fam))
-		}
-		pair[f] = setID(i)
-	}
-	return pair
-}
-
-// of is the set of a's family.
-func (p setPair) of(a netip.Addr) setID {
-	if a.Is4() {
-		return p[0]
-	}
-	return p[1]
-}
-
-var (
-	hairpinSets          = pairOf(iptables.HairpinSet)
-	keepSourceSets       = pairOf(iptables.KeepSourceSet)
-	vipSets              = pairOf(iptables.VIPSet)
-	servicePortsSets     = pairOf(iptables.ServicePortsSet)
-	noLocalEndpointsSets = pairOf(iptables.NoLocalEndpointsSet)
-	externalVIPSets      = pairOf(iptables.ExternalVIPSet)
-	firewallSets         = pairOf(iptables.FirewallSet)
-	sourceRangesSets     = pairOf(iptables.SourceRangesSet)
-	shortCircuitSets     = pairOf(iptables.ShortCircuitSet)
-)
-
-// byName orders sets by name, the order their writes go in.
-func byName(a, b setID) int { return strings.Compare(a.name(), b.name()) }
 
 // membersOf yields the set members one Service wants, without building a
 // list: a full sync goes through every Service's.
 func membersOf(st model.ServiceState) iter.Seq[member] {
 	return func(yield func(member) bool) {
 		for _, m := range st.Hairpin {
-			if !yield(member{hairpinSets.of(m.Addr), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port, IP2: m.Addr}}) {
+			if !yield(member{iptables.HairpinSet(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port, IP2: m.Addr}}) {
 				return
 			}
 		}
 		for _, group := range []struct {
-			sets    setPair
+			set     func(iptables.Family) string
 			members []model.SetMember
-		}{{keepSourceSets, st.KeepSource}, {servicePortsSets, st.ServicePorts}, {noLocalEndpointsSets, st.NoLocalEndpoints},
-			{firewallSets, st.Firewall}} {
+		}{{iptables.KeepSourceSet, st.KeepSource}, {iptables.ServicePortsSet, st.ServicePorts}, {iptables.NoLocalEndpointsSet, st.NoLocalEndpoints},
+			{iptables.FirewallSet, st.Firewall}} {
 			for _, m := range group.members {
-				if !yield(member{group.sets.of(m.Addr), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port}}) {
+				if !yield(member{group.set(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port}}) {
 					return
 				}
 			}
 		}
 		for _, m := range st.SourceRanges {
-			if !yield(member{sourceRangesSets.of(m.Addr), ipset.Entry{IP: m.Addr, Proto: proto(m.SetMember), Port: m.Port, Net: m.Source}}) {
+			if !yield(member{iptables.SourceRangesSet(family(m.SetMember)), ipset.Entry{IP: m.Addr, Proto: proto(m.SetMember), Port: m.Port, Net: m.Source}}) {
 				return
 			}
 		}
 		for _, m := range st.ShortCircuit {
-			if !yield(member{shortCircuitSets.of(m.Addr), ipset.Entry{IP: m.Addr, Proto: proto(m.SetMember), Port: m.Port, Mark: m.Mark}}) {
+			if !yield(member{iptables.ShortCircuitSet(family(m.SetMember)), ipset.Entry{IP: m.Addr, Proto: proto(m.SetMember), Port: m.Port, Mark: m.Mark}}) {
 				return
 			}
 		}
 		for _, v := range st.VIPs {
-			if !yield(member{vipSets.of(v), ipset.Entry{IP: v}}) {
+			if !yield(member{iptables.VIPSet(family(model.SetMember{Addr: v})), ipset.Entry{IP: v}}) {
 				return
 			}
 		}
 		for _, v := range st.ExternalVIPs {
-			if !yield(member{externalVIPSets.of(v), ipset.Entry{IP: v}}) {
+			if !yield(member{iptables.ExternalVIPSet(family(model.SetMember{Addr: v})), ipset.Entry{IP: v}}) {
 				return
 			}
 		}
 	}
+}
+
+func family(m model.SetMember) iptables.Family {
+	if m.Addr.Is4() {
+		return iptables.IPv4
+	}
+	return iptables.IPv6
 }
 
 // proto is the protocol as ipset spells it. The three the model builds
@@ -168,27 +125,26 @@ func (p *Proxier) EnsureSets() error {
 // syncAllSets makes the sets exist and hold exactly what p.idx.memberRefs
 // says, from the members the snapshot read.
 func (p *Proxier) syncAllSets(res *Result, have map[string][]ipset.Entry) {
-	counts := map[setID]int{}
+	counts := map[string]int{}
 	for m := range p.idx.memberRefs {
 		counts[m.set]++
 	}
-	wanted := make(map[setID][]ipset.Entry, len(counts))
+	wanted := make(map[string][]ipset.Entry, len(counts))
 	for set, n := range counts {
 		wanted[set] = make([]ipset.Entry, 0, n)
 	}
 	for m := range p.idx.memberRefs {
 		wanted[m.set] = append(wanted[m.set], m.entry)
 	}
-	for i, s := range ownedSets {
+	for _, s := range ownedSets {
 		if err := p.sets.Ensure(s); err != nil {
 			res.Errors = append(res.Errors, err)
 			continue
 		}
-		id := setID(i)
 		var stale, missing []ipset.Entry
 		present := 0 // kernel sets hold no duplicates
 		for _, e := range have[s.Name] {
-			if p.idx.memberRefs[member{id, e}] > 0 {
+			if p.idx.memberRefs[member{s.Name, e}] > 0 {
 				present++
 			} else {
 				stale = append(stale, e)
@@ -196,13 +152,13 @@ func (p *Proxier) syncAllSets(res *Result, have map[string][]ipset.Entry) {
 		}
 		// A resync usually finds every wanted member there: then it
 		// needs no index of what the kernel holds.
-		if present < len(wanted[id]) {
-			missing = make([]ipset.Entry, 0, len(wanted[id])-present)
+		if present < len(wanted[s.Name]) {
+			missing = make([]ipset.Entry, 0, len(wanted[s.Name])-present)
 			haveSet := make(map[ipset.Entry]bool, len(have[s.Name]))
 			for _, e := range have[s.Name] {
 				haveSet[e] = true
 			}
-			for _, e := range wanted[id] {
+			for _, e := range wanted[s.Name] {
 				if !haveSet[e] {
 					missing = append(missing, e)
 				}
@@ -230,15 +186,15 @@ func (p *Proxier) writeMembers(res *Result) {
 	// the old one first, or the delete would take the new one with it.
 	for _, m := range del {
 		if m.entry.Mark != 0 {
-			p.setWrite(res, p.sets.Del(m.set.name(), m.entry), &res.Counts.SetMembersDeleted)
+			p.setWrite(res, p.sets.Del(m.set, m.entry), &res.Counts.SetMembersDeleted)
 		}
 	}
 	for _, m := range add {
-		p.setWrite(res, p.sets.Add(m.set.name(), m.entry), &res.Counts.SetMembersAdded)
+		p.setWrite(res, p.sets.Add(m.set, m.entry), &res.Counts.SetMembersAdded)
 	}
 	for _, m := range del {
 		if m.entry.Mark == 0 {
-			p.setWrite(res, p.sets.Del(m.set.name(), m.entry), &res.Counts.SetMembersDeleted)
+			p.setWrite(res, p.sets.Del(m.set, m.entry), &res.Counts.SetMembersDeleted)
 		}
 	}
 }

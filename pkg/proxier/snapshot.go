@@ -62,9 +62,9 @@ func (p *Proxier) ReadKernel() Snapshot {
 		}
 	}
 	s.members = make(map[member]bool, n)
-	for i, set := range ownedSets {
-		for _, e := range s.sets[set.Name] {
-			s.members[member{setID(i), e}] = true
+	for set, es := range s.sets {
+		for _, e := range es {
+			s.members[member{set, e}] = true
 		}
 	}
 	if len(errs) > 0 {
