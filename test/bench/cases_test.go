@@ -92,6 +92,9 @@ type CaseResult struct {
 	// sync in the case, from its own sync-duration metric (resyncCaseName
 	// only).
 	Resyncs      [][2]float64 `json:"resyncs,omitempty"`
+	// Memory is the proxy's memory lines at the case's end (process.memory),
+	// for the log: which phase sets the peak.
+	Memory string `json:"memory,omitempty"`
 	PartialSyncS float64      `json:"partialSyncS,omitempty"`
 	// Answers are the API server's answer times of every change written
 	// in the case (seconds from the write to its answer): the first hop,
@@ -450,6 +453,7 @@ func (g *guest) runCases(proc *process, n int, want table, kubeProxy, behind boo
 				err = rerr
 			}
 		}
+		res.Memory = proc.memory()
 		out = append(out, res)
 		if err != nil {
 			return out, fmt.Errorf("%s: %w", c.Name, err)

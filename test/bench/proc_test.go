@@ -126,8 +126,9 @@ func (p *process) peakRSS() (int64, error) {
 }
 
 // memory is the memory lines of /proc/PID/status (peak, now, and the
-// resident split into anonymous memory and mapped files such as the
-// binary's text), for the log: where the peak RSS comes from.
+// resident split into anonymous memory, mapped files, and shared memory,
+// where the binary's text is when it runs from a tmpfs), for the log:
+// where the peak RSS comes from.
 func (p *process) memory() string {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
@@ -135,7 +136,7 @@ func (p *process) memory() string {
 	}
 	var keep []string
 	for _, line := range strings.Split(string(data), "\n") {
-		for _, key := range []string{"VmHWM:", "VmRSS:", "RssAnon:", "RssFile:"} {
+		for _, key := range []string{"VmHWM:", "VmRSS:", "RssAnon:", "RssFile:", "RssShmem:"} {
 			if strings.HasPrefix(line, key) {
 				keep = append(keep, strings.Join(strings.Fields(line), " "))
 			}

@@ -57,7 +57,7 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 	}
 	r.ColdS = cold.Seconds()
 	r.ColdCPUS, _ = proc.cpu()
-	t.Logf("%s: converged in %s (CPU %s s; %s)", px.name, duration(r.ColdS), num(r.ColdCPUS), polls)
+	t.Logf("%s: converged in %s (CPU %s s; %s); memory: %s", px.name, duration(r.ColdS), num(r.ColdCPUS), polls, proc.memory())
 	// Changes start once the first sync has finished: kube-proxy writes its
 	// ipsets and iptables after the virtual servers, and its first sync
 	// execs `ipset add` once per Service. If that takes longer than the
@@ -109,6 +109,7 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 		}
 	}
 	cpu1, _ := proc.cpu()
+	t.Logf("%s: memory after the spaced changes: %s", px.name, proc.memory())
 	r.PhaseCPUS, r.PhaseWallS = cpu1-cpu0, time.Since(phase).Seconds()
 	if m, err := scrape(); err == nil {
 		count, _ := m.ipv4(syncCountMetric)
@@ -120,7 +121,7 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 	r.Cases, err = g.runCases(proc, n, want, px.name != ipvsProxyName, allCapped(r.Changes))
 	stopTap()
 	for _, c := range r.Cases {
-		t.Logf("%s: %s", px.name, caseText(c, g.p.ChangeCap.Seconds(), true))
+		t.Logf("%s: %s; memory: %s", px.name, caseText(c, g.p.ChangeCap.Seconds(), true), c.Memory)
 	}
 	if err != nil {
 		fail("%s: %v", px.name, err)
