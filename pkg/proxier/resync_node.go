@@ -25,7 +25,7 @@ func (r *Resync) addMissingMembers(names []types.NamespacedName) Result {
 	for _, n := range names {
 		for m := range membersOf(p.idx.held[n]) {
 			if !r.members[m] && !p.since.members[m] {
-				missing[m.set] = append(missing[m.set], m.entry)
+				missing[m.setName()] = append(missing[m.setName()], m.entry())
 				p.since.touchMember(m) // written now: once, if two Services want it
 			}
 		}
@@ -50,7 +50,7 @@ func (r *Resync) dropStaleMembers() (Result, bool) {
 		es := r.sets[set]
 		end := min(r.entryAt+left, len(es))
 		for _, e := range es[r.entryAt:end] {
-			if m := (member{set, e}); p.idx.memberRefs[m] == 0 && !p.since.members[m] {
+			if m := (newMember(set, e)); p.idx.memberRefs[m] == 0 && !p.since.members[m] {
 				stale[set] = append(stale[set], e)
 			}
 		}

@@ -40,17 +40,12 @@ var ownedSets = []ipset.Set{
 // OwnedSets are the sets the proxier keeps, for cleanup.
 func OwnedSets() []ipset.Set { return append([]ipset.Set(nil), ownedSets...) }
 
-type member struct {
-	set   string
-	entry ipset.Entry
-}
-
 // membersOf yields the set members one Service wants, without building a
 // list: a full sync goes through every Service's.
 func membersOf(st model.ServiceState) iter.Seq[member] {
 	return func(yield func(member) bool) {
 		for _, m := range st.Hairpin {
-			if !yield(member{iptables.HairpinSet(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port, IP2: m.Addr}}) {
+			if !yield(newMember(iptables.HairpinSet(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port, IP2: m.Addr})) {
 				return
 			}
 		}
@@ -60,28 +55,28 @@ func membersOf(st model.ServiceState) iter.Seq[member] {
 		}{{iptables.KeepSourceSet, st.KeepSource}, {iptables.ServicePortsSet, st.ServicePorts}, {iptables.NoLocalEndpointsSet, st.NoLocalEndpoints},
 			{iptables.FirewallSet, st.Firewall}} {
 			for _, m := range group.members {
-				if !yield(member{group.set(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port}}) {
+				if !yield(newMember(group.set(family(m)), ipset.Entry{IP: m.Addr, Proto: proto(m), Port: m.Port})) {
 					return
 				}
 			}
 		}
 		for _, m := range st.SourceRanges {
-			if !yield(member{iptables.SourceRangesSet(family(m.SetMember)), ipset.Entry{IP: m.Addr, Proto: proto(m.SetMember), Port: m.Port, Net: m.Source}}) {
+			if !yield(newMember(iptables.SourceRangesSet(family(m.SetMember)), ipset.Entry{IP: m.Addr, Proto: proto(m.SetMember), Port: m.Port, Net: m.Source})) {
 				return
 			}
 		}
 		for _, m := range st.ShortCircuit {
-			if !yield(member{iptables.ShortCircuitSet(family(m.SetMember)), ipset.Entry{IP: m.Addr, Proto: proto(m.SetMember), Port: m.Port, Mark: m.Mark}}) {
+			if !yield(newMember(iptables.ShortCircuitSet(family(m.SetMember)), ipset.Entry{IP: m.Addr, Proto: proto(m.SetMember), Port: m.Port, Mark: m.Mark})) {
 				return
 			}
 		}
 		for _, v := range st.VIPs {
-			if !yield(member{iptables.VIPSet(family(model.SetMember{Addr: v})), ipset.Entry{IP: v}}) {
+			if !yield(newMember(iptables.VIPSet(family(model.SetMember{Addr: v})), ipset.Entry{IP: v})) {
 				return
 			}
 		}
 		for _, v := range st.ExternalVIPs {
-			if !yield(member{iptables.ExternalVIPSet(family(model.SetMember{Addr: v})), ipset.Entry{IP: v}}) {
+			if !yield(newMember(iptables.ExternalVIPSet(family(model.SetMember{Addr: v})), ipset.Entry{IP: v})) {
 				return
 			}
 		}
@@ -127,14 +122,14 @@ func (p *Proxier) EnsureSets() error {
 func (p *Proxier) syncAllSets(res *Result, have map[string][]ipset.Entry) {
 	counts := map[string]int{}
 	for m := range p.idx.memberRefs {
-		counts[m.set]++
+		counts[m.setName()]++
 	}
 	wanted := make(map[string][]ipset.Entry, len(counts))
 	for set, n := range counts {
 		wanted[set] = make([]ipset.Entry, 0, n)
 	}
 	for m := range p.idx.memberRefs {
-		wanted[m.set] = append(wanted[m.set], m.entry)
+		wanted[m.setName()] = append(wanted[m.setName()], m.entry())
 	}
 	for _, s := range ownedSets {
 		if err := p.sets.Ensure(s); err != nil {
@@ -144,7 +139,7 @@ func (p *Proxier) syncAllSets(res *Result, have map[string][]ipset.Entry) {
 		var stale, missing []ipset.Entry
 		present := 0 // kernel sets hold no duplicates
 		for _, e := range have[s.Name] {
-			if p.idx.memberRefs[member{s.Name, e}] > 0 {
+			if p.idx.memberRefs[newMember(s.Name, e)] > 0 {
 				present++
 			} else {
 				stale = append(stale, e)
@@ -185,16 +180,16 @@ func (p *Proxier) writeMembers(res *Result) {
 	// A marked member that changes its mark is one kernel member: delete
 	// the old one first, or the delete would take the new one with it.
 	for _, m := range del {
-		if m.entry.Mark != 0 {
-			p.setWrite(res, p.sets.Del(m.set, m.entry), &res.Counts.SetMembersDeleted)
+		if m.mark != 0 {
+			p.setWrite(res, p.sets.Del(m.setName(), m.entry()), &res.Counts.SetMembersDeleted)
 		}
 	}
 	for _, m := range add {
-		p.setWrite(res, p.sets.Add(m.set, m.entry), &res.Counts.SetMembersAdded)
+		p.setWrite(res, p.sets.Add(m.setName(), m.entry()), &res.Counts.SetMembersAdded)
 	}
 	for _, m := range del {
-		if m.entry.Mark == 0 {
-			p.setWrite(res, p.sets.Del(m.set, m.entry), &res.Counts.SetMembersDeleted)
+		if m.mark == 0 {
+			p.setWrite(res, p.sets.Del(m.setName(), m.entry()), &res.Counts.SetMembersDeleted)
 		}
 	}
 }

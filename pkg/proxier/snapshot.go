@@ -64,7 +64,7 @@ func (p *Proxier) ReadKernel() Snapshot {
 	s.members = make(map[member]bool, n)
 	for set, es := range s.sets {
 		for _, e := range es {
-			s.members[member{set, e}] = true
+			s.members[newMember(set, e)] = true
 		}
 	}
 	if len(errs) > 0 {
