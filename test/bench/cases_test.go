@@ -91,11 +91,11 @@ type CaseResult struct {
 	// seconds; ipvs-proxy only); PartialSyncS is its mean change-by-change
 	// sync in the case, from its own sync-duration metric (resyncCaseName
 	// only).
-	Resyncs      [][2]float64 `json:"resyncs,omitempty"`
+	Resyncs [][2]float64 `json:"resyncs,omitempty"`
 	// Memory is the proxy's memory lines at the case's end (process.memory),
 	// for the log: which phase sets the peak.
-	Memory string `json:"memory,omitempty"`
-	PartialSyncS float64      `json:"partialSyncS,omitempty"`
+	Memory       string  `json:"memory,omitempty"`
+	PartialSyncS float64 `json:"partialSyncS,omitempty"`
 	// Answers are the API server's answer times of every change written
 	// in the case (seconds from the write to its answer): the first hop,
 	// which the informer and the proxies share. ServerS is the API
