@@ -3,7 +3,6 @@ package ipvs
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -30,9 +29,8 @@ type Linux struct {
 	// lister is List's own socket: a periodic resync lists on its own
 	// goroutine, and a dump of thousands of services on the sync loop's
 	// socket held up every change's read and write for as long.
-	listMu  sync.Mutex
-	lister  *batcher
-	procBuf []byte // List's read of procFile
+	listMu sync.Mutex
+	lister *batcher
 	// batch makes Write's ops many to a system call (see pkg/nlbatch),
 	// and reads one virtual server for Get.
 	batch *batcher
@@ -107,13 +105,12 @@ func (l *Linux) List() ([]VirtualServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The file has no size to read ahead of it, so reading it whole
-	// grows a buffer by doubling, megabytes at thousands of Services:
-	// the last List's buffer is kept for the next.
-	if l.procBuf, err = readInto(procFile, l.procBuf[:0]); err != nil {
+	f, err := os.Open(procFile)
+	if err != nil {
 		return nil, fmt.Errorf("list IPVS real servers: %w", err)
 	}
-	dests, err := ParseProc(l.procBuf)
+	defer f.Close()
+	dests, err := parseProc(f, len(svcs))
 	if err != nil {
 		return nil, err
 	}
@@ -131,28 +128,6 @@ func (l *Linux) Get(key ServiceKey) (VirtualServer, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.batch.get(key)
-}
-
-// readInto reads the file at path into buf, growing it as needed.
-func readInto(path string, buf []byte) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return buf, err
-	}
-	defer f.Close()
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := f.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if errors.Is(err, io.EOF) {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }
 
 // DeleteService goes through the batch encoder like every other write.

@@ -2,8 +2,7 @@ package ipvs
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
+	"net/netip"
 	"sort"
 	"strings"
 	"testing"
@@ -34,7 +33,7 @@ TCP  AC110001:1F90 wlc ops
 `
 
 func TestParseProc(t *testing.T) {
-	got, err := ParseProc([]byte(procSample))
+	got, err := ParseProc(strings.NewReader(procSample))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,15 +66,16 @@ func TestParseProcRefuses(t *testing.T) {
 		"TCP  0A60000A:0050 rr\n  -> 0AF40103:1F90 Masq 1\n",
 		"UDP  [fd00::zz]:0035 lc\n",
 	} {
-		if _, err := ParseProc([]byte(head + bad)); err == nil {
+		if _, err := ParseProc(strings.NewReader(head + bad)); err == nil {
 			t.Errorf("%q parsed without an error", bad)
 		}
 	}
 }
 
 // TestParseProcAllocations: a periodic resync parses the whole file, tens
-// of thousands of lines; parsing costs allocations per virtual server (its
-// map entry and real-server list), never per line.
+// of thousands of lines; parsing costs an allocation per virtual server
+// with real servers (its list, at its exact length) besides the map and
+// the read buffer, never one per line.
 func TestParseProcAllocations(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n")
@@ -86,32 +86,37 @@ func TestParseProcAllocations(t *testing.T) {
 			fmt.Fprintf(&b, "  -> 0AF4%02X%02X:1F90      Masq    1      0          0         \n", i%256, j)
 		}
 	}
-	data := []byte(b.String())
+	text := b.String()
+	var got map[ServiceKey][]Destination
 	allocs := testing.AllocsPerRun(5, func() {
-		if _, err := ParseProc(data); err != nil {
+		var err error
+		if got, err = parseProc(strings.NewReader(text), services); err != nil {
 			t.Fatal(err)
 		}
 	})
-	// A real-server list grows by doubling: about 5 allocations for 10.
-	if lines := services * (1 + dests); allocs > services*8 {
-		t.Errorf("parsing %d lines made %.0f allocations, want at most %d", lines, allocs, services*8)
+	if len(got) != services {
+		t.Fatalf("parsed %d virtual servers, want %d", len(got), services)
+	}
+	for k, ds := range got {
+		if len(ds) != dests || cap(ds) != dests {
+			t.Fatalf("%s: %d real servers in a list of %d, want %d in %d", k, len(ds), cap(ds), dests, dests)
+		}
+	}
+	// One list each, and a few for the map, the reader, the reused list.
+	if lines := services * (1 + dests); allocs > services+20 {
+		t.Errorf("parsing %d lines made %.0f allocations, want at most %d", lines, allocs, services+20)
 	}
 }
 
-// TestReadInto reads a file whole into a kept buffer, and again into the
-// same buffer without growing it.
-func TestReadInto(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "ip_vs")
-	want := strings.Repeat("TCP  0A60000A:0050 rr \n", 5000)
-	if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+// TestParseProcLastLine: a file that does not end in a newline still
+// gives its last real server.
+func TestParseProcLastLine(t *testing.T) {
+	got, err := ParseProc(strings.NewReader(strings.TrimSuffix(procSample, "\n")))
+	if err != nil {
 		t.Fatal(err)
 	}
-	buf, err := readInto(path, nil)
-	if err != nil || string(buf) != want {
-		t.Fatalf("first read: %d bytes, %v; want %d bytes", len(buf), err, len(want))
-	}
-	again, err := readInto(path, buf[:0])
-	if err != nil || string(again) != want || &again[0] != &buf[0] {
-		t.Errorf("second read: %d bytes, %v, same buffer %v", len(again), err, len(again) > 0 && &again[0] == &buf[0])
+	k := ServiceKey{Addr: netip.MustParseAddr("172.17.0.1"), Proto: TCP, Port: 8080}
+	if ds := got[k]; len(ds) != 1 || ds[0].AddrPort() != netip.MustParseAddrPort("172.17.0.2:80") {
+		t.Errorf("%s: %v, want its one real server 172.17.0.2:80", k, ds)
 	}
 }

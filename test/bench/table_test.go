@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -108,7 +109,7 @@ func readProcTable() (table, error) {
 // which the VM tests hold to the kernel; firewall-mark virtual servers are
 // left out (neither proxy makes them).
 func parseProcTable(data []byte) (table, error) {
-	vss, err := ipvs.ParseProc(data)
+	vss, err := ipvs.ParseProc(bytes.NewReader(data))
 	if err != nil {
 		return nil, err
 	}
