@@ -148,6 +148,23 @@ func BenchmarkResyncStep(b *testing.B) {
 			// BeginResync runs in the sync loop too, before the first step.
 			b.ReportMetric(float64(begin.Microseconds())/1000, "begin-ms")
 			b.ReportMetric(float64(steps)/float64(b.N), "steps/op")
+			b.ReportMetric(snapshotHeap(p)/1e6, "snapshot-MB")
+			runtime.KeepAlive(world)
 		})
 	}
+}
+
+// snapshotHeap is the heap a snapshot of the fake kernel holds: what a
+// periodic resync adds to the live heap while it runs (its read's garbage
+// aside, which the fakes do not make as the kernel's readers do).
+func snapshotHeap(p *Proxier) float64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	snap := p.ReadKernel()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(snap)
+	runtime.KeepAlive(p)
+	return float64(after.HeapAlloc) - float64(before.HeapAlloc)
 }

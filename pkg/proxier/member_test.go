@@ -3,6 +3,8 @@ package proxier
 import (
 	"net/netip"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -70,5 +72,74 @@ func TestMemberHasNoPointers(t *testing.T) {
 	}
 	if size := unsafe.Sizeof(member{}); size > 60 {
 		t.Errorf("member is %d bytes, want at most 60", size)
+	}
+}
+
+// TestMemberListOrder: members packed from a set's entries as pkg/ipset
+// lists them are in compareMembers' order already, so a snapshot rarely
+// sorts; and the list finds each member, and only those, in its set.
+func TestMemberListOrder(t *testing.T) {
+	sets := ipset.NewFake()
+	fill := map[string][]ipset.Entry{
+		iptables.HairpinSet(iptables.IPv4): {
+			{IP: netip.MustParseAddr("10.244.1.2"), Proto: "udp", Port: 53, IP2: netip.MustParseAddr("10.244.1.2")},
+			{IP: netip.MustParseAddr("10.244.1.2"), Proto: "tcp", Port: 8080, IP2: netip.MustParseAddr("10.244.1.2")},
+			{IP: netip.MustParseAddr("10.244.1.2"), Proto: "sctp", Port: 9, IP2: netip.MustParseAddr("10.244.1.2")},
+			{IP: netip.MustParseAddr("9.9.9.9"), Proto: "tcp", Port: 80, IP2: netip.MustParseAddr("9.9.9.9")},
+			{IP: netip.MustParseAddr("10.244.1.10"), Proto: "tcp", Port: 80, IP2: netip.MustParseAddr("10.244.1.10")},
+		},
+		iptables.VIPSet(iptables.IPv6): {{IP: netip.MustParseAddr("fd00::1")}, {IP: netip.MustParseAddr("fd00::ff")}, {IP: netip.MustParseAddr("fd00::")}},
+		iptables.SourceRangesSet(iptables.IPv4): {
+			{IP: netip.MustParseAddr("10.96.0.1"), Proto: "tcp", Port: 80, Net: netip.MustParsePrefix("10.0.0.0/16")},
+			{IP: netip.MustParseAddr("10.96.0.1"), Proto: "tcp", Port: 80, Net: netip.MustParsePrefix("10.0.0.0/8")},
+			{IP: netip.MustParseAddr("10.96.0.1"), Proto: "tcp", Port: 79, Net: netip.MustParsePrefix("192.168.0.0/16")},
+		},
+	}
+	var list memberList
+	for _, s := range ownedSets {
+		if err := sets.Ensure(s); err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range fill[s.Name] {
+			if err := sets.Add(s.Name, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		es, err := sets.Entries(s.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			list = append(list, newMember(s.Name, e))
+		}
+	}
+	if !slices.IsSortedFunc(list, compareMembers) {
+		var got []string
+		for _, m := range list {
+			got = append(got, m.setName()+" "+m.entry().String())
+		}
+		t.Errorf("not in compareMembers' order:\n%s", strings.Join(got, "\n"))
+	}
+	for i, s := range ownedSets {
+		var got []string
+		for _, m := range list.inSet(uint8(i)) {
+			if !list.has(m) {
+				t.Errorf("%s: has(%s) is false", s.Name, m.entry())
+			}
+			got = append(got, m.entry().String())
+		}
+		var want []string
+		for _, e := range fill[s.Name] {
+			want = append(want, e.String())
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: inSet gives %q, want %q", s.Name, got, want)
+		}
+	}
+	absent := newMember(iptables.HairpinSet(iptables.IPv4), ipset.Entry{IP: netip.MustParseAddr("10.244.1.2"), Proto: "tcp", Port: 8081, IP2: netip.MustParseAddr("10.244.1.2")})
+	if list.has(absent) {
+		t.Errorf("has(%s) is true", absent.entry())
 	}
 }

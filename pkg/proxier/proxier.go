@@ -188,7 +188,7 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	// are so ready sooner.
 	plan, writes := p.applyServers(desired, current, &res)
 	t3 := p.Clock.Now()
-	p.syncAllSets(&res, snap.sets)
+	p.syncAllSets(&res, snap.members)
 	t4 := p.Clock.Now()
 	vips := reconcile.DiffAddresses(wantAddrs, p.linkAddrs)
 	p.apply(vips, desired, &res)

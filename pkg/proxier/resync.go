@@ -5,7 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"k8s.io/apimachinery/pkg/types"
@@ -52,11 +51,10 @@ type Resync struct {
 	kernel []ipvs.VirtualServer
 	byKey  map[ipvs.ServiceKey]ipvs.VirtualServer
 	swept  int
-	sets   map[string][]ipset.Entry
-	// members are sets' as one set; setAt and entryAt are where the look
-	// for stale members is (ownedSets[setAt], its entryAt-th member).
-	members        map[member]bool
-	setAt, entryAt int
+	// members are the snapshot's set members; memberAt is where the look
+	// for stale members is.
+	members  memberList
+	memberAt int
 	// global are the whole-node parts still to do after the Services; a
 	// part says whether it has more to do in another unit of work.
 	global []func() (Result, bool)
@@ -94,9 +92,9 @@ func (p *Proxier) BeginResync(inputs []model.ServiceInput, snap Snapshot) *Resyn
 		r.names[nameOf(in)] = true
 	}
 	r.kernel, r.byKey = snap.kernel, snap.byKey
-	r.sets, r.members = snap.sets, snap.members
+	r.members = snap.members
 	for _, s := range ownedSets {
-		if _, ok := r.sets[s.Name]; !ok {
+		if !snap.present[s.Name] {
 			// Gone from the kernel: the chunks add members to it.
 			if err := p.sets.Ensure(s); err != nil {
 				r.ensured = append(r.ensured, err)

@@ -24,7 +24,7 @@ func (r *Resync) addMissingMembers(names []types.NamespacedName) Result {
 	missing := map[string][]ipset.Entry{}
 	for _, n := range names {
 		for m := range membersOf(p.idx.held[n]) {
-			if !r.members[m] && !p.since.members[m] {
+			if !r.members.has(m) && !p.since.members[m] {
 				missing[m.setName()] = append(missing[m.setName()], m.entry())
 				p.since.touchMember(m) // written now: once, if two Services want it
 			}
@@ -45,27 +45,20 @@ func (r *Resync) dropStaleMembers() (Result, bool) {
 	p := r.p
 	res := Result{Problems: map[types.NamespacedName][]string{}}
 	stale := map[string][]ipset.Entry{}
-	for left := r.scan; left > 0 && r.setAt < len(ownedSets); {
-		set := ownedSets[r.setAt].Name
-		es := r.sets[set]
-		end := min(r.entryAt+left, len(es))
-		for _, e := range es[r.entryAt:end] {
-			if m := (newMember(set, e)); p.idx.memberRefs[m] == 0 && !p.since.members[m] {
-				stale[set] = append(stale[set], e)
-			}
-		}
-		left -= end - r.entryAt
-		if r.entryAt = end; end == len(es) {
-			r.setAt, r.entryAt = r.setAt+1, 0
+	end := min(r.memberAt+r.scan, len(r.members))
+	for _, m := range r.members[r.memberAt:end] {
+		if p.idx.memberRefs[m] == 0 && !p.since.members[m] {
+			stale[m.setName()] = append(stale[m.setName()], m.entry())
 		}
 	}
+	r.memberAt = end
 	for _, set := range slices.Sorted(maps.Keys(stale)) {
 		for _, err := range p.sets.DelAll(set, stale[set]) {
 			p.setWrite(&res, err, &res.Counts.SetMembersDeleted)
 		}
 	}
 	p.blame(&res, nil, false) // a set's error is the node's
-	return res, r.setAt < len(ownedSets)
+	return res, r.memberAt < len(r.members)
 }
 
 // dropGone syncs away the Services the index holds that are neither

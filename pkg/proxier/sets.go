@@ -119,54 +119,51 @@ func (p *Proxier) EnsureSets() error {
 
 // syncAllSets makes the sets exist and hold exactly what p.idx.memberRefs
 // says, from the members the snapshot read.
-func (p *Proxier) syncAllSets(res *Result, have map[string][]ipset.Entry) {
-	counts := map[string]int{}
+func (p *Proxier) syncAllSets(res *Result, have memberList) {
+	wanted, present := make([]int, len(ownedSets)), make([]int, len(ownedSets))
 	for m := range p.idx.memberRefs {
-		counts[m.setName()]++
+		wanted[m.set]++
 	}
-	wanted := make(map[string][]ipset.Entry, len(counts))
-	for set, n := range counts {
-		wanted[set] = make([]ipset.Entry, 0, n)
+	// A resync usually finds every wanted member there: then it looks
+	// for none that is missing.
+	missing := make([][]ipset.Entry, len(ownedSets))
+	var short bool
+	stale := make([][]ipset.Entry, len(ownedSets))
+	for i := range ownedSets {
+		for _, m := range have.inSet(uint8(i)) {
+			if p.idx.memberRefs[m] > 0 {
+				present[i]++ // kernel sets hold no duplicates
+			} else {
+				stale[i] = append(stale[i], m.entry())
+			}
+		}
+		short = short || present[i] < wanted[i]
 	}
-	for m := range p.idx.memberRefs {
-		wanted[m.setName()] = append(wanted[m.setName()], m.entry())
+	if short {
+		for i := range ownedSets {
+			if present[i] < wanted[i] {
+				missing[i] = make([]ipset.Entry, 0, wanted[i]-present[i])
+			}
+		}
+		for m := range p.idx.memberRefs {
+			if present[m.set] < wanted[m.set] && !have.has(m) {
+				missing[m.set] = append(missing[m.set], m.entry())
+			}
+		}
 	}
-	for _, s := range ownedSets {
+	for i, s := range ownedSets {
 		if err := p.sets.Ensure(s); err != nil {
 			res.Errors = append(res.Errors, err)
 			continue
 		}
-		var stale, missing []ipset.Entry
-		present := 0 // kernel sets hold no duplicates
-		for _, e := range have[s.Name] {
-			if p.idx.memberRefs[newMember(s.Name, e)] > 0 {
-				present++
-			} else {
-				stale = append(stale, e)
-			}
-		}
-		// A resync usually finds every wanted member there: then it
-		// needs no index of what the kernel holds.
-		if present < len(wanted[s.Name]) {
-			missing = make([]ipset.Entry, 0, len(wanted[s.Name])-present)
-			haveSet := make(map[ipset.Entry]bool, len(have[s.Name]))
-			for _, e := range have[s.Name] {
-				haveSet[e] = true
-			}
-			for _, e := range wanted[s.Name] {
-				if !haveSet[e] {
-					missing = append(missing, e)
-				}
-			}
-		}
 		// Batched: a cold start adds a member or more per Service.
-		if len(stale) > 0 {
-			for _, err := range p.sets.DelAll(s.Name, stale) {
+		if len(stale[i]) > 0 {
+			for _, err := range p.sets.DelAll(s.Name, stale[i]) {
 				p.setWrite(res, err, &res.Counts.SetMembersDeleted)
 			}
 		}
-		if len(missing) > 0 {
-			for _, err := range p.sets.AddAll(s.Name, missing) {
+		if len(missing[i]) > 0 {
+			for _, err := range p.sets.AddAll(s.Name, missing[i]) {
 				p.setWrite(res, err, &res.Counts.SetMembersAdded)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
@@ -20,13 +21,13 @@ type Snapshot struct {
 	hostAddrs []netif.HostAddress
 	addrs     []netip.Addr
 	kernel    []ipvs.VirtualServer
-	// byKey is kernel by key, and members (below) the sets as one set,
-	// for a resync to look them up without building them in the loop.
+	// byKey is kernel by key, for a resync to look them up without
+	// building it in the loop.
 	byKey map[ipvs.ServiceKey]ipvs.VirtualServer
-	// sets are the members of each owned set; a set missing from the
-	// kernel has no entry.
-	sets    map[string][]ipset.Entry
-	members map[member]bool
+	// members are the owned sets' members, and present the sets the
+	// kernel has.
+	members memberList
+	present map[string]bool
 	err     error
 }
 
@@ -47,25 +48,27 @@ func (p *Proxier) ReadKernel() Snapshot {
 	for _, vs := range s.kernel {
 		s.byKey[vs.ServiceKey] = vs
 	}
-	s.sets = map[string][]ipset.Entry{}
+	s.present = make(map[string]bool, len(ownedSets))
 	var errs []error
-	n := 0
 	for _, set := range ownedSets {
+		// Packed set by set: the entries of one set are garbage before
+		// the next is read.
 		es, err := p.sets.Entries(set.Name)
 		switch {
 		case errors.Is(err, ipset.ErrNotFound):
 		case err != nil:
 			errs = append(errs, err)
 		default:
-			s.sets[set.Name] = es
-			n += len(es)
+			s.present[set.Name] = true
+			s.members = slices.Grow(s.members, len(es))
+			for _, e := range es {
+				s.members = append(s.members, newMember(set.Name, e))
+			}
 		}
 	}
-	s.members = make(map[member]bool, n)
-	for set, es := range s.sets {
-		for _, e := range es {
-			s.members[newMember(set, e)] = true
-		}
+	// Sorted already, unless pkg/ipset's order and compareMembers part.
+	if !slices.IsSortedFunc(s.members, compareMembers) {
+		slices.SortFunc(s.members, compareMembers)
 	}
 	if len(errs) > 0 {
 		s.err = fmt.Errorf("read kernel sets: %w", errors.Join(errs...))
