@@ -51,10 +51,10 @@ type Resync struct {
 	kernel []ipvs.VirtualServer
 	byKey  map[ipvs.ServiceKey]ipvs.VirtualServer
 	swept  int
-	// members are the snapshot's set members; memberAt is where the look
-	// for stale members is.
-	members  memberList
-	memberAt int
+	// members are the snapshot's set members; setAt and memberAt are where
+	// the look for stale members is (members[setAt][memberAt]).
+	members         setMembers
+	setAt, memberAt int
 	// global are the whole-node parts still to do after the Services; a
 	// part says whether it has more to do in another unit of work.
 	global []func() (Result, bool)

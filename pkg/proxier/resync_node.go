@@ -45,20 +45,26 @@ func (r *Resync) dropStaleMembers() (Result, bool) {
 	p := r.p
 	res := Result{Problems: map[types.NamespacedName][]string{}}
 	stale := map[string][]ipset.Entry{}
-	end := min(r.memberAt+r.scan, len(r.members))
-	for _, m := range r.members[r.memberAt:end] {
-		if p.idx.memberRefs[m] == 0 && !p.since.members[m] {
-			stale[m.setName()] = append(stale[m.setName()], m.entry())
+	for left := r.scan; left > 0 && r.setAt < len(r.members); {
+		l := r.members[r.setAt]
+		end := min(r.memberAt+left, len(l))
+		for _, m := range l[r.memberAt:end] {
+			if p.idx.memberRefs[m] == 0 && !p.since.members[m] {
+				stale[m.setName()] = append(stale[m.setName()], m.entry())
+			}
+		}
+		left -= end - r.memberAt
+		if r.memberAt = end; end == len(l) {
+			r.setAt, r.memberAt = r.setAt+1, 0
 		}
 	}
-	r.memberAt = end
 	for _, set := range slices.Sorted(maps.Keys(stale)) {
 		for _, err := range p.sets.DelAll(set, stale[set]) {
 			p.setWrite(&res, err, &res.Counts.SetMembersDeleted)
 		}
 	}
 	p.blame(&res, nil, false) // a set's error is the node's
-	return res, r.memberAt < len(r.members)
+	return res, r.setAt < len(r.members)
 }
 
 // dropGone syncs away the Services the index holds that are neither

@@ -119,7 +119,7 @@ func (p *Proxier) EnsureSets() error {
 
 // syncAllSets makes the sets exist and hold exactly what p.idx.memberRefs
 // says, from the members the snapshot read.
-func (p *Proxier) syncAllSets(res *Result, have memberList) {
+func (p *Proxier) syncAllSets(res *Result, have setMembers) {
 	wanted, present := make([]int, len(ownedSets)), make([]int, len(ownedSets))
 	for m := range p.idx.memberRefs {
 		wanted[m.set]++
@@ -130,7 +130,7 @@ func (p *Proxier) syncAllSets(res *Result, have memberList) {
 	var short bool
 	stale := make([][]ipset.Entry, len(ownedSets))
 	for i := range ownedSets {
-		for _, m := range have.inSet(uint8(i)) {
+		for _, m := range have[i] {
 			if p.idx.memberRefs[m] > 0 {
 				present[i]++ // kernel sets hold no duplicates
 			} else {

@@ -26,7 +26,7 @@ type Snapshot struct {
 	byKey map[ipvs.ServiceKey]ipvs.VirtualServer
 	// members are the owned sets' members, and present the sets the
 	// kernel has.
-	members memberList
+	members setMembers
 	present map[string]bool
 	err     error
 }
@@ -49,8 +49,9 @@ func (p *Proxier) ReadKernel() Snapshot {
 		s.byKey[vs.ServiceKey] = vs
 	}
 	s.present = make(map[string]bool, len(ownedSets))
+	s.members = make(setMembers, len(ownedSets))
 	var errs []error
-	for _, set := range ownedSets {
+	for i, set := range ownedSets {
 		// Packed set by set: the entries of one set are garbage before
 		// the next is read.
 		es, err := p.sets.Entries(set.Name)
@@ -60,15 +61,17 @@ func (p *Proxier) ReadKernel() Snapshot {
 			errs = append(errs, err)
 		default:
 			s.present[set.Name] = true
-			s.members = slices.Grow(s.members, len(es))
-			for _, e := range es {
-				s.members = append(s.members, newMember(set.Name, e))
+			l := make(memberList, len(es))
+			for j, e := range es {
+				l[j] = newMember(set.Name, e)
 			}
+			// Sorted already, unless pkg/ipset's order and
+			// compareMembers part.
+			if !slices.IsSortedFunc(l, compareMembers) {
+				slices.SortFunc(l, compareMembers)
+			}
+			s.members[i] = l
 		}
-	}
-	// Sorted already, unless pkg/ipset's order and compareMembers part.
-	if !slices.IsSortedFunc(s.members, compareMembers) {
-		slices.SortFunc(s.members, compareMembers)
 	}
 	if len(errs) > 0 {
 		s.err = fmt.Errorf("read kernel sets: %w", errors.Join(errs...))
