@@ -13,10 +13,13 @@ import (
 
 // Builder builds desired state. It precomputes what is the same for every
 // Service (the NodePort addresses) so that building one Service is cheap.
+//
+// A Builder is for one goroutine at a time: it keeps a scratch list.
 type Builder struct {
 	opts        Options
 	nodePortIPs []netip.Addr
 	nodeIPs     map[netip.Addr]bool
+	endpoints   []endpoint // collectEndpoints' scratch
 }
 
 func NewBuilder(o Options) *Builder {
@@ -69,7 +72,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 			if s, ok := sets[fam]; ok {
 				return s
 			}
-			s, p := collectEndpoints(sp, in.Slices, fam, where{b.opts.NodeName, b.opts.Zone})
+			s, p := collectEndpoints(sp, in.Slices, fam, where{b.opts.NodeName, b.opts.Zone}, &b.endpoints)
 			st.Problems = append(st.Problems, p...)
 			sets[fam] = s
 			// Once per port and family, however many virtual servers

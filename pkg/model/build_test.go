@@ -1,6 +1,7 @@
 package model
 
 import (
+	"github.com/ipvs-proxy/ipvs-proxy/internal/testobj"
 	"net/netip"
 	"testing"
 
@@ -433,5 +434,27 @@ problem: port "x": protocol "ICMP" is not supported; skipped
 				t.Errorf("dump mismatch (-want +got):\n%s\ngot:\n%s", diff, got)
 			}
 		})
+	}
+}
+
+// TestBuilderScratch: one Builder reuses its list of endpoints from one
+// Service port to the next; what it builds is what a fresh Builder builds,
+// in any order, including a Service with fewer endpoints after one with
+// more, and the same endpoint in two slices.
+func TestBuilderScratch(t *testing.T) {
+	many := ServiceInput{Service: service("web"), Slices: Slices(
+		slice("web-1", v4, httpPort, ep{Addr: "10.244.1.2", Node: "node-a"}, ep{Addr: "10.244.2.2", Node: "node-b"}, ep{Addr: "10.244.3.2", Node: "node-c", Ready: no}),
+		slice("web-2", v4, httpPort, ep{Addr: "10.244.2.2", Node: "node-b"}, ep{Addr: "10.244.4.2", Node: "node-a"}),
+	)}
+	few := ServiceInput{Service: service("api", func(s *v1.Service) { s.Spec.ClusterIPs = []string{"10.96.0.11"} }), Slices: Slices(
+		testobj.Slice("ns", "api-1", "api", v4, httpPort, ep{Addr: "10.244.9.9", Node: "node-b"}),
+	)}
+	o := Options{NodeName: "node-a", Scheduler: "rr"}
+	b := NewBuilder(o)
+	for i, in := range []ServiceInput{many, few, many, few} {
+		want := NewBuilder(o).Service(in).Dump()
+		if got := b.Service(in).Dump(); got != want {
+			t.Errorf("build %d (%s) with a used Builder:\n%s\nwant:\n%s", i, in.Service.Name, got, want)
+		}
 	}
 }

@@ -55,7 +55,7 @@ func (b *Builder) Explain(in ServiceInput) []Explanation {
 			port, seen, matched := slicePort(slice, sp)
 			var sets endpointSets
 			if matched {
-				sets, _ = collectEndpoints(sp, in.Slices, fam, where{b.opts.NodeName, b.opts.Zone})
+				sets, _ = collectEndpoints(sp, in.Slices, fam, where{b.opts.NodeName, b.opts.Zone}, &b.endpoints)
 			}
 			for _, ep := range slice.Endpoints {
 				e := Explanation{Port: sp.Name, Endpoint: ep.Address(), Node: ep.Node}
