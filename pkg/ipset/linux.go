@@ -335,6 +335,9 @@ func dump(name string, headerOnly bool) ([]header, []Entry, error) {
 	return nil, nil, fmt.Errorf("interrupted %d times in a row: %w", dumpAttempts, err)
 }
 
+// maxPresize bounds the list dumpOnce makes from a header's count.
+const maxPresize = 1 << 20
+
 func dumpOnce(name string, headerOnly bool) ([]header, []Entry, error) {
 	req := nl.NewNetlinkRequest(nl.IPSET_CMD_LIST|(unix.NFNL_SUBSYS_IPSET<<8), nl.GetIpsetFlags(nl.IPSET_CMD_LIST))
 	req.AddData(&nl.Nfgenmsg{NfgenFamily: uint8(unix.AF_NETLINK), Version: nl.NFNETLINK_V0})
@@ -345,17 +348,16 @@ func dumpOnce(name string, headerOnly bool) ([]header, []Entry, error) {
 	if headerOnly {
 		req.AddData(&nl.Uint32Attribute{Type: nl.IPSET_ATTR_FLAGS | nl.NLA_F_NET_BYTEORDER, Value: ipsetFlagListHeader})
 	}
-	// Execute, unlike netlink's ipsetExecute, returns errors without
+	// Each message is parsed as it arrives: a set of 50,000 members is
+	// megabytes of messages, which Execute would hold until the last.
+	// ExecuteIter, unlike netlink's ipsetExecute, returns errors without
 	// asserting their type, so there is nothing to guard.
-	msgs, err := req.Execute(unix.NETLINK_NETFILTER, 0)
-	if err != nil {
-		return nil, nil, kernelError(err)
-	}
 	var out []header
 	var entries []Entry
-	for _, m := range msgs {
+	var parseErr error
+	err := req.ExecuteIter(unix.NETLINK_NETFILTER, 0, func(m []byte) bool {
 		if len(m) < nl.SizeofNfgenmsg {
-			continue
+			return true
 		}
 		var h header
 		for typ, val := range attributes(m[nl.SizeofNfgenmsg:]) {
@@ -368,8 +370,13 @@ func dumpOnce(name string, headerOnly bool) ([]header, []Entry, error) {
 				h.family = val[0]
 			case typ == nl.IPSET_ATTR_DATA:
 				for typ, val := range attributes(val) {
-					if typ == nl.IPSET_ATTR_CADT_FLAGS && len(val) == 4 {
+					switch {
+					case typ == nl.IPSET_ATTR_CADT_FLAGS && len(val) == 4:
 						h.skbinfo = binary.BigEndian.Uint32(val)&nl.IPSET_FLAG_WITH_SKBINFO != 0
+					case typ == nl.IPSET_ATTR_ELEMENTS && len(val) == 4 && name != "" && !headerOnly && entries == nil:
+						// The header's count of members (kernels
+						// since 4.x), so that the list is made once.
+						entries = make([]Entry, 0, min(binary.BigEndian.Uint32(val), maxPresize))
 					}
 				}
 			case typ == nl.IPSET_ATTR_ADT:
@@ -379,7 +386,8 @@ func dumpOnce(name string, headerOnly bool) ([]header, []Entry, error) {
 					}
 					e, err := parseEntry(val)
 					if err != nil {
-						return nil, nil, err
+						parseErr = err
+						return false
 					}
 					entries = append(entries, e)
 				}
@@ -394,6 +402,13 @@ func dumpOnce(name string, headerOnly bool) ([]header, []Entry, error) {
 		case h.skbinfo:
 			out[len(out)-1].skbinfo = true
 		}
+		return true
+	})
+	if parseErr != nil {
+		return nil, nil, parseErr
+	}
+	if err != nil {
+		return nil, nil, kernelError(err)
 	}
 	return out, entries, nil
 }
