@@ -36,6 +36,9 @@ type index struct {
 	// before records, when not nil, whether each member whose count moved
 	// was in some held state before: see memberWrites.
 	before map[member]bool
+	// from is the input each built state was built from, by the builder
+	// in use (see sameInput).
+	from map[types.NamespacedName]model.ServiceInput
 }
 
 // claim is one Service's want of a key, with what the rule compares.
@@ -60,7 +63,20 @@ func newIndex(n int) *index {
 		vipRefs:      make(map[netip.Addr]int, n),
 		memberRefs:   make(map[member]int, 2*n),
 		healthChecks: map[types.NamespacedName]model.HealthCheck{},
+		from:         make(map[types.NamespacedName]model.ServiceInput, n),
 	}
+}
+
+// sameInput reports whether in is the very objects name's built state was
+// built from (the cache's objects are never changed in place: a change is
+// a new object), so that building it again would give that state.
+func (x *index) sameInput(name types.NamespacedName, in model.ServiceInput) bool {
+	prev, ok := x.from[name]
+	if !ok || prev.Service != in.Service || !slices.Equal(prev.Slices, in.Slices) {
+		return false
+	}
+	_, built := x.built[name]
+	return built
 }
 
 // update sets the built state of the given Services (nil: gone) and marks

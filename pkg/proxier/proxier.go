@@ -43,6 +43,9 @@ type Proxier struct {
 	owned *Owned
 
 	builder *model.Builder
+	// builderZone is the zone builder was made with (SetZone changes
+	// opts, and the next snapshot the builder).
+	builderZone string
 	// idx is what each Service was built to and holds (see index).
 	idx *index
 	// linkAddrs is what the dummy interface holds: listed by SyncAll and
@@ -161,6 +164,7 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	for _, in := range inputs {
 		st := p.builder.Service(in)
 		built[nameOf(in)] = &st
+		p.idx.from[nameOf(in)] = in
 	}
 	changes := p.idx.update(built, p.foreignIn(snap.kernel, built))
 	desired := make(map[ipvs.ServiceKey]ipvs.VirtualServer, len(inputs))
@@ -206,11 +210,17 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 // the dummy link's, where our own writes since the read (written, or nil)
 // are known better than the read.
 func (p *Proxier) useSnapshot(snap Snapshot, written *since) {
-	p.opts.NodeIPs = p.opts.NodeIPs[:0]
+	ips := make([]netip.Addr, 0, len(snap.hostAddrs))
 	for _, h := range snap.hostAddrs {
-		p.opts.NodeIPs = append(p.opts.NodeIPs, h.Addr)
+		ips = append(ips, h.Addr)
 	}
-	p.builder = model.NewBuilder(p.opts)
+	if !slices.Equal(ips, p.opts.NodeIPs) || p.opts.Zone != p.builderZone {
+		// What every Service is built from changed: none may keep its
+		// built state for an unchanged input (sameInput).
+		p.opts.NodeIPs, p.builderZone = ips, p.opts.Zone
+		p.builder = model.NewBuilder(p.opts)
+		clear(p.idx.from)
+	}
 	before := p.linkAddrs
 	p.linkAddrs = map[netip.Addr]bool{}
 	for _, a := range snap.addrs {
@@ -304,8 +314,19 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 	built, read, foreign := sc.built, sc.read, sc.foreign
 	for name, in := range changed {
 		var st model.ServiceState
-		if in != nil {
+		switch {
+		case in == nil:
+			delete(p.idx.from, name)
+		case full && p.idx.sameInput(name, *in):
+			// A resync's Service whose input has not changed since it
+			// was built: its built state is what building gives. At
+			// 5,000 Services building every one was most of the garbage
+			// of a resync, which checks the kernel against what the
+			// Services hold, not the builder.
+			st = p.idx.built[name]
+		default:
 			st = p.builder.Service(*in)
+			p.idx.from[name] = *in
 		}
 		if !full && p.unchanged(name, st) {
 			// A late or spurious event (an informer's initial adds after
