@@ -117,11 +117,14 @@ type daemon struct {
 	// resync.go); stepTurn says the next run steps it even if changes are
 	// waiting, so that it ends under a storm of changes too.
 	resync *resyncRun
-	// gc is the collector's target raised for a resync, until it is put
-	// back (see gc.go).
-	gc       *relaxedGC
-	stepTurn bool
-	kick     func()
+	// gcRelaxed says the collector's target is raised for a resync,
+	// gcPending that it is lowered but not yet to gcPrev, what to put
+	// back, which waits for a collection after gcEndCycles (see gc.go).
+	gcRelaxed, gcPending bool
+	gcPrev               int
+	gcEndCycles          uint64
+	stepTurn             bool
+	kick                 func()
 
 	// zone is the Node's zone label; syncedZone what the proxier builds
 	// with (sync goroutine only).

@@ -266,7 +266,7 @@ func TestResyncReadDoesNotHoldUpChanges(t *testing.T) {
 	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, service("web", "10.96.0.10"), endpointSlice("web", "10.244.1.2"))
 	kipvs := &blockingList{Fake: ipvs.NewFake(), release: make(chan struct{})}
 	gc := recordGCPercent(t, 40)
-	fakeGCCycles(t, true) // every look finds a collection since
+	useFakeGC(t, &fakeGC{live: 1 << 20, now: 1 << 20}) // the heap within the lean goal
 	done := runFast(ctx, client, kipvs, nil)
 	const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
 	waitFor(t, kipvs.Fake, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n")
@@ -337,50 +337,76 @@ func (g *gcPercent) sets() []int {
 	return append([]int(nil), g.log...)
 }
 
-// fakeGCCycles stands in for the count of finished collections for the
-// rest of the test: it is what the returned counter holds, or, with
-// ticking, one more at every look.
-func fakeGCCycles(t *testing.T, ticking bool) *atomic.Uint64 {
-	var n atomic.Uint64
-	orig := gcCycles
-	gcCycles = n.Load
-	if ticking {
-		gcCycles = func() uint64 { return n.Add(1) }
-	}
-	t.Cleanup(func() { gcCycles = orig })
-	return &n
+// fakeGC stands in for the runtime's count of collections and its heap
+// sizes for the rest of the test.
+type fakeGC struct{ cycles, live, now uint64 }
+
+func useFakeGC(t *testing.T, g *fakeGC) {
+	origCycles, origHeap := gcCycles, heapSizes
+	gcCycles = func() uint64 { return g.cycles }
+	heapSizes = func() (uint64, uint64) { return g.live, g.now }
+	t.Cleanup(func() { gcCycles, heapSizes = origCycles, origHeap })
 }
 
-// TestGCRelax: a resync raises the collector's target to 100, and what
-// was there comes back after the first collection since the resync ended,
-// not before; an operator's higher GOGC, or GC off, is kept.
+// TestGCRelax: a resync raises the collector's target to 100; when it is
+// over the lean target comes back at once if the heap is within the lean
+// goal, and otherwise after a collection, with a target meanwhile whose
+// goal is just above the heap; an operator's higher GOGC, or GC off, is
+// kept.
 func TestGCRelax(t *testing.T) {
-	for _, tc := range []struct{ start, during int }{{40, 100}, {100, 100}, {200, 200}, {-1, -1}} {
-		g := recordGCPercent(t, tc.start)
-		cycles := fakeGCCycles(t, false)
-		d := &daemon{}
-		d.relaxGC()
-		check := func(when string, want int) {
-			t.Helper()
-			if got := g.current(); got != want {
-				t.Errorf("GOGC %d: %s: %d, want %d", tc.start, when, got, want)
+	const mb = 1 << 20
+	for _, tc := range []struct {
+		name        string
+		start       int
+		live, now   uint64 // at the resync's end
+		during, end int    // the target during the resync and after it
+	}{
+		{"heap within the lean goal", 40, 30 * mb, 40 * mb, 100, 40},
+		{"heap past the lean goal", 40, 30 * mb, 50 * mb, 100, 80}, // (50+4-30)/30
+		{"heap just past it", 40, 30 * mb, 43 * mb, 100, 56},       // (43+4-30)/30
+		{"heap at twice live", 40, 100 * mb, 200 * mb, 100, 100},   // capped at 100
+		{"nothing measured yet", 40, 0, 10 * mb, 100, 40},
+		{"GOGC 100", 100, 30 * mb, 50 * mb, 100, 100},
+		{"GOGC 200", 200, 30 * mb, 50 * mb, 200, 200},
+		{"GC off", -1, 30 * mb, 50 * mb, -1, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := recordGCPercent(t, tc.start)
+			rt := &fakeGC{live: tc.live, now: tc.now}
+			useFakeGC(t, rt)
+			d := &daemon{}
+			check := func(when string, want int) {
+				t.Helper()
+				if got := g.current(); got != want {
+					t.Errorf("%s: %d, want %d", when, got, want)
+				}
 			}
-		}
-		check("during a resync", tc.during)
-		cycles.Add(1) // a collection during the resync
-		d.restoreGC()
-		check("after a collection during the resync", tc.during)
-		d.resyncOver()
-		d.restoreGC()
-		check("after the resync, before a collection", tc.during)
-		d.relaxGC() // the next resync's read, still no collection
-		d.resyncOver()
-		cycles.Add(1)
-		d.restoreGC()
-		check("after the next resync and a collection", tc.start)
-		if n := len(g.sets()); tc.start == 40 && n != 2 {
-			t.Errorf("GOGC 40: the target was set %d times (%v), want twice: raised once, put back once", n, g.sets())
-		}
+			d.resyncOver()
+			check("a void resync before any read", tc.start)
+			d.relaxGC()
+			check("during a resync's read", tc.during)
+			d.relaxGC()
+			check("at a second look", tc.during)
+			d.restoreGC()
+			check("at a sync during the resync", tc.during)
+			d.resyncOver()
+			check("after the resync", tc.end)
+			d.restoreGC()
+			check("after the resync, before a collection", tc.end)
+			rt.cycles++
+			d.restoreGC()
+			check("after the resync and a collection", tc.start)
+
+			// A resync that begins before the collection: 100 again, and
+			// the same lean target in the end.
+			d.relaxGC()
+			d.resyncOver()
+			d.relaxGC()
+			check("during a resync begun before the collection", tc.during)
+			rt.now = rt.live
+			d.resyncOver()
+			check("after it, with the heap at its live size", tc.start)
+		})
 	}
 }
 

@@ -9,8 +9,10 @@ import (
 // runs (see gcRelax).
 const resyncGCPercent = 100
 
-// setGCPercent is debug.SetGCPercent, and gcCycles the count of the
-// collections the runtime has finished; tests stand in for both.
+// setGCPercent is debug.SetGCPercent, gcCycles the count of collections
+// the runtime has finished, and heapSizes the heap marked live by the last
+// collection and the heap now (objects not yet freed included); tests
+// stand in for them.
 var (
 	setGCPercent = debug.SetGCPercent
 	gcCycles     = func() uint64 {
@@ -18,64 +20,86 @@ var (
 		metrics.Read(s)
 		return s[0].Value.Uint64()
 	}
+	heapSizes = func() (live, now uint64) {
+		s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/memory/classes/heap/objects:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64(), s[1].Value.Uint64()
+	}
 )
 
-// relaxedGC is the collector's target raised for a periodic resync, and
-// what puts it back.
-type relaxedGC struct {
-	prev int
-	// ended says the resync is over; endCycles is gcCycles then.
-	ended     bool
-	endCycles uint64
-}
-
-// gcRelax raises the collector's target for a periodic resync (nil: an
-// operator's higher GOGC, or off, is kept). A resync's read and rebuild
-// make tens of MB of short-lived garbage at 5,000 Services. At
-// ipvs-proxy's lean target (40, cmd/ipvs-proxy/gc.go) that was four
-// collections within the resync's 2.7 s in the test VM, and every change
-// near the resync that took over 65 ms fell in one of their mark phases,
-// which took a vCPU while the read took the other. At 100 the garbage
-// mostly fits the headroom.
-func gcRelax() *relaxedGC {
+// gcRelax raises the collector's target for a periodic resync and returns
+// what to put back (-1 when nothing is to be put back: an operator's
+// higher GOGC, or off, is kept). A resync's read and rebuild make
+// short-lived garbage, MBs at 5,000 Services, while changes go on and make
+// theirs. At ipvs-proxy's lean target (40, cmd/ipvs-proxy/gc.go) that was
+// collections within the resync, and in the test VM every change near the
+// resync that took over 65 ms fell in one of their mark phases, which took
+// a vCPU while the read took the other. At 100 the garbage fits the
+// headroom.
+func gcRelax() int {
 	prev := setGCPercent(resyncGCPercent)
 	if prev < 0 || prev >= resyncGCPercent {
 		setGCPercent(prev)
-		return nil
+		return -1
 	}
-	return &relaxedGC{prev: prev}
+	return prev
 }
 
-// relaxGC raises the collector's target for a resync about to read,
-// unless it is still raised from the last one.
+// relaxGC raises the collector's target for a resync about to read.
 func (d *daemon) relaxGC() {
-	if d.gc == nil {
-		d.gc = gcRelax()
-	} else {
-		d.gc.ended = false
+	switch {
+	case d.gcRelaxed:
+	case d.gcPending:
+		// The last resync's target is still out: what to put back is
+		// the same.
+		setGCPercent(resyncGCPercent)
+		d.gcRelaxed, d.gcPending = true, false
+	default:
+		d.gcPrev, d.gcRelaxed = gcRelax(), true
 	}
 }
 
-// resyncOver notes that a resync is done or void. The target is put back
-// after the runtime's next collection (restoreGC), not now: with the
-// resync's garbage in the heap, lowering it at once starts a collection
-// at once, one more than the runtime would make. In the test VM its mark
-// phase (159 ms at 5,000 Services) fell on the changes of the moment, the
-// largest latency of its resync.
+// resyncOver lowers the collector's target when a resync is done or void:
+// to the lean target if the heap is within its goal, else (leanTarget) to
+// a target whose goal is just above the heap, and to the lean target after
+// the next collection (restoreGC). Lowered to the lean target with the
+// resync's garbage in the heap, the collector starts at once, and in the
+// test VM its mark phase fell on the changes of the moment; left at 100
+// until the next collection, it stayed there from one resync to the next
+// when no collection came in the 30 s between them, and at 5,000 Services
+// the heap drifted to twice its live size (72 MB).
 func (d *daemon) resyncOver() {
-	if d.gc != nil && !d.gc.ended {
-		d.gc.ended, d.gc.endCycles = true, gcCycles()
+	if !d.gcRelaxed {
+		return
 	}
+	d.gcRelaxed = false
+	if d.gcPrev < 0 {
+		return
+	}
+	live, now := heapSizes()
+	target := leanTarget(d.gcPrev, live, now)
+	setGCPercent(target)
+	d.gcPending, d.gcEndCycles = target != d.gcPrev, gcCycles()
 }
 
 // restoreGC puts the lean target back once a collection has finished
-// since the resync ended: the heap is then about its live size, below
-// the lean target's goal. Each run of the sync loop looks; on a quiet node
-// the target stays raised until the next run, which costs nothing while
-// nothing allocates.
+// since resyncOver left a higher one. Each run of the sync loop looks.
 func (d *daemon) restoreGC() {
-	if d.gc != nil && d.gc.ended && gcCycles() > d.gc.endCycles {
-		setGCPercent(d.gc.prev)
-		d.gc = nil
+	if d.gcPending && gcCycles() > d.gcEndCycles {
+		setGCPercent(d.gcPrev)
+		d.gcPending = false
 	}
+}
+
+// leanTarget is the lean target, unless a heap of now bytes is past its
+// goal for live bytes marked by the last collection: then the target whose
+// goal is now plus some headroom (4 MB, or a tenth of live), so that the
+// next collection comes with the next few MB allocated rather than at
+// once, and the heap does not grow further than that first.
+func leanTarget(lean int, live, now uint64) int {
+	if live == 0 || now*100 <= live*uint64(100+lean) {
+		return lean
+	}
+	headroom := max(4<<20, live/10)
+	return min(max(int((now+headroom-live)*100/live), lean), resyncGCPercent)
 }
