@@ -2,6 +2,7 @@ package proxier
 
 import (
 	"errors"
+	"maps"
 	"net/netip"
 	"slices"
 
@@ -23,11 +24,11 @@ func (p *Proxier) blame(res *Result, synced map[types.NamespacedName]model.Servi
 	keys := map[ipvs.ServiceKey][]types.NamespacedName{}
 	addrs := map[netip.Addr][]types.NamespacedName{}
 	if len(res.Errors) > 0 && all {
-		synced = p.idx.held // in a full sync, every Service was synced
+		synced = maps.Collect(p.idx.allHeld()) // in a full sync, every Service was synced
 	}
 	if len(res.Errors) > 0 {
 		for name, old := range synced {
-			for _, st := range []model.ServiceState{old, p.idx.held[name]} {
+			for _, st := range []model.ServiceState{old, p.idx.heldState(name)} {
 				for _, e := range st.Entries {
 					keys[e.ServiceKey] = append(keys[e.ServiceKey], name)
 				}

@@ -99,7 +99,7 @@ func (p *Proxier) shortCircuitVia(k ipvs.ServiceKey) []ipvs.ServiceKey {
 		return nil
 	}
 	var out []ipvs.ServiceKey
-	for _, m := range p.idx.held[name].ShortCircuit {
+	for _, m := range p.idx.heldState(name).ShortCircuit {
 		if ipvs.FWMarkKey(m.Mark, m.Addr.Is6()) == k {
 			out = append(out, m.Key())
 		}

@@ -1,6 +1,7 @@
 package proxier
 
 import (
+	"iter"
 	"maps"
 	"net/netip"
 	"slices"
@@ -16,9 +17,10 @@ import (
 // Both kinds of sync change it only through update, so a full sync and a
 // change-by-change one cannot come to different answers.
 type index struct {
-	// built is each Service as the model built it; held is built less the
-	// keys it lost (the same value when it lost none).
-	built, held map[types.NamespacedName]model.ServiceState
+	// built is each Service as the model built it. What a Service holds is
+	// its built state less the keys it lost; cut has it for the few that
+	// lost some, so that the common case keeps one copy (see held).
+	built, cut map[types.NamespacedName]model.ServiceState
 	// wants lists, for every key some Service wants, those Services best
 	// first by the precedence rule.
 	wants map[ipvs.ServiceKey][]claim
@@ -57,13 +59,40 @@ type heldChange struct {
 func newIndex(n int) *index {
 	return &index{
 		built:        make(map[types.NamespacedName]model.ServiceState, n),
-		held:         make(map[types.NamespacedName]model.ServiceState, n),
+		cut:          map[types.NamespacedName]model.ServiceState{},
 		wants:        make(map[ipvs.ServiceKey][]claim, n),
 		foreign:      map[ipvs.ServiceKey]bool{},
 		vipRefs:      make(map[netip.Addr]int, n),
 		memberRefs:   make(map[member]int, 2*n),
 		healthChecks: map[types.NamespacedName]model.HealthCheck{},
 		from:         make(map[types.NamespacedName]model.ServiceInput, n),
+	}
+}
+
+// held is what name holds: its built state less the keys it lost; ok is
+// false when it has no built state.
+func (x *index) held(name types.NamespacedName) (st model.ServiceState, ok bool) {
+	if st, ok := x.cut[name]; ok {
+		return st, true
+	}
+	st, ok = x.built[name]
+	return st, ok
+}
+
+// heldState is what name holds (nothing when it has no built state).
+func (x *index) heldState(name types.NamespacedName) model.ServiceState {
+	st, _ := x.held(name)
+	return st
+}
+
+// allHeld yields every Service's held state.
+func (x *index) allHeld() iter.Seq2[types.NamespacedName, model.ServiceState] {
+	return func(yield func(types.NamespacedName, model.ServiceState) bool) {
+		for name := range x.built {
+			if st, _ := x.held(name); !yield(name, st) {
+				return
+			}
+		}
 	}
 }
 
@@ -86,6 +115,13 @@ func (x *index) sameInput(name types.NamespacedName, in model.ServiceInput) bool
 // counts already moved.
 func (x *index) update(built map[types.NamespacedName]*model.ServiceState, foreign map[ipvs.ServiceKey]bool) []heldChange {
 	affected := make(map[types.NamespacedName]bool, len(built))
+	// before is what the Services being rebuilt held, read before their
+	// built states are replaced.
+	type heldBefore struct {
+		st  model.ServiceState
+		had bool
+	}
+	before := make(map[types.NamespacedName]heldBefore, len(built))
 	touch := func(k ipvs.ServiceKey) {
 		for _, c := range x.wants[k] {
 			affected[c.name] = true
@@ -103,6 +139,8 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 	}
 	for name, st := range built {
 		affected[name] = true
+		old, had := x.held(name)
+		before[name] = heldBefore{old, had}
 		for _, e := range x.built[name].Entries {
 			touch(e.ServiceKey)
 			x.unclaim(e.ServiceKey, name)
@@ -121,21 +159,25 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 	slices.SortFunc(names, model.CompareNames)
 	var changes []heldChange
 	for _, name := range names {
-		old, had := x.held[name]
+		old, had := x.held(name)
+		if b, rebuilt := before[name]; rebuilt {
+			old, had = b.st, b.had
+		}
 		st, ok := x.built[name]
+		lost := false
 		if ok {
-			st = x.settle(name, st)
+			st, lost = x.settle(name, st)
+		}
+		if lost {
+			x.cut[name] = st
+		} else {
+			delete(x.cut, name)
 		}
 		if !ok && !had || ok && had && old.Equal(&st) {
 			continue
 		}
 		x.move(old, -1)
 		x.move(st, +1)
-		if ok {
-			x.held[name] = st
-		} else {
-			delete(x.held, name)
-		}
 		if st.HealthCheck != nil {
 			x.healthChecks[name] = *st.HealthCheck
 		} else {
@@ -146,8 +188,9 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 	return changes
 }
 
-// settle applies the precedence rule and the foreign keys to one built state.
-func (x *index) settle(name types.NamespacedName, st model.ServiceState) model.ServiceState {
+// settle applies the precedence rule and the foreign keys to one built
+// state; cut says whether that took a key from it.
+func (x *index) settle(name types.NamespacedName, st model.ServiceState) (held model.ServiceState, cut bool) {
 	var lost map[ipvs.ServiceKey]string
 	for _, e := range st.Entries {
 		problem := ""
@@ -164,7 +207,7 @@ func (x *index) settle(name types.NamespacedName, st model.ServiceState) model.S
 		}
 		lost[e.ServiceKey] = problem
 	}
-	return st.Without(lost)
+	return st.Without(lost), len(lost) > 0
 }
 
 // claim inserts c among the key's claimants, best first. Most keys have one.

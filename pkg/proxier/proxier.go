@@ -332,7 +332,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 			// A late or spurious event (an informer's initial adds after
 			// a full sync, an update of a field we do not use): the kernel
 			// was already written for this state, so it is not read.
-			if held := p.idx.held[name]; len(held.Problems) > 0 {
+			if held := p.idx.heldState(name); len(held.Problems) > 0 {
 				res.Problems[name] = held.Problems
 			}
 			continue
@@ -371,7 +371,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 		// Unchanged Services keep their problems, which the caller reports
 		// from this result.
 		for name := range built {
-			if held := p.idx.held[name]; len(held.Problems) > 0 {
+			if held := p.idx.heldState(name); len(held.Problems) > 0 {
 				res.Problems[name] = held.Problems
 			}
 		}
@@ -401,7 +401,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 		synced = append(synced, c.name)
 	}
 	for _, name := range synced {
-		held := p.idx.held[name]
+		held := p.idx.heldState(name)
 		for _, e := range held.Entries {
 			touched[e.ServiceKey] = true
 			desired[e.ServiceKey] = e.VirtualServer
@@ -462,7 +462,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 	res.Draining = p.trackDrains(plan, touched)
 	oldStates := sc.oldStates
 	for _, name := range synced {
-		oldStates[name] = p.idx.held[name]
+		oldStates[name] = p.idx.heldState(name)
 	}
 	for _, c := range changes {
 		oldStates[c.name] = c.old

@@ -23,7 +23,7 @@ func (r *Resync) addMissingMembers(names []types.NamespacedName) Result {
 	res := Result{Problems: map[types.NamespacedName][]string{}}
 	missing := map[string][]ipset.Entry{}
 	for _, n := range names {
-		for m := range membersOf(p.idx.held[n]) {
+		for m := range membersOf(p.idx.heldState(n)) {
 			if !r.members.has(m) && !p.since.members[m] {
 				missing[m.setName()] = append(missing[m.setName()], m.entry())
 				p.since.touchMember(m) // written now: once, if two Services want it
@@ -97,7 +97,7 @@ func (r *Resync) sweep() (Result, bool) {
 	last := end == len(r.kernel)
 	if last {
 		for n := range p.since.names {
-			for _, e := range p.idx.held[n].Entries {
+			for _, e := range p.idx.heldState(n).Entries {
 				scope[e.ServiceKey] = true
 			}
 		}
@@ -110,7 +110,7 @@ func (r *Resync) sweep() (Result, bool) {
 	holders := map[types.NamespacedName]model.ServiceState{}
 	for k := range scope {
 		if n, ok := p.idx.holder(k); ok {
-			held := p.idx.held[n]
+			held := p.idx.heldState(n)
 			holders[n] = held
 			for _, e := range held.Entries {
 				if e.ServiceKey == k {
@@ -161,7 +161,7 @@ func (r *Resync) syncAddresses() Result {
 	var holders map[types.NamespacedName]model.ServiceState
 	if len(res.Errors) > 0 {
 		holders = map[types.NamespacedName]model.ServiceState{}
-		for n, st := range p.idx.held {
+		for n, st := range p.idx.allHeld() {
 			if slices.ContainsFunc(st.VIPs, func(a netip.Addr) bool {
 				return slices.Contains(plan.AddAddresses, a) || slices.Contains(plan.DeleteAddresses, a)
 			}) {
