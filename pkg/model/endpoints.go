@@ -71,14 +71,15 @@ func collectEndpoints(sp v1.ServicePort, slices []*Slice, family discovery.Addre
 				problems = append(problems, fmt.Sprintf("EndpointSlice %s/%s: endpoint address %q is not a valid %s address; skipped", slice.Namespace, slice.Name, ep.Address(), family))
 				continue
 			}
+			zoneHints, nodeHints := ep.Hints()
 			all = append(all, endpoint{
 				dst:         netip.AddrPortFrom(addr, port),
 				ready:       ep.Ready != False,
 				serving:     ep.Serving != False,
 				terminating: ep.Terminating == True,
 				local:       ep.Node != "" && ep.Node == at.node,
-				zoneHints:   ep.ZoneHints,
-				nodeHints:   ep.NodeHints,
+				zoneHints:   zoneHints,
+				nodeHints:   nodeHints,
 			})
 		}
 	}
