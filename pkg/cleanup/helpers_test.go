@@ -101,7 +101,7 @@ func ipvsDump(spec string) string {
 			ap := netip.MustParseAddrPort(f[1])
 			w, _ := strconv.Atoi(f[3])
 			vs := &vss[len(vss)-1]
-			vs.Destinations = append(vs.Destinations, ipvs.Destination{Addr: ap.Addr(), Port: ap.Port(), Weight: w})
+			vs.Destinations = append(vs.Destinations, ipvs.Destination{Addr: ap.Addr(), Port: ap.Port(), Weight: int32(w)})
 		default:
 			ap := netip.MustParseAddrPort(f[1])
 			key := ipvs.ServiceKey{Addr: ap.Addr(), Proto: ipvs.Protocol(f[0]), Port: ap.Port()}

@@ -132,7 +132,7 @@ func (f *Fake) DeleteDestination(key ServiceKey, d Destination) error {
 func (f *Fake) Write(ops []Op) []error { return WriteEach(f, ops) }
 
 // SetCounters sets a destination's connection counters, as traffic would.
-func (f *Fake) SetCounters(key ServiceKey, dst netip.AddrPort, active, inactive int) {
+func (f *Fake) SetCounters(key ServiceKey, dst netip.AddrPort, active, inactive uint32) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if vs, ok := f.vss[key]; ok {

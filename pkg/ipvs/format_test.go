@@ -16,7 +16,7 @@ func key(proto Protocol, addrPort string) ServiceKey {
 	return ServiceKey{Addr: ap.Addr(), Proto: proto, Port: ap.Port()}
 }
 
-func dst(addrPort string, weight int) Destination {
+func dst(addrPort string, weight int32) Destination {
 	ap := netip.MustParseAddrPort(addrPort)
 	return Destination{Addr: ap.Addr(), Port: ap.Port(), Weight: weight}
 }
@@ -30,7 +30,7 @@ func persistent(v VirtualServer, timeout uint32) VirtualServer {
 	return v
 }
 
-func counted(d Destination, active, inactive int) Destination {
+func counted(d Destination, active, inactive uint32) Destination {
 	d.ActiveConns, d.InactiveConns = active, inactive
 	return d
 }

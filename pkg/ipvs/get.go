@@ -198,11 +198,11 @@ func parseDest(p []byte, svcAF uint16) (Destination, error) {
 		case t == destPort && len(v) >= 2:
 			d.Port = binary.BigEndian.Uint16(v)
 		case t == destWeight && len(v) >= 4:
-			d.Weight = int(binary.NativeEndian.Uint32(v))
+			d.Weight = int32(binary.NativeEndian.Uint32(v))
 		case t == destActiveConns && len(v) >= 4:
-			d.ActiveConns = int(binary.NativeEndian.Uint32(v))
+			d.ActiveConns = uint32(binary.NativeEndian.Uint32(v))
 		case t == destInactiveConns && len(v) >= 4:
-			d.InactiveConns = int(binary.NativeEndian.Uint32(v))
+			d.InactiveConns = uint32(binary.NativeEndian.Uint32(v))
 		case t == destAddrFamily && len(v) >= 2:
 			af = binary.NativeEndian.Uint16(v)
 		}

@@ -95,7 +95,7 @@ func parseProc(r io.Reader, hint int) (map[ServiceKey][]Destination, error) {
 				}
 				num[i] = int(v)
 			}
-			dests = append(dests, Destination{Addr: a.Addr(), Port: a.Port(), Weight: num[0], ActiveConns: num[1], InactiveConns: num[2]})
+			dests = append(dests, Destination{Addr: a.Addr(), Port: a.Port(), Weight: int32(num[0]), ActiveConns: uint32(num[1]), InactiveConns: uint32(num[2])})
 		case string(f[0]) == "FWM":
 			flush()
 			have, mark = false, 0

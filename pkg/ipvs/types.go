@@ -140,11 +140,11 @@ func (s Service) SameSettings(o Service) bool {
 type Destination struct {
 	Addr   netip.Addr
 	Port   uint16
-	Weight int
+	Weight int32 // the kernel's is 32 bits; 40 bytes in all, times every endpoint of every Service
 	// Connection counters, read from the kernel; never compared or dumped
 	// by the fakes.
-	ActiveConns   int
-	InactiveConns int
+	ActiveConns   uint32
+	InactiveConns uint32
 }
 
 // AddrPort is the destination's identity within its virtual server.

@@ -43,7 +43,7 @@ addr 10.96.0.10/32
 	type step struct {
 		name     string
 		do       func(*Proxier) Result
-		conns    int           // connections the leaving pod has before the step
+		conns    uint32        // connections the leaving pod has before the step
 		advance  time.Duration // clock moves before the step
 		want     string
 		draining []types.NamespacedName

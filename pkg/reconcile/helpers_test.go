@@ -48,13 +48,13 @@ func dest(spec string) ipvs.Destination {
 		}
 		switch rest[0] {
 		case "weight":
-			d.Weight = atoi(rest[1])
+			d.Weight = int32(atoi(rest[1]))
 		case "conns":
 			a, i, ok := strings.Cut(rest[1], "/")
 			if !ok {
 				panic("bad destination spec " + spec)
 			}
-			d.ActiveConns, d.InactiveConns = atoi(a), atoi(i)
+			d.ActiveConns, d.InactiveConns = uint32(atoi(a)), uint32(atoi(i))
 		default:
 			panic("bad destination spec " + spec)
 		}

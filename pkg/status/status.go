@@ -102,9 +102,9 @@ type jsonReal struct {
 	Address       string `json:"address"`
 	Port          uint16 `json:"port"`
 	Forward       string `json:"forward"`
-	Weight        int    `json:"weight"`
-	ActiveConns   int    `json:"activeConns"`
-	InactiveConns int    `json:"inactiveConns"`
+	Weight        int32  `json:"weight"`
+	ActiveConns   uint32 `json:"activeConns"`
+	InactiveConns uint32 `json:"inactiveConns"`
 }
 
 // JSON is the same table as a JSON array, sorted like Text.

@@ -37,7 +37,7 @@ func key(proto ipvs.Protocol, addrPort string) ipvs.ServiceKey {
 	return ipvs.ServiceKey{Addr: ap.Addr(), Proto: proto, Port: ap.Port()}
 }
 
-func rs(addrPort string, weight, active, inactive int) ipvs.Destination {
+func rs(addrPort string, weight int32, active, inactive uint32) ipvs.Destination {
 	ap := netip.MustParseAddrPort(addrPort)
 	return ipvs.Destination{Addr: ap.Addr(), Port: ap.Port(), Weight: weight, ActiveConns: active, InactiveConns: inactive}
 }

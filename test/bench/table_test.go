@@ -117,7 +117,7 @@ func parseProcTable(data []byte) (table, error) {
 	for k, ds := range vss {
 		rs := make(map[netip.AddrPort]int, len(ds))
 		for _, d := range ds {
-			rs[d.AddrPort()] = d.Weight
+			rs[d.AddrPort()] = int(d.Weight)
 		}
 		t[vsKey{Proto: string(k.Proto), Addr: k.AddrPort()}] = rs
 	}
