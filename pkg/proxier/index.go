@@ -115,13 +115,6 @@ func (x *index) sameInput(name types.NamespacedName, in model.ServiceInput) bool
 // counts already moved.
 func (x *index) update(built map[types.NamespacedName]*model.ServiceState, foreign map[ipvs.ServiceKey]bool) []heldChange {
 	affected := make(map[types.NamespacedName]bool, len(built))
-	// before is what the Services being rebuilt held, read before their
-	// built states are replaced.
-	type heldBefore struct {
-		st  model.ServiceState
-		had bool
-	}
-	before := make(map[types.NamespacedName]heldBefore, len(built))
 	touch := func(k ipvs.ServiceKey) {
 		for _, c := range x.wants[k] {
 			affected[c.name] = true
@@ -137,19 +130,17 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 			}
 		}
 	}
+	// The claims move first; the built states are replaced below, once
+	// what each Service held before has been read from them.
 	for name, st := range built {
 		affected[name] = true
-		old, had := x.held(name)
-		before[name] = heldBefore{old, had}
 		for _, e := range x.built[name].Entries {
 			touch(e.ServiceKey)
 			x.unclaim(e.ServiceKey, name)
 		}
-		if st == nil || len(st.Entries) == 0 && len(st.Problems) == 0 {
-			delete(x.built, name)
+		if gone(st) {
 			continue
 		}
-		x.built[name] = *st
 		for _, e := range st.Entries {
 			x.claim(e.ServiceKey, claim{name: name, chosen: e.Chosen, prec: st.Precedence})
 			touch(e.ServiceKey)
@@ -160,15 +151,21 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 	var changes []heldChange
 	for _, name := range names {
 		old, had := x.held(name)
-		if b, rebuilt := before[name]; rebuilt {
-			old, had = b.st, b.had
-		}
 		st, ok := x.built[name]
-		lost := false
-		if ok {
-			st, lost = x.settle(name, st)
+		if b, rebuilt := built[name]; rebuilt {
+			if ok = !gone(b); ok {
+				st = *b
+				x.built[name] = st
+			} else {
+				st = model.ServiceState{}
+				delete(x.built, name)
+			}
 		}
-		if lost {
+		cut := false
+		if ok {
+			st, cut = x.settle(name, st)
+		}
+		if cut {
 			x.cut[name] = st
 		} else {
 			delete(x.cut, name)
@@ -186,6 +183,11 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 		changes = append(changes, heldChange{name: name, old: old, new: st})
 	}
 	return changes
+}
+
+// gone reports whether a built state has nothing to hold or report.
+func gone(st *model.ServiceState) bool {
+	return st == nil || len(st.Entries) == 0 && len(st.Problems) == 0
 }
 
 // settle applies the precedence rule and the foreign keys to one built
