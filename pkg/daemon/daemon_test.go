@@ -266,13 +266,17 @@ func TestResyncReadDoesNotHoldUpChanges(t *testing.T) {
 	client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}, service("web", "10.96.0.10"), endpointSlice("web", "10.244.1.2"))
 	kipvs := &blockingList{Fake: ipvs.NewFake(), release: make(chan struct{})}
 	gc := recordGCPercent(t, 40)
-	useFakeGC(t, &fakeGC{live: 1 << 20, now: 1 << 20}) // the heap within the lean goal
+	rt := &fakeGC{live: 1 << 20, now: 1 << 20} // the heap within the lean goal
+	useFakeGC(t, rt)
 	done := runFast(ctx, client, kipvs, nil)
 	const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
 	waitFor(t, kipvs.Fake, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n")
 	waitCount(t, &kipvs.calls, 2, "a resync read")
 	if got := gc.current(); got != resyncGCPercent {
 		t.Errorf("during a resync's read the collector's target is %d, want %d", got, resyncGCPercent)
+	}
+	if n := rt.collections.Load(); n != 1 {
+		t.Errorf("collections before the resync's read: %d, want 1", n)
 	}
 	// The read hangs; the change must land, and stay after the resync.
 	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, endpointSlice("web", "10.244.1.3"), metav1.UpdateOptions{}); err != nil {
@@ -339,13 +343,17 @@ func (g *gcPercent) sets() []int {
 
 // fakeGC stands in for the runtime's count of collections and its heap
 // sizes for the rest of the test.
-type fakeGC struct{ cycles, live, now uint64 }
+type fakeGC struct {
+	cycles, live, now uint64
+	collections       atomic.Int32 // forced ones (collect)
+}
 
 func useFakeGC(t *testing.T, g *fakeGC) {
-	origCycles, origHeap := gcCycles, heapSizes
+	origCycles, origHeap, origCollect := gcCycles, heapSizes, collect
 	gcCycles = func() uint64 { return g.cycles }
 	heapSizes = func() (uint64, uint64) { return g.live, g.now }
-	t.Cleanup(func() { gcCycles, heapSizes = origCycles, origHeap })
+	collect = func() { g.collections.Add(1) }
+	t.Cleanup(func() { gcCycles, heapSizes, collect = origCycles, origHeap, origCollect })
 }
 
 // TestGCRelax: a resync raises the collector's target to 100; when it is
@@ -360,15 +368,16 @@ func TestGCRelax(t *testing.T) {
 		start       int
 		live, now   uint64 // at the resync's end
 		during, end int    // the target during the resync and after it
+		collects    bool   // whether the read collects first
 	}{
-		{"heap within the lean goal", 40, 30 * mb, 40 * mb, 100, 40},
-		{"heap past the lean goal", 40, 30 * mb, 50 * mb, 100, 80}, // (50+4-30)/30
-		{"heap just past it", 40, 30 * mb, 43 * mb, 100, 56},       // (43+4-30)/30
-		{"heap at twice live", 40, 100 * mb, 200 * mb, 100, 100},   // capped at 100
-		{"nothing measured yet", 40, 0, 10 * mb, 100, 40},
-		{"GOGC 100", 100, 30 * mb, 50 * mb, 100, 100},
-		{"GOGC 200", 200, 30 * mb, 50 * mb, 200, 200},
-		{"GC off", -1, 30 * mb, 50 * mb, -1, -1},
+		{"heap within the lean goal", 40, 30 * mb, 40 * mb, 100, 40, true},
+		{"heap past the lean goal", 40, 30 * mb, 50 * mb, 100, 80, true}, // (50+4-30)/30
+		{"heap just past it", 40, 30 * mb, 43 * mb, 100, 56, true},       // (43+4-30)/30
+		{"heap at twice live", 40, 100 * mb, 200 * mb, 100, 100, true},   // capped at 100
+		{"nothing measured yet", 40, 0, 10 * mb, 100, 40, true},
+		{"GOGC 100", 100, 30 * mb, 50 * mb, 100, 100, false},
+		{"GOGC 200", 200, 30 * mb, 50 * mb, 200, 200, false},
+		{"GC off", -1, 30 * mb, 50 * mb, -1, -1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := recordGCPercent(t, tc.start)
@@ -383,7 +392,9 @@ func TestGCRelax(t *testing.T) {
 			}
 			d.resyncOver()
 			check("a void resync before any read", tc.start)
-			d.relaxGC()
+			if got := d.relaxGC(); got != tc.collects {
+				t.Errorf("the read collects first: %v, want %v", got, tc.collects)
+			}
 			check("during a resync's read", tc.during)
 			d.relaxGC()
 			check("at a second look", tc.during)
@@ -401,7 +412,9 @@ func TestGCRelax(t *testing.T) {
 			// the same lean target in the end.
 			d.relaxGC()
 			d.resyncOver()
-			d.relaxGC()
+			if got := d.relaxGC(); got != tc.collects {
+				t.Errorf("a resync begun before the collection collects first: %v, want %v", got, tc.collects)
+			}
 			check("during a resync begun before the collection", tc.during)
 			rt.now = rt.live
 			d.resyncOver()

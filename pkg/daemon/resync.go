@@ -30,7 +30,7 @@ func (d *daemon) startRead() {
 	if d.reading != nil || d.resync != nil {
 		return
 	}
-	d.relaxGC()
+	first := d.relaxGC()
 	d.Proxier.BeginRead()
 	d.readStart = d.Clock.Now()
 	ch := make(chan resyncRead, 1)
@@ -40,6 +40,9 @@ func (d *daemon) startRead() {
 		// thousands of them with their slices, and putting them in name
 		// order, took the sync loop hundreds of milliseconds in the test
 		// VM, in one piece, before the first step.
+		if first {
+			collect() // on this goroutine: the loop goes on meanwhile
+		}
 		r := resyncRead{snap: d.Proxier.ReadKernel()}
 		if r.all, r.err = d.src.All(); r.err == nil {
 			proxier.SortInputs(r.all)
