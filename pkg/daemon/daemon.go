@@ -120,9 +120,11 @@ type daemon struct {
 	// gcRelaxed says the collector's target is raised for a resync,
 	// gcPending that it is lowered but not yet to gcPrev, what to put
 	// back, which waits for a collection after gcEndCycles (see gc.go).
+	// gcRelaxedAt is when the target was last raised.
 	gcRelaxed, gcPending bool
 	gcPrev               int
 	gcEndCycles          uint64
+	gcRelaxedAt          time.Time
 	stepTurn             bool
 	kick                 func()
 

@@ -29,6 +29,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 )
 
@@ -383,7 +384,8 @@ func TestGCRelax(t *testing.T) {
 			g := recordGCPercent(t, tc.start)
 			rt := &fakeGC{live: tc.live, now: tc.now}
 			useFakeGC(t, rt)
-			d := &daemon{}
+			clk := clocktesting.NewFakeClock(time.Unix(0, 0))
+			d := &daemon{Config: Config{Clock: clk}}
 			check := func(when string, want int) {
 				t.Helper()
 				if got := g.current(); got != want {
@@ -419,6 +421,22 @@ func TestGCRelax(t *testing.T) {
 			rt.now = rt.live
 			d.resyncOver()
 			check("after it, with the heap at its live size", tc.start)
+
+			// A resync that outlasts maxRelax: lowered then, as at its
+			// end, and its end changes nothing more.
+			rt.now = tc.now
+			d.relaxGC()
+			clk.Step(maxRelax - time.Millisecond)
+			d.restoreGC()
+			check("a resync just short of maxRelax", tc.during)
+			clk.Step(time.Millisecond)
+			d.restoreGC()
+			check("a resync at maxRelax", tc.end)
+			d.resyncOver()
+			check("the end of a resync that outlasted maxRelax", tc.end)
+			rt.cycles++
+			d.restoreGC()
+			check("after it and a collection", tc.start)
 		})
 	}
 }

@@ -4,11 +4,20 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
+	"time"
 )
 
 // resyncGCPercent is the Go collector's target while a periodic resync
 // runs (see gcRelax).
 const resyncGCPercent = 100
+
+// maxRelax is how long the raised target may stay out. In the test VM a
+// resync took 1.5 s at 5,000 Services and 3 s at 10,000, but up to 14 s
+// when a storm of changes took the CPU, and the storm's garbage then
+// filled the raised target's headroom again and again: at 5,000 Services
+// the heap reached twice its live size. After maxRelax the rest of the
+// resync runs at the lean target.
+const maxRelax = 5 * time.Second
 
 // setGCPercent is debug.SetGCPercent, collect runtime.GC, gcCycles the count of collections
 // the runtime has finished, and heapSizes the heap marked live by the last
@@ -62,9 +71,9 @@ func (d *daemon) relaxGC() bool {
 		// The last resync's target is still out: what to put back is
 		// the same.
 		setGCPercent(resyncGCPercent)
-		d.gcRelaxed, d.gcPending = true, false
+		d.gcRelaxed, d.gcPending, d.gcRelaxedAt = true, false, d.Clock.Now()
 	default:
-		d.gcPrev, d.gcRelaxed = gcRelax(), true
+		d.gcPrev, d.gcRelaxed, d.gcRelaxedAt = gcRelax(), true, d.Clock.Now()
 	}
 	return d.gcPrev >= 0
 }
@@ -92,9 +101,14 @@ func (d *daemon) resyncOver() {
 	d.gcPending, d.gcEndCycles = target != d.gcPrev, gcCycles()
 }
 
-// restoreGC puts the lean target back once a collection has finished
-// since resyncOver left a higher one. Each run of the sync loop looks.
+// restoreGC lowers a raised target that has been out for maxRelax, as
+// resyncOver does, and puts the lean target back once a collection has
+// finished since resyncOver left a higher one. Each run of the sync loop
+// looks.
 func (d *daemon) restoreGC() {
+	if d.gcRelaxed && d.Clock.Since(d.gcRelaxedAt) >= maxRelax {
+		d.resyncOver()
+	}
 	if d.gcPending && gcCycles() > d.gcEndCycles {
 		setGCPercent(d.gcPrev)
 		d.gcPending = false
