@@ -49,7 +49,7 @@ type Resync struct {
 	// kernel and byKey are the snapshot's virtual servers; swept is how
 	// many of kernel the sweep has been through.
 	kernel []ipvs.VirtualServer
-	byKey  map[ipvs.ServiceKey]ipvs.VirtualServer
+	byKey  vsIndex
 	swept  int
 	// members are the snapshot's set members; setAt and memberAt are where
 	// the look for stale members is (members[setAt][memberAt]).
@@ -163,7 +163,7 @@ func (r *Resync) read(k ipvs.ServiceKey) (ipvs.VirtualServer, bool, error) {
 	if r.p.since.keys[k] {
 		return r.p.ipvs.Get(k)
 	}
-	vs, ok := r.byKey[k]
+	vs, ok := r.byKey.lookup(r.kernel, k)
 	return vs, ok, nil
 }
 

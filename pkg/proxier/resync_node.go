@@ -121,7 +121,7 @@ func (r *Resync) sweep() (Result, bool) {
 		if _, want := desired[k]; !want && !p.owns(k) {
 			continue
 		}
-		if vs, ok := r.byKey[k]; ok {
+		if vs, ok := r.byKey.lookup(r.kernel, k); ok {
 			current[k] = vs
 		}
 	}

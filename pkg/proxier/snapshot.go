@@ -21,14 +21,28 @@ type Snapshot struct {
 	hostAddrs []netif.HostAddress
 	addrs     []netip.Addr
 	kernel    []ipvs.VirtualServer
-	// byKey is kernel by key, for a resync to look them up without
-	// building it in the loop.
-	byKey map[ipvs.ServiceKey]ipvs.VirtualServer
+	// byKey is where each of kernel is, for a resync to look them up
+	// without building it in the loop.
+	byKey vsIndex
 	// members are the owned sets' members, and present the sets the
 	// kernel has.
 	members setMembers
 	present map[string]bool
 	err     error
+}
+
+// vsIndex is where each virtual server of a list is, by key: an index
+// rather than a copy, which at 5,000 Services was 0.8 MB more of a
+// snapshot.
+type vsIndex map[ipvs.ServiceKey]int32
+
+// lookup finds k's virtual server in vss, which idx indexes.
+func (idx vsIndex) lookup(vss []ipvs.VirtualServer, k ipvs.ServiceKey) (ipvs.VirtualServer, bool) {
+	i, ok := idx[k]
+	if !ok {
+		return ipvs.VirtualServer{}, false
+	}
+	return vss[i], true
 }
 
 // ReadKernel reads a Snapshot. It uses only the kernel interfaces, which
@@ -44,9 +58,9 @@ func (p *Proxier) ReadKernel() Snapshot {
 	if s.kernel, s.err = p.ipvs.List(); s.err != nil {
 		return s
 	}
-	s.byKey = make(map[ipvs.ServiceKey]ipvs.VirtualServer, len(s.kernel))
-	for _, vs := range s.kernel {
-		s.byKey[vs.ServiceKey] = vs
+	s.byKey = make(vsIndex, len(s.kernel))
+	for i, vs := range s.kernel {
+		s.byKey[vs.ServiceKey] = int32(i)
 	}
 	s.present = make(map[string]bool, len(ownedSets))
 	s.members = make(setMembers, len(ownedSets))
