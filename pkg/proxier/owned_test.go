@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/reconcile"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,6 +41,11 @@ func TestUnsavedRecordWritesNothing(t *testing.T) {
 	res = p.SyncServices(changesOf(input(api, apiSlice))) // the same input: a retry
 	if len(res.Errors) > 0 || len(res.Failed) > 0 {
 		t.Fatalf("retry: errors %v, failed %v", res.Errors, res.Failed)
+	}
+	// Retried with success, the Service is no longer failed: the same
+	// input once more is unchanged and writes nothing.
+	if res = p.SyncServices(changesOf(input(api, apiSlice))); res.Counts != (reconcile.Counts{}) {
+		t.Errorf("the same input after a successful retry wrote %+v, want nothing", res.Counts)
 	}
 	checkDump(t, k, ipvsHeader+`TCP  10.96.0.20:80 rr
   -> 10.244.1.7:8080              Masq    1

@@ -460,6 +460,15 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 	p.apply(plan, nil, &res)
 	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
 	res.Draining = p.trackDrains(plan, touched)
+	if len(res.Errors) == 0 {
+		// Nothing to blame: every Service synced is clear of past
+		// failures. (blame would find that too, from copies of every
+		// synced Service's states: a resync's chunks made MBs of them.)
+		for _, name := range synced {
+			delete(p.failed, name)
+		}
+		return res
+	}
 	oldStates := sc.oldStates
 	for _, name := range synced {
 		oldStates[name] = p.idx.heldState(name)
