@@ -134,6 +134,9 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 	// what each Service held before has been read from them.
 	for name, st := range built {
 		affected[name] = true
+		if prev, ok := x.built[name]; ok && !gone(st) && sameClaims(&prev, st) {
+			continue // a resync's unchanged Service: nothing to move
+		}
 		for _, e := range x.built[name].Entries {
 			touch(e.ServiceKey)
 			x.unclaim(e.ServiceKey, name)
@@ -183,6 +186,14 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 		changes = append(changes, heldChange{name: name, old: old, new: st})
 	}
 	return changes
+}
+
+// sameClaims reports whether b claims exactly what a does, from the same
+// entries (not equal ones, which would take comparing them): a resync
+// passes unchanged Services' built states as they are.
+func sameClaims(a, b *model.ServiceState) bool {
+	return len(a.Entries) == len(b.Entries) && (len(a.Entries) == 0 || &a.Entries[0] == &b.Entries[0]) &&
+		a.Precedence == b.Precedence
 }
 
 // gone reports whether a built state has nothing to hold or report.

@@ -91,7 +91,9 @@ func (r *Resync) sweep() (Result, bool) {
 	scope := map[ipvs.ServiceKey]bool{}
 	end := min(r.swept+r.scan, len(r.kernel))
 	for _, vs := range r.kernel[r.swept:end] {
-		scope[vs.ServiceKey] = true
+		if !p.since.keys[vs.ServiceKey] { // most are: the chunks wrote them
+			scope[vs.ServiceKey] = true
+		}
 	}
 	r.swept = end
 	last := end == len(r.kernel)
