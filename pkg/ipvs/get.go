@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"syscall"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/nlbatch"
@@ -58,6 +59,7 @@ func (b *batcher) get(key ServiceKey) (VirtualServer, bool, error) {
 	if err != nil {
 		return VirtualServer{}, false, fmt.Errorf("list real servers of %s: %w", key, err)
 	}
+	slices.SortFunc(vs.Destinations, CompareDestinations) // as List reads them
 	return vs, true, nil
 }
 

@@ -53,6 +53,9 @@ func parseProc(r io.Reader, hint int) (map[ServiceKey][]Destination, error) {
 	var dests []Destination // cur's real servers so far
 	flush := func() {
 		if have && len(dests) > 0 {
+			// Sorted as the model builds them, so that a diff need not
+			// sort a copy of each (reconcile's sortedView).
+			slices.SortFunc(dests, CompareDestinations)
 			out[cur] = slices.Clone(dests)
 		}
 		dests = dests[:0]

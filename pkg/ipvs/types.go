@@ -211,9 +211,12 @@ func Sorted(vss []VirtualServer) []VirtualServer {
 // SortedDestinations returns a copy of ds ordered by address and port.
 func SortedDestinations(ds []Destination) []Destination {
 	out := slices.Clone(ds)
-	slices.SortFunc(out, func(a, b Destination) int { return a.AddrPort().Compare(b.AddrPort()) })
+	slices.SortFunc(out, CompareDestinations)
 	return out
 }
+
+// CompareDestinations orders real servers by address and port.
+func CompareDestinations(a, b Destination) int { return a.AddrPort().Compare(b.AddrPort()) }
 
 // CompareKeys orders keys as Less does, for slices.SortFunc.
 func CompareKeys(a, b ServiceKey) int {

@@ -91,9 +91,10 @@ func diffDestinations(key ipvs.ServiceKey, want, have []ipvs.Destination, drain 
 }
 
 // sortedView is ds in address order: ds itself when it already is (the
-// model builds them sorted), else a sorted copy.
+// model builds them sorted, and pkg/ipvs reads them so), else a sorted
+// copy.
 func sortedView(ds []ipvs.Destination) []ipvs.Destination {
-	if slices.IsSortedFunc(ds, func(a, b ipvs.Destination) int { return a.AddrPort().Compare(b.AddrPort()) }) {
+	if slices.IsSortedFunc(ds, ipvs.CompareDestinations) {
 		return ds
 	}
 	return ipvs.SortedDestinations(ds)
