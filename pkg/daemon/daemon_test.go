@@ -392,6 +392,13 @@ func TestGCRelax(t *testing.T) {
 					t.Errorf("%s: %d, want %d", when, got, want)
 				}
 			}
+			// A collection finishes, and the sync loop's next run looks.
+			afterCollection := func(when string) {
+				t.Helper()
+				rt.cycles++
+				d.restoreGC()
+				check(when, tc.start)
+			}
 			d.resyncOver()
 			check("a void resync before any read", tc.start)
 			if got := d.relaxGC(); got != tc.collects {
@@ -406,9 +413,7 @@ func TestGCRelax(t *testing.T) {
 			check("after the resync", tc.end)
 			d.restoreGC()
 			check("after the resync, before a collection", tc.end)
-			rt.cycles++
-			d.restoreGC()
-			check("after the resync and a collection", tc.start)
+			afterCollection("after the resync and a collection")
 
 			// A resync that begins before the collection: 100 again, and
 			// the same lean target in the end.
@@ -434,9 +439,7 @@ func TestGCRelax(t *testing.T) {
 			check("a resync at maxRelax", tc.end)
 			d.resyncOver()
 			check("the end of a resync that outlasted maxRelax", tc.end)
-			rt.cycles++
-			d.restoreGC()
-			check("after it and a collection", tc.start)
+			afterCollection("after it and a collection")
 		})
 	}
 }

@@ -19,10 +19,10 @@ const resyncGCPercent = 100
 // resync runs at the lean target.
 const maxRelax = 5 * time.Second
 
-// setGCPercent is debug.SetGCPercent, collect runtime.GC, gcCycles the count of collections
-// the runtime has finished, and heapSizes the heap marked live by the last
-// collection and the heap now (objects not yet freed included); tests
-// stand in for them.
+// setGCPercent is debug.SetGCPercent, collect runtime.GC, gcCycles the
+// count of collections the runtime has finished, and heapSizes the heap
+// marked live by the last collection and the heap now (objects not yet
+// freed included); tests stand in for them.
 var (
 	setGCPercent = debug.SetGCPercent
 	collect      = runtime.GC

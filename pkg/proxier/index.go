@@ -190,7 +190,8 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 
 // sameClaims reports whether b claims exactly what a does, from the same
 // entries (not equal ones, which would take comparing them): a resync
-// passes unchanged Services' built states as they are.
+// passes unchanged Services' built states as they are. Sound because a
+// built state's entries are never written, and each build makes its own.
 func sameClaims(a, b *model.ServiceState) bool {
 	return len(a.Entries) == len(b.Entries) && (len(a.Entries) == 0 || &a.Entries[0] == &b.Entries[0]) &&
 		a.Precedence == b.Precedence
