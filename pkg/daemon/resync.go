@@ -37,15 +37,18 @@ func (d *daemon) startRead() {
 	d.reading = ch
 	runInBackground(func() {
 		// The Services are read here too, after the kernel: gathering
-		// thousands of them with their slices, and putting them in name
-		// order, took the sync loop hundreds of milliseconds in the test
-		// VM, in one piece, before the first step.
+		// thousands of them with their slices, putting them in name
+		// order and indexing them took the sync loop hundreds of
+		// milliseconds in the test VM, in one piece, before the first
+		// step.
 		if first {
 			collect() // on this goroutine: the loop goes on meanwhile
 		}
 		r := resyncRead{snap: d.Proxier.ReadKernel()}
-		if r.all, r.err = d.src.All(); r.err == nil {
-			proxier.SortInputs(r.all)
+		if all, err := d.src.All(); err != nil {
+			r.err = err
+		} else {
+			r.inputs = proxier.PrepareInputs(all)
 		}
 		ch <- r
 		d.kick() // the resync begins at the next sync
@@ -53,11 +56,11 @@ func (d *daemon) startRead() {
 }
 
 // resyncRead is what a periodic resync's read delivers: the kernel, and
-// every Service in name order (err if the cache could not be read).
+// every Service (err if the cache could not be read).
 type resyncRead struct {
-	snap proxier.Snapshot
-	all  []model.ServiceInput
-	err  error
+	snap   proxier.Snapshot
+	inputs proxier.Inputs
+	err    error
 }
 
 // takeRead returns the read started by startRead, if it is done.
@@ -78,7 +81,7 @@ func (d *daemon) takeRead() (resyncRead, bool) {
 type resyncRun struct {
 	*proxier.Resync
 	// inputs are the Services it began with, for the Events of its steps.
-	inputs map[types.NamespacedName]*model.ServiceInput
+	inputs proxier.Inputs
 	// start is when its kernel read began, begun when the read ended: the
 	// resync's log line gives both, so that what it cost the changes
 	// meanwhile can be told from its whole span.
@@ -89,18 +92,14 @@ type resyncRun struct {
 
 // beginResync starts the resync of every Service from a read.
 func (d *daemon) beginResync(read resyncRead) {
-	all, snap := read.all, read.snap
 	if read.err != nil {
 		klog.ErrorS(read.err, "Cannot read Services from the cache")
 		d.needFull = true
 		d.resyncOver()
 		return
 	}
-	run := &resyncRun{inputs: make(map[types.NamespacedName]*model.ServiceInput, len(all)), start: d.readStart, begun: d.Clock.Now()}
-	for i := range all {
-		run.inputs[types.NamespacedName{Namespace: all[i].Service.Namespace, Name: all[i].Service.Name}] = &all[i]
-	}
-	run.Resync = d.Proxier.BeginResync(all, snap)
+	run := &resyncRun{inputs: read.inputs, start: d.readStart, begun: d.Clock.Now()}
+	run.Resync = d.Proxier.BeginResync(read.inputs, read.snap)
 	d.resync = run
 }
 
@@ -116,14 +115,14 @@ func (d *daemon) stepResync() {
 		run.errors += len(res.Errors)
 		inputs := make(map[types.NamespacedName]*model.ServiceInput, len(res.Synced))
 		for _, n := range res.Synced {
-			inputs[n] = run.inputs[n]
+			inputs[n] = run.inputs.Get(n)
 		}
 		d.finish(start, nil, inputs, res, true)
 		if done {
 			if !res.Aborted {
 				d.fullDone(run.errors == 0)
 			}
-			klog.V(2).InfoS("Resync done", "services", len(run.inputs), "steps", run.steps, "errors", run.errors,
+			klog.V(2).InfoS("Resync done", "services", run.inputs.Len(), "steps", run.steps, "errors", run.errors,
 				"read", run.begun.Sub(run.start), "took", d.Clock.Since(run.start))
 			d.resync = nil
 			d.resyncOver()

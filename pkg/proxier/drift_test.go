@@ -26,7 +26,7 @@ func TestClusterIPDeletedFromTheLinkComesBack(t *testing.T) {
 			t.Fatal(err)
 		}
 		if stepped {
-			r := p.BeginResync(inputs, p.ReadKernel())
+			r := p.BeginResync(PrepareInputs(inputs), p.ReadKernel())
 			for done := false; !done; {
 				done, _ = r.Step(time.Hour)
 			}

@@ -160,7 +160,7 @@ func resyncOneByOne(t *testing.T, ins []model.ServiceInput) string {
 	k := newKernel()
 	p := k.proxier(t, "")
 	p.SyncAll(nil)
-	if res := resyncInSteps(t, p.BeginResync(ins, p.ReadKernel()), 1, nil); len(res.Errors) > 0 {
+	if res := resyncInSteps(t, p.BeginResync(PrepareInputs(ins), p.ReadKernel()), 1, nil); len(res.Errors) > 0 {
 		t.Fatalf("errors: %v", res.Errors)
 	}
 	return k.dump(t)

@@ -182,10 +182,6 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 			current[vs.ServiceKey] = vs
 		}
 	}
-	wantAddrs := make(map[netip.Addr]bool, len(p.idx.vipRefs))
-	for a := range p.idx.vipRefs {
-		wantAddrs[a] = true
-	}
 	// Virtual servers, then the kernel sets, then the VIPs: the sets say
 	// which VIP ports the filter lets through, and a VIP takes traffic
 	// only once it is on the link. At a cold start the virtual servers
@@ -194,7 +190,7 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	t3 := p.Clock.Now()
 	p.syncAllSets(&res, snap.members)
 	t4 := p.Clock.Now()
-	vips := reconcile.DiffAddresses(wantAddrs, p.linkAddrs)
+	vips := reconcile.DiffAddresses(p.idx.vipRefs, p.linkAddrs)
 	p.apply(vips, desired, &res)
 	t5 := p.Clock.Now()
 	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
@@ -222,10 +218,7 @@ func (p *Proxier) useSnapshot(snap Snapshot, written *since) {
 		clear(p.idx.from)
 	}
 	before := p.linkAddrs
-	p.linkAddrs = map[netip.Addr]bool{}
-	for _, a := range snap.addrs {
-		p.linkAddrs[a] = true
-	}
+	p.linkAddrs = snap.addrs
 	if written != nil {
 		for a := range written.addrs {
 			if before[a] {

@@ -73,7 +73,7 @@ func (r *Resync) dropGone() (Result, bool) {
 	p := r.p
 	gone := map[types.NamespacedName]*model.ServiceInput{}
 	for n := range p.idx.built {
-		if !r.names[n] && !p.since.names[n] {
+		if r.inputs.Get(n) == nil && !p.since.names[n] {
 			gone[n] = nil
 		}
 	}
@@ -154,11 +154,7 @@ func (r *Resync) finish() (Result, bool) {
 func (r *Resync) syncAddresses() Result {
 	p := r.p
 	res := Result{Problems: map[types.NamespacedName][]string{}}
-	want := make(map[netip.Addr]bool, len(p.idx.vipRefs))
-	for a := range p.idx.vipRefs {
-		want[a] = true
-	}
-	plan := reconcile.DiffAddresses(want, p.linkAddrs)
+	plan := reconcile.DiffAddresses(p.idx.vipRefs, p.linkAddrs)
 	p.apply(plan, nil, &res)
 	var holders map[types.NamespacedName]model.ServiceState
 	if len(res.Errors) > 0 {

@@ -146,7 +146,7 @@ func TestResyncInStepsEndsAsInOneGo(t *testing.T) {
 			t.Run(fmt.Sprintf("%s, %d a step", tc.name, chunk), func(t *testing.T) {
 				l, q := node(t)
 				q.BeginRead()
-				got := resyncInSteps(t, q.BeginResync(after, q.ReadKernel()), chunk, nil)
+				got := resyncInSteps(t, q.BeginResync(PrepareInputs(after), q.ReadKernel()), chunk, nil)
 				if len(want.Errors)+len(got.Errors) > 0 {
 					t.Fatalf("errors: in one go %v, in steps %v", want.Errors, got.Errors)
 				}
@@ -204,7 +204,7 @@ func TestResyncStepIsBounded(t *testing.T) {
 			p := New(model.Options{NodeName: "node-a", Scheduler: "rr"}, slowIPVS{k.ipvs, clk, time.Millisecond}, k.link, k.sets, owned)
 			p.Clock = clk
 			p.SyncAll(nil)
-			r := p.BeginResync(benchWorld(100), p.ReadKernel())
+			r := p.BeginResync(PrepareInputs(benchWorld(100)), p.ReadKernel())
 			var got []string
 			for done := false; !done; {
 				var res Result

@@ -19,8 +19,10 @@ import (
 // BeginRead).
 type Snapshot struct {
 	hostAddrs []netif.HostAddress
-	addrs     []netip.Addr
-	kernel    []ipvs.VirtualServer
+	// addrs are the dummy link's addresses, as a set: made here, off the
+	// sync loop when the read is.
+	addrs  map[netip.Addr]bool
+	kernel []ipvs.VirtualServer
 	// byKey is where each of kernel is, for a resync to look them up
 	// without building it in the loop.
 	byKey vsIndex
@@ -52,8 +54,13 @@ func (p *Proxier) ReadKernel() Snapshot {
 	if s.hostAddrs, s.err = p.link.HostAddresses(); s.err != nil {
 		return s
 	}
-	if s.addrs, s.err = p.link.Addresses(); s.err != nil {
+	addrs, err := p.link.Addresses()
+	if s.err = err; err != nil {
 		return s
+	}
+	s.addrs = make(map[netip.Addr]bool, len(addrs))
+	for _, a := range addrs {
+		s.addrs[a] = true
 	}
 	if s.kernel, s.err = p.ipvs.List(); s.err != nil {
 		return s

@@ -52,7 +52,7 @@ addr 10.96.0.20/32
 		k := newKernel()
 		p := k.proxier(t, "")
 		p.SyncAll([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)})
-		resyncInSteps(t, p.BeginResync([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)}, p.ReadKernel()), 1,
+		resyncInSteps(t, p.BeginResync(PrepareInputs([]model.ServiceInput{input(web, webSlice), input(api, apiSlice)}), p.ReadKernel()), 1,
 			func(int) { steps++ })
 	}
 	hows := []struct {
@@ -90,7 +90,7 @@ addr 10.96.0.20/32
 					change()
 					inputs = currentInputs(tc.change)
 				} // else the resync began before the change: its inputs are older
-				res := resyncInSteps(t, p.BeginResync(inputs, snap), 1, func(step int) {
+				res := resyncInSteps(t, p.BeginResync(PrepareInputs(inputs), snap), 1, func(step int) {
 					if step == how.at {
 						change()
 					}

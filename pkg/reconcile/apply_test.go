@@ -3,7 +3,9 @@ package reconcile
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -123,8 +125,10 @@ func (r *recorder) current() map[ipvs.ServiceKey]ipvs.VirtualServer {
 
 func (r *recorder) addresses() string {
 	var out []string
-	for _, a := range sortedAddrs(r.addrs) {
-		out = append(out, a.String())
+	for _, a := range slices.SortedFunc(maps.Keys(r.addrs), netip.Addr.Compare) {
+		if r.addrs[a] {
+			out = append(out, a.String())
+		}
 	}
 	return strings.Join(out, " ")
 }
@@ -272,7 +276,7 @@ TCP  10.96.0.11:80 rr
 		failOn:  "TCP 10.96.0.10:80",
 		addrErr: map[string]error{"10.96.0.11": errBoom},
 		plan: func(r *recorder) Plan {
-			return DiffServers(nil, r.current(), nil).withAddresses(DiffAddresses(nil, r.addrs))
+			return DiffServers(nil, r.current(), nil).withAddresses(DiffAddresses[bool](nil, r.addrs))
 		},
 		log: `DeleteService TCP 10.96.0.10:80 -> boom
 DeleteService TCP 10.96.0.11:80

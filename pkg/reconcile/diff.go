@@ -100,19 +100,27 @@ func sortedView(ds []ipvs.Destination) []ipvs.Destination {
 	return ipvs.SortedDestinations(ds)
 }
 
-// DiffAddresses plans the dummy-interface address writes.
-func DiffAddresses(desired, current map[netip.Addr]bool) Plan {
+// DiffAddresses plans the dummy-interface address writes: the addresses
+// desired holds with a true value (or, for reference counts, a nonzero
+// one) against those current holds with a true value. Only the
+// differences are sorted: both maps hold every VIP of the node, and
+// sorting them whole was most of a periodic resync's last step (4 ms of
+// 5 at 10,000 Services).
+func DiffAddresses[V bool | int](desired map[netip.Addr]V, current map[netip.Addr]bool) Plan {
 	var p Plan
-	for _, a := range sortedAddrs(desired) {
-		if !current[a] {
+	var none V
+	for a, v := range desired {
+		if v != none && !current[a] {
 			p.AddAddresses = append(p.AddAddresses, a)
 		}
 	}
-	for _, a := range sortedAddrs(current) {
-		if !desired[a] {
+	for a, ok := range current {
+		if ok && desired[a] == none {
 			p.DeleteAddresses = append(p.DeleteAddresses, a)
 		}
 	}
+	slices.SortFunc(p.AddAddresses, netip.Addr.Compare)
+	slices.SortFunc(p.DeleteAddresses, netip.Addr.Compare)
 	return p
 }
 
@@ -123,15 +131,4 @@ func sortedKeys(m map[ipvs.ServiceKey]ipvs.VirtualServer) []ipvs.ServiceKey {
 	}
 	slices.SortFunc(keys, ipvs.CompareKeys)
 	return keys
-}
-
-func sortedAddrs(m map[netip.Addr]bool) []netip.Addr {
-	out := make([]netip.Addr, 0, len(m))
-	for a, ok := range m {
-		if ok {
-			out = append(out, a)
-		}
-	}
-	slices.SortFunc(out, netip.Addr.Compare)
-	return out
 }

@@ -176,6 +176,19 @@ delete address 10.96.0.10
 	}
 }
 
+// Desired addresses may be reference counts (the VIPs the Services hold):
+// a count of zero is no reference.
+func TestDiffAddressesCounts(t *testing.T) {
+	desired := map[netip.Addr]int{netip.MustParseAddr("10.96.0.12"): 2, netip.MustParseAddr("10.96.0.10"): 0, netip.MustParseAddr("10.96.0.11"): 1}
+	current := addrSet("10.96.0.10", "10.96.0.11")
+	want := `add address 10.96.0.12
+delete address 10.96.0.10
+`
+	if got := DiffAddresses(desired, current).String(); got != want {
+		t.Errorf("plan:\n%s\nwant:\n%s", got, want)
+	}
+}
+
 // Merge keeps each kind of operation in its own section, so a plan built
 // from servers and one built from addresses print in Apply's order.
 func TestPlanMerge(t *testing.T) {
