@@ -80,11 +80,15 @@ addr 10.96.0.20/32
 
 				p.BeginRead()
 				snap := p.ReadKernel()
+				changeWrites := 0 // the kernel requests the change made
 				change := func() {
+					before := k.writes()
 					if res := p.SyncServices(tc.change); len(res.Errors) > 0 {
 						t.Fatalf("incremental sync: %v", res.Errors)
 					}
+					changeWrites = k.writes() - before
 				}
+				start := k.writes()
 				inputs := world
 				if how.at < 0 {
 					change()
@@ -101,6 +105,12 @@ addr 10.96.0.20/32
 				checkDump(t, k, tc.want)
 				if res.Counts.DestinationsAdded != 1 || res.Counts.Writes() != 1 {
 					t.Errorf("resync wrote %+v, want only the NodePort's real server back", res.Counts)
+				}
+				// Requests too, those the kernel would refuse as done
+				// already (a VIP the change put on the link, or took off,
+				// that the read did not see) included.
+				if got := k.writes() - start - changeWrites; got != 1 {
+					t.Errorf("the resync made %d kernel requests, want 1 (the NodePort's real server)", got)
 				}
 				// And a resync from a fresh read agrees: nothing left to do.
 				before := k.writes()
