@@ -700,6 +700,49 @@ func (s *slowWrites) Write(ops []ipvs.Op) []error {
 	return s.Fake.Write(ops)
 }
 
+// until waits up to 10 s for ok.
+func until(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// backendOf is the real server of driftedWorld's Service i.
+func backendOf(i int) string { return fmt.Sprintf("10.244.%d.%d", i/200, i%200+1) }
+
+// driftedWorld runs the daemon (runFast) on k with n Services, s000 on,
+// each with one real server (backendOf), and waits for its first sync;
+// then it makes slow's writes slow and takes every real server from the
+// kernel, so that a periodic resync has n Services to repair, a few a
+// step, and waits until one is repairing. It returns the client, Run's
+// outcome, and how many real servers the kernel holds.
+func driftedWorld(ctx context.Context, t *testing.T, n int, slow *slowWrites, k ipvs.Interface) (*fake.Clientset, chan error, func() int) {
+	t.Helper()
+	objs := []runtime.Object{&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}}
+	for i := range n {
+		name := fmt.Sprintf("s%03d", i)
+		objs = append(objs, service(name, fmt.Sprintf("10.96.%d.%d", i/200, i%200+1)), endpointSlice(name, backendOf(i)))
+	}
+	client := fake.NewClientset(objs...)
+	done := runFast(ctx, client, k, nil)
+	withBackends := func() int { return strings.Count(slow.Dump(), "Masq") }
+	until(t, "the first sync", func() bool { return withBackends() == n })
+	slow.slow.Store(true)
+	vss, _ := slow.List()
+	for i, vs := range vss {
+		if err := slow.DeleteDestination(vs.ServiceKey, vs.Destinations[0]); err != nil {
+			t.Fatalf("drift %d: %v", i, err)
+		}
+	}
+	until(t, "a resync repairing", func() bool { return withBackends() > 0 })
+	return client, done, withBackends
+}
+
 // TestChangeDuringResyncLandsBeforeItEnds: a periodic resync that has a lot
 // to repair (every Service lost its real server, and each write is slow)
 // runs in steps, and an endpoint change that comes meanwhile is synced
@@ -708,46 +751,19 @@ func TestChangeDuringResyncLandsBeforeItEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const n = 200
-	objs := []runtime.Object{&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}}
-	backend := func(i int) string { return fmt.Sprintf("10.244.%d.%d", i/200, i%200+1) }
-	for i := range n {
-		name := fmt.Sprintf("s%03d", i)
-		objs = append(objs, service(name, fmt.Sprintf("10.96.%d.%d", i/200, i%200+1)), endpointSlice(name, backend(i)))
-	}
-	client := fake.NewClientset(objs...)
 	kipvs := &slowWrites{Fake: ipvs.NewFake(), perOp: 5 * time.Millisecond}
-	done := runFast(ctx, client, kipvs, nil)
-	withBackends := func() int { return strings.Count(kipvs.Dump(), "Masq") }
-	until := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("never: %s", what)
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}
-	until("the first sync", func() bool { return withBackends() == n })
-	kipvs.slow.Store(true)
-	vss, _ := kipvs.List()
-	for i, vs := range vss {
-		if err := kipvs.DeleteDestination(vs.ServiceKey, vs.Destinations[0]); err != nil {
-			t.Fatalf("drift %d: %v", i, err)
-		}
-	}
-	until("a resync repairing", func() bool { return withBackends() > 0 })
+	client, done, withBackends := driftedWorld(ctx, t, n, kipvs, kipvs)
 	// The last Service in name order, which the resync reaches last.
 	if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, endpointSlice("s199", "10.244.9.9"), metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	changed := func() bool { return strings.Contains(kipvs.Dump(), "10.244.9.9:8080") }
-	until("the change", changed)
+	until(t, "the change", changed)
 	if left := n - withBackends(); left < n/2 {
 		t.Errorf("the change landed when only %d Services were left to repair: it waited for the resync", left)
 	}
-	until("the resync's end", func() bool { return withBackends() == n })
-	if !changed() || strings.Contains(kipvs.Dump(), backend(199)+":8080") {
+	until(t, "the resync's end", func() bool { return withBackends() == n })
+	if !changed() || strings.Contains(kipvs.Dump(), backendOf(199)+":8080") {
 		t.Errorf("the resync undid the change:\n%s", kipvs.Dump())
 	}
 	cancel()
@@ -786,14 +802,10 @@ func TestChangeReadyBetweenStepsGoesFirst(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	const n = 100
-	objs := []runtime.Object{&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}}}
-	for i := range n {
-		name := fmt.Sprintf("s%03d", i)
-		objs = append(objs, service(name, fmt.Sprintf("10.96.0.%d", i+1)), endpointSlice(name, fmt.Sprintf("10.244.0.%d", i+1)))
-	}
-	client := fake.NewClientset(objs...)
-	kipvs := &loggedWrites{slowWrites: &slowWrites{Fake: ipvs.NewFake(), perOp: 5 * time.Millisecond}}
+	slow := &slowWrites{Fake: ipvs.NewFake(), perOp: 5 * time.Millisecond}
+	kipvs := &loggedWrites{slowWrites: slow}
 	var armed atomic.Bool
+	var client *fake.Clientset
 	fired := make(chan int, 1) // how many writes were made when the change was queued
 	orig := yieldBetweenSteps
 	t.Cleanup(func() { yieldBetweenSteps = orig })
@@ -810,25 +822,7 @@ func TestChangeReadyBetweenStepsGoesFirst(t *testing.T) {
 		}
 		fired <- len(kipvs.since(0))
 	}
-	done := runFast(ctx, client, kipvs, nil)
-	withBackends := func() int { return strings.Count(kipvs.Dump(), "Masq") }
-	for deadline := time.Now().Add(10 * time.Second); withBackends() < n; time.Sleep(2 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("never: the first sync")
-		}
-	}
-	kipvs.slow.Store(true)
-	vss, _ := kipvs.List()
-	for _, vs := range vss {
-		if err := kipvs.DeleteDestination(vs.ServiceKey, vs.Destinations[0]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for deadline := time.Now().Add(10 * time.Second); withBackends() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("never: a resync repairing")
-		}
-	}
+	client, done, withBackends := driftedWorld(ctx, t, n, slow, kipvs)
 	armed.Store(true)
 	var at int
 	select {
@@ -836,11 +830,7 @@ func TestChangeReadyBetweenStepsGoesFirst(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no yield between two steps of the resync")
 	}
-	for deadline := time.Now().Add(10 * time.Second); withBackends() < n; time.Sleep(2 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("never: the resync's end")
-		}
-	}
+	until(t, "the resync's end", func() bool { return withBackends() == n })
 	after := kipvs.since(at)
 	if len(after) == 0 || !strings.Contains(after[0], "10.244.9.9") {
 		t.Errorf("the writes after the change was queued, in order:\n%s\nwant the change's first", strings.Join(after, "\n"))
