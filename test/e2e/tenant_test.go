@@ -11,6 +11,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/daemon"
 )
 
 // otherTenant creates a namespace for a second tenant, whose Services are
@@ -94,12 +96,14 @@ func TestGuestTenantCannotTakeAClusterIP(t *testing.T) {
 }
 
 // waitEvent waits for ipvs-proxy's Event on a Service that mentions want
-// and fails if it names notWant (unless "").
+// and fails if it names notWant (unless ""). Only the proxy's reason counts:
+// the API server's ClusterIP repair loop can put a warning naming the
+// Service's VIP on it too.
 func (w *world) waitEvent(ns, name, want, notWant string) {
 	w.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		evs, err := w.client.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
+		evs, err := w.client.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + name + ",reason=" + daemon.EventReason})
 		if err != nil {
 			w.t.Fatal(err)
 		}
