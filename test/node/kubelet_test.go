@@ -157,14 +157,27 @@ func background(t *testing.T, env []string, logPath, bin string, args ...string)
 	}()
 }
 
+// run runs a command to its end, at most runTimeout: a command that hangs
+// (an import into a wedged containerd, say) then fails the test by name
+// instead of leaving the guest silent until the VM is killed.
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
+	defer cancel()
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%w after %s (killed at %s)", err, time.Since(start).Round(time.Second), runTimeout)
+	}
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
 	return string(out)
 }
+
+// runTimeout is far above the slowest command here under TCG (importing
+// ipvs-proxy's image: about 35 s).
+const runTimeout = 5 * time.Minute
 
 func write(t *testing.T, path, data string) {
 	t.Helper()

@@ -12,6 +12,7 @@ package node
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -94,12 +95,22 @@ func bootNode(t *testing.T, r nodeRun) {
 		}
 		images <- b
 	}()
-	s := apiserver.Start(t, apiserver.Options{AdvertiseAddress: vm.ForwardAddr})
+	// Registered before the API server's, so it runs after that prints its
+	// log's tail on a failure: what failed is then the last thing printed.
 	logs := t.TempDir()
+	guestLog := filepath.Join(logs, "guest.log")
+	var failure string
+	t.Cleanup(func() {
+		if failure != "" {
+			t.Logf("%s failed: %s\n--- the guest's last test lines ---\n%s", r.Guest, failure, testLines(guestLog, 15))
+		}
+	})
+	s := apiserver.Start(t, apiserver.Options{AdvertiseAddress: vm.ForwardAddr})
 	startControllers(t, s, bin, logs)
 	b := <-images
 	if b.err != "" {
-		t.Fatal(b.err)
+		failure = b.err
+		t.Fatal(failure)
 	}
 	proxyImage := strings.Fields(b.ref)[0]
 	t.Logf("control plane and images ready after %s: %s", time.Since(start).Round(time.Second), b.ref)
@@ -126,6 +137,11 @@ func bootNode(t *testing.T, r nodeRun) {
 	for k, v := range r.Shares {
 		shares[k] = v
 	}
+	out, err := os.Create(guestLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
 	code, err := vm.Run(t.Context(), vm.Config{
 		Command: []string{exe, "-test.run", "^" + r.Guest + "$", "-test.v", "-test.count=1", "-test.timeout=" + r.Timeout.String()},
 		Env: append([]string{
@@ -143,7 +159,7 @@ func bootNode(t *testing.T, r nodeRun) {
 		HostForwards: []int{kubeletPort},
 		Shares:       shares,
 		Memory:       "4G",
-		Stdout:       os.Stdout,
+		Stdout:       io.MultiWriter(os.Stdout, out),
 		Timeout:      r.Timeout + 2*time.Minute,
 	})
 	if err != nil || code != 0 {
@@ -152,10 +168,12 @@ func bootNode(t *testing.T, r nodeRun) {
 		}
 	}
 	if err != nil {
-		t.Fatalf("VM: %v", err)
+		failure = fmt.Sprintf("VM: %v", err)
+		t.Fatal(failure)
 	}
 	if code != 0 {
-		t.Fatalf("guest tests failed (exit code %d); their output is above", code)
+		failure = fmt.Sprintf("guest tests failed (exit code %d); their output is above", code)
+		t.Fatal(failure)
 	}
 	t.Logf("node test wall time: %s", time.Since(start).Round(100*time.Millisecond))
 }
@@ -204,4 +222,22 @@ func tailFile(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// testLines is the last n lines of a guest's output that say what its
+// tests did: their log lines and stack frames (the file name ends in
+// _test.go), a panic (the test binary's own timeout) and FAIL lines.
+func testLines(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var keep []string
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.Contains(l, "_test.go:") || strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "--- FAIL") ||
+			strings.HasPrefix(strings.TrimSpace(l), "running tests:") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep[max(0, len(keep)-n):], "\n")
 }

@@ -123,10 +123,11 @@ func run(ctx context.Context, cfg Config) (int, Timing, error) {
 		return -1, Timing{}, fmt.Errorf("vm: output socket: %w", err)
 	}
 	defer ln.Close()
-	stdout := cfg.Stdout
-	if stdout == nil {
-		stdout = io.Discard
+	out := cfg.Stdout
+	if out == nil {
+		out = io.Discard
 	}
+	stdout := newLastOutput(out, time.Now)
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
@@ -158,6 +159,7 @@ func run(ctx context.Context, cfg Config) (int, Timing, error) {
 	why := func(msg string) error {
 		var b strings.Builder
 		b.WriteString("vm: " + msg)
+		b.WriteString("\n" + stdout.describe(time.Now()))
 		if e, _ := os.ReadFile(filepath.Join(ctl, "error")); len(e) > 0 {
 			b.WriteString("\nguest init: " + strings.TrimSpace(string(e)))
 		}
