@@ -87,7 +87,11 @@ func startContainerd(t *testing.T, bin, logs string) {
 	background(t, env, filepath.Join(logs, "containerd.log"), filepath.Join(bin, "containerd"),
 		"--config", "/etc/containerd/config.toml")
 	waitFor(t, "containerd's socket", time.Minute, func() error {
-		return exec.Command(filepath.Join(bin, "ctr"), "version").Run()
+		// Bounded: ctr waits as long as it is let on a socket that is
+		// there but not yet served.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return exec.CommandContext(ctx, filepath.Join(bin, "ctr"), "version").Run()
 	})
 	t.Logf("containerd up in %s", time.Since(start).Round(100*time.Millisecond))
 }
