@@ -21,6 +21,9 @@ type lastOutput struct {
 	at      time.Time
 }
 
+// maxLine is as much of one line as lastOutput keeps.
+const maxLine = 4096
+
 func newLastOutput(w io.Writer, now func() time.Time) *lastOutput {
 	return &lastOutput{w: w, now: now}
 }
@@ -34,9 +37,13 @@ func (o *lastOutput) Write(p []byte) (int, error) {
 			break
 		}
 		if l := bytes.TrimSpace(o.partial[:i]); len(l) > 0 {
-			o.line, o.at = string(l), o.now()
+			o.line, o.at = string(l[max(0, len(l)-maxLine):]), o.now()
 		}
 		o.partial = o.partial[i+1:]
+	}
+	if len(o.partial) > maxLine {
+		// Output without newlines: keep the end of it, not all of it.
+		o.partial = append(o.partial[:0], o.partial[len(o.partial)-maxLine:]...)
 	}
 	o.mu.Unlock()
 	return o.w.Write(p)

@@ -19,6 +19,8 @@ func TestLastOutput(t *testing.T) {
 		{"a line split over writes", []string{"containerd ", "up in 5.3s\n", "imported"},
 			"the guest's last line, 59s before the end: containerd up in 5.3s"},
 		{"blank lines do not count", []string{"step 1\n", "\n  \n"}, "the guest's last line, 1m0s before the end: step 1"},
+		{"a line longer than kept keeps its end", []string{strings.Repeat("x", maxLine), "tail\n"},
+			"the guest's last line, 59s before the end: " + strings.Repeat("x", maxLine-4) + "tail"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var passed strings.Builder
