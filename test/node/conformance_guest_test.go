@@ -171,11 +171,3 @@ func runE2E(t *testing.T, n node, results, proxy string, parts []e2ePart) {
 			time.Since(start).Round(time.Second), err, filepath.Base(report), lastLines(tailFile(log.Name(), 30), 12))
 	}
 }
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}

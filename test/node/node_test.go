@@ -212,12 +212,18 @@ func repoRoot(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
+// tailFile is the last n lines of the file at path (its error if it
+// cannot be read).
 func tailFile(path string, n int) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
 	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return lastLines(string(data), n)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
@@ -239,5 +245,5 @@ func testLines(path string, n int) string {
 			keep = append(keep, l)
 		}
 	}
-	return strings.Join(keep[max(0, len(keep)-n):], "\n")
+	return lastLines(strings.Join(keep, "\n"), n)
 }
