@@ -13,7 +13,8 @@ import (
 //   - metadata keeps the key (namespace, name), resourceVersion, the UID
 //     (Events name their Service by it; it breaks ties of precedence), the
 //     creationTimestamp (precedence between Services that want one
-//     address:port), the scheduler and source-ranges annotations;
+//     address:port), the annotations the model reads (the scheduler, its
+//     flags, the source ranges);
 //     labels, managed fields, owner references, kubectl's last-applied copy
 //     and other annotations go;
 //   - the spec loses its pod selector;
@@ -23,7 +24,7 @@ func trimCached(obj any) (any, error) {
 		m := o.ObjectMeta
 		o.ObjectMeta = metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
 			CreationTimestamp: m.CreationTimestamp, DeletionTimestamp: m.DeletionTimestamp}
-		for _, a := range []string{model.SchedulerAnnotation, model.SourceRangesAnnotation} {
+		for _, a := range model.ReadAnnotations {
 			if v, ok := m.Annotations[a]; ok {
 				if o.Annotations == nil {
 					o.Annotations = map[string]string{}

@@ -17,6 +17,10 @@ import (
 // SchedulerAnnotation lets one Service choose its IPVS scheduler.
 const SchedulerAnnotation = "ipvs-proxy.io/scheduler"
 
+// ReadAnnotations are the Service annotations the model reads: a cache
+// that trims Services must keep them.
+var ReadAnnotations = []string{SchedulerAnnotation, SchedulerFlagsAnnotation, SourceRangesAnnotation}
+
 // DefaultAffinityTimeout is Kubernetes' default for ClientIP affinity (3h).
 const DefaultAffinityTimeout = 10800
 

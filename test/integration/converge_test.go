@@ -162,14 +162,14 @@ addr 10.96.0.11/32
 addr 10.96.0.12/32
 `,
 	}, {
-		name: "a Service's port and scheduler annotation change",
+		name: "a Service's port and scheduler annotations change",
 		change: func(t *testing.T) {
 			c.updateService(t, "web", func(s *v1.Service) {
-				s.Annotations = map[string]string{model.SchedulerAnnotation: "sh"}
+				s.Annotations = map[string]string{model.SchedulerAnnotation: "sh", model.SchedulerFlagsAnnotation: "sh-fallback,sh-port"}
 				s.Spec.Ports[0].Port = 81
 			})
 		},
-		want: header + kubernetesVS + `TCP  10.96.0.10:81 sh
+		want: header + kubernetesVS + `TCP  10.96.0.10:81 sh (sh-fallback,sh-port)
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.3.5:8080              Masq    1
 TCP  10.96.0.11:80 rr
@@ -192,7 +192,7 @@ addr 10.96.0.12/32
 				s.Spec.SessionAffinityConfig = &v1.SessionAffinityConfig{ClientIP: &v1.ClientIPConfig{TimeoutSeconds: ptr.To[int32](600)}}
 			})
 		},
-		want: header + kubernetesVS + `TCP  10.96.0.10:81 sh
+		want: header + kubernetesVS + `TCP  10.96.0.10:81 sh (sh-fallback,sh-port)
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.3.5:8080              Masq    1
 TCP  10.96.0.11:80 rr
@@ -210,7 +210,7 @@ addr 10.96.0.12/32
 	}, {
 		name:   "a NodePort Service is deleted: its clusterIP, NodePort and VIP go",
 		change: func(t *testing.T) { c.deleteService(t, "np") },
-		want: header + kubernetesVS + `TCP  10.96.0.10:81 sh
+		want: header + kubernetesVS + `TCP  10.96.0.10:81 sh (sh-fallback,sh-port)
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.3.5:8080              Masq    1
 TCP  10.96.0.12:80 lc persistent 600
@@ -223,7 +223,7 @@ addr 10.96.0.12/32
 	}, {
 		name:   "the service-proxy-name label is removed: the Service is ours now",
 		change: func(t *testing.T) { c.setProxyName(t, "other", "") },
-		want: header + kubernetesVS + `TCP  10.96.0.10:81 sh
+		want: header + kubernetesVS + `TCP  10.96.0.10:81 sh (sh-fallback,sh-port)
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.3.5:8080              Masq    1
 TCP  10.96.0.12:80 lc persistent 600
@@ -239,7 +239,7 @@ addr 10.96.0.13/32
 	}, {
 		name:   "labelled for another proxy again: its virtual server and VIP go",
 		change: func(t *testing.T) { c.setProxyName(t, "other", "another-proxy") },
-		want: header + kubernetesVS + `TCP  10.96.0.10:81 sh
+		want: header + kubernetesVS + `TCP  10.96.0.10:81 sh (sh-fallback,sh-port)
   -> 10.244.1.2:8080              Masq    1
   -> 10.244.3.5:8080              Masq    1
 TCP  10.96.0.12:80 lc persistent 600
