@@ -155,7 +155,7 @@ func readServices(ctx context.Context, f statusFlags) ([]model.ServiceInput, err
 	out := make([]model.ServiceInput, 0, len(svcs.Items))
 	for i := range svcs.Items {
 		s := &svcs.Items[i]
-		out = append(out, model.ServiceInput{Service: s, Slices: model.Slices(bySvc[types.NamespacedName{Namespace: s.Namespace, Name: s.Name}]...)})
+		out = append(out, model.ServiceInput{Service: model.ServiceFrom(s), Slices: model.Slices(bySvc[types.NamespacedName{Namespace: s.Namespace, Name: s.Name}]...)})
 	}
 	return out, nil
 }

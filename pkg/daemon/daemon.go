@@ -178,7 +178,7 @@ func Run(ctx context.Context, cfg Config) error {
 	d.kick = r.Kick
 
 	src, err := watch.NewSource(cfg.Client.ListWatch("services", watch.SelectProxied),
-		cfg.Client.ListWatch("endpointslices", watch.SelectProxied), trimCached, d.changes)
+		cfg.Client.ListWatch("endpointslices", watch.SelectProxied), d.changes)
 	if err != nil {
 		return err
 	}

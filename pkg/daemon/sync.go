@@ -204,8 +204,14 @@ func (d *daemon) report(inputs map[types.NamespacedName]*model.ServiceInput, res
 		d.reported[n] = problems
 		klog.InfoS("Service input skipped in part", "service", n, "problems", problems)
 		d.Metrics.ServiceSkipped("invalid-input")
-		if in != nil && d.Recorder != nil {
-			d.Recorder.Event(in.Service, v1.EventTypeWarning, EventReason, problems)
+		if in != nil && in.Service != nil && d.Recorder != nil {
+			d.Recorder.Event(serviceRef(in.Service), v1.EventTypeWarning, EventReason, problems)
 		}
 	}
+}
+
+// serviceRef names the Service an Event is about: the cache keeps the
+// model's compact form, not an API object the recorder could name itself.
+func serviceRef(s *model.Service) *v1.ObjectReference {
+	return &v1.ObjectReference{Kind: "Service", APIVersion: "v1", Namespace: s.Namespace, Name: s.Name, UID: s.UID}
 }

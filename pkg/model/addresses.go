@@ -29,7 +29,7 @@ type chosenAddr struct {
 // capture traffic that is not the Service's, and is skipped with a problem.
 // Ingress with ipMode Proxy is skipped quietly: the load balancer proxies to
 // the node, so the node must not capture the LB's address itself.
-func (b *Builder) chosenAddrs(svc *v1.Service, clusterIPs []netip.Addr, problems *[]string) []chosenAddr {
+func (b *Builder) chosenAddrs(svc *Service, clusterIPs []netip.Addr, problems *[]string) []chosenAddr {
 	var out []chosenAddr
 	check := func(what string, s string, lb bool) {
 		a, err := netip.ParseAddr(s)
@@ -48,19 +48,16 @@ func (b *Builder) chosenAddrs(svc *v1.Service, clusterIPs []netip.Addr, problems
 			out = append(out, chosenAddr{addr: a, lb: lb})
 		}
 	}
-	if len(svc.Spec.ExternalIPs) > 0 && b.opts.DenyExternalIPs {
+	if len(svc.ExternalIPs) > 0 && b.opts.DenyExternalIPs {
 		*problems = append(*problems, "externalIPs are disabled on this node (feature gate AllowServiceExternalIPs=false); skipped")
 	} else {
-		for _, s := range svc.Spec.ExternalIPs {
+		for _, s := range svc.ExternalIPs {
 			check("externalIP", s, false)
 		}
 	}
-	if svc.Spec.Type == v1.ServiceTypeLoadBalancer {
-		for _, ing := range svc.Status.LoadBalancer.Ingress {
-			if ing.IP == "" || (ing.IPMode != nil && *ing.IPMode == v1.LoadBalancerIPModeProxy) {
-				continue
-			}
-			check("LoadBalancer ingress IP", ing.IP, true)
+	if svc.Type == v1.ServiceTypeLoadBalancer {
+		for _, ip := range svc.IngressIPs {
+			check("LoadBalancer ingress IP", ip, true)
 		}
 	}
 	return out
@@ -89,14 +86,10 @@ func (b *Builder) unusable(a netip.Addr, clusterIPs []netip.Addr) string {
 
 // externalStrings are the externalIPs plus the LoadBalancer ingress IPs, for
 // Explain, which shows what each endpoint would serve.
-func externalStrings(svc *v1.Service) []string {
-	out := slices.Clone(svc.Spec.ExternalIPs)
-	if svc.Spec.Type == v1.ServiceTypeLoadBalancer {
-		for _, ing := range svc.Status.LoadBalancer.Ingress {
-			if ing.IP != "" && (ing.IPMode == nil || *ing.IPMode != v1.LoadBalancerIPModeProxy) {
-				out = append(out, ing.IP)
-			}
-		}
+func externalStrings(svc *Service) []string {
+	out := slices.Clone(svc.ExternalIPs)
+	if svc.Type == v1.ServiceTypeLoadBalancer {
+		out = append(out, svc.IngressIPs...)
 	}
 	return out
 }
@@ -106,11 +99,11 @@ func externalStrings(svc *v1.Service) []string {
 // that does not parse is skipped with a problem; a Service whose ranges
 // all fail to parse gets an empty, non-nil list: it declared a limit, so
 // its LoadBalancer IPs admit no one rather than everyone.
-func sourceRanges(svc *v1.Service) ([]netip.Prefix, []string) {
-	if svc.Spec.Type != v1.ServiceTypeLoadBalancer {
+func sourceRanges(svc *Service) ([]netip.Prefix, []string) {
+	if svc.Type != v1.ServiceTypeLoadBalancer {
 		return nil, nil
 	}
-	in := svc.Spec.LoadBalancerSourceRanges
+	in := svc.LoadBalancerSourceRanges
 	if len(in) == 0 {
 		if v := strings.TrimSpace(svc.Annotations[SourceRangesAnnotation]); v != "" {
 			in = strings.Split(v, ",")

@@ -158,7 +158,7 @@ problem: the Service wants 3 virtual servers, more than the cap of 2 per Service
 			if tc.opts != nil {
 				tc.opts(&o)
 			}
-			got := NewBuilder(o).Service(ServiceInput{Service: tc.svc, Slices: Slices(onePod...)}).Dump()
+			got := NewBuilder(o).Service(ServiceInput{Service: ServiceFrom(tc.svc), Slices: Slices(onePod...)}).Dump()
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("dump mismatch (-want +got):\n%s\ngot:\n%s", diff, got)
 			}
@@ -207,7 +207,7 @@ func TestWithoutLeavesNothingOfALostKey(t *testing.T) {
 		s.Spec.LoadBalancerSourceRanges = []string{"192.0.2.0/24"}
 		s.Spec.HealthCheckNodePort = 32000
 	})
-	st := NewBuilder(o).Service(ServiceInput{Service: svc})
+	st := NewBuilder(o).Service(ServiceInput{Service: ServiceFrom(svc)})
 	dns := ipvs.ServiceKey{Addr: netip.MustParseAddr("10.96.0.53"), Proto: ipvs.TCP, Port: 80}
 	got := st.Without(map[ipvs.ServiceKey]string{dns: "lost"}).Dump()
 	want := header + `FWM  1175391937 rr                        # ns/evil:http

@@ -8,7 +8,6 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
-	"k8s.io/apimachinery/pkg/types"
 )
 
 // Builder builds desired state. It precomputes what is the same for every
@@ -34,7 +33,7 @@ func NewBuilder(o Options) *Builder {
 // and ExternalName Services want nothing.
 func (b *Builder) Service(in ServiceInput) ServiceState {
 	svc := in.Service
-	if svc == nil || svc.Spec.Type == v1.ServiceTypeExternalName || svc.Spec.ClusterIP == v1.ClusterIPNone || svc.Spec.ClusterIP == "" {
+	if svc == nil || svc.Type == v1.ServiceTypeExternalName || svc.ClusterIP == v1.ClusterIPNone || svc.ClusterIP == "" {
 		return ServiceState{}
 	}
 	var st ServiceState
@@ -43,9 +42,9 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 		st.Problems = append(st.Problems, problem)
 	}
 	persistent, timeout := affinity(svc)
-	name := types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}
+	name := svc.NamespacedName
 
-	clusterIPs, p := parseAddrs("clusterIP", clusterIPStrings(svc))
+	clusterIPs, p := parseAddrs("clusterIP", svc.clusterIPStrings())
 	st.Problems = append(st.Problems, p...)
 	chosen := b.chosenAddrs(svc, clusterIPs, &st.Problems)
 	lbIPs := map[netip.Addr]bool{}
@@ -57,9 +56,9 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 	ranges, p := sourceRanges(svc)
 	st.Problems = append(st.Problems, p...)
 
-	internalLocal := svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
-	externalLocal := svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
-	for _, sp := range svc.Spec.Ports {
+	internalLocal := svc.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
+	externalLocal := svc.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
+	for _, sp := range svc.Ports {
 		proto, ok := protocols[sp.Protocol]
 		if !ok {
 			st.Problems = append(st.Problems, fmt.Sprintf("port %q: protocol %q is not supported; skipped", sp.Name, sp.Protocol))
@@ -140,7 +139,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 		for _, c := range chosen {
 			add(c.addr, sp.Port, externalLocal, true, !b.nodeIPs[c.addr], true)
 		}
-		nodePort := sp.NodePort > 0 && sp.NodePort <= 65535 && (svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer)
+		nodePort := sp.NodePort > 0 && sp.NodePort <= 65535 && (svc.Type == v1.ServiceTypeNodePort || svc.Type == v1.ServiceTypeLoadBalancer)
 		if nodePort {
 			for _, ip := range b.nodePortIPs {
 				if hasFamily(clusterIPs, ip) {
@@ -189,18 +188,18 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 	st.VIPs = slices.Compact(st.VIPs)
 	slices.SortFunc(st.ExternalVIPs, netip.Addr.Compare)
 	st.ExternalVIPs = slices.Compact(st.ExternalVIPs)
-	st.Precedence = Precedence{Created: svc.CreationTimestamp.UTC(), UID: svc.UID, Name: name}
+	st.Precedence = Precedence{Created: svc.Created, UID: svc.UID, Name: name}
 	return b.capped(st)
 }
 
 var protocols = map[v1.Protocol]ipvs.Protocol{v1.ProtocolTCP: ipvs.TCP, v1.ProtocolUDP: ipvs.UDP, v1.ProtocolSCTP: ipvs.SCTP}
 
-func affinity(svc *v1.Service) (bool, uint32) {
-	if svc.Spec.SessionAffinity != v1.ServiceAffinityClientIP {
+func affinity(svc *Service) (bool, uint32) {
+	if !svc.ClientIPAffinity {
 		return false, 0
 	}
-	if c := svc.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil && *c.ClientIP.TimeoutSeconds > 0 {
-		return true, uint32(*c.ClientIP.TimeoutSeconds)
+	if svc.AffinityTimeout > 0 {
+		return true, uint32(svc.AffinityTimeout)
 	}
 	return true, DefaultAffinityTimeout
 }
@@ -221,13 +220,6 @@ func hasFamily(clusterIPs []netip.Addr, ip netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-func clusterIPStrings(svc *v1.Service) []string {
-	if len(svc.Spec.ClusterIPs) > 0 {
-		return svc.Spec.ClusterIPs
-	}
-	return []string{svc.Spec.ClusterIP}
 }
 
 func parseAddrs(what string, in []string) ([]netip.Addr, []string) {

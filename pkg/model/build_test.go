@@ -429,7 +429,7 @@ problem: port "x": protocol "ICMP" is not supported; skipped
 			if tc.opts != nil {
 				tc.opts(&o)
 			}
-			got := NewBuilder(o).Service(ServiceInput{Service: tc.svc, Slices: Slices(tc.slices...)}).Dump()
+			got := NewBuilder(o).Service(ServiceInput{Service: ServiceFrom(tc.svc), Slices: Slices(tc.slices...)}).Dump()
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("dump mismatch (-want +got):\n%s\ngot:\n%s", diff, got)
 			}
@@ -442,11 +442,11 @@ problem: port "x": protocol "ICMP" is not supported; skipped
 // in any order, including a Service with fewer endpoints after one with
 // more, and the same endpoint in two slices.
 func TestBuilderScratch(t *testing.T) {
-	many := ServiceInput{Service: service("web"), Slices: Slices(
+	many := ServiceInput{Service: ServiceFrom(service("web")), Slices: Slices(
 		slice("web-1", v4, httpPort, ep{Addr: "10.244.1.2", Node: "node-a"}, ep{Addr: "10.244.2.2", Node: "node-b"}, ep{Addr: "10.244.3.2", Node: "node-c", Ready: no}),
 		slice("web-2", v4, httpPort, ep{Addr: "10.244.2.2", Node: "node-b"}, ep{Addr: "10.244.4.2", Node: "node-a"}),
 	)}
-	few := ServiceInput{Service: service("api", func(s *v1.Service) { s.Spec.ClusterIPs = []string{"10.96.0.11"} }), Slices: Slices(
+	few := ServiceInput{Service: ServiceFrom(service("api", func(s *v1.Service) { s.Spec.ClusterIPs = []string{"10.96.0.11"} })), Slices: Slices(
 		testobj.Slice("ns", "api-1", "api", v4, httpPort, ep{Addr: "10.244.9.9", Node: "node-b"}),
 	)}
 	o := Options{NodeName: "node-a", Scheduler: "rr"}

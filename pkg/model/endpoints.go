@@ -42,7 +42,7 @@ type where struct{ node, zone string }
 // gathered and merged in place in *scratch, which the next call reuses (at
 // 10,000 Services of ten endpoints a fresh list each time was 10 MB of
 // garbage per resync).
-func collectEndpoints(sp v1.ServicePort, slices []*Slice, family discovery.AddressType, at where, scratch *[]endpoint) (endpointSets, []string) {
+func collectEndpoints(sp ServicePort, slices []*Slice, family discovery.AddressType, at where, scratch *[]endpoint) (endpointSets, []string) {
 	var problems []string
 	portsSeen, matched, total := false, false, 0
 	for _, slice := range slices {
@@ -127,7 +127,7 @@ func mergeDuplicates(eps []endpoint) []endpoint {
 // slicePort finds the slice's port for sp. seen reports whether the slice
 // lists any port at all: a slice of a Service with no pods has none, which
 // is not a mismatch.
-func slicePort(slice *Slice, sp v1.ServicePort) (port uint16, seen, ok bool) {
+func slicePort(slice *Slice, sp ServicePort) (port uint16, seen, ok bool) {
 	for _, p := range slice.Ports {
 		seen = true
 		name := ""

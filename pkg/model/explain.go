@@ -24,19 +24,19 @@ type Explanation struct {
 // Services and ports that Service skips explain nothing.
 func (b *Builder) Explain(in ServiceInput) []Explanation {
 	svc := in.Service
-	if svc == nil || svc.Spec.Type == v1.ServiceTypeExternalName || svc.Spec.ClusterIP == v1.ClusterIPNone || svc.Spec.ClusterIP == "" {
+	if svc == nil || svc.Type == v1.ServiceTypeExternalName || svc.ClusterIP == v1.ClusterIPNone || svc.ClusterIP == "" {
 		return nil
 	}
-	clusterIPs, _ := parseAddrs("clusterIP", clusterIPStrings(svc))
+	clusterIPs, _ := parseAddrs("clusterIP", svc.clusterIPStrings())
 	externalIPs, _ := parseAddrs("externalIP", externalStrings(svc))
-	internalLocal := svc.Spec.InternalTrafficPolicy != nil && *svc.Spec.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
-	externalLocal := svc.Spec.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
+	internalLocal := svc.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
+	externalLocal := svc.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
 	var out []Explanation
-	for _, sp := range svc.Spec.Ports {
+	for _, sp := range svc.Ports {
 		if _, ok := protocols[sp.Protocol]; !ok || sp.Port <= 0 || sp.Port > 65535 {
 			continue
 		}
-		nodePort := sp.NodePort > 0 && (svc.Spec.Type == v1.ServiceTypeNodePort || svc.Spec.Type == v1.ServiceTypeLoadBalancer)
+		nodePort := sp.NodePort > 0 && (svc.Type == v1.ServiceTypeNodePort || svc.Type == v1.ServiceTypeLoadBalancer)
 		for _, slice := range in.Slices {
 			if slice == nil {
 				continue

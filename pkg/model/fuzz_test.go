@@ -150,7 +150,7 @@ func checkState(t *testing.T, opts Options, in ServiceInput, st ServiceState) {
 	}
 	clusterIPs := map[netip.Addr]bool{}
 	if in.Service != nil {
-		for _, s := range clusterIPStrings(in.Service) {
+		for _, s := range in.Service.clusterIPStrings() {
 			if a, err := netip.ParseAddr(s); err == nil {
 				clusterIPs[a.Unmap()] = true
 			}
@@ -292,7 +292,7 @@ func fuzzInput(data []byte) (Options, ServiceInput) {
 		})
 	}
 
-	in := ServiceInput{Service: svc}
+	in := ServiceInput{Service: ServiceFrom(svc)}
 	for i := range d.n(5) {
 		s := &discovery.EndpointSlice{
 			ObjectMeta:  metav1.ObjectMeta{Namespace: "ns", Name: fmt.Sprintf("%s-%d", svc.Name, i)},
@@ -330,13 +330,11 @@ func describeInput(opts Options, in ServiceInput) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "options: node %q, node IPs %v, nodeport-addresses %v, scheduler %q\n", opts.NodeName, opts.NodeIPs, opts.NodePortAddresses, opts.Scheduler)
 	s := in.Service
-	fmt.Fprintf(&b, "service %s/%s type %q clusterIP %q clusterIPs %q externalIPs %q annotations %v\n",
-		s.Namespace, s.Name, s.Spec.Type, s.Spec.ClusterIP, s.Spec.ClusterIPs, s.Spec.ExternalIPs, s.Annotations)
-	for _, ing := range s.Status.LoadBalancer.Ingress {
-		fmt.Fprintf(&b, "  ingress %q ipMode %v\n", ing.IP, deref(ing.IPMode))
-	}
-	fmt.Fprintf(&b, "  affinity %q config %+v itp %v etp %q\n", s.Spec.SessionAffinity, s.Spec.SessionAffinityConfig, deref(s.Spec.InternalTrafficPolicy), s.Spec.ExternalTrafficPolicy)
-	for _, p := range s.Spec.Ports {
+	fmt.Fprintf(&b, "service %s type %q clusterIP %q clusterIPs %q externalIPs %q annotations %v\n",
+		s.NamespacedName, s.Type, s.ClusterIP, s.ClusterIPs, s.ExternalIPs, s.Annotations)
+	fmt.Fprintf(&b, "  ingress IPs %q\n", s.IngressIPs)
+	fmt.Fprintf(&b, "  affinity %v timeout %d itp %q etp %q\n", s.ClientIPAffinity, s.AffinityTimeout, s.InternalTrafficPolicy, s.ExternalTrafficPolicy)
+	for _, p := range s.Ports {
 		fmt.Fprintf(&b, "  port %q %q %d nodePort %d\n", p.Name, p.Protocol, p.Port, p.NodePort)
 	}
 	for _, sl := range in.Slices {

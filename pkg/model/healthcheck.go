@@ -6,9 +6,9 @@ import (
 
 // healthCheck returns what the health-check node port of a LoadBalancer
 // Service with externalTrafficPolicy Local answers, nil for other Services.
-func healthCheck(svc *v1.Service, slices []*Slice, node string) *HealthCheck {
-	if svc.Spec.Type != v1.ServiceTypeLoadBalancer || svc.Spec.ExternalTrafficPolicy != v1.ServiceExternalTrafficPolicyLocal ||
-		svc.Spec.HealthCheckNodePort <= 0 || svc.Spec.HealthCheckNodePort > 65535 {
+func healthCheck(svc *Service, slices []*Slice, node string) *HealthCheck {
+	if svc.Type != v1.ServiceTypeLoadBalancer || svc.ExternalTrafficPolicy != v1.ServiceExternalTrafficPolicyLocal ||
+		svc.HealthCheckNodePort <= 0 || svc.HealthCheckNodePort > 65535 {
 		return nil
 	}
 	local := map[string]bool{}
@@ -22,5 +22,5 @@ func healthCheck(svc *v1.Service, slices []*Slice, node string) *HealthCheck {
 			}
 		}
 	}
-	return &HealthCheck{NodePort: uint16(svc.Spec.HealthCheckNodePort), LocalEndpoints: len(local)}
+	return &HealthCheck{NodePort: uint16(svc.HealthCheckNodePort), LocalEndpoints: len(local)}
 }

@@ -51,7 +51,7 @@ func TestSchedulerAnnotations(t *testing.T) {
 			o := defaultOptions()
 			o.Scheduler = tc.global
 			svc := service("web", func(s *v1.Service) { s.Annotations = tc.annotations })
-			got := NewBuilder(o).Service(ServiceInput{Service: svc}).Dump()
+			got := NewBuilder(o).Service(ServiceInput{Service: ServiceFrom(svc)}).Dump()
 			want := header + tc.want
 			if !strings.Contains(tc.want, "problem:") {
 				want += "vip 10.96.0.10\n"

@@ -78,7 +78,7 @@ func TestTopology(t *testing.T) {
 			if svc == nil {
 				svc = service("web")
 			}
-			st := NewBuilder(o).Service(ServiceInput{Service: svc, Slices: Slices(slice("web-1", v4, httpPort, tc.eps...))})
+			st := NewBuilder(o).Service(ServiceInput{Service: ServiceFrom(svc), Slices: Slices(slice("web-1", v4, httpPort, tc.eps...))})
 			st.VIPs, st.Hairpin, st.ServicePorts = nil, nil, nil
 			if diff := cmp.Diff(header+tc.want, st.Dump()); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
@@ -90,7 +90,7 @@ func TestTopology(t *testing.T) {
 func TestExplainTopology(t *testing.T) {
 	o := defaultOptions()
 	o.Zone = "zone-a"
-	in := ServiceInput{Service: service("web"), Slices: Slices(slice("web-1", v4, httpPort,
+	in := ServiceInput{Service: ServiceFrom(service("web")), Slices: Slices(slice("web-1", v4, httpPort,
 		ep{Addr: "10.244.1.2", Node: "node-a", Zones: []string{"zone-a"}}, ep{Addr: "10.244.2.2", Node: "node-b", Zones: []string{"zone-b"}}))}
 	es := NewBuilder(o).Explain(in)
 	if len(es) != 2 || es[0].Internal != "programmed" || es[1].Internal != "not programmed: topology hints (PreferSameZone) give it to other zones" {
@@ -119,7 +119,7 @@ func TestNoLocalCounts(t *testing.T) {
 		{"external Local without a NodePort or external address", service("web", etp), remote, NoLocalCounts{}},
 		{"Cluster policies", service("web", nodePort), remote, NoLocalCounts{}},
 	} {
-		st := NewBuilder(defaultOptions()).Service(ServiceInput{Service: tc.svc, Slices: Slices(slice("web-1", v4, httpPort, tc.eps...))})
+		st := NewBuilder(defaultOptions()).Service(ServiceInput{Service: ServiceFrom(tc.svc), Slices: Slices(slice("web-1", v4, httpPort, tc.eps...))})
 		if st.NoLocal != tc.want {
 			t.Errorf("%s: %+v, want %+v", tc.name, st.NoLocal, tc.want)
 		}

@@ -10,15 +10,14 @@ import (
 	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
-	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
 // SchedulerAnnotation lets one Service choose its IPVS scheduler.
 const SchedulerAnnotation = "ipvs-proxy.io/scheduler"
 
-// ReadAnnotations are the Service annotations the model reads: a cache
-// that trims Services must keep them.
+// ReadAnnotations are the Service annotations the model reads, the only
+// ones ServiceFrom keeps.
 var ReadAnnotations = []string{SchedulerAnnotation, SchedulerFlagsAnnotation, SourceRangesAnnotation}
 
 // DefaultAffinityTimeout is Kubernetes' default for ClientIP affinity (3h).
@@ -57,7 +56,7 @@ type Options struct {
 
 // ServiceInput is one Service and every EndpointSlice labelled with its name.
 type ServiceInput struct {
-	Service *v1.Service
+	Service *Service
 	Slices  []*Slice
 }
 

@@ -105,7 +105,7 @@ func BenchmarkEndpointChange(b *testing.B) {
 			for _, ep := range target.Slices[0].Endpoints {
 				addrs = append(addrs, ep.Address())
 			}
-			a := input(target.Service, slice(target.Service.Name, append(addrs, "10.200.0.1")...))
+			a := model.ServiceInput{Service: target.Service, Slices: model.Slices(slice(target.Service.Name, append(addrs, "10.200.0.1")...))}
 			c := target
 			b.ReportAllocs()
 			writes, i := 0, 0

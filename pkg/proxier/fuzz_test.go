@@ -63,7 +63,7 @@ func FuzzNodeOfTenants(f *testing.F) {
 			}
 		}
 		for _, in := range ins {
-			for _, ip := range in.Service.Spec.ClusterIPs {
+			for _, ip := range append([]string{in.Service.ClusterIP}, in.Service.ClusterIPs...) {
 				for k, want := range alone[nameOf(in)] {
 					if k.Addr.String() == ip && full.byKey[k] != want {
 						t.Errorf("clusterIP %s of %s changed by another Service:\nalone:\n%s\nwith the others:\n%s", k, nameOf(in), want, full.byKey[k])

@@ -78,7 +78,7 @@ func slice(svcName string, addrs ...string) *discovery.EndpointSlice {
 }
 
 func input(s *v1.Service, slices ...*discovery.EndpointSlice) model.ServiceInput {
-	return model.ServiceInput{Service: s, Slices: model.Slices(slices...)}
+	return model.ServiceInput{Service: model.ServiceFrom(s), Slices: model.Slices(slices...)}
 }
 
 func name(n string) types.NamespacedName { return types.NamespacedName{Namespace: "ns", Name: n} }

@@ -259,7 +259,7 @@ func TestForeignKeyFreedIsTaken(t *testing.T) {
 	if err := k.ipvs.DeleteService(nodeKey); err != nil {
 		t.Fatal(err)
 	}
-	moved := input(ext.Service, slice("ext", "10.244.1.71"))
+	moved := model.ServiceInput{Service: ext.Service, Slices: model.Slices(slice("ext", "10.244.1.71"))}
 	if res := p.SyncServices(changesOf(moved)); len(res.Problems[nameOf(ext)]) > 0 || len(res.Errors) > 0 {
 		t.Errorf("problems %v, errors %v", res.Problems, res.Errors)
 	}

@@ -42,7 +42,7 @@ func TestExplain(t *testing.T) {
 		// remote one, and a slice whose port name is not the Service's.
 		golden: "explain-local.txt",
 		in: model.ServiceInput{
-			Service: webService(func(s *v1.Service) { s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal }),
+			Service: model.ServiceFrom(webService(func(s *v1.Service) { s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal })),
 			Slices: model.Slices(
 				endpointSlice("web-abc", v4, "http", 8080,
 					endpoint{Addr: "10.244.1.2", Node: "node-a", Ready: yes, Serving: yes, Terminating: no},
@@ -59,7 +59,7 @@ func TestExplain(t *testing.T) {
 		// Every endpoint is terminating: those still serving are kept.
 		golden: "explain-terminating.txt",
 		in: model.ServiceInput{
-			Service: webService(nil),
+			Service: model.ServiceFrom(webService(nil)),
 			Slices: model.Slices(
 				endpointSlice("web-abc", v4, "http", 8080,
 					endpoint{Addr: "10.244.1.4", Node: "node-a", Ready: no, Serving: yes, Terminating: yes},
@@ -72,7 +72,7 @@ func TestExplain(t *testing.T) {
 		// an endpoint with no node is never local; a bad address is named.
 		golden: "explain-internal-local.txt",
 		in: model.ServiceInput{
-			Service: webService(func(s *v1.Service) { s.Spec.InternalTrafficPolicy = ptr.To(v1.ServiceInternalTrafficPolicyLocal) }),
+			Service: model.ServiceFrom(webService(func(s *v1.Service) { s.Spec.InternalTrafficPolicy = ptr.To(v1.ServiceInternalTrafficPolicyLocal) })),
 			Slices: model.Slices(
 				endpointSlice("web-abc", v4, "http", 8080,
 					endpoint{Addr: "10.244.1.2", Node: "node-a"},

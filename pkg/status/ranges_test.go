@@ -18,7 +18,7 @@ func lbService(ns, name, clusterIP string, created int64, mutate func(*v1.Servic
 			Ports: []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolTCP, Port: 80, NodePort: 30080}}},
 	}
 	mutate(s)
-	return model.ServiceInput{Service: s}
+	return model.ServiceInput{Service: model.ServiceFrom(s)}
 }
 
 // The label of a key two Services want names the one that holds it, as

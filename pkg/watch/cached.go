@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -38,4 +39,30 @@ func (c *CachedSlice) DeepCopyObject() runtime.Object {
 	out.Ports = slices.Clone(c.Ports) // their pointees are never written
 	out.Endpoints = slices.Clone(c.Endpoints)
 	return &out
+}
+
+// CachedService is a Service as the informer cache keeps it: the model's
+// compact form (model.Service, what the model reads and nothing else) plus
+// the resource version the cache needs. The model reads the cached value
+// itself.
+type CachedService struct {
+	model.Service
+	ResourceVersion string
+}
+
+// CompactService is the cached form of s.
+func CompactService(s *v1.Service) *CachedService {
+	return &CachedService{Service: *model.ServiceFrom(s), ResourceVersion: s.ResourceVersion}
+}
+
+// GetObjectMeta gives the cache the key and version it needs, and Events
+// the UID that names their Service.
+func (c *CachedService) GetObjectMeta() metav1.Object {
+	return &metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Name, UID: c.UID, ResourceVersion: c.ResourceVersion}
+}
+
+func (c *CachedService) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
+
+func (c *CachedService) DeepCopyObject() runtime.Object {
+	return &CachedService{Service: *c.Service.Clone(), ResourceVersion: c.ResourceVersion}
 }

@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
-	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 )
@@ -110,11 +109,11 @@ func (c *Changes) mark(n types.NamespacedName, kind Change) {
 // ServiceHandler records the Service itself.
 func (c *Changes) ServiceHandler() cache.ResourceEventHandler {
 	return c.handler(func(obj any) (types.NamespacedName, bool) {
-		s, ok := obj.(*v1.Service)
+		s, ok := obj.(*CachedService)
 		if !ok {
 			return types.NamespacedName{}, false
 		}
-		return types.NamespacedName{Namespace: s.Namespace, Name: s.Name}, true
+		return s.NamespacedName, true
 	}, ServiceEvent)
 }
 

@@ -16,6 +16,9 @@ import (
 
 func svc(ns, name string) *v1.Service { return testobj.Service(ns, name, nil) }
 
+// cached is a Service as the handlers get it: after the informer's transform.
+func cached(ns, name string) *CachedService { return CompactService(svc(ns, name)) }
+
 // slice is an EndpointSlice labelled for service; "" leaves the label off.
 func slice(ns, name, service string) *discovery.EndpointSlice {
 	s := testobj.Slice(ns, name, service, discovery.AddressTypeIPv4, nil)
@@ -58,7 +61,7 @@ func TestChanges(t *testing.T) {
 	}, {
 		name: "Service added",
 		events: []event{func(s, _ cache.ResourceEventHandler) {
-			s.OnAdd(svc("ns", "web"), true)
+			s.OnAdd(cached("ns", "web"), true)
 		}},
 		notified: "service",
 		pending:  "services=1 endpoints=0",
@@ -66,7 +69,7 @@ func TestChanges(t *testing.T) {
 	}, {
 		name: "Service updated: recorded and counted once",
 		events: []event{func(s, _ cache.ResourceEventHandler) {
-			s.OnUpdate(svc("ns", "web"), svc("ns", "web"))
+			s.OnUpdate(cached("ns", "web"), cached("ns", "web"))
 		}},
 		notified: "service",
 		pending:  "services=1 endpoints=0",
@@ -74,7 +77,7 @@ func TestChanges(t *testing.T) {
 	}, {
 		name: "Service deleted",
 		events: []event{func(s, _ cache.ResourceEventHandler) {
-			s.OnDelete(svc("ns", "web"))
+			s.OnDelete(cached("ns", "web"))
 		}},
 		notified: "service",
 		pending:  "services=1 endpoints=0",
@@ -82,7 +85,7 @@ func TestChanges(t *testing.T) {
 	}, {
 		name: "Service deleted while the watch was down: DeletedFinalStateUnknown is unwrapped",
 		events: []event{func(s, _ cache.ResourceEventHandler) {
-			s.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/web", Obj: svc("ns", "web")})
+			s.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/web", Obj: cached("ns", "web")})
 		}},
 		notified: "service",
 		pending:  "services=1 endpoints=0",
@@ -135,7 +138,7 @@ func TestChanges(t *testing.T) {
 		name: "objects of the wrong type, and a tombstone without an object, are ignored",
 		events: []event{func(s, e cache.ResourceEventHandler) {
 			s.OnAdd(cachedSlice("ns", "web-abc", "web"), false)
-			e.OnAdd(svc("ns", "web"), false)
+			e.OnAdd(cached("ns", "web"), false)
 			s.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/web"})
 			e.OnDelete(cache.DeletedFinalStateUnknown{Key: "ns/web-abc"})
 		}},
@@ -145,12 +148,12 @@ func TestChanges(t *testing.T) {
 	}, {
 		name: "a burst is one set of names, sorted by namespace then name",
 		events: []event{func(s, e cache.ResourceEventHandler) {
-			s.OnAdd(svc("b", "web"), false)
+			s.OnAdd(cached("b", "web"), false)
 			e.OnAdd(cachedSlice("a", "z-1", "z"), false)
-			s.OnAdd(svc("a", "web"), false)
+			s.OnAdd(cached("a", "web"), false)
 			e.OnAdd(cachedSlice("b", "web-1", "web"), false)
 			e.OnAdd(cachedSlice("b", "web-2", "web"), false)
-			s.OnDelete(svc("a", "api"))
+			s.OnDelete(cached("a", "api"))
 		}},
 		notified: "service endpoints service endpoints endpoints service",
 		pending:  "services=3 endpoints=3",
@@ -191,7 +194,7 @@ func TestChangesMark(t *testing.T) {
 	c := NewChanges(func(kind Change) { notified = append(notified, kind) })
 	c.Mark(types.NamespacedName{Namespace: "ns", Name: "web"})
 	c.Mark(types.NamespacedName{Namespace: "ns", Name: "api"})
-	c.ServiceHandler().OnAdd(svc("ns", "web"), false)
+	c.ServiceHandler().OnAdd(cached("ns", "web"), false)
 	c.Mark(types.NamespacedName{Namespace: "ns", Name: "web"})
 	s, e := c.Pending()
 	got := fmt.Sprintf("notified %v, pending services=%d endpoints=%d, taken %q", notified, s, e, names(c.Take()))
@@ -204,7 +207,7 @@ func TestChangesMark(t *testing.T) {
 // A nil notify is allowed (e.g. for a one-shot reader).
 func TestChangesNilNotify(t *testing.T) {
 	c := NewChanges(nil)
-	c.ServiceHandler().OnAdd(svc("ns", "web"), false)
+	c.ServiceHandler().OnAdd(cached("ns", "web"), false)
 	if got := names(c.Take()); got != "ns/web" {
 		t.Errorf("Take: %q, want ns/web", got)
 	}
@@ -245,7 +248,7 @@ func TestTriggerTime(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got := "none"
-			if ts, ok := TriggerTime(&model.ServiceInput{Service: svc("ns", "web"), Slices: model.Slices(tc.slices...)}); ok {
+			if ts, ok := TriggerTime(&model.ServiceInput{Service: model.ServiceFrom(svc("ns", "web")), Slices: model.Slices(tc.slices...)}); ok {
 				got = ts.UTC().Format(time.RFC3339Nano)
 			}
 			if got != tc.want {

@@ -9,10 +9,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 )
 
@@ -20,18 +17,17 @@ const byService = "byService"
 
 // Source reads Services and their slices from informer caches.
 type Source struct {
-	services  corelisters.ServiceLister
+	services  cache.Indexer
 	slices    cache.Indexer
 	synced    []cache.InformerSynced
 	informers []cache.SharedIndexInformer
 }
 
 // NewSource builds the Service and EndpointSlice informers over the two
-// list-watches, with serviceTransform (if not nil) applied to every
-// Service before it is cached, slices cached as CachedSlice, and slices
-// indexed by Service, so a Service's slices are found without a scan.
-// Nothing runs until the caller runs Informers.
-func NewSource(services, slices cache.ListerWatcher, serviceTransform cache.TransformFunc, changes *Changes) (*Source, error) {
+// list-watches, with Services cached as CachedService, slices as
+// CachedSlice, and slices indexed by Service, so a Service's slices are
+// found without a scan. Nothing runs until the caller runs Informers.
+func NewSource(services, slices cache.ListerWatcher, changes *Changes) (*Source, error) {
 	// No namespace index, which an informer factory adds: nothing here
 	// reads by namespace, and each index costs memory per cached object.
 	svcInf := cache.NewSharedIndexInformerWithOptions(services, &v1.Service{}, cache.SharedIndexInformerOptions{})
@@ -44,7 +40,12 @@ func NewSource(services, slices cache.ListerWatcher, serviceTransform cache.Tran
 			return []string{s.Namespace + "/" + s.Service}, nil
 		}},
 	})
-	if err := svcInf.SetTransform(serviceTransform); err != nil {
+	if err := svcInf.SetTransform(func(obj any) (any, error) {
+		if s, ok := obj.(*v1.Service); ok {
+			return CompactService(s), nil
+		}
+		return obj, nil // a tombstone
+	}); err != nil {
 		return nil, fmt.Errorf("set the Service informer's transform: %w", err)
 	}
 	if err := sliceInf.SetTransform(func(obj any) (any, error) {
@@ -68,7 +69,7 @@ func NewSource(services, slices cache.ListerWatcher, serviceTransform cache.Tran
 	// them all, rather than a second sync re-checking thousands of
 	// Services it has just written.
 	return &Source{
-		services:  corelisters.NewServiceLister(svcInf.GetIndexer()),
+		services:  svcInf.GetIndexer(),
 		slices:    sliceInf.GetIndexer(),
 		synced:    []cache.InformerSynced{svcReg.HasSynced, sliceReg.HasSynced},
 		informers: []cache.SharedIndexInformer{svcInf, sliceInf},
@@ -85,25 +86,25 @@ func (s *Source) Synced() []cache.InformerSynced { return s.synced }
 
 // Input returns the Service with its slices; nil when the Service is gone.
 func (s *Source) Input(n types.NamespacedName) (*model.ServiceInput, error) {
-	svc, err := s.services.Services(n.Namespace).Get(n.Name)
-	if apierrors.IsNotFound(err) {
-		return nil, nil
-	}
+	obj, ok, err := s.services.GetByKey(n.Namespace + "/" + n.Name)
 	if err != nil {
 		return nil, fmt.Errorf("get Service %s from cache: %w", n, err)
 	}
-	return &model.ServiceInput{Service: svc, Slices: s.slicesOf(n)}, nil
+	svc, isSvc := obj.(*CachedService)
+	if !ok || !isSvc {
+		return nil, nil
+	}
+	return &model.ServiceInput{Service: &svc.Service, Slices: s.slicesOf(n)}, nil
 }
 
 // All returns every Service with its slices.
 func (s *Source) All() ([]model.ServiceInput, error) {
-	svcs, err := s.services.List(labels.Everything())
-	if err != nil {
-		return nil, fmt.Errorf("list Services from cache: %w", err)
-	}
-	out := make([]model.ServiceInput, 0, len(svcs))
-	for _, svc := range svcs {
-		out = append(out, model.ServiceInput{Service: svc, Slices: s.slicesOf(types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name})})
+	objs := s.services.List()
+	out := make([]model.ServiceInput, 0, len(objs))
+	for _, o := range objs {
+		if svc, ok := o.(*CachedService); ok {
+			out = append(out, model.ServiceInput{Service: &svc.Service, Slices: s.slicesOf(svc.NamespacedName)})
+		}
 	}
 	return out, nil
 }

@@ -43,7 +43,7 @@ func startSource(t *testing.T, objs ...runtime.Object) (*Source, *Changes, kuber
 	lw := kubeclienttest.Clientset{Interface: client}
 	var notified atomic.Int64
 	changes := NewChanges(func(Change) { notified.Add(1) })
-	src, err := NewSource(lw.ListWatch("services", nil), lw.ListWatch("endpointslices", nil), nil, changes)
+	src, err := NewSource(lw.ListWatch("services", nil), lw.ListWatch("endpointslices", nil), changes)
 	if err != nil {
 		t.Fatal(err)
 	}
