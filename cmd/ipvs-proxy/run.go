@@ -456,36 +456,6 @@ func iptablesRules(cfg iptables.Config) ([]daemon.RuleSync, error) {
 	return out, nil
 }
 
-// serve runs an HTTP server until ctx ends. A server that cannot listen is
-// logged, not fatal, unless hardFail: kube-proxy keeps proxying without
-// its health port too, unless --bind-address-hard-fail.
-func serve(ctx context.Context, name, addr string, h http.Handler, hardFail bool) error {
-	if addr == "" {
-		return nil
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		if hardFail {
-			return fmt.Errorf("%s server: %w", name, err)
-		}
-		klog.ErrorS(err, "HTTP server cannot listen", "server", name, "address", addr)
-		return nil
-	}
-	srv := newHTTPServer(addr, h)
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			klog.ErrorS(err, "HTTP server stopped", "server", name, "address", addr)
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(shutdownCtx)
-	}()
-	return nil
-}
-
 // withKubeProxyPages adds what kube-proxy serves beside its metrics:
 // /proxyMode (the mode's name) and /configz (the configuration in effect,
 // under the key kube-proxy uses).
@@ -524,7 +494,3 @@ func withProfiling(h http.Handler) http.Handler {
 // newHTTPServer bounds every phase of a connection, so that slow or idle
 // clients cannot pile up connections on the health and metrics ports; the
 // write bound leaves room for a 30 s CPU profile under --profiling.
-func newHTTPServer(addr string, h http.Handler) *http.Server {
-	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: 60 * time.Second, IdleTimeout: 60 * time.Second}
-}
