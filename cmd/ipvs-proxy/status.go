@@ -11,22 +11,24 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/options"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/status"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/watch"
 	"github.com/spf13/cobra"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 )
 
 type statusFlags struct {
-	kubeconfig, master, hostname, output, service, scheduler string
-	counters                                                 bool
+	kubeconfig, master, hostname, output, service string
+	counters                                      bool
 }
 
 func statusCommand() *cobra.Command {
-	f := statusFlags{scheduler: "rr"}
+	f := statusFlags{}
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Print this node's IPVS table, labelled with the Service each entry belongs to",
@@ -71,14 +73,14 @@ func runStatus(ctx context.Context, f statusFlags) error {
 	if err != nil {
 		return err
 	}
-	nodeName := strings.ToLower(f.hostname)
+	nodeName := f.hostname
 	if nodeName == "" {
 		nodeName, _ = os.Hostname()
 	}
+	nodeName = strings.ToLower(nodeName) // as the daemon names its Node
 	var labels status.Labels
-	var inputs []model.ServiceInput
 	var builder *model.Builder
-	inputs, err = readServices(ctx, f)
+	inputs, zone, err := readServices(ctx, f, nodeName)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "note: cannot read Services from the API server, entries are unlabelled: %v\n", err)
 	} else {
@@ -88,7 +90,9 @@ func runStatus(ctx context.Context, f statusFlags) error {
 				nodeIPs = append(nodeIPs, h.Addr)
 			}
 		}
-		builder = model.NewBuilder(model.Options{NodeName: nodeName, NodeIPs: nodeIPs, Scheduler: f.scheduler})
+		// The explanations need the node's name, addresses and zone (for
+		// topology); the scheduler only names what the labels ignore.
+		builder = model.NewBuilder(model.Options{NodeName: nodeName, Zone: zone, NodeIPs: nodeIPs, Scheduler: options.DefaultScheduler})
 		labels = status.LabelsFor(builder, inputs)
 	}
 	if f.service != "" {
@@ -128,23 +132,36 @@ func onlyService(vss []ipvs.VirtualServer, labels status.Labels, svc string) []i
 	return out
 }
 
-// readServices lists Services and slices once; status is a one-shot
-// command, so no informers.
-func readServices(ctx context.Context, f statusFlags) ([]model.ServiceInput, error) {
+// readServices lists Services and slices once, and reads this node's zone
+// label; status is a one-shot command, so no informers. A Node it cannot
+// read leaves the zone empty, with a note: the explanations then treat
+// zone hints as the daemon does on a node without a zone.
+func readServices(ctx context.Context, f statusFlags, nodeName string) ([]model.ServiceInput, string, error) {
 	client, err := newClient(f.kubeconfig, f.master, 0, 0)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	proxied := metav1.ListOptions{LabelSelector: watch.ProxiedSelector()} // what the daemon watches
 	svcs := &v1.ServiceList{}
 	if err := client.List(ctx, "services", proxied, svcs); err != nil {
-		return nil, fmt.Errorf("list Services: %w", err)
+		return nil, "", fmt.Errorf("list Services: %w", err)
 	}
 	slices := &discovery.EndpointSliceList{}
 	if err := client.List(ctx, "endpointslices", proxied, slices); err != nil {
-		return nil, fmt.Errorf("list EndpointSlices: %w", err)
+		return nil, "", fmt.Errorf("list EndpointSlices: %w", err)
+	}
+	zone := ""
+	nodes := &v1.NodeList{}
+	byName := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", nodeName).String()}
+	switch err := client.List(ctx, "nodes", byName, nodes); {
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "note: cannot read Node %s, explanations assume no zone: %v\n", nodeName, err)
+	case len(nodes.Items) == 0:
+		fmt.Fprintf(os.Stderr, "note: no Node %s, explanations assume no zone\n", nodeName)
+	default:
+		zone = nodes.Items[0].Labels[v1.LabelTopologyZone]
 	}
 	bySvc := map[types.NamespacedName][]*discovery.EndpointSlice{}
 	for i := range slices.Items {
@@ -157,5 +174,5 @@ func readServices(ctx context.Context, f statusFlags) ([]model.ServiceInput, err
 		s := &svcs.Items[i]
 		out = append(out, model.ServiceInput{Service: model.ServiceFrom(s), Slices: model.Slices(bySvc[types.NamespacedName{Namespace: s.Namespace, Name: s.Name}]...)})
 	}
-	return out, nil
+	return out, zone, nil
 }

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"os"
+	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -77,6 +79,14 @@ func TestGuestTopology(t *testing.T) {
 	w.waitFirstSync()
 	waitIPVS(t, vs, rs("pod-a"))
 	askOK(t, "zone hints", "pod-c", "tcp", hostPort(s.Spec.ClusterIP, 80), "", 4, "pod-a")
+	// status --service reads the Node's zone too, so it explains the same.
+	out := run(t, "status", os.Getenv(envProxyBin), "status", "--kubeconfig", os.Getenv(envKubeconfig), "--hostname-override", nodeName,
+		"--service", w.ns+"/zoned")
+	for _, want := range []string{"programmed", "not programmed: topology hints (PreferSameZone) give it to other zones"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status --service does not say %q:\n%s", want, out)
+		}
+	}
 
 	w.hintedSlice(s, nil, nil)
 	waitIPVS(t, vs, rs("pod-a"), rs("pod-b"))
