@@ -62,8 +62,10 @@ func (o *Options) Complete(fs *pflag.FlagSet) error {
 	}
 	o.HealthzBindAddress = withPort(o.HealthzBindAddress, DefaultHealthzBindAddress, healthzPort)
 	o.MetricsBindAddress = withPort(o.MetricsBindAddress, DefaultMetricsBindAddress, metricsPort)
-	// The deprecated port flags, as kube-proxy reads them: 0 turns the
-	// server off, another port replaces the address's.
+	// The deprecated port flags: 0 turns the server off, another port
+	// replaces the address's. kube-proxy only adds a port to an address
+	// that has none, and ignores the flags with --config; here they win
+	// over the file, as every flag does.
 	if fs.Changed("healthz-port") {
 		o.HealthzBindAddress = replacePort(o.HealthzBindAddress, o.healthzPort)
 	}

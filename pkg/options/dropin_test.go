@@ -62,7 +62,7 @@ conntrack:
 				"--kube-api-content-type=application/json", "--config-sync-period=1m", "--iptables-sync-period=10s"},
 			[]string{"Warnings = " + strings.Join([]string{
 				"flag --kube-api-content-type=application/json does not apply to ipvs-proxy and is ignored: ipvs-proxy always asks for protobuf",
-				"flag --iptables-masquerade-bit=15 does not apply to ipvs-proxy and is ignored: ipvs-proxy marks no packets: it masquerades with the IPVS match",
+				"flag --iptables-masquerade-bit=15 does not apply to ipvs-proxy and is ignored: ipvs-proxy's marks are fixed: 0x1000 (masquerade), 0x2000 (keep the source) and 0x40000000 under the mask 0xc000f000 (the externalTrafficPolicy Local short-circuit), apart from kube-proxy's 0x4000 and 0x8000",
 				"flag --iptables-sync-period=10s does not apply to ipvs-proxy and is ignored: " + notIPVS,
 				"flag --config-sync-period=1m0s does not apply to ipvs-proxy and is ignored: ipvs-proxy's informers do not resync; `--ipvs-sync-period` repairs drift",
 			}, "\n  ")}},

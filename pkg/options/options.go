@@ -264,9 +264,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.Int32Var(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst,
 		"Burst of requests to the API server; 0 means 100.")
 	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress,
-		"The node's primary IP, as in kube-proxy (it binds nothing): used for --nodeport-addresses=primary; an IPv6 address makes the default health and metrics addresses IPv6.")
+		"The node's primary IP, as in kube-proxy (it binds nothing): used for --nodeport-addresses=primary. In a config file (bindAddress), an IPv6 address also makes the default health and metrics addresses IPv6; the flag does not, as in kube-proxy.")
 	fs.BoolVar(&o.BindAddressHardFail, "bind-address-hard-fail", o.BindAddressHardFail,
-		"Stop if the health check or metrics server cannot listen.")
+		"Stop if the health check or metrics server cannot listen; otherwise the server tries again every 5s, as kube-proxy's.")
 	fs.Int32Var(&o.OOMScoreAdj, "oom-score-adj", o.OOMScoreAdj,
 		"The oom_score_adj of the ipvs-proxy process, from -1000 to 1000.")
 	fs.Int32Var(&o.healthzPort, "healthz-port", o.healthzPort, "Port of the health check server; 0 turns it off.")
