@@ -34,10 +34,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/sysctl"
 	"github.com/spf13/cobra"
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
 	logsapi "k8s.io/component-base/logs/api/v1"
@@ -189,7 +186,11 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	p.AdoptNodePorts = kubeProxyNodePortsLeft()
 	p.DrainTimeout = o.GracefulTerminationTimeout
 	p.Conntrack = conntrack.NewLinux()
-	rules, err := iptablesRules(localDetection(ctx, client, nodeName, o))
+	local, podCIDRs, err := localDetection(ctx, client, nodeName, o)
+	if err != nil {
+		return err
+	}
+	rules, err := iptablesRules(local)
 	if err != nil {
 		return err
 	}
@@ -226,7 +227,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 		Client: client, NodeName: nodeName, Proxier: p, Rules: rules,
 		SyncPeriod: o.SyncPeriod, MinSyncPeriod: o.MinSyncPeriod, MaxSyncShare: o.SyncCPUShare,
 		Health: health, Metrics: m, Recorder: recorder, Clock: clk,
-		HealthChecks: checks,
+		HealthChecks: checks, PodCIDRs: podCIDRs,
 	}
 	if o.CleanupKubeProxy {
 		cfg.AfterFirstSync = cleanupKubeProxyRules
@@ -326,7 +327,7 @@ func nodePortAddresses(ctx context.Context, client *kubeclient.Client, nodeName 
 		return o.NodePortAddresses
 	}
 	var addrs []v1.NodeAddress
-	if node, err := waitForNode(ctx, client, nodeName); err != nil {
+	if node, err := client.WaitForNode(ctx, nodeName, nodeTimeout, kubeclient.NodeExists); err != nil {
 		klog.ErrorS(err, "Cannot read this node's addresses for nodePortAddresses' primary; using --bind-address only", "node", nodeName)
 	} else {
 		addrs = node.Status.Addresses
@@ -337,27 +338,22 @@ func nodePortAddresses(ctx context.Context, client *kubeclient.Client, nodeName 
 	return out
 }
 
-// waitForNode reads this node's Node. kube-proxy waits for its Node too: a
-// kubelet registers it shortly after the DaemonSet's pod may start.
-func waitForNode(ctx context.Context, client *kubeclient.Client, nodeName string) (*v1.Node, error) {
-	nodes := &v1.NodeList{}
-	byName := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", nodeName).String()}
-	err := wait.PollUntilContextTimeout(ctx, time.Second, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		if err := client.List(ctx, "nodes", byName, nodes); err != nil {
-			klog.V(2).InfoS("Cannot read the Node yet", "node", nodeName, "err", err)
-			return false, nil
-		}
-		return len(nodes.Items) > 0, nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &nodes.Items[0], nil
-}
+// nodeTimeout is how long ipvs-proxy waits for its Node at start:
+// kube-proxy's 30 s.
+const nodeTimeout = 30 * time.Second
+
+// podCIDRsTimeout is how long NodeCIDR mode waits for the Node's podCIDRs
+// after the Node exists: kube-proxy's 5 minutes.
+var podCIDRsTimeout = 5 * time.Minute
 
 // localDetection is how the rules tell Service traffic from this node's
-// pods apart (--detect-local-mode), as kube-proxy does.
-func localDetection(ctx context.Context, client *kubeclient.Client, nodeName string, o *options.Options) iptables.Config {
+// pods apart (--detect-local-mode), as kube-proxy does. In NodeCIDR mode
+// it also returns the Node's podCIDRs, which the daemon watches: like
+// kube-proxy, ipvs-proxy waits for them (a node controller assigns them
+// after the kubelet registers the Node), fails to start without them, and
+// exits when they change, to start again with rules for the new ones.
+func localDetection(ctx context.Context, client *kubeclient.Client, nodeName string, o *options.Options) (iptables.Config, []string, error) {
+	var podCIDRs []string
 	cfg := iptables.Config{MasqueradeAll: o.MasqueradeAll}
 	switch o.DetectLocalMode {
 	case "BridgeInterface":
@@ -365,21 +361,35 @@ func localDetection(ctx context.Context, client *kubeclient.Client, nodeName str
 	case "InterfaceNamePrefix":
 		cfg.LocalInterfacePrefix = o.PodInterfaceNamePrefix
 	case "NodeCIDR":
-		node, err := waitForNode(ctx, client, nodeName)
+		node, err := waitForPodCIDRs(ctx, client, nodeName)
 		if err != nil {
-			klog.ErrorS(err, "Cannot read this node's podCIDRs for detect-local-mode NodeCIDR; no traffic is told apart as local", "node", nodeName)
-			break
+			return cfg, nil, fmt.Errorf("detect-local-mode NodeCIDR: %w", err)
 		}
+		podCIDRs = node.Spec.PodCIDRs
 		var bad []string
-		cfg.LocalCIDRs, bad = options.ParsePrefixes(node.Spec.PodCIDRs)
-		klog.InfoS("Local traffic is told apart by the Node's podCIDRs", "podCIDRs", node.Spec.PodCIDRs, "unparsable", bad)
+		cfg.LocalCIDRs, bad = options.ParsePrefixes(podCIDRs)
+		klog.InfoS("Local traffic is told apart by the Node's podCIDRs", "podCIDRs", podCIDRs, "unparsable", bad)
 	default:
 		cfg.LocalCIDRs = o.ClusterCIDRs
 	}
 	if cfg.LocalBridge == "" && cfg.LocalInterfacePrefix == "" && len(cfg.LocalCIDRs) == 0 {
 		klog.InfoS("No local traffic can be told apart (no --cluster-cidr, podCIDRs or pod interface): clusterIP traffic is not masqueraded; NodePort, externalIP and LoadBalancer traffic is", "detectLocalMode", o.DetectLocalMode)
 	}
-	return cfg
+	return cfg, podCIDRs, nil
+}
+
+// waitForPodCIDRs reads this node's Node once it has podCIDRs: the Node
+// within nodeTimeout, then its podCIDRs within podCIDRsTimeout more.
+func waitForPodCIDRs(ctx context.Context, client *kubeclient.Client, nodeName string) (*v1.Node, error) {
+	if _, err := client.WaitForNode(ctx, nodeName, nodeTimeout, kubeclient.NodeExists); err != nil {
+		return nil, fmt.Errorf("no Node %s within %s: %w", nodeName, nodeTimeout, err)
+	}
+	klog.InfoS("Waiting for the Node's podCIDRs", "node", nodeName, "timeout", podCIDRsTimeout)
+	node, err := client.WaitForNode(ctx, nodeName, podCIDRsTimeout, func(n *v1.Node) bool { return len(n.Spec.PodCIDRs) > 0 })
+	if err != nil {
+		return nil, fmt.Errorf("no podCIDRs assigned to Node %s within %s: %w", nodeName, podCIDRsTimeout, err)
+	}
+	return node, nil
 }
 
 // cleanupKubeProxyRules removes kube-proxy's chains and ipsets once this

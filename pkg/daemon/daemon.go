@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -89,6 +90,10 @@ type Config struct {
 	// HealthChecks, if set, is kept in step with the Services' health-check
 	// node ports.
 	HealthChecks HealthChecks
+	// PodCIDRs are the Node's podCIDRs the rules tell local traffic by
+	// (detect-local-mode NodeCIDR); nil in the other modes. When the Node's
+	// differ, Run stops with ErrPodCIDRsChanged, as kube-proxy exits.
+	PodCIDRs []string
 	// AfterFirstSync, if set, runs once, on its own goroutine, after the
 	// first full sync that wrote everything it wanted.
 	AfterFirstSync func()
@@ -187,8 +192,14 @@ func Run(ctx context.Context, cfg Config) error {
 		o.FieldSelector = fields.OneTermEqualSelector("metadata.name", cfg.NodeName).String()
 	}), &v1.Node{}, cache.SharedIndexInformerOptions{})
 	if _, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { d.nodeChanged(obj) },
-		UpdateFunc: func(_, obj any) { d.nodeChanged(obj) },
+		AddFunc: func(obj any) {
+			d.nodeChanged(obj)
+			d.checkPodCIDRs(obj, stop)
+		},
+		UpdateFunc: func(_, obj any) {
+			d.nodeChanged(obj)
+			d.checkPodCIDRs(obj, stop)
+		},
 		DeleteFunc: func(any) {
 			klog.InfoS("Node is deleted; stopping, as kube-proxy does", "node", cfg.NodeName)
 			stop(ErrNodeDeleted)
@@ -206,8 +217,8 @@ func Run(ctx context.Context, cfg Config) error {
 	klog.InfoS("Waiting for informer caches to sync")
 	if !cache.WaitForCacheSync(ctx.Done(), append(src.Synced(), nodeInf.HasSynced)...) {
 		informers.Wait()
-		if errors.Is(context.Cause(ctx), ErrNodeDeleted) {
-			return ErrNodeDeleted
+		if err := stopCause(ctx); err != nil {
+			return err
 		}
 		return fmt.Errorf("informer caches did not sync before shutdown")
 	}
@@ -220,10 +231,35 @@ func Run(ctx context.Context, cfg Config) error {
 	r.Run(ctx)
 	informers.Wait()
 	klog.InfoS("Stopped; the kernel state is left programmed")
-	if errors.Is(context.Cause(ctx), ErrNodeDeleted) {
-		return ErrNodeDeleted
+	return stopCause(ctx)
+}
+
+// ErrPodCIDRsChanged is Run's error when its Node's podCIDRs differ from
+// Config.PodCIDRs: the proxy exits, as kube-proxy does, and its restart
+// builds the rules for the new ones.
+var ErrPodCIDRsChanged = errors.New("this node's podCIDRs changed")
+
+// stopCause is the error Run stopped itself with, nil when its caller's
+// context ended.
+func stopCause(ctx context.Context) error {
+	for _, err := range []error{ErrNodeDeleted, ErrPodCIDRsChanged} {
+		if errors.Is(context.Cause(ctx), err) {
+			return err
+		}
 	}
 	return nil
+}
+
+// checkPodCIDRs stops Run when the Node's podCIDRs are no longer those the
+// rules were built for (NodeCIDR mode only).
+func (d *daemon) checkPodCIDRs(obj any, stop context.CancelCauseFunc) {
+	node, ok := obj.(*v1.Node)
+	if !ok || d.PodCIDRs == nil || slices.Equal(node.Spec.PodCIDRs, d.PodCIDRs) {
+		return
+	}
+	klog.InfoS("The Node's podCIDRs changed; stopping, as kube-proxy does, to start again with rules for them",
+		"node", d.NodeName, "podCIDRs", node.Spec.PodCIDRs, "was", d.PodCIDRs)
+	stop(ErrPodCIDRsChanged)
 }
 
 // queued tells /healthz and the metrics that a sync is wanted, as

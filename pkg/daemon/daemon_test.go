@@ -437,19 +437,38 @@ func TestGCRelax(t *testing.T) {
 
 // runFast runs the daemon with a 50 ms sync period, for tests of what the
 // periodic work must not hold up; its error arrives on the channel.
-func runFast(ctx context.Context, client *fake.Clientset, k ipvs.Interface, rules []RuleSync) chan error {
+func runFast(ctx context.Context, client *fake.Clientset, k ipvs.Interface, rules []RuleSync, mods ...func(*Config)) chan error {
 	owned, _ := proxier.LoadOwned("")
+	cfg := Config{
+		Client: kubeclienttest.Clientset{Interface: client}, NodeName: "node-a",
+		Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, k, netif.NewFake("kube-ipvs0"), ipset.NewFake(), owned),
+		Rules:      rules,
+		SyncPeriod: 50 * time.Millisecond, MinSyncPeriod: 10 * time.Millisecond,
+		Health: &health{}, Metrics: nopMetrics{}, Clock: clock.RealClock{},
+	}
+	for _, m := range mods {
+		m(&cfg)
+	}
 	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Config{
-			Client: kubeclienttest.Clientset{Interface: client}, NodeName: "node-a",
-			Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, k, netif.NewFake("kube-ipvs0"), ipset.NewFake(), owned),
-			Rules:      rules,
-			SyncPeriod: 50 * time.Millisecond, MinSyncPeriod: 10 * time.Millisecond,
-			Health: &health{}, Metrics: nopMetrics{}, Clock: clock.RealClock{},
-		})
-	}()
+	go func() { done <- Run(ctx, cfg) }()
 	return done
+}
+
+// waitStopped waits for Run to return want after why, and checks that it
+// left the kernel as programmed.
+func waitStopped(t *testing.T, done chan error, want error, why string, kipvs *ipvs.Fake, programmed string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if !errors.Is(err, want) {
+			t.Errorf("Run returned %v, want %v", err, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("Run goes on after %s", why)
+	}
+	if got := kipvs.Dump(); got != programmed {
+		t.Errorf("kernel changed on the way out:\n%s", got)
+	}
 }
 
 // waitCount waits until c reaches n.
@@ -549,17 +568,40 @@ func TestNodeDeletedStops(t *testing.T) {
 	if err := client.CoreV1().Nodes().Delete(ctx, "node-a", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	waitStopped(t, done, ErrNodeDeleted, "its Node was deleted", kipvs, programmed)
+}
+
+// TestPodCIDRsChangedStops: in NodeCIDR mode Run goes on through Node
+// updates that keep its podCIDRs, and returns ErrPodCIDRsChanged when they
+// change, as kube-proxy exits, leaving the kernel programmed.
+func TestPodCIDRsChangedStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	node := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}, Spec: v1.NodeSpec{PodCIDRs: []string{"10.244.1.0/24"}}}
+	client := fake.NewClientset(node, service("web", "10.96.0.10"), endpointSlice("web", "10.244.1.2"))
+	kipvs := ipvs.NewFake()
+	done := runFast(ctx, client, kipvs, nil, func(c *Config) { c.PodCIDRs = []string{"10.244.1.0/24"} })
+	const programmed = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\nTCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n"
+	waitFor(t, kipvs, programmed)
+	update := func(mutate func(*v1.Node)) {
+		t.Helper()
+		n, err := client.CoreV1().Nodes().Get(ctx, "node-a", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mutate(n)
+		if _, err := client.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update(func(n *v1.Node) { n.Labels = map[string]string{"team": "a"} })
 	select {
 	case err := <-done:
-		if !errors.Is(err, ErrNodeDeleted) {
-			t.Errorf("Run returned %v, want ErrNodeDeleted", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run goes on after its Node was deleted")
+		t.Fatalf("Run stopped on a Node update that kept its podCIDRs: %v", err)
+	case <-time.After(500 * time.Millisecond):
 	}
-	if got := kipvs.Dump(); got != programmed {
-		t.Errorf("kernel changed on the way out:\n%s", got)
-	}
+	update(func(n *v1.Node) { n.Spec.PodCIDRs = []string{"10.244.7.0/24"} })
+	waitStopped(t, done, ErrPodCIDRsChanged, "its Node's podCIDRs changed", kipvs, programmed)
 }
 
 // TestLastQueuedTimestamp: kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds

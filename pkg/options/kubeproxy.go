@@ -83,7 +83,7 @@ var KubeProxySettings = []Setting{
 	{"", "nftables.masqueradeBit", Warns, notIPVS, nil},
 	{"", "nftables.syncPeriod", Warns, notIPVS, nil},
 	{"", "nftables.minSyncPeriod", Warns, notIPVS, nil},
-	{"detect-local-mode", "detectLocalMode", Acts, "ClusterCIDR (default), NodeCIDR (the Node's podCIDRs), BridgeInterface, InterfaceNamePrefix: how Service traffic from this node's pods is told apart, which is not masqueraded", nil},
+	{"detect-local-mode", "detectLocalMode", Acts, "ClusterCIDR (default), NodeCIDR (the Node's podCIDRs, waited for up to 5 min at start; a change restarts ipvs-proxy, as kube-proxy), BridgeInterface, InterfaceNamePrefix: how Service traffic from this node's pods is told apart, which is not masqueraded", nil},
 	{"pod-bridge-interface", "detectLocal.bridgeInterface", Acts, "with BridgeInterface", nil},
 	{"pod-interface-name-prefix", "detectLocal.interfaceNamePrefix", Acts, "with InterfaceNamePrefix", nil},
 	{"cluster-cidr", "clusterCIDR", Acts, "", nil},
