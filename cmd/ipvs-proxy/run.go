@@ -176,7 +176,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	if err != nil {
 		return err
 	}
-	npa := nodePortAddresses(ctx, client, nodeName, o)
+	npa, primary := nodePortAddresses(ctx, client, nodeName, o)
 	p := proxier.New(model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: npa,
 		DenyExternalIPs: !o.AllowExternalIPs, ClusterCIDRs: o.ClusterCIDRs, ServiceCIDRs: o.ServiceCIDRs,
 		Unavailable:       unavailableSchedulers(kver),
@@ -227,7 +227,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 		Client: client, NodeName: nodeName, Proxier: p, Rules: rules,
 		SyncPeriod: o.SyncPeriod, MinSyncPeriod: o.MinSyncPeriod, MaxSyncShare: o.SyncCPUShare,
 		Health: health, Metrics: m, Recorder: recorder, Clock: clk,
-		HealthChecks: checks, PodCIDRs: podCIDRs,
+		HealthChecks: checks, Restart: nodeRestart(podCIDRs, o.NodePortPrimary, primary, o.BindAddress),
 	}
 	if o.CleanupKubeProxy {
 		cfg.AfterFirstSync = cleanupKubeProxyRules
@@ -319,12 +319,13 @@ func healthCheckFailed(r record.EventRecorder, nodeName string) func(types.Names
 }
 
 // nodePortAddresses is o's list with the keyword "primary" replaced by the
-// Node's primary IPs, read once at start as kube-proxy does. A Node that
-// cannot be read leaves --bind-address only; a list left empty means every
+// Node's primary IPs, read once at start as kube-proxy does (a change
+// restarts the proxy: see nodeRestart), and those IPs. A Node that cannot
+// be read leaves --bind-address only; a list left empty means every
 // address, as in kube-proxy.
-func nodePortAddresses(ctx context.Context, client *kubeclient.Client, nodeName string, o *options.Options) []netip.Prefix {
+func nodePortAddresses(ctx context.Context, client *kubeclient.Client, nodeName string, o *options.Options) ([]netip.Prefix, []netip.Addr) {
 	if !o.NodePortPrimary {
-		return o.NodePortAddresses
+		return o.NodePortAddresses, nil
 	}
 	var addrs []v1.NodeAddress
 	if node, err := client.WaitForNode(ctx, nodeName, nodeTimeout, kubeclient.NodeExists); err != nil {
@@ -335,7 +336,25 @@ func nodePortAddresses(ctx context.Context, client *kubeclient.Client, nodeName 
 	primary := model.PrimaryNodeIPs(addrs, o.BindAddress)
 	out := append(slices.Clone(o.NodePortAddresses), model.PrimaryPrefixes(primary)...)
 	klog.InfoS("Expanded nodePortAddresses' primary", "primaryIPs", primary, "nodePortAddresses", out)
-	return out
+	return out, primary
+}
+
+// nodeRestart says why an update of the Node must restart the proxy, ""
+// when it need not: what was read from the Node at start and built into
+// the rules or the NodePorts has changed. kube-proxy exits when the Node's
+// podCIDRs change in NodeCIDR mode, and when its IPs change; ipvs-proxy
+// reads the IPs only for nodePortAddresses' primary, so only then does a
+// change of them restart it.
+func nodeRestart(podCIDRs []string, usePrimary bool, primary []netip.Addr, bindAddress string) func(*v1.Node) string {
+	return func(n *v1.Node) string {
+		if podCIDRs != nil && !slices.Equal(n.Spec.PodCIDRs, podCIDRs) {
+			return fmt.Sprintf("podCIDRs %v, not %v (detect-local-mode NodeCIDR)", n.Spec.PodCIDRs, podCIDRs)
+		}
+		if now := model.PrimaryNodeIPs(n.Status.Addresses, bindAddress); usePrimary && !slices.Equal(now, primary) {
+			return fmt.Sprintf("primary IPs %v, not %v (nodePortAddresses primary)", now, primary)
+		}
+		return ""
+	}
 }
 
 // nodeTimeout is how long ipvs-proxy waits for its Node at start:

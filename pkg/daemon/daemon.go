@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -90,10 +89,10 @@ type Config struct {
 	// HealthChecks, if set, is kept in step with the Services' health-check
 	// node ports.
 	HealthChecks HealthChecks
-	// PodCIDRs are the Node's podCIDRs the rules tell local traffic by
-	// (detect-local-mode NodeCIDR); nil in the other modes. When the Node's
-	// differ, Run stops with ErrPodCIDRsChanged, as kube-proxy exits.
-	PodCIDRs []string
+	// Restart, if set, is asked about each version of the Node: a reason
+	// stops Run with ErrNodeChanged, as kube-proxy exits when its Node's
+	// podCIDRs or IPs change, so that a restart builds on the new ones.
+	Restart func(*v1.Node) string
 	// AfterFirstSync, if set, runs once, on its own goroutine, after the
 	// first full sync that wrote everything it wanted.
 	AfterFirstSync func()
@@ -194,11 +193,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if _, err := nodeInf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) {
 			d.nodeChanged(obj)
-			d.checkPodCIDRs(obj, stop)
+			d.checkRestart(obj, stop)
 		},
 		UpdateFunc: func(_, obj any) {
 			d.nodeChanged(obj)
-			d.checkPodCIDRs(obj, stop)
+			d.checkRestart(obj, stop)
 		},
 		DeleteFunc: func(any) {
 			klog.InfoS("Node is deleted; stopping, as kube-proxy does", "node", cfg.NodeName)
@@ -234,32 +233,30 @@ func Run(ctx context.Context, cfg Config) error {
 	return stopCause(ctx)
 }
 
-// ErrPodCIDRsChanged is Run's error when its Node's podCIDRs differ from
-// Config.PodCIDRs: the proxy exits, as kube-proxy does, and its restart
-// builds the rules for the new ones.
-var ErrPodCIDRsChanged = errors.New("this node's podCIDRs changed")
+// ErrNodeChanged is Run's error when Config.Restart gives a reason: the
+// proxy exits, as kube-proxy does, and its restart builds on the new Node.
+var ErrNodeChanged = errors.New("this node's Node changed what ipvs-proxy started with")
 
 // stopCause is the error Run stopped itself with, nil when its caller's
 // context ended.
 func stopCause(ctx context.Context) error {
-	for _, err := range []error{ErrNodeDeleted, ErrPodCIDRsChanged} {
-		if errors.Is(context.Cause(ctx), err) {
-			return err
-		}
+	cause := context.Cause(ctx)
+	if errors.Is(cause, ErrNodeDeleted) || errors.Is(cause, ErrNodeChanged) {
+		return cause
 	}
 	return nil
 }
 
-// checkPodCIDRs stops Run when the Node's podCIDRs are no longer those the
-// rules were built for (NodeCIDR mode only).
-func (d *daemon) checkPodCIDRs(obj any, stop context.CancelCauseFunc) {
+// checkRestart stops Run when Config.Restart says this Node needs a restart.
+func (d *daemon) checkRestart(obj any, stop context.CancelCauseFunc) {
 	node, ok := obj.(*v1.Node)
-	if !ok || d.PodCIDRs == nil || slices.Equal(node.Spec.PodCIDRs, d.PodCIDRs) {
+	if !ok || d.Restart == nil {
 		return
 	}
-	klog.InfoS("The Node's podCIDRs changed; stopping, as kube-proxy does, to start again with rules for them",
-		"node", d.NodeName, "podCIDRs", node.Spec.PodCIDRs, "was", d.PodCIDRs)
-	stop(ErrPodCIDRsChanged)
+	if why := d.Restart(node); why != "" {
+		klog.InfoS("The Node changed what ipvs-proxy started with; stopping, as kube-proxy does, to start again", "node", d.NodeName, "why", why)
+		stop(fmt.Errorf("%w: %s", ErrNodeChanged, why))
+	}
 }
 
 // queued tells /healthz and the metrics that a sync is wanted, as

@@ -571,16 +571,24 @@ func TestNodeDeletedStops(t *testing.T) {
 	waitStopped(t, done, ErrNodeDeleted, "its Node was deleted", kipvs, programmed)
 }
 
-// TestPodCIDRsChangedStops: in NodeCIDR mode Run goes on through Node
-// updates that keep its podCIDRs, and returns ErrPodCIDRsChanged when they
-// change, as kube-proxy exits, leaving the kernel programmed.
-func TestPodCIDRsChangedStops(t *testing.T) {
+// TestNodeChangeStops: Run goes on through Node updates for which
+// Config.Restart gives no reason, and returns ErrNodeChanged when it gives
+// one (here: podCIDRs that changed), as kube-proxy exits, leaving the
+// kernel programmed.
+func TestNodeChangeStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	node := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}, Spec: v1.NodeSpec{PodCIDRs: []string{"10.244.1.0/24"}}}
 	client := fake.NewClientset(node, service("web", "10.96.0.10"), endpointSlice("web", "10.244.1.2"))
 	kipvs := ipvs.NewFake()
-	done := runFast(ctx, client, kipvs, nil, func(c *Config) { c.PodCIDRs = []string{"10.244.1.0/24"} })
+	done := runFast(ctx, client, kipvs, nil, func(c *Config) {
+		c.Restart = func(n *v1.Node) string {
+			if !slices.Equal(n.Spec.PodCIDRs, []string{"10.244.1.0/24"}) {
+				return "podCIDRs changed"
+			}
+			return ""
+		}
+	})
 	const programmed = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\nTCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n"
 	waitFor(t, kipvs, programmed)
 	update := func(mutate func(*v1.Node)) {
@@ -601,7 +609,7 @@ func TestPodCIDRsChangedStops(t *testing.T) {
 	case <-time.After(500 * time.Millisecond):
 	}
 	update(func(n *v1.Node) { n.Spec.PodCIDRs = []string{"10.244.7.0/24"} })
-	waitStopped(t, done, ErrPodCIDRsChanged, "its Node's podCIDRs changed", kipvs, programmed)
+	waitStopped(t, done, ErrNodeChanged, "its Node's podCIDRs changed", kipvs, programmed)
 }
 
 // TestLastQueuedTimestamp: kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds

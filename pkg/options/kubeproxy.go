@@ -87,7 +87,7 @@ var KubeProxySettings = []Setting{
 	{"pod-bridge-interface", "detectLocal.bridgeInterface", Acts, "with BridgeInterface", nil},
 	{"pod-interface-name-prefix", "detectLocal.interfaceNamePrefix", Acts, "with InterfaceNamePrefix", nil},
 	{"cluster-cidr", "clusterCIDR", Acts, "", nil},
-	{"nodeport-addresses", "nodePortAddresses", Acts, "CIDRs and the keywords `primary`, `all`, `localhost`; per IP family as kube-proxy (a family without a CIDR in the list gets every address)", nil},
+	{"nodeport-addresses", "nodePortAddresses", Acts, "CIDRs and the keywords `primary` (the Node's IPs at start; a change of them restarts ipvs-proxy, as kube-proxy), `all`, `localhost`; per IP family as kube-proxy (a family without a CIDR in the list gets every address)", nil},
 	{"oom-score-adj", "oomScoreAdj", Acts, "default -999, as kube-proxy", nil},
 	{"conntrack-max-per-core", "conntrack.maxPerCore", Acts, "nf_conntrack_max = maxPerCore × CPUs capped at 1 Mi, at least min, only ever raised, and the hash size a quarter of it (as kube-proxy); 0 leaves it alone", nil},
 	{"conntrack-min", "conntrack.min", Acts, "", nil},
