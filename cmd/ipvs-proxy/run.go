@@ -176,6 +176,22 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	if err != nil {
 		return err
 	}
+	// The health server answers from here on, before the waits for the
+	// Node (its podCIDRs can take minutes): a liveness probe must not kill
+	// the proxy while it waits. Until the sync loop starts it says healthy,
+	// kube-proxy's answer while starting. With --bind-address-hard-fail a
+	// server that cannot listen, or fails later, stops the proxy (cause).
+	ctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	hardFail := context.CancelCauseFunc(nil)
+	if o.BindAddressHardFail {
+		hardFail = fail
+	}
+	clk := clock.RealClock{}
+	health := healthz.New(clk, o.SyncPeriod)
+	if err := serve(ctx, "healthz", o.HealthzBindAddress, health.Handler(), hardFail); err != nil {
+		return err
+	}
 	npa, primary := nodePortAddresses(ctx, client, nodeName, o)
 	p := proxier.New(model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: npa,
 		DenyExternalIPs: !o.AllowExternalIPs, ClusterCIDRs: o.ClusterCIDRs, ServiceCIDRs: o.ServiceCIDRs,
@@ -195,18 +211,13 @@ func runProxy(ctx context.Context, o *options.Options) error {
 		return err
 	}
 
-	clk := clock.RealClock{}
-	health := healthz.New(clk, o.SyncPeriod)
 	m := metrics.New(metricFamilies(rules, append(slices.Clone(o.ClusterCIDRs), o.ServiceCIDRs...))...)
 	health.OnServe(m.ProbeServed)
-	if err := serve(ctx, "healthz", o.HealthzBindAddress, health.Handler(), o.BindAddressHardFail); err != nil {
-		return err
-	}
 	metricsHandler := withKubeProxyPages(m.Handler(), o)
 	if o.Profiling {
 		metricsHandler = withProfiling(metricsHandler)
 	}
-	if err := serve(ctx, "metrics", o.MetricsBindAddress, metricsHandler, o.BindAddressHardFail); err != nil {
+	if err := serve(ctx, "metrics", o.MetricsBindAddress, metricsHandler, hardFail); err != nil {
 		return err
 	}
 	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
@@ -232,7 +243,11 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	if o.CleanupKubeProxy {
 		cfg.AfterFirstSync = cleanupKubeProxyRules
 	}
-	return daemon.Run(ctx, cfg)
+	err = daemon.Run(ctx, cfg)
+	if cause := context.Cause(ctx); errors.Is(cause, errServerFailed) {
+		return cause
+	}
+	return err
 }
 
 // unavailableSchedulers are the IPVS schedulers this node's kernel has
@@ -329,7 +344,7 @@ func nodePortAddresses(ctx context.Context, client *kubeclient.Client, nodeName 
 	}
 	var addrs []v1.NodeAddress
 	if node, err := client.WaitForNode(ctx, nodeName, nodeTimeout, kubeclient.NodeExists); err != nil {
-		klog.ErrorS(err, "Cannot read this node's addresses for nodePortAddresses' primary; using --bind-address only", "node", nodeName)
+		klog.ErrorS(err, "Cannot read this node's addresses for nodePortAddresses' primary; using --bind-address only until the Node is read, which restarts ipvs-proxy with its IPs", "node", nodeName)
 	} else {
 		addrs = node.Status.Addresses
 	}

@@ -15,19 +15,26 @@ import (
 // waits before it tries again: kube-proxy's 5 s.
 var serveRetry = 5 * time.Second
 
-// serve runs an HTTP server until ctx ends. With hardFail
-// (--bind-address-hard-fail) a server that cannot listen is an error that
-// stops the proxy. Without it, as in kube-proxy, the proxy goes on and the
+// listen opens a server's socket; tests replace it.
+var listen = net.Listen
+
+// errServerFailed is the cause a server gives hardFail.
+var errServerFailed = errors.New("HTTP server failed")
+
+// serve runs an HTTP server until ctx ends. With hardFail set
+// (--bind-address-hard-fail), a server that cannot listen is an error that
+// stops the proxy, and one that fails later calls hardFail, as kube-proxy
+// stops then. Without it, as in kube-proxy, the proxy goes on and the
 // server tries again every serveRetry until it can listen: while kube-proxy
 // still holds the health port during a migration, say, ipvs-proxy's server
 // takes the port over as soon as it is free, instead of never answering.
-func serve(ctx context.Context, name, addr string, h http.Handler, hardFail bool) error {
+func serve(ctx context.Context, name, addr string, h http.Handler, hardFail context.CancelCauseFunc) error {
 	if addr == "" {
 		return nil
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil && hardFail {
-		return fmt.Errorf("%s server: %w", name, err)
+	ln, err := listen("tcp", addr)
+	if err != nil && hardFail != nil {
+		return fmt.Errorf("%w: %s server: %w", errServerFailed, name, err)
 	}
 	go func() {
 		for {
@@ -38,6 +45,10 @@ func serve(ctx context.Context, name, addr string, h http.Handler, hardFail bool
 				if ctx.Err() != nil {
 					return
 				}
+				if hardFail != nil {
+					hardFail(fmt.Errorf("%w: %s server stopped: %w", errServerFailed, name, err))
+					return
+				}
 				klog.ErrorS(err, "HTTP server stopped; starting it again", "server", name, "address", addr, "in", serveRetry)
 			}
 			select {
@@ -45,7 +56,7 @@ func serve(ctx context.Context, name, addr string, h http.Handler, hardFail bool
 				return
 			case <-time.After(serveRetry):
 			}
-			ln, err = net.Listen("tcp", addr)
+			ln, err = listen("tcp", addr)
 		}
 	}()
 	return nil

@@ -86,9 +86,9 @@ func (s *Server) SetNodeEligible(ok bool, reason string) {
 	s.nodeReason = reason
 }
 
-// OnServe sets a function told of every answer, for the
-// kubeproxy_proxy_healthz_total and kubeproxy_proxy_livez_total counters.
-// Call it before serving.
+// OnServe sets a function told of every answer from then on, for the
+// kubeproxy_proxy_healthz_total and kubeproxy_proxy_livez_total counters
+// (the health server may answer before the metrics exist).
 func (s *Server) OnServe(fn func(path string, code int)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
