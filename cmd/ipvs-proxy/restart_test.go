@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	v1 "k8s.io/api/core/v1"
 )
 
@@ -38,5 +39,14 @@ func TestNodeRestart(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+	// The Node as runProxy read it at start never restarts the proxy, with
+	// or without a bind address, whatever form its addresses take.
+	n := node([]string{"10.244.1.0/24", "fd00:10:244:1::/64"}, "::ffff:192.168.1.10", "fd00::10")
+	n.Status.Addresses = append(n.Status.Addresses, v1.NodeAddress{Type: v1.NodeExternalIP, Address: "203.0.113.7"})
+	for _, bind := range []string{"", "0.0.0.0", "192.168.1.10", "fd00::10"} {
+		if got := nodeRestart(n.Spec.PodCIDRs, true, model.PrimaryNodeIPs(n.Status.Addresses, bind), bind)(n); got != "" {
+			t.Errorf("bind address %q: the Node read at start restarts the proxy: %s", bind, got)
+		}
 	}
 }

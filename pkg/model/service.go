@@ -4,7 +4,6 @@ import (
 	"maps"
 	"slices"
 	"time"
-	"unique"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -54,8 +53,8 @@ type ServicePort struct {
 }
 
 // ServiceFrom is s as the model reads it; nil for nil. The enumerations
-// (type, protocols, policies) are interned: every Service spells them
-// alike.
+// (type, protocols, policies) are Kubernetes' own constants when they spell
+// one, so the cache keeps no copy of them per Service.
 func ServiceFrom(s *v1.Service) *Service {
 	if s == nil {
 		return nil
@@ -64,11 +63,11 @@ func ServiceFrom(s *v1.Service) *Service {
 		NamespacedName:           types.NamespacedName{Namespace: s.Namespace, Name: s.Name},
 		UID:                      s.UID,
 		Created:                  s.CreationTimestamp.UTC(),
-		Type:                     intern(s.Spec.Type),
+		Type:                     known(s.Spec.Type, v1.ServiceTypeClusterIP, v1.ServiceTypeNodePort, v1.ServiceTypeLoadBalancer, v1.ServiceTypeExternalName),
 		ClusterIP:                s.Spec.ClusterIP,
 		ExternalIPs:              slices.Clip(s.Spec.ExternalIPs),
 		LoadBalancerSourceRanges: slices.Clip(s.Spec.LoadBalancerSourceRanges),
-		ExternalTrafficPolicy:    intern(s.Spec.ExternalTrafficPolicy),
+		ExternalTrafficPolicy:    known(s.Spec.ExternalTrafficPolicy, v1.ServiceExternalTrafficPolicyLocal, v1.ServiceExternalTrafficPolicyCluster),
 		HealthCheckNodePort:      s.Spec.HealthCheckNodePort,
 		ClientIPAffinity:         s.Spec.SessionAffinity == v1.ServiceAffinityClientIP,
 	}
@@ -81,7 +80,7 @@ func ServiceFrom(s *v1.Service) *Service {
 		}
 	}
 	if p := s.Spec.InternalTrafficPolicy; p != nil {
-		out.InternalTrafficPolicy = intern(*p)
+		out.InternalTrafficPolicy = known(*p, v1.ServiceInternalTrafficPolicyLocal, v1.ServiceInternalTrafficPolicyCluster)
 	}
 	if c := s.Spec.SessionAffinityConfig; c != nil && c.ClientIP != nil && c.ClientIP.TimeoutSeconds != nil {
 		out.AffinityTimeout = *c.ClientIP.TimeoutSeconds
@@ -89,7 +88,7 @@ func ServiceFrom(s *v1.Service) *Service {
 	if len(s.Spec.Ports) > 0 {
 		out.Ports = make([]ServicePort, len(s.Spec.Ports))
 		for i, p := range s.Spec.Ports {
-			out.Ports[i] = ServicePort{Name: p.Name, Protocol: intern(p.Protocol), Port: p.Port, NodePort: p.NodePort}
+			out.Ports[i] = ServicePort{Name: p.Name, Protocol: known(p.Protocol, v1.ProtocolTCP, v1.ProtocolUDP, v1.ProtocolSCTP), Port: p.Port, NodePort: p.NodePort}
 		}
 	}
 	for _, a := range ReadAnnotations {
@@ -123,4 +122,12 @@ func (s *Service) Clone() *Service {
 	return &out
 }
 
-func intern[T ~string](s T) T { return T(unique.Make(string(s)).Value()) }
+// known is the constant among consts that spells s, else s itself.
+func known[T ~string](s T, consts ...T) T {
+	for _, c := range consts {
+		if s == c {
+			return c
+		}
+	}
+	return s
+}

@@ -64,13 +64,13 @@ func TestServiceFrom(t *testing.T) {
 		{"single stack: clusterIPs says no more than clusterIP", &v1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "ns"},
 			Spec:       v1.ServiceSpec{ClusterIP: "10.96.0.11", ClusterIPs: []string{"10.96.0.11"}, SessionAffinity: v1.ServiceAffinityNone}},
-			"{NamespacedName:ns/api UID: Created:0001-01-01 00:00:00 +0000 UTC Type: ClusterIP:10.96.0.11 ClusterIPs:[] ExternalIPs:[] IngressIPs:[] " +
-				"LoadBalancerSourceRanges:[] ExternalTrafficPolicy: InternalTrafficPolicy: HealthCheckNodePort:0 ClientIPAffinity:false AffinityTimeout:0 Ports:[] Annotations:map[]}"},
+			"{NamespacedName:ns/api UID: Created:0001-01-01 00:00:00 +0000 UTC Type: ClusterIP:10.96.0.11 ClusterIPs:nil ExternalIPs:nil IngressIPs:nil " +
+				"LoadBalancerSourceRanges:nil ExternalTrafficPolicy: InternalTrafficPolicy: HealthCheckNodePort:0 ClientIPAffinity:false AffinityTimeout:0 Ports:nil Annotations:nil}"},
 		{"clusterIPs that disagree with clusterIP are kept", &v1.Service{
 			ObjectMeta: metav1.ObjectMeta{Name: "odd", Namespace: "ns"},
 			Spec:       v1.ServiceSpec{ClusterIP: "10.96.0.12", ClusterIPs: []string{"10.96.0.13"}}},
-			"{NamespacedName:ns/odd UID: Created:0001-01-01 00:00:00 +0000 UTC Type: ClusterIP:10.96.0.12 ClusterIPs:[10.96.0.13] ExternalIPs:[] IngressIPs:[] " +
-				"LoadBalancerSourceRanges:[] ExternalTrafficPolicy: InternalTrafficPolicy: HealthCheckNodePort:0 ClientIPAffinity:false AffinityTimeout:0 Ports:[] Annotations:map[]}"},
+			"{NamespacedName:ns/odd UID: Created:0001-01-01 00:00:00 +0000 UTC Type: ClusterIP:10.96.0.12 ClusterIPs:[10.96.0.13] ExternalIPs:nil IngressIPs:nil " +
+				"LoadBalancerSourceRanges:nil ExternalTrafficPolicy: InternalTrafficPolicy: HealthCheckNodePort:0 ClientIPAffinity:false AffinityTimeout:0 Ports:nil Annotations:nil}"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := dumpService(ServiceFrom(tc.svc)); got != tc.want {
@@ -97,7 +97,12 @@ func dumpService(s *Service) string {
 	v := reflect.ValueOf(*s)
 	f := make([]string, v.NumField())
 	for i := range f {
-		f[i] = fmt.Sprintf("%s:%+v", v.Type().Field(i).Name, v.Field(i))
+		fv := v.Field(i)
+		if (fv.Kind() == reflect.Slice || fv.Kind() == reflect.Map) && fv.IsNil() {
+			f[i] = v.Type().Field(i).Name + ":nil" // an empty one prints [] or map[]
+			continue
+		}
+		f[i] = fmt.Sprintf("%s:%+v", v.Type().Field(i).Name, fv)
 	}
 	return "{" + strings.Join(f, " ") + "}"
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -82,9 +83,17 @@ func TestGuestTopology(t *testing.T) {
 	// status --service reads the Node's zone too, so it explains the same.
 	out := run(t, "status", os.Getenv(envProxyBin), "status", "--kubeconfig", os.Getenv(envKubeconfig), "--hostname-override", nodeName,
 		"--service", w.ns+"/zoned")
-	for _, want := range []string{"programmed", "not programmed: topology hints (PreferSameZone) give it to other zones"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("status --service does not say %q:\n%s", want, out)
+	explained := func(pod string) string { // its CLUSTER-IP and EXTERNAL columns
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) > 3 && f[1] == fmt.Sprintf("10.244.0.%d", pods[pod]) {
+				return strings.Join(f[3:], " ")
+			}
+		}
+		return "no line"
+	}
+	for pod, want := range map[string]string{"pod-a": "programmed -", "pod-b": "not programmed: topology hints (PreferSameZone) give it to other zones -"} {
+		if got := explained(pod); got != want {
+			t.Errorf("status --service explains %s as %q, want %q:\n%s", pod, got, want, out)
 		}
 	}
 
