@@ -534,7 +534,3 @@ func withProfiling(h http.Handler) http.Handler {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
 }
-
-// newHTTPServer bounds every phase of a connection, so that slow or idle
-// clients cannot pile up connections on the health and metrics ports; the
-// write bound leaves room for a 30 s CPU profile under --profiling.

@@ -78,6 +78,9 @@ func serveOn(ctx context.Context, ln net.Listener, addr string, h http.Handler) 
 	return nil
 }
 
+// newHTTPServer bounds every phase of a connection, so that slow or idle
+// clients cannot pile up connections on the health and metrics ports; the
+// write bound leaves room for a 30 s CPU profile under --profiling.
 func newHTTPServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 		WriteTimeout: 60 * time.Second, IdleTimeout: 60 * time.Second}

@@ -18,7 +18,6 @@ import (
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -153,15 +152,13 @@ func readServices(ctx context.Context, f statusFlags, nodeName string) ([]model.
 		return nil, "", fmt.Errorf("list EndpointSlices: %w", err)
 	}
 	zone := ""
-	nodes := &v1.NodeList{}
-	byName := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", nodeName).String()}
-	switch err := client.List(ctx, "nodes", byName, nodes); {
+	switch node, err := client.Node(ctx, nodeName); {
 	case err != nil:
 		fmt.Fprintf(os.Stderr, "note: cannot read Node %s, explanations assume no zone: %v\n", nodeName, err)
-	case len(nodes.Items) == 0:
+	case node == nil:
 		fmt.Fprintf(os.Stderr, "note: no Node %s, explanations assume no zone\n", nodeName)
 	default:
-		zone = nodes.Items[0].Labels[v1.LabelTopologyZone]
+		zone = node.Labels[v1.LabelTopologyZone]
 	}
 	bySvc := map[types.NamespacedName][]*discovery.EndpointSlice{}
 	for i := range slices.Items {

@@ -22,18 +22,31 @@ func NodeExists(*corev1.Node) bool { return true }
 // if none was.
 func (c *Client) WaitForNode(ctx context.Context, name string, timeout time.Duration, ready func(*corev1.Node) bool) (*corev1.Node, error) {
 	var last *corev1.Node
-	byName := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()}
 	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
-		nodes := &corev1.NodeList{}
-		if err := c.List(ctx, "nodes", byName, nodes); err != nil {
+		n, err := c.Node(ctx, name)
+		if err != nil {
 			klog.V(2).InfoS("Cannot read the Node yet", "node", name, "err", err)
 			return false, nil
 		}
-		if len(nodes.Items) == 0 {
+		if n == nil {
 			return false, nil
 		}
-		last = &nodes.Items[0]
+		last = n
 		return ready(last), nil
 	})
 	return last, err
+}
+
+// Node reads the Node called name; nil, without an error, when there is
+// none (a list by name: no NotFound error to tell from others).
+func (c *Client) Node(ctx context.Context, name string) (*corev1.Node, error) {
+	nodes := &corev1.NodeList{}
+	byName := metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()}
+	if err := c.List(ctx, "nodes", byName, nodes); err != nil {
+		return nil, err
+	}
+	if len(nodes.Items) == 0 {
+		return nil, nil
+	}
+	return &nodes.Items[0], nil
 }

@@ -16,9 +16,9 @@ import (
 // SchedulerAnnotation lets one Service choose its IPVS scheduler.
 const SchedulerAnnotation = "ipvs-proxy.io/scheduler"
 
-// ReadAnnotations are the Service annotations the model reads, the only
+// readAnnotations are the Service annotations the model reads, the only
 // ones ServiceFrom keeps.
-var ReadAnnotations = []string{SchedulerAnnotation, SchedulerFlagsAnnotation, SourceRangesAnnotation}
+var readAnnotations = []string{SchedulerAnnotation, SchedulerFlagsAnnotation, SourceRangesAnnotation}
 
 // DefaultAffinityTimeout is Kubernetes' default for ClientIP affinity (3h).
 const DefaultAffinityTimeout = 10800

@@ -55,10 +55,10 @@ func CompactService(s *v1.Service) *CachedService {
 	return &CachedService{Service: *model.ServiceFrom(s), ResourceVersion: s.ResourceVersion}
 }
 
-// GetObjectMeta gives the cache the key and version it needs, and Events
-// the UID that names their Service.
+// GetObjectMeta gives the cache the key and version it needs; the rest of
+// the metadata is not kept.
 func (c *CachedService) GetObjectMeta() metav1.Object {
-	return &metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Name, UID: c.UID, ResourceVersion: c.ResourceVersion}
+	return &metav1.ObjectMeta{Namespace: c.Namespace, Name: c.Name, ResourceVersion: c.ResourceVersion}
 }
 
 func (c *CachedService) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
