@@ -33,6 +33,9 @@ func TestGuestTraffic(t *testing.T) {
 	web := w.service("web", scheduler("rr"), ep{pod: "pod-a"}, ep{pod: "pod-b"})
 	self := w.service("self", scheduler("rr"), ep{pod: "pod-a"})
 	hash := w.service("hash", scheduler("sh"), ep{pod: "pod-a"}, ep{pod: "pod-b"})
+	flagged := w.service("flagged", func(s *v1.Service) {
+		s.Annotations = map[string]string{model.SchedulerAnnotation: "sh", model.SchedulerFlagsAnnotation: "sh-fallback,sh-port"}
+	}, ep{pod: "pod-a"})
 	least := w.service("least", nil, ep{pod: "pod-a"})
 	sticky := w.service("sticky", func(s *v1.Service) {
 		scheduler("rr")(s)
@@ -116,6 +119,13 @@ ipset create KUBE-CLUSTER-IP hash:ip,port`)
 		if err != nil || a.pod != "pod-a" {
 			diag, _ := exec.Command("sh", "-c", "ipset list IPVS-PROXY-HAIRPIN; iptables-save -c -t nat; conntrack -L 2>&1 | grep 8080; dmesg | tail -5").CombinedOutput()
 			t.Fatalf("answer %+v, err %v\nkernel state:\n%s", a, err, diag)
+		}
+	})
+	t.Run("the scheduler-flags annotation reaches the kernel", func(t *testing.T) {
+		// status reads the virtual server back from the kernel over netlink.
+		out := run(t, "status", os.Getenv(envProxyBin), "status", "--kubeconfig", os.Getenv(envKubeconfig), "--service", w.ns+"/flagged")
+		if want := "TCP  " + vip(flagged) + " sh (sh-fallback,sh-port)"; !strings.Contains(out, want) {
+			t.Errorf("status does not show %q:\n%s", want, out)
 		}
 	})
 	t.Run("sh: one client always lands on one pod, clients spread", func(t *testing.T) {
