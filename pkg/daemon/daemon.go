@@ -46,6 +46,7 @@ type Metrics interface {
 	SetLastQueuedTimestamp(t time.Time)
 	ObserveRuleSync(family string, failed bool)
 	ObserveConntrack(family string, d time.Duration, deleted int)
+	ObserveSyncCPU(cpu time.Duration, change bool, held time.Duration)
 }
 
 // HealthChecks serves the health-check node ports (pkg/healthcheck).
@@ -178,7 +179,7 @@ func Run(ctx context.Context, cfg Config) error {
 			r.Free()
 		}
 	}, runner.Limits{MinInterval: cfg.MinSyncPeriod, MaxInterval: cfg.SyncPeriod, MaxShare: cfg.MaxSyncShare, Burst: runner.DefaultBurst,
-		Meter: runner.ThreadCPU}, cfg.Clock)
+		Meter: runner.ThreadCPU, Report: func(s runner.RunStats) { d.Metrics.ObserveSyncCPU(s.CPU, s.Charged, s.Held) }}, cfg.Clock)
 	d.kick = r.Kick
 
 	src, err := watch.NewSource(cfg.Client.ListWatch("services", watch.SelectProxied),

@@ -47,6 +47,7 @@ func (nopMetrics) SetServicesFailing(int)                                 {}
 func (nopMetrics) SetLastQueuedTimestamp(time.Time)                       {}
 func (nopMetrics) ObserveRuleSync(string, bool)                           {}
 func (nopMetrics) ObserveConntrack(string, time.Duration, int)            {}
+func (nopMetrics) ObserveSyncCPU(time.Duration, bool, time.Duration)      {}
 
 type health struct {
 	mu       sync.Mutex
@@ -684,10 +685,22 @@ type countingConntrack struct{}
 
 func (countingConntrack) DeleteFlows(flows []conntrack.Flow) (int, error) { return len(flows), nil }
 
-// conntrackMetrics sums ObserveConntrack's deletions.
+// conntrackMetrics sums ObserveConntrack's deletions, and counts the
+// syncs ObserveSyncCPU saw that used CPU, by kind.
 type conntrackMetrics struct {
 	nopMetrics
-	deleted atomic.Int32
+	deleted                  atomic.Int32
+	changeSyncCPU, fullSyncs atomic.Int32
+}
+
+func (m *conntrackMetrics) ObserveSyncCPU(cpu time.Duration, change bool, _ time.Duration) {
+	switch {
+	case cpu <= 0:
+	case change:
+		m.changeSyncCPU.Add(1)
+	default:
+		m.fullSyncs.Add(1)
+	}
 }
 
 func (m *conntrackMetrics) ObserveConntrack(_ string, _ time.Duration, n int) {
@@ -695,7 +708,9 @@ func (m *conntrackMetrics) ObserveConntrack(_ string, _ time.Duration, n int) {
 }
 
 // TestConntrackDeletedMetric: the conntrack entries a sync deletes (of a
-// removed UDP real server) reach the metrics.
+// removed UDP real server) reach the metrics; so does the sync loop's
+// CPU, the first sync's as a full sync and the change's as one the budget
+// pays for.
 func TestConntrackDeletedMetric(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -733,6 +748,9 @@ func TestConntrackDeletedMetric(t *testing.T) {
 	<-done
 	if got := m.deleted.Load(); got != 1 {
 		t.Errorf("ObserveConntrack summed %d, want 1 (the removed real server's flow)", got)
+	}
+	if full, change := m.fullSyncs.Load(), m.changeSyncCPU.Load(); full < 1 || change < 1 {
+		t.Errorf("ObserveSyncCPU saw %d full and %d change-by-change syncs with CPU, want at least one of each", full, change)
 	}
 }
 

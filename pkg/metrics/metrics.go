@@ -62,6 +62,9 @@ type Metrics struct {
 	conntrackDeleted  *prometheus.CounterVec
 	conntrackDuration *prometheus.HistogramVec
 	noLocal           *prometheus.GaugeVec
+
+	syncCPU    *prometheus.CounterVec
+	budgetWait prometheus.Counter
 }
 
 // syncBuckets are kube-proxy's for every sync duration: 1ms to about 16s.
@@ -187,6 +190,18 @@ func New(families ...string) *Metrics {
 			Help:    "Time to delete one family's stale conntrack entries after a sync, in seconds",
 			Buckets: syncBuckets,
 		}, fam),
+		// The loop's own CPU, apart from the watch's decoding and the
+		// collector that process_cpu_seconds_total also counts: what
+		// --sync-cpu-share bounds (the "change" syncs), and what an
+		// operator sets it from.
+		syncCPU: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ipvs_proxy_sync_cpu_seconds_total",
+			Help: "CPU time (user and system) the sync loop's thread used in syncs, by kind: change (change-by-change syncs, which --sync-cpu-share bounds) or full (the first sync, full syncs and the periodic resync's steps; the resync's kernel read runs on another thread and is not counted)",
+		}, []string{"kind"}),
+		budgetWait: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ipvs_proxy_sync_budget_wait_seconds_total",
+			Help: "Time the sync loop waited before its next sync because change-by-change syncs had used their --sync-cpu-share, beyond --ipvs-min-sync-period",
+		}),
 		buildInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "kubernetes_build_info",
 			Help: "A metric with a constant '1' value labeled by major, minor, git version, git commit, git tree state, build date, Go version, and compiler from which ipvs-proxy was built, and platform on which it is running.",
@@ -199,6 +214,7 @@ func New(families ...string) *Metrics {
 		m.healthz, m.livez,
 		m.kernelOps, m.syncErrors, m.skipped, m.failing, m.noLocal,
 		m.ruleFailures, m.buildInfo, m.conntrackDeleted, m.conntrackDuration,
+		m.syncCPU, m.budgetWait,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -206,6 +222,9 @@ func New(families ...string) *Metrics {
 	// counter's first increase is right and a panel is never empty.
 	for _, w := range writes(reconcile.Counts{}) {
 		m.kernelOps.WithLabelValues(w.op, w.object)
+	}
+	for _, kind := range []string{SyncChange, SyncFull} {
+		m.syncCPU.WithLabelValues(kind)
 	}
 	for _, f := range families {
 		m.syncDuration.WithLabelValues(f)
@@ -341,6 +360,26 @@ func (m *Metrics) ObserveRuleSync(family string, failed bool) {
 func (m *Metrics) ObserveConntrack(family string, d time.Duration, deleted int) {
 	m.conntrackDuration.WithLabelValues(family).Observe(d.Seconds())
 	m.conntrackDeleted.WithLabelValues(family).Add(float64(deleted))
+}
+
+// The kinds of ipvs_proxy_sync_cpu_seconds_total.
+const (
+	SyncChange = "change"
+	SyncFull   = "full"
+)
+
+// ObserveSyncCPU records one sync's CPU time on the loop's thread: a
+// change-by-change sync (charged to the CPU budget) or a full one; held
+// is the wait the budget then put before the next sync.
+func (m *Metrics) ObserveSyncCPU(cpu time.Duration, change bool, held time.Duration) {
+	kind := SyncFull
+	if change {
+		kind = SyncChange
+	}
+	m.syncCPU.WithLabelValues(kind).Add(cpu.Seconds())
+	if held > 0 {
+		m.budgetWait.Add(held.Seconds())
+	}
 }
 
 // SkippedInvalidInput is ServiceSkipped's one reason: the proxier reported

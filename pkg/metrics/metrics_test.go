@@ -40,6 +40,8 @@ var ours = []string{
 	"kubeproxy_proxy_livez_total",
 	"ipvs_proxy_kernel_operations_total",
 	"ipvs_proxy_sync_errors_total",
+	"ipvs_proxy_sync_cpu_seconds_total",
+	"ipvs_proxy_sync_budget_wait_seconds_total",
 	"ipvs_proxy_services_skipped_total",
 	"kubeproxy_sync_proxy_rules_iptables_restore_failures_total",
 	"kubeproxy_conntrack_reconciler_deleted_entries_total",
@@ -89,6 +91,11 @@ func TestExposition(t *testing.T) {
 				ServicesUpdated: 1, DestinationsUpdated: 1, DestinationsDeleted: 3,
 				ServicesDeleted: 1, AddressesDeleted: 1,
 			}, 2)
+			// The loop's CPU: two change-by-change syncs, the second
+			// leaving the budget in debt for 250 ms, and a full one.
+			m.ObserveSyncCPU(2*time.Millisecond, true, 0)
+			m.ObserveSyncCPU(3*time.Millisecond, true, 250*time.Millisecond)
+			m.ObserveSyncCPU(time.Second, false, 0)
 		},
 	}, {
 		name: "rules",

@@ -52,6 +52,24 @@ type Limits struct {
 	// throttle the loop for CPU it never used, exactly when changes are
 	// slowest already.
 	Meter func() time.Duration
+	// Report, if set, is told what each run cost and what wait it left,
+	// on the loop's goroutine after the run: for the metrics that show an
+	// operator the loop's own share of the process's CPU and when the
+	// budget holds changes back.
+	Report func(RunStats)
+}
+
+// RunStats is one run as the runner measured it.
+type RunStats struct {
+	// CPU is the run's cost: the Meter's CPU time, or its wall time
+	// without a Meter.
+	CPU time.Duration
+	// Charged says the budget paid for it: not the first run, nor one
+	// that called Free.
+	Charged bool
+	// Held is how long the budget makes the next run wait beyond
+	// MinInterval (0 while it is not in debt).
+	Held time.Duration
 }
 
 // Runner calls fn on one goroutine, so fn never runs concurrently with
@@ -150,20 +168,25 @@ func (r *Runner) Run(ctx context.Context) {
 		start, cpu := r.clk.Now(), r.used()
 		r.free = false
 		r.fn()
-		if !first && !r.free {
-			end := r.clk.Now()
-			cost := end.Sub(start)
-			if r.lim.Meter != nil {
-				cost = r.used() - cpu
-			}
-			r.charge(start, end, cost)
+		end := r.clk.Now()
+		stats := RunStats{CPU: end.Sub(start), Charged: !first && !r.free}
+		if r.lim.Meter != nil {
+			stats.CPU = r.used() - cpu
+		}
+		if stats.Charged {
+			r.charge(start, end, stats.CPU)
 		} else {
-			r.refill(r.clk.Now())
+			r.refill(end)
 			first = false
+		}
+		wait := r.restFor()
+		if r.lim.Report != nil {
+			stats.Held = max(0, wait-r.lim.MinInterval)
+			r.lim.Report(stats)
 		}
 
 		next = r.newPeriodic()
-		if !r.rest(ctx) {
+		if !r.rest(ctx, wait) {
 			next.stop()
 			return
 		}
@@ -216,9 +239,9 @@ func (r *Runner) restFor() time.Duration {
 	return d
 }
 
-// rest waits restFor after a run; it reports false when ctx ended first.
-func (r *Runner) rest(ctx context.Context) bool {
-	d := r.restFor()
+// rest waits d (restFor) after a run; it reports false when ctx ended
+// first.
+func (r *Runner) rest(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
 		return ctx.Err() == nil
 	}

@@ -598,3 +598,48 @@ func (b *busyRunner) drain(runs *int, first, last *time.Duration) {
 		*runs++
 	}
 }
+
+// TestReport: each run's cost, whether the budget paid for it, and the
+// wait the budget then adds, as the daemon's metrics get them. Runs of 1 s
+// of CPU back to back at a share of 0.5 with a 2 s burst: the first is
+// free, the rested bucket pays the next three, and from the fifth on each
+// leaves a debt that holds the loop for the time the bucket needs to
+// refill (debt / share).
+func TestReport(t *testing.T) {
+	const runTime = time.Second
+	var used atomic.Int64
+	reports := make(chan RunStats, 100)
+	lim := defaults
+	lim.Meter = func() time.Duration { return time.Duration(used.Load()) }
+	lim.Report = func(s RunStats) { reports <- s }
+	b := startBusy(t, lim, runTime, false, func(r *Runner) {
+		used.Add(int64(runTime))
+		r.Kick()
+	})
+	b.r.Kick()
+	var got []string
+	for len(got) < 6 {
+		select {
+		case s := <-reports:
+			got = append(got, fmt.Sprintf("cpu=%v charged=%v held=%v", s.CPU, s.Charged, s.Held))
+		case <-time.After(bound):
+			t.Fatalf("no report within %v; so far:\n%s", bound, strings.Join(got, "\n"))
+		}
+		if len(got) >= 5 {
+			// Resting on the budget: the next run needs the clock.
+			waitWaiters(t, b.clk, 2)
+			b.clk.Step(10 * time.Second)
+		}
+	}
+	want := strings.Join([]string{
+		"cpu=1s charged=false held=0s",
+		"cpu=1s charged=true held=0s",
+		"cpu=1s charged=true held=0s",
+		"cpu=1s charged=true held=0s",
+		"cpu=1s charged=true held=1s",
+		"cpu=1s charged=true held=0s",
+	}, "\n")
+	if g := strings.Join(got, "\n"); g != want {
+		t.Errorf("reports:\n%s\nwant:\n%s", g, want)
+	}
+}
