@@ -70,7 +70,11 @@ func caseCell(c *CaseResult, capS float64, usage bool) string {
 		text += fmt.Sprintf(", issued at %s/s", num(float64(n)/c.IssueS))
 	}
 	if c.WallS > 0 && (usage || c.CPUS > 0) {
-		text += fmt.Sprintf("; CPU %.0f %% (system %.0f %%)", 100*c.CPUS/c.WallS, 100*c.SysS/c.WallS)
+		text += fmt.Sprintf("; CPU %.0f %% (system %.0f %%", 100*c.CPUS/c.WallS, 100*c.SysS/c.WallS)
+		if c.LoopS > 0 {
+			text += fmt.Sprintf("; sync loop %.0f %%", 100*c.LoopS/c.WallS)
+		}
+		text += ")"
 		if usage {
 			text += fmt.Sprintf(", %d syncs", c.Syncs)
 		}
@@ -129,7 +133,7 @@ func floorRatio(ip, inf *CaseResult) string {
 // informer floor.
 func renderCases(b *strings.Builder, p plan, runs []Run) {
 	b.WriteString("\n### Latency under churn: API write → kernel, next to a bare informer's API write → event handler\n\n")
-	b.WriteString("Each cell: median / p99 / max, the changes measured, their CPU as a share of one core over the case (of it, system time), and for the proxies their syncs in it.\n\n")
+	b.WriteString("Each cell: median / p99 / max, the changes measured, their CPU as a share of one core over the case (of it, system time, and for ipvs-proxy the share its sync loop's thread used), and for the proxies their syncs in it.\n\n")
 	for _, name := range []string{kubeProxyName, kubeProxyKubeadmName, ipvsProxyName} {
 		fmt.Fprintf(b, "- %s: %s\n", name, proxySettings[name])
 	}
@@ -225,8 +229,11 @@ func caseGoals(p plan, runs []Run) []string {
 		}
 		is, ks := ip.CPUS/ip.WallS, kc.CPUS/kc.WallS
 		note := ""
+		if ip.LoopS > 0 {
+			note = fmt.Sprintf("; of ipvs-proxy's, its sync loop used %.1f %%, ratio %s", 100*ip.LoopS/ip.WallS, num(ip.LoopS/ip.WallS/ks))
+		}
 		if kc.Capped > 0 || kc.Unissued > 0 {
-			note = fmt.Sprintf("; %s did not keep up: %d changes capped, %d never issued, so its share is that of a proxy behind", kname, kc.Capped, kc.Unissued)
+			note += fmt.Sprintf("; %s did not keep up: %d changes capped, %d never issued, so its share is that of a proxy behind", kname, kc.Capped, kc.Unissued)
 		}
 		if inf != nil && inf.WallS > 0 && inf.CPUS > 0 {
 			fs := inf.CPUS / inf.WallS

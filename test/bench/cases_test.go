@@ -83,6 +83,10 @@ type CaseResult struct {
 	CPUS  float64 `json:"cpuS"`
 	SysS  float64 `json:"sysS,omitempty"`
 	Syncs int     `json:"syncs"`
+	// LoopS is the CPU of CPUS that ipvs-proxy's sync loop used (its
+	// ipvs_proxy_sync_cpu_seconds_total): the rest is the watch's
+	// decoding, the collector and the resync's kernel read.
+	LoopS float64 `json:"loopS,omitempty"`
 	// Starts are the measured changes' API writes (Unix seconds), in the
 	// order of Latencies.
 	Starts []float64 `json:"starts,omitempty"`
@@ -431,6 +435,7 @@ func (g *guest) runCases(proc *process, n int, want table, kubeProxy, behind boo
 		user0, sys0, _ := proc.cpuTimes()
 		syncs0 := syncCount()
 		partial0 := partialSyncs()
+		loop0 := loopCPU()
 		profiled := func() {}
 		if g.p.Profile && !kubeProxy && c.Rate > 0 {
 			profiled = profileCase(g.work, n, c)
@@ -440,6 +445,9 @@ func (g *guest) runCases(proc *process, n int, want table, kubeProxy, behind boo
 		profiled()
 		user1, sys1, _ := proc.cpuTimes()
 		res.CPUS, res.SysS, res.Syncs = user1+sys1-user0-sys0, sys1-sys0, syncCount()-syncs0
+		if !kubeProxy {
+			res.LoopS = loopCPU() - loop0
+		}
 		res.ServerS = serverMean(g.client, api0, apiOK)
 		if c.Name == resyncCaseName {
 			res.PartialSyncS = partialSyncs().meanSince(partial0)
@@ -464,6 +472,17 @@ func (g *guest) runCases(proc *process, n int, want table, kubeProxy, behind boo
 		time.Sleep(changeGap) // the next case starts on a quiet proxy
 	}
 	return out, nil
+}
+
+// loopCPU is ipvs-proxy's sync loop's CPU so far, in seconds; 0 when it
+// cannot be read.
+func loopCPU() float64 {
+	m, err := scrape()
+	if err != nil {
+		return 0
+	}
+	v, _ := m.sum(loopCPUMetric)
+	return v
 }
 
 // syncCount is the proxy's count of syncs so far; 0 when it cannot be read.

@@ -22,6 +22,8 @@ const (
 	// Every sync, full or partial.
 	syncCountMetric = "kubeproxy_sync_proxy_rules_duration_seconds_count"
 	syncSumMetric   = "kubeproxy_sync_proxy_rules_duration_seconds_sum"
+	// ipvs-proxy's sync loop's CPU, every kind.
+	loopCPUMetric = "ipvs_proxy_sync_cpu_seconds_total"
 )
 
 // metrics is one scrape: series (name with labels) → value.
