@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,10 +16,13 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/proxier"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/watch"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/utils/clock"
+	testingclock "k8s.io/utils/clock/testing"
 )
 
 // failingKey is an IPVS table that refuses one virtual server while fail
@@ -109,4 +114,50 @@ func TestFailingServiceIsRetriedAlone(t *testing.T) {
 
 func key(addr string, port uint16) ipvs.ServiceKey {
 	return ipvs.ServiceKey{Addr: netip.MustParseAddr(addr), Proto: ipvs.TCP, Port: port}
+}
+
+// TestRetryBackoff: each failure in a row of a Service's writes doubles
+// the wait before its next attempt, up to retryMax, and a sync that
+// succeeds starts it over. The Service is among the synced ones of each
+// failing sync, as it is in the daemon.
+func TestRetryBackoff(t *testing.T) {
+	clk := testingclock.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	d := &daemon{Config: Config{Clock: clk, Metrics: nopMetrics{}}, failing: map[types.NamespacedName]int{},
+		changes: watch.NewChanges(func(watch.Change) {})}
+	bad := types.NamespacedName{Namespace: "ns", Name: "bad"}
+	synced := map[types.NamespacedName]bool{bad: true}
+	var got []string
+	fail := func() {
+		d.retryFailed(synced, []types.NamespacedName{bad})
+		got = append(got, fmt.Sprintf("attempt %d, next after %v", d.failing[bad], retryDelay(d.failing[bad])))
+	}
+	for range 10 {
+		fail()
+	}
+	d.retryFailed(synced, nil)
+	got = append(got, fmt.Sprintf("succeeded: %d failing", len(d.failing)))
+	fail()
+	want := strings.Join([]string{
+		"attempt 1, next after 1s", "attempt 2, next after 2s", "attempt 3, next after 4s", "attempt 4, next after 8s",
+		"attempt 5, next after 16s", "attempt 6, next after 32s", "attempt 7, next after 1m4s", "attempt 8, next after 2m8s",
+		"attempt 9, next after 4m16s", "attempt 10, next after 5m0s",
+		"succeeded: 0 failing",
+		"attempt 1, next after 1s",
+	}, "\n")
+	if g := strings.Join(got, "\n"); g != want {
+		t.Errorf("retries:\n%s\nwant:\n%s", g, want)
+	}
+	// The attempt is queued when its wait is over: the last failure's
+	// second.
+	for !clk.HasWaiters() {
+		time.Sleep(time.Millisecond)
+	}
+	clk.Step(time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for !d.changes.Waiting() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if names := d.changes.Take(); len(names) != 1 || names[0] != bad {
+		t.Errorf("after the retry's wait, queued %v, want %v", names, bad)
+	}
 }
