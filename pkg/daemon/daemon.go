@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
@@ -141,6 +142,11 @@ type daemon struct {
 	// failing counts the failed attempts of each Service whose writes
 	// fail, for its retry backoff (see retry.go).
 	failing map[types.NamespacedName]int
+	// hcFailed says the last hand-over of health-check node ports failed
+	// (a port another process holds); hcRetryArmed that a sync is set to
+	// try again (see healthchecks.go).
+	hcFailed     bool
+	hcRetryArmed atomic.Bool
 
 	drainMu      sync.Mutex
 	drainArmed   bool

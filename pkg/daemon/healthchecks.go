@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"time"
+
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -22,8 +24,30 @@ func (d *daemon) syncHealthChecks() {
 		ports[hc.NodePort] = name
 		counts[name] = hc.LocalEndpoints
 	}
-	if err := d.HealthChecks.SyncServices(ports); err != nil {
-		klog.ErrorS(err, "Cannot serve a health-check node port")
+	err := d.HealthChecks.SyncServices(ports)
+	d.hcFailed = err != nil
+	if err != nil {
+		klog.ErrorS(err, "Cannot serve a health-check node port; trying again", "in", hcRetry)
+		d.retryHealthChecks()
 	}
 	d.HealthChecks.SyncEndpoints(counts)
+}
+
+// hcRetry is how soon a health-check node port that could not be opened
+// (a port another process holds) is tried again, if no sync comes first:
+// every sync tries again, as kube-proxy's does, but a quiet node may not
+// sync for a whole sync period, and the load balancer meanwhile sees a
+// node with local endpoints as down.
+const hcRetry = 5 * time.Second
+
+// retryHealthChecks asks for a sync after hcRetry, unless one is set up.
+func (d *daemon) retryHealthChecks() {
+	if !d.hcRetryArmed.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		<-d.Clock.After(hcRetry)
+		d.hcRetryArmed.Store(false)
+		d.kick()
+	}()
 }

@@ -125,7 +125,7 @@ func (d *daemon) fullDone(clean bool) {
 // or a resync step.
 func (d *daemon) finish(start time.Time, names []types.NamespacedName, inputs map[types.NamespacedName]*model.ServiceInput, res proxier.Result, full bool) {
 	d.recheckDrains(res.Draining)
-	if res.HealthChecksChanged {
+	if res.HealthChecksChanged || d.hcFailed {
 		d.syncHealthChecks()
 	}
 	for _, w := range res.Warnings {

@@ -1,0 +1,103 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/kubeclient/kubeclienttest"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/proxier"
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/clock"
+)
+
+// busyPorts is a health-check server whose first hand-over fails, as
+// healthcheck.Server's does when another process holds a port; it keeps
+// the ports of the first hand-over that succeeds.
+type busyPorts struct {
+	mu    sync.Mutex
+	calls int
+	open  map[uint16]types.NamespacedName
+}
+
+func (b *busyPorts) SyncServices(want map[uint16]types.NamespacedName) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.calls++
+	if b.calls == 1 {
+		return errors.New("listen tcp :30999: bind: address already in use")
+	}
+	b.open = want
+	return nil
+}
+
+func (b *busyPorts) SyncEndpoints(map[types.NamespacedName]int) {}
+
+func (b *busyPorts) opened() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return fmt.Sprint(b.open)
+}
+
+// TestHealthCheckPortRetried: a health-check node port that could not be
+// opened is tried again, by the next sync (here an unrelated Service's
+// change) or, on a quiet node, after hcRetry; before, only a change of its
+// own Service's health check did, and the load balancer saw the node as
+// down meanwhile.
+func TestHealthCheckPortRetried(t *testing.T) {
+	for _, change := range []bool{true, false} {
+		t.Run(fmt.Sprint("unrelated change=", change), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			lb := service("lb", "10.96.0.20")
+			lb.Spec.Type = v1.ServiceTypeLoadBalancer
+			lb.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+			lb.Spec.HealthCheckNodePort = 30999
+			lb.Spec.Ports[0].NodePort = 30080
+			client := fake.NewClientset(&v1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"}},
+				service("web", "10.96.0.10"), endpointSlice("web", "10.244.1.2"), lb)
+			hc := &busyPorts{}
+			kipvs := ipvs.NewFake()
+			owned, _ := proxier.LoadOwned("")
+			done := make(chan error, 1)
+			go func() {
+				done <- Run(ctx, Config{
+					Client: kubeclienttest.Clientset{Interface: client}, NodeName: "node-a",
+					Proxier:    proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, kipvs, netif.NewFake("kube-ipvs0"), ipset.NewFake(), owned),
+					SyncPeriod: time.Hour, MinSyncPeriod: 10 * time.Millisecond,
+					Health: &health{}, Metrics: nopMetrics{}, Clock: clock.RealClock{}, HealthChecks: hc,
+				})
+			}()
+			const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
+			waitFor(t, kipvs, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.2:8080              Masq    1\n"+"TCP  10.96.0.20:80 rr\n")
+			wait := hcRetry + 5*time.Second
+			if change {
+				if _, err := client.DiscoveryV1().EndpointSlices("ns").Update(ctx, endpointSlice("web", "10.244.1.3"), metav1.UpdateOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				waitFor(t, kipvs, header+"TCP  10.96.0.10:80 rr\n  -> 10.244.1.3:8080              Masq    1\n"+"TCP  10.96.0.20:80 rr\n")
+				wait = time.Second // well before hcRetry
+			}
+			const want = "map[30999:ns/lb]"
+			deadline := time.Now().Add(wait)
+			for hc.opened() != want && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if got := hc.opened(); got != want {
+				t.Errorf("health-check ports open after %v: %s, want %s", wait, got, want)
+			}
+			cancel()
+			<-done
+		})
+	}
+}
