@@ -33,33 +33,29 @@ const (
 	// HashsizeParam is the nf_conntrack module's hashsize under
 	// /sys/module (see NewModuleParams).
 	HashsizeParam = "nf_conntrack/parameters/hashsize"
-	// maxConntrackMax is kube-proxy's cap on the scaled value, so a
-	// many-core machine does not pin memory for entries it never uses.
-	maxConntrackMax = 1 << 20
 )
 
-// ConntrackMax is the nf_conntrack_max kube-proxy asks for: MaxPerCore ×
-// cpus, at least Min, at most 1Mi; 0 when MaxPerCore is 0 (leave it).
+// ConntrackMax is the nf_conntrack_max kube-proxy asks for (its
+// getConntrackMax): MaxPerCore × cpus, or Min when that is larger; 0 when
+// MaxPerCore is 0 (leave it).
 func ConntrackMax(c Conntrack, cpus int) int {
 	if c.MaxPerCore <= 0 {
 		return 0
 	}
-	scaled := int(c.MaxPerCore) * cpus
-	if scaled > maxConntrackMax {
-		return maxConntrackMax
-	}
-	return max(scaled, int(c.Min))
+	return max(int(c.MaxPerCore)*cpus, int(c.Min))
 }
 
 // ApplyConntrack applies c as kube-proxy does at start: nf_conntrack_max
-// only ever raised, the module's hashsize raised to a quarter of it (the
-// kernel's own ratio), and each non-zero timeout written as seconds. sys is
+// set to ConntrackMax whenever it differs (lowered too, as kube-proxy's
+// SetMax does), the module's hashsize raised to a quarter of it (the
+// kernel's own ratio; never lowered), and each non-zero timeout written as
+// seconds. sys is
 // /proc/sys, params is /sys/module. It returns one line per change, for
 // the log, and goes on past failures, returning them joined.
 func ApplyConntrack(sys, params Interface, c Conntrack, cpus int) (changed []string, err error) {
 	var errs []error
 	if want := ConntrackMax(c, cpus); want > 0 {
-		ch, err := raise(sys, conntrackMax, want)
+		ch, err := Apply(sys, []Setting{{Name: conntrackMax, Value: strconv.Itoa(want), Why: "conntrack.maxPerCore"}})
 		changed, errs = append(changed, ch...), append(errs, err)
 		if err == nil {
 			ch, err := raise(params, HashsizeParam, want/4)
