@@ -24,7 +24,8 @@ const configKind = "KubeProxyConfiguration"
 
 // Complete fills in what parsing the flags cannot: it loads ConfigFile if
 // set, keeping the value of every flag given on the command line (flags
-// win over the file, as in kube-proxy), and turns kube-proxy's shorthand
+// win over the file; kube-proxy ignores them there, but the logging ones
+// and --hostname-override, and a warning names each such flag), and turns kube-proxy's shorthand
 // values into full ones (empty scheduler is rr, a bind address without a
 // port gets the default port). Call it after fs.Parse, before Validate.
 func (o *Options) Complete(fs *pflag.FlagSet) error {
@@ -39,6 +40,10 @@ func (o *Options) Complete(fs *pflag.FlagSet) error {
 		}
 		if ignored := IgnoredFields(cfg); len(ignored) > 0 {
 			o.Warnings = append(o.Warnings, fmt.Sprintf("config file %s: fields that do not apply to ipvs-proxy are ignored: %s", o.ConfigFile, strings.Join(ignored, ", ")))
+		}
+
+		if flags := overFile(fs); len(flags) > 0 {
+			o.Warnings = append(o.Warnings, fmt.Sprintf("flags given with --config win over the file here, where kube-proxy ignores them: %s", strings.Join(flags, ", ")))
 		}
 
 		file := NewOptions()
@@ -74,6 +79,28 @@ func (o *Options) Complete(fs *pflag.FlagSet) error {
 	}
 	o.completeFeatureGates()
 	return nil
+}
+
+// overFile names the kube-proxy flags given on the command line beside
+// --config that kube-proxy would ignore: with a file it takes every
+// setting from it, but the logging flags and --hostname-override (and
+// --master, which has no field). A kube-proxy DaemonSet that carries such
+// flags next to its file then behaves differently under ipvs-proxy, which
+// applies them.
+func overFile(fs *pflag.FlagSet) []string {
+	var out []string
+	for _, s := range KubeProxySettings {
+		switch {
+		case s.Flag == "" || !fs.Changed(s.Flag):
+		case s.Field == "" && s.Flag != "healthz-port" && s.Flag != "metrics-port":
+			// Not a setting of the file: --config itself, --master,
+			// --cleanup and the like.
+		case s.Flag == "hostname-override" || strings.HasPrefix(s.Field, "logging."):
+		default:
+			out = append(out, "--"+s.Flag)
+		}
+	}
+	return out
 }
 
 // allowExternalIPsGate is the one feature gate ipvs-proxy acts on.

@@ -69,13 +69,14 @@ iptables:
 		"--ipvs_sync_period=2m",               // kube-proxy's normalization
 		"--ipvs-strict-arp=false",             // explicit default still wins
 		"--ipvs-exclude-cidrs=192.168.0.0/16", // list replaces, not appends
-		"--state-file=/tmp/owned")             // not in the file at all
+		"--hostname-override=from-flag",       // kube-proxy applies it over a file too: no warning
+		"--state-file=/tmp/owned")             // ipvs-proxy's own: no warning
 	if err != nil {
 		t.Fatalf("%s: %v", stage, err)
 	}
 	want := defaultsDump(t,
 		"ConfigFile = "+file,
-		"HostnameOverride = from-file",
+		"HostnameOverride = from-flag",
 		"Scheduler = sh",
 		"SyncPeriod = 2m0s",
 		"MinSyncPeriod = 5s",
@@ -83,6 +84,7 @@ iptables:
 		"ClusterCIDRs = [10.244.0.0/16]",
 		"MasqueradeAll = true",
 		"StateFile = /tmp/owned",
+		"Warnings = flags given with --config win over the file here, where kube-proxy ignores them: --ipvs-scheduler, --ipvs-sync-period, --ipvs-strict-arp, --ipvs-exclude-cidrs",
 	)
 	diff(t, "options", want, dump(o))
 }

@@ -50,7 +50,8 @@ conntrack:
 			[]string{conntrack("65536", "131072", "0s", "1h0m0s", "true", "10s", "0s")}},
 		{"a conntrack flag wins over the file", "\nconntrack:\n  maxPerCore: 65536\n  min: 5\n",
 			[]string{"--conntrack-min=7"},
-			[]string{conntrack("65536", "7", "24h0m0s", "1h0m0s", "false", "0s", "0s")}},
+			[]string{conntrack("65536", "7", "24h0m0s", "1h0m0s", "false", "0s", "0s"),
+				"Warnings = flags given with --config win over the file here, where kube-proxy ignores them: --conntrack-min"}},
 		{"feature gates from flags", "",
 			[]string{"--feature-gates=AllowServiceExternalIPs=false,TopologyAwareHints=true"},
 			[]string{"FeatureGates = map[AllowServiceExternalIPs:false TopologyAwareHints:true]", "AllowExternalIPs = false",
@@ -131,6 +132,9 @@ func TestWriteConfig(t *testing.T) {
 		t.Fatalf("reading back: %s: %v\n%s", stage, err, data)
 	}
 	o.ConfigFile = file
+	// The warning about flags beside --config is the command line's; the
+	// file read back has none.
+	o.Warnings = nil
 	diff(t, "options read back", dump(o), dump(back))
 	if !strings.Contains(string(data), "mode: ipvs\n") {
 		t.Errorf("written config lacks mode: ipvs:\n%s", data)

@@ -43,7 +43,7 @@ const (
 // against kube-proxy's own flag set (testdata/kube-proxy-flags.txt, from
 // the binary) and config type, so it cannot go stale.
 var KubeProxySettings = []Setting{
-	{"config", "", Acts, "reads a `KubeProxyConfiguration`; unknown fields are warned about, as kube-proxy's lenient loader does; flags given on the command line win over it", nil},
+	{"config", "", Acts, "reads a `KubeProxyConfiguration`; unknown fields are warned about, as kube-proxy's lenient loader does; flags given on the command line win over it (kube-proxy ignores all but the logging flags and `--hostname-override` there; a warning names them)", nil},
 	{"write-config-to", "", Acts, "writes the configuration in effect as a `KubeProxyConfiguration` and exits", nil},
 	{"cleanup", "", Acts, "removes what ipvs-proxy and kube-proxy made (as `ipvs-proxy cleanup --kube-proxy`) and exits", nil},
 	{"init-only", "", Acts, "applies the sysctls, conntrack settings and IPVS timeouts, then exits", nil},
