@@ -1,6 +1,7 @@
 package proxier
 
 import (
+	"fmt"
 	"iter"
 	"maps"
 	"net/netip"
@@ -27,6 +28,12 @@ type index struct {
 	// foreign are keys where the kernel holds a virtual server ipvs-proxy
 	// did not make: no Service gets them.
 	foreign map[ipvs.ServiceKey]bool
+	// foreignAddrs are addresses off the dummy link (and not the node's)
+	// where the kernel holds a virtual server ipvs-proxy did not make, on
+	// any port: no Service gets an externalIP or LoadBalancer IP entry
+	// there, so the address never goes on the link, where that virtual
+	// server would be taken for ipvs-proxy's (see chosenProblem).
+	foreignAddrs map[netip.Addr]bool
 	// vipRefs and memberRefs count the held states that want each VIP and
 	// each kernel set member.
 	vipRefs    map[netip.Addr]int
@@ -62,6 +69,7 @@ func newIndex(n int) *index {
 		cut:          map[types.NamespacedName]model.ServiceState{},
 		wants:        make(map[ipvs.ServiceKey][]claim, n),
 		foreign:      map[ipvs.ServiceKey]bool{},
+		foreignAddrs: map[netip.Addr]bool{},
 		vipRefs:      make(map[netip.Addr]int, n),
 		memberRefs:   make(map[member]int, 2*n),
 		healthChecks: map[types.NamespacedName]model.HealthCheck{},
@@ -109,11 +117,11 @@ func (x *index) sameInput(name types.NamespacedName, in model.ServiceInput) bool
 }
 
 // update sets the built state of the given Services (nil: gone) and marks
-// keys foreign or not, then settles every Service those touch, the changed
-// ones and those that gained or lost a key through them. It returns the
-// Services whose held state changed, in name order, with the reference
-// counts already moved.
-func (x *index) update(built map[types.NamespacedName]*model.ServiceState, foreign map[ipvs.ServiceKey]bool) []heldChange {
+// keys and addresses foreign or not, then settles every Service those
+// touch, the changed ones and those that gained or lost a key through
+// them. It returns the Services whose held state changed, in name order,
+// with the reference counts already moved.
+func (x *index) update(built map[types.NamespacedName]*model.ServiceState, foreign map[ipvs.ServiceKey]bool, foreignAddrs map[netip.Addr]bool) []heldChange {
 	affected := make(map[types.NamespacedName]bool, len(built))
 	touch := func(k ipvs.ServiceKey) {
 		for _, c := range x.wants[k] {
@@ -127,6 +135,29 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 				x.foreign[k] = true
 			} else {
 				delete(x.foreign, k)
+			}
+		}
+	}
+	var moved map[netip.Addr]bool
+	for a, f := range foreignAddrs {
+		if x.foreignAddrs[a] != f {
+			if moved == nil {
+				moved = map[netip.Addr]bool{}
+			}
+			moved[a] = true
+			if f {
+				x.foreignAddrs[a] = true
+			} else {
+				delete(x.foreignAddrs, a)
+			}
+		}
+	}
+	if moved != nil {
+		// Rare (another tool's virtual server came or went): worth a
+		// look at every key.
+		for k := range x.wants {
+			if moved[k.Addr] {
+				touch(k)
 			}
 		}
 	}
@@ -211,6 +242,8 @@ func (x *index) settle(name types.NamespacedName, st model.ServiceState) (held m
 		switch {
 		case x.foreign[e.ServiceKey]:
 			problem = model.ForeignProblem(e)
+		case x.refused(e.ServiceKey, e.Chosen):
+			problem = chosenProblem(e)
 		case x.wants[e.ServiceKey][0].name != name:
 			problem = model.TakenProblem(e)
 		default:
@@ -283,7 +316,7 @@ func (x *index) memberWrites() (add, del []member) {
 // holder is the Service that holds k, if any.
 func (x *index) holder(k ipvs.ServiceKey) (types.NamespacedName, bool) {
 	cs := x.wants[k]
-	if len(cs) == 0 || x.foreign[k] {
+	if len(cs) == 0 || x.foreign[k] || x.refused(k, cs[0].chosen) {
 		return types.NamespacedName{}, false
 	}
 	return cs[0].name, true
@@ -291,3 +324,17 @@ func (x *index) holder(k ipvs.ServiceKey) (types.NamespacedName, bool) {
 
 // wanted reports whether some Service wants k (held or not).
 func (x *index) wanted(k ipvs.ServiceKey) bool { return len(x.wants[k]) > 0 }
+
+// refused reports whether an entry at k is refused for its address: an
+// externalIP or LoadBalancer IP (chosen) where another tool's virtual
+// server is. A clusterIP or a node port is never refused for its address:
+// foreignAddrs holds no node address, and a clusterIP is the API server's.
+func (x *index) refused(k ipvs.ServiceKey, chosen bool) bool {
+	return chosen && k.FWMark == 0 && x.foreignAddrs[k.Addr]
+}
+
+// chosenProblem is the problem a Service gets for an externalIP or
+// LoadBalancer IP entry whose address holds another tool's virtual server.
+func chosenProblem(e model.Entry) string {
+	return fmt.Sprintf("%s %s: %s holds a virtual server ipvs-proxy did not create; skipped", e.Owner.Port, e.ServiceKey, e.Addr)
+}

@@ -7,6 +7,7 @@
 package proxier
 
 import (
+	"iter"
 	"maps"
 	"net/netip"
 	"slices"
@@ -69,6 +70,9 @@ type Proxier struct {
 	// failed are the Services whose last sync had a failed write: they are
 	// synced again even when their input did not change.
 	failed map[types.NamespacedName]bool
+	// foreignAddrs are the changes to the index's foreign addresses that a
+	// resync's snapshot found, for the next syncServices to apply.
+	foreignAddrs map[netip.Addr]bool
 }
 
 // Result is what one sync did.
@@ -146,7 +150,7 @@ func (p *Proxier) foreign(k ipvs.ServiceKey) bool {
 func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	res := Result{Problems: map[types.NamespacedName][]string{}}
 	t0 := p.Clock.Now()
-	p.since, p.resync = nil, nil
+	p.since, p.resync, p.foreignAddrs = nil, nil, nil
 	snap := p.ReadKernel()
 	if snap.err != nil {
 		res.Errors, res.Aborted = append(res.Errors, snap.err), true
@@ -166,7 +170,8 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 		built[nameOf(in)] = &st
 		p.idx.from[nameOf(in)] = in
 	}
-	changes := p.idx.update(built, p.foreignIn(snap.kernel, built))
+	foreign := p.foreignIn(snap.kernel, built)
+	changes := p.idx.update(built, foreign, p.foreignAddrsOf(maps.Keys(foreign)))
 	desired := make(map[ipvs.ServiceKey]ipvs.VirtualServer, len(inputs))
 	for _, c := range changes {
 		res.note(c)
@@ -262,6 +267,21 @@ func (p *Proxier) foreignIn(kernel []ipvs.VirtualServer, built map[types.Namespa
 	return foreign
 }
 
+// foreignAddrsOf returns the addresses of another tool's virtual servers
+// (keys, from foreignIn) that are not the node's: no Service gets one as
+// an externalIP or LoadBalancer IP (see index.foreignAddrs). A virtual
+// server on a node address is ours or not by its key alone (the record),
+// since the node's addresses never go on the dummy link.
+func (p *Proxier) foreignAddrsOf(keys iter.Seq[ipvs.ServiceKey]) map[netip.Addr]bool {
+	addrs := map[netip.Addr]bool{}
+	for k := range keys {
+		if k.FWMark == 0 && !slices.Contains(p.opts.NodeIPs, k.Addr) {
+			addrs[k.Addr] = true
+		}
+	}
+	return addrs
+}
+
 // allocatedVIP reports whether e is a Service's own clusterIP (an address
 // the API server allocated to it, not a node's): its virtual server is
 // ipvs-proxy's even when the address has gone from the dummy link (someone
@@ -304,7 +324,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 	sc := &p.scratch
 	sc.take(len(changed))
 	defer sc.release()
-	built, read, foreign := sc.built, sc.read, sc.foreign
+	built, read, foreign, foreignAddrs := sc.built, sc.read, sc.foreign, sc.foreignAddrs
 	for name, in := range changed {
 		var st model.ServiceState
 		switch {
@@ -352,14 +372,24 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 			// Unknown (an error) counts as foreign: not ours to write, and
 			// the Service is retried.
 			foreign[k] = ok && !(full && p.adopts(e)) || err != nil
+			if ok && foreign[k] && e.Chosen && !slices.Contains(p.opts.NodeIPs, k.Addr) {
+				// Another tool's address, not only its key.
+				foreignAddrs[k.Addr] = true
+			}
 			read[k] = nil
 			if ok {
 				read[k] = &vs
 			}
 		}
 	}
+	for a, f := range p.foreignAddrs {
+		if _, found := foreignAddrs[a]; !found {
+			foreignAddrs[a] = f // what a resync's snapshot found, unless read since
+		}
+	}
+	p.foreignAddrs = nil
 	p.idx.trackMembers()
-	changes := p.idx.update(built, foreign)
+	changes := p.idx.update(built, foreign, foreignAddrs)
 	if full {
 		// Unchanged Services keep their problems, which the caller reports
 		// from this result.

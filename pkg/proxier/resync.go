@@ -2,6 +2,7 @@ package proxier
 
 import (
 	"maps"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -81,6 +82,7 @@ func (p *Proxier) BeginResync(inputs Inputs, snap Snapshot) *Resync {
 		return r
 	}
 	p.useSnapshot(snap, p.since)
+	p.foreignAddrs = p.foreignAddrsMoved(snap.kernel)
 	r.inputs = inputs
 	r.kernel, r.byKey = snap.kernel, snap.byKey
 	r.members = snap.members
@@ -221,4 +223,34 @@ func (r *Result) merge(o Result) {
 	r.ConntrackDeleted += o.ConntrackDeleted
 	r.HealthChecksChanged = r.HealthChecksChanged || o.HealthChecksChanged
 	r.Synced = append(r.Synced, o.Synced...)
+}
+
+// foreignAddrsMoved returns the addresses that became, or stopped being,
+// another tool's (index.foreignAddrs) by a snapshot's virtual servers.
+// A Service's own clusterIP off the link (deleted by someone) is not
+// another tool's: a sync puts it back (see allocatedVIP).
+func (p *Proxier) foreignAddrsMoved(kernel []ipvs.VirtualServer) map[netip.Addr]bool {
+	now := p.foreignAddrsOf(func(yield func(ipvs.ServiceKey) bool) {
+		for _, vs := range kernel {
+			k := vs.ServiceKey
+			if cs := p.idx.wants[k]; !p.foreign(k) || len(cs) > 0 && !cs[0].chosen {
+				continue
+			}
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	moved := map[netip.Addr]bool{}
+	for a := range now {
+		if !p.idx.foreignAddrs[a] {
+			moved[a] = true
+		}
+	}
+	for a := range p.idx.foreignAddrs {
+		if !now[a] {
+			moved[a] = false
+		}
+	}
+	return moved
 }

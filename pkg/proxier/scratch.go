@@ -21,6 +21,7 @@ type scratch struct {
 	foreign, touched  map[ipvs.ServiceKey]bool
 	desired, current  map[ipvs.ServiceKey]ipvs.VirtualServer
 	addrs, want, have map[netip.Addr]bool
+	foreignAddrs      map[netip.Addr]bool
 	oldStates         map[types.NamespacedName]model.ServiceState
 }
 
@@ -42,6 +43,7 @@ func (s *scratch) take(n int) {
 	fresh(&s.addrs)
 	fresh(&s.want)
 	fresh(&s.have)
+	fresh(&s.foreignAddrs)
 	fresh(&s.oldStates)
 }
 
@@ -61,6 +63,7 @@ func (s *scratch) release() {
 	release(&s.addrs)
 	release(&s.want)
 	release(&s.have)
+	release(&s.foreignAddrs)
 	release(&s.oldStates)
 }
 
