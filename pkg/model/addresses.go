@@ -157,13 +157,24 @@ func sortedRanges(ms []RangeMember) []RangeMember {
 
 // capped drops the virtual servers past Options.MaxVirtualServers, chosen
 // addresses first and then in key order, with a problem that says so.
+// The members of IPVS-PROXY-SOURCE-RANGES a virtual server brings count
+// too (loadBalancerSourceRanges times LoadBalancer IP:ports): the set is
+// shared by every Service and its size is bounded (the kernel's default
+// maxelem is 65,536), so one Service with 70,000 ranges on a single port
+// would fill it for everyone. A virtual server that does not fit goes with
+// its ranges, and so do the ones after it: its LoadBalancer IP:port is
+// then not served at all, never served without its firewall.
 func (b *Builder) capped(st ServiceState) ServiceState {
 	max := b.opts.MaxVirtualServers
 	// A firewall-mark virtual server is not counted: one per port and
 	// family at most, it goes when the addresses that lead to it go.
 	order := slices.DeleteFunc(slices.Clone(st.Entries), func(e Entry) bool { return e.FWMark != 0 })
-	if max <= 0 || len(order) <= max {
+	if max <= 0 || len(order)+len(st.SourceRanges) <= max {
 		return st
+	}
+	ranges := map[ipvs.ServiceKey]int{}
+	for _, m := range st.SourceRanges {
+		ranges[m.Key()]++
 	}
 	slices.SortStableFunc(order, func(x, y Entry) int {
 		if x.Chosen != y.Chosen {
@@ -175,12 +186,19 @@ func (b *Builder) capped(st ServiceState) ServiceState {
 		return ipvs.CompareKeys(x.ServiceKey, y.ServiceKey)
 	})
 	drop := map[ipvs.ServiceKey]string{}
-	for _, e := range order[max:] {
-		drop[e.ServiceKey] = ""
+	n := 0
+	for _, e := range order {
+		if n += 1 + ranges[e.ServiceKey]; n > max {
+			drop[e.ServiceKey] = ""
+		}
 	}
 	out := st.Without(drop)
+	members := ""
+	if len(st.SourceRanges) > 0 {
+		members = fmt.Sprintf(" and %d source-range set members (loadBalancerSourceRanges times LoadBalancer IP:ports)", len(st.SourceRanges))
+	}
 	out.Problems = append(slices.Clone(st.Problems), fmt.Sprintf(
-		"the Service wants %d virtual servers, more than the cap of %d per Service; %d skipped (externalIPs and LoadBalancer IPs first)",
-		len(order), max, len(drop)))
+		"the Service wants %d virtual servers%s, more than the cap of %d per Service; %d skipped (externalIPs and LoadBalancer IPs first)",
+		len(order), members, max, len(drop)))
 	return out
 }

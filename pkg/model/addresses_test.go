@@ -1,7 +1,9 @@
 package model
 
 import (
+	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -132,6 +134,35 @@ firewall 198.51.100.1,tcp:80
 problem: loadBalancerSourceRange "nonsense" is not a valid CIDR; skipped
 `,
 	}, {
+		// The node's own address as an externalIP on the Service's own
+		// healthCheckNodePort: IPVS would take the load balancer's checks
+		// in LOCAL_IN, before the health-check server's socket. Another
+		// Service's such port is refused by Allocated.
+		name: "a node address on the Service's own healthCheckNodePort is refused",
+		svc: service("web", loadBalancer("198.51.100.1"), func(s *v1.Service) {
+			s.Spec.ExternalIPs = []string{"192.168.1.10"}
+			s.Spec.Ports[0].Port = 32000
+			s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+			s.Spec.HealthCheckNodePort = 32000
+		}),
+		want: header + `FWM  1146949323 rr                        # ns/web:http
+  -> 10.244.1.2:8080              Masq    1
+TCP  10.96.0.10:32000 rr                  # ns/web:http
+  -> 10.244.1.2:8080              Masq    1
+TCP  198.51.100.1:32000 rr                # ns/web:http
+  -> 10.244.1.2:8080              Masq    1
+vip 10.96.0.10
+vip 198.51.100.1
+external-vip 198.51.100.1
+hairpin 10.244.1.2,tcp:8080
+keep-source 198.51.100.1,tcp:32000
+service-port 10.96.0.10,tcp:32000
+service-port 198.51.100.1,tcp:32000
+short-circuit 198.51.100.1,tcp:32000 skbmark 0x445d0ecb
+health-check-node-port 32000 local-endpoints 1
+problem: http TCP 192.168.1.10:32000: the externalIP is a node address and the port a Service's healthCheckNodePort, whose checks it would take; skipped
+`,
+	}, {
 		name: "the cap keeps allocated addresses first and drops what came with the rest",
 		svc: service("web", func(s *v1.Service) {
 			s.Spec.ExternalIPs = []string{"203.0.113.7", "203.0.113.8"}
@@ -151,6 +182,32 @@ no-local-endpoints 203.0.113.7,tcp:80
 short-circuit 203.0.113.7,tcp:80 skbmark 0x445d0ecb
 problem: the Service wants 3 virtual servers, more than the cap of 2 per Service; 1 skipped (externalIPs and LoadBalancer IPs first)
 `,
+	}, {
+		// 3 virtual servers and 2 LB IP:ports × 2 ranges: 7 against a cap
+		// of 5. The members of the shared IPVS-PROXY-SOURCE-RANGES count,
+		// or one port with 70,000 ranges would fill the set (maxelem
+		// 65,536) for every Service. The LB IP:port that does not fit
+		// goes whole, its firewall and ranges with it.
+		name: "source-range set members count against the cap",
+		svc: service("web", loadBalancer("198.51.100.1", "198.51.100.2"), func(s *v1.Service) {
+			s.Spec.LoadBalancerSourceRanges = []string{"192.0.2.0/24", "203.0.113.0/24"}
+		}),
+		opts: func(o *Options) { o.MaxVirtualServers = 5 },
+		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
+  -> 10.244.1.2:8080              Masq    1
+TCP  198.51.100.1:80 rr                   # ns/web:http
+  -> 10.244.1.2:8080              Masq    1
+vip 10.96.0.10
+vip 198.51.100.1
+external-vip 198.51.100.1
+hairpin 10.244.1.2,tcp:8080
+service-port 10.96.0.10,tcp:80
+service-port 198.51.100.1,tcp:80
+firewall 198.51.100.1,tcp:80
+source-range 198.51.100.1,tcp:80,192.0.2.0/24
+source-range 198.51.100.1,tcp:80,203.0.113.0/24
+problem: the Service wants 3 virtual servers and 4 source-range set members (loadBalancerSourceRanges times LoadBalancer IP:ports), more than the cap of 5 per Service; 1 skipped (externalIPs and LoadBalancer IPs first)
+`,
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -166,11 +223,37 @@ problem: the Service wants 3 virtual servers, more than the cap of 2 per Service
 	}
 }
 
+// TestSourceRangesCappedAtScale: one LoadBalancer port with 70,000
+// loadBalancerSourceRanges, more than the kernel's default maxelem
+// (65,536) of the IPVS-PROXY-SOURCE-RANGES set every Service shares, is
+// within the cap of 1,000 virtual servers but not once its set members
+// count: its LB IP:port is refused, with a problem that names the count.
+func TestSourceRangesCappedAtScale(t *testing.T) {
+	ranges := make([]string, 70000)
+	for i := range ranges {
+		ranges[i] = fmt.Sprintf("%d.%d.%d.0/24", 11+i/65536, (i/256)%256, i%256)
+	}
+	svc := service("web", loadBalancer("203.0.113.10"), func(s *v1.Service) {
+		s.Spec.Ports[0].NodePort = 30080
+		s.Spec.LoadBalancerSourceRanges = ranges
+	})
+	o := defaultOptions()
+	o.MaxVirtualServers = 1000
+	st := NewBuilder(o).Service(ServiceInput{Service: ServiceFrom(svc)})
+	if len(st.SourceRanges) != 0 || len(st.Firewall) != 0 || slices.ContainsFunc(st.Entries, func(e Entry) bool { return e.Chosen }) {
+		t.Errorf("the LB IP:port over the cap is kept, with %d source-range members:\n%s", len(st.SourceRanges), st.Entries)
+	}
+	want := []string{"the Service wants 3 virtual servers and 70000 source-range set members (loadBalancerSourceRanges times LoadBalancer IP:ports), more than the cap of 1000 per Service; 1 skipped (externalIPs and LoadBalancer IPs first)"}
+	if diff := cmp.Diff(want, st.Problems); diff != "" {
+		t.Errorf("problems (-want +got):\n%s", diff)
+	}
+}
+
 func TestWins(t *testing.T) {
 	older := Precedence{Created: time.Unix(100, 0), UID: "b", Name: types.NamespacedName{Namespace: "zzz", Name: "x"}}
 	newer := Precedence{Created: time.Unix(200, 0), UID: "a", Name: types.NamespacedName{Namespace: "aaa", Name: "x"}}
 	sameTimeLowUID := Precedence{Created: time.Unix(100, 0), UID: "a", Name: types.NamespacedName{Namespace: "zzz", Name: "y"}}
-	allocated, chosen := Entry{}, Entry{Chosen: true}
+	allocated, chosen, lb := Entry{}, Entry{Chosen: true}, Entry{Chosen: true, LoadBalancer: true}
 	cases := []struct {
 		name  string
 		a     Entry
@@ -181,6 +264,10 @@ func TestWins(t *testing.T) {
 	}{
 		{"an allocated address beats a chosen one, however old", allocated, newer, chosen, older, true},
 		{"a chosen address loses to an allocated one", chosen, older, allocated, newer, false},
+		{"an allocated address beats a LoadBalancer IP too", allocated, newer, lb, older, true},
+		{"a LoadBalancer IP beats an externalIP, however old", lb, newer, chosen, older, true},
+		{"an externalIP loses to a LoadBalancer IP, however young", chosen, older, lb, newer, false},
+		{"between two LoadBalancer IPs the older Service wins", lb, older, lb, newer, true},
 		{"the older Service wins, whatever its name", chosen, older, chosen, newer, true},
 		{"at the same age the lower UID wins", chosen, sameTimeLowUID, chosen, older, true},
 		{"the name breaks a full tie", chosen, Precedence{Name: types.NamespacedName{Namespace: "a", Name: "y"}}, chosen, Precedence{Name: types.NamespacedName{Namespace: "a-b", Name: "x"}}, true},
@@ -192,6 +279,39 @@ func TestWins(t *testing.T) {
 		if got := Wins(tc.b, tc.pb, tc.a, tc.pa); got == tc.aWins {
 			t.Errorf("%s: Wins is not antisymmetric", tc.name)
 		}
+	}
+}
+
+// TestLoadBalancerIPBeatsAnOlderExternalIP: a long-lived tenant Service
+// that edits its externalIPs to name a younger Service's LoadBalancer
+// ingress IP does not take that IP:port (nor its source ranges) from it,
+// as built: Build marks which chosen address is an LB IP, and Wins reads it.
+func TestLoadBalancerIPBeatsAnOlderExternalIP(t *testing.T) {
+	victim := service("victim", loadBalancer("203.0.113.9"), func(s *v1.Service) {
+		s.CreationTimestamp = metav1.Unix(200, 0)
+		s.Spec.LoadBalancerSourceRanges = []string{"198.51.100.0/24"}
+	})
+	tenant := service("tenant", func(s *v1.Service) {
+		s.CreationTimestamp = metav1.Unix(100, 0)
+		s.Spec.ClusterIPs = []string{"10.96.0.51"}
+		s.Spec.ExternalIPs = []string{"203.0.113.9"}
+	})
+	b := NewBuilder(defaultOptions())
+	v, tn := b.Service(ServiceInput{Service: ServiceFrom(victim)}), b.Service(ServiceInput{Service: ServiceFrom(tenant)})
+	k := ipvs.ServiceKey{Addr: netip.MustParseAddr("203.0.113.9"), Proto: ipvs.TCP, Port: 80}
+	entry := func(st ServiceState) Entry {
+		i := slices.IndexFunc(st.Entries, func(e Entry) bool { return e.ServiceKey == k })
+		if i < 0 {
+			t.Fatalf("no entry for %s:\n%s", k, st.Dump())
+		}
+		return st.Entries[i]
+	}
+	ve, te := entry(v), entry(tn)
+	if !ve.Chosen || !ve.LoadBalancer || !te.Chosen || te.LoadBalancer {
+		t.Errorf("victim's entry chosen %v LB %v, tenant's chosen %v LB %v; want true true true false", ve.Chosen, ve.LoadBalancer, te.Chosen, te.LoadBalancer)
+	}
+	if !Wins(ve, v.Precedence, te, tn.Precedence) || Wins(te, tn.Precedence, ve, v.Precedence) {
+		t.Errorf("the older Service's externalIP takes the younger one's LoadBalancer IP:port %s", k)
 	}
 }
 

@@ -121,7 +121,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 					Destinations: internal,
 				}})
 			}
-			st.Entries = append(st.Entries, Entry{Owner: owner, Chosen: chosen, VirtualServer: ipvs.VirtualServer{
+			st.Entries = append(st.Entries, Entry{Owner: owner, Chosen: chosen, LoadBalancer: chosen && lbIPs[addr], VirtualServer: ipvs.VirtualServer{
 				Service: ipvs.Service{
 					ServiceKey: ipvs.ServiceKey{Addr: addr, Proto: proto, Port: uint16(port)},
 					Scheduler:  sched, SchedFlags: schedFlags, Persistent: persistent, Timeout: timeout,
@@ -189,6 +189,21 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 	slices.SortFunc(st.ExternalVIPs, netip.Addr.Compare)
 	st.ExternalVIPs = slices.Compact(st.ExternalVIPs)
 	st.Precedence = Precedence{Created: svc.Created, UID: svc.UID, Name: name}
+	// A chosen address that is one of the node's, on the Service's own
+	// health-check node port, would take its own checks in LOCAL_IN, before
+	// the health-check server's socket (Allocated refuses other Services').
+	if hc := st.HealthCheck; hc != nil {
+		var lost map[ipvs.ServiceKey]string
+		for _, e := range st.Entries {
+			if e.Chosen && e.Proto == ipvs.TCP && e.Port == hc.NodePort && b.nodeIPs[e.Addr] {
+				if lost == nil {
+					lost = map[ipvs.ServiceKey]string{}
+				}
+				lost[e.ServiceKey] = healthCheckProblem(e)
+			}
+		}
+		st = st.Without(lost)
+	}
 	return b.capped(st)
 }
 

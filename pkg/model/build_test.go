@@ -252,6 +252,37 @@ hairpin 10.244.1.2,tcp:8080
 service-port 10.96.0.10,tcp:80
 `,
 	}, {
+		// With publishNotReadyAddresses the EndpointSlice controller writes
+		// ready=true for every pod, a terminating one too. kube-proxy's
+		// IsReady is the Ready condition alone, so such an endpoint is a
+		// normal real server, and a local one counts in the health check.
+		name: "publishNotReadyAddresses: a terminating endpoint with ready=true stays a real server and counts",
+		svc: service("web", func(s *v1.Service) {
+			s.Spec.PublishNotReadyAddresses = true
+			s.Spec.Type = v1.ServiceTypeLoadBalancer
+			s.Spec.Ports[0].NodePort = 30080
+			s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+			s.Spec.HealthCheckNodePort = 32000
+		}),
+		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort,
+			ep{Addr: "10.244.1.3", Node: "node-a", Ready: yes, Serving: no, Terminating: yes},
+			ep{Addr: "10.244.2.2", Node: "node-b"})},
+		want: header + `FWM  1146949323 rr                        # ns/web:http
+  -> 10.244.1.3:8080              Masq    1
+  -> 10.244.2.2:8080              Masq    1
+TCP  10.96.0.10:80 rr                     # ns/web:http
+  -> 10.244.1.3:8080              Masq    1
+  -> 10.244.2.2:8080              Masq    1
+TCP  192.168.1.10:30080 rr                # ns/web:http
+  -> 10.244.1.3:8080              Masq    1
+vip 10.96.0.10
+hairpin 10.244.1.3,tcp:8080
+keep-source 192.168.1.10,tcp:30080
+service-port 10.96.0.10,tcp:80
+short-circuit 192.168.1.10,tcp:30080 skbmark 0x445d0ecb
+health-check-node-port 32000 local-endpoints 1
+`,
+	}, {
 		name: "session affinity without config uses 10800 s",
 		svc: service("web", func(s *v1.Service) {
 			s.Spec.SessionAffinity = v1.ServiceAffinityClientIP

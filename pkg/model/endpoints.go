@@ -181,4 +181,9 @@ func count(eps []endpoint, pick func(endpoint) bool) int {
 	return n
 }
 
-func isReady(e endpoint) bool { return e.ready && !e.terminating }
+// isReady is kube-proxy's IsReady: the Ready condition alone (nil counts
+// as true), whatever terminating says. The EndpointSlice controller writes
+// ready=false for a terminating pod, except for a Service with
+// publishNotReadyAddresses, where it writes ready=true for every pod, and
+// such an endpoint must stay a real server as it does under kube-proxy.
+func isReady(e endpoint) bool { return e.ready }

@@ -26,5 +26,5 @@ func (s *ServiceState) Equal(o *ServiceState) bool {
 }
 
 func equalEntries(a, b Entry) bool {
-	return a.Service == b.Service && slices.Equal(a.Destinations, b.Destinations) && a.Owner == b.Owner && a.Chosen == b.Chosen
+	return a.Service == b.Service && slices.Equal(a.Destinations, b.Destinations) && a.Owner == b.Owner && a.Chosen == b.Chosen && a.LoadBalancer == b.LoadBalancer
 }

@@ -96,14 +96,14 @@ func why(dst netip.AddrPort, sets endpointSets, localPolicy, local bool, policy 
 	}
 	for _, d := range chosen {
 		if d.AddrPort() == dst {
-			if terminating == True {
+			if terminating == True && ready == False {
 				return "programmed (terminating, no ready endpoint left)"
 			}
 			return "programmed"
 		}
 	}
 	switch {
-	case terminating == True:
+	case terminating == True && ready == False:
 		return "not programmed: terminating"
 	case ready == False:
 		return "not programmed: not ready"

@@ -17,7 +17,9 @@ func healthCheck(svc *Service, slices []*Slice, node string) *HealthCheck {
 			continue
 		}
 		for _, ep := range s.Endpoints {
-			if ep.Ready != False && ep.Terminating != True && ep.Node != "" && ep.Node == node {
+			// Ready alone, as the real servers (isReady): a terminating
+			// pod is ready=false unless publishNotReadyAddresses.
+			if ep.Ready != False && ep.Node != "" && ep.Node == node {
 				local[ep.Address()] = true
 			}
 		}

@@ -20,12 +20,21 @@ import (
 //     beats one a user or a controller chose (an externalIP, a
 //     LoadBalancer ingress IP), so no Service can take another's
 //     clusterIP, whatever its namespace;
-//  2. then the older Service (creationTimestamp) wins;
-//  3. then the lower UID, then namespace/name, so that there is always
+//  2. between two chosen addresses, a LoadBalancer ingress IP (written
+//     into the status by the cloud's or the LB's controller, which has
+//     given that IP to that Service) beats an externalIP (written into
+//     the spec by any tenant who may edit a Service): an old Service must
+//     not take a younger one's LB IP:port, and its source ranges with it,
+//     by naming it in its externalIPs;
+//  3. then the older Service (creationTimestamp) wins;
+//  4. then the lower UID, then namespace/name, so that there is always
 //     one answer.
 func Wins(a Entry, pa Precedence, b Entry, pb Precedence) bool {
 	if a.Chosen != b.Chosen {
 		return !a.Chosen
+	}
+	if a.Chosen && a.LoadBalancer != b.LoadBalancer {
+		return a.LoadBalancer
 	}
 	if c := pa.Created.Compare(pb.Created); c != 0 {
 		return c < 0

@@ -68,6 +68,11 @@ type Entry struct {
 	// externalIP or a LoadBalancer ingress IP) rather than allocated by the
 	// API server (a clusterIP, or a node port): see Precedence.
 	Chosen bool
+	// LoadBalancer says a chosen address is a LoadBalancer ingress IP,
+	// written into the status by the cloud's or the LB's controller,
+	// rather than an externalIP, which anyone who may edit a Service can
+	// write into its spec: see Wins.
+	LoadBalancer bool
 }
 
 // PortName names a Service port for logs, events and `status`.
@@ -168,7 +173,8 @@ type HealthCheck struct {
 	NodePort uint16
 	// LocalEndpoints counts this node's ready endpoints by address (one
 	// pod serving two ports counts once), as kube-proxy does. Terminating
-	// endpoints do not count: the load balancer should stop sending.
+	// endpoints do not count (the load balancer should stop sending), but
+	// for publishNotReadyAddresses, whose controller writes ready=true.
 	LocalEndpoints int
 }
 

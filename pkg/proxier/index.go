@@ -48,12 +48,16 @@ type index struct {
 	// from is the input each built state was built from, by the builder
 	// in use (see sameInput).
 	from map[types.NamespacedName]model.ServiceInput
+	// alloc counts the built states' clusterIPs and health-check node
+	// ports, which no chosen address may take (model.Allocated).
+	alloc model.Allocated
 }
 
 // claim is one Service's want of a key, with what the rule compares.
 type claim struct {
 	name   types.NamespacedName
 	chosen bool
+	lb     bool
 	prec   model.Precedence
 }
 
@@ -163,8 +167,21 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 	}
 	// The claims move first; the built states are replaced below, once
 	// what each Service held before has been read from them.
+	reAlloc := false
 	for name, st := range built {
 		affected[name] = true
+		// Before the claims' shortcut: a new health-check port moves no
+		// claim. Only a Service whose clusterIPs or health-check port
+		// changed moves the counts, since re-settling every chosen
+		// address is O(Services).
+		if prev, ok := x.built[name]; !ok || gone(st) || !model.SameAllocation(&prev, st) {
+			if ok {
+				reAlloc = x.alloc.Add(&prev, -1) || reAlloc
+			}
+			if !gone(st) {
+				reAlloc = x.alloc.Add(st, +1) || reAlloc
+			}
+		}
 		if prev, ok := x.built[name]; ok && !gone(st) && sameClaims(&prev, st) {
 			continue // a resync's unchanged Service: nothing to move
 		}
@@ -176,8 +193,17 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 			continue
 		}
 		for _, e := range st.Entries {
-			x.claim(e.ServiceKey, claim{name: name, chosen: e.Chosen, prec: st.Precedence})
+			x.claim(e.ServiceKey, claim{name: name, chosen: e.Chosen, lb: e.LoadBalancer, prec: st.Precedence})
 			touch(e.ServiceKey)
+		}
+	}
+	if reAlloc {
+		// An allocated address or port came or went: every Service with
+		// a chosen address is refused again.
+		for name, st := range x.built {
+			if slices.ContainsFunc(st.Entries, func(e model.Entry) bool { return e.Chosen }) {
+				affected[name] = true
+			}
 		}
 	}
 	names := slices.Collect(maps.Keys(affected))
@@ -236,10 +262,13 @@ func gone(st *model.ServiceState) bool {
 // settle applies the precedence rule and the foreign keys to one built
 // state; cut says whether that took a key from it.
 func (x *index) settle(name types.NamespacedName, st model.ServiceState) (held model.ServiceState, cut bool) {
+	refused := x.alloc.Refused(&st)
 	var lost map[ipvs.ServiceKey]string
 	for _, e := range st.Entries {
 		problem := ""
 		switch {
+		case refused[e.ServiceKey] != "" && x.wants[e.ServiceKey][0].name == name && !x.foreign[e.ServiceKey]:
+			problem = refused[e.ServiceKey]
 		case x.foreign[e.ServiceKey]:
 			problem = model.ForeignProblem(e)
 		case x.refused(e.ServiceKey, e.Chosen):
@@ -261,7 +290,7 @@ func (x *index) settle(name types.NamespacedName, st model.ServiceState) (held m
 func (x *index) claim(k ipvs.ServiceKey, c claim) {
 	cs := x.wants[k]
 	i := 0
-	for i < len(cs) && model.Wins(model.Entry{Chosen: cs[i].chosen}, cs[i].prec, model.Entry{Chosen: c.chosen}, c.prec) {
+	for i < len(cs) && model.Wins(model.Entry{Chosen: cs[i].chosen, LoadBalancer: cs[i].lb}, cs[i].prec, model.Entry{Chosen: c.chosen, LoadBalancer: c.lb}, c.prec) {
 		i++
 	}
 	x.wants[k] = slices.Insert(cs, i, c)
