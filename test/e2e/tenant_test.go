@@ -203,3 +203,43 @@ func TestGuestForeignVirtualServerSurvives(t *testing.T) {
 	run(t, "cleanup", os.Getenv(envProxyBin), "cleanup")
 	waitIPVS(t, foreign, want)
 }
+
+// A virtual server another tool made on an address that is on no link of
+// this node (a VIP a peer holds, an AnyIP route) survives a Service that
+// names the address as an externalIP, on another port: the address is
+// refused for the Service (an Event) and never put on kube-ipvs0, where
+// the foreign virtual server would look like ipvs-proxy's, to be swept at
+// the next full sync; so it is across a restart of the proxy too.
+func TestGuestForeignAddressIsNotTaken(t *testing.T) {
+	guest(t)
+	w := newWorld(t, "foreignaddr")
+	const addr = "172.18.0.9"
+	const foreign = "TCP " + addr + ":8080 wlc"
+	sh(t, "ipvsadm -A -t "+addr+":8080 -s wlc && ipvsadm -a -t "+addr+":8080 -r 10.244.0.5:8080 -m -w 3")
+	t.Cleanup(func() { sh(t, "ipvsadm -D -t "+addr+":8080") })
+	want := "10.244.0.5:8080 Masq 3"
+	grab := w.service("grab", func(s *v1.Service) { s.Spec.ExternalIPs = []string{addr} }, ep{pod: "pod-a"})
+	onLink := func() bool {
+		return strings.Contains(sh(t, "ip -o addr show dev kube-ipvs0"), " "+addr+"/")
+	}
+	for round, start := range []string{"first start", "restart"} {
+		if round > 0 {
+			w.stopProxy(syscall.SIGTERM)
+		}
+		w.startProxy()
+		w.waitFirstSync()
+		waitIPVS(t, "TCP "+hostPort(grab.Spec.ClusterIP, 80)+" lc", rs("pod-a"))
+		waitIPVS(t, "TCP "+addr+":80 lc") // absent
+		waitIPVS(t, foreign, want)
+		if onLink() {
+			t.Fatalf("%s: %s is on kube-ipvs0", start, addr)
+		}
+		w.waitEvent(w.ns, "grab", addr+" holds a virtual server ipvs-proxy did not create", "")
+	}
+	// A periodic resync (every 10 s here) keeps it so.
+	time.Sleep(12 * time.Second)
+	waitIPVS(t, foreign, want)
+	if onLink() {
+		t.Fatalf("after a resync: %s is on kube-ipvs0", addr)
+	}
+}
