@@ -24,6 +24,15 @@ import (
 // attributes make netlink's IpsetList log a line each to stderr.
 const revision = 1
 
+// maxElements is the most members a set ipvs-proxy creates may hold. The
+// kernel's default, 65,536, is a limit the sets shared by every Service
+// reach in a large cluster (IPVS-PROXY-SERVICE-PORTS holds every VIP:port,
+// IPVS-PROXY-SOURCE-RANGES every Service's ranges × LB IP:ports), and a
+// full set refuses the next Service's members. A hash set allocates for
+// the members it holds, not for its limit. Sets made before (by an older
+// ipvs-proxy) keep their limit until `ipvs-proxy cleanup` removes them.
+const maxElements = 1 << 20
+
 // skbinfoRevision is the first revision of hash:ip,port with skbinfo
 // (Linux 3.19), for Set.SkbInfo; bucketsize came one revision later.
 const skbinfoRevision = 5
@@ -72,7 +81,7 @@ func (l linux) Ensure(s Set) error {
 	// Read first: a sync that finds the set in place writes nothing.
 	h, err := readHeader(s.Name)
 	if errors.Is(err, ErrNotFound) {
-		opts := netlink.IpsetCreateOptions{Family: unix.AF_INET, Revision: revision}
+		opts := netlink.IpsetCreateOptions{Family: unix.AF_INET, Revision: revision, MaxElements: maxElements}
 		if s.SkbInfo {
 			opts.Revision, opts.Skbinfo = skbinfoRevision, true
 		}

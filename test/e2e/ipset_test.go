@@ -120,6 +120,17 @@ set IPVS-PROXY-E2E-KEEP hash:ip,port family inet
 			t.Errorf("entries of %s: %v (err %v), want %v", s.Name, got, err, wantEntries)
 		}
 	}
+	// The sets ipvs-proxy creates hold up to 2^20 members, not the
+	// kernel's default 65,536, which the shared sets of a large cluster
+	// reach (the foreign set, made with no limit given, has the default).
+	for name, want := range map[string]uint32{hp.Name: 1 << 20, hp6.Name: 1 << 20, ks.Name: 1 << 20, foreign: 65536} {
+		res, err := netlink.IpsetList(name)
+		if err != nil {
+			t.Errorf("list %s: %v", name, err)
+		} else if res.MaxElements != want {
+			t.Errorf("maxelem of %s: %d, want %d", name, res.MaxElements, want)
+		}
+	}
 	res, err := netlink.IpsetList(foreign)
 	if err != nil || len(res.Entries) != 1 || !res.Entries[0].IP.Equal(foreignMember.IP) {
 		t.Errorf("foreign set %s changed: %+v (err %v)", foreign, res, err)
