@@ -193,11 +193,11 @@ func runProxy(ctx context.Context, o *options.Options) error {
 		return err
 	}
 	npa, primary := nodePortAddresses(ctx, client, nodeName, o)
-	p := proxier.New(model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: npa,
+	buildOptions := model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: npa,
 		DenyExternalIPs: !o.AllowExternalIPs, ClusterCIDRs: o.ClusterCIDRs, ServiceCIDRs: o.ServiceCIDRs,
 		Unavailable:       unavailableSchedulers(kver),
-		MaxVirtualServers: o.MaxVirtualServersPerService},
-		kipvs, netif.NewLinux(LinkName), ipset.NewLinux(), owned)
+		MaxVirtualServers: o.MaxVirtualServersPerService}
+	p := proxier.New(buildOptions, kipvs, netif.NewLinux(LinkName), ipset.NewLinux(), owned)
 	p.Exclude = o.ExcludeCIDRs
 	p.AdoptNodePorts = kubeProxyNodePortsLeft()
 	p.DrainTimeout = o.GracefulTerminationTimeout
@@ -213,7 +213,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 
 	m := metrics.New(metricFamilies(rules, append(slices.Clone(o.ClusterCIDRs), o.ServiceCIDRs...))...)
 	health.OnServe(m.ProbeServed)
-	metricsHandler := withKubeProxyPages(m.Handler(), o)
+	metricsHandler := withBuildOptions(withKubeProxyPages(m.Handler(), o), buildOptions)
 	if o.Profiling {
 		metricsHandler = withProfiling(metricsHandler)
 	}

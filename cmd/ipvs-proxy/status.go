@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -22,8 +21,8 @@ import (
 )
 
 type statusFlags struct {
-	kubeconfig, master, hostname, output, service string
-	counters                                      bool
+	kubeconfig, master, hostname, output, service, metricsAddr string
+	counters                                                   bool
 }
 
 func statusCommand() *cobra.Command {
@@ -59,6 +58,8 @@ each of its endpoints is listed with the reason it is or is not programmed.`,
 	fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	fs.StringVar(&f.service, "service", "", "show only this Service (NAMESPACE/NAME) and why each endpoint is or is not programmed")
 	fs.BoolVar(&f.counters, "counters", false, "add the active and inactive connection counters")
+	fs.StringVar(&f.metricsAddr, "metrics-bind-address", options.DefaultMetricsBindAddress,
+		"the running proxy's --metrics-bind-address, where --service reads the settings it builds Services with")
 	return cmd
 }
 
@@ -72,26 +73,22 @@ func runStatus(ctx context.Context, f statusFlags) error {
 	if err != nil {
 		return err
 	}
-	nodeName := f.hostname
-	if nodeName == "" {
-		nodeName, _ = os.Hostname()
-	}
-	nodeName = strings.ToLower(nodeName) // as the daemon names its Node
+	opts := runningOptions(ctx, f)
 	var labels status.Labels
 	var builder *model.Builder
-	inputs, zone, err := readServices(ctx, f, nodeName)
+	inputs, zone, err := readServices(ctx, f, opts.NodeName)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "note: cannot read Services from the API server, entries are unlabelled: %v\n", err)
 	} else {
-		var nodeIPs []netip.Addr
+		// The node's addresses and zone are read now, as the running
+		// proxy follows them.
 		if hs, err := netif.NewLinux(LinkName).HostAddresses(); err == nil {
 			for _, h := range hs {
-				nodeIPs = append(nodeIPs, h.Addr)
+				opts.NodeIPs = append(opts.NodeIPs, h.Addr)
 			}
 		}
-		// The explanations need the node's name, addresses and zone (for
-		// topology); the scheduler only names what the labels ignore.
-		builder = model.NewBuilder(model.Options{NodeName: nodeName, Zone: zone, NodeIPs: nodeIPs, Scheduler: options.DefaultScheduler})
+		opts.Zone = zone
+		builder = model.NewBuilder(opts)
 		labels = status.LabelsFor(builder, inputs)
 	}
 	if f.service != "" {
@@ -114,10 +111,33 @@ func runStatus(ctx context.Context, f statusFlags) error {
 				st := builder.Service(in)
 				fmt.Print(status.SourceRanges(st))
 				fmt.Print(status.ShortCircuit(st))
+				fmt.Print(status.Problems(st))
 			}
 		}
 	}
 	return nil
+}
+
+// runningOptions are the options the running proxy builds Services with,
+// read from its metrics server, with --hostname-override over its node
+// name. Without them (no proxy, an older one, a metrics server elsewhere)
+// they are the defaults, and a note says what that leaves out.
+func runningOptions(ctx context.Context, f statusFlags) model.Options {
+	opts, err := fetchBuildOptions(ctx, f.metricsAddr)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "note: cannot read the running proxy's settings (%v); explanations assume the defaults: "+
+			"NodePorts on every node address, externalIPs allowed, no cluster or Service CIDR, no per-Service cap, "+
+			"every scheduler available\n", err)
+		opts = model.Options{Scheduler: options.DefaultScheduler}
+	}
+	if f.hostname != "" || opts.NodeName == "" {
+		name := f.hostname
+		if name == "" {
+			name, _ = os.Hostname()
+		}
+		opts.NodeName = strings.ToLower(name) // as the daemon names its Node
+	}
+	return opts
 }
 
 func onlyService(vss []ipvs.VirtualServer, labels status.Labels, svc string) []ipvs.VirtualServer {

@@ -84,16 +84,6 @@ func (b *Builder) unusable(a netip.Addr, clusterIPs []netip.Addr) string {
 	return ""
 }
 
-// externalStrings are the externalIPs plus the LoadBalancer ingress IPs, for
-// Explain, which shows what each endpoint would serve.
-func externalStrings(svc *Service) []string {
-	out := slices.Clone(svc.ExternalIPs)
-	if svc.Type == v1.ServiceTypeLoadBalancer {
-		out = append(out, svc.IngressIPs...)
-	}
-	return out
-}
-
 // sourceRanges returns the Service's loadBalancerSourceRanges (or the
 // annotation kube-proxy also reads), nil when it declares none. A range
 // that does not parse is skipped with a problem; a Service whose ranges

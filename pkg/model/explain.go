@@ -28,7 +28,7 @@ func (b *Builder) Explain(in ServiceInput) []Explanation {
 		return nil
 	}
 	clusterIPs, _ := parseAddrs("clusterIP", svc.clusterIPStrings())
-	externalIPs, _ := parseAddrs("externalIP", externalStrings(svc))
+	built := b.Service(in)
 	internalLocal := svc.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
 	externalLocal := svc.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
 	var out []Explanation
@@ -36,7 +36,6 @@ func (b *Builder) Explain(in ServiceInput) []Explanation {
 		if _, ok := protocols[sp.Protocol]; !ok || sp.Port <= 0 || sp.Port > 65535 {
 			continue
 		}
-		nodePort := sp.NodePort > 0 && (svc.Type == v1.ServiceTypeNodePort || svc.Type == v1.ServiceTypeLoadBalancer)
 		for _, slice := range in.Slices {
 			if slice == nil {
 				continue
@@ -51,7 +50,7 @@ func (b *Builder) Explain(in ServiceInput) []Explanation {
 			if !hasFamily(clusterIPs, famAddr) {
 				continue // no virtual server of this family
 			}
-			external := nodePort || len(slices.DeleteFunc(slices.Clone(externalIPs), func(ip netip.Addr) bool { return ip.Is4() != famAddr.Is4() })) > 0
+			external := builtExternal(built, sp.Name, clusterIPs, famAddr.Is4())
 			port, seen, matched := slicePort(slice, sp)
 			var sets endpointSets
 			if matched {
@@ -77,7 +76,9 @@ func (b *Builder) Explain(in ServiceInput) []Explanation {
 					e.External = e.Internal
 				}
 				if !external {
-					e.External = "-" // no NodePort, externalIP or LoadBalancer IP
+					// No NodePort, externalIP or LoadBalancer IP of this
+					// family that the proxy's settings let through.
+					e.External = "-"
 				}
 				out = append(out, e)
 			}
@@ -113,4 +114,19 @@ func why(dst netip.AddrPort, sets endpointSets, localPolicy, local bool, policy 
 		return "not programmed: topology hints (PreferSameNode) give it to other nodes"
 	}
 	return "not programmed"
+}
+
+// builtExternal says whether the built state has a virtual server for the
+// Service port named port, of the family v4 says, on an address that is
+// not a clusterIP: a NodePort, externalIP or LoadBalancer IP that the
+// builder kept (the options can leave them all out: --nodeport-addresses,
+// the external-IP gate, the pod and Service CIDRs, the per-Service cap).
+func builtExternal(st ServiceState, port string, clusterIPs []netip.Addr, v4 bool) bool {
+	for _, e := range st.Entries {
+		k := e.ServiceKey
+		if e.Owner.Port == port && k.FWMark == 0 && k.Addr.Is4() == v4 && !slices.Contains(clusterIPs, k.Addr) {
+			return true
+		}
+	}
+	return false
 }

@@ -89,3 +89,44 @@ func TestExplain(t *testing.T) {
 		})
 	}
 }
+
+// The explanations are the builder's decisions under the running proxy's
+// options: a NodePort Service with an externalIP explained under options
+// that leave its external addresses out says "-" for them, and lists the
+// problems the builder reported.
+func TestExplainFollowsOptions(t *testing.T) {
+	v4 := discovery.AddressTypeIPv4
+	in := model.ServiceInput{
+		Service: model.ServiceFrom(webService(func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.7"} })),
+		Slices: model.Slices(endpointSlice("web-abc", v4, "http", 8080,
+			endpoint{Addr: "10.244.1.2", Node: "node-a", Ready: yes})),
+	}
+	base := model.Options{NodeName: "node-a", NodeIPs: []netip.Addr{netip.MustParseAddr("192.168.1.10")}, Scheduler: "rr"}
+	cases := []struct {
+		golden string
+		change func(*model.Options)
+	}{
+		{"explain-options-default.txt", func(*model.Options) {}},
+		// The NodePort stays (the node address is inside); the externalIP goes.
+		{"explain-options-no-externalips.txt", func(o *model.Options) { o.DenyExternalIPs = true }},
+		// Neither the NodePort (no node address inside) nor the externalIP.
+		{"explain-options-nothing-external.txt", func(o *model.Options) {
+			o.DenyExternalIPs = true
+			o.NodePortAddresses = []netip.Prefix{netip.MustParsePrefix("10.99.0.0/16")}
+		}},
+		// The externalIP inside the Service CIDR is refused, NodePorts
+		// are on no address.
+		{"explain-options-cidr.txt", func(o *model.Options) {
+			o.ServiceCIDRs = []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}
+			o.NodePortAddresses = []netip.Prefix{netip.MustParsePrefix("10.99.0.0/16")}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.golden, func(t *testing.T) {
+			opts := base
+			tc.change(&opts)
+			b := model.NewBuilder(opts)
+			golden(t, tc.golden, Explain(b.Explain(in))+Problems(b.Service(in)))
+		})
+	}
+}

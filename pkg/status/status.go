@@ -139,3 +139,19 @@ func Explain(es []model.Explanation) string {
 	}
 	return b.String()
 }
+
+// Problems lists what the builder reported about the Service (an address
+// refused, a port skipped, the cap reached); "" when nothing. Conflicts
+// with other Services (an address another one holds) are settled by the
+// running proxy across Services, and are in the Service's Events.
+func Problems(st model.ServiceState) string {
+	if len(st.Problems) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("problems (conflicts with other Services are in the Service's Events):\n")
+	for _, p := range st.Problems {
+		fmt.Fprintf(&b, "  %s\n", p)
+	}
+	return b.String()
+}

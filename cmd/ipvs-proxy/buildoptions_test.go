@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+)
+
+// TestBuildOptionsPage: what the running proxy serves is what status reads
+// back, every field, and the metrics are still served beside it.
+func TestBuildOptionsPage(t *testing.T) {
+	want := model.Options{
+		NodeName: "node-a", Scheduler: "sh",
+		NodePortAddresses: []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24"), netip.MustParsePrefix("fd00::/64")},
+		DenyExternalIPs:   true,
+		ClusterCIDRs:      []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")},
+		ServiceCIDRs:      []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12")},
+		Unavailable:       map[string]bool{"mh": true},
+		MaxVirtualServers: 64,
+	}
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("metrics")) })
+	srv := httptest.NewServer(withBuildOptions(metrics, want))
+	defer srv.Close()
+	got, err := fetchBuildOptions(context.Background(), strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+		t.Errorf("options read back (-served +read):\n%s", diff)
+	}
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if b, _ := io.ReadAll(resp.Body); string(b) != "metrics" {
+		t.Errorf("/metrics = %q", b)
+	}
+}
+
+// A proxy that does not serve the page (none there, or one without it)
+// is an error, so status falls back to the defaults and says so.
+func TestBuildOptionsMissing(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	defer srv.Close()
+	if _, err := fetchBuildOptions(context.Background(), strings.TrimPrefix(srv.URL, "http://")); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Errorf("a proxy without the page: err %v, want a 404", err)
+	}
+	srv.Close()
+	if _, err := fetchBuildOptions(context.Background(), strings.TrimPrefix(srv.URL, "http://")); err == nil {
+		t.Error("no proxy listening: no error")
+	}
+	f := statusFlags{metricsAddr: strings.TrimPrefix(srv.URL, "http://"), hostname: "Node-B"}
+	if got := runningOptions(context.Background(), f); got.NodeName != "node-b" || got.Scheduler == "" || got.DenyExternalIPs {
+		t.Errorf("defaults without a proxy: %+v", got)
+	}
+}
+
+func TestBuildOptionsURL(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{"127.0.0.1:10249", "http://127.0.0.1:10249" + buildOptionsPath},
+		{"0.0.0.0:10249", "http://127.0.0.1:10249" + buildOptionsPath},
+		{":10249", "http://127.0.0.1:10249" + buildOptionsPath},
+		{"[::]:10249", "http://[::1]:10249" + buildOptionsPath},
+		{"192.168.1.10:9100", "http://192.168.1.10:9100" + buildOptionsPath},
+		{"10249", ""},
+	} {
+		got, err := buildOptionsURL(tc.addr)
+		if (err != nil) != (tc.want == "") || got != tc.want {
+			t.Errorf("buildOptionsURL(%q) = %q, %v; want %q", tc.addr, got, err, tc.want)
+		}
+	}
+}
