@@ -42,6 +42,15 @@ func (f *Fake) List() ([]VirtualServer, error) {
 	return Sorted(out), nil
 }
 
+func (f *Fake) Services() ([]Service, error) {
+	vss, _ := f.List()
+	out := make([]Service, len(vss))
+	for i, vs := range vss {
+		out[i] = vs.Service
+	}
+	return out, nil
+}
+
 func (f *Fake) Get(key ServiceKey) (VirtualServer, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -128,6 +129,19 @@ func (l *Linux) Get(key ServiceKey) (VirtualServer, bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.batch.get(key)
+}
+
+// Services dumps every virtual server's settings on the sync loop's
+// socket; firewall-mark services other than ipvs-proxy's are left out, as
+// List leaves them.
+func (l *Linux) Services() ([]Service, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	svcs, err := l.batch.services()
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(svcs, func(s Service) bool { return s.FWMark != 0 && !OwnedMark(s.FWMark) }), nil
 }
 
 // DeleteService goes through the batch encoder like every other write.

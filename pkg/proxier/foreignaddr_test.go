@@ -176,3 +176,57 @@ func TestChosenAddressIsRefusedOnlyWhileAnotherToolsVirtualServerIsThere(t *test
 		})
 	}
 }
+
+// Another tool's virtual server made after the last full listing, on a
+// port no Service names, is found when a Service names its address for the
+// first time: the address stays off kube-ipvs0, and the next resync and a
+// restart leave the other tool's virtual server as it is.
+func TestChosenAddressOfAVirtualServerMadeSinceTheListingIsRefused(t *testing.T) {
+	const (
+		clusterIP = "TCP  10.96.0.99:80 rr\n  -> 10.244.1.9:8080              Masq    1\n"
+		link      = "link kube-ipvs0 dummy down\naddr 10.96.0.99/32\n"
+		refused   = "http TCP 172.17.0.1:80: 172.17.0.1 holds a virtual server ipvs-proxy did not create; skipped"
+	)
+	hostile := input(svc("hostile", "10.96.0.99", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"172.17.0.1"} }),
+		slice("hostile", "10.244.1.9"))
+	cases := []struct {
+		name string
+		run  func(t *testing.T, k kernel, p *Proxier) Result
+	}{
+		{name: "new Service", run: func(t *testing.T, k kernel, p *Proxier) Result {
+			p.SyncAll(nil)
+			addAdminVS(t, k)
+			return p.SyncServices(changesOf(hostile))
+		}},
+		{name: "externalIP added to a running Service", run: func(t *testing.T, k kernel, p *Proxier) Result {
+			p.SyncAll([]model.ServiceInput{input(svc("hostile", "10.96.0.99"), slice("hostile", "10.244.1.9"))})
+			addAdminVS(t, k)
+			return p.SyncServices(changesOf(hostile))
+		}},
+		{name: "then a resync in steps", run: func(t *testing.T, k kernel, p *Proxier) Result {
+			p.SyncAll(nil)
+			addAdminVS(t, k)
+			p.SyncServices(changesOf(hostile))
+			return resyncInSteps(t, p.BeginResync(PrepareInputs([]model.ServiceInput{hostile}), p.ReadKernel()), 1, nil)
+		}},
+		{name: "then a restart", run: func(t *testing.T, k kernel, p *Proxier) Result {
+			p.SyncAll(nil)
+			addAdminVS(t, k)
+			p.SyncServices(changesOf(hostile))
+			return k.proxier(t, "").SyncAll([]model.ServiceInput{hostile})
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel()
+			res := tc.run(t, k, k.proxier(t, ""))
+			if len(res.Errors) > 0 {
+				t.Errorf("errors: %v", res.Errors)
+			}
+			if got := strings.Join(res.Problems[nameOf(hostile)], "; "); got != refused {
+				t.Errorf("problems = %q, want %q", got, refused)
+			}
+			checkDump(t, k, ipvsHeader+clusterIP+adminVS+link+sets("10.244.1.9")+guard("10.96.0.99,tcp:80"))
+		})
+	}
+}

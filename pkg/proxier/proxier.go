@@ -282,6 +282,52 @@ func (p *Proxier) foreignAddrsOf(keys iter.Seq[ipvs.ServiceKey]) map[netip.Addr]
 	return addrs
 }
 
+// checkNewAddrs marks as another tool's (foreignAddrs) each externalIP or
+// LoadBalancer IP that the built states would put on the dummy link for
+// the first time while the kernel holds a virtual server there that is
+// not ipvs-proxy's. The reads by key above see only the ports Services
+// name, and the last full listing only what was there then: another
+// tool's virtual server made since, on another port, would otherwise end
+// up on an address of ours, and be swept by the next resync. One dump of
+// the virtual servers' settings, only in a sync that brings a new address.
+func (p *Proxier) checkNewAddrs(built map[types.NamespacedName]*model.ServiceState, foreignAddrs map[netip.Addr]bool, res *Result) {
+	var fresh map[netip.Addr]ipvs.ServiceKey // each new address, and a key of it for errors
+	for _, st := range built {
+		for _, e := range st.Entries {
+			a := e.Addr
+			if !e.Chosen || e.FWMark != 0 || p.linkAddrs[a] || p.idx.foreignAddrs[a] || foreignAddrs[a] || p.foreignAddrs[a] ||
+				slices.Contains(p.opts.NodeIPs, a) {
+				continue
+			}
+			if fresh == nil {
+				fresh = map[netip.Addr]ipvs.ServiceKey{}
+			}
+			if _, ok := fresh[a]; !ok {
+				fresh[a] = e.ServiceKey
+			}
+		}
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	svcs, err := p.ipvs.Services()
+	if err != nil {
+		// Unknown counts as another tool's, as for a key: the address
+		// stays off the link until a read says otherwise (the next
+		// resync's), and its Service is retried.
+		for a, k := range fresh {
+			foreignAddrs[a] = true
+			res.Errors = append(res.Errors, &reconcile.KeyError{Key: k, Err: err})
+		}
+		return
+	}
+	for _, s := range svcs {
+		if _, ok := fresh[s.Addr]; ok && s.FWMark == 0 && p.foreign(s.ServiceKey) {
+			foreignAddrs[s.Addr] = true
+		}
+	}
+}
+
 // allocatedVIP reports whether e is a Service's own clusterIP (an address
 // the API server allocated to it, not a node's): its virtual server is
 // ipvs-proxy's even when the address has gone from the dummy link (someone
@@ -382,6 +428,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 			}
 		}
 	}
+	p.checkNewAddrs(built, foreignAddrs, &res)
 	for a, f := range p.foreignAddrs {
 		if _, found := foreignAddrs[a]; !found {
 			foreignAddrs[a] = f // what a resync's snapshot found, unless read since

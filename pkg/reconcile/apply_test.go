@@ -39,6 +39,7 @@ func (r *recorder) note(err error, format string, args ...any) error {
 }
 
 func (r *recorder) List() ([]ipvs.VirtualServer, error) { return r.table.List() }
+func (r *recorder) Services() ([]ipvs.Service, error)   { return r.table.Services() }
 func (r *recorder) Get(k ipvs.ServiceKey) (ipvs.VirtualServer, bool, error) {
 	return r.table.Get(k)
 }

@@ -246,14 +246,37 @@ func run(t *testing.T, what string, argv ...string) string {
 
 // compareGets reads every virtual server the kernel lists one at a time,
 // as a change-by-change sync does, and requires what List says of it,
-// counters included; and a key the kernel lacks is not found.
+// counters included; a key the kernel lacks is not found; and Services
+// (the settings alone, as a sync reads them before it puts a new address
+// on the link) says what List says without the real servers.
+// wrap makes settings virtual servers without real servers, to sort them
+// as List's are.
+func wrap(svcs []ipvs.Service) []ipvs.VirtualServer {
+	out := make([]ipvs.VirtualServer, len(svcs))
+	for i, s := range svcs {
+		out[i] = ipvs.VirtualServer{Service: s}
+	}
+	return out
+}
+
 func compareGets(t *testing.T, k *ipvs.Linux) {
 	t.Helper()
 	vss, err := k.List()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var listed, got strings.Builder
+	var listed, got, settings, alone strings.Builder
+	svcs, err := k.Services()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range ipvs.Sorted(wrap(svcs)) {
+		fmt.Fprintf(&alone, "%+v\n", s.Service)
+	}
+	for _, vs := range ipvs.Sorted(vss) {
+		fmt.Fprintf(&settings, "%+v\n", vs.Service)
+	}
+	compare(t, "the virtual servers' settings dumped alone", alone.String(), settings.String())
 	for _, vs := range vss {
 		one, ok, err := k.Get(vs.ServiceKey)
 		if err != nil || !ok {

@@ -236,10 +236,22 @@ func TestGuestForeignAddressIsNotTaken(t *testing.T) {
 		}
 		w.waitEvent(w.ns, "grab", addr+" holds a virtual server ipvs-proxy did not create", "")
 	}
-	// A periodic resync (every 10 s here) keeps it so.
+	// Another tool's virtual server made while the proxy runs, after its
+	// last full listing, on an address a new Service then names: found
+	// by the sync that would put the address on kube-ipvs0.
+	const late = "172.18.0.10"
+	sh(t, "ipvsadm -A -t "+late+":8080 -s wlc && ipvsadm -a -t "+late+":8080 -r 10.244.0.5:8080 -m -w 3")
+	t.Cleanup(func() { sh(t, "ipvsadm -D -t "+late+":8080") })
+	lateSvc := w.service("late", func(s *v1.Service) { s.Spec.ExternalIPs = []string{late} }, ep{pod: "pod-a"})
+	waitIPVS(t, "TCP "+hostPort(lateSvc.Spec.ClusterIP, 80)+" lc", rs("pod-a"))
+	w.waitEvent(w.ns, "late", late+" holds a virtual server ipvs-proxy did not create", "")
+	// A periodic resync (every 10 s here) keeps both so.
 	time.Sleep(12 * time.Second)
-	waitIPVS(t, foreign, want)
-	if onLink() {
-		t.Fatalf("after a resync: %s is on kube-ipvs0", addr)
+	for _, a := range []string{addr, late} {
+		waitIPVS(t, "TCP "+a+":80 lc") // absent
+		waitIPVS(t, "TCP "+a+":8080 wlc", want)
+		if strings.Contains(sh(t, "ip -o addr show dev kube-ipvs0"), " "+a+"/") {
+			t.Fatalf("after a resync: %s is on kube-ipvs0", a)
+		}
 	}
 }
