@@ -162,13 +162,15 @@ func readServices(ctx context.Context, f statusFlags, nodeName string) ([]model.
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	proxied := metav1.ListOptions{LabelSelector: watch.ProxiedSelector()} // what the daemon watches
+	var services, slicesOpts metav1.ListOptions // what the daemon watches
+	watch.SelectServices(&services)
+	watch.SelectSlices(&slicesOpts)
 	svcs := &v1.ServiceList{}
-	if err := client.List(ctx, "services", proxied, svcs); err != nil {
+	if err := client.List(ctx, "services", services, svcs); err != nil {
 		return nil, "", fmt.Errorf("list Services: %w", err)
 	}
 	slices := &discovery.EndpointSliceList{}
-	if err := client.List(ctx, "endpointslices", proxied, slices); err != nil {
+	if err := client.List(ctx, "endpointslices", slicesOpts, slices); err != nil {
 		return nil, "", fmt.Errorf("list EndpointSlices: %w", err)
 	}
 	zone := ""

@@ -188,8 +188,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Meter: runner.ThreadCPU, Report: func(s runner.RunStats) { d.Metrics.ObserveSyncCPU(s.CPU, s.Charged, s.Held) }}, cfg.Clock)
 	d.kick = r.Kick
 
-	src, err := watch.NewSource(cfg.Client.ListWatch("services", watch.SelectProxied),
-		cfg.Client.ListWatch("endpointslices", watch.SelectProxied), d.changes)
+	src, err := watch.NewSource(cfg.Client.ListWatch("services", watch.SelectServices),
+		cfg.Client.ListWatch("endpointslices", watch.SelectSlices), d.changes)
 	if err != nil {
 		return err
 	}
