@@ -38,8 +38,20 @@ func TestSchedulerAnnotations(t *testing.T) {
 		{"flags for the global scheduler", map[string]string{SchedulerFlagsAnnotation: "mh-port"}, "mh",
 			"TCP  10.96.0.10:80 mh (mh-port)           # ns/web:http\n"},
 		{"flags of another scheduler", map[string]string{SchedulerAnnotation: "mh", SchedulerFlagsAnnotation: "sh-port"}, "rr",
-			"TCP  10.96.0.10:80 mh                     # ns/web:http\n" +
-				"vip 10.96.0.10\nproblem: annotation ipvs-proxy.io/scheduler-flags: unknown flag \"sh-port\" for scheduler mh (want mh-fallback, mh-port); using no flags\n"},
+			"TCP  10.96.0.10:80 mh (mh-port)           # ns/web:http\n" +
+				"vip 10.96.0.10\nproblem: annotation ipvs-proxy.io/scheduler-flags: unknown flag \"sh-port\" for scheduler mh (want mh-fallback, mh-port); using its default flags (mh-port)\n"},
+		// kube-proxy sets mh-port on every virtual server under mh.
+		{"mh without flags: mh-port, as kube-proxy", nil, "mh",
+			"TCP  10.96.0.10:80 mh (mh-port)           # ns/web:http\n"},
+		{"mh by annotation without flags", map[string]string{SchedulerAnnotation: "mh"}, "rr",
+			"TCP  10.96.0.10:80 mh (mh-port)           # ns/web:http\n"},
+		{"mh with flags asked for", map[string]string{SchedulerFlagsAnnotation: "mh-fallback"}, "mh",
+			"TCP  10.96.0.10:80 mh (mh-fallback)       # ns/web:http\n"},
+		{"mh with no flags asked for", map[string]string{SchedulerFlagsAnnotation: ""}, "mh",
+			"TCP  10.96.0.10:80 mh                     # ns/web:http\n"},
+		{"a bad scheduler falls back to mh's default flags", map[string]string{SchedulerAnnotation: "shh"}, "mh",
+			"TCP  10.96.0.10:80 mh (mh-port)           # ns/web:http\n" +
+				"vip 10.96.0.10\nproblem: annotation ipvs-proxy.io/scheduler: unknown IPVS scheduler \"shh\" (want one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, fo, ovf, mh, twos); using \"mh\"\n"},
 		{"flags for a scheduler without any", map[string]string{SchedulerFlagsAnnotation: "sh-port"}, "rr",
 			"TCP  10.96.0.10:80 rr                     # ns/web:http\n" +
 				"vip 10.96.0.10\nproblem: annotation ipvs-proxy.io/scheduler-flags: scheduler \"rr\" has no flags (only sh and mh do); using no flags\n"},
