@@ -84,8 +84,11 @@ func (b *Builder) unusable(a netip.Addr, clusterIPs []netip.Addr) string {
 	return ""
 }
 
-// sourceRanges returns the Service's loadBalancerSourceRanges (or the
-// annotation kube-proxy also reads), nil when it declares none. A range
+// sourceRanges returns the Service's loadBalancerSourceRanges (or, when
+// the field is empty, the deprecated annotation, which kube-proxy v1.37
+// does not read: the cloud's load balancer enforces it, and ipvs-proxy
+// holds it for the clients that reach the LB IP on the node, as it holds
+// the field), nil when it declares none. A range
 // that does not parse is skipped with a problem; a Service whose ranges
 // all fail to parse gets an empty, non-nil list: it declared a limit, so
 // its LoadBalancer IPs admit no one rather than everyone.
@@ -113,6 +116,33 @@ func sourceRanges(svc *Service) ([]netip.Prefix, []string) {
 		out = append(out, p.Masked())
 	}
 	return out, problems
+}
+
+// rangeFamilyProblems names each family of the Service's LoadBalancer IPs
+// for which its ranges hold none: those LB IPs admit no client.
+// kube-proxy keeps each family's own ranges and gives a family left
+// without one no firewall, admitting every client of it; the Service
+// declared a limit, so ipvs-proxy holds it closed, and says so.
+func rangeFamilyProblems(ranges []netip.Prefix, lbIPs map[netip.Addr]bool) []string {
+	if len(ranges) == 0 {
+		return nil // none declared, or none valid (already a problem)
+	}
+	var has, lb [2]bool // by family: IPv4, IPv6
+	for _, r := range ranges {
+		has[familyIndex(r.Addr())] = true
+	}
+	for a := range lbIPs {
+		lb[familyIndex(a)] = true
+	}
+	var out []string
+	for f, name := range []string{"IPv4", "IPv6"} {
+		if lb[f] && !has[f] {
+			all := []string{"0.0.0.0/0", "::/0"}[f]
+			out = append(out, fmt.Sprintf("loadBalancerSourceRanges hold no %s range: the %s LoadBalancer IPs admit no client "+
+				"(kube-proxy would admit every one; add %s to admit all)", name, name, all))
+		}
+	}
+	return out
 }
 
 // allowed returns the sources that may reach the LoadBalancer virtual

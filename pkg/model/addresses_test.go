@@ -116,6 +116,34 @@ source-range 198.51.100.1,tcp:80,198.51.100.1/32
 problem: loadBalancerSourceRange "bogus" is not a valid CIDR; skipped
 `,
 	}, {
+		// kube-proxy would leave the IPv6 LB IP open to everyone.
+		name: "a dual-stack LB whose ranges are of one family: the other family's LB IP admits no one, with a problem",
+		svc: service("web", loadBalancer("198.51.100.1", "2001:db8::1"), func(s *v1.Service) {
+			s.Spec.ClusterIPs = []string{"10.96.0.10", "fd00:10:96::10"}
+			s.Spec.LoadBalancerSourceRanges = []string{"0.0.0.0/0"}
+		}),
+		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
+  -> 10.244.1.2:8080              Masq    1
+TCP  198.51.100.1:80 rr                   # ns/web:http
+  -> 10.244.1.2:8080              Masq    1
+TCP  [2001:db8::1]:80 rr                  # ns/web:http
+TCP  [fd00:10:96::10]:80 rr               # ns/web:http
+vip 10.96.0.10
+vip 198.51.100.1
+vip 2001:db8::1
+vip fd00:10:96::10
+external-vip 198.51.100.1
+external-vip 2001:db8::1
+hairpin 10.244.1.2,tcp:8080
+service-port 10.96.0.10,tcp:80
+service-port 198.51.100.1,tcp:80
+firewall 198.51.100.1,tcp:80
+firewall 2001:db8::1,tcp:80
+source-range 198.51.100.1,tcp:80,0.0.0.0/0
+source-range 198.51.100.1,tcp:80,198.51.100.1/32
+problem: loadBalancerSourceRanges hold no IPv6 range: the IPv6 LoadBalancer IPs admit no client (kube-proxy would admit every one; add ::/0 to admit all)
+`,
+	}, {
 		name: "the annotation is read when the field is empty; ranges that all fail admit no one",
 		svc: service("web", loadBalancer("198.51.100.1"), func(s *v1.Service) {
 			s.Annotations = map[string]string{SourceRangesAnnotation: "nonsense"}

@@ -55,6 +55,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 	}
 	ranges, p := sourceRanges(svc)
 	st.Problems = append(st.Problems, p...)
+	st.Problems = append(st.Problems, rangeFamilyProblems(ranges, lbIPs)...)
 
 	internalLocal := svc.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
 	externalLocal := svc.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
