@@ -3,6 +3,7 @@ package proxier
 import (
 	"errors"
 	"iter"
+	"net/netip"
 	"strings"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
@@ -61,8 +62,10 @@ func membersOf(st model.ServiceState) iter.Seq[member] {
 			}
 		}
 		for _, m := range st.SourceRanges {
-			if !yield(newMember(iptables.SourceRangesSet(family(m.SetMember)), ipset.Entry{IP: m.Addr, Proto: proto(m.SetMember), Port: m.Port, Net: m.Source})) {
-				return
+			for _, net := range storableNets(m.Source) {
+				if !yield(newMember(iptables.SourceRangesSet(family(m.SetMember)), ipset.Entry{IP: m.Addr, Proto: proto(m.SetMember), Port: m.Port, Net: net})) {
+					return
+				}
 			}
 		}
 		for _, m := range st.ShortCircuit {
@@ -197,4 +200,18 @@ func (p *Proxier) setWrite(res *Result, err error, n *int) {
 		return
 	}
 	*n++
+}
+
+// storableNets is a source range as the kernel's net sets can hold it:
+// they refuse a /0, so "every source" (0.0.0.0/0, ::/0, a common
+// loadBalancerSourceRanges value) is stored as its two halves.
+func storableNets(p netip.Prefix) []netip.Prefix {
+	if p.Bits() != 0 {
+		return []netip.Prefix{p}
+	}
+	upper := netip.MustParseAddr("128.0.0.0")
+	if p.Addr().Is6() {
+		upper = netip.MustParseAddr("8000::")
+	}
+	return []netip.Prefix{netip.PrefixFrom(p.Addr(), 1), netip.PrefixFrom(upper, 1)}
 }

@@ -125,13 +125,14 @@ func (w *world) waitEvent(ns, name, want, notWant string) {
 
 // Two LoadBalancer Services share one LB IP on different ports, each with
 // its own loadBalancerSourceRanges. An external client, a pod and the node
-// are each let through exactly where a range admits them.
+// are each let through exactly where a range admits them. A third admits
+// every source (0.0.0.0/0, which the kernel's net sets hold as two halves).
 func TestGuestLoadBalancerSourceRanges(t *testing.T) {
 	guest(t)
 	w := newWorld(t, "ranges")
 	// Addresses no other guest test uses: the API server, and so the older
 	// Services of earlier tests, are shared by every test in the VM.
-	const lbIP, lbNodeIP = "203.0.113.110", "203.0.113.111"
+	const lbIP, lbNodeIP, lbOpen = "203.0.113.110", "203.0.113.111", "203.0.113.112"
 	lb := func(port int32, ranges ...string) func(*v1.Service) {
 		return func(s *v1.Service) {
 			s.Spec.Type = v1.ServiceTypeLoadBalancer
@@ -144,7 +145,8 @@ func TestGuestLoadBalancerSourceRanges(t *testing.T) {
 	a := w.service("a", lb(80, "192.168.100.11/32", "10.244.0.4/32"), ep{pod: "pod-a"})
 	b := w.service("b", lb(81, "192.168.100.12/32"), ep{pod: "pod-b"})
 	node := w.service("node", lb(80, "10.0.2.15/32"), ep{pod: "pod-a"})
-	for s, ip := range map[*v1.Service]string{a: lbIP, b: lbIP, node: lbNodeIP} {
+	open := w.service("open", lb(80, "0.0.0.0/0"), ep{pod: "pod-b"})
+	for s, ip := range map[*v1.Service]string{a: lbIP, b: lbIP, node: lbNodeIP, open: lbOpen} {
 		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: ip}}
 		if _, err := w.client.CoreV1().Services(w.ns).UpdateStatus(context.Background(), s, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
@@ -155,7 +157,11 @@ func TestGuestLoadBalancerSourceRanges(t *testing.T) {
 	waitIPVS(t, "TCP "+hostPort(lbIP, 80)+" lc", rs("pod-a"))
 	waitIPVS(t, "TCP "+hostPort(lbIP, 81)+" lc", rs("pod-b"))
 	waitIPVS(t, "TCP "+hostPort(lbNodeIP, 80)+" lc", rs("pod-a"))
+	waitIPVS(t, "TCP "+hostPort(lbOpen, 80)+" lc", rs("pod-b"))
 	aAddr, bAddr := hostPort(lbIP, 80), hostPort(lbIP, 81)
+	for _, from := range []struct{ ns, src string }{{"ext", "192.168.100.11"}, {"ext", "192.168.100.13"}, {"pod-d", ""}, {"", ""}} {
+		askOK(t, "every source on open, from "+from.ns+" "+from.src, from.ns, "tcp", hostPort(lbOpen, 80), from.src, 1, "pod-b")
+	}
 
 	askOK(t, "allowed external client on a", "ext", "tcp", aAddr, "192.168.100.11", 2, "pod-a")
 	askDenied(t, "external client of b on a", "ext", "tcp", aAddr, "192.168.100.12")
