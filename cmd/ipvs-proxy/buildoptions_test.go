@@ -6,11 +6,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/options"
 )
 
 // TestBuildOptionsPage: what the running proxy serves is what status reads
@@ -75,6 +77,27 @@ func TestBuildOptionsURL(t *testing.T) {
 		got, err := buildOptionsURL(tc.addr)
 		if (err != nil) != (tc.want == "") || got != tc.want {
 			t.Errorf("buildOptionsURL(%q) = %q, %v; want %q", tc.addr, got, err, tc.want)
+		}
+	}
+}
+
+// The node's own ports that an externalIP on a node address may not take:
+// kubelet's, and the health and metrics ports unless on loopback only.
+func TestReservedNodePorts(t *testing.T) {
+	for _, tc := range []struct {
+		healthz, metrics string
+		want             []uint16
+	}{
+		{"0.0.0.0:10256", "127.0.0.1:10249", []uint16{10250, 10256}},
+		{"0.0.0.0:10256", "0.0.0.0:10249", []uint16{10250, 10256, 10249}},
+		{"[::1]:10256", ":9100", []uint16{10250, 9100}},
+		{"", "", []uint16{10250}},
+		{"192.168.1.10:10250", "", []uint16{10250}},
+	} {
+		o := options.NewOptions()
+		o.HealthzBindAddress, o.MetricsBindAddress = tc.healthz, tc.metrics
+		if got := reservedNodePorts(o); !slices.Equal(got, tc.want) {
+			t.Errorf("healthz %q, metrics %q: %v, want %v", tc.healthz, tc.metrics, got, tc.want)
 		}
 	}
 }

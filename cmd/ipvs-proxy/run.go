@@ -196,7 +196,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	buildOptions := model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: npa,
 		DenyExternalIPs: !o.AllowExternalIPs, ClusterCIDRs: o.ClusterCIDRs, ServiceCIDRs: o.ServiceCIDRs,
 		Unavailable:       unavailableSchedulers(kver),
-		MaxVirtualServers: o.MaxVirtualServersPerService}
+		MaxVirtualServers: o.MaxVirtualServersPerService, ReservedNodePorts: reservedNodePorts(o)}
 	p := proxier.New(buildOptions, kipvs, netif.NewLinux(LinkName), ipset.NewLinux(), owned)
 	p.Exclude = o.ExcludeCIDRs
 	p.AdoptNodePorts = kubeProxyNodePortsLeft()
@@ -533,4 +533,29 @@ func withProfiling(h http.Handler) http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
+}
+
+// kubeletPort is kubelet's default --port, which the API server calls for
+// logs, exec and port-forward.
+const kubeletPort = 10250
+
+// reservedNodePorts are the TCP ports this node serves itself on its own
+// addresses, which no Service's externalIP or LB IP that is a node address
+// may take (model.Options.ReservedNodePorts): the health and metrics
+// ports unless they listen on loopback only, and kubelet's.
+func reservedNodePorts(o *options.Options) []uint16 {
+	out := []uint16{kubeletPort}
+	for _, addr := range []string{o.HealthzBindAddress, o.MetricsBindAddress} {
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			continue // "" (off), or refused by the options already
+		}
+		if ip, err := netip.ParseAddr(host); err == nil && ip.IsLoopback() {
+			continue
+		}
+		if p, err := strconv.ParseUint(port, 10, 16); err == nil && p > 0 && !slices.Contains(out, uint16(p)) {
+			out = append(out, uint16(p))
+		}
+	}
+	return out
 }

@@ -21,6 +21,14 @@ type chosenAddr struct {
 	lb   bool // a LoadBalancer ingress IP; otherwise an externalIP
 }
 
+// kind names the address as a problem text does.
+func (c chosenAddr) kind() string {
+	if c.lb {
+		return "LoadBalancer ingress IP"
+	}
+	return "externalIP"
+}
+
 // chosenAddrs returns the externalIPs and LoadBalancer ingress IPs the
 // Service may use. Any tenant can write them, so each is checked: an
 // address that is not one a virtual server can serve from the network

@@ -191,6 +191,32 @@ health-check-node-port 32000 local-endpoints 1
 problem: http TCP 192.168.1.10:32000: the externalIP is a node address and the port a Service's healthCheckNodePort, whose checks it would take; skipped
 `,
 	}, {
+		// The node's own ports: kubelet's probes of ipvs-proxy's health
+		// port, and the API server's calls to kubelet, would go to the
+		// Service's pods. Another node port of the same address is the
+		// Service's, as under kube-proxy.
+		name: "a node address may not take a port the node serves itself",
+		svc: service("web", func(s *v1.Service) {
+			s.Spec.ExternalIPs = []string{"192.168.1.10"}
+			s.Spec.Ports = append(s.Spec.Ports, v1.ServicePort{Name: "probe", Protocol: v1.ProtocolTCP, Port: 10256},
+				v1.ServicePort{Name: "probe-udp", Protocol: v1.ProtocolUDP, Port: 10256})
+		}),
+		opts: func(o *Options) { o.ReservedNodePorts = []uint16{10256, 10250} },
+		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
+  -> 10.244.1.2:8080              Masq    1
+TCP  10.96.0.10:10256 rr                  # ns/web:probe
+UDP  10.96.0.10:10256 rr                  # ns/web:probe-udp
+TCP  192.168.1.10:80 rr                   # ns/web:http
+  -> 10.244.1.2:8080              Masq    1
+UDP  192.168.1.10:10256 rr                # ns/web:probe-udp
+vip 10.96.0.10
+hairpin 10.244.1.2,tcp:8080
+service-port 10.96.0.10,tcp:80
+problem: port "probe"/TCP matches no port of the Service's IPv4 EndpointSlices; it has no real servers
+problem: probe TCP 192.168.1.10:10256: the externalIP is a node address and the port one the node serves itself (ipvs-proxy's health or metrics port, or kubelet's); skipped
+problem: port "probe-udp"/UDP matches no port of the Service's IPv4 EndpointSlices; it has no real servers
+`,
+	}, {
 		name: "the cap keeps allocated addresses first and drops what came with the rest",
 		svc: service("web", func(s *v1.Service) {
 			s.Spec.ExternalIPs = []string{"203.0.113.7", "203.0.113.8"}

@@ -138,6 +138,11 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 			add(ip, sp.Port, internalLocal, false, true, false)
 		}
 		for _, c := range chosen {
+			if b.nodeIPs[c.addr] && proto == ipvs.TCP && slices.Contains(b.opts.ReservedNodePorts, uint16(sp.Port)) {
+				st.Problems = append(st.Problems, fmt.Sprintf("%s TCP %s: the %s is a node address and the port one the node serves itself "+
+					"(ipvs-proxy's health or metrics port, or kubelet's); skipped", sp.Name, netip.AddrPortFrom(c.addr, uint16(sp.Port)), c.kind()))
+				continue
+			}
 			add(c.addr, sp.Port, externalLocal, true, !b.nodeIPs[c.addr], true)
 		}
 		nodePort := sp.NodePort > 0 && sp.NodePort <= 65535 && (svc.Type == v1.ServiceTypeNodePort || svc.Type == v1.ServiceTypeLoadBalancer)

@@ -52,6 +52,12 @@ type Options struct {
 	// that one Service with many ports and many addresses cannot make the
 	// node's IPVS table huge.
 	MaxVirtualServers int
+	// ReservedNodePorts are TCP ports the node serves itself on its own
+	// addresses (ipvs-proxy's health and metrics ports, kubelet's): an
+	// externalIP or LoadBalancer IP that is a node address may not take
+	// them, or one Service would answer the kubelet's liveness probes of
+	// every ipvs-proxy, or the API server's calls to kubelet.
+	ReservedNodePorts []uint16
 }
 
 // ServiceInput is one Service and every EndpointSlice labelled with its name.
