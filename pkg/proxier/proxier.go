@@ -486,7 +486,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 			}
 		}
 	}
-	p.writeMembers(&res)
+	marked := p.writeMembers(&res)
 	current := sc.current
 	for key := range touched {
 		_, want := desired[key]
@@ -528,6 +528,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 	plan := reconcile.DiffServers(desired, current, p.drain())
 	plan.Merge(reconcile.DiffAddresses(wantAddrs, haveAddrs))
 	p.apply(plan, nil, &res)
+	p.addMembers(marked, &res)
 	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
 	res.Draining = p.trackDrains(plan, touched)
 	if len(res.Errors) == 0 {

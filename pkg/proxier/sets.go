@@ -174,8 +174,14 @@ func (p *Proxier) syncAllSets(res *Result, have setMembers) {
 }
 
 // writeMembers writes the set members whose reference count crossed zero
-// in the last index update.
-func (p *Proxier) writeMembers(res *Result) {
+// in the last index update, but for the adds of marked members, which it
+// returns, to be written after the virtual servers (addMembers): a
+// short-circuit member sends in-cluster clients to its firewall-mark
+// virtual server, which must hold the member's Service's real servers
+// first. A mark that changed hands (two port names' marks collide, and the
+// holder gave it up) would otherwise lead the new holder's clients to the
+// old holder's pods until the virtual server's writes.
+func (p *Proxier) writeMembers(res *Result) (marked []member) {
 	add, del := p.idx.memberWrites()
 	// A marked member that changes its mark is one kernel member: delete
 	// the old one first, or the delete would take the new one with it.
@@ -185,12 +191,24 @@ func (p *Proxier) writeMembers(res *Result) {
 		}
 	}
 	for _, m := range add {
+		if m.mark != 0 {
+			marked = append(marked, m)
+			continue
+		}
 		p.setWrite(res, p.sets.Add(m.setName(), m.entry()), &res.Counts.SetMembersAdded)
 	}
 	for _, m := range del {
 		if m.mark == 0 {
 			p.setWrite(res, p.sets.Del(m.setName(), m.entry()), &res.Counts.SetMembersDeleted)
 		}
+	}
+	return marked
+}
+
+// addMembers adds members, as writeMembers returned them.
+func (p *Proxier) addMembers(ms []member, res *Result) {
+	for _, m := range ms {
+		p.setWrite(res, p.sets.Add(m.setName(), m.entry()), &res.Counts.SetMembersAdded)
 	}
 }
 
