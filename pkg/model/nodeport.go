@@ -12,7 +12,8 @@ import (
 // if the prefixes hold none of its family (so "10.0.0.0/8" alone still
 // gives a dual-stack node its IPv6 NodePorts). Loopback (IPVS cannot serve
 // NodePorts on 127.0.0.1: kubernetes#56320) and IPv6 link-local (it needs
-// a zone) are never used.
+// a zone) are never used; IPv4 link-local is, as kube-proxy's IPVS mode
+// uses it (NodeLocal DNSCache's 169.254.20.10 on its own link, say).
 func NodePortIPs(nodeIPs []netip.Addr, prefixes []netip.Prefix) []netip.Addr {
 	var has4, has6 bool
 	for _, p := range prefixes {
@@ -26,7 +27,7 @@ func NodePortIPs(nodeIPs []netip.Addr, prefixes []netip.Prefix) []netip.Addr {
 	seen := map[netip.Addr]bool{}
 	for _, ip := range nodeIPs {
 		ip = ip.Unmap()
-		if ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || seen[ip] {
+		if ip.IsLoopback() || ip.Is6() && ip.IsLinkLocalUnicast() || ip.IsUnspecified() || seen[ip] {
 			continue
 		}
 		if familyListed := ip.Is4() && has4 || ip.Is6() && has6; familyListed && !contains(prefixes, ip) {

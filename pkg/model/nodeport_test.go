@@ -10,16 +10,18 @@ import (
 )
 
 func TestNodePortIPs(t *testing.T) {
-	node := addrs("10.0.0.5", "192.168.1.5", "127.0.0.1", "fd00::5", "2001:db8::5", "fe80::1", "::1", "::ffff:10.0.0.6")
+	// 169.254.20.10: NodeLocal DNSCache's address, which kube-proxy serves
+	// NodePorts on too; fe80::1 needs a zone, so it is never used.
+	node := addrs("10.0.0.5", "192.168.1.5", "127.0.0.1", "fd00::5", "2001:db8::5", "fe80::1", "::1", "::ffff:10.0.0.6", "169.254.20.10")
 	for _, tc := range []struct {
 		name     string
 		prefixes string
 		want     string
 	}{
-		{"empty: every usable address", "", "10.0.0.5 192.168.1.5 fd00::5 2001:db8::5 10.0.0.6"},
-		{"all", "0.0.0.0/0 ::/0", "10.0.0.5 192.168.1.5 fd00::5 2001:db8::5 10.0.0.6"},
+		{"empty: every usable address", "", "10.0.0.5 192.168.1.5 fd00::5 2001:db8::5 10.0.0.6 169.254.20.10"},
+		{"all", "0.0.0.0/0 ::/0", "10.0.0.5 192.168.1.5 fd00::5 2001:db8::5 10.0.0.6 169.254.20.10"},
 		{"IPv4 CIDRs only: every IPv6 address", "10.0.0.0/8", "10.0.0.5 fd00::5 2001:db8::5 10.0.0.6"},
-		{"IPv6 CIDRs only: every IPv4 address", "fd00::/8", "10.0.0.5 192.168.1.5 fd00::5 10.0.0.6"},
+		{"IPv6 CIDRs only: every IPv4 address", "fd00::/8", "10.0.0.5 192.168.1.5 fd00::5 10.0.0.6 169.254.20.10"},
 		{"both families", "192.168.0.0/16 2001:db8::/32", "192.168.1.5 2001:db8::5"},
 		{"a CIDR that matches nothing still claims its family", "172.16.0.0/12", "fd00::5 2001:db8::5"},
 		{"localhost: loopback is never served, so nothing", "127.0.0.0/8 ::1/128", ""},
