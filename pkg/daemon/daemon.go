@@ -53,7 +53,8 @@ type Metrics interface {
 // HealthChecks serves the health-check node ports (pkg/healthcheck).
 type HealthChecks interface {
 	SyncServices(map[uint16]types.NamespacedName) error
-	SyncEndpoints(map[types.NamespacedName]int)
+	SyncEndpoints(map[types.NamespacedName][2]int) // local ready endpoints by family
+
 }
 
 // RuleSync is one address family's iptables rules.

@@ -16,7 +16,7 @@ func (d *daemon) syncHealthChecks() {
 		return
 	}
 	ports := map[uint16]types.NamespacedName{}
-	counts := map[types.NamespacedName]int{}
+	counts := map[types.NamespacedName][2]int{}
 	for name, hc := range d.Proxier.HealthChecks() {
 		if other, taken := ports[hc.NodePort]; taken && model.CompareNames(other, name) < 0 {
 			continue

@@ -41,7 +41,7 @@ func (b *busyPorts) SyncServices(want map[uint16]types.NamespacedName) error {
 	return nil
 }
 
-func (b *busyPorts) SyncEndpoints(map[types.NamespacedName]int) {}
+func (b *busyPorts) SyncEndpoints(map[types.NamespacedName][2]int) {}
 
 func (b *busyPorts) opened() string {
 	b.mu.Lock()

@@ -2,6 +2,7 @@ package healthcheck
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 
@@ -14,8 +15,8 @@ type handler struct {
 	inst *instance
 }
 
-func (h handler) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	count, open := h.s.endpoints(h.inst)
+func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	count, open := h.s.endpoints(h.inst, probeFamily(r))
 	healthy := h.s.healthy()
 
 	// kube-proxy writes nothing for a port being closed. We answer 503
@@ -37,6 +38,15 @@ func (h handler) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
 	_, _ = fmt.Fprint(w, body(h.inst.service, count, healthy))
+}
+
+// probeFamily is 1 when the probe came to an IPv6 address, else 0: an
+// IPv4 probe on a dual-stack socket arrives on an IPv4-mapped address.
+func probeFamily(r *http.Request) int {
+	if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok && a.IP.To4() == nil {
+		return 1
+	}
+	return 0
 }
 
 // body is kube-proxy's answer text exactly: tab-indented, keys in this

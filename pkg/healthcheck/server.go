@@ -57,7 +57,7 @@ type Server struct {
 type instance struct {
 	port    uint16
 	service types.NamespacedName
-	count   int // local ready endpoints; guarded by Server.mu
+	count   [2]int // local ready endpoints, IPv4 and IPv6; guarded by Server.mu
 	servers []*http.Server
 }
 
@@ -172,9 +172,11 @@ func (inst *instance) close() {
 }
 
 // SyncEndpoints sets the number of local ready endpoints of every served
-// Service; a Service missing from counts has none. Counts of Services not
+// Service, by family (IPv4, IPv6): a probe is answered with the count of
+// its address's family, as kube-proxy's health server of each family
+// answers. A Service missing from counts has none. Counts of Services not
 // served are dropped, as in kube-proxy: call SyncServices first.
-func (s *Server) SyncEndpoints(counts map[types.NamespacedName]int) {
+func (s *Server) SyncEndpoints(counts map[types.NamespacedName][2]int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, inst := range s.ports {
@@ -196,21 +198,22 @@ func (s *Server) Close() {
 }
 
 // Dump is what is served, one port a line in port order:
-// "<port> <namespace>/<name> localEndpoints=<n>".
+// "<port> <namespace>/<name> localEndpoints=<IPv4>,<IPv6>".
 func (s *Server) Dump() string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var b strings.Builder
 	for _, port := range slices.Sorted(maps.Keys(s.ports)) {
 		inst := s.ports[port]
-		fmt.Fprintf(&b, "%d %s localEndpoints=%d\n", port, inst.service, inst.count)
+		fmt.Fprintf(&b, "%d %s localEndpoints=%d,%d\n", port, inst.service, inst.count[0], inst.count[1])
 	}
 	return b.String()
 }
 
-// endpoints is inst's count, and whether inst is still served.
-func (s *Server) endpoints(inst *instance) (int, bool) {
+// endpoints is inst's count of family (0 IPv4, 1 IPv6), and whether
+// inst is still served.
+func (s *Server) endpoints(inst *instance, family int) (int, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return inst.count, s.ports[inst.port] == inst
+	return inst.count[family], s.ports[inst.port] == inst
 }

@@ -15,7 +15,7 @@ import (
 // step is one sync of the proxy and what the ports answer afterwards.
 type step struct {
 	services  map[uint16]types.NamespacedName // nil: no SyncServices
-	endpoints map[types.NamespacedName]int    // nil: no SyncEndpoints
+	endpoints map[types.NamespacedName][2]int // nil: no SyncEndpoints
 	unhealthy bool                            // the proxy's own health
 	occupy    []uint16                        // ports taken before this step
 
@@ -32,45 +32,45 @@ func TestSync(t *testing.T) {
 		name: "endpoints decide 200 or 503, and counts change",
 		steps: []step{{
 			services: map[uint16]types.NamespacedName{30001: svcA, 30002: svcB},
-			wantDump: "30001 default/web localEndpoints=0\n30002 shop/cart localEndpoints=0\n",
+			wantDump: "30001 default/web localEndpoints=0,0\n30002 shop/cart localEndpoints=0,0\n",
 			want:     map[uint16]string{30001: "503 default/web 0 true", 30002: "503 shop/cart 0 true"},
 		}, {
-			endpoints: map[types.NamespacedName]int{svcA: 2, svcC: 7},
-			wantDump:  "30001 default/web localEndpoints=2\n30002 shop/cart localEndpoints=0\n",
+			endpoints: map[types.NamespacedName][2]int{svcA: {2}, svcC: {7}},
+			wantDump:  "30001 default/web localEndpoints=2,0\n30002 shop/cart localEndpoints=0,0\n",
 			want:      map[uint16]string{30001: "200 default/web 2 true", 30002: "503 shop/cart 0 true"},
 		}, {
-			endpoints: map[types.NamespacedName]int{svcB: 1},
-			wantDump:  "30001 default/web localEndpoints=0\n30002 shop/cart localEndpoints=1\n",
+			endpoints: map[types.NamespacedName][2]int{svcB: {1}},
+			wantDump:  "30001 default/web localEndpoints=0,0\n30002 shop/cart localEndpoints=1,0\n",
 			want:      map[uint16]string{30001: "503 default/web 0 true", 30002: "200 shop/cart 1 true"},
 		}},
 	}, {
 		name: "an unhealthy proxy fails every port",
 		steps: []step{{
 			services:  map[uint16]types.NamespacedName{30001: svcA},
-			endpoints: map[types.NamespacedName]int{svcA: 1},
+			endpoints: map[types.NamespacedName][2]int{svcA: {1}},
 			want:      map[uint16]string{30001: "200 default/web 1 true"},
-			wantDump:  "30001 default/web localEndpoints=1\n",
+			wantDump:  "30001 default/web localEndpoints=1,0\n",
 		}, {
 			unhealthy: true,
 			want:      map[uint16]string{30001: "503 default/web 1 false"},
-			wantDump:  "30001 default/web localEndpoints=1\n",
+			wantDump:  "30001 default/web localEndpoints=1,0\n",
 		}},
 	}, {
 		name: "ports added and removed; a removed port stops answering",
 		steps: []step{{
 			services:  map[uint16]types.NamespacedName{30001: svcA},
-			endpoints: map[types.NamespacedName]int{svcA: 1, svcB: 1},
-			wantDump:  "30001 default/web localEndpoints=1\n",
+			endpoints: map[types.NamespacedName][2]int{svcA: {1}, svcB: {1}},
+			wantDump:  "30001 default/web localEndpoints=1,0\n",
 			want:      map[uint16]string{30001: "200 default/web 1 true", 30002: "refused"},
 		}, {
 			services:  map[uint16]types.NamespacedName{30001: svcA, 30002: svcB},
-			endpoints: map[types.NamespacedName]int{svcA: 1, svcB: 1},
-			wantDump:  "30001 default/web localEndpoints=1\n30002 shop/cart localEndpoints=1\n",
+			endpoints: map[types.NamespacedName][2]int{svcA: {1}, svcB: {1}},
+			wantDump:  "30001 default/web localEndpoints=1,0\n30002 shop/cart localEndpoints=1,0\n",
 			want:      map[uint16]string{30001: "200 default/web 1 true", 30002: "200 shop/cart 1 true"},
 		}, {
 			services:  map[uint16]types.NamespacedName{30002: svcB},
-			endpoints: map[types.NamespacedName]int{svcA: 1, svcB: 1},
-			wantDump:  "30002 shop/cart localEndpoints=1\n",
+			endpoints: map[types.NamespacedName][2]int{svcA: {1}, svcB: {1}},
+			wantDump:  "30002 shop/cart localEndpoints=1,0\n",
 			want:      map[uint16]string{30001: "refused", 30002: "200 shop/cart 1 true"},
 		}, {
 			services: map[uint16]types.NamespacedName{},
@@ -81,32 +81,32 @@ func TestSync(t *testing.T) {
 		name: "a port given to another Service answers for it, with no count until SyncEndpoints",
 		steps: []step{{
 			services:  map[uint16]types.NamespacedName{30001: svcA},
-			endpoints: map[types.NamespacedName]int{svcA: 1, svcB: 2},
+			endpoints: map[types.NamespacedName][2]int{svcA: {1}, svcB: {2}},
 			want:      map[uint16]string{30001: "200 default/web 1 true"},
-			wantDump:  "30001 default/web localEndpoints=1\n",
+			wantDump:  "30001 default/web localEndpoints=1,0\n",
 		}, {
 			services: map[uint16]types.NamespacedName{30001: svcB},
 			want:     map[uint16]string{30001: "503 shop/cart 0 true"},
-			wantDump: "30001 shop/cart localEndpoints=0\n",
+			wantDump: "30001 shop/cart localEndpoints=0,0\n",
 		}, {
-			endpoints: map[types.NamespacedName]int{svcA: 1, svcB: 2},
+			endpoints: map[types.NamespacedName][2]int{svcA: {1}, svcB: {2}},
 			want:      map[uint16]string{30001: "200 shop/cart 2 true"},
-			wantDump:  "30001 shop/cart localEndpoints=2\n",
+			wantDump:  "30001 shop/cart localEndpoints=2,0\n",
 		}},
 	}, {
 		name: "a port in use fails its Service only, and is retried on the next sync",
 		steps: []step{{
 			occupy:    []uint16{30002},
 			services:  map[uint16]types.NamespacedName{30001: svcA, 30002: svcB, 30003: svcC},
-			endpoints: map[types.NamespacedName]int{svcA: 1, svcB: 1, svcC: 1},
+			endpoints: map[types.NamespacedName][2]int{svcA: {1}, svcB: {1}, svcC: {1}},
 			wantErr:   "open health check port 30002 for shop/cart: listen tcp 127.0.0.1:",
-			wantDump:  "30001 default/web localEndpoints=1\n30003 shop/pay localEndpoints=1\n",
+			wantDump:  "30001 default/web localEndpoints=1,0\n30003 shop/pay localEndpoints=1,0\n",
 			want:      map[uint16]string{30001: "200 default/web 1 true", 30002: "refused", 30003: "200 shop/pay 1 true"},
 		}, {
 			services:  map[uint16]types.NamespacedName{30001: svcA, 30002: svcB, 30003: svcC},
-			endpoints: map[types.NamespacedName]int{svcA: 1, svcB: 1, svcC: 1},
+			endpoints: map[types.NamespacedName][2]int{svcA: {1}, svcB: {1}, svcC: {1}},
 			wantErr:   "open health check port 30002 for shop/cart",
-			wantDump:  "30001 default/web localEndpoints=1\n30003 shop/pay localEndpoints=1\n",
+			wantDump:  "30001 default/web localEndpoints=1,0\n30003 shop/pay localEndpoints=1,0\n",
 			want:      map[uint16]string{30001: "200 default/web 1 true", 30003: "200 shop/pay 1 true"},
 		}},
 	}, {
@@ -114,7 +114,7 @@ func TestSync(t *testing.T) {
 		steps: []step{{
 			services: map[uint16]types.NamespacedName{0: svcA, 30001: svcB},
 			wantErr:  "open health check port 0 for default/web: port 0 is not a node port",
-			wantDump: "30001 shop/cart localEndpoints=0\n",
+			wantDump: "30001 shop/cart localEndpoints=0,0\n",
 			want:     map[uint16]string{30001: "503 shop/cart 0 true"},
 		}},
 	}}
@@ -166,27 +166,34 @@ func checkErr(t *testing.T, step int, err error, want string) {
 }
 
 // TestRealListen uses the default ListenFunc on loopback addresses, IPv4
-// and IPv6, with real ports.
+// and IPv6, with real ports, and on one socket for every address: a probe
+// is answered with its own family's count, as kube-proxy's health server
+// of each family answers.
 func TestRealListen(t *testing.T) {
 	cases := []struct {
-		name string
-		host string
+		name, listen, probe, want string
 	}{
-		{"IPv4", "127.0.0.1"},
-		{"IPv6", "::1"},
+		{"IPv4", "127.0.0.1", "127.0.0.1", "200 default/web 3 true"},
+		{"IPv6", "::1", "::1", "200 default/web 2 true"},
+		{"one socket, an IPv4 probe", "", "127.0.0.1", "200 default/web 3 true"},
+		{"one socket, an IPv6 probe", "", "::1", "200 default/web 2 true"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			port := freePort(t, tc.host)
-			s := New(Config{Addresses: []net.IP{net.ParseIP(tc.host)}})
+			port := freePort(t, tc.probe)
+			var addrs []net.IP
+			if tc.listen != "" {
+				addrs = []net.IP{net.ParseIP(tc.listen)}
+			}
+			s := New(Config{Addresses: addrs})
 			t.Cleanup(s.Close)
 			if err := s.SyncServices(map[uint16]types.NamespacedName{port: svcA}); err != nil {
 				t.Fatal(err)
 			}
-			s.SyncEndpoints(map[types.NamespacedName]int{svcA: 3})
-			addr := net.JoinHostPort(tc.host, strconv.Itoa(int(port)))
-			if got, want := answer(t, addr, "/"), "200 default/web 3 true"; got != want {
-				t.Errorf("answer %q, want %q", got, want)
+			s.SyncEndpoints(map[types.NamespacedName][2]int{svcA: {3, 2}})
+			addr := net.JoinHostPort(tc.probe, strconv.Itoa(int(port)))
+			if got := answer(t, addr, "/"); got != tc.want {
+				t.Errorf("answer %q, want %q", got, tc.want)
 			}
 		})
 	}
@@ -292,7 +299,7 @@ func TestConcurrent(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			s.SyncEndpoints(map[types.NamespacedName]int{svcA: i % 3, svcB: 1})
+			s.SyncEndpoints(map[types.NamespacedName][2]int{svcA: {i % 3}, svcB: {1}})
 			healthy.Store(i%5 != 0)
 			_ = s.Dump()
 		}

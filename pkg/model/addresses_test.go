@@ -187,7 +187,7 @@ keep-source 198.51.100.1,tcp:32000
 service-port 10.96.0.10,tcp:32000
 service-port 198.51.100.1,tcp:32000
 short-circuit 198.51.100.1,tcp:32000 skbmark 0x445d0ecb
-health-check-node-port 32000 local-endpoints 1
+health-check-node-port 32000 local-endpoints 1,0
 problem: http TCP 192.168.1.10:32000: the externalIP is a node address and the port a Service's healthCheckNodePort, whose checks it would take; skipped
 `,
 	}, {
@@ -394,7 +394,7 @@ no-local-endpoints 198.51.100.1,tcp:80
 firewall 198.51.100.1,tcp:80
 source-range 198.51.100.1,tcp:80,192.0.2.0/24
 short-circuit 198.51.100.1,tcp:80 skbmark 0x460f0ec1
-health-check-node-port 32000 local-endpoints 0
+health-check-node-port 32000 local-endpoints 0,0
 problem: lost
 `
 	if diff := cmp.Diff(want, got); diff != "" {

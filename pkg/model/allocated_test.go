@@ -77,7 +77,7 @@ no-local-endpoints 192.168.1.10,tcp:30060
 no-local-endpoints 198.51.100.60,tcp:80
 short-circuit 192.168.1.10,tcp:30060 skbmark 0x48aa079d
 short-circuit 198.51.100.60,tcp:80 skbmark 0x48aa079d
-health-check-node-port 32060 local-endpoints 0
+health-check-node-port 32060 local-endpoints 0,0
 == ns/hostile
 TCP  10.96.0.99:32060 rr                  # ns/hostile:http
 UDP  10.96.0.99:32060 rr                  # ns/hostile:dns

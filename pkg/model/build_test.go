@@ -197,7 +197,7 @@ service-port 10.96.0.10,tcp:80
 service-port 203.0.113.7,tcp:80
 short-circuit 192.168.1.10,tcp:30080 skbmark 0x445d0ecb
 short-circuit 203.0.113.7,tcp:80 skbmark 0x445d0ecb
-health-check-node-port 32000 local-endpoints 2
+health-check-node-port 32000 local-endpoints 2,0
 `,
 	}, {
 		name: "eTP Local without local endpoints: external ports are dropped quietly, the clusterIP stays open, health check says 0",
@@ -223,7 +223,7 @@ no-local-endpoints 192.168.1.10,tcp:30080
 no-local-endpoints 203.0.113.7,tcp:80
 short-circuit 192.168.1.10,tcp:30080 skbmark 0x445d0ecb
 short-circuit 203.0.113.7,tcp:80 skbmark 0x445d0ecb
-health-check-node-port 32000 local-endpoints 0
+health-check-node-port 32000 local-endpoints 0,0
 `,
 	}, {
 		name: "internalTrafficPolicy Local: clusterIP gets only local endpoints",
@@ -280,7 +280,7 @@ hairpin 10.244.1.3,tcp:8080
 keep-source 192.168.1.10,tcp:30080
 service-port 10.96.0.10,tcp:80
 short-circuit 192.168.1.10,tcp:30080 skbmark 0x445d0ecb
-health-check-node-port 32000 local-endpoints 1
+health-check-node-port 32000 local-endpoints 1,0
 `,
 	}, {
 		name: "session affinity without config uses 10800 s",

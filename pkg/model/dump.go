@@ -47,7 +47,7 @@ func (s ServiceState) Dump() string {
 		fmt.Fprintf(&b, "short-circuit %s\n", m)
 	}
 	if h := s.HealthCheck; h != nil {
-		fmt.Fprintf(&b, "health-check-node-port %d local-endpoints %d\n", h.NodePort, h.LocalEndpoints)
+		fmt.Fprintf(&b, "health-check-node-port %d local-endpoints %d,%d\n", h.NodePort, h.LocalEndpoints[0], h.LocalEndpoints[1])
 	}
 	for _, p := range s.Problems {
 		fmt.Fprintf(&b, "problem: %s\n", p)

@@ -2,6 +2,7 @@ package model
 
 import (
 	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
 )
 
 // healthCheck returns what the health-check node port of a LoadBalancer
@@ -11,18 +12,24 @@ func healthCheck(svc *Service, slices []*Slice, node string) *HealthCheck {
 		svc.HealthCheckNodePort <= 0 || svc.HealthCheckNodePort > 65535 {
 		return nil
 	}
-	local := map[string]bool{}
+	local := [2]map[string]bool{{}, {}}
 	for _, s := range slices {
-		if s == nil {
+		f := 0
+		switch {
+		case s == nil:
 			continue
+		case s.AddressType == discovery.AddressTypeIPv6:
+			f = 1
+		case s.AddressType != discovery.AddressTypeIPv4:
+			continue // FQDN: never a real server
 		}
 		for _, ep := range s.Endpoints {
 			// Ready alone, as the real servers (isReady): a terminating
 			// pod is ready=false unless publishNotReadyAddresses.
 			if ep.Ready != False && ep.Node != "" && ep.Node == node {
-				local[ep.Address()] = true
+				local[f][ep.Address()] = true
 			}
 		}
 	}
-	return &HealthCheck{NodePort: uint16(svc.HealthCheckNodePort), LocalEndpoints: len(local)}
+	return &HealthCheck{NodePort: uint16(svc.HealthCheckNodePort), LocalEndpoints: [2]int{len(local[0]), len(local[1])}}
 }

@@ -178,10 +178,13 @@ type Precedence struct {
 type HealthCheck struct {
 	NodePort uint16
 	// LocalEndpoints counts this node's ready endpoints by address (one
-	// pod serving two ports counts once), as kube-proxy does. Terminating
-	// endpoints do not count (the load balancer should stop sending), but
-	// for publishNotReadyAddresses, whose controller writes ready=true.
-	LocalEndpoints int
+	// pod serving two ports counts once), per family: [0] the IPv4 slices',
+	// answered to probes of an IPv4 address, [1] the IPv6 ones', as
+	// kube-proxy's health server of each family counts its own family's.
+	// Terminating endpoints do not count (the load balancer should stop
+	// sending), but for publishNotReadyAddresses, whose controller writes
+	// ready=true.
+	LocalEndpoints [2]int
 }
 
 // SetMember is a real server as a kernel set holds it.

@@ -98,15 +98,15 @@ func TestHealthChecksFollowServices(t *testing.T) {
 	dump := func() string {
 		var b strings.Builder
 		for n, hc := range p.HealthChecks() {
-			fmt.Fprintf(&b, "%s %d %d\n", n, hc.NodePort, hc.LocalEndpoints)
+			fmt.Fprintf(&b, "%s %d %d,%d\n", n, hc.NodePort, hc.LocalEndpoints[0], hc.LocalEndpoints[1])
 		}
 		return b.String()
 	}
-	if got, want := dump(), "ns/lb 32060 2\n"; got != want || !res.HealthChecksChanged {
+	if got, want := dump(), "ns/lb 32060 2,0\n"; got != want || !res.HealthChecksChanged {
 		t.Fatalf("after SyncAll: %q (changed %v), want %q", got, res.HealthChecksChanged, want)
 	}
 	res = p.SyncServices(changes("lb", input(lb, slice("lb", "10.244.1.5"))))
-	if got, want := dump(), "ns/lb 32060 1\n"; got != want || !res.HealthChecksChanged {
+	if got, want := dump(), "ns/lb 32060 1,0\n"; got != want || !res.HealthChecksChanged {
 		t.Fatalf("one endpoint fewer: %q (changed %v), want %q", got, res.HealthChecksChanged, want)
 	}
 	res = p.SyncServices(changes("web", input(web, slice("web", "10.244.1.2"))))
