@@ -121,6 +121,15 @@ func sourceRanges(svc *Service) ([]netip.Prefix, []string) {
 			problems = append(problems, fmt.Sprintf("loadBalancerSourceRange %q is not a valid CIDR; skipped", s))
 			continue
 		}
+		if p.Addr().Is4In6() {
+			// An IPv4 range spelt in IPv6 (older API servers accept it):
+			// the kernel's sets hold it as the IPv4 range it means.
+			if p.Bits() < 96 {
+				problems = append(problems, fmt.Sprintf("loadBalancerSourceRange %q mixes IPv4-mapped and other IPv6 addresses; skipped", s))
+				continue
+			}
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
 		out = append(out, p.Masked())
 	}
 	return out, problems

@@ -89,10 +89,12 @@ service-port 198.51.100.1,tcp:80
 problem: externalIPs are disabled on this node (feature gate AllowServiceExternalIPs=false); skipped
 `,
 	}, {
+		// An IPv4-mapped range is the IPv4 range it spells (the kernel's
+		// sets refuse mapped addresses).
 		name: "source ranges guard the LB IPs only, per family, and admit the node when a range holds a node address",
 		svc: service("web", loadBalancer("198.51.100.1"), func(s *v1.Service) {
 			s.Spec.ExternalIPs = []string{"203.0.113.7"}
-			s.Spec.LoadBalancerSourceRanges = []string{"192.0.2.0/24", "192.168.1.0/24", "2001:db8::/32", "bogus"}
+			s.Spec.LoadBalancerSourceRanges = []string{"::ffff:192.0.2.0/120", "192.168.1.0/24", "2001:db8::/32", "bogus", "::ffff:0:0/95"}
 		}),
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.1.2:8080              Masq    1
@@ -114,6 +116,7 @@ source-range 198.51.100.1,tcp:80,192.0.2.0/24
 source-range 198.51.100.1,tcp:80,192.168.1.0/24
 source-range 198.51.100.1,tcp:80,198.51.100.1/32
 problem: loadBalancerSourceRange "bogus" is not a valid CIDR; skipped
+problem: loadBalancerSourceRange "::ffff:0:0/95" mixes IPv4-mapped and other IPv6 addresses; skipped
 `,
 	}, {
 		// kube-proxy would leave the IPv6 LB IP open to everyone.

@@ -2,6 +2,7 @@ package proxier
 
 import (
 	"errors"
+	"iter"
 	"maps"
 	"net/netip"
 	"slices"
@@ -23,10 +24,12 @@ import (
 func (p *Proxier) blame(res *Result, synced map[types.NamespacedName]model.ServiceState, all bool) {
 	keys := map[ipvs.ServiceKey][]types.NamespacedName{}
 	addrs := map[netip.Addr][]types.NamespacedName{}
+	var members map[member][]types.NamespacedName
 	if len(res.Errors) > 0 && all {
 		synced = maps.Collect(p.idx.allHeld()) // in a full sync, every Service was synced
 	}
 	if len(res.Errors) > 0 {
+		members = membersWanted(res.Errors, maps.Keys(synced), p.idx.heldState)
 		for name, old := range synced {
 			for _, st := range []model.ServiceState{old, p.idx.heldState(name)} {
 				for _, e := range st.Entries {
@@ -43,11 +46,14 @@ func (p *Proxier) blame(res *Result, synced map[types.NamespacedName]model.Servi
 		var names []types.NamespacedName
 		var ke *reconcile.KeyError
 		var ae *reconcile.AddrError
+		var me *memberError
 		switch {
 		case errors.As(err, &ke):
 			names = keys[ke.Key]
 		case errors.As(err, &ae):
 			names = addrs[ae.Addr]
+		case errors.As(err, &me):
+			names = members[me.m]
 		}
 		if len(names) == 0 && !all {
 			for name := range synced {
@@ -74,6 +80,60 @@ func (p *Proxier) blame(res *Result, synced map[types.NamespacedName]model.Servi
 	}
 	for n := range failed {
 		res.Failed = append(res.Failed, n)
+	}
+	slices.SortFunc(res.Failed, model.CompareNames)
+}
+
+// membersWanted maps each member whose write failed (a memberError in
+// errs) to the Services among names whose held state wants it; nil when
+// no member write failed, so that a sync without one builds nothing.
+func membersWanted(errs []error, names iter.Seq[types.NamespacedName], held func(types.NamespacedName) model.ServiceState) map[member][]types.NamespacedName {
+	var failed map[member]bool
+	for _, err := range errs {
+		var me *memberError
+		if errors.As(err, &me) {
+			if failed == nil {
+				failed = map[member]bool{}
+			}
+			failed[me.m] = true
+		}
+	}
+	if failed == nil {
+		return nil
+	}
+	out := map[member][]types.NamespacedName{}
+	for name := range names {
+		for m := range membersOf(held(name)) {
+			if failed[m] {
+				out[m] = append(out[m], name)
+			}
+		}
+	}
+	return out
+}
+
+// blameMembers is blame for a resync's adds of the members names want:
+// each failed member is retried with the Services that want it, and an
+// error of no one's is the node's. It clears no Service's failure, which
+// the step that synced it judged.
+func (p *Proxier) blameMembers(res *Result, names []types.NamespacedName) {
+	if len(res.Errors) == 0 {
+		return
+	}
+	members := membersWanted(res.Errors, slices.Values(names), p.idx.heldState)
+	failed := map[types.NamespacedName]bool{}
+	for _, err := range res.Errors {
+		var me *memberError
+		if !errors.As(err, &me) || len(members[me.m]) == 0 {
+			res.NodeWide = true
+			continue
+		}
+		for _, n := range members[me.m] {
+			if !failed[n] {
+				failed[n], p.failed[n] = true, true
+				res.Failed = append(res.Failed, n)
+			}
+		}
 	}
 	slices.SortFunc(res.Failed, model.CompareNames)
 }

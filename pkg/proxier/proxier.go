@@ -482,7 +482,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 		if p.failed[name] {
 			// A retry: what the failed sync meant to write may be missing.
 			for m := range membersOf(held) {
-				p.setWrite(&res, p.sets.Add(m.setName(), m.entry()), &res.Counts.SetMembersAdded)
+				p.setWrite(&res, m.setName(), m.entry(), p.sets.Add(m.setName(), m.entry()), &res.Counts.SetMembersAdded)
 			}
 		}
 	}

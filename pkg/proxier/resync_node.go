@@ -31,11 +31,11 @@ func (r *Resync) addMissingMembers(names []types.NamespacedName) Result {
 		}
 	}
 	for _, set := range slices.Sorted(maps.Keys(missing)) {
-		for _, err := range p.sets.AddAll(set, missing[set]) {
-			p.setWrite(&res, err, &res.Counts.SetMembersAdded)
+		for j, err := range p.sets.AddAll(set, missing[set]) {
+			p.setWrite(&res, set, missing[set][j], err, &res.Counts.SetMembersAdded)
 		}
 	}
-	p.blame(&res, nil, false) // a set's error is the node's
+	p.blameMembers(&res, names)
 	return res
 }
 
@@ -59,8 +59,8 @@ func (r *Resync) dropStaleMembers() (Result, bool) {
 		}
 	}
 	for _, set := range slices.Sorted(maps.Keys(stale)) {
-		for _, err := range p.sets.DelAll(set, stale[set]) {
-			p.setWrite(&res, err, &res.Counts.SetMembersDeleted)
+		for j, err := range p.sets.DelAll(set, stale[set]) {
+			p.setWrite(&res, set, stale[set][j], err, &res.Counts.SetMembersDeleted)
 		}
 	}
 	p.blame(&res, nil, false) // a set's error is the node's

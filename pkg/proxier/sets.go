@@ -161,13 +161,13 @@ func (p *Proxier) syncAllSets(res *Result, have setMembers) {
 		}
 		// Batched: a cold start adds a member or more per Service.
 		if len(stale[i]) > 0 {
-			for _, err := range p.sets.DelAll(s.Name, stale[i]) {
-				p.setWrite(res, err, &res.Counts.SetMembersDeleted)
+			for j, err := range p.sets.DelAll(s.Name, stale[i]) {
+				p.setWrite(res, s.Name, stale[i][j], err, &res.Counts.SetMembersDeleted)
 			}
 		}
 		if len(missing[i]) > 0 {
-			for _, err := range p.sets.AddAll(s.Name, missing[i]) {
-				p.setWrite(res, err, &res.Counts.SetMembersAdded)
+			for j, err := range p.sets.AddAll(s.Name, missing[i]) {
+				p.setWrite(res, s.Name, missing[i][j], err, &res.Counts.SetMembersAdded)
 			}
 		}
 	}
@@ -187,7 +187,7 @@ func (p *Proxier) writeMembers(res *Result) (marked []member) {
 	// the old one first, or the delete would take the new one with it.
 	for _, m := range del {
 		if m.mark != 0 {
-			p.setWrite(res, p.sets.Del(m.setName(), m.entry()), &res.Counts.SetMembersDeleted)
+			p.setWrite(res, m.setName(), m.entry(), p.sets.Del(m.setName(), m.entry()), &res.Counts.SetMembersDeleted)
 		}
 	}
 	for _, m := range add {
@@ -195,11 +195,11 @@ func (p *Proxier) writeMembers(res *Result) (marked []member) {
 			marked = append(marked, m)
 			continue
 		}
-		p.setWrite(res, p.sets.Add(m.setName(), m.entry()), &res.Counts.SetMembersAdded)
+		p.setWrite(res, m.setName(), m.entry(), p.sets.Add(m.setName(), m.entry()), &res.Counts.SetMembersAdded)
 	}
 	for _, m := range del {
 		if m.mark == 0 {
-			p.setWrite(res, p.sets.Del(m.setName(), m.entry()), &res.Counts.SetMembersDeleted)
+			p.setWrite(res, m.setName(), m.entry(), p.sets.Del(m.setName(), m.entry()), &res.Counts.SetMembersDeleted)
 		}
 	}
 	return marked
@@ -208,17 +208,29 @@ func (p *Proxier) writeMembers(res *Result) (marked []member) {
 // addMembers adds members, as writeMembers returned them.
 func (p *Proxier) addMembers(ms []member, res *Result) {
 	for _, m := range ms {
-		p.setWrite(res, p.sets.Add(m.setName(), m.entry()), &res.Counts.SetMembersAdded)
+		p.setWrite(res, m.setName(), m.entry(), p.sets.Add(m.setName(), m.entry()), &res.Counts.SetMembersAdded)
 	}
 }
 
-func (p *Proxier) setWrite(res *Result, err error, n *int) {
+// setWrite counts a set write, or records its failure with the member it
+// was for, so that blame gives it to the Services that want the member
+// (a member the kernel refuses is one Service's input, not the node's).
+func (p *Proxier) setWrite(res *Result, set string, e ipset.Entry, err error, n *int) {
 	if err != nil {
-		res.Errors = append(res.Errors, err)
+		res.Errors = append(res.Errors, &memberError{m: newMember(set, e), err: err})
 		return
 	}
 	*n++
 }
+
+// memberError is a failed write of one set member.
+type memberError struct {
+	m   member
+	err error
+}
+
+func (e *memberError) Error() string { return e.err.Error() }
+func (e *memberError) Unwrap() error { return e.err }
 
 // storableNets is a source range as the kernel's net sets can hold it:
 // they refuse a /0, so "every source" (0.0.0.0/0, ::/0, a common
