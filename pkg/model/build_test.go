@@ -407,16 +407,22 @@ vip 10.96.0.10
 problem: annotation ipvs-proxy.io/scheduler: this node's kernel has no IPVS scheduler "mh" (module ip_vs_mh); using "lc"
 `,
 	}, {
+		// Multicast, broadcast and 0.0.0.0/8 pass the API's validation,
+		// and the kernel refuses them as real servers.
 		name: "invalid endpoint address is skipped, the rest programmed",
 		svc:  service("web"),
 		slices: []*discovery.EndpointSlice{slice("web-1", v4, httpPort,
-			ep{Addr: "10.244.1.2"}, ep{Addr: "not-an-ip"}, ep{Addr: "fd00::1"})},
+			ep{Addr: "10.244.1.2"}, ep{Addr: "not-an-ip"}, ep{Addr: "fd00::1"},
+			ep{Addr: "224.0.1.1"}, ep{Addr: "255.255.255.255"}, ep{Addr: "0.1.2.3"})},
 		want: header + `TCP  10.96.0.10:80 rr                     # ns/web:http
   -> 10.244.1.2:8080              Masq    1
 vip 10.96.0.10
 service-port 10.96.0.10,tcp:80
 problem: EndpointSlice ns/web-1: endpoint address "not-an-ip" is not a valid IPv4 address; skipped
 problem: EndpointSlice ns/web-1: endpoint address "fd00::1" is not a valid IPv4 address; skipped
+problem: EndpointSlice ns/web-1: endpoint address "224.0.1.1" is not a valid IPv4 address; skipped
+problem: EndpointSlice ns/web-1: endpoint address "255.255.255.255" is not a valid IPv4 address; skipped
+problem: EndpointSlice ns/web-1: endpoint address "0.1.2.3" is not a valid IPv4 address; skipped
 `,
 	}, {
 		name:   "a Service port matching no slice port has no real servers and says why",

@@ -67,7 +67,7 @@ func collectEndpoints(sp ServicePort, slices []*Slice, family discovery.AddressT
 		matched = true
 		for _, ep := range slice.Endpoints {
 			addr, err := ep.parsed()
-			if err != nil || addr.Zone() != "" || addr.IsUnspecified() || addr.Is4In6() || (family == discovery.AddressTypeIPv4) != addr.Is4() {
+			if !realServerAddr(addr, err, family == discovery.AddressTypeIPv4) {
 				problems = append(problems, fmt.Sprintf("EndpointSlice %s/%s: endpoint address %q is not a valid %s address; skipped", slice.Namespace, slice.Name, ep.Address(), family))
 				continue
 			}
@@ -187,3 +187,20 @@ func count(eps []endpoint, pick func(endpoint) bool) int {
 // publishNotReadyAddresses, where it writes ready=true for every pod, and
 // such an endpoint must stay a real server as it does under kube-proxy.
 func isReady(e endpoint) bool { return e.ready }
+
+// realServerAddr reports whether an endpoint's address (as parsed, with
+// its error) can be a real server of the family v4 says: unzoned, not
+// IPv4-mapped, and unicast. The kernel refuses a multicast, broadcast or
+// "this network" (0.0.0.0/8) real server with EINVAL, which would fail
+// the Service's writes at every retry instead of skipping one endpoint.
+func realServerAddr(addr netip.Addr, err error, v4 bool) bool {
+	switch {
+	case err != nil, addr.Zone() != "", addr.Is4In6(), addr.Is4() != v4:
+		return false
+	case addr.IsUnspecified(), addr.IsMulticast():
+		return false
+	case v4 && (addr.As4()[0] == 0 || addr == netip.AddrFrom4([4]byte{255, 255, 255, 255})):
+		return false
+	}
+	return true
+}

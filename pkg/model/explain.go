@@ -64,7 +64,7 @@ func (b *Builder) Explain(in ServiceInput) []Explanation {
 					e.Internal = "not programmed: the EndpointSlice lists no ports"
 				case !matched:
 					e.Internal = fmt.Sprintf("not programmed: no port %q/%s in EndpointSlice %s", sp.Name, sp.Protocol, slice.Name)
-				case err != nil || addr.Zone() != "" || addr.IsUnspecified() || addr.Is4In6() || addr.Is4() != famAddr.Is4():
+				case !realServerAddr(addr, err, famAddr.Is4()):
 					e.Internal = "not programmed: invalid " + string(fam) + " address"
 				default:
 					dst := netip.AddrPortFrom(addr, port)
