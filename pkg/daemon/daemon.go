@@ -143,6 +143,10 @@ type daemon struct {
 	// failing counts the failed attempts of each Service whose writes
 	// fail, for its retry backoff (see retry.go).
 	failing map[types.NamespacedName]int
+	// retryAt is when each failing Service's pending retry is due; the
+	// timers that run them hold retryMu (see retry.go).
+	retryMu sync.Mutex
+	retryAt map[types.NamespacedName]time.Time
 	// hcFailed says the last hand-over of health-check node ports failed
 	// (a port another process holds); hcRetryArmed that a sync is set to
 	// try again (see healthchecks.go).

@@ -31,12 +31,49 @@ func (d *daemon) retryFailed(synced map[types.NamespacedName]bool, failed []type
 		attempt := attempts[n]
 		d.failing[n] = attempt
 		delay := retryDelay(attempt)
+		at := d.Clock.Now().Add(delay)
+		if !d.retryBy(n, at) {
+			continue // a retry is due sooner, and syncs whatever fails then
+		}
+		due := d.Clock.After(delay) // started now, not when the goroutine runs
 		go func() {
-			<-d.Clock.After(delay)
-			d.changes.Mark(n)
+			<-due
+			if d.retryDue(n, at) {
+				d.changes.Mark(n)
+			}
 		}()
 	}
 	d.Metrics.SetServicesFailing(len(d.failing))
+}
+
+// retryBy makes at n's next retry unless one is due no later, and says
+// whether it did. One pending retry a Service: a Service that fails in
+// every resync step and every change would otherwise start a timer each
+// time, and at retryMax the chains, each re-arming itself, would retry it
+// more and more often the longer the node runs.
+func (d *daemon) retryBy(n types.NamespacedName, at time.Time) bool {
+	d.retryMu.Lock()
+	defer d.retryMu.Unlock()
+	if due, ok := d.retryAt[n]; ok && !due.After(at) {
+		return false
+	}
+	if d.retryAt == nil {
+		d.retryAt = map[types.NamespacedName]time.Time{}
+	}
+	d.retryAt[n] = at
+	return true
+}
+
+// retryDue reports whether the retry due at at is still n's pending one,
+// and clears it: one replaced by a sooner retry has already run.
+func (d *daemon) retryDue(n types.NamespacedName, at time.Time) bool {
+	d.retryMu.Lock()
+	defer d.retryMu.Unlock()
+	if due, ok := d.retryAt[n]; !ok || !due.Equal(at) {
+		return false
+	}
+	delete(d.retryAt, n)
+	return true
 }
 
 // retryDelay is the wait before a failing Service's attempt after its

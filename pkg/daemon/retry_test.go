@@ -161,3 +161,55 @@ func TestRetryBackoff(t *testing.T) {
 		t.Errorf("after the retry's wait, queued %v, want %v", names, bad)
 	}
 }
+
+// countingClock counts the timers started on it.
+type countingClock struct {
+	*testingclock.FakeClock
+	timers atomic.Int32
+}
+
+func (c *countingClock) After(d time.Duration) <-chan time.Time {
+	c.timers.Add(1)
+	return c.FakeClock.After(d)
+}
+
+// TestRetriesDoNotPileUp: a Service that fails again while its retry is
+// pending (in every resync step, in every change) starts no second timer;
+// only a retry due sooner (after a success reset the backoff) does. Each
+// pending retry queues the Service once.
+func TestRetriesDoNotPileUp(t *testing.T) {
+	clk := &countingClock{FakeClock: testingclock.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))}
+	d := &daemon{Config: Config{Clock: clk, Metrics: nopMetrics{}}, failing: map[types.NamespacedName]int{},
+		changes: watch.NewChanges(func(watch.Change) {})}
+	bad := types.NamespacedName{Namespace: "ns", Name: "bad"}
+	synced := map[types.NamespacedName]bool{bad: true}
+	for range 100 {
+		d.retryFailed(synced, []types.NamespacedName{bad})
+	}
+	// Timers started off the caller's goroutine would be counted late.
+	for deadline := time.Now().Add(time.Second); clk.timers.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := clk.timers.Load(); n != 1 {
+		t.Fatalf("100 failures in a row started %d timers, want 1 (the first retry's, due in 1 s)", n)
+	}
+	d.retryFailed(synced, nil) // a success resets the backoff
+	d.retryFailed(synced, []types.NamespacedName{bad})
+	if n := clk.timers.Load(); n != 1 {
+		t.Fatalf("a failure due no sooner than the pending retry started a timer (%d)", n)
+	}
+	clk.Step(time.Second)
+	deadline := time.Now().Add(5 * time.Second)
+	for !d.changes.Waiting() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if names := d.changes.Take(); len(names) != 1 || names[0] != bad {
+		t.Fatalf("after the retry's wait, queued %v, want %v", names, bad)
+	}
+	// The retry ran: the next failure gets a timer of its own.
+	d.retryFailed(synced, []types.NamespacedName{bad})
+	if n := clk.timers.Load(); n != 2 {
+		t.Errorf("a failure after the retry ran started %d timers in all, want 2", n)
+	}
+}
