@@ -464,6 +464,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 			}
 		}
 	}
+	var retryUnguarded []ipvs.ServiceKey
 	// Every Service synced, changed or not (a draining one is synced for
 	// its connection counts), and every one that gained or lost a key.
 	synced := slices.Collect(maps.Keys(built))
@@ -482,11 +483,18 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 		if p.failed[name] {
 			// A retry: what the failed sync meant to write may be missing.
 			for m := range membersOf(held) {
-				p.setWrite(&res, m.setName(), m.entry(), p.sets.Add(m.setName(), m.entry()), &res.Counts.SetMembersAdded)
+				if k, ok := p.addMember(m, &res); !ok {
+					retryUnguarded = append(retryUnguarded, k)
+				}
 			}
 		}
 	}
-	marked := p.writeMembers(&res)
+	marked, unguarded := p.writeMembers(&res)
+	for _, k := range append(unguarded, retryUnguarded...) {
+		// Fail closed: an LB IP:port whose ranges cannot be enforced
+		// admits no one until the Service's retry writes its member.
+		delete(desired, k)
+	}
 	current := sc.current
 	for key := range touched {
 		_, want := desired[key]

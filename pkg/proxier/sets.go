@@ -181,7 +181,10 @@ func (p *Proxier) syncAllSets(res *Result, have setMembers) {
 // first. A mark that changed hands (two port names' marks collide, and the
 // holder gave it up) would otherwise lead the new holder's clients to the
 // old holder's pods until the virtual server's writes.
-func (p *Proxier) writeMembers(res *Result) (marked []member) {
+//
+// It also returns the keys whose firewall member could not be added: their
+// virtual servers must not serve without the ranges that guard them.
+func (p *Proxier) writeMembers(res *Result) (marked []member, unguarded []ipvs.ServiceKey) {
 	add, del := p.idx.memberWrites()
 	// A marked member that changes its mark is one kernel member: delete
 	// the old one first, or the delete would take the new one with it.
@@ -195,15 +198,32 @@ func (p *Proxier) writeMembers(res *Result) (marked []member) {
 			marked = append(marked, m)
 			continue
 		}
-		p.setWrite(res, m.setName(), m.entry(), p.sets.Add(m.setName(), m.entry()), &res.Counts.SetMembersAdded)
+		if k, ok := p.addMember(m, res); !ok {
+			unguarded = append(unguarded, k)
+		}
 	}
 	for _, m := range del {
 		if m.mark == 0 {
 			p.setWrite(res, m.setName(), m.entry(), p.sets.Del(m.setName(), m.entry()), &res.Counts.SetMembersDeleted)
 		}
 	}
-	return marked
+	return marked, unguarded
 }
+
+// addMember adds m; ok is false when m is a firewall member that could not
+// be added, with the key of the virtual server it guards.
+func (p *Proxier) addMember(m member, res *Result) (guards ipvs.ServiceKey, ok bool) {
+	e := m.entry()
+	err := p.sets.Add(m.setName(), e)
+	p.setWrite(res, m.setName(), e, err, &res.Counts.SetMembersAdded)
+	if err != nil && firewallSets[m.set] {
+		return ipvs.ServiceKey{Addr: e.IP, Proto: ipvs.Protocol(strings.ToUpper(e.Proto)), Port: e.Port}, false
+	}
+	return ipvs.ServiceKey{}, true
+}
+
+// firewallSets are the indexes in ownedSets of the firewall sets.
+var firewallSets = map[uint8]bool{setIndex[iptables.FirewallSet(iptables.IPv4)]: true, setIndex[iptables.FirewallSet(iptables.IPv6)]: true}
 
 // addMembers adds members, as writeMembers returned them.
 func (p *Proxier) addMembers(ms []member, res *Result) {
