@@ -10,6 +10,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // adminVS is an operator's virtual server on 172.17.0.1, an address on no
@@ -229,4 +230,29 @@ func TestChosenAddressOfAVirtualServerMadeSinceTheListingIsRefused(t *testing.T)
 			checkDump(t, k, ipvsHeader+clusterIP+adminVS+link+sets("10.244.1.9")+guard("10.96.0.99,tcp:80"))
 		})
 	}
+}
+
+// A Service that drops its externalIP while a resync reads the kernel
+// leaves, in the snapshot, a virtual server of ours on an address that is
+// off the link by the time the resync begins: it is not taken for another
+// tool's, so the Service recreated (or another naming the address) gets
+// the address at once, as a fresh start would give it.
+func TestAddressDroppedDuringTheReadStaysOurs(t *testing.T) {
+	ext := func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.9"} }
+	a := input(svc("a", "10.96.0.50", ext, created(100)), slice("a", "10.244.1.10"))
+	again := input(svc("a", "10.96.0.51", ext, created(200)), slice("a", "10.244.1.10"))
+	k := newKernel()
+	p := k.proxier(t, "")
+	p.SyncAll([]model.ServiceInput{a})
+	p.BeginRead()
+	snap := p.ReadKernel()
+	p.SyncServices(map[types.NamespacedName]*model.ServiceInput{nameOf(a): nil}) // deleted during the read
+	resyncInSteps(t, p.BeginResync(PrepareInputs(nil), snap), 16, nil)
+	res := p.SyncServices(changesOf(again))
+	if len(res.Errors) > 0 || len(res.Problems[nameOf(again)]) > 0 {
+		t.Errorf("recreated: errors %v, problems %v", res.Errors, res.Problems[nameOf(again)])
+	}
+	ref := newKernel()
+	ref.proxier(t, "").SyncAll([]model.ServiceInput{again})
+	checkDump(t, k, ref.dump(t))
 }

@@ -228,12 +228,14 @@ func (r *Result) merge(o Result) {
 // foreignAddrsMoved returns the addresses that became, or stopped being,
 // another tool's (index.foreignAddrs) by a snapshot's virtual servers.
 // A Service's own clusterIP off the link (deleted by someone) is not
-// another tool's: a sync puts it back (see allocatedVIP).
+// another tool's: a sync puts it back (see allocatedVIP). Nor is a key
+// written since the read (p.since): the snapshot's virtual server there
+// may be ours, deleted with its address by a change during the read.
 func (p *Proxier) foreignAddrsMoved(kernel []ipvs.VirtualServer) map[netip.Addr]bool {
 	now := p.foreignAddrsOf(func(yield func(ipvs.ServiceKey) bool) {
 		for _, vs := range kernel {
 			k := vs.ServiceKey
-			if cs := p.idx.wants[k]; !p.foreign(k) || len(cs) > 0 && !cs[0].chosen {
+			if cs := p.idx.wants[k]; p.since.keys[k] || !p.foreign(k) || len(cs) > 0 && !cs[0].chosen {
 				continue
 			}
 			if !yield(k) {
