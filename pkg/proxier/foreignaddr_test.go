@@ -256,3 +256,36 @@ func TestAddressDroppedDuringTheReadStaysOurs(t *testing.T) {
 	ref.proxier(t, "").SyncAll([]model.ServiceInput{again})
 	checkDump(t, k, ref.dump(t))
 }
+
+// A virtual server of ours that fails to be deleted keeps its address on
+// the link, so it stays ours: the next resync deletes both, and a Service
+// that names the address later gets it. Before, the address went and the
+// virtual server was left to no one, and the address taken for another
+// tool's for good.
+func TestFailedDeleteLeavesNoOrphan(t *testing.T) {
+	ext := func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.9"} }
+	a := input(svc("a", "10.96.0.50", ext, created(100)), slice("a", "10.244.1.10"))
+	dropped := input(svc("a", "10.96.0.50", created(100)), slice("a", "10.244.1.10"))
+	b := input(svc("b", "10.96.0.51", ext, created(200)), slice("b", "10.244.1.11"))
+	k := newKernel()
+	p := k.proxier(t, "")
+	p.SyncAll([]model.ServiceInput{a})
+	k.ipvs.FailOn = map[ipvs.ServiceKey]error{key("203.0.113.9", 80): errors.New("injected: busy")}
+	if res := p.SyncServices(changesOf(dropped)); len(res.Failed) != 1 {
+		t.Fatalf("the failed delete was not a's failure: %v", res.Failed)
+	}
+	k.ipvs.FailOn = nil
+	p.SyncServices(changesOf(dropped)) // the retry
+	p.BeginRead()
+	resyncInSteps(t, p.BeginResync(PrepareInputs([]model.ServiceInput{dropped}), p.ReadKernel()), 16, nil)
+	ref := newKernel()
+	ref.proxier(t, "").SyncAll([]model.ServiceInput{dropped})
+	checkDump(t, k, ref.dump(t))
+	res := p.SyncServices(changesOf(b))
+	if len(res.Errors) > 0 || len(res.Problems[nameOf(b)]) > 0 {
+		t.Errorf("b: errors %v, problems %v", res.Errors, res.Problems[nameOf(b)])
+	}
+	ref = newKernel()
+	ref.proxier(t, "").SyncAll([]model.ServiceInput{dropped, b})
+	checkDump(t, k, ref.dump(t))
+}

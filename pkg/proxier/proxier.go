@@ -635,8 +635,11 @@ func (p *Proxier) write(plan reconcile.Plan, res *Result) bool {
 	for _, a := range plan.AddAddresses {
 		p.linkAddrs[a] = true
 	}
+	kept := reconcile.KeptAddresses(plan, errs)
 	for _, a := range plan.DeleteAddresses {
-		delete(p.linkAddrs, a)
+		if !kept[a] {
+			delete(p.linkAddrs, a)
+		}
 	}
 	return len(errs) == 0
 }

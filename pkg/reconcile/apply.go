@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 )
@@ -103,12 +104,35 @@ func Apply(vs ipvs.Interface, addrs Addresses, p Plan) (Counts, []error) {
 			tally(addrError(err, "add", p.AddAddresses[i]), ipvs.ErrExists, &c.AddressesAdded)
 		}
 	}
+	if kept := KeptAddresses(p, errs); len(kept) > 0 {
+		p.DeleteAddresses = slices.DeleteFunc(slices.Clone(p.DeleteAddresses), func(a netip.Addr) bool { return kept[a] })
+	}
 	if len(p.DeleteAddresses) > 0 {
 		for i, err := range addrs.DeleteAddresses(p.DeleteAddresses) {
 			tally(addrError(err, "delete", p.DeleteAddresses[i]), ipvs.ErrNotFound, &c.AddressesDeleted)
 		}
 	}
 	return c, errs
+}
+
+// KeptAddresses are the addresses the plan deletes that Apply keeps on the
+// link because a virtual server on them failed to be deleted (errs):
+// off the link, that virtual server would be no one's to the next sweep
+// (neither on the link nor recorded), and its address taken for another
+// tool's. On the link, the next resync deletes both.
+func KeptAddresses(p Plan, errs []error) map[netip.Addr]bool {
+	var kept map[netip.Addr]bool
+	for _, err := range errs {
+		var ke *KeyError
+		if !errors.As(err, &ke) || ke.Key.FWMark != 0 || !slices.Contains(p.DeleteServices, ke.Key) {
+			continue
+		}
+		if kept == nil {
+			kept = map[netip.Addr]bool{}
+		}
+		kept[ke.Key.Addr] = true
+	}
+	return kept
 }
 
 // writeChunk is how many IPVS ops one Write gets: a cold start's 55,000
