@@ -211,7 +211,9 @@ func runProxy(ctx context.Context, o *options.Options) error {
 		return err
 	}
 
-	m := metrics.New(metricFamilies(rules, append(slices.Clone(o.ClusterCIDRs), o.ServiceCIDRs...))...)
+	families := metricFamilies(rules, append(slices.Clone(o.ClusterCIDRs), o.ServiceCIDRs...))
+	health.SetFamilies(families)
+	m := metrics.New(families...)
 	health.OnServe(m.ProbeServed)
 	metricsHandler := withBuildOptions(withKubeProxyPages(m.Handler(), o), buildOptions)
 	if o.Profiling {

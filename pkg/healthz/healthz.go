@@ -39,6 +39,17 @@ type Server struct {
 	nodeEligible bool
 	nodeReason   string
 	onServe      func(path string, code int)
+	// families are the IP families the node serves ("IPv4", "IPv6"), for
+	// the per-family status kube-proxy's answer carries.
+	families []string
+}
+
+// SetFamilies names the IP families the node serves; the answers then
+// carry kube-proxy's per-family status for each, from the first Updated.
+func (s *Server) SetFamilies(families []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.families = append([]string(nil), families...)
 }
 
 // New makes a Server for a proxy that resyncs every syncPeriod. Callers
@@ -103,8 +114,7 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// status is kube-proxy's ProxyHealth without the per-IP-family map, which
-// has no meaning here: one sync covers both families.
+// status is kube-proxy's ProxyHealth.
 type status struct {
 	LastUpdated  time.Time `json:"lastUpdated"`
 	CurrentTime  time.Time `json:"currentTime"`
@@ -112,6 +122,16 @@ type status struct {
 	// Healthy is the sync state alone, also on /healthz; the node's
 	// eligibility shows only in the status code and nodeEligible.
 	Healthy bool `json:"healthy"`
+	// Status is each family's, as kube-proxy's proxier of each reports
+	// it (its last sync, not "now"); one sync covers both families here,
+	// so they are the same.
+	Status map[string]familyStatus `json:"status,omitempty"`
+}
+
+// familyStatus is kube-proxy's ProxierHealth.
+type familyStatus struct {
+	LastUpdated time.Time `json:"lastUpdated"`
+	Healthy     bool      `json:"healthy"`
 }
 
 func (s *Server) serve(w http.ResponseWriter, path string, withNode bool) {
@@ -145,6 +165,12 @@ func (s *Server) status(withNode bool) (status, bool, func(string, int)) {
 		CurrentTime: now,
 		Healthy: s.lastUpdated.IsZero() || s.oldestPending.IsZero() ||
 			now.Sub(s.oldestPending) < s.timeout,
+	}
+	if !s.lastUpdated.IsZero() && len(s.families) > 0 {
+		st.Status = make(map[string]familyStatus, len(s.families))
+		for _, f := range s.families {
+			st.Status[f] = familyStatus{LastUpdated: s.lastUpdated, Healthy: st.Healthy}
+		}
 	}
 	ok := st.Healthy
 	if withNode {

@@ -187,3 +187,30 @@ func TestOnServeAndOtherPaths(t *testing.T) {
 		t.Errorf("OnServe saw %q, want %q", served, want)
 	}
 }
+
+// With the node's families named, the answers carry kube-proxy's
+// per-family status (each family's last sync and health), from the first
+// Updated on; before it, none, as kube-proxy's proxiers have none yet.
+func TestFamilyStatus(t *testing.T) {
+	clk := testingclock.NewFakePassiveClock(epoch)
+	s := New(clk, syncPeriod)
+	s.SetFamilies([]string{"IPv4", "IPv6"})
+	setNode(s, eligible)
+	h := s.Handler()
+	if got, want := get(t, h, "/livez"), `200 {"lastUpdated":"2026-01-01T00:00:00Z","currentTime":"2026-01-01T00:00:00Z","healthy":true}`; got != want {
+		t.Errorf("before the first sync:\n got: %s\nwant: %s", got, want)
+	}
+	s.Updated()
+	clk.SetTime(epoch.Add(10 * time.Second))
+	s.QueuedUpdate()
+	clk.SetTime(epoch.Add(time.Minute))
+	if got, want := get(t, h, "/healthz"), `200 {"lastUpdated":"2026-01-01T00:01:00Z","currentTime":"2026-01-01T00:01:00Z","nodeEligible":true,"healthy":true,`+
+		`"status":{"IPv4":{"lastUpdated":"2026-01-01T00:00:00Z","healthy":true},"IPv6":{"lastUpdated":"2026-01-01T00:00:00Z","healthy":true}}}`; got != want {
+		t.Errorf("healthy:\n got: %s\nwant: %s", got, want)
+	}
+	clk.SetTime(epoch.Add(70 * time.Second))
+	if got, want := get(t, h, "/livez"), `503 {"lastUpdated":"2026-01-01T00:00:00Z","currentTime":"2026-01-01T00:01:10Z","healthy":false,`+
+		`"status":{"IPv4":{"lastUpdated":"2026-01-01T00:00:00Z","healthy":false},"IPv6":{"lastUpdated":"2026-01-01T00:00:00Z","healthy":false}}}`; got != want {
+		t.Errorf("stale:\n got: %s\nwant: %s", got, want)
+	}
+}
