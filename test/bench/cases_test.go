@@ -437,7 +437,7 @@ func (g *guest) runCases(proc *process, n int, want table, kubeProxy, behind boo
 		partial0 := partialSyncs()
 		loop0 := loopCPU()
 		profiled := func() {}
-		if g.p.Profile && !kubeProxy && c.Rate > 0 {
+		if g.p.Profile && !kubeProxy && (c.Rate > 0 || c.Name == resyncCaseName) {
 			profiled = profileCase(g.work, n, c)
 		}
 		begin := time.Now()

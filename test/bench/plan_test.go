@@ -45,7 +45,8 @@ type plan struct {
 	// its cold start and a heap profile at convergence (cpu-N.pprof,
 	// heap-N.pprof next to the logs); the CPU profile covers the first
 	// ProfileSeconds. Each open-loop churn case gets a CPU profile and
-	// heap profiles before and after (profileCase).
+	// heap profiles before and after (profileCase), and so does the case
+	// across a resync.
 	Profile        bool
 	ProfileSeconds int
 	// ProxyEnv is added to both proxies' environment, for diagnosis

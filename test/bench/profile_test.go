@@ -47,11 +47,16 @@ func profileColdStart(t *testing.T, dir string, n int, seconds int) func() {
 // spends the proxy's CPU, and its heap profile before and after
 // (heap-N-churn-R-{0,1}.pprof: `go tool pprof -sample_index=alloc_space
 // -base` of the two is what the case allocated); the returned function
-// waits for them.
+// waits for them. The case across a resync is profiled too (cpu-N-resync,
+// heap-N-resync-{0,1}): what a periodic resync allocates in the VM, its
+// kernel read included, which the host's benchmarks cannot show.
 func profileCase(dir string, n int, c churnCase) func() {
 	base := strings.TrimSuffix(metricsURL, "/metrics") + "/debug/pprof/"
 	seconds := max(1, int(c.Seconds))
 	name := fmt.Sprintf("%d-churn-%.0f", n, c.Rate)
+	if c.Name == resyncCaseName {
+		name = fmt.Sprintf("%d-resync", n)
+	}
 	report := func(what string, err error) {
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%s profile of %s: %v\n", what, c.Name, err)
