@@ -69,7 +69,12 @@ func profileCase(dir string, n int, c churnCase) func() {
 	}()
 	return func() {
 		report("CPU", <-done)
-		report("heap", fetch(base+"heap", filepath.Join(dir, "heap-"+name+"-1.pprof"), time.Minute))
+		// After a collection: a heap profile's allocations are those
+		// up to the last finished cycle, so without one the case's last
+		// seconds (a resync's read, in the case across one) would be
+		// left out. Before the case, no collection is forced: it would
+		// change the heap the case starts from.
+		report("heap", fetch(base+"heap?gc=1", filepath.Join(dir, "heap-"+name+"-1.pprof"), time.Minute))
 	}
 }
 
