@@ -83,6 +83,9 @@ func (p *Proxier) BeginResync(inputs Inputs, snap Snapshot) *Resync {
 	}
 	p.useSnapshot(snap, p.since)
 	p.foreignAddrs = p.foreignAddrsMoved(snap.kernel)
+	// After foreignAddrsMoved, which looks at every key: until then the
+	// keys written are a small map, quicker to look in than the index.
+	p.since.useSnapshotKeys(snap)
 	r.inputs = inputs
 	r.kernel, r.byKey = snap.kernel, snap.byKey
 	r.members = snap.members
@@ -172,11 +175,14 @@ func (r *Resync) Step(budget time.Duration) (done bool, res Result) {
 // read is the resync's kernelRead: the snapshot, or the kernel itself for
 // a virtual server written since the read.
 func (r *Resync) read(k ipvs.ServiceKey) (ipvs.VirtualServer, bool, error) {
-	if r.p.since.keys[k] {
+	i, inSnap := r.byKey[k]
+	if inSnap && !r.p.since.hasAt(i, k) {
+		return r.kernel[i], true, nil
+	}
+	if inSnap || r.p.since.keys[k] {
 		return r.p.ipvs.Get(k)
 	}
-	vs, ok := r.byKey.lookup(r.kernel, k)
-	return vs, ok, nil
+	return ipvs.VirtualServer{}, false, nil
 }
 
 // syncChunk syncs the next chunk of Services, but those SyncServices
@@ -235,7 +241,7 @@ func (p *Proxier) foreignAddrsMoved(kernel []ipvs.VirtualServer) map[netip.Addr]
 	now := p.foreignAddrsOf(func(yield func(ipvs.ServiceKey) bool) {
 		for _, vs := range kernel {
 			k := vs.ServiceKey
-			if cs := p.idx.wants[k]; p.since.keys[k] || !p.foreign(k) || len(cs) > 0 && !cs[0].chosen {
+			if cs := p.idx.wants[k]; p.since.hasKey(k) || !p.foreign(k) || len(cs) > 0 && !cs[0].chosen {
 				continue
 			}
 			if !yield(k) {

@@ -90,9 +90,9 @@ func (r *Resync) sweep() (Result, bool) {
 	res := Result{Problems: map[types.NamespacedName][]string{}}
 	scope := map[ipvs.ServiceKey]bool{}
 	end := min(r.swept+r.scan, len(r.kernel))
-	for _, vs := range r.kernel[r.swept:end] {
-		if !p.since.keys[vs.ServiceKey] { // most are: the chunks wrote them
-			scope[vs.ServiceKey] = true
+	for i := r.swept; i < end; i++ {
+		if k := r.kernel[i].ServiceKey; !p.since.hasAt(int32(i), k) { // most are: the chunks wrote them
+			scope[k] = true
 		}
 	}
 	r.swept = end
@@ -107,7 +107,7 @@ func (r *Resync) sweep() (Result, bool) {
 			scope[k.vs] = true
 		}
 	}
-	maps.DeleteFunc(scope, func(k ipvs.ServiceKey, _ bool) bool { return p.since.keys[k] })
+	maps.DeleteFunc(scope, func(k ipvs.ServiceKey, _ bool) bool { return p.since.hasKey(k) })
 	desired, current := map[ipvs.ServiceKey]ipvs.VirtualServer{}, map[ipvs.ServiceKey]ipvs.VirtualServer{}
 	holders := map[types.NamespacedName]model.ServiceState{}
 	for k := range scope {
@@ -175,7 +175,7 @@ func (r *Resync) syncAddresses() Result {
 	// recorded before it was added.
 	record := map[ipvs.ServiceKey]bool{}
 	for k := range p.owned.keys {
-		if _, held := p.idx.holder(k); held && !p.onLink(k.Addr) || p.since.keys[k] {
+		if _, held := p.idx.holder(k); held && !p.onLink(k.Addr) || p.since.hasKey(k) {
 			record[k] = true
 		}
 	}
