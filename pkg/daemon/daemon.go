@@ -134,6 +134,9 @@ type daemon struct {
 	gcRelaxedAt          time.Time
 	stepTurn             bool
 	kick                 func()
+	// queuedSignal gets a value when a change is queued, for a rest
+	// between resync steps to end at (restBetweenSteps).
+	queuedSignal chan struct{}
 
 	// zone is the Node's zone label; syncedZone what the proxier builds
 	// with (sync goroutine only).
@@ -170,7 +173,7 @@ func Run(ctx context.Context, cfg Config) error {
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	d := &daemon{Config: cfg, started: cfg.Clock.Now(), needFull: true, reported: map[types.NamespacedName]string{}, drainPending: map[types.NamespacedName]bool{},
-		failing: map[types.NamespacedName]int{}}
+		failing: map[types.NamespacedName]int{}, queuedSignal: make(chan struct{}, 1)}
 	var r *runner.Runner
 	d.changes = watch.NewChanges(func(c watch.Change) {
 		switch c {
@@ -181,6 +184,10 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		d.queued()
 		r.Kick()
+		select {
+		case d.queuedSignal <- struct{}{}:
+		default: // one is pending already
+		}
 	})
 	r = runner.New("sync", func() {
 		if d.sync() {

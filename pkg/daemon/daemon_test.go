@@ -863,7 +863,7 @@ func (l *loggedWrites) since(i int) []string {
 }
 
 // TestChangeReadyBetweenStepsGoesFirst: between two steps of a resync the
-// loop lets the goroutines that are ready run (yieldBetweenSteps), and a
+// loop rests and lets the goroutines that are ready run (restBetweenSteps), and a
 // change they queue then is synced before the next step: the first write
 // after it is the change's, while the resync still has Services to repair.
 func TestChangeReadyBetweenStepsGoesFirst(t *testing.T) {
@@ -875,10 +875,11 @@ func TestChangeReadyBetweenStepsGoesFirst(t *testing.T) {
 	var armed atomic.Bool
 	var client *fake.Clientset
 	fired := make(chan int, 1) // how many writes were made when the change was queued
-	orig := yieldBetweenSteps
-	t.Cleanup(func() { yieldBetweenSteps = orig })
-	yieldBetweenSteps = func(d *daemon) {
+	orig := restBetweenSteps
+	t.Cleanup(func() { restBetweenSteps = orig })
+	restBetweenSteps = func(d *daemon, step time.Duration) {
 		if !armed.CompareAndSwap(true, false) {
+			orig(d, step)
 			return
 		}
 		// As the informer would, had it run now: the change is queued.
