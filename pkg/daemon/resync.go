@@ -144,8 +144,9 @@ func (d *daemon) stepResync() {
 // comes first: the goroutines that carry a change to the queue (the
 // watch's, the informer's, the handler's) and the collector's workers
 // then have the loop's processor and vCPU to themselves half the time,
-// and a change queued meanwhile is synced at once. The steps of a resync
-// take about twice as long, with the same CPU.
+// and a change queued meanwhile is synced at once. The resync then lasts
+// longer: at 10,000 Services in the test VM its steps took 2.5-7.6 s
+// after the read, against 1.3-2.4 s without the rests.
 //
 // Stepped back to back with only a yield (runtime.Gosched) between steps,
 // they kept a vCPU of the test VM for a second and more at 10,000
