@@ -897,7 +897,7 @@ func TestChangeReadyBetweenStepsGoesFirst(t *testing.T) {
 	select {
 	case at = <-fired:
 	case <-time.After(10 * time.Second):
-		t.Fatal("no yield between two steps of the resync")
+		t.Fatal("no rest between two steps of the resync")
 	}
 	until(t, "the resync's end", func() bool { return withBackends() == n })
 	after := kipvs.since(at)
