@@ -143,7 +143,8 @@ func readRuns(path string) ([]Run, error) {
 func keep(t *testing.T, work, to string) {
 	logs, _ := filepath.Glob(filepath.Join(work, "*.log"))
 	profiles, _ := filepath.Glob(filepath.Join(work, "*.pprof"))
-	logs = append(append(logs, profiles...), filepath.Join(work, resultsFile), filepath.Join(work, calibrationFile))
+	traces, _ := filepath.Glob(filepath.Join(work, "trace-*.out"))
+	logs = append(append(append(logs, profiles...), traces...), filepath.Join(work, resultsFile), filepath.Join(work, calibrationFile))
 	if err := os.MkdirAll(to, 0o755); err != nil {
 		t.Logf("keeping logs: %v", err)
 		return

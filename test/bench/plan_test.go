@@ -46,7 +46,7 @@ type plan struct {
 	// heap-N.pprof next to the logs); the CPU profile covers the first
 	// ProfileSeconds. Each open-loop churn case gets a CPU profile and
 	// heap profiles before and after (profileCase), and so does the case
-	// across a resync.
+	// across a resync, which also gets an execution trace.
 	Profile        bool
 	ProfileSeconds int
 	// ProxyEnv is added to both proxies' environment, for diagnosis

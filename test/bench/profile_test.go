@@ -49,7 +49,8 @@ func profileColdStart(t *testing.T, dir string, n int, seconds int) func() {
 // -base` of the two is what the case allocated); the returned function
 // waits for them. The case across a resync is profiled too (cpu-N-resync,
 // heap-N-resync-{0,1}): what a periodic resync allocates in the VM, its
-// kernel read included, which the host's benchmarks cannot show.
+// kernel read included, which the host's benchmarks cannot show; it also
+// gets an execution trace (trace-N-resync.out, for `go tool trace`).
 func profileCase(dir string, n int, c churnCase) func() {
 	base := strings.TrimSuffix(metricsURL, "/metrics") + "/debug/pprof/"
 	seconds := max(1, int(c.Seconds))
@@ -67,8 +68,22 @@ func profileCase(dir string, n int, c churnCase) func() {
 	go func() {
 		done <- fetch(base+fmt.Sprintf("profile?seconds=%d", seconds), filepath.Join(dir, "cpu-"+name+".pprof"), time.Duration(seconds)*time.Second+time.Minute)
 	}()
+	// The case across a resync also gets an execution trace: where a
+	// change's event waits between the socket and the sync loop while the
+	// resync runs (a runnable goroutine without a processor, a
+	// collection's assist, or nothing in the process at all) is what a
+	// CPU profile cannot show.
+	traced := make(chan error, 1)
+	traced <- nil
+	if c.Name == resyncCaseName {
+		<-traced
+		go func() {
+			traced <- fetch(base+fmt.Sprintf("trace?seconds=%d", seconds), filepath.Join(dir, "trace-"+name+".out"), time.Duration(seconds)*time.Second+time.Minute)
+		}()
+	}
 	return func() {
 		report("CPU", <-done)
+		report("execution trace", <-traced)
 		// After a collection: a heap profile's allocations are those
 		// up to the last finished cycle, so without one the case's last
 		// seconds (a resync's read, in the case across one) would be
