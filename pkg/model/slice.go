@@ -3,7 +3,6 @@ package model
 import (
 	"net/netip"
 	"slices"
-	"unique"
 
 	discovery "k8s.io/api/discovery/v1"
 )
@@ -100,15 +99,15 @@ func SliceFrom(s *discovery.EndpointSlice) *Slice {
 		ep := Endpoint{Ready: condition(e.Conditions.Ready), Serving: condition(e.Conditions.Serving),
 			Terminating: condition(e.Conditions.Terminating)}
 		if e.NodeName != nil {
-			ep.Node = unique.Make(*e.NodeName).Value()
+			ep.Node = intern(*e.NodeName)
 		}
 		var rare rareFields
 		if h := e.Hints; h != nil {
 			for _, z := range h.ForZones {
-				rare.zoneHints = append(rare.zoneHints, unique.Make(z.Name).Value())
+				rare.zoneHints = append(rare.zoneHints, intern(z.Name))
 			}
 			for _, n := range h.ForNodes {
-				rare.nodeHints = append(rare.nodeHints, unique.Make(n.Name).Value())
+				rare.nodeHints = append(rare.nodeHints, intern(n.Name))
 			}
 		}
 		// Parsed only when the text reads back the same, so that problems
