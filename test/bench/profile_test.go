@@ -74,12 +74,12 @@ func profileCase(dir string, n int, c churnCase) func() {
 	// collection's assist, or nothing in the process at all) is what a
 	// CPU profile cannot show.
 	traced := make(chan error, 1)
-	traced <- nil
 	if c.Name == resyncCaseName {
-		<-traced
 		go func() {
 			traced <- fetch(base+fmt.Sprintf("trace?seconds=%d", seconds), filepath.Join(dir, "trace-"+name+".out"), time.Duration(seconds)*time.Second+time.Minute)
 		}()
+	} else {
+		traced <- nil
 	}
 	return func() {
 		report("CPU", <-done)
