@@ -437,8 +437,8 @@ func (g *guest) runCases(proc *process, n int, want table, kubeProxy, behind boo
 		partial0 := partialSyncs()
 		loop0 := loopCPU()
 		profiled := func() {}
-		if g.p.Profile && !kubeProxy && (c.Rate > 0 || c.Name == resyncCaseName) {
-			profiled = profileCase(g.work, n, c)
+		if g.p.Profile && !kubeProxy {
+			profiled = profileCase(g.work, n, c, g.p.ProfileSeconds)
 		}
 		begin := time.Now()
 		res, err := w.runCase(context.Background(), c, newTapSeer(g), g.p.ChangeCap, budget)

@@ -216,3 +216,18 @@ func TestInformerSeerRead(t *testing.T) {
 		t.Errorf("seen(b/7) = %v, %v", at, ok)
 	}
 }
+
+// TestCaseFileNames: every case a full run profiles, the one across a
+// resync with them, gets files of its own, so no case's profile or trace
+// overwrites another's.
+func TestCaseFileNames(t *testing.T) {
+	cases := append(churnCases(plan{}, 5000), acrossResync())
+	var got []string
+	for _, c := range cases {
+		got = append(got, caseFileName(c))
+	}
+	want := []string{"back-to-back", "churn-10", "churn-50", "churn-200", "rollout", "resync"}
+	if !slices.Equal(got, want) {
+		t.Errorf("file names of %d cases: got %q, want %q", len(cases), got, want)
+	}
+}

@@ -44,9 +44,8 @@ type plan struct {
 	// Profile runs ipvs-proxy with --profiling and keeps a CPU profile of
 	// its cold start and a heap profile at convergence (cpu-N.pprof,
 	// heap-N.pprof next to the logs); the CPU profile covers the first
-	// ProfileSeconds. Each open-loop churn case gets a CPU profile and
-	// heap profiles before and after (profileCase), and so does the case
-	// across a resync, which also gets an execution trace.
+	// ProfileSeconds. Each churn case gets a CPU profile, an execution
+	// trace, and heap profiles before and after (profileCase).
 	Profile        bool
 	ProfileSeconds int
 	// ProxyEnv is added to both proxies' environment, for diagnosis

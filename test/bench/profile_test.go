@@ -42,22 +42,29 @@ func profileColdStart(t *testing.T, dir string, n int, seconds int) func() {
 	}
 }
 
-// profileCase takes a CPU profile of ipvs-proxy over an open-loop churn
-// case (cpu-N-churn-R.pprof), to show where a steady rate of changes
-// spends the proxy's CPU, and its heap profile before and after
-// (heap-N-churn-R-{0,1}.pprof: `go tool pprof -sample_index=alloc_space
-// -base` of the two is what the case allocated); the returned function
-// waits for them. The case across a resync is profiled too (cpu-N-resync,
-// heap-N-resync-{0,1}): what a periodic resync allocates in the VM, its
-// kernel read included, which the host's benchmarks cannot show; it also
-// gets an execution trace (trace-N-resync.out, for `go tool trace`).
-func profileCase(dir string, n int, c churnCase) func() {
+// profileCase takes a CPU profile and an execution trace of ipvs-proxy
+// over a churn case, and its heap profile before and after; the returned
+// function waits for them. Files, with the case's part named by
+// caseFileName: cpu-N-churn-R.pprof, trace-N-churn-R.out (for `go tool
+// trace`), heap-N-churn-R-{0,1}.pprof (`go tool pprof
+// -sample_index=alloc_space -base` of the two is what the case
+// allocated). A CPU profile shows where a steady rate of changes spends
+// the proxy's CPU; the trace shows where one change's event waited
+// between the socket and the sync loop (a runnable goroutine without a
+// processor, a collection's assist, a parked weak-pointer read), which a
+// CPU profile cannot. Go serves each for a fixed time: an open-loop case
+// or the case across a resync for its own length, a closed-loop case
+// (back-to-back, a rollout) for fallback seconds, which may run past its
+// end. The case across a resync also shows what a periodic resync
+// allocates in the VM, its kernel read included, which the host's
+// benchmarks cannot.
+func profileCase(dir string, n int, c churnCase, fallback int) func() {
 	base := strings.TrimSuffix(metricsURL, "/metrics") + "/debug/pprof/"
-	seconds := max(1, int(c.Seconds))
-	name := fmt.Sprintf("%d-churn-%.0f", n, c.Rate)
-	if c.Name == resyncCaseName {
-		name = fmt.Sprintf("%d-resync", n)
+	seconds := int(c.Seconds)
+	if seconds < 1 {
+		seconds = max(1, fallback)
 	}
+	name := fmt.Sprintf("%d-%s", n, caseFileName(c))
 	report := func(what string, err error) {
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "%s profile of %s: %v\n", what, c.Name, err)
@@ -68,19 +75,10 @@ func profileCase(dir string, n int, c churnCase) func() {
 	go func() {
 		done <- fetch(base+fmt.Sprintf("profile?seconds=%d", seconds), filepath.Join(dir, "cpu-"+name+".pprof"), time.Duration(seconds)*time.Second+time.Minute)
 	}()
-	// The case across a resync also gets an execution trace: where a
-	// change's event waits between the socket and the sync loop while the
-	// resync runs (a runnable goroutine without a processor, a
-	// collection's assist, or nothing in the process at all) is what a
-	// CPU profile cannot show.
 	traced := make(chan error, 1)
-	if c.Name == resyncCaseName {
-		go func() {
-			traced <- fetch(base+fmt.Sprintf("trace?seconds=%d", seconds), filepath.Join(dir, "trace-"+name+".out"), time.Duration(seconds)*time.Second+time.Minute)
-		}()
-	} else {
-		traced <- nil
-	}
+	go func() {
+		traced <- fetch(base+fmt.Sprintf("trace?seconds=%d", seconds), filepath.Join(dir, "trace-"+name+".out"), time.Duration(seconds)*time.Second+time.Minute)
+	}()
 	return func() {
 		report("CPU", <-done)
 		report("execution trace", <-traced)
@@ -111,4 +109,18 @@ func fetch(url, to string, timeout time.Duration) error {
 	defer f.Close()
 	_, err = io.Copy(f, resp.Body)
 	return err
+}
+
+// caseFileName is a case's part of its profiles' file names.
+func caseFileName(c churnCase) string {
+	switch {
+	case c.Name == resyncCaseName:
+		return "resync"
+	case c.Rate > 0:
+		return fmt.Sprintf("churn-%.0f", c.Rate)
+	case c.Chains > 1:
+		return "rollout"
+	default:
+		return "back-to-back"
+	}
 }
