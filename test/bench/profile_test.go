@@ -71,16 +71,18 @@ func profileCase(dir string, n int, c churnCase, fallback int) func() {
 		}
 	}
 	report("heap", fetch(base+"heap", filepath.Join(dir, "heap-"+name+"-0.pprof"), time.Minute))
-	done := make(chan error, 1)
-	go func() {
-		done <- fetch(base+fmt.Sprintf("profile?seconds=%d", seconds), filepath.Join(dir, "cpu-"+name+".pprof"), time.Duration(seconds)*time.Second+time.Minute)
-	}()
-	traced := make(chan error, 1)
-	go func() {
-		traced <- fetch(base+fmt.Sprintf("trace?seconds=%d", seconds), filepath.Join(dir, "trace-"+name+".out"), time.Duration(seconds)*time.Second+time.Minute)
-	}()
+	// Both run for the same seconds, side by side.
+	during := func(endpoint, file string) <-chan error {
+		ch := make(chan error, 1)
+		go func() {
+			ch <- fetch(base+fmt.Sprintf("%s?seconds=%d", endpoint, seconds), filepath.Join(dir, file), time.Duration(seconds)*time.Second+time.Minute)
+		}()
+		return ch
+	}
+	cpu := during("profile", "cpu-"+name+".pprof")
+	traced := during("trace", "trace-"+name+".out")
 	return func() {
-		report("CPU", <-done)
+		report("CPU", <-cpu)
 		report("execution trace", <-traced)
 		// After a collection: a heap profile's allocations are those
 		// up to the last finished cycle, so without one the case's last
