@@ -45,9 +45,13 @@ const (
 )
 
 // batcher writes IPVS ops through one netlink socket, many to a system call.
+// Its reads reuse req and dests, so a batcher is used by one caller at a
+// time (Linux's locks).
 type batcher struct {
 	family uint16
 	sock   *nlbatch.Socket
+	req    msg           // the request of a read (command)
+	dests  []Destination // the real servers of the last get, before they are copied out
 }
 
 func newBatcher() (*batcher, error) {

@@ -49,17 +49,24 @@ func (b *batcher) get(key ServiceKey) (VirtualServer, bool, error) {
 	if !found {
 		return VirtualServer{}, false, fmt.Errorf("get IPVS service %s: no answer", key)
 	}
+	// The real servers are gathered in b.dests and copied out once, in one
+	// allocation of their number, rather than grown one answer at a time.
+	dests := b.dests[:0]
 	err = b.sock.Query(b.request(cmdGetDest, unix.NLM_F_DUMP, key), func(p []byte) error {
 		d, err := parseDest(p, af)
 		if err == nil {
-			vs.Destinations = append(vs.Destinations, d)
+			dests = append(dests, d)
 		}
 		return err
 	})
+	b.dests = dests
 	if err != nil {
 		return VirtualServer{}, false, fmt.Errorf("list real servers of %s: %w", key, err)
 	}
-	slices.SortFunc(vs.Destinations, CompareDestinations) // as List reads them
+	if len(dests) > 0 {
+		vs.Destinations = slices.Clone(dests)
+		slices.SortFunc(vs.Destinations, CompareDestinations) // as List reads them
+	}
 	return vs, true, nil
 }
 
@@ -88,15 +95,17 @@ func (b *batcher) request(cmd uint8, flags uint16, key ServiceKey) []byte {
 }
 
 // command is one IPVS generic-netlink request, its attributes added by
-// attrs (none if nil).
+// attrs (none if nil), encoded into the batcher's request buffer: it is
+// valid until the next command, and Query is done with it on return.
 func (b *batcher) command(cmd uint8, flags uint16, attrs func(msg) msg) []byte {
-	m := make(msg, 0, 64)
+	m := b.req[:0]
 	m = m.header(b.family, unix.NLM_F_REQUEST|flags)
 	m = append(m, cmd, 1, 0, 0)
 	if attrs != nil {
 		m = attrs(m)
 	}
 	binary.NativeEndian.PutUint32(m[0:4], uint32(len(m)))
+	b.req = m
 	return m
 }
 
@@ -227,10 +236,16 @@ func protocolOf(n uint16) Protocol {
 	return Protocol(fmt.Sprintf("proto-%d", n))
 }
 
+// cString is a NUL-terminated name. A scheduler's name is one of a few,
+// and each virtual server read back carries one: a known name is returned
+// as the constant, not copied.
 func cString(v []byte) string {
-	for i, c := range v {
-		if c == 0 {
-			return string(v[:i])
+	if i := slices.Index(v, 0); i >= 0 {
+		v = v[:i]
+	}
+	for _, name := range Schedulers {
+		if string(v) == name {
+			return name
 		}
 	}
 	return string(v)
