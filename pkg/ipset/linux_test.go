@@ -323,3 +323,38 @@ func TestGuard(t *testing.T) {
 		t.Errorf("guard passes errors through: %v", err)
 	}
 }
+
+// TestLinuxMemberWritesShareOneSocket: Add and Del, the writes of a
+// change-by-change sync, use the one batch socket, which the first write
+// opens, and never a socket a call. (They once had value receivers, so a
+// marked member written before any AddAll opened a socket in a copy of
+// the struct, each time, and leaked it.)
+func TestLinuxMemberWritesShareOneSocket(t *testing.T) {
+	enterNewNetns(t)
+	l := NewLinux()
+	defer destroyAll(t, l)
+	set := Set{Name: "IPVS-PROXY-TEST-MARKS", Type: HashIPPort, SkbInfo: true}
+	if err := l.Ensure(set); err != nil {
+		t.Fatal(err)
+	}
+	fds := func() int {
+		entries, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(entries)
+	}
+	before := fds()
+	for i := range 50 {
+		e := Entry{IP: netip.AddrFrom4([4]byte{10, 96, 0, byte(i)}), Proto: "tcp", Port: 80, Mark: 0x4000_0000 | uint32(i)}
+		if err := l.Add(set.Name, e); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Del(set.Name, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if opened := fds() - before; opened > 1 {
+		t.Errorf("100 member writes left %d more open files, want at most 1 (the batch socket)", opened)
+	}
+}
