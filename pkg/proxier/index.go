@@ -233,8 +233,7 @@ func (x *index) update(built map[types.NamespacedName]*model.ServiceState, forei
 		if !ok && !had || ok && had && old.Equal(&st) {
 			continue
 		}
-		x.move(old, -1)
-		x.move(st, +1)
+		x.shift(old, st)
 		if st.HealthCheck != nil {
 			x.healthChecks[name] = *st.HealthCheck
 		} else {
@@ -305,7 +304,34 @@ func (x *index) unclaim(k ipvs.ServiceKey, name types.NamespacedName) {
 	}
 }
 
-// move adds (by +1) or removes (by -1) one held state's references.
+// shift moves one Service's references from the state it held to the one
+// it holds now. A group of members the two states share exactly (most
+// changes move an endpoint, and keep the VIPs and their ports) is left
+// out rather than counted down and up again: in the test VM those map
+// writes were a sixth of a change-by-change sync's CPU.
+func (x *index) shift(old, now model.ServiceState) {
+	dropSame(&old.VIPs, &now.VIPs)
+	dropSame(&old.ExternalVIPs, &now.ExternalVIPs)
+	dropSame(&old.Hairpin, &now.Hairpin)
+	dropSame(&old.KeepSource, &now.KeepSource)
+	dropSame(&old.ServicePorts, &now.ServicePorts)
+	dropSame(&old.NoLocalEndpoints, &now.NoLocalEndpoints)
+	dropSame(&old.Firewall, &now.Firewall)
+	dropSame(&old.SourceRanges, &now.SourceRanges)
+	dropSame(&old.ShortCircuit, &now.ShortCircuit)
+	x.move(old, -1)
+	x.move(now, +1)
+}
+
+// dropSame empties both lists when they are equal (in shift's copies).
+func dropSame[E comparable](a, b *[]E) {
+	if slices.Equal(*a, *b) {
+		*a, *b = nil, nil
+	}
+}
+
+// move adds (by +1) or removes (by -1) one held state's references: its
+// VIPs and set members (membersOf), and its NoLocal counts.
 func (x *index) move(st model.ServiceState, by int) {
 	x.noLocal.Add(st.NoLocal, by)
 	for _, v := range st.VIPs {
