@@ -2,7 +2,9 @@
 # make bench: first the Go benchmarks of build + diff + apply through the fake
 # kernel, cold and for one endpoint change, at 100 to 50,000 Services (10
 # endpoints each), with kernel writes per operation, and a periodic resync
-# in steps with its longest step (bench/results.txt). Then
+# in steps with its longest step (bench/results.txt); the endpoint change
+# again on the VM's real kernel, the proxier alone, with the sync loop's
+# CPU per change (test/kernelbench, bench/results-kernel.txt). Then
 # the side-by-side run on a real kernel in the VM (test/bench): kube-proxy
 # v1.37 IPVS (started with flags only, and with a config file as kubeadm
 # starts it) and ipvs-proxy at BENCH_SIZES Services (default
@@ -31,6 +33,9 @@ hack/vm-deps.sh
 hack/build-tools.sh >/dev/null # kube-apiserver, etcd and kube-proxy, the reference
 rm -rf bench/results-vm.md bench/vm-logs
 vm=0
+# The same endpoint change, the proxier alone on the VM's kernel.
+go test -run '^$' -bench . -benchtime "${KERNEL_BENCHTIME:-1000x}" -timeout 30m ./test/kernelbench/ 2>&1 |
+  tee bench/results-kernel.txt || vm=$?
 BENCH_SIZES="${BENCH_SIZES:-100,1000,5000}" BENCH_OUT="$PWD/bench/results-vm.md" \
   go test -count=1 -v -run '^TestVM$' -timeout "${BENCH_TIMEOUT:-240m}" ./test/bench/ 2>&1 | tee bench/vm.log || vm=$?
 
@@ -42,6 +47,12 @@ BENCH_SIZES="${BENCH_SIZES:-100,1000,5000}" BENCH_OUT="$PWD/bench/results-vm.md"
   echo
   echo '```'
   cat bench/results.txt
+  echo '```'
+  echo
+  echo "## Go benchmark: one endpoint change, the proxier alone on the VM's kernel"
+  echo
+  echo '```'
+  cat bench/results-kernel.txt
   echo '```'
   echo
   if [[ -f bench/results-vm.md ]]; then cat bench/results-vm.md; else echo "(the VM bench wrote no table: see bench/vm.log)"; fi
