@@ -85,6 +85,9 @@ func caseCell(c *CaseResult, capS float64, usage bool) string {
 			text += fmt.Sprintf(" (of that, its own handling: %s mean)", duration(c.ServerS))
 		}
 	}
+	if a := statsOf(&CaseResult{Latencies: c.AfterAnswer}); a.ok {
+		text += fmt.Sprintf("; seen after the answer: %s / %s", duration(a.med), duration(a.p99))
+	}
 	if c.Name != resyncCaseName && len(c.Resyncs) > 0 {
 		text += "; " + resyncShare(c)
 	}
@@ -140,6 +143,7 @@ func renderCases(b *strings.Builder, p plan, runs []Run) {
 	fmt.Fprintf(b, "- %s: a client-go informer on the bench's EndpointSlices in a process of its own in the same guest, with the proxies' client settings (protobuf), timing the same kind of writes (its own run, before the proxies) to its handler; its CPU is the least a proxy that watches these slices can use\n", informerName)
 	b.WriteString("- churn R/s: each change written on its own goroutine at its time; \"issued at\" is the rate the guest's client reached under TCG\n")
 	b.WriteString("- \"API server answered the writes in\": median / p99 from each write to the API server's answer, the first hop of every change (committed; the watch comes after it), in the same run; \"its own handling\" is the mean of the API server's apiserver_request_duration_seconds for those updates (arrival to answer, etcd included): the rest of the answer time is the way between the guest's client and the API server, through QEMU's user-mode network, and back\n")
+	b.WriteString("- \"seen after the answer\": median / p99 of each seen change's latency less its write's answer time, what the way from the API server to the kernel (the floor's: to its handler) added to the answer; negative when the change was seen before the writer had the answer. A slow answer slows every watcher's event too, so a tail that this leaves out is the API server's, not the proxy's\n")
 	b.WriteString("- a proxy's change is seen at the kernel's receive time, on the netlink tap, of the later of its two real-server writes (the new one with a weight, the old one deleted or at weight 0), confirmed by one read of the kernel; only a change the tap has not shown after 2 s is polled, sparsely (polling every open change every 5 ms took the guest's vCPUs and IPVS's mutex from the proxy at 50/s)\n")
 	b.WriteString("- across a resync: the resyncs are those the proxy logged (\"Resync done\", from the start of its kernel read); a change overlaps one when its API write to its kernel write does; ipvs-proxy's periodic resync (every 30 s) also falls in other cases at times, and their cells say so\n\n")
 	b.WriteString("| Services | case | informer (floor) | kube-proxy, flags (1s) | kube-proxy, kubeadm config (0s) | ipvs-proxy | ipvs-proxy ÷ floor (median / p99) |\n")

@@ -107,6 +107,13 @@ type CaseResult struct {
 	// which tells its part of the hop from the way to it and back.
 	Answers []float64 `json:"answers,omitempty"`
 	ServerS float64   `json:"serverS,omitempty"`
+	// AfterAnswer is, for each change seen (Latencies' order), its latency
+	// less its write's answer time: what the way from the API server to
+	// the kernel (the floor's: to its handler) added to the API server's
+	// answer, negative when the change was seen before the writer had
+	// the answer. A slow answer slows every watcher's event too, so this
+	// tells the proxy's part of a tail from the API server's.
+	AfterAnswer []float64 `json:"afterAnswer,omitempty"`
 }
 
 // seer tells when a change is seen: the kernel for a proxy, the informer's
@@ -333,6 +340,7 @@ func (w *writer) runCase(ctx context.Context, c churnCase, s seer, capAfter, bud
 			res.Capped++
 		} else {
 			res.Latencies = append(res.Latencies, pd.latency)
+			res.AfterAnswer = append(res.AfterAnswer, pd.latency-pd.answered.Sub(pd.t0).Seconds())
 			if pd.byPoll {
 				res.Polled++
 			}
