@@ -133,7 +133,10 @@ type daemon struct {
 	gcEndCycles          uint64
 	gcRelaxedAt          time.Time
 	stepTurn             bool
-	kick                 func()
+	// changeSync is the recent change-by-change syncs' duration (a moving
+	// average), which a resync step's budget follows (stepBudget).
+	changeSync time.Duration
+	kick       func()
 	// queuedSignal gets a value when a change is queued, for a rest
 	// between resync steps to end at (restBetweenSteps).
 	queuedSignal chan struct{}

@@ -97,6 +97,9 @@ func (d *daemon) syncChanges(start time.Time) {
 		inputs[n] = in
 	}
 	d.finish(start, names, inputs, d.Proxier.SyncServices(inputs), false)
+	if len(names) > 0 {
+		d.noteChangeSync(d.Clock.Since(start))
+	}
 }
 
 // fullDone is the end of a full sync or a resync that did not abort.
