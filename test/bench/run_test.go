@@ -148,9 +148,11 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 // converge polls /proc/net/ip_vs until it holds exactly want. Reading
 // 55,000 lines costs real time under TCG and takes a vCPU from the proxy,
 // so each poll first only counts the lines, and parses and compares them
-// only once there are as many as want needs; the poll interval grows with
-// the read cost and the time elapsed: the figure is late by at most 2 % of
-// itself plus one read.
+// only once there are as many as want needs. The gap between polls is the
+// largest of 100 ms, twice the last poll's cost (so that polling takes at
+// most a third of a vCPU) and 2 % of the time elapsed, so the figure is
+// late by up to that gap plus one read: at 5,000 Services, where a read
+// and its parse take about half a second, by up to about 1.5 s.
 func converge(proc *process, want table, limit time.Duration) (time.Duration, string, error) {
 	last := "nothing read yet"
 	vs, rs := want.counts()
