@@ -236,7 +236,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	d.startRules(ctx)
 	klog.InfoS("Waiting for informer caches to sync")
-	if !cache.WaitForCacheSync(ctx.Done(), append(src.Synced(), nodeInf.HasSynced)...) {
+	if !src.WaitSynced(ctx, nodeInf.HasSyncedChecker()) {
 		informers.Wait()
 		if err := stopCause(ctx); err != nil {
 			return err

@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -19,7 +20,7 @@ const byService = "byService"
 type Source struct {
 	services  cache.Indexer
 	slices    cache.Indexer
-	synced    []cache.InformerSynced
+	synced    []cache.DoneChecker
 	informers []cache.SharedIndexInformer
 }
 
@@ -64,14 +65,17 @@ func NewSource(services, slices cache.ListerWatcher, changes *Changes) (*Source,
 	if err != nil {
 		return nil, fmt.Errorf("watch EndpointSlices: %w", err)
 	}
-	// The handlers' HasSynced, not the informers': it also waits for the
+	// The handlers' checkers, not the informers': they also wait for the
 	// initial adds to reach our handlers, so the first full sync takes
 	// them all, rather than a second sync re-checking thousands of
-	// Services it has just written.
+	// Services it has just written. Checkers, not HasSynced functions:
+	// a wait on them ends when the last add is delivered, where a poll
+	// of HasSynced (cache.WaitForCacheSync) checks every 100 ms and so
+	// holds every start of the proxy up to 100 ms longer.
 	return &Source{
 		services:  svcInf.GetIndexer(),
 		slices:    sliceInf.GetIndexer(),
-		synced:    []cache.InformerSynced{svcReg.HasSynced, sliceReg.HasSynced},
+		synced:    []cache.DoneChecker{svcReg.HasSyncedChecker(), sliceReg.HasSyncedChecker()},
 		informers: []cache.SharedIndexInformer{svcInf, sliceInf},
 	}, nil
 }
@@ -80,9 +84,13 @@ func NewSource(services, slices cache.ListerWatcher, changes *Changes) (*Source,
 // ends.
 func (s *Source) Informers() []cache.SharedIndexInformer { return s.informers }
 
-// Synced are the functions to wait on before the first sync: programming
-// from a half-filled cache would delete live Services.
-func (s *Source) Synced() []cache.InformerSynced { return s.synced }
+// WaitSynced waits until the initial list of Services and slices (and of
+// whatever more tracks) has reached the handlers, or ctx ends; it reports
+// whether they synced. Nothing may be programmed before: a half-filled
+// cache would delete live Services.
+func (s *Source) WaitSynced(ctx context.Context, more ...cache.DoneChecker) bool {
+	return cache.WaitFor(ctx, "", append(slices.Clip(s.synced), more...)...)
+}
 
 // Input returns the Service with its slices; nil when the Service is gone.
 func (s *Source) Input(n types.NamespacedName) (*model.ServiceInput, error) {

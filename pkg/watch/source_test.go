@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
-	"k8s.io/client-go/tools/cache"
 )
 
 // describe prints an input as "ns/name: slice slice", slices by name: the
@@ -56,7 +55,7 @@ func startSource(t *testing.T, objs ...runtime.Object) (*Source, *Changes, kuber
 	for _, inf := range src.Informers() {
 		running.Go(func() { inf.RunWithContext(ctx) })
 	}
-	if !cache.WaitForCacheSync(ctx.Done(), src.Synced()...) {
+	if !src.WaitSynced(ctx) {
 		t.Fatal("caches did not sync")
 	}
 	// Synced means the initial adds reached the handlers, not only the
