@@ -88,3 +88,44 @@ func TestGuestModprobeList(t *testing.T) {
 		}
 	}
 }
+
+func TestKernelStalled(t *testing.T) {
+	for _, tc := range []struct {
+		name, console string
+		want          bool
+	}{
+		{"a clean run", "[    2.1] Run /init as init process\n", false},
+		{"a stall report without the panic", "[  998.1] rcu: INFO: rcu_preempt self-detected stall on CPU\n", false},
+		{"another panic", "[   12.0] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000100\n", false},
+		{"the stall panic", "[   30.2] rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:\n" +
+			"[   30.3] Kernel panic - not syncing: RCU Stall\n", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "console.log")
+			if err := os.WriteFile(path, []byte(tc.console), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if got := kernelStalled(path); got != tc.want {
+				t.Errorf("kernelStalled = %v, want %v", got, tc.want)
+			}
+		})
+	}
+	if kernelStalled(filepath.Join(t.TempDir(), "missing")) {
+		t.Error("a missing console log reads as a stall")
+	}
+}
+
+// TestStallMarkerInTestScript: hack/test.sh runs a package once more only
+// when its output has StallMarker; the two must not drift apart.
+func TestStallMarkerInTestScript(t *testing.T) {
+	script, err := os.ReadFile("../../hack/test.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `stall_marker="` + StallMarker + `"`; !strings.Contains(string(script), want) {
+		t.Errorf("hack/test.sh has no %s", want)
+	}
+	if !strings.Contains(ErrKernelStall.Error(), StallMarker) {
+		t.Errorf("ErrKernelStall %q does not carry the marker %q", ErrKernelStall, StallMarker)
+	}
+}

@@ -48,12 +48,16 @@ type Config struct {
 	// API server reaching a kubelet.
 	HostForwards []int
 	// Shares are extra host dirs mounted read-write in the guest: guest path -> host path.
-	Shares     map[string]string
-	Memory     string        // default "2G"
-	CPUs       int           // default 2
-	Timeout    time.Duration // default 10m; then qemu is killed and Run fails
-	Stdout     io.Writer     // the command's stdout and stderr; nil discards them
-	ConsoleLog string        // optional host file for the kernel's serial console
+	Shares  map[string]string
+	Memory  string        // default "2G"
+	CPUs    int           // default 2
+	Timeout time.Duration // default 10m; then qemu is killed and Run fails
+	// StallTimeout is how long a guest CPU may make no progress in the kernel
+	// (an RCU stall) before the guest kernel panics and Run fails at once
+	// with ErrKernelStall; default 60s, the kernel's range is 3s to 300s.
+	StallTimeout time.Duration
+	Stdout       io.Writer // the command's stdout and stderr; nil discards them
+	ConsoleLog   string    // optional host file for the kernel's serial console
 }
 
 // Timing says where a run's time went; all but Prepare are from the guest's uptime.
@@ -83,6 +87,9 @@ func run(ctx context.Context, cfg Config) (int, Timing, error) {
 	}
 	if cfg.CPUs <= 0 {
 		cfg.CPUs = 2
+	}
+	if cfg.StallTimeout == 0 {
+		cfg.StallTimeout = 60 * time.Second
 	}
 	qemu, err := exec.LookPath("qemu-system-x86_64")
 	if err != nil {
@@ -181,6 +188,10 @@ func run(ctx context.Context, cfg Config) (int, Timing, error) {
 		return -1, timing, why("canceled: " + ctx.Err().Error())
 	}
 	data, err := os.ReadFile(filepath.Join(ctl, "exitcode"))
+	if err != nil && kernelStalled(cfg.ConsoleLog) {
+		return -1, timing, fmt.Errorf("%w: %w", ErrKernelStall,
+			why(fmt.Sprintf("a guest CPU made no progress for %s, and the guest kernel panicked", cfg.StallTimeout)))
+	}
 	if err != nil {
 		msg := "the guest never reported an exit code"
 		if runErr != nil {
@@ -203,7 +214,7 @@ func qemuArgs(cfg Config, k kernel, initrd, ctl, sock, busybox string) []string 
 		"-accel", "tcg", "-nographic", "-nodefaults", "-no-reboot",
 		"-m", cfg.Memory, "-smp", strconv.Itoa(cfg.CPUs),
 		"-kernel", k.Image, "-initrd", initrd,
-		"-append", "console=ttyS0 panic=-1 quiet",
+		"-append", kernelArgs(cfg),
 		"-monitor", "none",
 		"-chardev", "file,id=con,path=" + qemuEscape(cfg.ConsoleLog), "-serial", "chardev:con",
 		// multidevs=remap: / spans several host file systems; without it inode numbers
@@ -232,6 +243,16 @@ func qemuArgs(cfg Config, k kernel, initrd, ctl, sock, busybox string) []string 
 		"-device", "virtserialport,chardev=out,name=ipvs-proxy-out",
 	)
 	return args
+}
+
+// kernelArgs is the guest kernel's command line. A guest CPU stuck in the
+// kernel (an RCU stall; under TCG it has wedged a guest before any test
+// step ran) panics the kernel after cfg.StallTimeout, and panic=-1 with
+// qemu's -no-reboot ends the VM then, instead of a silent guest until
+// cfg.Timeout.
+func kernelArgs(cfg Config) string {
+	return fmt.Sprintf("console=ttyS0 panic=-1 quiet rcupdate.rcu_cpu_stall_timeout=%d sysctl.kernel.panic_on_rcu_stall=1",
+		int(cfg.StallTimeout.Seconds()))
 }
 
 // qemuEscape doubles commas, which qemu's option parser would split on.

@@ -2,6 +2,9 @@ package vm_test
 
 import (
 	"bufio"
+	"bytes"
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -86,8 +89,36 @@ func hostMain(m *testing.M) int {
 			fmt.Printf("FAIL: host: the unforwarded port got %d connections from the guest\n", n)
 			code = 1
 		}
+		if err := stallEndsTheVM(); err != nil {
+			fmt.Printf("FAIL: host: %v\n", err)
+			code = 1
+		}
 	}
 	return code
+}
+
+// stallEndsTheVM boots a VM whose command keeps every guest CPU from the
+// kernel's RCU work (a real-time busy loop on each, with the real-time
+// throttle off), and checks that the guest kernel's stall panic ends the
+// run with ErrKernelStall, long before the VM's own timeout would.
+func stallEndsTheVM() error {
+	const hog = `echo -1 > /proc/sys/kernel/sched_rt_runtime_us || exit 1
+for c in $(seq 0 $(($(nproc) - 1))); do taskset -c "$c" chrt -f 99 sh -c 'while :; do :; done' & done
+wait`
+	var out bytes.Buffer
+	start := time.Now()
+	code, err := vm.Run(context.Background(), vm.Config{
+		Command:      []string{"sh", "-c", hog},
+		Stdout:       &out,
+		StallTimeout: 5 * time.Second,
+		Timeout:      2 * time.Minute,
+	})
+	if !errors.Is(err, vm.ErrKernelStall) {
+		return fmt.Errorf("a guest that stalls its CPUs: want ErrKernelStall, got exit code %d, error %v\n%s", code, err, out.String())
+	}
+	fmt.Printf("host: a guest that stalls its CPUs ended after %s: %s\n",
+		time.Since(start).Round(100*time.Millisecond), strings.SplitN(err.Error(), "\n", 2)[0])
+	return nil
 }
 
 func allTestsSelected() bool {
