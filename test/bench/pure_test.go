@@ -434,30 +434,3 @@ apiserver_request_duration_seconds_count{component="apiserver",dry_run="",group=
 		t.Errorf("mean of the four updates since = %v, want 0.1", mean)
 	}
 }
-
-func TestPollGap(t *testing.T) {
-	ms := func(n int) time.Duration { return time.Duration(n) * time.Millisecond }
-	for _, tc := range []struct {
-		name       string
-		prev, last procRead
-		cost, now  time.Duration
-		want       time.Duration
-	}{
-		{"first read: the usual gap, twice the cost", procRead{}, procRead{At: ms(300), Lines: 2}, ms(80), ms(400), ms(160)},
-		{"the floor of 100 ms", procRead{}, procRead{At: ms(300), Lines: 2}, ms(10), ms(400), ms(100)},
-		{"2 % of the time so far", procRead{}, procRead{At: ms(9000), Lines: 2}, ms(10), ms(10000), ms(200)},
-		{"not growing", procRead{At: ms(4000), Lines: 500}, procRead{At: ms(5000), Lines: 500}, ms(300), ms(5300), ms(600)},
-		{"growing, whole later than the usual gap", procRead{At: ms(4000), Lines: 1000}, procRead{At: ms(5000), Lines: 2000}, ms(300), ms(5300), ms(600)},
-		// 10 lines a ms: the 5,000 lines left take 500 ms from 5,000, so 400 ms after now.
-		{"growing, whole sooner", procRead{At: ms(4000), Lines: 40000}, procRead{At: ms(5000), Lines: 50000}, ms(300), ms(5100), ms(400)},
-		{"growing, whole already: one read's cost", procRead{At: ms(4000), Lines: 40000}, procRead{At: ms(5000), Lines: 54900}, ms(300), ms(5300), ms(300)},
-		{"growing, whole already, cheap reads: 100 ms", procRead{At: ms(4000), Lines: 40000}, procRead{At: ms(5000), Lines: 54900}, ms(20), ms(5300), ms(100)},
-		{"all lines there but the table differs", procRead{At: ms(4000), Lines: 40000}, procRead{At: ms(5000), Lines: 55000}, ms(300), ms(5300), ms(600)},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := pollGap(tc.prev, tc.last, tc.cost, tc.now, 55000); got != tc.want {
-				t.Errorf("pollGap = %s, want %s", got, tc.want)
-			}
-		})
-	}
-}

@@ -148,16 +148,17 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 // converge polls /proc/net/ip_vs until it holds exactly want. Reading
 // 55,000 lines costs real time under TCG and takes a vCPU from the proxy,
 // so each poll first only counts the lines, and parses and compares them
-// only once there are as many as want needs. The figure is the end of the
-// read that shows the table whole, so it is late by up to one gap and one
-// read; pollGap chooses the gaps.
+// only once there are as many as want needs. The gap between polls is the
+// largest of 100 ms, twice the last poll's cost (so that polling takes at
+// most a third of a vCPU) and 2 % of the time elapsed, so the figure is
+// late by up to that gap plus one read: at 5,000 Services, where a read
+// and its parse take about half a second, by up to about 1.5 s.
 func converge(proc *process, want table, limit time.Duration) (time.Duration, string, error) {
 	last := "nothing read yet"
 	vs, rs := want.counts()
 	lines := procHeaderLines + vs + rs
 	var reads int
 	var lastRead, lastGap time.Duration
-	var prev, cur procRead
 	polls := func() string {
 		return fmt.Sprintf("%d reads of /proc/net/ip_vs, the last took %s after a gap of %s", reads, lastRead.Round(time.Millisecond), lastGap.Round(time.Millisecond))
 	}
@@ -171,9 +172,7 @@ func converge(proc *process, want table, limit time.Duration) (time.Duration, st
 		// after is our time, not the proxy's.
 		readEnd := time.Now()
 		reads, lastRead = reads+1, readEnd.Sub(read)
-		n := bytes.Count(data, []byte("\n"))
-		prev, cur = cur, procRead{At: read.Sub(proc.start), Lines: n}
-		if n < lines {
+		if n := bytes.Count(data, []byte("\n")); n < lines {
 			last = fmt.Sprintf("%d of %d lines", n, lines)
 		} else {
 			got, err := parseProcTable(data)
@@ -191,37 +190,9 @@ func converge(proc *process, want table, limit time.Duration) (time.Duration, st
 		if now.Sub(proc.start) > limit {
 			return 0, polls(), fmt.Errorf("not converged after %s: %s", limit, last)
 		}
-		lastGap = pollGap(prev, cur, now.Sub(read), now.Sub(proc.start), lines)
+		lastGap = max(100*time.Millisecond, 2*now.Sub(read), now.Sub(proc.start)/50)
 		time.Sleep(lastGap)
 	}
-}
-
-// procRead is one read of /proc/net/ip_vs: when it began, counted from
-// the exec, and how many lines it held.
-type procRead struct {
-	At    time.Duration
-	Lines int
-}
-
-// pollGap is the wait before the next read, given the last two reads, the
-// last one's cost (read and count or parse) and the time since the exec
-// now. It is the largest of 100 ms, twice the cost (so that polling takes
-// at most a third of a vCPU) and 2 % of the time so far, as long as the
-// table is not growing. While it grows, the next read is timed for when
-// the line count would reach want at the rate between the last two reads,
-// if that comes sooner, but not sooner than one read's cost after this
-// one (polling then takes at most half a vCPU). So the figure is late by
-// up to the usual gap and one read only when no read saw the table grow:
-// for a proxy that writes the whole table within one gap.
-func pollGap(prev, last procRead, cost, now time.Duration, want int) time.Duration {
-	gap := max(100*time.Millisecond, 2*cost, now/50)
-	grew := last.Lines - prev.Lines
-	if grew <= 0 || last.At <= prev.At || last.Lines >= want {
-		return gap
-	}
-	perLine := float64(last.At-prev.At) / float64(grew)
-	done := last.At + time.Duration(perLine*float64(want-last.Lines))
-	return min(gap, max(100*time.Millisecond, cost, done-now))
 }
 
 // errNoSync is waitSynced's timeout.
