@@ -5,8 +5,10 @@ package bench
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -432,5 +434,70 @@ apiserver_request_duration_seconds_count{component="apiserver",dry_run="",group=
 	}
 	if mean := got.meanSince(syncTotals{count: 6, sum: 1.1}); math.Abs(mean-0.1) > 1e-9 {
 		t.Errorf("mean of the four updates since = %v, want 0.1", mean)
+	}
+}
+
+func TestWatcher(t *testing.T) {
+	ap := func(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+	want := table{}
+	for i := range 40 {
+		want[vsKey{"TCP", netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 96, 0, byte(i)}), 80)}] =
+			map[netip.AddrPort]int{ap("10.244.0.1:8080"): 1, ap("10.244.0.2:8080"): 1}
+	}
+	right := []netip.AddrPort{ap("10.244.0.2:8080"), ap("10.244.0.1:8080")}
+	kernel := map[vsKey][]netip.AddrPort{}
+	dests := func(k vsKey) ([]netip.AddrPort, error) {
+		d, ok := kernel[k]
+		if !ok {
+			return nil, errors.New("no such service")
+		}
+		return d, nil
+	}
+	w := newWatcher(want, 1)
+	if len(w.keys) != watchSample {
+		t.Fatalf("watching %d, want a sample of %d", len(w.keys), watchSample)
+	}
+	if n, ready := w.ready(dests); ready || n != 1 {
+		t.Errorf("empty kernel: %d probes, ready %v; want 1 probe (it stops at the first wrong one), not ready", n, ready)
+	}
+	// Every watched one there, one with a real server short.
+	watched := slices.Clone(w.keys)
+	for _, k := range watched {
+		kernel[k] = right
+	}
+	kernel[watched[5]] = right[:1]
+	if n, ready := w.ready(dests); ready || n != 6 {
+		t.Errorf("one short: %d probes, ready %v; want 6 (five right, dropped), not ready", n, ready)
+	}
+	if len(w.keys) != watchSample-5 || w.keys[0] != watched[5] {
+		t.Errorf("still watched: %v, want the last %d from %v", w.keys, watchSample-5, watched[5])
+	}
+	kernel[watched[5]] = right
+	if n, ready := w.ready(dests); !ready || n != watchSample-5 {
+		t.Errorf("all right: %d probes, ready %v; want %d, ready", n, ready, watchSample-5)
+	}
+
+	// A whole read that lacks three virtual servers and has one with a
+	// wrong real server: those four are watched, and nothing else.
+	got := want.clone()
+	var wrong []vsKey
+	for _, k := range sortedKeys(want)[:3] {
+		delete(got, k)
+		wrong = append(wrong, k)
+	}
+	k := sortedKeys(want)[10]
+	got[k] = map[netip.AddrPort]int{ap("10.244.0.1:8080"): 1, ap("10.244.9.9:8080"): 1}
+	wrong = append(wrong, k)
+	got[vsKey{"TCP", ap("10.96.9.9:80")}] = map[netip.AddrPort]int{} // not wanted: not watched
+	w.reset(got)
+	gotKeys := slices.Clone(w.keys)
+	slices.SortFunc(gotKeys, func(a, b vsKey) int { return a.Addr.Compare(b.Addr) })
+	if !slices.Equal(gotKeys, wrong) {
+		t.Errorf("after the read, watching %v, want %v", gotKeys, wrong)
+	}
+	// More wrong than the sample: a sample of them.
+	w.reset(table{})
+	if len(w.keys) != watchSample {
+		t.Errorf("after an empty read, watching %d, want %d", len(w.keys), watchSample)
 	}
 }

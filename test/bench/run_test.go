@@ -1,9 +1,9 @@
 package bench
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,7 +47,7 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 	if g.p.Profile && px.name == ipvsProxyName {
 		heap = profileColdStart(t, g.work, n, g.p.ProfileSeconds)
 	}
-	cold, polls, err := converge(proc, want, g.p.ColdCap)
+	cold, polls, err := converge(proc, want, g.p.ColdCap, g.destsOf)
 	if heap != nil {
 		heap()
 	}
@@ -145,54 +145,72 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 	return r
 }
 
-// converge polls /proc/net/ip_vs until it holds exactly want. Reading
-// 55,000 lines costs real time under TCG and takes a vCPU from the proxy,
-// so each poll first only counts the lines, and parses and compares them
-// only once there are as many as want needs. The gap between polls is the
-// largest of 100 ms, twice the last poll's cost (so that polling takes at
-// most a third of a vCPU) and 2 % of the time elapsed, so the figure is
-// late by up to that gap plus one read: at 5,000 Services, where a read
-// and its parse take about half a second, by up to about 1.5 s.
-func converge(proc *process, want table, limit time.Duration) (time.Duration, string, error) {
+// converge waits until /proc/net/ip_vs holds exactly want, and returns
+// when the read that showed it ended, counted from the exec. The whole
+// table is read only when the watcher's probes (a netlink dump of one
+// virtual server's real servers each, every probeGap) find every watched
+// virtual server right, and at most once per read's cost (so whole reads
+// take at most half a vCPU). So the figure is late by up to one probe gap
+// and one read, and the polling costs the proxy little until the end.
+func converge(proc *process, want table, limit time.Duration, dests func(vsKey) ([]netip.AddrPort, error)) (time.Duration, string, error) {
 	last := "nothing read yet"
-	vs, rs := want.counts()
-	lines := procHeaderLines + vs + rs
-	var reads int
-	var lastRead, lastGap time.Duration
+	w := newWatcher(want, uint64(proc.start.UnixNano()))
+	var reads, probes int
+	var lastRead time.Duration
+	var nextRead time.Time
 	polls := func() string {
-		return fmt.Sprintf("%d reads of /proc/net/ip_vs, the last took %s after a gap of %s", reads, lastRead.Round(time.Millisecond), lastGap.Round(time.Millisecond))
+		return fmt.Sprintf("%d reads of /proc/net/ip_vs, the last took %s; %d probes", reads, lastRead.Round(time.Millisecond), probes)
 	}
 	for {
-		read := time.Now()
-		data, err := os.ReadFile("/proc/net/ip_vs")
-		if err != nil {
-			return 0, polls(), err
-		}
-		// The kernel held this state once the read ended; parsing it
-		// after is our time, not the proxy's.
-		readEnd := time.Now()
-		reads, lastRead = reads+1, readEnd.Sub(read)
-		if n := bytes.Count(data, []byte("\n")); n < lines {
-			last = fmt.Sprintf("%d of %d lines", n, lines)
-		} else {
+		n, ready := w.ready(dests)
+		probes += n
+		if ready && !time.Now().Before(nextRead) {
+			read := time.Now()
+			data, err := os.ReadFile("/proc/net/ip_vs")
+			if err != nil {
+				return 0, polls(), err
+			}
+			// The kernel held this state once the read ended; parsing it
+			// after is our time, not the proxy's.
+			readEnd := time.Now()
 			got, err := parseProcTable(data)
 			if err != nil {
 				return 0, polls(), err
 			}
+			reads, lastRead = reads+1, readEnd.Sub(read)
 			if last = want.diff(got, 5); last == "" {
 				return readEnd.Sub(proc.start), polls(), nil
 			}
+			w.reset(got)
+			nextRead = time.Now().Add(time.Since(read))
 		}
-		now := time.Now()
 		if proc.exited() {
 			return 0, polls(), fmt.Errorf("exited before converging (%s)", last)
 		}
-		if now.Sub(proc.start) > limit {
+		if time.Since(proc.start) > limit {
 			return 0, polls(), fmt.Errorf("not converged after %s: %s", limit, last)
 		}
-		lastGap = max(100*time.Millisecond, 2*now.Sub(read), now.Sub(proc.start)/50)
-		time.Sleep(lastGap)
+		time.Sleep(probeGap)
 	}
+}
+
+// probeGap is the wait between converge's rounds of probes.
+const probeGap = 50 * time.Millisecond
+
+// destsOf lists the real servers of one virtual server, through the
+// guest's moby/ipvs handle.
+func (g *guest) destsOf(k vsKey) ([]netip.AddrPort, error) {
+	ds, err := g.poll.GetDestinations(libService(k))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.AddrPort, 0, len(ds))
+	for _, d := range ds {
+		if a, ok := netip.AddrFromSlice(d.Address); ok {
+			out = append(out, netip.AddrPortFrom(a.Unmap(), d.Port))
+		}
+	}
+	return out, nil
 }
 
 // errNoSync is waitSynced's timeout.

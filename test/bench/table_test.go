@@ -93,10 +93,6 @@ func (t table) diff(got table, max int) string {
 // readProcTable reads /proc/net/ip_vs: one seq file for the whole table,
 // far cheaper than a netlink dump per virtual server when polling 5,000 of
 // them.
-// procHeaderLines are the lines of /proc/net/ip_vs before the first
-// virtual server: the version and two column headers.
-const procHeaderLines = 3
-
 func readProcTable() (table, error) {
 	data, err := os.ReadFile("/proc/net/ip_vs")
 	if err != nil {
