@@ -116,8 +116,11 @@ wait`
 	if !errors.Is(err, vm.ErrKernelStall) {
 		return fmt.Errorf("a guest that stalls its CPUs: want ErrKernelStall, got exit code %d, error %v\n%s", code, err, out.String())
 	}
-	fmt.Printf("host: a guest that stalls its CPUs ended after %s: %s\n",
-		time.Since(start).Round(100*time.Millisecond), strings.SplitN(err.Error(), "\n", 2)[0])
+	// Not the error's text: hack/test.sh runs a failed package once more
+	// when its output has vm.StallMarker, and this check passing must not
+	// make some other failure of this package look like a stall.
+	fmt.Printf("host: a guest that stalls its CPUs ended with ErrKernelStall after %s\n",
+		time.Since(start).Round(100*time.Millisecond))
 	return nil
 }
 
