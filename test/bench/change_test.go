@@ -108,24 +108,12 @@ func (g *guest) change(proc *process, n int, want table) (Change, error) {
 // shows reports whether the kernel has moved to the new real server with a
 // weight, and the old one is gone or has weight 0 (draining).
 func (g *guest) shows(key vsKey, moved, old netip.AddrPort) bool {
-	dests, err := g.poll.GetDestinations(libService(key))
+	dests, err := g.destsOf(key)
 	if err != nil {
 		return false // not there yet, or a transient read error: poll again
 	}
-	seen := false
-	for _, d := range dests {
-		a, ok := netip.AddrFromSlice(d.Address)
-		if !ok {
-			continue
-		}
-		switch netip.AddrPortFrom(a.Unmap(), d.Port) {
-		case moved:
-			seen = d.Weight > 0
-		case old:
-			if d.Weight > 0 {
-				return false
-			}
-		}
+	if w, ok := dests[old]; ok && w > 0 {
+		return false
 	}
-	return seen
+	return dests[moved] > 0
 }

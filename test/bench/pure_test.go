@@ -444,9 +444,9 @@ func TestWatcher(t *testing.T) {
 		want[vsKey{"TCP", netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 96, 0, byte(i)}), 80)}] =
 			map[netip.AddrPort]int{ap("10.244.0.1:8080"): 1, ap("10.244.0.2:8080"): 1}
 	}
-	right := []netip.AddrPort{ap("10.244.0.2:8080"), ap("10.244.0.1:8080")}
-	kernel := map[vsKey][]netip.AddrPort{}
-	dests := func(k vsKey) ([]netip.AddrPort, error) {
+	right := map[netip.AddrPort]int{ap("10.244.0.2:8080"): 1, ap("10.244.0.1:8080"): 0}
+	kernel := map[vsKey]map[netip.AddrPort]int{}
+	dests := func(k vsKey) (map[netip.AddrPort]int, error) {
 		d, ok := kernel[k]
 		if !ok {
 			return nil, errors.New("no such service")
@@ -465,7 +465,7 @@ func TestWatcher(t *testing.T) {
 	for _, k := range watched {
 		kernel[k] = right
 	}
-	kernel[watched[5]] = right[:1]
+	kernel[watched[5]] = map[netip.AddrPort]int{ap("10.244.0.2:8080"): 1}
 	if n, ready := w.ready(dests); ready || n != 6 {
 		t.Errorf("one short: %d probes, ready %v; want 6 (five right, dropped), not ready", n, ready)
 	}

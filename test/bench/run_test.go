@@ -152,7 +152,7 @@ func (g *guest) runProxy(t *testing.T, px proxySpec, n int, want table) Run {
 // virtual server right, and at most once per read's cost (so whole reads
 // take at most half a vCPU). So the figure is late by up to one probe gap
 // and one read, and the polling costs the proxy little until the end.
-func converge(proc *process, want table, limit time.Duration, dests func(vsKey) ([]netip.AddrPort, error)) (time.Duration, string, error) {
+func converge(proc *process, want table, limit time.Duration, dests func(vsKey) (map[netip.AddrPort]int, error)) (time.Duration, string, error) {
 	last := "nothing read yet"
 	w := newWatcher(want, uint64(proc.start.UnixNano()))
 	var reads, probes int
@@ -197,17 +197,17 @@ func converge(proc *process, want table, limit time.Duration, dests func(vsKey) 
 // probeGap is the wait between converge's rounds of probes.
 const probeGap = 50 * time.Millisecond
 
-// destsOf lists the real servers of one virtual server, through the
-// guest's moby/ipvs handle.
-func (g *guest) destsOf(k vsKey) ([]netip.AddrPort, error) {
+// destsOf is the real servers of one virtual server with their weights,
+// as a table holds them, through the guest's moby/ipvs handle.
+func (g *guest) destsOf(k vsKey) (map[netip.AddrPort]int, error) {
 	ds, err := g.poll.GetDestinations(libService(k))
 	if err != nil {
 		return nil, err
 	}
-	out := make([]netip.AddrPort, 0, len(ds))
+	out := make(map[netip.AddrPort]int, len(ds))
 	for _, d := range ds {
 		if a, ok := netip.AddrFromSlice(d.Address); ok {
-			out = append(out, netip.AddrPortFrom(a.Unmap(), d.Port))
+			out[netip.AddrPortFrom(a.Unmap(), d.Port)] = d.Weight
 		}
 	}
 	return out, nil

@@ -1,10 +1,8 @@
 package bench
 
 import (
-	"maps"
 	"math/rand/v2"
 	"net/netip"
-	"slices"
 )
 
 // watcher decides when converge reads the whole of /proc/net/ip_vs. A
@@ -36,7 +34,7 @@ func newWatcher(want table, seed uint64) *watcher {
 // is right and stops at the first that is not; it reports how many it
 // probed and whether none is left to watch. A probe that fails (the
 // virtual server is not there yet) is not right.
-func (w *watcher) ready(dests func(vsKey) ([]netip.AddrPort, error)) (probes int, ready bool) {
+func (w *watcher) ready(dests func(vsKey) (map[netip.AddrPort]int, error)) (probes int, ready bool) {
 	for len(w.keys) > 0 {
 		k := w.keys[0]
 		probes++
@@ -56,7 +54,7 @@ func (w *watcher) reset(got table) {
 	var wrong []vsKey
 	for _, k := range sortedKeys(w.want) {
 		have, ok := got[k]
-		if !ok || !sameDests(slices.Collect(maps.Keys(have)), w.want[k]) {
+		if !ok || !sameDests(have, w.want[k]) {
 			wrong = append(wrong, k)
 		}
 	}
@@ -68,12 +66,13 @@ func (w *watcher) sample(keys []vsKey) []vsKey {
 	return keys[:min(len(keys), watchSample)]
 }
 
-// sameDests reports whether got holds exactly the real servers of want.
-func sameDests(got []netip.AddrPort, want map[netip.AddrPort]int) bool {
+// sameDests reports whether got holds exactly the real servers of want,
+// whatever the weights (as table.diff).
+func sameDests(got, want map[netip.AddrPort]int) bool {
 	if len(got) != len(want) {
 		return false
 	}
-	for _, a := range got {
+	for a := range got {
 		if _, ok := want[a]; !ok {
 			return false
 		}
