@@ -79,6 +79,10 @@ func caseCell(c *CaseResult, capS float64, usage bool) string {
 			text += fmt.Sprintf(", %d syncs", c.Syncs)
 		}
 	}
+	if c.WallS > 0 && c.GuestCPUs > 0 {
+		text += fmt.Sprintf("; guest: its %d vCPUs %.0f %% busy, runnable tasks waited %.0f %% of one, the bench's own process %.0f %% of one",
+			c.GuestCPUs, 100*c.GuestBusyS/(c.WallS*float64(c.GuestCPUs)), 100*c.GuestWaitS/c.WallS, 100*c.BenchS/c.WallS)
+	}
 	if a := statsOf(&CaseResult{Latencies: c.Answers}); a.ok {
 		text += fmt.Sprintf("; API server answered the writes in %s / %s", duration(a.med), duration(a.p99))
 		if c.ServerS > 0 {

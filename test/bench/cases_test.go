@@ -87,6 +87,14 @@ type CaseResult struct {
 	// ipvs_proxy_sync_cpu_seconds_total): the rest is the watch's
 	// decoding, the collector and the resync's kernel read.
 	LoopS float64 `json:"loopS,omitempty"`
+	// GuestBusyS is the CPU the whole guest used in the case, across its
+	// GuestCPUs vCPUs, GuestWaitS the time its runnable tasks waited for a
+	// vCPU, and BenchS the bench process's own CPU (the writer, the tap's
+	// reader, the seers): see guestLoad.
+	GuestBusyS float64 `json:"guestBusyS,omitempty"`
+	GuestWaitS float64 `json:"guestWaitS,omitempty"`
+	GuestCPUs  int     `json:"guestCPUs,omitempty"`
+	BenchS     float64 `json:"benchS,omitempty"`
 	// Starts are the measured changes' API writes (Unix seconds), in the
 	// order of Latencies.
 	Starts []float64 `json:"starts,omitempty"`
@@ -444,6 +452,7 @@ func (g *guest) runCases(proc *process, n int, want table, kubeProxy, behind boo
 		syncs0 := syncCount()
 		partial0 := partialSyncs()
 		loop0 := loopCPU()
+		load0, load0Err := readGuestLoad()
 		profiled := func() {}
 		if g.p.Profile && !kubeProxy {
 			profiled = profileCase(g.work, n, c, g.p.ProfileSeconds)
@@ -451,6 +460,7 @@ func (g *guest) runCases(proc *process, n int, want table, kubeProxy, behind boo
 		begin := time.Now()
 		res, err := w.runCase(context.Background(), c, newTapSeer(g), g.p.ChangeCap, budget)
 		user1, sys1, _ := proc.cpuTimes()
+		res.noteGuest(load0, load0Err)
 		res.CPUS, res.SysS, res.Syncs = user1+sys1-user0-sys0, sys1-sys0, syncCount()-syncs0
 		if !kubeProxy {
 			res.LoopS = loopCPU() - loop0
@@ -482,6 +492,17 @@ func (g *guest) runCases(proc *process, n int, want table, kubeProxy, behind boo
 		time.Sleep(changeGap) // the next case starts on a quiet proxy
 	}
 	return out, nil
+}
+
+// noteGuest records the guest's load since before (read with err); a
+// reading that failed leaves it out.
+func (r *CaseResult) noteGuest(before guestLoad, err error) {
+	now, nowErr := readGuestLoad()
+	if err != nil || nowErr != nil {
+		return
+	}
+	d := now.since(before)
+	r.GuestBusyS, r.GuestWaitS, r.GuestCPUs, r.BenchS = d.busyS, d.waitS, d.cpus, d.benchS
 }
 
 // loopCPU is ipvs-proxy's sync loop's CPU so far, in seconds; 0 when it

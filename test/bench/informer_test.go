@@ -176,8 +176,10 @@ func (g *guest) runInformerFloor(n int, want table) (r Run, err error) {
 	for _, c := range churnCases(g.p, n) {
 		api0, apiOK := apiSliceUpdates(g.client)
 		user0, sys0, _ := proc.cpuTimes()
+		load0, load0Err := readGuestLoad()
 		res, err := w.runCase(context.Background(), c, s, g.p.ChangeCap, 0)
 		user1, sys1, _ := proc.cpuTimes()
+		res.noteGuest(load0, load0Err)
 		res.CPUS, res.SysS = user1+sys1-user0-sys0, sys1-sys0
 		res.ServerS = serverMean(g.client, api0, apiOK)
 		r.Cases = append(r.Cases, res)
