@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -73,6 +74,10 @@ func startNetlinkCounter() (*netlinkCounter, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("bind to %s: %w", nlmonLink, err)
 	}
+	if err := keepRequestsOnly(fd); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
 	// kube-proxy's syncs at 5,000 Services send tens of thousands of
 	// messages a second; a drop is reported, never silently undercounted.
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20)
@@ -85,6 +90,46 @@ func startNetlinkCounter() (*netlinkCounter, error) {
 	c := &netlinkCounter{fd: fd, ipvsFamily: fam.ID, counts: map[string]int{}, nextMarker: markerBase, dests: newDestWrites()}
 	go c.read()
 	return c, nil
+}
+
+// keepRequestsOnly attaches a socket filter that drops, in the kernel,
+// every tapped buffer whose first message lacks NLM_F_REQUEST: the
+// kernel's answers and notifications, which packet() skips anyway. A dump
+// answers in thousands of messages (every read-back of a changed virtual
+// server, a resync's read, kube-proxy's whole-table reads), and copying
+// each to this reader took the guest's vCPUs from the writer and the proxy
+// under test. A buffer is one direction, so its first message's flags
+// stand for all of them.
+func keepRequestsOnly(fd int) error {
+	prog, err := bpf.Assemble(requestsOnly())
+	if err != nil {
+		return fmt.Errorf("assemble the tap's filter: %w", err)
+	}
+	filter := make([]unix.SockFilter, len(prog))
+	for i, in := range prog {
+		filter[i] = unix.SockFilter{Code: in.Op, Jt: in.Jt, Jf: in.Jf, K: in.K}
+	}
+	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+		return fmt.Errorf("packet socket: SO_ATTACH_FILTER: %w", err)
+	}
+	return nil
+}
+
+// requestsOnly is keepRequestsOnly's program.
+func requestsOnly() []bpf.Instruction {
+	// nlmsg_flags is a host-order u16 at offset 6; a classic BPF load is
+	// big-endian, so the byte that holds NLM_F_REQUEST (0x1) is loaded alone.
+	flagsByte := uint32(6)
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 {
+		flagsByte = 7
+	}
+	return []bpf.Instruction{
+		bpf.LoadAbsolute{Off: flagsByte, Size: 1},
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: unix.NLM_F_REQUEST, SkipTrue: 1},
+		bpf.RetConstant{Val: 0},           // drop
+		bpf.RetConstant{Val: packetBytes}, // keep, up to the reader's buffer
+	}
 }
 
 func (c *netlinkCounter) read() {
@@ -121,9 +166,11 @@ func (c *netlinkCounter) packet(proto int, b []byte, at time.Time) {
 		flags := binary.NativeEndian.Uint16(b[6:8])
 		seq := binary.NativeEndian.Uint32(b[8:12])
 		switch {
-		// The tap also shows the kernel's answers and notifications; every
-		// message sent to the kernel carries NLM_F_REQUEST, none of those
-		// do, so the flag tells the direction without the packet type.
+		// The tap also shows the kernel's answers and notifications (its
+		// filter keeps none, but a buffer queued before it was attached
+		// may be one); every message sent to the kernel carries
+		// NLM_F_REQUEST, none of those do, so the flag tells the direction
+		// without the packet type.
 		case flags&unix.NLM_F_REQUEST == 0:
 		case proto == unix.NETLINK_ROUTE && typ == unix.RTM_GETLINK && seq >= markerBase:
 			c.marker.Store(seq)
