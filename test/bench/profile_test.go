@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -81,9 +82,11 @@ func profileCase(dir string, n int, c churnCase, fallback int) func() {
 	}
 	cpu := during("profile", "cpu-"+name+".pprof")
 	traced := during("trace", "trace-"+name+".out")
+	own := profileSelf(filepath.Join(dir, "cpu-bench-"+name+".pprof"), time.Duration(seconds)*time.Second)
 	return func() {
 		report("CPU", <-cpu)
 		report("execution trace", <-traced)
+		report("the bench's own CPU", <-own)
 		// After a collection: a heap profile's allocations are those
 		// up to the last finished cycle, so without one the case's last
 		// seconds (a resync's read, in the case across one) would be
@@ -91,6 +94,28 @@ func profileCase(dir string, n int, c churnCase, fallback int) func() {
 		// change the heap the case starts from.
 		report("heap", fetch(base+"heap?gc=1", filepath.Join(dir, "heap-"+name+"-1.pprof"), time.Minute))
 	}
+}
+
+// profileSelf takes a CPU profile of the bench process itself for d: the
+// writer and the seers share the guest's vCPUs with the proxy under test,
+// and at 200 changes/s they used more than one of them.
+func profileSelf(to string, d time.Duration) <-chan error {
+	ch := make(chan error, 1)
+	f, err := os.Create(to)
+	if err != nil {
+		ch <- err
+		return ch
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		ch <- err
+		return ch
+	}
+	time.AfterFunc(d, func() {
+		pprof.StopCPUProfile()
+		ch <- f.Close()
+	})
+	return ch
 }
 
 func fetch(url, to string, timeout time.Duration) error {
