@@ -63,6 +63,9 @@ func caseCell(c *CaseResult, capS float64, usage bool) string {
 	if c.Retried > 0 {
 		text += fmt.Sprintf(", %d writes tried again after the transport lost them", c.Retried)
 	}
+	if c.Queued > 0 {
+		text += fmt.Sprintf(", %d written only when fewer than %d were in flight", c.Queued, maxInFlight)
+	}
 	if c.Polled > 0 {
 		text += fmt.Sprintf(", %d timed by a kernel read, not the netlink tap (upper bounds)", c.Polled)
 	}
@@ -145,7 +148,8 @@ func renderCases(b *strings.Builder, p plan, runs []Run) {
 		fmt.Fprintf(b, "- %s: %s\n", name, proxySettings[name])
 	}
 	fmt.Fprintf(b, "- %s: a client-go informer on the bench's EndpointSlices in a process of its own in the same guest, with the proxies' client settings (protobuf), timing the same kind of writes (its own run, before the proxies) to its handler; its CPU is the least a proxy that watches these slices can use\n", informerName)
-	b.WriteString("- churn R/s: each change written on its own goroutine at its time; \"issued at\" is the rate the guest's client reached under TCG\n")
+	fmt.Fprintf(b, "- churn R/s: each change written on its own goroutine at its time, with at most %d writes in flight (the API server allows 100 streams on one HTTP/2 connection, past them client-go dials another, and under TCG each TLS handshake takes a vCPU for a long moment); \"issued at\" is the rate the guest's client reached under TCG; \"written only when fewer than %d were in flight\" counts the writes that waited for one to end (their timing starts when they are written)\n", maxInFlight, maxInFlight)
+	b.WriteString("- \"guest\": the whole guest over the case, from /proc/schedstat: its vCPUs' busy share, the time runnable tasks waited for a vCPU (as a share of one; above 100 % more than one task waited on average), and the bench process's own CPU (the writer, the netlink tap's reader, the seers), which shares the vCPUs with the process under test\n")
 	b.WriteString("- \"API server answered the writes in\": median / p99 from each write to the API server's answer, the first hop of every change (committed; the watch comes after it), in the same run; \"its own handling\" is the mean of the API server's apiserver_request_duration_seconds for those updates (arrival to answer, etcd included): the rest of the answer time is the way between the guest's client and the API server, through QEMU's user-mode network, and back\n")
 	b.WriteString("- \"seen after the answer\": median / p99 of each seen change's latency less its write's answer time, what the way from the API server to the kernel (the floor's: to its handler) added to the answer; negative when the change was seen before the writer had the answer. A slow answer slows every watcher's event too, so a tail that this leaves out is the API server's, not the proxy's\n")
 	b.WriteString("- a proxy's change is seen at the kernel's receive time, on the netlink tap, of the later of its two real-server writes (the new one with a weight, the old one deleted or at weight 0), confirmed by one read of the kernel; only a change the tap has not shown after 2 s is polled, sparsely (polling every open change every 5 ms took the guest's vCPUs and IPVS's mutex from the proxy at 50/s)\n")

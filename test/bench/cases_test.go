@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -75,6 +76,8 @@ type CaseResult struct {
 	// Retried writes were lost by the transport and tried again (the
 	// change is timed from the write that reached the API server).
 	Retried int `json:"retried,omitempty"`
+	// Queued writes waited for one of the writer's maxInFlight slots.
+	Queued int `json:"queued,omitempty"`
 	// IssueS is how long the open loop took to write its changes.
 	IssueS float64 `json:"issueS,omitempty"`
 	// The case's wall time, the proxy's CPU in it (SysS of it in the
@@ -165,16 +168,81 @@ type writer struct {
 	want   table
 	// retries are the writes tried again after the transport lost them.
 	retries int
+	// slots bounds the writes in flight (maxInFlight); queued counts those
+	// that had to wait for one.
+	slots  chan struct{}
+	queued int
 }
 
+// maxInFlight bounds the writer's writes in flight. The API server allows
+// 100 streams on one HTTP/2 connection (k8s.io/apiserver's default), and
+// past them client-go's transport dials another connection. A TLS
+// handshake, its certificate check above all, takes a vCPU of the guest
+// for a long moment under TCG: at 200 changes/s, once answers took half a
+// second, the writer's handshakes were a quarter of its CPU, the guest's
+// vCPUs were full, answers slowed further and the writer reached 112/s.
+// A write waits for a slot instead (before its timing starts), and the
+// case reports how many did.
+const maxInFlight = 90
+
 func (g *guest) newWriter(n int, want table) *writer {
-	return &writer{g: g, n: n, busy: map[string]*sync.Mutex{}, slices: map[string]*discovery.EndpointSlice{}, next: map[string]int{}, want: want}
+	return &writer{g: g, n: n, busy: map[string]*sync.Mutex{}, slices: map[string]*discovery.EndpointSlice{}, next: map[string]int{}, want: want,
+		slots: make(chan struct{}, maxInFlight)}
+}
+
+// prefetch reads every bench slice at once, so that a case's first change
+// to a Service does not first get its slice: at 200 changes/s over 5,000
+// Services nearly every change was a first, and the gets doubled the
+// writer's requests on the guest's busy vCPUs. A slice missing here is
+// still got on its first change.
+func (w *writer) prefetch(ctx context.Context) error {
+	api := w.g.client.DiscoveryV1().EndpointSlices(benchNS)
+	opts := metav1.ListOptions{Limit: 1000}
+	for {
+		list, err := api.List(ctx, opts)
+		if err != nil {
+			return fmt.Errorf("list the bench's EndpointSlices: %w", err)
+		}
+		w.mu.Lock()
+		for i := range list.Items {
+			if name, ok := strings.CutSuffix(list.Items[i].Name, "-1"); ok {
+				w.slices[name] = &list.Items[i]
+			}
+		}
+		w.mu.Unlock()
+		if opts.Continue = list.Continue; opts.Continue == "" {
+			return nil
+		}
+	}
+}
+
+// slot takes one of the writer's slots, waiting if they are all taken;
+// the returned func gives it back.
+func (w *writer) slot(ctx context.Context) (func(), error) {
+	select {
+	case w.slots <- struct{}{}:
+	default:
+		w.mu.Lock()
+		w.queued++
+		w.mu.Unlock()
+		select {
+		case w.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return func() { <-w.slots }, nil
 }
 
 // issue moves the next endpoint of Service i to a fresh address.
 func (w *writer) issue(ctx context.Context, i int) (*pending, error) {
 	name := svcName(i % w.n)
 	api := w.g.client.DiscoveryV1().EndpointSlices(benchNS)
+	release, err := w.slot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	w.mu.Lock()
 	busy := w.busy[name]
 	if busy == nil {
@@ -192,7 +260,6 @@ func (w *writer) issue(ctx context.Context, i int) (*pending, error) {
 		return nil, fmt.Errorf("service %s was not listed", name)
 	}
 	if sl == nil {
-		var err error
 		if sl, err = api.Get(ctx, name+"-1", metav1.GetOptions{}); err != nil {
 			return nil, err
 		}
@@ -253,7 +320,7 @@ func (w *writer) update(ctx context.Context, sl *discovery.EndpointSlice, pd *pe
 func (w *writer) runCase(ctx context.Context, c churnCase, s seer, capAfter, budget time.Duration) (CaseResult, error) {
 	res := CaseResult{Name: c.Name}
 	w.mu.Lock()
-	retriedBefore := w.retries
+	retriedBefore, queuedBefore := w.retries, w.queued
 	w.mu.Unlock()
 	tr := newTracker(s, capAfter)
 	defer tr.stop()
@@ -340,7 +407,7 @@ func (w *writer) runCase(ctx context.Context, c churnCase, s seer, capAfter, bud
 	}
 	res.WallS = time.Since(start).Seconds()
 	w.mu.Lock()
-	res.Retried = w.retries - retriedBefore
+	res.Retried, res.Queued = w.retries-retriedBefore, w.queued-queuedBefore
 	w.mu.Unlock()
 	for _, pd := range all {
 		res.Answers = append(res.Answers, pd.answered.Sub(pd.t0).Seconds())
@@ -427,6 +494,9 @@ const goalCase = "churn 50/s"
 // a cap more and show only capped changes.
 func (g *guest) runCases(proc *process, n int, want table, kubeProxy, behind bool) ([]CaseResult, error) {
 	w := g.newWriter(n, want)
+	if err := w.prefetch(context.Background()); err != nil {
+		return nil, err
+	}
 	budget := time.Duration(0)
 	if kubeProxy {
 		budget = g.p.KubeProxyBudget

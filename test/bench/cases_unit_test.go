@@ -52,6 +52,9 @@ func TestRunCase(t *testing.T) {
 		}
 	}
 	w := g.newWriter(n, want)
+	if err := w.prefetch(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	total := 0
 	for _, c := range []churnCase{
 		{Name: "chain", Chains: 1, Steps: 5},
@@ -75,6 +78,12 @@ func TestRunCase(t *testing.T) {
 			}
 		}
 		total += wantN
+	}
+	// The prefetched slices spared every case's first change its get.
+	for _, a := range client.Actions() {
+		if a.GetVerb() == "get" {
+			t.Errorf("a change got its slice (%v) after the prefetch", a)
+		}
 	}
 	// Every endpoint still has one address per slice, moved or not, and
 	// want holds exactly what the API holds.
@@ -229,5 +238,58 @@ func TestCaseFileNames(t *testing.T) {
 	want := []string{"back-to-back", "churn-10", "churn-50", "churn-200", "rollout", "resync"}
 	if !slices.Equal(got, want) {
 		t.Errorf("file names of %d cases: got %q, want %q", len(cases), got, want)
+	}
+}
+
+// TestWriterSlots: the writer holds at most maxInFlight writes in flight;
+// the next waits, is counted, and goes once one ends, or gives up with
+// its context.
+func TestWriterSlots(t *testing.T) {
+	w := (&guest{}).newWriter(1, table{})
+	var releases []func()
+	for range maxInFlight {
+		release, err := w.slot(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		releases = append(releases, release)
+	}
+	if w.queued != 0 {
+		t.Fatalf("%d queued with slots free, want 0", w.queued)
+	}
+	got := make(chan error, 1)
+	go func() {
+		release, err := w.slot(context.Background())
+		if err == nil {
+			release()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("a write beyond %d went at once (err %v)", maxInFlight, err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	releases[0]()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the waiting write did not go when a slot was freed")
+	}
+	if _, err := w.slot(context.Background()); err != nil { // every slot taken again
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := w.slot(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("with every slot taken and the context done: %v, want context.Canceled", err)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.queued != 2 {
+		t.Errorf("%d counted as queued, want 2", w.queued)
 	}
 }

@@ -173,6 +173,9 @@ func (g *guest) runInformerFloor(n int, want table) (r Run, err error) {
 	}
 	proc := &process{cmd: cmd}
 	w := g.newWriter(n, want)
+	if err := w.prefetch(context.Background()); err != nil {
+		return r, err
+	}
 	for _, c := range churnCases(g.p, n) {
 		api0, apiOK := apiSliceUpdates(g.client)
 		user0, sys0, _ := proc.cpuTimes()
