@@ -178,11 +178,11 @@ type writer struct {
 // 100 streams on one HTTP/2 connection (k8s.io/apiserver's default), and
 // past them client-go's transport dials another connection. A TLS
 // handshake, its certificate check above all, takes a vCPU of the guest
-// for a long moment under TCG: at 200 changes/s, once answers took half a
-// second, the writer's handshakes were a quarter of its CPU, the guest's
-// vCPUs were full, answers slowed further and the writer reached 112/s.
-// A write waits for a slot instead (before its timing starts), and the
-// case reports how many did.
+// for a long moment under TCG: at 200 changes/s, once answers slowed, the
+// writer's handshakes filled the guest's vCPUs, answers slowed further,
+// and the writer fell far below its rate (`make bench`'s notes in the
+// README give the figures). A write waits for a slot instead (before its
+// timing starts), and the case reports how many did.
 const maxInFlight = 90
 
 func (g *guest) newWriter(n int, want table) *writer {

@@ -98,7 +98,7 @@ func profileCase(dir string, n int, c churnCase, fallback int) func() {
 
 // profileSelf takes a CPU profile of the bench process itself for d: the
 // writer and the seers share the guest's vCPUs with the proxy under test,
-// and at 200 changes/s they used more than one of them.
+// and under heavy churn they use as much of them as the proxy does.
 func profileSelf(to string, d time.Duration) <-chan error {
 	ch := make(chan error, 1)
 	f, err := os.Create(to)
