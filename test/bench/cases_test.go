@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -565,10 +566,16 @@ func (g *guest) runCases(proc *process, n int, want table, kubeProxy, behind boo
 }
 
 // noteGuest records the guest's load since before (read with err); a
-// reading that failed leaves it out.
+// reading that failed leaves it out of the cell, and says why on stderr.
 func (r *CaseResult) noteGuest(before guestLoad, err error) {
 	now, nowErr := readGuestLoad()
-	if err != nil || nowErr != nil {
+	r.setGuest(before, now, errors.Join(err, nowErr))
+}
+
+// setGuest is noteGuest with both readings made; err is either's failure.
+func (r *CaseResult) setGuest(before, now guestLoad, err error) {
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: the guest's load is left out: %v\n", r.Name, err)
 		return
 	}
 	d := now.since(before)

@@ -1,6 +1,9 @@
 package bench
 
-import "testing"
+import (
+	"errors"
+	"testing"
+)
 
 func TestParseSchedstat(t *testing.T) {
 	const domains = "domain0 03 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
@@ -59,5 +62,23 @@ func TestGuestLoadInCaseCell(t *testing.T) {
 	want := "100 ms / 200 ms / 200 ms (2 changes); CPU 50 % (system 20 %); guest: its 2 vCPUs 75 % busy, runnable tasks waited 40 % of one, the bench's own process 30 % of one"
 	if got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+// TestSetGuest: the case's figures are the difference of two readings,
+// and a reading that failed leaves them out of its cell rather than a
+// difference from zero.
+func TestSetGuest(t *testing.T) {
+	before := guestLoad{busyS: 100, waitS: 40, benchS: 7, cpus: 2}
+	now := guestLoad{busyS: 115, waitS: 44, benchS: 10, cpus: 2}
+	var r CaseResult
+	r.setGuest(before, now, nil)
+	if r.GuestBusyS != 15 || r.GuestWaitS != 4 || r.BenchS != 3 || r.GuestCPUs != 2 {
+		t.Errorf("got busy %v, wait %v, bench %v, cpus %d; want 15, 4, 3, 2", r.GuestBusyS, r.GuestWaitS, r.BenchS, r.GuestCPUs)
+	}
+	r = CaseResult{Name: "churn 50/s"}
+	r.setGuest(guestLoad{}, now, errors.New("no /proc/schedstat before the case"))
+	if r.GuestCPUs != 0 || r.GuestBusyS != 0 || r.BenchS != 0 {
+		t.Errorf("after a failed reading: %+v, want no guest figures", r)
 	}
 }
