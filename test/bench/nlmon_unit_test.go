@@ -56,3 +56,24 @@ func TestTapFilter(t *testing.T) {
 		})
 	}
 }
+
+// TestTapMissedIPVS: a change the kernel shows with no IPVS write on the
+// tap fails ipvs-proxy's run; one the tap was not read for, or a capped
+// one, is judged elsewhere.
+func TestTapMissedIPVS(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		c    Change
+		want bool
+	}{
+		{"two IPVS writes", Change{Netlink: map[string]int{kindIPVS: 2}}, false},
+		{"nothing on the tap", Change{Netlink: map[string]int{}}, true},
+		{"only other writes", Change{Netlink: map[string]int{kindIPSet: 1}}, true},
+		{"tap not read", Change{}, false},
+		{"capped", Change{Capped: true, Netlink: map[string]int{}}, false},
+	} {
+		if got := tapMissedIPVS(tc.c); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
