@@ -1,12 +1,14 @@
 package proxier
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -124,4 +126,113 @@ func TestUnguardedLoadBalancerIsNotServed(t *testing.T) {
 			t.Errorf("sync %d: failed %v, want failing %v", i, res.Failed, refuse)
 		}
 	}
+}
+
+// failThenRetry syncs changes while fail is in effect, expecting them to
+// fail for the one Service named, then again after heal, expecting no
+// error: the daemon's retry.
+func failThenRetry(t *testing.T, p *Proxier, changes map[types.NamespacedName]*model.ServiceInput, failing string, fail, heal func()) {
+	t.Helper()
+	fail()
+	if res := p.SyncServices(changes); !slices.Equal(res.Failed, []types.NamespacedName{name(failing)}) {
+		t.Fatalf("while failing: failed %v, errors %v; want %s failed", res.Failed, res.Errors, failing)
+	}
+	heal()
+	if res := p.SyncServices(changes); len(res.Errors) > 0 || len(res.Failed) > 0 {
+		t.Fatalf("retry: errors %v, failed %v", res.Errors, res.Failed)
+	}
+}
+
+// A VIP whose add failed is not on the link: the Service's retry adds it,
+// a resync still knows its virtual server for the Service's, and deleting
+// the Service takes both away. Before, the failed add counted as written:
+// the retry wrote nothing, and the virtual server, neither on the link
+// nor in the ownership record, read as another tool's and stayed forever.
+func TestFailedAddressIsWrittenAgain(t *testing.T) {
+	ext := input(svc("ext", "10.96.0.70", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.9"} }), slice("ext", "10.244.1.5"))
+	ref := newKernel()
+	ref.proxier(t, "").SyncAll([]model.ServiceInput{ext})
+	k := newKernel()
+	p := k.proxier(t, "")
+	p.SyncAll(nil)
+	empty := k.dump(t)
+	addr := netip.MustParseAddr("203.0.113.9")
+	failThenRetry(t, p, changesOf(ext), "ext",
+		func() { k.link.FailOn[addr] = syscall.EPERM }, func() { delete(k.link.FailOn, addr) })
+	checkDump(t, k, ref.dump(t))
+	res := resyncInSteps(t, p.BeginResync(PrepareInputs([]model.ServiceInput{ext}), p.ReadKernel()), 1, nil)
+	if len(res.Errors) > 0 || len(res.Problems[name("ext")]) > 0 {
+		t.Fatalf("resync: errors %v, problems %v", res.Errors, res.Problems)
+	}
+	checkDump(t, k, ref.dump(t))
+	p.SyncServices(map[types.NamespacedName]*model.ServiceInput{name("ext"): nil})
+	checkDump(t, k, empty)
+}
+
+// A VIP whose delete failed is still on the link: the retry of the
+// Service that let it go deletes it.
+func TestFailedAddressDeleteIsWrittenAgain(t *testing.T) {
+	ext := input(svc("ext", "10.96.0.70", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.9"} }), slice("ext", "10.244.1.5"))
+	k := newKernel()
+	p := k.proxier(t, "")
+	p.SyncAll(nil)
+	empty := k.dump(t)
+	p.SyncServices(changesOf(ext))
+	addr := netip.MustParseAddr("203.0.113.9")
+	failThenRetry(t, p, map[types.NamespacedName]*model.ServiceInput{name("ext"): nil}, "ext",
+		func() { k.link.FailOn[addr] = syscall.EBUSY }, func() { delete(k.link.FailOn, addr) })
+	checkDump(t, k, empty)
+}
+
+// A source range a Service let go whose member's delete failed is deleted
+// by the Service's retry: it must not admit the range until the next
+// resync. Before, the retry re-added only what the Service still held.
+func TestFailedMemberDeleteIsWrittenAgain(t *testing.T) {
+	lb := func(ranges ...string) model.ServiceInput {
+		return input(svc("lb", "10.96.0.60", func(s *v1.Service) {
+			s.Spec.Type = v1.ServiceTypeLoadBalancer
+			s.Spec.LoadBalancerSourceRanges = ranges
+			s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "203.0.113.9"}}
+		}), slice("lb", "10.244.1.5"))
+	}
+	narrowed := lb("192.0.2.0/24")
+	ref := newKernel()
+	ref.proxier(t, "").SyncAll([]model.ServiceInput{narrowed})
+	k := newKernel()
+	p := k.proxier(t, "")
+	p.SyncAll([]model.ServiceInput{lb("192.0.2.0/24", "198.51.100.0/24")})
+	const set = "IPVS-PROXY-SOURCE-RANGES"
+	failThenRetry(t, p, changesOf(narrowed), "lb",
+		func() { k.sets.FailOn[set] = syscall.EIO }, func() { delete(k.sets.FailOn, set) })
+	checkDump(t, k, ref.dump(t))
+}
+
+// A node port whose delete failed in a full sync stays in the ownership
+// record: the next full sync deletes it, and the Service can have it back.
+// Before, the record was rebuilt from what the Services want after the
+// addresses' writes, whatever the virtual servers' writes did, and the
+// virtual server was left as another tool's.
+func TestFailedDeleteInFullSyncStaysRecorded(t *testing.T) {
+	api := input(svc("api", "10.96.0.80", nodePort(30080)), slice("api", "10.244.1.5"))
+	ref := newKernel()
+	ref.proxier(t, "").SyncAll([]model.ServiceInput{api})
+	k := newKernel()
+	p := k.proxier(t, "")
+	p.SyncAll([]model.ServiceInput{api})
+	empty := newKernel()
+	empty.proxier(t, "").SyncAll(nil)
+	key := ipvs.ServiceKey{Proto: ipvs.TCP, Addr: netip.MustParseAddr("192.168.1.10"), Port: 30080}
+	k.ipvs.FailOn = map[ipvs.ServiceKey]error{key: syscall.EIO}
+	if res := p.SyncAll(nil); len(res.Errors) == 0 {
+		t.Fatal("the full sync without api reported no error")
+	}
+	delete(k.ipvs.FailOn, key)
+	if res := p.SyncAll(nil); len(res.Errors) > 0 {
+		t.Fatalf("second full sync: %v", res.Errors)
+	}
+	checkDump(t, k, empty.dump(t))
+	if res := p.SyncAll([]model.ServiceInput{api}); len(res.Errors) > 0 || len(res.Problems[name("api")]) > 0 {
+		t.Fatalf("api back: errors %v, problems %v", res.Errors, res.Problems)
+	}
+	checkDump(t, k, ref.dump(t))
 }

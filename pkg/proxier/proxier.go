@@ -7,6 +7,7 @@
 package proxier
 
 import (
+	"errors"
 	"iter"
 	"maps"
 	"net/netip"
@@ -73,6 +74,19 @@ type Proxier struct {
 	// foreignAddrs are the changes to the index's foreign addresses that a
 	// resync's snapshot found, for the next syncServices to apply.
 	foreignAddrs map[netip.Addr]bool
+	// undeleted are the VIPs and set members no Service wants whose
+	// delete failed: every change-by-change sync deletes them again until
+	// one succeeds or a Service wants them back. The Service that let one
+	// go is retried, but its retry no longer holds it, and the next
+	// resync's would be up to a sync period later: a source-range member
+	// left behind admits a range the Service no longer does until then.
+	undeleted undeleted
+}
+
+// undeleted are deletes that failed, to write again (see Proxier).
+type undeleted struct {
+	addrs   map[netip.Addr]bool
+	members map[member]bool
 }
 
 // Result is what one sync did.
@@ -113,6 +127,7 @@ func New(opts model.Options, ipvsIf ipvs.Interface, link netif.Interface, sets i
 		linkAddrs:  map[netip.Addr]bool{},
 		drainSince: map[drainKey]time.Time{},
 		failed:     map[types.NamespacedName]bool{},
+		undeleted:  undeleted{addrs: map[netip.Addr]bool{}, members: map[member]bool{}},
 		Clock:      clock.RealClock{},
 	}
 }
@@ -152,6 +167,9 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	t0 := p.Clock.Now()
 	p.since, p.resync, p.foreignAddrs = nil, nil, nil
 	snap := p.ReadKernel()
+	// It lists the link and the sets and writes every difference.
+	clear(p.undeleted.addrs)
+	clear(p.undeleted.members)
 	if snap.err != nil {
 		res.Errors, res.Aborted = append(res.Errors, snap.err), true
 		return res
@@ -196,7 +214,10 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	p.syncAllSets(&res, snap.members)
 	t4 := p.Clock.Now()
 	vips := reconcile.DiffAddresses(p.idx.vipRefs, p.linkAddrs)
-	p.apply(vips, desired, &res)
+	// applyServers wrote the record, and only if its writes were clean: a
+	// virtual server whose delete failed stays recorded, or it would be
+	// no one's (off the link, unrecorded) and stay forever.
+	p.apply(vips, nil, &res)
 	t5 := p.Clock.Now()
 	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
 	res.Draining = p.trackDrains(plan, nil)
@@ -489,6 +510,13 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 			}
 		}
 	}
+	for a := range p.undeleted.addrs {
+		if p.idx.vipRefs[a] > 0 {
+			delete(p.undeleted.addrs, a) // wanted again, and on the link
+			continue
+		}
+		touchedAddrs[a] = true
+	}
 	marked, unguarded := p.writeMembers(&res)
 	for _, k := range append(unguarded, retryUnguarded...) {
 		// Fail closed: an LB IP:port whose ranges cannot be enforced
@@ -632,16 +660,66 @@ func (p *Proxier) write(plan reconcile.Plan, res *Result) bool {
 	counts, errs := reconcile.Apply(p.ipvs, p.link, plan)
 	res.Counts = res.Counts.Add(counts)
 	res.Errors = append(res.Errors, errs...)
+	// The link's addresses as they now are: an address whose add failed
+	// is not on it, and one whose delete failed (or that Apply kept) still
+	// is, so the Service's retry writes it again. Counted as written, a
+	// failed add left the retry nothing to do, and the Service's own
+	// virtual server then read as another tool's (neither on the link nor
+	// recorded) and stayed after the Service was gone.
+	failed := reconcile.FailedAddresses(errs)
 	for _, a := range plan.AddAddresses {
-		p.linkAddrs[a] = true
+		if !failed[a] {
+			p.linkAddrs[a] = true
+		}
 	}
+	p.recordStranded(plan, errs, failed, res)
 	kept := reconcile.KeptAddresses(plan, errs)
 	for _, a := range plan.DeleteAddresses {
-		if !kept[a] {
+		switch {
+		case failed[a]:
+			p.undeleted.addrs[a] = true
+		case !kept[a]:
 			delete(p.linkAddrs, a)
+			delete(p.undeleted.addrs, a)
 		}
 	}
 	return len(errs) == 0
+}
+
+// recordStranded records the virtual servers the plan added on addresses
+// whose add failed: recordAhead left them out as about to be on the link,
+// and off it and unrecorded they would read as another tool's, to the
+// retry that puts the address on (which looks for other tools' virtual
+// servers on a new address) and to the resync. A full sync's record drops
+// them once the address is on.
+func (p *Proxier) recordStranded(plan reconcile.Plan, errs []error, failedAddrs map[netip.Addr]bool, res *Result) {
+	if len(failedAddrs) == 0 {
+		return
+	}
+	notAdded := map[ipvs.ServiceKey]bool{}
+	for _, err := range errs {
+		var ke *reconcile.KeyError
+		if errors.As(err, &ke) {
+			notAdded[ke.Key] = true
+		}
+	}
+	var record map[ipvs.ServiceKey]bool
+	for _, s := range plan.AddServices {
+		k := s.ServiceKey
+		if k.FWMark != 0 || !failedAddrs[k.Addr] || notAdded[k] || p.owned.Has(k) {
+			continue
+		}
+		if record == nil {
+			record = p.owned.Map()
+		}
+		record[k] = true
+	}
+	if record == nil {
+		return
+	}
+	if err := p.owned.Set(record); err != nil {
+		res.Errors = append(res.Errors, err)
+	}
 }
 
 // recordAfter forgets deleted keys after a clean write; with all set (a

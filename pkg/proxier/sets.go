@@ -190,7 +190,7 @@ func (p *Proxier) writeMembers(res *Result) (marked []member, unguarded []ipvs.S
 	// the old one first, or the delete would take the new one with it.
 	for _, m := range del {
 		if m.mark != 0 {
-			p.setWrite(res, m.setName(), m.entry(), p.sets.Del(m.setName(), m.entry()), &res.Counts.SetMembersDeleted)
+			p.delMember(m, res)
 		}
 	}
 	for _, m := range add {
@@ -204,10 +204,29 @@ func (p *Proxier) writeMembers(res *Result) (marked []member, unguarded []ipvs.S
 	}
 	for _, m := range del {
 		if m.mark == 0 {
-			p.setWrite(res, m.setName(), m.entry(), p.sets.Del(m.setName(), m.entry()), &res.Counts.SetMembersDeleted)
+			p.delMember(m, res)
 		}
 	}
+	for m := range p.undeleted.members {
+		if p.idx.memberRefs[m] > 0 {
+			delete(p.undeleted.members, m) // wanted again, and still there
+			continue
+		}
+		p.delMember(m, res)
+	}
 	return marked, unguarded
+}
+
+// delMember deletes m, and keeps it among the undeleted while its delete
+// fails (see Proxier.undeleted).
+func (p *Proxier) delMember(m member, res *Result) {
+	err := p.sets.Del(m.setName(), m.entry())
+	p.setWrite(res, m.setName(), m.entry(), err, &res.Counts.SetMembersDeleted)
+	if err != nil {
+		p.undeleted.members[m] = true
+	} else {
+		delete(p.undeleted.members, m)
+	}
 }
 
 // addMember adds m; ok is false when m is a firewall member that could not

@@ -202,6 +202,22 @@ type AddrError struct {
 func (e *AddrError) Error() string { return e.Err.Error() }
 func (e *AddrError) Unwrap() error { return e.Err }
 
+// FailedAddresses are the addresses whose add or delete failed among errs.
+func FailedAddresses(errs []error) map[netip.Addr]bool {
+	var failed map[netip.Addr]bool
+	for _, err := range errs {
+		var ae *AddrError
+		if !errors.As(err, &ae) {
+			continue
+		}
+		if failed == nil {
+			failed = map[netip.Addr]bool{}
+		}
+		failed[ae.Addr] = true
+	}
+	return failed
+}
+
 func addrError(err error, verb string, a netip.Addr) error {
 	if err == nil {
 		return nil
