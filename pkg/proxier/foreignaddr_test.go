@@ -289,3 +289,78 @@ func TestFailedDeleteLeavesNoOrphan(t *testing.T) {
 	ref.proxier(t, "").SyncAll([]model.ServiceInput{dropped, b})
 	checkDump(t, k, ref.dump(t))
 }
+
+// Another tool's virtual server made after a resync's read is not the
+// resync's to take, though its snapshot lacks it: at a key a Service
+// wants (here its node port), and on an address a Service names (here an
+// externalIP, found another tool's by a change synced during the read).
+// Before, a key the snapshot lacked read as absent, so the resync added
+// it ("exists" is success), gave it the Service's real servers and
+// recorded it as ours; and the snapshot freed the address, which went on
+// kube-ipvs0, where the next resync deleted the other tool's virtual
+// server as one of ours no Service wanted.
+func TestResyncDoesNotTakeWhatWasMadeAfterItsRead(t *testing.T) {
+	const (
+		clusterIP = "TCP  10.96.0.99:80 rr\n  -> 10.244.1.9:8080              Masq    1\n"
+		otherNP   = "TCP  192.168.1.10:30099 wlc\n  -> 172.17.0.2:80                Masq    3\n"
+	)
+	for _, tc := range []struct {
+		name   string
+		mutate func(*v1.Service)
+		other  func(t *testing.T, k kernel)
+		// during: the Service comes while the resync reads, and a
+		// change-by-change sync finds the other tool's address.
+		during  bool
+		kernel  string
+		problem string
+	}{
+		{name: "node port", mutate: nodePort(30099), kernel: clusterIP + otherNP,
+			other: func(t *testing.T, k kernel) {
+				t.Helper()
+				s := ipvs.Service{ServiceKey: key("192.168.1.10", 30099), Scheduler: "wlc"}
+				if err := errors.Join(k.ipvs.AddService(s),
+					k.ipvs.AddDestination(s.ServiceKey, ipvs.Destination{Addr: netip.MustParseAddr("172.17.0.2"), Port: 80, Weight: 3})); err != nil {
+					t.Fatal(err)
+				}
+			},
+			problem: "http TCP 192.168.1.10:30099 is a virtual server ipvs-proxy did not create; skipped"},
+		{name: "externalIP", mutate: func(s *v1.Service) { s.Spec.ExternalIPs = []string{"172.17.0.1"} }, kernel: clusterIP + adminVS,
+			other: addAdminVS, during: true,
+			problem: "http TCP 172.17.0.1:80: 172.17.0.1 holds a virtual server ipvs-proxy did not create; skipped"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hostile := input(svc("h", "10.96.0.99", tc.mutate), slice("h", "10.244.1.9"))
+			k := newKernel()
+			p := k.proxier(t, filepath.Join(t.TempDir(), "owned"))
+			p.SyncAll(nil)
+			p.BeginRead()
+			snap := p.ReadKernel()
+			tc.other(t, k)
+			var during Result
+			if tc.during {
+				during = p.SyncServices(changesOf(hostile))
+			}
+			// The first resync is of the snapshot read before the other
+			// tool's write, the second of one read after it.
+			for round := range 2 {
+				if round == 1 {
+					p.BeginRead()
+					snap = p.ReadKernel()
+				}
+				res := resyncInSteps(t, p.BeginResync(PrepareInputs([]model.ServiceInput{hostile}), snap), 1, nil)
+				if round == 0 && tc.during {
+					res = during // the resync leaves a Service synced since its read to that sync
+				}
+				if got := strings.Join(res.Problems[name("h")], "; "); got != tc.problem {
+					t.Errorf("resync %d: problems %q, want %q", round+1, got, tc.problem)
+				}
+				if got := k.ipvs.Dump(); got != ipvsHeader+tc.kernel {
+					t.Errorf("resync %d: IPVS\n%s\nwant\n%s", round+1, got, ipvsHeader+tc.kernel)
+				}
+				if l, _ := k.link.Dump(); l != "link kube-ipvs0 dummy down\naddr 10.96.0.99/32\n" {
+					t.Errorf("resync %d: link\n%s", round+1, l)
+				}
+			}
+		})
+	}
+}

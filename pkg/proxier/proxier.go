@@ -338,6 +338,7 @@ func (p *Proxier) checkNewAddrs(built map[types.NamespacedName]*model.ServiceSta
 		// resync's), and its Service is retried.
 		for a, k := range fresh {
 			foreignAddrs[a] = true
+			p.since.foundForeign(a)
 			res.Errors = append(res.Errors, &reconcile.KeyError{Key: k, Err: err})
 		}
 		return
@@ -345,6 +346,7 @@ func (p *Proxier) checkNewAddrs(built map[types.NamespacedName]*model.ServiceSta
 	for _, s := range svcs {
 		if _, ok := fresh[s.Addr]; ok && s.FWMark == 0 && p.foreign(s.ServiceKey) {
 			foreignAddrs[s.Addr] = true
+			p.since.foundForeign(s.Addr)
 		}
 	}
 }

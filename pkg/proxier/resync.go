@@ -173,16 +173,17 @@ func (r *Resync) Step(budget time.Duration) (done bool, res Result) {
 }
 
 // read is the resync's kernelRead: the snapshot, or the kernel itself for
-// a virtual server written since the read.
+// a virtual server written since the read or missing from it. Missing
+// from a snapshot seconds old is not missing now: another tool may have
+// made one there since, and taken as absent it was claimed as ours (its
+// add's "exists" is success) and given our real servers. A key the
+// snapshot lacks is rare (a Service's new key, or one someone deleted),
+// so the kernel is read little more than before.
 func (r *Resync) read(k ipvs.ServiceKey) (ipvs.VirtualServer, bool, error) {
-	i, inSnap := r.byKey[k]
-	if inSnap && !r.p.since.hasAt(i, k) {
+	if i, inSnap := r.byKey[k]; inSnap && !r.p.since.hasAt(i, k) {
 		return r.kernel[i], true, nil
 	}
-	if inSnap || r.p.since.keys[k] {
-		return r.p.ipvs.Get(k)
-	}
-	return ipvs.VirtualServer{}, false, nil
+	return r.p.ipvs.Get(k)
 }
 
 // syncChunk syncs the next chunk of Services, but those SyncServices
@@ -256,7 +257,11 @@ func (p *Proxier) foreignAddrsMoved(kernel []ipvs.VirtualServer) map[netip.Addr]
 		}
 	}
 	for a := range p.idx.foreignAddrs {
-		if !now[a] {
+		// One a live read found another tool's since the snapshot was
+		// read stays so: its virtual server may be newer than the
+		// snapshot, and freed, the address would go on kube-ipvs0 and
+		// the next resync delete the other tool's virtual server on it.
+		if !now[a] && !p.since.foreign[a] {
 			moved[a] = false
 		}
 	}

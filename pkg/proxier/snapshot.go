@@ -118,13 +118,16 @@ type since struct {
 	// names are the Services SyncServices was given: their input is newer
 	// than a resync's.
 	names map[types.NamespacedName]bool
+	// foreign are the addresses a live read (checkNewAddrs) found another
+	// tool's: newer than the snapshot, which cannot free them.
+	foreign map[netip.Addr]bool
 }
 
 // BeginRead starts recording what SyncServices writes, for the resync
 // (BeginResync) of a snapshot read from now on.
 func (p *Proxier) BeginRead() {
 	p.since = &since{keys: map[ipvs.ServiceKey]bool{}, addrs: map[netip.Addr]bool{}, members: map[member]bool{},
-		names: map[types.NamespacedName]bool{}}
+		names: map[types.NamespacedName]bool{}, foreign: map[netip.Addr]bool{}}
 }
 
 // useSnapshotKeys records the keys of snap's virtual servers by their
@@ -174,6 +177,12 @@ func (s *since) snapIndex(k ipvs.ServiceKey) (int32, bool) {
 func (s *since) touchAddr(a netip.Addr) {
 	if s != nil && s.addrs != nil {
 		s.addrs[a] = true
+	}
+}
+
+func (s *since) foundForeign(a netip.Addr) {
+	if s != nil {
+		s.foreign[a] = true
 	}
 }
 
