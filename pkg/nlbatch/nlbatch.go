@@ -299,15 +299,33 @@ func (s *Socket) Query(msg []byte, each func(payload []byte) error) error {
 	if err := unix.Sendto(s.s.GetFd(), msg, 0, s.kernel); err != nil {
 		return fmt.Errorf("netlink send: %w", err)
 	}
+	more, err := s.answers(seq, each)
+	if !more || flags(msg)&unix.NLM_F_DUMP != unix.NLM_F_DUMP {
+		return err
+	}
+	// A dump stopped in the middle still runs in the kernel, which runs
+	// one dump per socket and refuses the next with EBUSY until this one
+	// is read to its end.
+	if ferr := s.finish(seq); ferr != nil {
+		return fmt.Errorf("%w (and the dump left running blocks the socket's next one: %w)", err, ferr)
+	}
+	return err
+}
+
+// answers reads the answers to request seq into each, up to their end or
+// the first error. more is whether answers may still come that the socket
+// can read: each or a malformed message stopped it, not the end or a
+// failed receive.
+func (s *Socket) answers(seq uint32, each func(payload []byte) error) (more bool, err error) {
 	interrupted := false
 	for {
 		answers, err := s.receive()
 		if err != nil {
-			return fmt.Errorf("netlink receive: %w", err)
+			return false, fmt.Errorf("netlink receive: %w", err)
 		}
 		for m, err := range messages(answers) {
 			if err != nil {
-				return fmt.Errorf("netlink receive: %w", err)
+				return true, fmt.Errorf("netlink receive: %w", err)
 			}
 			if m.seq != seq {
 				continue // a stale answer to an earlier request
@@ -315,26 +333,74 @@ func (s *Socket) Query(msg []byte, each func(payload []byte) error) error {
 			interrupted = interrupted || m.flags&unix.NLM_F_DUMP_INTR != 0
 			switch m.typ {
 			case unix.NLMSG_DONE:
+				// netlink_dump_done puts the error that ended a dump,
+				// if one did, where an NLMSG_ERROR has it.
+				if code := status(m.data); code < 0 {
+					return false, unix.Errno(-code)
+				}
 				if interrupted {
-					return nl.ErrDumpInterrupted
+					return false, nl.ErrDumpInterrupted
 				}
-				return nil
+				return false, nil
 			case unix.NLMSG_ERROR:
-				if len(m.data) >= 4 {
-					if code := int32(binary.NativeEndian.Uint32(m.data[:4])); code != 0 {
-						return unix.Errno(-code)
-					}
+				if code := status(m.data); code != 0 {
+					return false, unix.Errno(-code)
 				}
-				return nil
+				return false, nil
 			}
 			if err := each(m.data); err != nil {
-				return err
+				return m.flags&unix.NLM_F_MULTI != 0 && !endsIn(answers, seq), err
 			}
 			if m.flags&unix.NLM_F_MULTI == 0 {
-				return nil
+				return false, nil
 			}
 		}
 	}
+}
+
+// endsIn reports whether answers hold the end (NLMSG_DONE or NLMSG_ERROR)
+// of request seq: the kernel may put a dump's end in the read with its
+// last answers, and finish, which reads on, would then wait for nothing.
+func endsIn(answers []byte, seq uint32) bool {
+	for m, err := range messages(answers) {
+		if err != nil {
+			return false
+		}
+		if m.seq == seq && (m.typ == unix.NLMSG_DONE || m.typ == unix.NLMSG_ERROR) {
+			return true
+		}
+	}
+	return false
+}
+
+// status is the error code (0 or a negative errno) at the start of an
+// NLMSG_ERROR or NLMSG_DONE payload; 0 when there is none.
+func status(data []byte) int32 {
+	if len(data) < 4 {
+		return 0
+	}
+	return int32(binary.NativeEndian.Uint32(data[:4]))
+}
+
+// finish reads and drops the rest of dump seq, up to its NLMSG_DONE or
+// NLMSG_ERROR. drain is not enough: the kernel fills the next read of a
+// dump only when the one before is read, so most of it is not queued
+// yet. It gives up after replyWait, or at a receive error: the socket
+// cannot be read then, nor the dump ended.
+func (s *Socket) finish(seq uint32) error {
+	deadline := time.Now().Add(replyWait)
+	for time.Now().Before(deadline) {
+		answers, err := s.receive()
+		if err != nil {
+			return fmt.Errorf("netlink receive: %w", err)
+		}
+		if endsIn(answers, seq) {
+			return nil
+		}
+		// Else the end is in a later read (the rest of a malformed one
+		// is lost, and its end may be in the next).
+	}
+	return errors.New("netlink dump did not end in time")
 }
 
 // nlaTypeMask clears NLA_F_NESTED and NLA_F_NET_BYTEORDER from a type.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ipvs-proxy/ipvs-proxy/test/netnstest"
 	"github.com/vishvananda/netlink"
@@ -231,5 +232,130 @@ func TestQueryAllocatesNothing(t *testing.T) {
 		}); n != 0 {
 			t.Errorf("%s: Query made %.1f allocations a call, want 0", name, n)
 		}
+	}
+}
+
+// TestQueryDumpEndsInError: a dump the kernel ends with an error puts it
+// in its NLMSG_DONE (netlink_dump_done), which Query must return. With
+// NETLINK_GET_STRICT_CHK, rtnetlink's address dump refuses a request with
+// a prefix length set, with EINVAL, only there.
+func TestQueryDumpEndsInError(t *testing.T) {
+	netnstest.Enter(t)
+	s, err := Open(unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := unix.SetsockoptInt(s.s.GetFd(), unix.SOL_NETLINK, unix.NETLINK_GET_STRICT_CHK, 1); err != nil {
+		netnstest.Skipf(t, "kernel without NETLINK_GET_STRICT_CHK: %v", err)
+	}
+	req := nl.NewNetlinkRequest(unix.RTM_GETADDR, unix.NLM_F_DUMP)
+	msg := nl.NewIfAddrmsg(unix.AF_INET)
+	msg.Prefixlen = 8
+	req.AddData(msg)
+	answers := 0
+	err = s.Query(req.Serialize(), func([]byte) error { answers++; return nil })
+	if !errors.Is(err, unix.EINVAL) {
+		t.Errorf("dump refused in its NLMSG_DONE: %v after %d answers, want EINVAL", err, answers)
+	}
+}
+
+// addrDump fills lo with n addresses, through Exec, and returns an
+// RTM_GETADDR dump of them: about 400 answers a read, so the dump spans
+// several reads, and the kernel fills each only when the one before is
+// read.
+func addrDump(t *testing.T, s *Socket, n int) []byte {
+	t.Helper()
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, err := range s.Exec(n, Requests(func(i int) *nl.NetlinkRequest { return newAddr(lo.Attrs().Index, addrAt(i)) })) {
+		if err != nil {
+			t.Fatalf("add %s: %v", addrAt(i), err)
+		}
+	}
+	req := nl.NewNetlinkRequest(unix.RTM_GETADDR, unix.NLM_F_DUMP)
+	req.AddData(nl.NewIfAddrmsg(unix.AF_INET))
+	return req.Serialize()
+}
+
+var errStop = errors.New("stop")
+
+// TestQueryStoppedEarly: when each fails, Query returns its error, and the
+// socket serves the next dumps. The kernel runs one dump per socket; one
+// left in the middle refuses the next with EBUSY.
+func TestQueryStoppedEarly(t *testing.T) {
+	netnstest.Enter(t)
+	s, err := Open(unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = 3000
+	dump := addrDump(t, s, n)
+	get := nl.NewNetlinkRequest(unix.RTM_GETLINK, 0)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = 1 // lo
+	get.AddData(msg)
+
+	for _, c := range []struct {
+		name   string
+		req    []byte
+		stopAt int // the answer each fails on, from 1
+	}{
+		{"dump, first answer", dump, 1},
+		{"dump, in a later read", dump, 1500},
+		{"dump, last answer", dump, n},
+		// Not a dump: nothing to finish, and no NLMSG_DONE to wait for.
+		{"get", get.Serialize(), 1},
+	} {
+		answers := 0
+		start := time.Now()
+		err := s.Query(c.req, func([]byte) error {
+			if answers++; answers == c.stopAt {
+				return errStop
+			}
+			return nil
+		})
+		if err != errStop {
+			t.Errorf("%s: Query returned %v, want each's error", c.name, err)
+		}
+		if took := time.Since(start); took > replyWait/2 {
+			t.Errorf("%s: Query took %v", c.name, took)
+		}
+		for i := range 3 {
+			answers := 0
+			if err := s.Query(dump, func([]byte) error { answers++; return nil }); err != nil || answers != n {
+				t.Errorf("%s: dump %d after it: %v, %d answers, want %d", c.name, i+1, err, answers, n)
+			}
+		}
+	}
+}
+
+// TestQueryStoppedEarlyCannotFinish: when the socket cannot be read to the
+// dump's end, Query says so, besides each's error. Here each puts a
+// directory where the socket's descriptor was: read(2) fails with EISDIR.
+func TestQueryStoppedEarlyCannotFinish(t *testing.T) {
+	netnstest.Enter(t)
+	s, err := Open(unix.NETLINK_ROUTE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	dump := addrDump(t, s, 3000)
+	err = s.Query(dump, func([]byte) error {
+		dir, err := unix.Open("/", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(dir)
+		if err := unix.Dup3(dir, s.s.GetFd(), unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		return errStop
+	})
+	if !errors.Is(err, errStop) || !errors.Is(err, unix.EISDIR) {
+		t.Errorf("Query returned %v, want each's error and the failed read (EISDIR)", err)
 	}
 }
