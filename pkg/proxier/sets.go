@@ -218,14 +218,18 @@ func (p *Proxier) writeMembers(res *Result) (marked []member, unguarded []ipvs.S
 }
 
 // delMember deletes m, and keeps it among the undeleted while its delete
-// fails (see Proxier.undeleted).
+// fails (see Proxier.undeleted). Not a marked member: the kernel's member
+// is its entry without the mark, which a new holder of the entry may have
+// taken with another mark since (see writeMembers), and deleting the old
+// again would delete the new; the next resync's sweep deletes it.
 func (p *Proxier) delMember(m member, res *Result) {
 	err := p.sets.Del(m.setName(), m.entry())
 	p.setWrite(res, m.setName(), m.entry(), err, &res.Counts.SetMembersDeleted)
-	if err != nil {
-		p.undeleted.members[m] = true
-	} else {
+	switch {
+	case err == nil:
 		delete(p.undeleted.members, m)
+	case m.mark == 0:
+		p.undeleted.members[m] = true
 	}
 }
 
