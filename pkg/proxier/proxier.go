@@ -513,8 +513,8 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 		}
 	}
 	for a := range p.undeleted.addrs {
-		if p.idx.vipRefs[a] > 0 {
-			delete(p.undeleted.addrs, a) // wanted again, and on the link
+		if p.idx.vipRefs[a] > 0 || !p.linkAddrs[a] {
+			delete(p.undeleted.addrs, a) // wanted again, or gone (a resync deleted it)
 			continue
 		}
 		touchedAddrs[a] = true
