@@ -113,6 +113,10 @@ type daemon struct {
 	// reported is the last set of problems logged for each Service, so a
 	// broken Service is reported when it changes, not on every resync.
 	reported map[types.NamespacedName]string
+	// held are the changes a full sync took from the queue but did not
+	// program (it aborted, or could not read the cache), for the next full
+	// sync to serve (see holdChanges).
+	held map[types.NamespacedName]bool
 
 	// firstRules delivers the first rule sync's errors; nil once taken.
 	firstRules chan []error

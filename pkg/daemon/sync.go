@@ -55,10 +55,11 @@ func (d *daemon) sync() (free bool) {
 // zone changed. A resync or a read under way is void: it would miss what
 // this sync writes.
 func (d *daemon) syncAll(start time.Time) {
-	names := d.changes.Take()
+	names := d.takeHeld(d.changes.Take())
 	all, err := d.src.All()
 	if err != nil {
 		klog.ErrorS(err, "Cannot read Services from the cache")
+		d.holdChanges(names)
 		return
 	}
 	inputs := make(map[types.NamespacedName]*model.ServiceInput, len(all))
@@ -67,20 +68,59 @@ func (d *daemon) syncAll(start time.Time) {
 	}
 	// The first full sync waits for the rules (see startRules).
 	ruleErrs := d.waitFirstRules()
-	d.reading, d.resync, d.needFull = nil, nil, false
+	// stepTurn too: left set by the voided resync, it would make the next
+	// resync's first run step although a change was waiting.
+	d.reading, d.resync, d.needFull, d.stepTurn = nil, nil, false, false
 	d.resyncOver()
 	res := d.Proxier.SyncAll(all)
 	res.Errors = append(res.Errors, ruleErrs...)
 	d.finish(start, names, inputs, res, true)
+	if res.Aborted {
+		// It synced no Service: one missing from it is not gone.
+		return
+	}
 	// A Service missing from a full sync is gone.
 	for n := range d.reported {
 		if _, ok := inputs[n]; !ok {
 			delete(d.reported, n)
 		}
 	}
-	if !res.Aborted {
-		d.fullDone(len(res.Errors) == 0)
+	d.fullDone(len(res.Errors) == 0)
+}
+
+// holdChanges keeps the changes a full sync took from the queue but did
+// not program for the next full sync (takeHeld), which comes next: the
+// sync that failed left needFull set. That sync then observes their
+// programming latency. Put back on the queue (Changes.Mark), they would
+// kick the runner: with the default minimum sync period of 0, and full
+// syncs free of the CPU budget, a kernel that cannot be read would have
+// the loop retry at once, again and again.
+func (d *daemon) holdChanges(names []types.NamespacedName) {
+	if len(names) == 0 {
+		return
 	}
+	if d.held == nil {
+		d.held = make(map[types.NamespacedName]bool, len(names))
+	}
+	for _, n := range names {
+		d.held[n] = true
+	}
+}
+
+// takeHeld adds the held changes (holdChanges) to names, the changes
+// taken from the queue, each Service once, and forgets them.
+func (d *daemon) takeHeld(names []types.NamespacedName) []types.NamespacedName {
+	if len(d.held) == 0 {
+		return names
+	}
+	for _, n := range names {
+		delete(d.held, n)
+	}
+	for n := range d.held {
+		names = append(names, n)
+	}
+	d.held = nil
+	return names
 }
 
 // syncChanges syncs the Services changed since the last run.
@@ -126,6 +166,20 @@ func (d *daemon) fullDone(clean bool) {
 // health, Events. names are the changes it served (for the programming
 // latency), inputs the Services it synced; full says it was a full sync
 // or a resync step.
+//
+// An aborted sync (res.Aborted: the kernel could not be read, or the dummy
+// link made) wrote nothing and synced none of inputs: it must not clear
+// their failures (the failing set, the metric, the retry backoff) nor
+// their reported problems (report would forget them, and the next good
+// sync would log and Event them again), and names are not programmed, so
+// it holds them (holdChanges) instead of observing their latency. What
+// does not depend on Services having been synced still runs: the health
+// checks (a port that could not be opened is retried at every sync, and
+// the proxier's are unchanged), the attempt's metrics (its duration and
+// its error count; a sync with errors does not set the last-sync time),
+// the pending and no-local-endpoint gauges. /healthz is not told of a
+// sync (Health.Updated), so a kernel that stays unreadable turns it to
+// 503.
 func (d *daemon) finish(start time.Time, names []types.NamespacedName, inputs map[types.NamespacedName]*model.ServiceInput, res proxier.Result, full bool) {
 	d.recheckDrains(res.Draining)
 	if res.HealthChecksChanged || d.hcFailed {
@@ -136,7 +190,11 @@ func (d *daemon) finish(start time.Time, names []types.NamespacedName, inputs ma
 	}
 	elapsed := d.Clock.Since(start)
 	for _, err := range res.Errors {
-		klog.ErrorS(err, "Kernel write failed; retrying")
+		if res.Aborted {
+			klog.ErrorS(err, "Sync aborted: nothing was written; the next sync lists the kernel whole", "full", full, "heldChanges", len(names))
+		} else {
+			klog.ErrorS(err, "Kernel write failed; retrying")
+		}
 	}
 	// A failed write that belongs to no one Service leaves the kernel in a
 	// state we no longer know: the next sync lists it whole. One that
@@ -144,17 +202,23 @@ func (d *daemon) finish(start time.Time, names []types.NamespacedName, inputs ma
 	if res.NodeWide || res.Aborted {
 		d.needFull = true
 	}
-	synced := make(map[types.NamespacedName]bool, len(inputs)+len(res.Changed))
-	for n := range inputs {
-		synced[n] = true
+	if res.Aborted {
+		d.holdChanges(names)
+	} else {
+		synced := make(map[types.NamespacedName]bool, len(inputs)+len(res.Changed))
+		for n := range inputs {
+			synced[n] = true
+		}
+		for _, n := range res.Changed {
+			synced[n] = true
+		}
+		d.retryFailed(synced, res.Failed)
 	}
-	for _, n := range res.Changed {
-		synced[n] = true
-	}
-	d.retryFailed(synced, res.Failed)
 	noLocal := d.Proxier.NoLocalEndpoints()
 	d.Metrics.SetNoLocalEndpoints(noLocal.Internal, noLocal.External)
-	d.report(inputs, res)
+	if !res.Aborted {
+		d.report(inputs, res)
+	}
 	d.Metrics.ObserveSync(elapsed, full, res.Counts, len(res.Errors))
 	for _, r := range res.Conntrack {
 		d.Metrics.ObserveConntrack(r.Family, r.Took, r.Deleted)
@@ -163,14 +227,14 @@ func (d *daemon) finish(start time.Time, names []types.NamespacedName, inputs ma
 	d.Metrics.SetPending(pendingSvc, pendingEp)
 	if !res.Aborted {
 		d.Health.Updated()
-	}
-	now := d.Clock.Now()
-	for _, n := range names {
-		if in := inputs[n]; in != nil {
-			// As kube-proxy does, only changes made since this proxy
-			// started count.
-			if t, ok := watch.TriggerTime(in); ok && !t.Before(d.started) {
-				d.Metrics.ObserveNetworkProgramming(now.Sub(t))
+		now := d.Clock.Now()
+		for _, n := range names {
+			if in := inputs[n]; in != nil {
+				// As kube-proxy does, only changes made since this proxy
+				// started count.
+				if t, ok := watch.TriggerTime(in); ok && !t.Before(d.started) {
+					d.Metrics.ObserveNetworkProgramming(now.Sub(t))
+				}
 			}
 		}
 	}
@@ -181,7 +245,7 @@ func (d *daemon) finish(start time.Time, names []types.NamespacedName, inputs ma
 	if full {
 		v = 2
 	}
-	klog.V(v).InfoS("Synced", "full", full, "services", len(inputs), "writes", res.Counts.Writes(), "errors", len(res.Errors),
+	klog.V(v).InfoS("Synced", "full", full, "aborted", res.Aborted, "services", len(inputs), "writes", res.Counts.Writes(), "errors", len(res.Errors),
 		"draining", len(res.Draining), "conntrackDeleted", res.ConntrackDeleted, "took", elapsed)
 }
 
