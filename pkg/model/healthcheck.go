@@ -23,6 +23,18 @@ func healthCheck(svc *Service, slices []*Slice, node string) *HealthCheck {
 		case s.AddressType != discovery.AddressTypeIPv4:
 			continue // FQDN: never a real server
 		}
+		if !hasValidPort(s) {
+			// No real server comes from a slice without a usable port
+			// (collectEndpoints takes endpoints only under a matching
+			// slice port), so counting its endpoints would answer 200 on
+			// a node whose virtual servers have none and which drops new
+			// connections: the load balancer must not keep such a node.
+			// kube-proxy's rule (endpointInfoByServicePort): a slice's
+			// endpoints count under each port with a name and a
+			// non-zero port number, whether or not the Service still
+			// has that port.
+			continue
+		}
 		for _, ep := range s.Endpoints {
 			// Ready alone, as the real servers (isReady): a terminating
 			// pod is ready=false unless publishNotReadyAddresses.
@@ -32,4 +44,15 @@ func healthCheck(svc *Service, slices []*Slice, node string) *HealthCheck {
 		}
 	}
 	return &HealthCheck{NodePort: uint16(svc.HealthCheckNodePort), LocalEndpoints: [2]int{len(local[0]), len(local[1])}}
+}
+
+// hasValidPort reports whether the slice has a port kube-proxy reads
+// endpoints under: one with a non-nil Name and a non-nil, non-zero Port.
+func hasValidPort(s *Slice) bool {
+	for _, p := range s.Ports {
+		if p.Name != nil && p.Port != nil && *p.Port != 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -6,12 +6,14 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/internal/testobj"
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
+	"k8s.io/utils/ptr"
 )
 
 // The health-check node port counts each family's local ready endpoints
 // apart, as kube-proxy's health server of each family does: a dual-stack
 // pod is one endpoint to an IPv4 probe and one to an IPv6 probe, not two;
-// FQDN slices, other nodes' and not-ready endpoints do not count.
+// FQDN slices, other nodes' and not-ready endpoints do not count, nor do
+// endpoints of a slice without a valid port (kube-proxy's rule).
 func TestHealthCheckCountsByFamily(t *testing.T) {
 	svc := ServiceFrom(testobj.Service("ns", "lb", []string{"10.96.0.60"}, func(s *v1.Service) {
 		s.Spec.Type = v1.ServiceTypeLoadBalancer
@@ -20,6 +22,9 @@ func TestHealthCheckCountsByFamily(t *testing.T) {
 	}))
 	slice := func(name string, fam discovery.AddressType, eps ...testobj.Endpoint) *discovery.EndpointSlice {
 		return testobj.Slice("ns", name, "lb", fam, testobj.HTTP(8080), eps...)
+	}
+	ported := func(name string, fam discovery.AddressType, ports []discovery.EndpointPort, eps ...testobj.Endpoint) *discovery.EndpointSlice {
+		return testobj.Slice("ns", name, "lb", fam, ports, eps...)
 	}
 	for _, tc := range []struct {
 		name   string
@@ -37,6 +42,35 @@ func TestHealthCheckCountsByFamily(t *testing.T) {
 		{"FQDN slices are never real servers", []*discovery.EndpointSlice{
 			slice("names", discovery.AddressTypeFQDN, testobj.Endpoint{Addr: "db.example.com", Node: "node-a"}),
 		}, [2]int{0, 0}},
+		// A pod that declares none of the Service's named targetPorts (a
+		// rollout renaming a container port) gets a slice with ports: [].
+		// It is no real server, so the node must answer 503, as
+		// kube-proxy's does, or the load balancer keeps sending clients
+		// to a node that drops them.
+		{"a slice with no ports is no local endpoint", []*discovery.EndpointSlice{
+			ported("renamed", discovery.AddressTypeIPv4, []discovery.EndpointPort{}, testobj.Endpoint{Addr: "10.244.1.5", Node: "node-a"}),
+			slice("v4", discovery.AddressTypeIPv4, testobj.Endpoint{Addr: "10.244.2.5", Node: "node-b"}),
+		}, [2]int{0, 0}},
+		{"a slice whose only port has no number is no local endpoint", []*discovery.EndpointSlice{
+			ported("nil", discovery.AddressTypeIPv4, []discovery.EndpointPort{{Name: ptr.To("http"), Protocol: ptr.To(v1.ProtocolTCP)}},
+				testobj.Endpoint{Addr: "10.244.1.5", Node: "node-a"}),
+			ported("zero", discovery.AddressTypeIPv4, testobj.HTTP(0), testobj.Endpoint{Addr: "10.244.1.6", Node: "node-a"}),
+		}, [2]int{0, 0}},
+		{"a slice whose only port has no name is no local endpoint", []*discovery.EndpointSlice{
+			ported("unnamed", discovery.AddressTypeIPv4, []discovery.EndpointPort{{Protocol: ptr.To(v1.ProtocolTCP), Port: ptr.To[int32](8080)}},
+				testobj.Endpoint{Addr: "10.244.1.5", Node: "node-a"}),
+		}, [2]int{0, 0}},
+		{"this node's endpoint under a valid port counts, its portless one not", []*discovery.EndpointSlice{
+			ported("renamed", discovery.AddressTypeIPv4, []discovery.EndpointPort{}, testobj.Endpoint{Addr: "10.244.1.6", Node: "node-a"}),
+			slice("v4", discovery.AddressTypeIPv4, testobj.Endpoint{Addr: "10.244.1.5", Node: "node-a"}),
+			ported("v6", discovery.AddressTypeIPv6, nil, testobj.Endpoint{Addr: "fd00:244::5", Node: "node-a"}),
+		}, [2]int{1, 0}},
+		// kube-proxy counts endpoints under any valid slice port, even one
+		// the Service no longer has.
+		{"a valid port the Service does not have still counts", []*discovery.EndpointSlice{
+			ported("old", discovery.AddressTypeIPv4, []discovery.EndpointPort{testobj.Port("web", v1.ProtocolTCP, 8080)},
+				testobj.Endpoint{Addr: "10.244.1.5", Node: "node-a"}),
+		}, [2]int{1, 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			hc := healthCheck(svc, Slices(tc.slices...), "node-a")
