@@ -236,3 +236,53 @@ func TestFailedDeleteInFullSyncStaysRecorded(t *testing.T) {
 	}
 	checkDump(t, k, ref.dump(t))
 }
+
+// An LB IP:port whose virtual server could not be deleted stays guarded:
+// its firewall member (and the VIP's, while the address stays on the link
+// with it) is not taken away before the virtual server, which would admit
+// every source until the resync. The resync that deletes the virtual
+// server then drops them. Before, the members went first, whatever the
+// delete did.
+func TestFailedDeleteStaysGuarded(t *testing.T) {
+	lb := func(ingress ...string) model.ServiceInput {
+		return input(svc("lb", "10.96.0.60", func(s *v1.Service) {
+			s.Spec.Type = v1.ServiceTypeLoadBalancer
+			s.Spec.Ports[0].NodePort = 30060
+			s.Spec.LoadBalancerSourceRanges = []string{"192.0.2.0/24"}
+			for _, ip := range ingress {
+				s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, v1.LoadBalancerIngress{IP: ip})
+			}
+		}), slice("lb", "10.244.1.5"))
+	}
+	dropped := lb()
+	k := newKernel()
+	p := k.proxier(t, "")
+	p.SyncAll([]model.ServiceInput{lb("203.0.113.9")})
+	k.ipvs.FailOn = map[ipvs.ServiceKey]error{key("203.0.113.9", 80): syscall.EBUSY}
+	if res := p.SyncServices(changesOf(dropped)); !slices.Equal(res.Failed, []types.NamespacedName{name("lb")}) {
+		t.Fatalf("failed delete: failed %v, errors %v; want lb failed", res.Failed, res.Errors)
+	}
+	sets, err := k.sets.Dump()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"set IPVS-PROXY-FIREWALL hash:ip,port family inet\n  203.0.113.9,tcp:80\n",
+		"set IPVS-PROXY-VIPS hash:ip family inet\n  10.96.0.60\n  203.0.113.9\n",
+	} {
+		if !strings.Contains(sets, want) {
+			t.Errorf("after the failed delete, the sets lack\n%s\nsets:\n%s", want, sets)
+		}
+	}
+	k.ipvs.FailOn = nil
+	p.SyncServices(changesOf(dropped)) // the Service's retry: the virtual server is still there
+	if sets, _ := k.sets.Dump(); !strings.Contains(sets, "203.0.113.9,tcp:80\n") {
+		t.Errorf("the retry dropped the firewall member of a virtual server still there:\n%s", sets)
+	}
+	p.BeginRead()
+	resyncInSteps(t, p.BeginResync(PrepareInputs([]model.ServiceInput{dropped}), p.ReadKernel()), 16, nil)
+	p.SyncServices(changesOf(dropped)) // a later change: the virtual server is gone now
+	ref := newKernel()
+	ref.proxier(t, "").SyncAll([]model.ServiceInput{dropped})
+	checkDump(t, k, ref.dump(t))
+}

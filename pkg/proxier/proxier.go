@@ -83,10 +83,13 @@ type Proxier struct {
 	undeleted undeleted
 }
 
-// undeleted are deletes that failed, to write again (see Proxier).
+// undeleted are deletes that failed, to write again (see Proxier), and
+// deny-list members kept while what they guard is still there (see
+// delDenials).
 type undeleted struct {
 	addrs   map[netip.Addr]bool
 	members map[member]bool
+	denials map[member]bool
 }
 
 // Result is what one sync did.
@@ -127,7 +130,7 @@ func New(opts model.Options, ipvsIf ipvs.Interface, link netif.Interface, sets i
 		linkAddrs:  map[netip.Addr]bool{},
 		drainSince: map[drainKey]time.Time{},
 		failed:     map[types.NamespacedName]bool{},
-		undeleted:  undeleted{addrs: map[netip.Addr]bool{}, members: map[member]bool{}},
+		undeleted:  undeleted{addrs: map[netip.Addr]bool{}, members: map[member]bool{}, denials: map[member]bool{}},
 		Clock:      clock.RealClock{},
 	}
 }
@@ -170,6 +173,7 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	// It lists the link and the sets and writes every difference.
 	clear(p.undeleted.addrs)
 	clear(p.undeleted.members)
+	clear(p.undeleted.denials)
 	if snap.err != nil {
 		res.Errors, res.Aborted = append(res.Errors, snap.err), true
 		return res
@@ -519,7 +523,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 		}
 		touchedAddrs[a] = true
 	}
-	marked, unguarded := p.writeMembers(&res)
+	marked, denyAfter, unguarded := p.writeMembers(&res)
 	for _, k := range append(unguarded, retryUnguarded...) {
 		// Fail closed: an LB IP:port whose ranges cannot be enforced
 		// admits no one until the Service's retry writes its member.
@@ -565,7 +569,9 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 	}
 	plan := reconcile.DiffServers(desired, current, p.drain())
 	plan.Merge(reconcile.DiffAddresses(wantAddrs, haveAddrs))
-	p.apply(plan, nil, &res)
+	errsBefore := len(res.Errors)
+	written := p.apply(plan, nil, &res)
+	p.delDenials(denyAfter, plan, written, res.Errors[errsBefore:], &res)
 	p.addMembers(marked, &res)
 	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
 	res.Draining = p.trackDrains(plan, touched)
@@ -624,18 +630,21 @@ func (p *Proxier) unchanged(name types.NamespacedName, st model.ServiceState) bo
 // apply writes the plan, keeping the ownership record ahead of the kernel:
 // keys are recorded before they are added and forgotten after they are
 // deleted. With all set (a full sync), the record is rebuilt from desired.
-func (p *Proxier) apply(plan reconcile.Plan, all map[ipvs.ServiceKey]ipvs.VirtualServer, res *Result) {
+// It reports whether it wrote the plan (false: the record could not be
+// saved, and nothing was written).
+func (p *Proxier) apply(plan reconcile.Plan, all map[ipvs.ServiceKey]ipvs.VirtualServer, res *Result) (written bool) {
 	adds := make([]ipvs.ServiceKey, 0, len(plan.AddServices))
 	for _, s := range plan.AddServices {
 		adds = append(adds, s.ServiceKey)
 	}
 	if !p.recordAhead(adds, res) {
-		return // never write what we could not record
+		return false // never write what we could not record
 	}
 	if p.write(plan, res) {
 		p.recordAfter(all, plan.DeleteServices, res)
 	}
 	// Else every key stays recorded until a clean sync confirms it gone.
+	return true
 }
 
 // recordAhead adds the keys about to be added (those not on the link,

@@ -3,13 +3,16 @@ package proxier
 import (
 	"errors"
 	"iter"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/reconcile"
 )
 
 // The kernel sets the iptables rules match on (see pkg/iptables). The
@@ -184,8 +187,18 @@ func (p *Proxier) syncAllSets(res *Result, have setMembers) {
 //
 // It also returns the keys whose firewall member could not be added: their
 // virtual servers must not serve without the ranges that guard them.
-func (p *Proxier) writeMembers(res *Result) (marked []member, unguarded []ipvs.ServiceKey) {
+//
+// And it returns the deletes of deny-list members (denyAfter), which it
+// does not write: see delDenials.
+func (p *Proxier) writeMembers(res *Result) (marked, denyAfter []member, unguarded []ipvs.ServiceKey) {
 	add, del := p.idx.memberWrites()
+	del = slices.DeleteFunc(del, func(m member) bool {
+		if denySets[m.set] {
+			denyAfter = append(denyAfter, m)
+			return true
+		}
+		return false
+	})
 	// A marked member that changes its mark is one kernel member: delete
 	// the old one first, or the delete would take the new one with it.
 	for _, m := range del {
@@ -214,8 +227,81 @@ func (p *Proxier) writeMembers(res *Result) (marked []member, unguarded []ipvs.S
 		}
 		p.delMember(m, res)
 	}
-	return marked, unguarded
+	return marked, denyAfter, unguarded
 }
+
+// denySets are the indexes in ownedSets of the sets whose members make the
+// rules drop or reject: the firewall (an LB IP:port that admits only its
+// source ranges), the VIPs (whose ports no Service has are refused), and
+// externalTrafficPolicy Local's no-local-endpoints. A member of one taken
+// away before what it guards is gone opens that to everyone: an LB
+// IP:port to every source, a VIP's other ports to the node's sockets.
+var denySets = func() map[uint8]bool {
+	out := map[uint8]bool{}
+	for _, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {
+		for _, name := range []string{iptables.FirewallSet(fam), iptables.VIPSet(fam), iptables.NoLocalEndpointsSet(fam)} {
+			out[setIndex[name]] = true
+		}
+	}
+	return out
+}()
+
+// delDenials deletes deny-list members (writeMembers' denyAfter) once
+// the plan is written, but those whose virtual server or address is still
+// there: one the plan meant to delete and did not (a failed delete, or no
+// write at all: the ownership record could not be saved), or an address
+// still on the link. Those stay, what they guard guarded as before, among
+// the undeleted denials, which every later sync looks at again: a VIP's
+// member goes once the address is off the link, a virtual server's once a
+// read finds it gone (the resync deletes it). A virtual server that stays
+// because another Service now holds it is not guarded by the old holder's
+// member, which goes.
+func (p *Proxier) delDenials(ms []member, plan reconcile.Plan, written bool, errs []error, res *Result) {
+	if len(ms) == 0 && len(p.undeleted.denials) == 0 {
+		return
+	}
+	stays := map[ipvs.ServiceKey]bool{}
+	for _, k := range plan.DeleteServices {
+		stays[k] = !written
+	}
+	for _, err := range errs {
+		var ke *reconcile.KeyError
+		if errors.As(err, &ke) {
+			if _, deleting := stays[ke.Key]; deleting {
+				stays[ke.Key] = true
+			}
+		}
+	}
+	guarded := func(m member) bool {
+		e := m.entry()
+		if vipSets[m.set] {
+			return p.linkAddrs[e.IP] // its ports stay refused while it is on
+		}
+		k := ipvs.ServiceKey{Addr: e.IP, Proto: ipvs.Protocol(strings.ToUpper(e.Proto)), Port: e.Port}
+		if stays[k] {
+			return true
+		}
+		if !p.undeleted.denials[m] {
+			return false
+		}
+		_, there, err := p.ipvs.Get(k) // left from an earlier sync: is it gone yet?
+		return there || err != nil
+	}
+	for _, m := range slices.Concat(ms, slices.Collect(maps.Keys(p.undeleted.denials))) {
+		switch {
+		case p.idx.memberRefs[m] > 0:
+			delete(p.undeleted.denials, m) // wanted again, and still there
+		case guarded(m):
+			p.undeleted.denials[m] = true
+		default:
+			delete(p.undeleted.denials, m)
+			p.delMember(m, res)
+		}
+	}
+}
+
+// vipSets are the indexes in ownedSets of the VIP sets.
+var vipSets = map[uint8]bool{setIndex[iptables.VIPSet(iptables.IPv4)]: true, setIndex[iptables.VIPSet(iptables.IPv6)]: true}
 
 // delMember deletes m, and keeps it among the undeleted while its delete
 // fails (see Proxier.undeleted). Not a marked member: the kernel's member
