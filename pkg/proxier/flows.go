@@ -8,11 +8,15 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/reconcile"
 )
 
-// staleFlows are the client flows a plan cuts off: those of UDP and SCTP
-// real servers it deletes, and of every real server of the UDP and SCTP
-// virtual servers it deletes (current holds what they had). TCP needs
-// nothing: its real servers drain, and a TCP flow to a deleted one is
-// reset by the kernel rather than kept.
+// staleFlows are the client flows a plan cuts off: those of UDP real
+// servers it deletes, and of every real server of the UDP virtual servers
+// it deletes (current holds what they had). TCP needs nothing: its real
+// servers drain, and a TCP flow to a deleted one is reset by the kernel
+// rather than kept. SCTP is left alone, as kube-proxy leaves it: netlink
+// reads no SCTP ports, so its flows could be matched by address only, and
+// that took other Services' flows to the same pod and, with a
+// host-network endpoint, every SCTP association ending on the node; an
+// SCTP association finds a dead peer on its own (heartbeats).
 //
 // A firewall-mark virtual server has no address of its own: its clients'
 // flows are to the addresses via names (the short-circuit set's members
@@ -22,7 +26,7 @@ func staleFlows(plan reconcile.Plan, current map[ipvs.ServiceKey]ipvs.VirtualSer
 	seen := map[conntrack.Flow]bool{} // an address's flow via its own virtual server and via a mark
 	var add func(k ipvs.ServiceKey, d ipvs.Destination)
 	add = func(k ipvs.ServiceKey, d ipvs.Destination) {
-		if k.Proto == ipvs.TCP { // a mark's key has its protocol too
+		if k.Proto != ipvs.UDP { // a mark's key has its protocol too
 			return
 		}
 		if k.FWMark != 0 {

@@ -27,6 +27,15 @@ func TestStaleUDPFlowsAreCleared(t *testing.T) {
 		sl.Ports[0].Protocol = &udp
 		return input(dns, sl)
 	}
+	sig := svc("sig", "10.96.0.54", func(s *v1.Service) {
+		s.Spec.Ports = []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolSCTP, Port: 9000}}
+	})
+	sctpSlice := func(addrs ...string) model.ServiceInput {
+		sl := slice("sig", addrs...)
+		sctp := v1.ProtocolSCTP
+		sl.Ports[0].Protocol = &sctp
+		return input(sig, sl)
+	}
 	cases := []struct {
 		name   string
 		change map[types.NamespacedName]*model.ServiceInput
@@ -50,6 +59,15 @@ UDP 192.168.1.10:30053 -> 10.244.1.3:8080
 		change: changes("web", input(web, slice("web", "10.244.1.2"))),
 		want:   "",
 	}, {
+		// As kube-proxy, which clears UDP flows only. netlink reads no
+		// SCTP ports, so a flow could only be matched by address: it
+		// took other Services' flows to the same pod, and with a
+		// host-network endpoint every SCTP association ending on the
+		// node.
+		name:   "an SCTP endpoint leaves: nothing",
+		change: changes("sig", sctpSlice("10.244.1.2")),
+		want:   "",
+	}, {
 		name:   "unchanged: nothing",
 		change: changes("dns", udpSlice("10.244.1.2", "10.244.1.3")),
 		want:   "",
@@ -60,7 +78,7 @@ UDP 192.168.1.10:30053 -> 10.244.1.3:8080
 			p := k.proxier(t, "")
 			ct := conntrack.NewFake()
 			p.Conntrack = ct
-			if res := p.SyncAll([]model.ServiceInput{input(web, webSlice), udpSlice("10.244.1.2", "10.244.1.3")}); len(res.Errors) > 0 {
+			if res := p.SyncAll([]model.ServiceInput{input(web, webSlice), udpSlice("10.244.1.2", "10.244.1.3"), sctpSlice("10.244.1.2", "10.244.1.3")}); len(res.Errors) > 0 {
 				t.Fatal(res.Errors)
 			}
 			if len(ct.Calls) != 0 {
