@@ -286,3 +286,44 @@ func TestFailedDeleteStaysGuarded(t *testing.T) {
 	ref.proxier(t, "").SyncAll([]model.ServiceInput{dropped})
 	checkDump(t, k, ref.dump(t))
 }
+
+// Whatever the sync, a VIP that could not be taken off the link keeps its
+// member of IPVS-PROXY-VIPS, so its other ports stay refused, until the
+// address is gone. Before, a full sync and a resync deleted the member
+// before the address, and kept nothing when the address's delete failed.
+func TestVIPMemberOutlivesItsAddress(t *testing.T) {
+	ext := input(svc("ext", "10.96.0.70", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.9"} }), slice("ext", "10.244.1.5"))
+	addr := netip.MustParseAddr("203.0.113.9")
+	for _, tc := range []struct {
+		name string
+		sync func(p *Proxier) Result // without ext
+	}{
+		{name: "full sync", sync: func(p *Proxier) Result { return p.SyncAll(nil) }},
+		{name: "resync", sync: func(p *Proxier) Result {
+			p.BeginRead()
+			return resyncInSteps(t, p.BeginResync(PrepareInputs(nil), p.ReadKernel()), 16, nil)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel()
+			p := k.proxier(t, "")
+			p.SyncAll(nil)
+			empty := k.dump(t)
+			p.SyncServices(changesOf(ext))
+			k.link.FailOn[addr] = syscall.EBUSY
+			if res := tc.sync(p); len(res.Errors) == 0 {
+				t.Fatal("the sync without ext reported no error")
+			}
+			sets, err := k.sets.Dump()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(sets, "set IPVS-PROXY-VIPS hash:ip family inet\n  203.0.113.9\n") {
+				t.Errorf("the address is still on the link, but not in IPVS-PROXY-VIPS:\n%s", sets)
+			}
+			delete(k.link.FailOn, addr)
+			tc.sync(p)
+			checkDump(t, k, empty)
+		})
+	}
+}

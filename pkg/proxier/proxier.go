@@ -215,13 +215,14 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	// are so ready sooner.
 	plan, writes := p.applyServers(desired, current, &res)
 	t3 := p.Clock.Now()
-	p.syncAllSets(&res, snap.members)
+	denials := p.syncAllSets(&res, snap.members)
 	t4 := p.Clock.Now()
 	vips := reconcile.DiffAddresses(p.idx.vipRefs, p.linkAddrs)
 	// applyServers wrote the record, and only if its writes were clean: a
 	// virtual server whose delete failed stays recorded, or it would be
 	// no one's (off the link, unrecorded) and stay forever.
 	p.apply(vips, nil, &res)
+	p.delDenials(denials, plan, true, res.Errors, true, &res)
 	t5 := p.Clock.Now()
 	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
 	res.Draining = p.trackDrains(plan, nil)
@@ -571,7 +572,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 	plan.Merge(reconcile.DiffAddresses(wantAddrs, haveAddrs))
 	errsBefore := len(res.Errors)
 	written := p.apply(plan, nil, &res)
-	p.delDenials(denyAfter, plan, written, res.Errors[errsBefore:], &res)
+	p.delDenials(denyAfter, plan, written, res.Errors[errsBefore:], false, &res)
 	p.addMembers(marked, &res)
 	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
 	res.Draining = p.trackDrains(plan, touched)

@@ -45,11 +45,16 @@ func (r *Resync) dropStaleMembers() (Result, bool) {
 	p := r.p
 	res := Result{Problems: map[types.NamespacedName][]string{}}
 	stale := map[string][]ipset.Entry{}
+	var denials []member
 	for left := r.scan; left > 0 && r.setAt < len(r.members); {
 		l := r.members[r.setAt]
 		end := min(r.memberAt+left, len(l))
 		for _, m := range l[r.memberAt:end] {
-			if p.idx.memberRefs[m] == 0 && !p.since.members[m] {
+			switch {
+			case p.idx.memberRefs[m] > 0 || p.since.members[m]:
+			case denySets[m.set]:
+				denials = append(denials, m) // after what it guards: see delDenials
+			default:
 				stale[m.setName()] = append(stale[m.setName()], m.entry())
 			}
 		}
@@ -63,6 +68,7 @@ func (r *Resync) dropStaleMembers() (Result, bool) {
 			p.setWrite(&res, set, stale[set][j], err, &res.Counts.SetMembersDeleted)
 		}
 	}
+	p.delDenials(denials, reconcile.Plan{}, true, nil, true, &res)
 	p.blame(&res, nil, false) // a set's error is the node's
 	return res, r.setAt < len(r.members)
 }
@@ -143,6 +149,9 @@ func (r *Resync) sweep() (Result, bool) {
 func (r *Resync) finish() (Result, bool) {
 	res := r.addMissingMembers(slices.Collect(maps.Keys(r.p.since.names)))
 	res.merge(r.syncAddresses())
+	// The deny-list members dropStaleMembers kept for VIPs then still on
+	// the link go once syncAddresses took them off.
+	r.p.delDenials(nil, reconcile.Plan{}, true, nil, true, &res)
 	return res, false
 }
 

@@ -124,8 +124,10 @@ func (p *Proxier) EnsureSets() error {
 }
 
 // syncAllSets makes the sets exist and hold exactly what p.idx.memberRefs
-// says, from the members the snapshot read.
-func (p *Proxier) syncAllSets(res *Result, have setMembers) {
+// says, from the members the snapshot read; but it returns the stale
+// members of the deny-list sets, not deleted, for delDenials once the
+// virtual servers and VIPs they guard are gone.
+func (p *Proxier) syncAllSets(res *Result, have setMembers) (denials []member) {
 	wanted, present := make([]int, len(ownedSets)), make([]int, len(ownedSets))
 	for m := range p.idx.memberRefs {
 		wanted[m.set]++
@@ -137,9 +139,12 @@ func (p *Proxier) syncAllSets(res *Result, have setMembers) {
 	stale := make([][]ipset.Entry, len(ownedSets))
 	for i := range ownedSets {
 		for _, m := range have[i] {
-			if p.idx.memberRefs[m] > 0 {
+			switch {
+			case p.idx.memberRefs[m] > 0:
 				present[i]++ // kernel sets hold no duplicates
-			} else {
+			case denySets[m.set]:
+				denials = append(denials, m)
+			default:
 				stale[i] = append(stale[i], m.entry())
 			}
 		}
@@ -174,6 +179,7 @@ func (p *Proxier) syncAllSets(res *Result, have setMembers) {
 			}
 		}
 	}
+	return denials
 }
 
 // writeMembers writes the set members whose reference count crossed zero
@@ -255,8 +261,10 @@ var denySets = func() map[uint8]bool {
 // member goes once the address is off the link, a virtual server's once a
 // read finds it gone (the resync deletes it). A virtual server that stays
 // because another Service now holds it is not guarded by the old holder's
-// member, which goes.
-func (p *Proxier) delDenials(ms []member, plan reconcile.Plan, written bool, errs []error, res *Result) {
+// member, which goes. With verify (a full sync's or a resync's stale
+// members, whose virtual servers this plan did not touch), a virtual
+// server is looked for in the kernel as for an undeleted denial.
+func (p *Proxier) delDenials(ms []member, plan reconcile.Plan, written bool, errs []error, verify bool, res *Result) {
 	if len(ms) == 0 && len(p.undeleted.denials) == 0 {
 		return
 	}
@@ -281,7 +289,7 @@ func (p *Proxier) delDenials(ms []member, plan reconcile.Plan, written bool, err
 		if stays[k] {
 			return true
 		}
-		if !p.undeleted.denials[m] {
+		if !verify && !p.undeleted.denials[m] {
 			return false
 		}
 		_, there, err := p.ipvs.Get(k) // left from an earlier sync: is it gone yet?
