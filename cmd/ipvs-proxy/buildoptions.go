@@ -15,7 +15,7 @@ import (
 // buildOptionsPath is where the running proxy serves, beside its metrics,
 // the options it builds every Service with (node name, NodePort addresses,
 // the external-IP gate, the pod and Service CIDRs, the per-Service cap,
-// the schedulers the kernel lacks). `status --service` reads them, so that
+// the schedulers the kernel lacks, whether IPv6 is programmed). `status --service` reads them, so that
 // its explanations are the running proxy's decisions, not the defaults':
 // a one-shot command cannot know the flags and file the proxy started with.
 const buildOptionsPath = "/ipvs-proxy/build-options"

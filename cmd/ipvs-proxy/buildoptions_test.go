@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/daemon"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/options"
 )
@@ -26,6 +28,7 @@ func TestBuildOptionsPage(t *testing.T) {
 		ServiceCIDRs:      []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12")},
 		Unavailable:       map[string]bool{"mh": true},
 		MaxVirtualServers: 64,
+		NoIPv6:            true,
 	}
 	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("metrics")) })
 	srv := httptest.NewServer(withBuildOptions(metrics, want))
@@ -98,6 +101,34 @@ func TestReservedNodePorts(t *testing.T) {
 		o.HealthzBindAddress, o.MetricsBindAddress = tc.healthz, tc.metrics
 		if got := reservedNodePorts(o); !slices.Equal(got, tc.want) {
 			t.Errorf("healthz %q, metrics %q: %v, want %v", tc.healthz, tc.metrics, got, tc.want)
+		}
+	}
+}
+
+// The families the host has iptables for are the families programmed:
+// without ip6tables no IPv6 entry is built (kube-proxy's single-stack),
+// and IPv6 is no metrics family either.
+func TestModelOptionsFamilies(t *testing.T) {
+	v4 := daemon.RuleSync{Rules: iptables.Desired(iptables.Config{}, iptables.IPv4)}
+	v6 := daemon.RuleSync{Rules: iptables.Desired(iptables.Config{}, iptables.IPv6)}
+	cidrs := []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12"), netip.MustParsePrefix("fd00:10:96::/108")}
+	for _, tc := range []struct {
+		name     string
+		rules    []daemon.RuleSync
+		noIPv6   bool
+		families []string
+	}{
+		{"iptables and ip6tables", []daemon.RuleSync{v4, v6}, false, []string{"IPv4", "IPv6"}},
+		{"no ip6tables", []daemon.RuleSync{v4}, true, []string{"IPv4"}},
+	} {
+		o := options.NewOptions()
+		o.Scheduler = "sh"
+		got := modelOptions(o, "node-a", nil, map[string]bool{"mh": true}, tc.rules)
+		if got.NoIPv6 != tc.noIPv6 || got.NodeName != "node-a" || got.Scheduler != "sh" || !got.Unavailable["mh"] {
+			t.Errorf("%s: options %+v, want NoIPv6 %v", tc.name, got, tc.noIPv6)
+		}
+		if f := metricFamilies(tc.rules, cidrs); !slices.Equal(f, tc.families) {
+			t.Errorf("%s: metric families %v, want %v", tc.name, f, tc.families)
 		}
 	}
 }

@@ -193,23 +193,22 @@ func runProxy(ctx context.Context, o *options.Options) error {
 		return err
 	}
 	npa, primary := nodePortAddresses(ctx, client, nodeName, o)
-	buildOptions := model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: npa,
-		DenyExternalIPs: !o.AllowExternalIPs, ClusterCIDRs: o.ClusterCIDRs, ServiceCIDRs: o.ServiceCIDRs,
-		Unavailable:       unavailableSchedulers(kver),
-		MaxVirtualServers: o.MaxVirtualServersPerService, ReservedNodePorts: reservedNodePorts(o)}
+	local, podCIDRs, err := localDetection(ctx, client, nodeName, o)
+	if err != nil {
+		return err
+	}
+	// The rules come before the proxier: the families they cover are the
+	// families it programs (modelOptions).
+	rules, err := iptablesRules(local)
+	if err != nil {
+		return err
+	}
+	buildOptions := modelOptions(o, nodeName, npa, unavailableSchedulers(kver), rules)
 	p := proxier.New(buildOptions, kipvs, netif.NewLinux(LinkName), ipset.NewLinux(), owned)
 	p.Exclude = o.ExcludeCIDRs
 	p.AdoptNodePorts = kubeProxyNodePortsLeft()
 	p.DrainTimeout = o.GracefulTerminationTimeout
 	p.Conntrack = conntrack.NewLinux()
-	local, podCIDRs, err := localDetection(ctx, client, nodeName, o)
-	if err != nil {
-		return err
-	}
-	rules, err := iptablesRules(local)
-	if err != nil {
-		return err
-	}
 
 	families := metricFamilies(rules, append(slices.Clone(o.ClusterCIDRs), o.ServiceCIDRs...))
 	health.SetFamilies(families)
@@ -250,6 +249,25 @@ func runProxy(ctx context.Context, o *options.Options) error {
 		return cause
 	}
 	return err
+}
+
+// modelOptions are the options every Service is built with. Without
+// IPv6 rules (no ip6tables: see iptablesRules) IPv6 is not programmed at
+// all (model.Options.NoIPv6), as kube-proxy then runs single-stack: the VIP
+// filter, the loadBalancerSourceRanges firewall and the masquerading are
+// iptables rules, and IPv6 virtual servers without them would fail open.
+func modelOptions(o *options.Options, nodeName string, npa []netip.Prefix, unavailable map[string]bool, rules []daemon.RuleSync) model.Options {
+	return model.Options{NodeName: nodeName, Scheduler: o.Scheduler, NodePortAddresses: npa,
+		DenyExternalIPs: !o.AllowExternalIPs, ClusterCIDRs: o.ClusterCIDRs, ServiceCIDRs: o.ServiceCIDRs,
+		Unavailable: unavailable, NoIPv6: !hasIPv6Rules(rules),
+		MaxVirtualServers: o.MaxVirtualServersPerService, ReservedNodePorts: reservedNodePorts(o)}
+}
+
+// hasIPv6Rules reports whether the host has ip6tables (iptablesRules
+// returned an IPv6 rule set): whether IPv6 is programmed and can be a
+// metrics family.
+func hasIPv6Rules(rules []daemon.RuleSync) bool {
+	return slices.ContainsFunc(rules, func(r daemon.RuleSync) bool { return r.Rules.Family == iptables.IPv6 })
 }
 
 // unavailableSchedulers are the IPVS schedulers this node's kernel has
@@ -460,13 +478,14 @@ func newClient(kubeconfig, master string, qps float32, burst int32) (*kubeclient
 
 // metricFamilies are the ip_family label values: the families kube-proxy
 // would run a proxier for. IPv4 always; IPv6 when the node has ip6tables
-// and the cluster is IPv6 too: an IPv6 cluster or Service CIDR, or, with
-// none given, a global IPv6 address on the host. (Most IPv4 nodes have
+// (without, IPv6 is not programmed at all: modelOptions) and the cluster
+// is IPv6 too: an IPv6 cluster or Service CIDR, or, with none given, a
+// global IPv6 address on the host. (Most IPv4 nodes have
 // ip6tables; a second family there would double every sum over ip_family
 // against kube-proxy's.)
 func metricFamilies(rules []daemon.RuleSync, cidrs []netip.Prefix) []string {
 	out := []string{"IPv4"}
-	if !slices.ContainsFunc(rules, func(r daemon.RuleSync) bool { return r.Rules.Family == iptables.IPv6 }) {
+	if !hasIPv6Rules(rules) {
 		return out
 	}
 	v6 := slices.ContainsFunc(cidrs, func(p netip.Prefix) bool { return p.Addr().Is6() && !p.Addr().Is4In6() })
@@ -485,7 +504,10 @@ func metricFamilies(rules []daemon.RuleSync, cidrs []netip.Prefix) []string {
 }
 
 // iptablesRules returns the rule set of each family the host has iptables
-// for. IPv4 is required; a host without ip6tables runs IPv4 only.
+// for. IPv4 is required; a host without ip6tables runs IPv4 only: no IPv6
+// Service, nor the IPv6 side of a dual-stack one, is programmed
+// (modelOptions), as kube-proxy creates no proxier for a family without
+// iptables and says so once at start.
 func iptablesRules(cfg iptables.Config) ([]daemon.RuleSync, error) {
 	var out []daemon.RuleSync
 	for _, fam := range []iptables.Family{iptables.IPv4, iptables.IPv6} {
@@ -494,7 +516,8 @@ func iptablesRules(cfg iptables.Config) ([]daemon.RuleSync, error) {
 			if fam == iptables.IPv4 {
 				return nil, err
 			}
-			klog.InfoS("No IPv6 iptables; IPv6 Services get no masquerade rules", "err", err)
+			klog.InfoS("IPv6 Services are not programmed: the host has no ip6tables "+
+				"(dual-stack Services get their IPv4 side only, as kube-proxy runs single-stack)", "err", err)
 			continue
 		}
 		out = append(out, daemon.RuleSync{IPTables: ipt, Rules: iptables.Desired(cfg, fam)})

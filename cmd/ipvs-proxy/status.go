@@ -127,7 +127,7 @@ func runningOptions(ctx context.Context, f statusFlags) model.Options {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "note: cannot read the running proxy's settings (%v); explanations assume the defaults: "+
 			"NodePorts on every node address, externalIPs allowed, no cluster or Service CIDR, no per-Service cap, "+
-			"every scheduler available\n", err)
+			"every scheduler available, IPv6 programmed\n", err)
 		opts = model.Options{Scheduler: options.DefaultScheduler}
 	}
 	if f.hostname != "" || opts.NodeName == "" {

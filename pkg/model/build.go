@@ -36,6 +36,10 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 	if svc == nil || svc.Type == v1.ServiceTypeExternalName || svc.ClusterIP == v1.ClusterIPNone || svc.ClusterIP == "" {
 		return ServiceState{}
 	}
+	clusterIPs, clusterIPProblems, none := b.clusterIPs(svc)
+	if none {
+		return ServiceState{}
+	}
 	var st ServiceState
 	sched, schedFlags, problem := schedulerFor(svc.Annotations, b.opts.Scheduler, b.opts.Unavailable)
 	if problem != "" {
@@ -44,8 +48,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 	persistent, timeout := affinity(svc)
 	name := svc.NamespacedName
 
-	clusterIPs, p := parseAddrs("clusterIP", svc.clusterIPStrings())
-	st.Problems = append(st.Problems, p...)
+	st.Problems = append(st.Problems, clusterIPProblems...)
 	chosen := b.chosenAddrs(svc, clusterIPs, &st.Problems)
 	lbIPs := map[netip.Addr]bool{}
 	for _, c := range chosen {
@@ -189,7 +192,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 	st.SourceRanges = sortedRanges(st.SourceRanges)
 	slices.SortFunc(st.ShortCircuit, func(a, b MarkMember) int { return compareMembers(a.SetMember, b.SetMember) })
 	st.ShortCircuit = slices.Compact(st.ShortCircuit)
-	st.HealthCheck = healthCheck(svc, in.Slices, b.opts.NodeName)
+	st.HealthCheck = healthCheck(svc, in.Slices, b.opts.NodeName, b.opts.NoIPv6)
 	slices.SortFunc(st.VIPs, netip.Addr.Compare)
 	st.VIPs = slices.Compact(st.VIPs)
 	slices.SortFunc(st.ExternalVIPs, netip.Addr.Compare)
@@ -230,6 +233,32 @@ func family(a netip.Addr) discovery.AddressType {
 		return discovery.AddressTypeIPv4
 	}
 	return discovery.AddressTypeIPv6
+}
+
+// clusterIPs parses the Service's clusterIPs, less those of a family this
+// node does not program (Options.NoIPv6). It is where a Service's families
+// are decided: externalIPs, LoadBalancer IPs and NodePorts are kept only
+// in a family it has a clusterIP of (hasFamily), and endpoints are taken
+// only for the families of the addresses kept, so leaving out the IPv6
+// clusterIPs leaves out every IPv6 entry. none says the Service has valid
+// clusterIPs and all were left out: it is not programmed at all, as
+// kube-proxy's single-stack proxier skips a Service without a clusterIP
+// of its family.
+//
+// What is left out is not a problem of the Service: problems become
+// Warning Events on it, from every node, and count as invalid input, but
+// the Service asked for nothing wrong, its owner cannot fix the node, and
+// a dual-stack cluster would get one Event per dual-stack Service per node
+// without ip6tables. The proxy says it once at start instead, as
+// kube-proxy does ("IPv6 Services are not programmed: the host has no
+// ip6tables"), and `status --service` explains each IPv6 endpoint so.
+func (b *Builder) clusterIPs(svc *Service) (ips []netip.Addr, problems []string, none bool) {
+	ips, problems = parseAddrs("clusterIP", svc.clusterIPStrings())
+	if b.opts.NoIPv6 && len(ips) > 0 {
+		ips = slices.DeleteFunc(ips, netip.Addr.Is6)
+		none = len(ips) == 0
+	}
+	return ips, problems, none
 }
 
 // hasFamily reports whether the Service has a clusterIP of ip's family: a

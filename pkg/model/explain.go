@@ -27,7 +27,7 @@ func (b *Builder) Explain(in ServiceInput) []Explanation {
 	if svc == nil || svc.Type == v1.ServiceTypeExternalName || svc.ClusterIP == v1.ClusterIPNone || svc.ClusterIP == "" {
 		return nil
 	}
-	clusterIPs, _ := parseAddrs("clusterIP", svc.clusterIPStrings())
+	clusterIPs, _, _ := b.clusterIPs(svc)
 	built := b.Service(in)
 	internalLocal := svc.InternalTrafficPolicy == v1.ServiceInternalTrafficPolicyLocal
 	externalLocal := svc.ExternalTrafficPolicy == v1.ServiceExternalTrafficPolicyLocal
@@ -45,6 +45,15 @@ func (b *Builder) Explain(in ServiceInput) []Explanation {
 			if fam == discovery.AddressTypeIPv6 {
 				famAddr = netip.IPv6Unspecified()
 			} else if fam != discovery.AddressTypeIPv4 {
+				continue
+			}
+			if fam == discovery.AddressTypeIPv6 && b.opts.NoIPv6 {
+				// Said here, as at the proxy's start, and not as a problem
+				// of the Service (see Builder.clusterIPs).
+				for _, ep := range slice.Endpoints {
+					out = append(out, Explanation{Port: sp.Name, Endpoint: ep.Address(), Node: ep.Node,
+						Internal: noIPv6Reason, External: noIPv6Reason})
+				}
 				continue
 			}
 			if !hasFamily(clusterIPs, famAddr) {
@@ -86,6 +95,9 @@ func (b *Builder) Explain(in ServiceInput) []Explanation {
 	}
 	return out
 }
+
+// noIPv6Reason explains an IPv6 endpoint under Options.NoIPv6.
+const noIPv6Reason = "not programmed: the host has no ip6tables (no IPv6 Services)"
 
 func why(dst netip.AddrPort, sets endpointSets, localPolicy, local bool, policy string, ready, terminating Condition) string {
 	chosen := sets.cluster

@@ -7,7 +7,9 @@ import (
 
 // healthCheck returns what the health-check node port of a LoadBalancer
 // Service with externalTrafficPolicy Local answers, nil for other Services.
-func healthCheck(svc *Service, slices []*Slice, node string) *HealthCheck {
+// With noIPv6 (Options.NoIPv6) the IPv6 slices count for nothing: the node
+// has no IPv6 virtual server for their endpoints to serve.
+func healthCheck(svc *Service, slices []*Slice, node string, noIPv6 bool) *HealthCheck {
 	if svc.Type != v1.ServiceTypeLoadBalancer || svc.ExternalTrafficPolicy != v1.ServiceExternalTrafficPolicyLocal ||
 		svc.HealthCheckNodePort <= 0 || svc.HealthCheckNodePort > 65535 {
 		return nil
@@ -17,6 +19,8 @@ func healthCheck(svc *Service, slices []*Slice, node string) *HealthCheck {
 		f := 0
 		switch {
 		case s == nil:
+			continue
+		case s.AddressType == discovery.AddressTypeIPv6 && noIPv6:
 			continue
 		case s.AddressType == discovery.AddressTypeIPv6:
 			f = 1

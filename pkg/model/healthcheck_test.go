@@ -73,7 +73,7 @@ func TestHealthCheckCountsByFamily(t *testing.T) {
 		}, [2]int{1, 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hc := healthCheck(svc, Slices(tc.slices...), "node-a")
+			hc := healthCheck(svc, Slices(tc.slices...), "node-a", false)
 			if hc == nil || hc.LocalEndpoints != tc.want {
 				t.Errorf("health check %+v, want local endpoints %v", hc, tc.want)
 			}

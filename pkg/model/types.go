@@ -58,6 +58,16 @@ type Options struct {
 	// them, or one Service would answer the kubelet's liveness probes of
 	// every ipvs-proxy, or the API server's calls to kubelet.
 	ReservedNodePorts []uint16
+	// NoIPv6 is kube-proxy's single-stack when the host lacks ip6tables:
+	// kube-proxy then runs a proxier for IPv4 alone, and ipvs-proxy, whose
+	// VIP filter, source-range firewall and masquerading are iptables
+	// rules, cannot enforce them for IPv6 either. Every IPv6 entry of
+	// every Service is left out (clusterIPs, externalIPs, LoadBalancer IPs,
+	// NodePorts on IPv6 node addresses, endpoints, health-check counts,
+	// VIPs and set members): a dual-stack Service keeps its IPv4 side, an
+	// IPv6-only one gets nothing. The proxy says so once at start, as
+	// kube-proxy does, not per Service (see Builder.clusterIPs).
+	NoIPv6 bool
 }
 
 // ServiceInput is one Service and every EndpointSlice labelled with its name.
