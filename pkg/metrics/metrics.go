@@ -71,7 +71,8 @@ type Metrics struct {
 var syncBuckets = prometheus.ExponentialBuckets(0.001, 2, 15)
 
 // programmingBuckets are kube-proxy's for network programming latency:
-// 0.25s, 0.5s, then every second to 59s, every 5s to 115s, every 30s to 5min.
+// 0, 0.25s, 0.5s, then every second to 59s, every 5s to 115s, every 30s to
+// 5min.
 var programmingBuckets = concat(
 	prometheus.LinearBuckets(0.25, 0.25, 2),
 	prometheus.LinearBuckets(1, 1, 59),
@@ -79,8 +80,12 @@ var programmingBuckets = concat(
 	prometheus.LinearBuckets(120, 30, 7),
 )
 
+// concat is component-base's MergeBuckets, with which kube-proxy builds
+// programmingBuckets: it starts from a bucket at 0, so kube-proxy serves
+// an le="0" series, which a dashboard or a comparison of bucket sets
+// across nodes may select.
 func concat(lists ...[]float64) []float64 {
-	var all []float64
+	all := []float64{0}
 	for _, l := range lists {
 		all = append(all, l...)
 	}
