@@ -89,7 +89,7 @@ var KubeProxySettings = []Setting{
 	{"cluster-cidr", "clusterCIDR", Acts, "", nil},
 	{"nodeport-addresses", "nodePortAddresses", Acts, "CIDRs and the keywords `primary` (the Node's IPs at start; a change of them restarts ipvs-proxy, as kube-proxy), `all`, `localhost`; per IP family as kube-proxy (a family without a CIDR in the list gets every address)", nil},
 	{"oom-score-adj", "oomScoreAdj", Acts, "default -999, as kube-proxy", nil},
-	{"conntrack-max-per-core", "conntrack.maxPerCore", Acts, "nf_conntrack_max = maxPerCore × CPUs, or min if larger, set whenever it differs, and the hash size raised to a quarter of it (as kube-proxy); 0 leaves it alone", nil},
+	{"conntrack-max-per-core", "conntrack.maxPerCore", Acts, "nf_conntrack_max raised (never lowered) to maxPerCore × CPUs capped at 1M, or min if larger, and the hash size raised to a quarter of it (as kube-proxy); 0 leaves it alone", nil},
 	{"conntrack-min", "conntrack.min", Acts, "", nil},
 	{"conntrack-tcp-timeout-established", "conntrack.tcpEstablishedTimeout", Acts, "default 24h; 0 leaves it alone", nil},
 	{"conntrack-tcp-timeout-close-wait", "conntrack.tcpCloseWaitTimeout", Acts, "default 1h; 0 leaves it alone", nil},

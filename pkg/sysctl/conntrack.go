@@ -35,27 +35,35 @@ const (
 	HashsizeParam = "nf_conntrack/parameters/hashsize"
 )
 
+// maxScaledConntrack is kube-proxy's cap on MaxPerCore × cpus (1M), which
+// keeps a many-core node's table from taking excessive memory.
+const maxScaledConntrack = 1048576
+
 // ConntrackMax is the nf_conntrack_max kube-proxy asks for (its
-// getConntrackMax): MaxPerCore × cpus, or Min when that is larger; 0 when
-// MaxPerCore is 0 (leave it).
+// getConntrackMax): MaxPerCore × cpus, capped at 1M, or Min when that is
+// larger than the uncapped product; 0 when MaxPerCore is 0 (leave it).
 func ConntrackMax(c Conntrack, cpus int) int {
 	if c.MaxPerCore <= 0 {
 		return 0
 	}
-	return max(int(c.MaxPerCore)*cpus, int(c.Min))
+	scaled := int(c.MaxPerCore) * cpus
+	if scaled > maxScaledConntrack {
+		return maxScaledConntrack // before Min, as kube-proxy's order has it
+	}
+	return max(scaled, int(c.Min))
 }
 
 // ApplyConntrack applies c as kube-proxy does at start: nf_conntrack_max
-// set to ConntrackMax whenever it differs (lowered too, as kube-proxy's
-// SetMax does), the module's hashsize raised to a quarter of it (the
-// kernel's own ratio; never lowered), and each non-zero timeout written as
-// seconds. sys is
+// raised to ConntrackMax (never lowered: kube-proxy sets it only when the
+// kernel's is smaller, so a node tuned higher keeps its table), the
+// module's hashsize raised to a quarter of it (the kernel's own ratio;
+// never lowered), and each non-zero timeout written as seconds. sys is
 // /proc/sys, params is /sys/module. It returns one line per change, for
 // the log, and goes on past failures, returning them joined.
 func ApplyConntrack(sys, params Interface, c Conntrack, cpus int) (changed []string, err error) {
 	var errs []error
 	if want := ConntrackMax(c, cpus); want > 0 {
-		ch, err := Apply(sys, []Setting{{Name: conntrackMax, Value: strconv.Itoa(want), Why: "conntrack.maxPerCore"}})
+		ch, err := raise(sys, conntrackMax, want)
 		changed, errs = append(changed, ch...), append(errs, err)
 		if err == nil {
 			ch, err := raise(params, HashsizeParam, want/4)

@@ -17,8 +17,9 @@ func TestConntrackMax(t *testing.T) {
 		{def, 2, 131072},   // 2 × 32768 < min
 		{def, 4, 131072},   // equal
 		{def, 8, 262144},   // scaled
-		{def, 64, 2 << 20}, // no cap, as kube-proxy's getConntrackMax
-		{Conntrack{MaxPerCore: 32768, Min: 2_000_000}, 40, 2_000_000}, // min over scaled
+		{def, 64, 1 << 20}, // capped at 1M, as kube-proxy's getConntrackMax
+		{Conntrack{MaxPerCore: 32768, Min: 2_000_000}, 30, 2_000_000}, // min over scaled
+		{Conntrack{MaxPerCore: 32768, Min: 2_000_000}, 40, 1 << 20},   // the cap before min, as kube-proxy
 		{Conntrack{MaxPerCore: 0, Min: 500000}, 8, 0},                 // 0 leaves it alone, min unused
 		{Conntrack{MaxPerCore: 1000, Min: 0}, 3, 3000},
 	} {
@@ -85,12 +86,11 @@ net/netfilter/nf_conntrack_udp_timeout = 10
 net/netfilter/nf_conntrack_udp_timeout_stream = 180
 `, "nf_conntrack/parameters/hashsize = 32768\n"},
 		{"zero leaves everything alone", Conntrack{}, 8, nil, "", "", ""},
-		{"a larger max is set to the wanted one, as kube-proxy does; a larger hashsize is kept", DefaultConntrack(), 8,
+		{"a larger max and a larger hashsize are kept, as kube-proxy keeps them", DefaultConntrack(), 8,
 			map[string]string{"net/netfilter/nf_conntrack_max": "1000000", HashsizeParam: "250000"},
-			`net/netfilter/nf_conntrack_max: 1000000 -> 262144
-net/netfilter/nf_conntrack_tcp_timeout_established: 432000 -> 86400
+			`net/netfilter/nf_conntrack_tcp_timeout_established: 432000 -> 86400
 net/netfilter/nf_conntrack_tcp_timeout_close_wait: 60 -> 3600`, `net/netfilter/nf_conntrack_generic_timeout = 600
-net/netfilter/nf_conntrack_max = 262144
+net/netfilter/nf_conntrack_max = 1000000
 net/netfilter/nf_conntrack_tcp_be_liberal = 0
 net/netfilter/nf_conntrack_tcp_timeout_close_wait = 3600
 net/netfilter/nf_conntrack_tcp_timeout_established = 86400
@@ -144,7 +144,7 @@ func cmpOr(a, b string) string {
 
 func TestApplyConntrackWithoutModule(t *testing.T) {
 	changed, err := ApplyConntrack(Fake{}, Fake{}, DefaultConntrack(), 4)
-	diff(t, "error", `read sysctl net/netfilter/nf_conntrack_max: open /proc/sys/net/netfilter/nf_conntrack_max: file does not exist
+	diff(t, "error", `read net/netfilter/nf_conntrack_max: open /proc/sys/net/netfilter/nf_conntrack_max: file does not exist
 read sysctl net/netfilter/nf_conntrack_tcp_timeout_established: open /proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established: file does not exist
 read sysctl net/netfilter/nf_conntrack_tcp_timeout_close_wait: open /proc/sys/net/netfilter/nf_conntrack_tcp_timeout_close_wait: file does not exist`, fmt.Sprint(err))
 	if len(changed) > 0 {
