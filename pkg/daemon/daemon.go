@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/healthcheck"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/iptables"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/proxier"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/reconcile"
@@ -53,7 +54,7 @@ type Metrics interface {
 // HealthChecks serves the health-check node ports (pkg/healthcheck).
 type HealthChecks interface {
 	SyncServices(map[uint16]types.NamespacedName) error
-	SyncEndpoints(map[types.NamespacedName][2]int) // local ready endpoints by family
+	SyncEndpoints(map[types.NamespacedName]healthcheck.Endpoints) // local ready endpoints and families
 
 }
 

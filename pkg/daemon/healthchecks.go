@@ -3,26 +3,29 @@ package daemon
 import (
 	"time"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/healthcheck"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 )
 
-// syncHealthChecks hands the proxier's health-check node ports and local
-// endpoint counts to their servers. Two Services claiming one port is
-// invalid input the API server already refuses; the first by name wins.
+// syncHealthChecks hands the proxier's health-check node ports, local
+// endpoint counts and Service families to their servers (the families
+// decide which count a probe of each family gets: healthcheck.Endpoints).
+// Two Services claiming one port is invalid input the API server already
+// refuses; the first by name wins.
 func (d *daemon) syncHealthChecks() {
 	if d.HealthChecks == nil {
 		return
 	}
 	ports := map[uint16]types.NamespacedName{}
-	counts := map[types.NamespacedName][2]int{}
+	eps := map[types.NamespacedName]healthcheck.Endpoints{}
 	for name, hc := range d.Proxier.HealthChecks() {
 		if other, taken := ports[hc.NodePort]; taken && model.CompareNames(other, name) < 0 {
 			continue
 		}
 		ports[hc.NodePort] = name
-		counts[name] = hc.LocalEndpoints
+		eps[name] = healthcheck.Endpoints{Count: hc.LocalEndpoints, Families: hc.Families}
 	}
 	err := d.HealthChecks.SyncServices(ports)
 	d.hcFailed = err != nil
@@ -30,7 +33,7 @@ func (d *daemon) syncHealthChecks() {
 		klog.ErrorS(err, "Cannot serve a health-check node port; trying again", "in", hcRetry)
 		d.retryHealthChecks()
 	}
-	d.HealthChecks.SyncEndpoints(counts)
+	d.HealthChecks.SyncEndpoints(eps)
 }
 
 // hcRetry is how soon a health-check node port that could not be opened

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ipvs-proxy/ipvs-proxy/internal/testobj"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/healthcheck"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/kubeclient/kubeclienttest"
@@ -15,6 +18,7 @@ import (
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/proxier"
 	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
@@ -41,7 +45,7 @@ func (b *busyPorts) SyncServices(want map[uint16]types.NamespacedName) error {
 	return nil
 }
 
-func (b *busyPorts) SyncEndpoints(map[types.NamespacedName][2]int) {}
+func (b *busyPorts) SyncEndpoints(map[types.NamespacedName]healthcheck.Endpoints) {}
 
 func (b *busyPorts) opened() string {
 	b.mu.Lock()
@@ -99,5 +103,49 @@ func TestHealthCheckPortRetried(t *testing.T) {
 			cancel()
 			<-done
 		})
+	}
+}
+
+// handedOver is a health-check server that keeps what it is handed.
+type handedOver struct {
+	ports map[uint16]types.NamespacedName
+	eps   map[types.NamespacedName]healthcheck.Endpoints
+}
+
+func (h *handedOver) SyncServices(want map[uint16]types.NamespacedName) error {
+	h.ports = want
+	return nil
+}
+
+func (h *handedOver) SyncEndpoints(eps map[types.NamespacedName]healthcheck.Endpoints) { h.eps = eps }
+
+// TestHealthCheckFamiliesHandedOver: the health-check server is told each
+// Service's families with its counts, so that a single-stack Service's
+// port answers probes of either family with its family's count.
+func TestHealthCheckFamiliesHandedOver(t *testing.T) {
+	lb := func(name, ip string, port int32) *v1.Service {
+		s := service(name, ip)
+		s.Spec.Type = v1.ServiceTypeLoadBalancer
+		s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+		s.Spec.HealthCheckNodePort = port
+		return s
+	}
+	v4 := testobj.Slice("ns", "lb4-1", "lb4", discovery.AddressTypeIPv4, testobj.HTTP(8080), testobj.On("node-a", "10.244.1.5")...)
+	v6 := testobj.Slice("ns", "lb6-1", "lb6", discovery.AddressTypeIPv6, testobj.HTTP(8080), testobj.On("node-a", "fd00:244::5")...)
+	owned, _ := proxier.LoadOwned("")
+	p := proxier.New(model.Options{NodeName: "node-a", Scheduler: "rr"}, ipvs.NewFake(), netif.NewFake("kube-ipvs0"), ipset.NewFake(), owned)
+	p.SyncAll([]model.ServiceInput{
+		{Service: model.ServiceFrom(lb("lb4", "10.96.0.20", 30998)), Slices: model.Slices(v4)},
+		{Service: model.ServiceFrom(lb("lb6", "fd00:10:96::20", 30999)), Slices: model.Slices(v6)},
+	})
+	hc := &handedOver{}
+	d := &daemon{Config: Config{Proxier: p, HealthChecks: hc}}
+	d.syncHealthChecks()
+	want := map[types.NamespacedName]healthcheck.Endpoints{
+		{Namespace: "ns", Name: "lb4"}: {Count: [2]int{1, 0}, Families: [2]bool{true, false}},
+		{Namespace: "ns", Name: "lb6"}: {Count: [2]int{0, 1}, Families: [2]bool{false, true}},
+	}
+	if !maps.Equal(hc.eps, want) {
+		t.Errorf("handed over %v, want %v", hc.eps, want)
 	}
 }

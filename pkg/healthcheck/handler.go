@@ -42,6 +42,8 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // probeFamily is 1 when the probe came to an IPv6 address, else 0: an
 // IPv4 probe on a dual-stack socket arrives on an IPv4-mapped address.
+// Which count answers it depends on the Service's families too
+// (Endpoints.count).
 func probeFamily(r *http.Request) int {
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok && a.IP.To4() == nil {
 		return 1

@@ -42,7 +42,7 @@ type Server struct {
 	healthy      func() bool
 	listenFailed func(svc types.NamespacedName, port uint16, err error)
 
-	// mu guards ports, closed and every instance's count. It is held
+	// mu guards ports, closed and every instance's eps. It is held
 	// while listeners open and close, so handlers wait for a sync to
 	// finish rather than read half of one.
 	mu     sync.RWMutex
@@ -57,7 +57,7 @@ type Server struct {
 type instance struct {
 	port    uint16
 	service types.NamespacedName
-	count   [2]int // local ready endpoints, IPv4 and IPv6; guarded by Server.mu
+	eps     Endpoints // guarded by Server.mu
 	servers []*http.Server
 }
 
@@ -171,16 +171,40 @@ func (inst *instance) close() {
 	}
 }
 
-// SyncEndpoints sets the number of local ready endpoints of every served
-// Service, by family (IPv4, IPv6): a probe is answered with the count of
-// its address's family, as kube-proxy's health server of each family
-// answers. A Service missing from counts has none. Counts of Services not
-// served are dropped, as in kube-proxy: call SyncServices first.
-func (s *Server) SyncEndpoints(counts map[types.NamespacedName][2]int) {
+// Endpoints is what one Service's port answers from.
+type Endpoints struct {
+	// Count is the Service's local ready endpoints by family, [0] IPv4
+	// and [1] IPv6.
+	Count [2]int
+	// Families are the Service's families, [0] IPv4 and [1] IPv6. A
+	// probe of a family the Service lacks is answered with the count of
+	// the family it has: kube-proxy's proxier of each family has only its
+	// own family's Services, and without --nodeport-addresses its health
+	// server listens on one dual-stack socket, so for a single-stack
+	// Service that one proxier answers IPv4 and IPv6 probes alike, with
+	// its own count. A dual-stack Service (or one whose families are not
+	// given) is answered per family, as kube-proxy's health server of
+	// each family answers.
+	Families [2]bool
+}
+
+// count is what a probe of family (0 IPv4, 1 IPv6) is answered with.
+func (e Endpoints) count(family int) int {
+	if other := 1 - family; !e.Families[family] && e.Families[other] {
+		return e.Count[other]
+	}
+	return e.Count[family]
+}
+
+// SyncEndpoints sets the local ready endpoints and the families of every
+// served Service (see Endpoints for which count a probe gets). A Service
+// missing from eps has none. Those of Services not served are dropped, as
+// in kube-proxy: call SyncServices first.
+func (s *Server) SyncEndpoints(eps map[types.NamespacedName]Endpoints) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, inst := range s.ports {
-		inst.count = counts[inst.service]
+		inst.eps = eps[inst.service]
 	}
 }
 
@@ -205,15 +229,15 @@ func (s *Server) Dump() string {
 	var b strings.Builder
 	for _, port := range slices.Sorted(maps.Keys(s.ports)) {
 		inst := s.ports[port]
-		fmt.Fprintf(&b, "%d %s localEndpoints=%d,%d\n", port, inst.service, inst.count[0], inst.count[1])
+		fmt.Fprintf(&b, "%d %s localEndpoints=%d,%d\n", port, inst.service, inst.eps.Count[0], inst.eps.Count[1])
 	}
 	return b.String()
 }
 
-// endpoints is inst's count of family (0 IPv4, 1 IPv6), and whether
-// inst is still served.
+// endpoints is inst's count for a probe of family (0 IPv4, 1 IPv6), and
+// whether inst is still served.
 func (s *Server) endpoints(inst *instance, family int) (int, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return inst.count[family], s.ports[inst.port] == inst
+	return inst.eps.count(family), s.ports[inst.port] == inst
 }

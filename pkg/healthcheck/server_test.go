@@ -135,7 +135,7 @@ func TestSync(t *testing.T) {
 					err = s.SyncServices(st.services)
 				}
 				if st.endpoints != nil {
-					s.SyncEndpoints(st.endpoints)
+					s.SyncEndpoints(counts(st.endpoints))
 				}
 				checkErr(t, i, err, st.wantErr)
 				if got := s.Dump(); got != st.wantDump {
@@ -153,6 +153,16 @@ func TestSync(t *testing.T) {
 	}
 }
 
+// counts are Endpoints of the given counts and no families: each
+// family's probe is answered with its own count.
+func counts(m map[types.NamespacedName][2]int) map[types.NamespacedName]Endpoints {
+	eps := map[types.NamespacedName]Endpoints{}
+	for svc, c := range m {
+		eps[svc] = Endpoints{Count: c}
+	}
+	return eps
+}
+
 func checkErr(t *testing.T, step int, err error, want string) {
 	t.Helper()
 	switch {
@@ -167,8 +177,8 @@ func checkErr(t *testing.T, step int, err error, want string) {
 
 // TestRealListen uses the default ListenFunc on loopback addresses, IPv4
 // and IPv6, with real ports, and on one socket for every address: a probe
-// is answered with its own family's count, as kube-proxy's health server
-// of each family answers.
+// of a dual-stack Service is answered with its own family's count, as
+// kube-proxy's health server of each family answers.
 func TestRealListen(t *testing.T) {
 	cases := []struct {
 		name, listen, probe, want string
@@ -190,7 +200,57 @@ func TestRealListen(t *testing.T) {
 			if err := s.SyncServices(map[uint16]types.NamespacedName{port: svcA}); err != nil {
 				t.Fatal(err)
 			}
-			s.SyncEndpoints(map[types.NamespacedName][2]int{svcA: {3, 2}})
+			s.SyncEndpoints(map[types.NamespacedName]Endpoints{svcA: {Count: [2]int{3, 2}, Families: [2]bool{true, true}}})
+			addr := net.JoinHostPort(tc.probe, strconv.Itoa(int(port)))
+			if got := answer(t, addr, "/"); got != tc.want {
+				t.Errorf("answer %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestProbeFamilies: a single-stack Service's port answers probes of
+// either family with the count of the family it has, as kube-proxy's one
+// proxier that has the Service does on its dual-stack socket (0.0.0.0:port,
+// network "tcp"): a load balancer probing a node's IPv4 address for an
+// IPv6-only Service must see the node's IPv6 endpoints. A dual-stack
+// Service is still answered per family.
+func TestProbeFamilies(t *testing.T) {
+	v4, v6, dual := [2]bool{true, false}, [2]bool{false, true}, [2]bool{true, true}
+	cases := []struct {
+		name     string
+		families [2]bool
+		count    [2]int
+		listen   string // "" for one socket for every address
+		probe    string
+		want     string
+	}{
+		{"IPv6 only, an IPv4 probe", v6, [2]int{0, 2}, "", "127.0.0.1", "200 default/web 2 true"},
+		{"IPv6 only, an IPv6 probe", v6, [2]int{0, 2}, "", "::1", "200 default/web 2 true"},
+		{"IPv6 only, an IPv4 probe on an IPv4 address", v6, [2]int{0, 2}, "127.0.0.1", "127.0.0.1", "200 default/web 2 true"},
+		{"IPv6 only, no local endpoint", v6, [2]int{0, 0}, "", "127.0.0.1", "503 default/web 0 true"},
+		{"IPv6 only, a stale IPv4 count is not read", v6, [2]int{4, 0}, "", "127.0.0.1", "503 default/web 0 true"},
+		{"IPv4 only, an IPv6 probe", v4, [2]int{3, 0}, "", "::1", "200 default/web 3 true"},
+		{"IPv4 only, an IPv6 probe on an IPv6 address", v4, [2]int{3, 0}, "::1", "::1", "200 default/web 3 true"},
+		{"IPv4 only, an IPv4 probe", v4, [2]int{3, 0}, "", "127.0.0.1", "200 default/web 3 true"},
+		{"dual-stack, an IPv4 probe", dual, [2]int{0, 2}, "", "127.0.0.1", "503 default/web 0 true"},
+		{"dual-stack, an IPv6 probe", dual, [2]int{0, 2}, "", "::1", "200 default/web 2 true"},
+		{"dual-stack, an IPv4 probe, IPv4 endpoints", dual, [2]int{3, 0}, "", "127.0.0.1", "200 default/web 3 true"},
+		{"dual-stack, an IPv6 probe, IPv4 endpoints", dual, [2]int{3, 0}, "", "::1", "503 default/web 0 true"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			port := freePort(t, tc.probe)
+			var addrs []net.IP
+			if tc.listen != "" {
+				addrs = []net.IP{net.ParseIP(tc.listen)}
+			}
+			s := New(Config{Addresses: addrs})
+			t.Cleanup(s.Close)
+			if err := s.SyncServices(map[uint16]types.NamespacedName{port: svcA}); err != nil {
+				t.Fatal(err)
+			}
+			s.SyncEndpoints(map[types.NamespacedName]Endpoints{svcA: {Count: tc.count, Families: tc.families}})
 			addr := net.JoinHostPort(tc.probe, strconv.Itoa(int(port)))
 			if got := answer(t, addr, "/"); got != tc.want {
 				t.Errorf("answer %q, want %q", got, tc.want)
@@ -299,7 +359,7 @@ func TestConcurrent(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			s.SyncEndpoints(map[types.NamespacedName][2]int{svcA: {i % 3}, svcB: {1}})
+			s.SyncEndpoints(counts(map[types.NamespacedName][2]int{svcA: {i % 3}, svcB: {1}}))
 			healthy.Store(i%5 != 0)
 			_ = s.Dump()
 		}

@@ -1,6 +1,8 @@
 package model
 
 import (
+	"net/netip"
+
 	v1 "k8s.io/api/core/v1"
 	discovery "k8s.io/api/discovery/v1"
 )
@@ -8,8 +10,11 @@ import (
 // healthCheck returns what the health-check node port of a LoadBalancer
 // Service with externalTrafficPolicy Local answers, nil for other Services.
 // With noIPv6 (Options.NoIPv6) the IPv6 slices count for nothing: the node
-// has no IPv6 virtual server for their endpoints to serve.
-func healthCheck(svc *Service, slices []*Slice, node string, noIPv6 bool) *HealthCheck {
+// has no IPv6 virtual server for their endpoints to serve. The Service's
+// families are those of clusterIPs, the Builder's kept ones (with noIPv6,
+// no IPv6 one: the node serves the Service as kube-proxy's IPv4 proxier
+// alone would).
+func healthCheck(svc *Service, clusterIPs []netip.Addr, slices []*Slice, node string, noIPv6 bool) *HealthCheck {
 	if svc.Type != v1.ServiceTypeLoadBalancer || svc.ExternalTrafficPolicy != v1.ServiceExternalTrafficPolicyLocal ||
 		svc.HealthCheckNodePort <= 0 || svc.HealthCheckNodePort > 65535 {
 		return nil
@@ -47,7 +52,15 @@ func healthCheck(svc *Service, slices []*Slice, node string, noIPv6 bool) *Healt
 			}
 		}
 	}
-	return &HealthCheck{NodePort: uint16(svc.HealthCheckNodePort), LocalEndpoints: [2]int{len(local[0]), len(local[1])}}
+	hc := &HealthCheck{NodePort: uint16(svc.HealthCheckNodePort), LocalEndpoints: [2]int{len(local[0]), len(local[1])}}
+	for _, ip := range clusterIPs {
+		if ip.Is4() {
+			hc.Families[0] = true
+		} else {
+			hc.Families[1] = true
+		}
+	}
+	return hc
 }
 
 // hasValidPort reports whether the slice has a port kube-proxy reads

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/ipvs-proxy/ipvs-proxy/internal/testobj"
@@ -35,7 +36,7 @@ func TestHealthCheckCountsByFamily(t *testing.T) {
 			slice("v4", discovery.AddressTypeIPv4, testobj.Endpoint{Addr: "10.244.1.5", Node: "node-a"}),
 			slice("v6", discovery.AddressTypeIPv6, testobj.Endpoint{Addr: "fd00:244::5", Node: "node-a"}),
 		}, [2]int{1, 1}},
-		{"IPv4 only: an IPv6 probe finds none", []*discovery.EndpointSlice{
+		{"IPv4 slices only: no IPv6 count", []*discovery.EndpointSlice{
 			slice("v4", discovery.AddressTypeIPv4, testobj.Endpoint{Addr: "10.244.1.5", Node: "node-a"}, testobj.Endpoint{Addr: "10.244.1.6", Node: "node-a"},
 				testobj.Endpoint{Addr: "10.244.2.5", Node: "node-b"}, testobj.Endpoint{Addr: "10.244.1.7", Node: "node-a", Ready: testobj.No}),
 		}, [2]int{2, 0}},
@@ -73,9 +74,55 @@ func TestHealthCheckCountsByFamily(t *testing.T) {
 		}, [2]int{1, 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hc := healthCheck(svc, Slices(tc.slices...), "node-a", false)
+			hc := healthCheck(svc, []netip.Addr{netip.MustParseAddr("10.96.0.60")}, Slices(tc.slices...), "node-a", false)
 			if hc == nil || hc.LocalEndpoints != tc.want {
 				t.Errorf("health check %+v, want local endpoints %v", hc, tc.want)
+			}
+		})
+	}
+}
+
+// The Service's families are those of the clusterIPs the Builder keeps: a
+// single-stack Service's health-check node port answers probes of either
+// family with its own family's count (see HealthCheck.Families), as
+// kube-proxy's one proxier that has it does on its dual-stack socket. On
+// a node without IPv6 (NoIPv6) a dual-stack Service is IPv4 only.
+func TestHealthCheckFamilies(t *testing.T) {
+	v6 := discovery.AddressTypeIPv6
+	lb := func(clusterIPs ...string) *v1.Service {
+		return testobj.Service("ns", "web", clusterIPs, func(s *v1.Service) {
+			s.Spec.Type = v1.ServiceTypeLoadBalancer
+			s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+			s.Spec.HealthCheckNodePort = 32060
+		})
+	}
+	slices := Slices(
+		slice("web-4", v4, httpPort, ep{Addr: "10.244.1.5", Node: "node-a"}),
+		slice("web-6", v6, httpPort, ep{Addr: "fd00:244::5", Node: "node-a"}, ep{Addr: "fd00:244::6", Node: "node-a"}),
+	)
+	for _, tc := range []struct {
+		name   string
+		svc    *v1.Service
+		noIPv6 bool
+		want   HealthCheck
+	}{
+		{"single-stack IPv4", lb("10.96.0.60"), false,
+			HealthCheck{NodePort: 32060, LocalEndpoints: [2]int{1, 2}, Families: [2]bool{true, false}}},
+		{"single-stack IPv6", lb("fd00:10:96::60"), false,
+			HealthCheck{NodePort: 32060, LocalEndpoints: [2]int{1, 2}, Families: [2]bool{false, true}}},
+		{"dual-stack", lb("10.96.0.60", "fd00:10:96::60"), false,
+			HealthCheck{NodePort: 32060, LocalEndpoints: [2]int{1, 2}, Families: [2]bool{true, true}}},
+		{"dual-stack IPv6 first", lb("fd00:10:96::60", "10.96.0.60"), false,
+			HealthCheck{NodePort: 32060, LocalEndpoints: [2]int{1, 2}, Families: [2]bool{true, true}}},
+		{"dual-stack on a node without IPv6", lb("10.96.0.60", "fd00:10:96::60"), true,
+			HealthCheck{NodePort: 32060, LocalEndpoints: [2]int{1, 0}, Families: [2]bool{true, false}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := defaultOptions()
+			o.NoIPv6 = tc.noIPv6
+			st := NewBuilder(o).Service(ServiceInput{Service: ServiceFrom(tc.svc), Slices: slices})
+			if st.HealthCheck == nil || *st.HealthCheck != tc.want {
+				t.Errorf("health check %+v, want %+v", st.HealthCheck, tc.want)
 			}
 		})
 	}

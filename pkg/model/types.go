@@ -189,12 +189,24 @@ type HealthCheck struct {
 	NodePort uint16
 	// LocalEndpoints counts this node's ready endpoints by address (one
 	// pod serving two ports counts once), per family: [0] the IPv4 slices',
-	// answered to probes of an IPv4 address, [1] the IPv6 ones', as
-	// kube-proxy's health server of each family counts its own family's.
+	// [1] the IPv6 ones', as kube-proxy's proxier of each family counts its
+	// own family's. A dual-stack Service answers a probe with the count of
+	// the probe's family; a single-stack one, with its family's (Families).
 	// Terminating endpoints do not count (the load balancer should stop
 	// sending), but for publishNotReadyAddresses, whose controller writes
 	// ready=true.
 	LocalEndpoints [2]int
+	// Families are the Service's families, [0] IPv4 and [1] IPv6: those
+	// of the clusterIPs the Builder keeps (Builder.clusterIPs). A probe of
+	// a family the Service lacks is answered with the count of the family
+	// it has: kube-proxy's proxier of each family serves only its own
+	// family's Services, and without --nodeport-addresses its health
+	// server listens on one dual-stack socket ("tcp", 0.0.0.0:port), so
+	// the one proxier that has a single-stack Service answers probes of
+	// both families with its count. A load balancer that probes the
+	// node's IPv4 addresses for an IPv6-only Service must not see every
+	// node down.
+	Families [2]bool
 }
 
 // SetMember is a real server as a kernel set holds it.
