@@ -175,41 +175,9 @@ func checkErr(t *testing.T, step int, err error, want string) {
 	}
 }
 
-// TestRealListen uses the default ListenFunc on loopback addresses, IPv4
-// and IPv6, with real ports, and on one socket for every address: a probe
-// of a dual-stack Service is answered with its own family's count, as
-// kube-proxy's health server of each family answers.
-func TestRealListen(t *testing.T) {
-	cases := []struct {
-		name, listen, probe, want string
-	}{
-		{"IPv4", "127.0.0.1", "127.0.0.1", "200 default/web 3 true"},
-		{"IPv6", "::1", "::1", "200 default/web 2 true"},
-		{"one socket, an IPv4 probe", "", "127.0.0.1", "200 default/web 3 true"},
-		{"one socket, an IPv6 probe", "", "::1", "200 default/web 2 true"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			port := freePort(t, tc.probe)
-			var addrs []net.IP
-			if tc.listen != "" {
-				addrs = []net.IP{net.ParseIP(tc.listen)}
-			}
-			s := New(Config{Addresses: addrs})
-			t.Cleanup(s.Close)
-			if err := s.SyncServices(map[uint16]types.NamespacedName{port: svcA}); err != nil {
-				t.Fatal(err)
-			}
-			s.SyncEndpoints(map[types.NamespacedName]Endpoints{svcA: {Count: [2]int{3, 2}, Families: [2]bool{true, true}}})
-			addr := net.JoinHostPort(tc.probe, strconv.Itoa(int(port)))
-			if got := answer(t, addr, "/"); got != tc.want {
-				t.Errorf("answer %q, want %q", got, tc.want)
-			}
-		})
-	}
-}
-
-// TestProbeFamilies: a single-stack Service's port answers probes of
+// TestProbeFamilies uses the default ListenFunc on loopback addresses,
+// IPv4 and IPv6, with real ports, on one address or on one socket for
+// every address. A single-stack Service's port answers probes of
 // either family with the count of the family it has, as kube-proxy's one
 // proxier that has the Service does on its dual-stack socket (0.0.0.0:port,
 // network "tcp"): a load balancer probing a node's IPv4 address for an
@@ -233,6 +201,10 @@ func TestProbeFamilies(t *testing.T) {
 		{"IPv4 only, an IPv6 probe", v4, [2]int{3, 0}, "", "::1", "200 default/web 3 true"},
 		{"IPv4 only, an IPv6 probe on an IPv6 address", v4, [2]int{3, 0}, "::1", "::1", "200 default/web 3 true"},
 		{"IPv4 only, an IPv4 probe", v4, [2]int{3, 0}, "", "127.0.0.1", "200 default/web 3 true"},
+		{"dual-stack, on an IPv4 address", dual, [2]int{3, 2}, "127.0.0.1", "127.0.0.1", "200 default/web 3 true"},
+		{"dual-stack, on an IPv6 address", dual, [2]int{3, 2}, "::1", "::1", "200 default/web 2 true"},
+		{"dual-stack, one socket, an IPv4 probe", dual, [2]int{3, 2}, "", "127.0.0.1", "200 default/web 3 true"},
+		{"dual-stack, one socket, an IPv6 probe", dual, [2]int{3, 2}, "", "::1", "200 default/web 2 true"},
 		{"dual-stack, an IPv4 probe", dual, [2]int{0, 2}, "", "127.0.0.1", "503 default/web 0 true"},
 		{"dual-stack, an IPv6 probe", dual, [2]int{0, 2}, "", "::1", "200 default/web 2 true"},
 		{"dual-stack, an IPv4 probe, IPv4 endpoints", dual, [2]int{3, 0}, "", "127.0.0.1", "200 default/web 3 true"},
