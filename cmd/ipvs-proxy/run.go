@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/http"
@@ -37,6 +38,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/component-base/logs"
 	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -74,7 +76,13 @@ func addRun(cmd *cobra.Command) {
 		if err := o.Validate(); err != nil {
 			return usageError{err}
 		}
-		if err := logsapi.ValidateAndApply(o.Logging, nil); err != nil {
+		// The logging gates (LoggingAlphaOptions, ...) decide which
+		// logging options are allowed, as in kube-proxy.
+		gate, err := o.LoggingFeatureGate()
+		if err != nil {
+			return usageError{err}
+		}
+		if err := logsapi.ValidateAndApply(o.Logging, gate); err != nil {
 			return usageError{err}
 		}
 		for _, w := range o.Warnings {
@@ -214,10 +222,7 @@ func runProxy(ctx context.Context, o *options.Options) error {
 	health.SetFamilies(families)
 	m := metrics.New(families...)
 	health.OnServe(m.ProbeServed)
-	metricsHandler := withBuildOptions(withKubeProxyPages(m.Handler(), o), buildOptions)
-	if o.Profiling {
-		metricsHandler = withProfiling(metricsHandler)
-	}
+	metricsHandler := withDebug(withBuildOptions(withKubeProxyPages(m.Handler(), o), buildOptions), o.Profiling)
 	if err := serve(ctx, "metrics", o.MetricsBindAddress, metricsHandler, hardFail); err != nil {
 		return err
 	}
@@ -547,17 +552,65 @@ func withKubeProxyPages(h http.Handler, o *options.Options) http.Handler {
 	return mux
 }
 
-// withProfiling adds Go's pprof handlers under /debug/pprof/, as
-// kube-proxy's --profiling does on its metrics server.
-func withProfiling(h http.Handler) http.Handler {
+// withDebug adds what kube-proxy's --profiling adds to its metrics
+// server: Go's pprof handlers under /debug/pprof/, and /debug/flags/v,
+// where a PUT of a number sets klog's verbosity (kube-proxy's
+// routes.DebugFlags with logs.GlogSetter). Without profiling, /debug/ is
+// not found, rather than the metrics h serves for every other path.
+func withDebug(h http.Handler, profiling bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/", h)
+	if !profiling {
+		mux.Handle("/debug/", http.NotFoundHandler())
+		return mux
+	}
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/flags", debugFlagsIndex)
+	mux.HandleFunc("/debug/flags/", debugFlagsIndex)
+	mux.HandleFunc("/debug/flags/v", stringFlagPutHandler(logs.GlogSetter))
 	return mux
+}
+
+// debugFlagsIndex lists the flags /debug/flags/ sets, as the API server
+// library's routes.DebugFlags does (that package would bring in much of
+// k8s.io/apiserver, a module ipvs-proxy does not otherwise need).
+func debugFlagsIndex(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = io.WriteString(w, "<html>\n<head>\n<title>/debug/flags/</title>\n</head>\n<body>\n/debug/flags/<br>\n<br>\nflags:<br>\n<table>\n<tr>v<br>\n</table>\n<br>\nfull flags configurable<br>\n</body>\n</html>\n")
+}
+
+// stringFlagPutHandler is routes.StringFlagPutHandler: a PUT sets the flag
+// to the request body through setter; any other method is refused.
+func stringFlagPutHandler(setter func(string) (string, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		text := func(code int, msg string) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Header().Set("X-Content-Type-Options", "nosniff")
+			w.WriteHeader(code)
+			_, _ = fmt.Fprintln(w, msg)
+		}
+		if r.Method != http.MethodPut {
+			text(http.StatusNotAcceptable, "unsupported http method")
+			return
+		}
+		// A verbosity is a few bytes; the metrics server may listen on
+		// every address, so the body is bounded.
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1024))
+		if err != nil {
+			text(http.StatusBadRequest, "error reading request body: "+err.Error())
+			return
+		}
+		msg, err := setter(string(body))
+		if err != nil {
+			text(http.StatusBadRequest, err.Error())
+			return
+		}
+		text(http.StatusOK, msg)
+	}
 }
 
 // kubeletPort is kubelet's default --port, which the API server calls for

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/component-base/featuregate"
 	logsapi "k8s.io/component-base/logs/api/v1"
 	"k8s.io/kube-proxy/config/v1alpha1"
 	sigsjson "sigs.k8s.io/json"
@@ -103,15 +104,20 @@ func overFile(fs *pflag.FlagSet) []string {
 	return out
 }
 
-// allowExternalIPsGate is the one feature gate ipvs-proxy acts on.
+// allowExternalIPsGate is the feature gate ipvs-proxy acts on itself; the
+// logging gates (loggingGates) act through LoggingFeatureGate.
 const allowExternalIPsGate = "AllowServiceExternalIPs"
 
 func (o *Options) completeFeatureGates() {
 	o.AllowExternalIPs = true
+	logging := loggingGates()
 	var other []string
 	for gate, on := range o.FeatureGates {
 		if gate == allowExternalIPsGate {
 			o.AllowExternalIPs = on
+			continue
+		}
+		if logging[gate] {
 			continue
 		}
 		other = append(other, fmt.Sprintf("%s=%t", gate, on))
@@ -120,6 +126,50 @@ func (o *Options) completeFeatureGates() {
 		slices.Sort(other)
 		o.Warnings = append(o.Warnings, "feature gates that ipvs-proxy does not act on are ignored: "+strings.Join(other, ","))
 	}
+}
+
+// newLoggingGate is a feature gate holding only component-base's logging
+// gates (ContextualLogging, LoggingAlphaOptions, LoggingBetaOptions) at
+// their defaults.
+func newLoggingGate() featuregate.MutableVersionedFeatureGate {
+	gate := featuregate.NewFeatureGate()
+	if err := logsapi.AddFeatureGates(gate); err != nil {
+		panic(err) // cannot happen: a new gate has none of them yet
+	}
+	return gate
+}
+
+// loggingGates are the names of component-base's logging gates: those of
+// newLoggingGate but AllAlpha and AllBeta, which every gate has.
+func loggingGates() map[string]bool {
+	every := featuregate.NewFeatureGate().GetAllVersioned()
+	out := map[string]bool{}
+	for name := range newLoggingGate().GetAllVersioned() {
+		if _, ok := every[name]; !ok {
+			out[string(name)] = true
+		}
+	}
+	return out
+}
+
+// LoggingFeatureGate is the feature gate the logging configuration is
+// validated and applied with (logsapi.ValidateAndApply), as kube-proxy
+// applies its own: the logging gates as FeatureGates (--feature-gates or
+// featureGates, the flag winning) sets them, the others at their
+// defaults. LoggingAlphaOptions=true, say, allows --log-text-split-stream.
+func (o *Options) LoggingFeatureGate() (featuregate.FeatureGate, error) {
+	gate := newLoggingGate()
+	logging := loggingGates()
+	set := map[string]bool{}
+	for name, on := range o.FeatureGates {
+		if logging[name] {
+			set[name] = on
+		}
+	}
+	if err := gate.SetFromMap(set); err != nil {
+		return nil, fmt.Errorf("invalid %s: %w", o.name(fFeatureGates), err)
+	}
+	return gate, nil
 }
 
 func replacePort(addr string, port int32) string {
@@ -140,7 +190,12 @@ func (o *Options) loggingFromFile(fs *pflag.FlagSet, fileCfg logsapi.LoggingConf
 	merged := fileCfg.DeepCopy()
 	logsapi.SetRecommendedLoggingConfiguration(merged)
 	var clone pflag.FlagSet
+	// AddFlags registers the split-stream flags with the default false,
+	// which it writes over the file's value: keep the file's, so that only
+	// a flag given on the command line (set below) changes them.
+	textSplit, jsonSplit := merged.Options.Text.SplitStream, merged.Options.JSON.SplitStream
 	logsapi.AddFlags(merged, &clone)
+	merged.Options.Text.SplitStream, merged.Options.JSON.SplitStream = textSplit, jsonSplit
 	vmodule := merged.VModule
 	merged.VModule = nil
 	var err error

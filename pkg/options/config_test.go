@@ -163,6 +163,20 @@ invalid ipvs.excludeCIDRs "10.0.0.0/33" in %[1]s: not a CIDR (want e.g. 10.96.0.
 invalid nodePortAddresses "10.0.0.1" in %[1]s: not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)
 invalid clusterCIDR "nope" in %[1]s: not a CIDR (want e.g. 10.96.0.0/12 or fd00::/108)
 invalid healthzBindAddress "[::1]" in %[1]s: want IP:port, e.g. 0.0.0.0:10256 or [::]:10256`},
+		{"a pod bridge the file's mode needs names the file field", `
+detectLocalMode: BridgeInterface
+`, nil, "validate",
+			`invalid detectLocal.bridgeInterface "" in %s: must be set with detectLocalMode BridgeInterface`},
+		{"a pod interface prefix the file's mode needs names the file field", `
+detectLocalMode: InterfaceNamePrefix
+detectLocal:
+  bridgeInterface: cni0
+`, nil, "validate",
+			`invalid detectLocal.interfaceNamePrefix "" in %s: must be set with detectLocalMode InterfaceNamePrefix`},
+		{"a mode given as a flag names the flag", `
+detectLocalMode: BridgeInterface
+`, []string{"--detect-local-mode=InterfaceNamePrefix"}, "validate",
+			`invalid --pod-interface-name-prefix "": must be set with detect-local-mode InterfaceNamePrefix`},
 		{"a flag replaces a bad file value", `
 ipvs:
   scheduler: fast

@@ -102,7 +102,8 @@ type Options struct {
 
 	HealthzBindAddress string
 	MetricsBindAddress string
-	// Profiling serves Go's pprof under /debug/pprof/ on the metrics server.
+	// Profiling serves Go's pprof under /debug/pprof/ on the metrics server,
+	// and /debug/flags/v, which sets the log verbosity, as kube-proxy does.
 	Profiling bool
 
 	// StateFile, if set, keeps the ownership record in a file instead of
@@ -126,13 +127,14 @@ type Options struct {
 
 	// ProxyMode is kube-proxy's mode; Validate accepts only "ipvs" and "".
 	ProxyMode string
-	// FeatureGates are kube-proxy's feature gates as given.
+	// FeatureGates are kube-proxy's feature gates as given; the logging
+	// ones take effect through LoggingFeatureGate.
 	FeatureGates map[string]bool
 	// AllowExternalIPs is the AllowServiceExternalIPs gate (default true):
 	// false means Services' spec.externalIPs are not programmed.
 	AllowExternalIPs bool
 	// KubeAPIQPS and KubeAPIBurst limit requests to the API server; 0
-	// means ipvs-proxy's defaults.
+	// means ipvs-proxy's defaults, and a negative QPS no limit.
 	KubeAPIQPS   float32
 	KubeAPIBurst int32
 	// BindAddress overrides the node's primary IP, as in kube-proxy.
@@ -230,7 +232,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.MasqueradeAll, "masquerade-all", o.MasqueradeAll,
 		"SNAT all traffic sent to Service IPs, not only traffic from outside the cluster CIDR. Some CNI plugins need it.")
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling,
-		"Serve Go's profiling handlers under /debug/pprof/ on the metrics server.")
+		"Serve Go's profiling handlers under /debug/pprof/ on the metrics server, and /debug/flags/v, where a PUT of a number sets the log verbosity.")
 	fs.StringVar(&o.HealthzBindAddress, "healthz-bind-address", o.HealthzBindAddress,
 		"IP:port of the health check server. An IP alone gets port "+healthzPort+".")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress,
@@ -258,9 +260,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ProxyMode, "proxy-mode", o.ProxyMode,
 		"kube-proxy's proxy mode: only 'ipvs' (or empty) is valid; ipvs-proxy always programs IPVS.")
 	fs.Var(cliflag.NewMapStringBool(&o.FeatureGates), "feature-gates",
-		"kube-proxy's feature gates, key=value pairs. ipvs-proxy acts on AllowServiceExternalIPs (default true); others are accepted and logged.")
+		"kube-proxy's feature gates, key=value pairs. ipvs-proxy acts on AllowServiceExternalIPs (default true) and on the logging gates (LoggingAlphaOptions, LoggingBetaOptions, ContextualLogging); others are accepted and logged.")
 	fs.Float32Var(&o.KubeAPIQPS, "kube-api-qps", o.KubeAPIQPS,
-		"Requests per second to the API server (Event writes and the first lists); 0 means 50.")
+		"Requests per second to the API server (Event writes and the first lists); 0 means 50, a negative value no limit.")
 	fs.Int32Var(&o.KubeAPIBurst, "kube-api-burst", o.KubeAPIBurst,
 		"Burst of requests to the API server; 0 means 100.")
 	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress,

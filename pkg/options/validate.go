@@ -67,15 +67,24 @@ func (o *Options) Validate() error {
 	if why := hostPort(o.MetricsBindAddress); o.MetricsBindAddress != "" && why != "" {
 		add(fMetricsBindAddress, o.MetricsBindAddress, why)
 	}
+	// A pod interface that is missing is named where the mode came from:
+	// the file's field when the file chose the mode.
+	missing := func(f field) {
+		if o.fromFile[fDetectLocalMode] {
+			lines = append(lines, fmt.Sprintf("invalid %s %q in %s: must be set with detectLocalMode %s", fields[f].file, "", o.ConfigFile, o.DetectLocalMode))
+			return
+		}
+		add(f, "", "must be set with detect-local-mode "+o.DetectLocalMode)
+	}
 	switch o.DetectLocalMode {
 	case "", "ClusterCIDR", "NodeCIDR":
 	case "BridgeInterface":
 		if o.PodBridgeInterface == "" {
-			add(fPodBridgeInterface, "", "must be set with detect-local-mode BridgeInterface")
+			missing(fPodBridgeInterface)
 		}
 	case "InterfaceNamePrefix":
 		if o.PodInterfaceNamePrefix == "" {
-			add(fPodInterfaceNamePrefix, "", "must be set with detect-local-mode InterfaceNamePrefix")
+			missing(fPodInterfaceNamePrefix)
 		}
 	default:
 		add(fDetectLocalMode, o.DetectLocalMode, "want ClusterCIDR, NodeCIDR, BridgeInterface or InterfaceNamePrefix")
@@ -89,9 +98,8 @@ func (o *Options) Validate() error {
 	if o.OOMScoreAdj < -1000 || o.OOMScoreAdj > 1000 {
 		add(fOOMScoreAdj, strconv.Itoa(int(o.OOMScoreAdj)), "must be from -1000 to 1000")
 	}
-	if o.KubeAPIQPS < 0 {
-		add(fKubeAPIQPS, strconv.FormatFloat(float64(o.KubeAPIQPS), 'g', -1, 32), "must not be negative")
-	}
+	// A negative QPS is valid, as in kube-proxy: client-go then sets no
+	// rate limit.
 	if o.KubeAPIBurst < 0 {
 		add(fKubeAPIBurst, strconv.Itoa(int(o.KubeAPIBurst)), "must not be negative")
 	}
