@@ -128,7 +128,7 @@ var proxyAccess = []authorizationv1.ResourceAttributes{
 	{Verb: "list", Resource: "services"},
 	{Verb: "watch", Resource: "nodes"},
 	{Verb: "list", Group: "discovery.k8s.io", Resource: "endpointslices"},
-	{Verb: "create", Group: "events.k8s.io", Resource: "events", Namespace: "default"},
+	{Verb: "create", Resource: "events", Namespace: "default"},
 }
 
 // waitProxyAuthorized waits until the authorizer allows the proxy's
