@@ -7,11 +7,15 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/ipvs-proxy/ipvs-proxy/internal/testobj"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	v1 "k8s.io/api/core/v1"
+	discovery "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"maps"
+	"path/filepath"
 )
 
 // refusingSets refuses, as the kernel refuses a value it cannot hold,
@@ -326,4 +330,128 @@ func TestVIPMemberOutlivesItsAddress(t *testing.T) {
 			checkDump(t, k, empty)
 		})
 	}
+}
+
+// A deny-list member a Service no longer wants goes, whatever the sync,
+// when its virtual server stays because the Service still has it: the
+// Service dropped its source ranges (the firewall member), or got a local
+// endpoint under externalTrafficPolicy Local (the no-local-endpoints
+// members). Kept, the firewall member dropped every client of the LB
+// IP:port, the other every new connection, until the Service was gone.
+func TestDenialsNoServiceWantsGo(t *testing.T) {
+	lb := func(ranges []string, local bool, node string) model.ServiceInput {
+		s := svc("lb", "10.96.0.60", func(s *v1.Service) {
+			s.Spec.Type = v1.ServiceTypeLoadBalancer
+			s.Spec.Ports[0].NodePort = 30060
+			s.Spec.LoadBalancerSourceRanges = ranges
+			s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "203.0.113.9"}}
+			if local {
+				s.Spec.ExternalTrafficPolicy = v1.ServiceExternalTrafficPolicyLocal
+				s.Spec.HealthCheckNodePort = 32060
+			}
+		})
+		return input(s, testobj.Slice("ns", "lb-1", "lb", discovery.AddressTypeIPv4, testobj.HTTP(8080), testobj.On(node, "10.244.1.5")...))
+	}
+	syncs := map[string]func(k kernel, p *Proxier, state string, in model.ServiceInput) Result{
+		"change": func(_ kernel, p *Proxier, _ string, in model.ServiceInput) Result {
+			return p.SyncServices(changesOf(in))
+		},
+		"full sync": func(_ kernel, p *Proxier, _ string, in model.ServiceInput) Result {
+			return p.SyncAll([]model.ServiceInput{in})
+		},
+		"resync": func(_ kernel, p *Proxier, _ string, in model.ServiceInput) Result {
+			p.BeginRead()
+			return resyncInSteps(t, p.BeginResync(PrepareInputs([]model.ServiceInput{in}), p.ReadKernel()), 16, nil)
+		},
+		"restart": func(k kernel, _ *Proxier, state string, in model.ServiceInput) Result {
+			return k.proxier(t, state).SyncAll([]model.ServiceInput{in})
+		},
+	}
+	for _, tc := range []struct {
+		name          string
+		before, after model.ServiceInput
+	}{
+		{"ranges dropped", lb([]string{"192.0.2.0/24"}, false, "node-a"), lb(nil, false, "node-a")},
+		{"a local endpoint comes", lb(nil, true, "node-b"), lb(nil, true, "node-a")},
+	} {
+		for _, kind := range slices.Sorted(maps.Keys(syncs)) {
+			t.Run(tc.name+"/"+kind, func(t *testing.T) {
+				ref := newKernel()
+				ref.proxier(t, "").SyncAll([]model.ServiceInput{tc.after})
+				k := newKernel()
+				state := filepath.Join(t.TempDir(), "owned")
+				p := k.proxier(t, state)
+				p.SyncAll([]model.ServiceInput{tc.before})
+				if res := syncs[kind](k, p, state, tc.after); len(res.Errors) > 0 {
+					t.Fatal(res.Errors)
+				}
+				checkDump(t, k, ref.dump(t))
+			})
+		}
+	}
+}
+
+// A deny-list member kept for a virtual server whose delete failed costs
+// the change-by-change syncs nothing: they read the kernel exactly as
+// without it, and the resync, which deletes the virtual server, drops it
+// in its last step.
+func TestKeptDenialCostsChangesNoRead(t *testing.T) {
+	lb := input(svc("lb", "10.96.0.60", func(s *v1.Service) {
+		s.Spec.Type = v1.ServiceTypeLoadBalancer
+		s.Spec.Ports[0].NodePort = 30060
+		s.Spec.LoadBalancerSourceRanges = []string{"192.0.2.0/24"}
+		s.Status.LoadBalancer.Ingress = []v1.LoadBalancerIngress{{IP: "203.0.113.9"}}
+	}), slice("lb", "10.244.1.5"))
+	readsPerChange := func(t *testing.T, stuck bool) int {
+		k := newKernel()
+		r := &reads{Fake: k.ipvs}
+		owned, err := LoadOwned("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := New(model.Options{NodeName: "node-a", Scheduler: "rr"}, r, k.link, k.sets, owned)
+		p.SyncAll([]model.ServiceInput{lb, input(web, webSlice)})
+		if stuck {
+			k.ipvs.FailOn = map[ipvs.ServiceKey]error{key("203.0.113.9", 80): syscall.EBUSY}
+			p.SyncServices(map[types.NamespacedName]*model.ServiceInput{name("lb"): nil})
+			k.ipvs.FailOn = nil
+			if len(p.undeleted.denials) == 0 {
+				t.Fatal("no denial kept for the virtual server whose delete failed")
+			}
+		}
+		r.gets = 0
+		for i := range 20 {
+			addrs := []string{"10.244.1.2", "10.244.1.3"}
+			if i%2 == 0 {
+				addrs = addrs[:1]
+			}
+			p.SyncServices(changesOf(input(web, slice("web", addrs...))))
+		}
+		return r.gets
+	}
+	if without, with := readsPerChange(t, false), readsPerChange(t, true); with != without {
+		t.Errorf("20 changes read %d virtual servers with a kept denial, %d without", with, without)
+	}
+}
+
+// TestFailedAddressInFullSyncIsWrittenAgain is TestFailedAddressIsWrittenAgain
+// for a full sync, which writes the virtual servers before the addresses:
+// those on an address whose add failed are recorded, and the Service's
+// retry puts the address on.
+func TestFailedAddressInFullSyncIsWrittenAgain(t *testing.T) {
+	ext := input(svc("ext", "10.96.0.70", func(s *v1.Service) { s.Spec.ExternalIPs = []string{"203.0.113.9"} }), slice("ext", "10.244.1.5"))
+	ref := newKernel()
+	ref.proxier(t, "").SyncAll([]model.ServiceInput{ext})
+	k := newKernel()
+	p := k.proxier(t, "")
+	addr := netip.MustParseAddr("203.0.113.9")
+	k.link.FailOn[addr] = syscall.EPERM
+	if res := p.SyncAll([]model.ServiceInput{ext}); !slices.Equal(res.Failed, []types.NamespacedName{name("ext")}) {
+		t.Fatalf("full sync: failed %v, errors %v; want ext failed", res.Failed, res.Errors)
+	}
+	delete(k.link.FailOn, addr)
+	if res := p.SyncServices(changesOf(ext)); len(res.Errors) > 0 || len(res.Problems[name("ext")]) > 0 {
+		t.Fatalf("retry: errors %v, problems %v", res.Errors, res.Problems)
+	}
+	checkDump(t, k, ref.dump(t))
 }

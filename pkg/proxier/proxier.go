@@ -221,8 +221,20 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	// applyServers wrote the record, and only if its writes were clean: a
 	// virtual server whose delete failed stays recorded, or it would be
 	// no one's (off the link, unrecorded) and stay forever.
+	vipErrs := len(res.Errors)
 	p.apply(vips, nil, &res)
-	p.delDenials(denials, plan, true, res.Errors, true, &res)
+	if failed := reconcile.FailedAddresses(res.Errors[vipErrs:]); len(failed) > 0 {
+		// applyServers added the virtual servers on these addresses
+		// unrecorded, as about to be on the link (see recordStranded).
+		var on reconcile.Plan
+		for k, vs := range desired {
+			if failed[k.Addr] {
+				on.AddServices = append(on.AddServices, vs.Service)
+			}
+		}
+		p.recordStranded(on, res.Errors, failed, &res)
+	}
+	p.delDenials(denials, deletedStay(plan, true, res.Errors), true, false, &res)
 	t5 := p.Clock.Now()
 	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
 	res.Draining = p.trackDrains(plan, nil)
@@ -572,7 +584,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 	plan.Merge(reconcile.DiffAddresses(wantAddrs, haveAddrs))
 	errsBefore := len(res.Errors)
 	written := p.apply(plan, nil, &res)
-	p.delDenials(denyAfter, plan, written, res.Errors[errsBefore:], false, &res)
+	p.delDenials(denyAfter, deletedStay(plan, written, res.Errors[errsBefore:]), false, false, &res)
 	p.addMembers(marked, &res)
 	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
 	res.Draining = p.trackDrains(plan, touched)
@@ -702,8 +714,10 @@ func (p *Proxier) write(plan reconcile.Plan, res *Result) bool {
 // whose add failed: recordAhead left them out as about to be on the link,
 // and off it and unrecorded they would read as another tool's, to the
 // retry that puts the address on (which looks for other tools' virtual
-// servers on a new address) and to the resync. A full sync's record drops
-// them once the address is on.
+// servers on a new address) and to the resync. A change's write calls it
+// with its plan; a full sync with the virtual servers it wants on such an
+// address (applyServers wrote them before the addresses). The record
+// keeps them until a sync that rebuilds it finds the address on the link.
 func (p *Proxier) recordStranded(plan reconcile.Plan, errs []error, failedAddrs map[netip.Addr]bool, res *Result) {
 	if len(failedAddrs) == 0 {
 		return

@@ -68,7 +68,7 @@ func (r *Resync) dropStaleMembers() (Result, bool) {
 			p.setWrite(&res, set, stale[set][j], err, &res.Counts.SetMembersDeleted)
 		}
 	}
-	p.delDenials(denials, reconcile.Plan{}, true, nil, true, &res)
+	p.delDenials(denials, nil, true, false, &res)
 	p.blame(&res, nil, false) // a set's error is the node's
 	return res, r.setAt < len(r.members)
 }
@@ -149,9 +149,10 @@ func (r *Resync) sweep() (Result, bool) {
 func (r *Resync) finish() (Result, bool) {
 	res := r.addMissingMembers(slices.Collect(maps.Keys(r.p.since.names)))
 	res.merge(r.syncAddresses())
-	// The deny-list members dropStaleMembers kept for VIPs then still on
-	// the link go once syncAddresses took them off.
-	r.p.delDenials(nil, reconcile.Plan{}, true, nil, true, &res)
+	// The deny-list members kept (by dropStaleMembers, or by changes for
+	// a virtual server whose delete failed) go once what they guarded is
+	// gone: the sweep deleted the virtual servers, syncAddresses the VIPs.
+	r.p.delDenials(nil, nil, true, true, &res)
 	return res, false
 }
 

@@ -3,7 +3,6 @@ package proxier
 import (
 	"errors"
 	"iter"
-	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -252,23 +251,67 @@ var denySets = func() map[uint8]bool {
 	return out
 }()
 
-// delDenials deletes deny-list members (writeMembers' denyAfter) once
-// the plan is written, but those whose virtual server or address is still
-// there: one the plan meant to delete and did not (a failed delete, or no
-// write at all: the ownership record could not be saved), or an address
-// still on the link. Those stay, what they guard guarded as before, among
-// the undeleted denials, which every later sync looks at again: a VIP's
-// member goes once the address is off the link, a virtual server's once a
-// read finds it gone (the resync deletes it). A virtual server that stays
-// because another Service now holds it is not guarded by the old holder's
-// member, which goes. With verify (a full sync's or a resync's stale
-// members, whose virtual servers this plan did not touch), a virtual
-// server is looked for in the kernel as for an undeleted denial.
-func (p *Proxier) delDenials(ms []member, plan reconcile.Plan, written bool, errs []error, verify bool, res *Result) {
+// delDenials deletes deny-list members no Service wants (writeMembers'
+// denyAfter, or a full sync's or a resync's stale ones) once the plan is
+// written, but those that still guard something: a VIP's member while the
+// address is on the link, and a virtual server's while that virtual
+// server, which no Service holds any more, is still there (its delete
+// failed, or nothing was written: the ownership record could not be
+// saved). A virtual server a Service still has is not guarded by a member
+// no Service wants (its ranges were dropped, it got a local endpoint): that
+// member goes. stays says, for the keys the plan deleted, whether the
+// virtual server is still there (deletedStay); with look, a key the plan
+// did not touch is looked for in the kernel. Kept members are the
+// undeleted denials: a change-by-change sync looks at the VIPs' again (no
+// read needed), and with recheck (a resync's last step, after its sweep
+// deleted what it could) every one is read again.
+func (p *Proxier) delDenials(ms []member, stays map[ipvs.ServiceKey]bool, look, recheck bool, res *Result) {
 	if len(ms) == 0 && len(p.undeleted.denials) == 0 {
 		return
 	}
-	stays := map[ipvs.ServiceKey]bool{}
+	guarded := func(m member) bool {
+		e := m.entry()
+		if vipSets[m.set] {
+			return p.linkAddrs[e.IP] // its ports stay refused while it is on
+		}
+		k := ipvs.ServiceKey{Addr: e.IP, Proto: ipvs.Protocol(strings.ToUpper(e.Proto)), Port: e.Port}
+		if p.idx.wanted(k) {
+			return false
+		}
+		if stay, planned := stays[k]; planned {
+			return stay
+		}
+		if !look || !p.owns(k) {
+			return false
+		}
+		_, there, err := p.ipvs.Get(k)
+		return there || err != nil
+	}
+	all := slices.Clone(ms)
+	for m := range p.undeleted.denials {
+		if recheck || vipSets[m.set] {
+			all = append(all, m)
+		}
+	}
+	slices.SortFunc(all, compareMembers)
+	for _, m := range slices.Compact(all) {
+		switch {
+		case p.idx.memberRefs[m] > 0:
+			delete(p.undeleted.denials, m) // wanted again, and still there
+		case guarded(m):
+			p.undeleted.denials[m] = true
+		default:
+			delete(p.undeleted.denials, m)
+			p.delMember(m, res)
+		}
+	}
+}
+
+// deletedStay is, for each virtual server plan deletes, whether it is
+// still there after the plan's write: not written at all, or its delete
+// among errs.
+func deletedStay(plan reconcile.Plan, written bool, errs []error) map[ipvs.ServiceKey]bool {
+	stays := make(map[ipvs.ServiceKey]bool, len(plan.DeleteServices))
 	for _, k := range plan.DeleteServices {
 		stays[k] = !written
 	}
@@ -280,32 +323,7 @@ func (p *Proxier) delDenials(ms []member, plan reconcile.Plan, written bool, err
 			}
 		}
 	}
-	guarded := func(m member) bool {
-		e := m.entry()
-		if vipSets[m.set] {
-			return p.linkAddrs[e.IP] // its ports stay refused while it is on
-		}
-		k := ipvs.ServiceKey{Addr: e.IP, Proto: ipvs.Protocol(strings.ToUpper(e.Proto)), Port: e.Port}
-		if stays[k] {
-			return true
-		}
-		if !verify && !p.undeleted.denials[m] {
-			return false
-		}
-		_, there, err := p.ipvs.Get(k) // left from an earlier sync: is it gone yet?
-		return there || err != nil
-	}
-	for _, m := range slices.Concat(ms, slices.Collect(maps.Keys(p.undeleted.denials))) {
-		switch {
-		case p.idx.memberRefs[m] > 0:
-			delete(p.undeleted.denials, m) // wanted again, and still there
-		case guarded(m):
-			p.undeleted.denials[m] = true
-		default:
-			delete(p.undeleted.denials, m)
-			p.delMember(m, res)
-		}
-	}
+	return stays
 }
 
 // vipSets are the indexes in ownedSets of the VIP sets.
