@@ -383,24 +383,27 @@ func status(data []byte) int32 {
 }
 
 // finish reads and drops the rest of dump seq, up to its NLMSG_DONE or
-// NLMSG_ERROR. drain is not enough: the kernel fills the next read of a
-// dump only when the one before is read, so most of it is not queued
-// yet. It gives up after replyWait, or at a receive error: the socket
-// cannot be read then, nor the dump ended.
+// NLMSG_ERROR, without waiting: while a dump runs, the kernel queues its
+// next part as each read takes the one before (netlink_recvmsg), so an
+// empty socket means it has ended, its end lost with the rest of a
+// malformed read. Waiting for more there held the caller for replyWait.
+// A receive error other than that ends it too: the socket cannot be read.
 func (s *Socket) finish(seq uint32) error {
-	deadline := time.Now().Add(replyWait)
-	for time.Now().Before(deadline) {
-		answers, err := s.receive()
-		if err != nil {
+	fd := s.s.GetFd()
+	for {
+		n, err := unix.Read(fd, s.buf) // the socket is non-blocking (see receive)
+		switch {
+		case errors.Is(err, unix.EAGAIN):
+			return nil
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
 			return fmt.Errorf("netlink receive: %w", err)
 		}
-		if endsIn(answers, seq) {
+		if endsIn(s.buf[:n], seq) {
 			return nil
 		}
-		// Else the end is in a later read (the rest of a malformed one
-		// is lost, and its end may be in the next).
 	}
-	return errors.New("netlink dump did not end in time")
 }
 
 // nlaTypeMask clears NLA_F_NESTED and NLA_F_NET_BYTEORDER from a type.
