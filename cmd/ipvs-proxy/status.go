@@ -2,15 +2,19 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipset"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/netif"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/options"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/proxier"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/status"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/watch"
 	"github.com/spf13/cobra"
@@ -21,8 +25,8 @@ import (
 )
 
 type statusFlags struct {
-	kubeconfig, master, hostname, output, service, metricsAddr string
-	counters                                                   bool
+	kubeconfig, master, hostname, output, service, metricsAddr, stateFile string
+	counters                                                              bool
 }
 
 func statusCommand() *cobra.Command {
@@ -31,8 +35,10 @@ func statusCommand() *cobra.Command {
 		Use:   "status",
 		Short: "Print this node's IPVS table, labelled with the Service each entry belongs to",
 		Long: `Print the live IPVS table in the layout of ipvsadm -Ln. When the API server is
-reachable, each virtual server is labelled namespace/name:port; when it is not,
-the table is printed unlabelled and a note says so.
+reachable, each virtual server ipvs-proxy made is labelled namespace/name:port
+(another tool's is not, even at an address and port a Service names: the proxy
+leaves it alone); when it is not, the table is printed unlabelled and a note
+says so.
 
 With --service NS/NAME, only that Service's virtual servers are printed, and
 each of its endpoints is listed with the reason it is or is not programmed.`,
@@ -60,6 +66,8 @@ each of its endpoints is listed with the reason it is or is not programmed.`,
 	fs.BoolVar(&f.counters, "counters", false, "add the active and inactive connection counters")
 	fs.StringVar(&f.metricsAddr, "metrics-bind-address", options.DefaultMetricsBindAddress,
 		"the running proxy's --metrics-bind-address, where --service reads the settings it builds Services with")
+	fs.StringVar(&f.stateFile, "state-file", "", "the running proxy's --state-file, if it was given: its record of the virtual servers it made on node addresses; "+
+		"by default the record is in the kernel sets IPVS-PROXY-OWNED(6)")
 	return cmd
 }
 
@@ -89,7 +97,7 @@ func runStatus(ctx context.Context, f statusFlags) error {
 		}
 		opts.Zone = zone
 		builder = model.NewBuilder(opts)
-		labels = status.LabelsFor(builder, inputs)
+		labels = status.LabelsFor(builder, inputs, readOurs(netif.NewLinux(LinkName), ipset.NewLinux(), f.stateFile))
 	}
 	if f.service != "" {
 		vss = onlyService(vss, labels, f.service)
@@ -138,6 +146,50 @@ func runningOptions(ctx context.Context, f statusFlags) model.Options {
 		opts.NodeName = strings.ToLower(name) // as the daemon names its Node
 	}
 	return opts
+}
+
+// readOurs reads what makes a virtual server ipvs-proxy's as the running
+// proxy does (loadOwned, and its reads of the dummy link), but only reads:
+// missing record sets are an empty record, not made. What cannot be read
+// is left out, with a note: entries are then left unlabelled rather than
+// claimed for a Service that the proxy may have skipped.
+func readOurs(link netif.Interface, sets ipset.Interface, stateFile string) status.Ours {
+	ours := status.Ours{LinkAddrs: map[netip.Addr]bool{}, Recorded: map[ipvs.ServiceKey]bool{}}
+	if addrs, err := link.Addresses(); err != nil {
+		fmt.Fprintf(os.Stderr, "note: cannot read %s's addresses, the virtual servers on them are unlabelled: %v\n", LinkName, err)
+	} else {
+		for _, a := range addrs {
+			ours.LinkAddrs[a] = true
+		}
+	}
+	var owned *proxier.Owned
+	var err error
+	if stateFile != "" {
+		owned, err = proxier.LoadOwned(stateFile)
+	} else {
+		owned, err = proxier.LoadOwnedInSets(readOnlySets{sets})
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "note: cannot read the ownership record, the virtual servers on node addresses are unlabelled: %v\n", err)
+	} else {
+		ours.Recorded = owned.Map()
+	}
+	return ours
+}
+
+// readOnlySets lets LoadOwnedInSets read the record without making its
+// sets: Ensure leaves a missing set missing, and Entries reads it as
+// empty. status calls nothing else on it.
+type readOnlySets struct{ ipset.Interface }
+
+func (readOnlySets) Ensure(ipset.Set) error { return nil }
+
+func (s readOnlySets) Entries(name string) ([]ipset.Entry, error) {
+	es, err := s.Interface.Entries(name)
+	if errors.Is(err, ipset.ErrNotFound) {
+		return nil, nil
+	}
+	return es, err
 }
 
 func onlyService(vss []ipvs.VirtualServer, labels status.Labels, svc string) []ipvs.VirtualServer {

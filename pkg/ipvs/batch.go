@@ -177,7 +177,7 @@ func (m msg) dest(d Destination) msg {
 	return m.nest(attrDest, func(m msg) msg {
 		m = m.attr(destAddr, d.Addr.AsSlice())
 		m = m.be16(destPort, d.Port)
-		m = m.u32(destFwdMethod, fwdMasq)
+		m = m.u32(destFwdMethod, fwdMasq) // whatever d.Forward says: ipvs-proxy writes only Masq
 		m = m.u32(destWeight, uint32(d.Weight))
 		m = m.u32(destUThresh, 0)
 		return m.u32(destLThresh, 0)

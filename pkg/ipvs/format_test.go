@@ -35,6 +35,11 @@ func counted(d Destination, active, inactive uint32) Destination {
 	return d
 }
 
+func forwarding(d Destination, f Forward) Destination {
+	d.Forward = f
+	return d
+}
+
 func TestFormat(t *testing.T) {
 	web := key(TCP, "10.96.0.10:80")
 	labels := map[ServiceKey]string{
@@ -102,6 +107,27 @@ UDP  [fd00:10:96::a]:53 rr persistent 60  # kube-system/kube-dns:dns
 		want: header + `TCP  10.96.0.10:80 wrr
   -> 10.244.1.2:8080              Masq    0
   -> 10.244.1.3:8080              Masq    100
+`,
+	}, {
+		name: "each real server's forwarding method, as the kernel holds it (another tool's)",
+		vss: []VirtualServer{vs(key(TCP, "192.168.1.10:80"), "wlc",
+			forwarding(dst("192.168.1.20:80", 1), ForwardRoute),
+			forwarding(dst("192.168.1.21:80", 1), ForwardTunnel),
+			forwarding(dst("192.168.1.22:80", 1), ForwardLocal),
+			dst("192.168.1.23:80", 1),
+		)},
+		want: header + `TCP  192.168.1.10:80 wlc
+  -> 192.168.1.20:80              Route   1
+  -> 192.168.1.21:80              Tunnel  1
+  -> 192.168.1.22:80              Local   1
+  -> 192.168.1.23:80              Masq    1
+`,
+	}, {
+		name:     "forwarding method with counters",
+		vss:      []VirtualServer{vs(key(TCP, "192.168.1.10:80"), "wlc", counted(forwarding(dst("192.168.1.20:80", 1), ForwardRoute), 4, 2))},
+		counters: true,
+		want: headerCounters + `TCP  192.168.1.10:80 wlc
+  -> 192.168.1.20:80              Route   1      4          2
 `,
 	}, {
 		name:     "counters on",

@@ -208,6 +208,8 @@ func parseDest(p []byte, svcAF uint16) (Destination, error) {
 			rawAddr = v
 		case t == destPort && len(v) >= 2:
 			d.Port = binary.BigEndian.Uint16(v)
+		case t == destFwdMethod && len(v) >= 4:
+			d.Forward = forwardOf(binary.NativeEndian.Uint32(v))
 		case t == destWeight && len(v) >= 4:
 			d.Weight = int32(binary.NativeEndian.Uint32(v))
 		case t == destActiveConns && len(v) >= 4:

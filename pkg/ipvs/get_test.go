@@ -77,3 +77,39 @@ func TestReadPathAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestParseDestForward: a real server read over netlink keeps the
+// forwarding method of IPVS_DEST_ATTR_FWD_METHOD's IP_VS_CONN_F_FWD_MASK
+// bits, read as /proc/net/ip_vs prints it, so Get and List agree.
+func TestParseDestForward(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		attr uint32
+		want Forward
+	}{
+		{"masq", 0, ForwardMasq},
+		{"local node", 1, ForwardLocal},
+		{"tunnel", 2, ForwardTunnel},
+		{"direct routing", 3, ForwardRoute},
+		{"bypass reads as Masq, as the file prints it", 4, ForwardMasq},
+		{"flags above the mask are not the method", 0x0100 | 3, ForwardRoute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := answer(func(m msg) msg {
+				return m.nest(attrDest, func(m msg) msg {
+					m = m.attr(destAddr, netip.MustParseAddr("192.168.1.20").AsSlice())
+					m = m.be16(destPort, 80)
+					m = m.u32(destFwdMethod, tc.attr)
+					return m.u32(destWeight, 1)
+				})
+			})
+			d, err := parseDest(p, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Forward != tc.want || d.AddrPort() != netip.MustParseAddrPort("192.168.1.20:80") || d.Weight != 1 {
+				t.Errorf("parsed %+v, want 192.168.1.20:80 weight 1 forwarding by %s", d, tc.want)
+			}
+		})
+	}
+}

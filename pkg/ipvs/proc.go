@@ -98,7 +98,8 @@ func parseProc(r io.Reader, hint int) (map[ServiceKey][]Destination, error) {
 				}
 				num[i] = int(v)
 			}
-			dests = append(dests, Destination{Addr: a.Addr(), Port: a.Port(), Weight: int32(num[0]), ActiveConns: uint32(num[1]), InactiveConns: uint32(num[2])})
+			dests = append(dests, Destination{Addr: a.Addr(), Port: a.Port(), Forward: procForward(f[2]), Weight: int32(num[0]),
+				ActiveConns: uint32(num[1]), InactiveConns: uint32(num[2])})
 		case string(f[0]) == "FWM":
 			flush()
 			have, mark = false, 0
@@ -178,6 +179,20 @@ func parseUint(b []byte, base, bits int) (uint64, bool) {
 		}
 	}
 	return v, true
+}
+
+// procForward is the forwarding method of a real server's Forward column.
+// The kernel prints Local, Tunnel and Route by name and every other
+// method as Masq (ip_vs_fwd_name), so a word it does not print is read as
+// the zero value, Masq, rather than failing the whole read, which every
+// full sync depends on.
+func procForward(b []byte) Forward {
+	for f := ForwardLocal; f <= ForwardRoute; f++ {
+		if string(b) == forwardNames[f] {
+			return f
+		}
+	}
+	return ForwardMasq
 }
 
 // procProtocol is the protocol a virtual server's line names, without a

@@ -120,3 +120,31 @@ func TestParseProcLastLine(t *testing.T) {
 		t.Errorf("%s: %v, want its one real server 172.17.0.2:80", k, ds)
 	}
 }
+
+// TestParseProcForward: each real server keeps the forwarding method of
+// its Forward column, as status prints it; another tool's direct-routing
+// or tunnelled real servers are not shown as Masq.
+func TestParseProcForward(t *testing.T) {
+	head := "IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\nTCP  C0A8010A:0050 wlc \n"
+	k := ServiceKey{Addr: netip.MustParseAddr("192.168.1.10"), Proto: TCP, Port: 80}
+	for _, tc := range []struct {
+		column string
+		want   Forward
+	}{
+		{"Masq", ForwardMasq},
+		{"Local", ForwardLocal},
+		{"Tunnel", ForwardTunnel},
+		{"Route", ForwardRoute},
+		{"Bypass", ForwardMasq}, // the kernel never prints it (ip_vs_fwd_name): read as its default, not an error
+	} {
+		t.Run(tc.column, func(t *testing.T) {
+			got, err := ParseProc(strings.NewReader(head + "  -> C0A80114:0050      " + tc.column + "   1      0          0         \n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ds := got[k]; len(ds) != 1 || ds[0].Forward != tc.want {
+				t.Errorf("%s: %+v, want one real server forwarding by %s", k, ds, tc.want)
+			}
+		})
+	}
+}

@@ -135,12 +135,58 @@ func (s Service) SameSettings(o Service) bool {
 		s.Persistent == o.Persistent && (!s.Persistent || s.Timeout == o.Timeout)
 }
 
-// Destination is a real server. ipvs-proxy always forwards by masquerading
-// (NAT), so the forwarding method is not a field.
+// Forward is a real server's forwarding method, numbered as the kernel's
+// IP_VS_CONN_F_FWD_MASK bits. Its zero value is ForwardMasq, the only
+// method ipvs-proxy writes: the real servers the model builds and those
+// the kernel reads back for ipvs-proxy's own virtual servers are alike
+// Masq, so whatever compares them is as it was before the field. The
+// other methods are read from virtual servers other tools made, for
+// status to print.
+type Forward uint8
+
+const (
+	ForwardMasq   Forward = 0 // IP_VS_CONN_F_MASQ: NAT
+	ForwardLocal  Forward = 1 // IP_VS_CONN_F_LOCALNODE
+	ForwardTunnel Forward = 2 // IP_VS_CONN_F_TUNNEL: IP-in-IP
+	ForwardRoute  Forward = 3 // IP_VS_CONN_F_DROUTE: direct routing
+)
+
+// forwardNames are the methods as /proc/net/ip_vs and ipvsadm -Ln print
+// them.
+var forwardNames = [...]string{ForwardMasq: "Masq", ForwardLocal: "Local", ForwardTunnel: "Tunnel", ForwardRoute: "Route"}
+
+func (f Forward) String() string {
+	if int(f) < len(forwardNames) {
+		return forwardNames[f]
+	}
+	return fmt.Sprintf("fwd-%d", uint8(f))
+}
+
+// forwardOf reads the kernel's forwarding bits (IPVS_DEST_ATTR_FWD_METHOD)
+// as /proc/net/ip_vs prints them (the kernel's ip_vs_fwd_name): Local,
+// Tunnel and Route by name, and every other value, IP_VS_CONN_F_BYPASS
+// included, as Masq. So a real server reads the same from Get (netlink)
+// and List (the file).
+func forwardOf(flags uint32) Forward {
+	switch f := Forward(flags & 0x7); f { // IP_VS_CONN_F_FWD_MASK
+	case ForwardLocal, ForwardTunnel, ForwardRoute:
+		return f
+	}
+	return ForwardMasq
+}
+
+// Destination is a real server.
 type Destination struct {
-	Addr   netip.Addr
-	Port   uint16
-	Weight int32 // the kernel's is 32 bits; 40 bytes in all, times every endpoint of every Service
+	Addr netip.Addr
+	Port uint16
+	// Forward is read from the kernel and printed; writes ignore it, as
+	// ipvs-proxy writes only Masq real servers (the fake keeps Masq too).
+	// Diffs (reconcile's) match real servers by address and port and
+	// compare their weights alone, so a field that differs here never
+	// makes one write: not to ipvs-proxy's own, whose real servers are
+	// Masq both ways, nor to another tool's, which no diff sees.
+	Forward Forward
+	Weight  int32 // the kernel's is 32 bits; 40 bytes in all (Forward sits in Port's padding), times every endpoint of every Service
 	// Connection counters, read from the kernel; never compared or dumped
 	// by the fakes.
 	ActiveConns   uint32
@@ -186,7 +232,7 @@ func Format(vss []VirtualServer, label func(ServiceKey) string, counters bool) s
 		}
 		b.WriteString(strings.TrimRight(line, " ") + "\n")
 		for _, d := range vs.Destinations {
-			line := fmt.Sprintf("  -> %-28s Masq    %-6d", d.AddrPort(), d.Weight)
+			line := fmt.Sprintf("  -> %-28s %-7s %-6d", d.AddrPort(), d.Forward, d.Weight)
 			if counters {
 				line += fmt.Sprintf(" %-10d %d", d.ActiveConns, d.InactiveConns)
 			}

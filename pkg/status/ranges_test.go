@@ -28,7 +28,7 @@ func TestLabelsFollowPrecedence(t *testing.T) {
 	dns := lbService("kube-system", "dns", "10.96.0.10", 100, func(s *v1.Service) {})
 	evil := lbService("zzz", "evil", "10.96.0.66", 1, func(s *v1.Service) { s.Spec.ExternalIPs = []string{"10.96.0.10"} })
 	for _, order := range [][]model.ServiceInput{{dns, evil}, {evil, dns}} {
-		l := LabelsFor(b, order)
+		l := LabelsFor(b, order, Ours{})
 		if got := l[key(ipvs.TCP, "10.96.0.10:80")]; got != "kube-system/dns:http" {
 			t.Errorf("label of the DNS VIP = %q, want kube-system/dns:http", got)
 		}
@@ -52,5 +52,63 @@ func TestSourceRangesText(t *testing.T) {
 	}
 	if got := SourceRanges(b.Service(lbService("ns", "open", "10.96.0.21", 1, func(s *v1.Service) {}))); got != "" {
 		t.Errorf("a Service without ranges explains %q", got)
+	}
+}
+
+// The proxier programs a key a Service wants only where the kernel's
+// virtual server is ipvs-proxy's (pkg/proxier's foreign): on the dummy
+// link's addresses, recorded, or the Service's own clusterIP. Elsewhere it
+// is another tool's, which the proxier skips the Service for, and which
+// status must not label as the Service's.
+func TestLabelsOnlyOurs(t *testing.T) {
+	nodeIP := netip.MustParseAddr("192.168.1.10")
+	b := model.NewBuilder(model.Options{NodeName: "n", Scheduler: "rr", NodeIPs: []netip.Addr{nodeIP}})
+	ext := lbService("ns", "ext", "10.96.0.20", 1, func(s *v1.Service) {
+		s.Spec.Type = v1.ServiceTypeClusterIP
+		s.Spec.Ports[0].NodePort = 0
+		s.Spec.ExternalIPs = []string{"192.168.1.10", "203.0.113.5"}
+	})
+	var (
+		cluster  = key(ipvs.TCP, "10.96.0.20:80")
+		onNode   = key(ipvs.TCP, "192.168.1.10:80")
+		external = key(ipvs.TCP, "203.0.113.5:80")
+		link     = func(as ...string) map[netip.Addr]bool {
+			m := map[netip.Addr]bool{}
+			for _, a := range as {
+				m[netip.MustParseAddr(a)] = true
+			}
+			return m
+		}
+	)
+	for _, tc := range []struct {
+		name string
+		ours Ours
+		want Labels
+	}{{
+		name: "another tool's virtual servers at the externalIPs (neither on the link nor recorded): unlabelled",
+		ours: Ours{LinkAddrs: link("10.96.0.20")},
+		want: Labels{cluster: "ns/ext:http"},
+	}, {
+		name: "the externalIP on a node address recorded as ipvs-proxy's: labelled",
+		ours: Ours{LinkAddrs: link("10.96.0.20"), Recorded: map[ipvs.ServiceKey]bool{onNode: true}},
+		want: Labels{cluster: "ns/ext:http", onNode: "ns/ext:http"},
+	}, {
+		name: "the externalIP on kube-ipvs0: labelled",
+		ours: Ours{LinkAddrs: link("10.96.0.20", "203.0.113.5")},
+		want: Labels{cluster: "ns/ext:http", external: "ns/ext:http"},
+	}, {
+		name: "a node address on the record is ours by its key alone, not by its address",
+		ours: Ours{LinkAddrs: link("10.96.0.20"), Recorded: map[ipvs.ServiceKey]bool{key(ipvs.TCP, "192.168.1.10:443"): true}},
+		want: Labels{cluster: "ns/ext:http"},
+	}, {
+		name: "the Service's own clusterIP, even off the link (the proxier claims it and puts it back)",
+		ours: Ours{},
+		want: Labels{cluster: "ns/ext:http"},
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, LabelsFor(b, []model.ServiceInput{ext}, tc.ours)); diff != "" {
+				t.Errorf("labels (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

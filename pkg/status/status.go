@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
@@ -16,28 +17,60 @@ import (
 // Labels maps a virtual server to its Service port ("ns/name:port").
 type Labels map[ipvs.ServiceKey]string
 
+// Ours is what makes a virtual server ipvs-proxy's, read as the running
+// proxy reads it: the addresses on its dummy link (kube-ipvs0), and the
+// keys its ownership record holds (virtual servers it made on node
+// addresses, which never go on the link).
+type Ours struct {
+	LinkAddrs map[netip.Addr]bool
+	Recorded  map[ipvs.ServiceKey]bool
+}
+
 // LabelsFor builds the labels from the same model that programs the kernel,
 // with the same precedence rule: of two Services that want one key, the
 // label names the one that holds it.
-func LabelsFor(b *model.Builder, inputs []model.ServiceInput) Labels {
+//
+// A key is labelled only if it is ipvs-proxy's by the proxier's rule
+// (pkg/proxier's foreign and foreignIn): one of its firewall marks, an
+// address on its dummy link, a key its record holds, or a Service's own
+// clusterIP, which the proxier claims (and puts back on the link) even
+// when the address has gone from the link. Anywhere else the kernel's
+// virtual server is another tool's, which the proxier leaves alone and
+// skips the Service for ("... ipvs-proxy did not create; skipped"), so
+// status does not name the Service on it either.
+func LabelsFor(b *model.Builder, inputs []model.ServiceInput, ours Ours) Labels {
 	type holder struct {
 		e model.Entry
 		p model.Precedence
 	}
 	held := map[ipvs.ServiceKey]holder{}
+	allocated := map[ipvs.ServiceKey]bool{}
 	for _, in := range inputs {
 		st := b.Service(in)
 		for _, e := range st.Entries {
 			if h, ok := held[e.ServiceKey]; !ok || model.Wins(e, st.Precedence, h.e, h.p) {
 				held[e.ServiceKey] = holder{e, st.Precedence}
 			}
+			// A clusterIP: allocated, not chosen (pkg/proxier's allocatedVIP).
+			if !e.Chosen && e.FWMark == 0 && slices.Contains(st.VIPs, e.Addr) {
+				allocated[e.ServiceKey] = true
+			}
 		}
 	}
 	l := make(Labels, len(held))
 	for k, h := range held {
-		l[k] = h.e.Owner.String()
+		if ours.has(k) || allocated[k] {
+			l[k] = h.e.Owner.String()
+		}
 	}
 	return l
+}
+
+func (o Ours) has(k ipvs.ServiceKey) bool {
+	if k.FWMark != 0 {
+		return ipvs.OwnedMark(k.FWMark)
+	}
+	return o.LinkAddrs[k.Addr] || o.Recorded[k]
 }
 
 // SourceRanges says which sources may reach each LoadBalancer virtual
@@ -114,7 +147,7 @@ func JSON(vss []ipvs.VirtualServer, labels Labels) (string, error) {
 		s := jsonServer{Protocol: string(vs.Proto), Address: vs.Addr.String(), Port: vs.Port, Scheduler: vs.Scheduler,
 			Persistent: vs.Persistent, Timeout: vs.Timeout, FWMark: vs.FWMark, Service: labels[vs.ServiceKey], RealServers: []jsonReal{}}
 		for _, d := range vs.Destinations {
-			s.RealServers = append(s.RealServers, jsonReal{Address: d.Addr.String(), Port: d.Port, Forward: "Masq", Weight: d.Weight,
+			s.RealServers = append(s.RealServers, jsonReal{Address: d.Addr.String(), Port: d.Port, Forward: d.Forward.String(), Weight: d.Weight,
 				ActiveConns: d.ActiveConns, InactiveConns: d.InactiveConns})
 		}
 		out = append(out, s)

@@ -60,7 +60,19 @@ var (
 			Destinations: []ipvs.Destination{rs("10.244.2.2:8080", 1, 0, 1), rs("10.244.1.2:8080", 1, 3, 9)}},
 	}
 	labels = Labels{web: "ns/web:http", webNP: "ns/web:http", dns6: "kube-system/kube-dns:dns"}
+
+	// routed is another tool's virtual server, whose real servers forward
+	// by direct routing and tunnelling: status shows their methods.
+	routed = []ipvs.VirtualServer{
+		{Service: ipvs.Service{ServiceKey: key(ipvs.TCP, "192.168.1.10:80"), Scheduler: "wlc"},
+			Destinations: []ipvs.Destination{forward(rs("192.168.1.21:80", 1, 0, 0), ipvs.ForwardTunnel), forward(rs("192.168.1.20:80", 2, 4, 1), ipvs.ForwardRoute)}},
+	}
 )
+
+func forward(d ipvs.Destination, f ipvs.Forward) ipvs.Destination {
+	d.Forward = f
+	return d
+}
 
 func TestText(t *testing.T) {
 	const header = "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight\n"
@@ -117,6 +129,15 @@ UDP  [fd00:10:96::a]:53 rr persistent 10800 # kube-system/kube-dns:dns
   -> [fd00:244::7]:53             Masq    1      0          12
 `,
 	}, {
+		name:     "another tool's real servers with their forwarding methods",
+		vss:      routed,
+		labels:   labels,
+		counters: true,
+		want: headerCounters + `TCP  192.168.1.10:80 wlc
+  -> 192.168.1.20:80              Route   2      4          1
+  -> 192.168.1.21:80              Tunnel  1      0          0
+`,
+	}, {
 		name:     "counters, nil labels",
 		vss:      table[1:2],
 		counters: true,
@@ -140,6 +161,7 @@ func TestJSON(t *testing.T) {
 		{golden: "empty.json"},
 		{golden: "labelled.json", vss: table, labels: labels},
 		{golden: "unlabelled.json", vss: table},
+		{golden: "forward.json", vss: routed, labels: labels},
 	}
 	for _, tc := range cases {
 		t.Run(tc.golden, func(t *testing.T) {
