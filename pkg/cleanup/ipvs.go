@@ -12,6 +12,12 @@ import (
 // reports whether none is left on the link's addresses; if one may be, the
 // link must stay, or a later run could no longer tell it is kube-proxy's.
 func cleanIPVS(c *Cleaner, r *report) bool {
+	// A link of another kind under the name is not kube-proxy's, and the
+	// virtual servers on its addresses not kube-proxy's either: both stay
+	// (deleteLink says so), as kube-proxy's own clean-up leaves them.
+	if state, err := c.Link.Link(); err == nil && state != nil && state.Type != "dummy" {
+		return true
+	}
 	linkAddrs, err := c.Link.Addresses()
 	if err != nil {
 		r.fail(fmt.Errorf("ipvs: read the addresses of kube-proxy's link: %w", err))

@@ -165,13 +165,13 @@ link: left in place while virtual servers may remain on its addresses, which are
 			wantLink: "link kube-ipvs0 dummy down\naddr 10.96.0.1/32\naddr 10.96.0.10/32\naddr 192.0.2.10/32\naddr fd00:10:96::1/128\n",
 		},
 		{
+			// Nor are the virtual servers on its addresses.
 			name: "a link of another kind under the name is not kube-proxy's",
 			wrap: func(v IPVS, l Link) (IPVS, Link) {
 				return v, linkAs{l.(netif.Interface), "bridge"}
 			},
-			wantRemoved: linkVirtualServersRemoved,
-			wantErrs:    "link: kube-ipvs0 is a bridge link, not kube-proxy's dummy: left in place",
-			wantIPVS:    othersIPVS + nodePortsIPVS + ipvsProxyIPVS,
+			wantErrs: "link: kube-ipvs0 is a bridge link, not kube-proxy's dummy: left in place",
+			wantIPVS: linkIPVS + othersIPVS + nodePortsIPVS + ipvsProxyIPVS,
 			wantLink:    "link kube-ipvs0 dummy down\naddr 10.96.0.1/32\naddr 10.96.0.10/32\naddr 192.0.2.10/32\naddr fd00:10:96::1/128\n",
 		},
 	} {

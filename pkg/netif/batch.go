@@ -34,7 +34,7 @@ func (l *linux) batch(verb string, msgType, flags int, fine unix.Errno, as []net
 		}
 		return errs
 	}
-	link, err := l.link()
+	link, err := l.ours() // another kind of link under the name fails every address
 	switch {
 	case err != nil:
 		return fail(err)

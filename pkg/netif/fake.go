@@ -11,11 +11,13 @@ import (
 // Fake is an in-memory dummy link that answers like the kernel where
 // ipvs-proxy depends on it: adding to a missing link fails, deleting from a
 // missing link or deleting an absent address succeeds, and deleting the
-// link drops its addresses.
+// link drops its addresses. SetLinkType makes it another program's link of
+// another type, which it refuses as the Linux implementation does.
 type Fake struct {
 	mu     sync.Mutex
 	name   string
 	exists bool
+	typ    string // while it exists: "dummy", or what SetLinkType set
 	addrs  map[netip.Prefix]bool
 	host   []HostAddress
 
@@ -45,16 +47,38 @@ func (f *Fake) SetHostAddresses(hs []HostAddress) {
 	f.host = slices.Clone(hs)
 }
 
+// SetLinkType makes the link exist with type typ, as netlink names it
+// ("veth", "bridge"), keeping its addresses: with a type other than
+// "dummy", it stands for another program's link under the name, with the
+// addresses that program put there (add them before). No write is counted.
+func (f *Fake) SetLinkType(typ string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.exists, f.typ = true, typ
+}
+
 func (f *Fake) write(what string) {
 	f.Writes++
 	f.Log = append(f.Log, what)
 }
 
+// refused is the Linux implementation's refusal of a link of another type
+// (f.mu held).
+func (f *Fake) refused() error {
+	if f.exists && f.typ != "dummy" {
+		return notDummy(f.name, f.typ, "dummy")
+	}
+	return nil
+}
+
 func (f *Fake) EnsureLink() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.refused(); err != nil {
+		return err
+	}
 	if !f.exists {
-		f.exists = true
+		f.exists, f.typ = true, "dummy"
 		f.write("create link " + f.name)
 	}
 	return nil
@@ -63,6 +87,9 @@ func (f *Fake) EnsureLink() error {
 func (f *Fake) DeleteLink() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.refused(); err != nil {
+		return err
+	}
 	if f.exists {
 		f.exists = false
 		clear(f.addrs)
@@ -74,6 +101,9 @@ func (f *Fake) DeleteLink() error {
 func (f *Fake) Addresses() ([]netip.Addr, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.refused(); err != nil {
+		return nil, err
+	}
 	out := []netip.Addr{}
 	for p := range f.addrs {
 		out = append(out, p.Addr())
@@ -91,14 +121,18 @@ func (f *Fake) DeleteAddress(a netip.Addr) error {
 }
 
 // address is AddAddress and DeleteAddress. A missing link fails an add and
-// is success for a delete, as in the kernel.
+// is success for a delete, as in the kernel; a link of another type fails
+// both, before any check of the address, as the Linux implementation does.
 func (f *Fake) address(verb, prep string, a netip.Addr, add bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.refused(); err != nil {
+		return fmt.Errorf("%s address %s %s %s: %w", verb, a, prep, f.name, err)
+	}
 	p, err := hostPrefix(a)
 	if err != nil {
 		return fmt.Errorf("%s address %s %s %s: %w", verb, a, prep, f.name, err)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	switch {
 	case !f.exists && add:
 		err = errors.New("link not found")
@@ -151,7 +185,7 @@ func (f *Fake) Link() (*LinkState, error) {
 	if !f.exists {
 		return nil, nil
 	}
-	return &LinkState{Type: "dummy"}, nil
+	return &LinkState{Type: f.typ}, nil
 }
 
 func (f *Fake) Dump() (string, error) {
@@ -164,5 +198,5 @@ func (f *Fake) Dump() (string, error) {
 	for p := range f.addrs {
 		ps = append(ps, p)
 	}
-	return Format(f.name, &LinkState{Type: "dummy"}, ps), nil
+	return Format(f.name, &LinkState{Type: f.typ}, ps), nil
 }

@@ -104,3 +104,25 @@ func TestFormat(t *testing.T) {
 		})
 	}
 }
+
+// Another program's link under the name, of another type: the fake refuses
+// it as the kernel test TestLinuxForeignLinkRefused shows the Linux one does.
+func TestFakeForeignLinkRefused(t *testing.T) {
+	for _, typ := range []string{"veth", "bridge"} {
+		f := NewFake(testLink)
+		if err := f.EnsureLink(); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.AddAddress(netip.MustParseAddr(foreignLinkAddr)); err != nil {
+			t.Fatal(err)
+		}
+		f.SetLinkType(typ)
+		writes := f.Writes
+		if err := foreignLink(f, typ); err != nil {
+			t.Errorf("%s: %v", typ, err)
+		}
+		if f.Writes != writes {
+			t.Errorf("%s: writes %v, want none after the set-up", typ, f.Log)
+		}
+	}
+}

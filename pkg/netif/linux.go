@@ -32,6 +32,11 @@ type linux struct {
 	sock *nlbatch.Socket // AddAddresses and DeleteAddresses, the sync loop's only; opened on first use
 	// dumps reads addresses (dumpAddrs), under mu; opened on first use.
 	dumps *nlbatch.Socket
+
+	// linkType is the only type of link under name that it acts on:
+	// "dummy". Tests give loopback's "device", on kernels that cannot make
+	// dummy links.
+	linkType string
 }
 
 // handle runs one request on the Handle, which it holds for that long.
@@ -43,11 +48,28 @@ func handle[T any](l *linux, request func(h *netlink.Handle) (T, error)) (T, err
 
 // NewLinux returns the Interface for the dummy link linkName over netlink.
 func NewLinux(linkName string) Interface {
+	return newLinux(linkName, "dummy")
+}
+
+func newLinux(linkName, linkType string) *linux {
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		h = &netlink.Handle{} // a socket per request, as the package functions do
 	}
-	return &linux{name: linkName, h: h}
+	return &linux{name: linkName, linkType: linkType, h: h}
+}
+
+// ours returns the link, nil without error when it does not exist, or the
+// refusal of a link of another type (see the package doc).
+func (l *linux) ours() (netlink.Link, error) {
+	link, err := l.link()
+	if err != nil || link == nil {
+		return nil, err
+	}
+	if t := link.Type(); t != l.linkType {
+		return nil, notDummy(l.name, t, l.linkType)
+	}
+	return link, nil
 }
 
 // link returns the link, or nil without error when it does not exist.
@@ -64,16 +86,10 @@ func (l *linux) link() (netlink.Link, error) {
 }
 
 func (l *linux) EnsureLink() error {
-	link, err := l.link()
-	if err != nil {
+	// Another kind of link under our name is not ours to fill with VIPs.
+	link, err := l.ours()
+	if err != nil || link != nil {
 		return err
-	}
-	if link != nil {
-		// Another kind of link under our name is not ours to fill with VIPs.
-		if t := link.Type(); t != "dummy" {
-			return fmt.Errorf("link %s exists with type %s, not dummy", l.name, t)
-		}
-		return nil
 	}
 	l.mu.Lock()
 	err = l.h.LinkAdd(&netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: l.name}})
@@ -85,7 +101,7 @@ func (l *linux) EnsureLink() error {
 }
 
 func (l *linux) DeleteLink() error {
-	link, err := l.link()
+	link, err := l.ours()
 	if err != nil || link == nil {
 		return err
 	}
@@ -112,7 +128,9 @@ func (l *linux) prefixes(link netlink.Link) ([]netip.Prefix, error) {
 }
 
 func (l *linux) Addresses() ([]netip.Addr, error) {
-	link, err := l.link()
+	// Another kind of link's addresses are not ours: read as ours, the
+	// virtual servers on them would be taken for ipvs-proxy's.
+	link, err := l.ours()
 	if err != nil {
 		return nil, err
 	}

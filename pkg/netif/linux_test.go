@@ -39,14 +39,51 @@ func TestLinuxScenarios(t *testing.T) {
 	}
 }
 
+// Another program's link of another type under the name, holding an
+// address of its own: a veth (whose peer must survive too) and a bridge.
+// EnsureLink, Addresses, the address writes and DeleteLink refuse it and
+// change nothing, as kube-proxy's DeleteDummyDevice refuses anything but a
+// dummy.
+func TestLinuxForeignLinkRefused(t *testing.T) {
+	for _, foreign := range []netlink.Link{
+		&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: testLink}, PeerName: "peer0"},
+		&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: testLink}},
+	} {
+		typ := foreign.Type()
+		netnstest.Enter(t) // a fresh namespace for each
+		if err := netlink.LinkAdd(foreign); err != nil {
+			netnstest.Skipf(t, "kernel cannot create a %s link: %v", typ, err)
+		}
+		before, err := netlink.LinkByName(testLink)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := netlink.AddrAdd(before, &netlink.Addr{IPNet: mustIPNet(foreignLinkAddr + "/32")}); err != nil {
+			t.Fatal(err)
+		}
+		if err := foreignLink(NewLinux(testLink), typ); err != nil {
+			t.Errorf("%s: %v", typ, err)
+		}
+		if after, err := netlink.LinkByName(testLink); err != nil || after.Attrs().Index != before.Attrs().Index || after.Type() != typ {
+			t.Errorf("%s: the link is gone or replaced: %v", typ, err)
+		}
+		if _, ok := foreign.(*netlink.Veth); ok {
+			if _, err := netlink.LinkByName("peer0"); err != nil {
+				t.Errorf("%s: its peer is gone: %v", typ, err)
+			}
+		}
+	}
+}
+
 // Address handling on the loopback link, which every kernel has, so this
-// part runs even where dummy links cannot be made.
+// part runs even where dummy links cannot be made: l takes loopback's type
+// for its own, which NewLinux("lo") refuses.
 func TestLinuxAddressesOnLoopback(t *testing.T) {
 	netnstest.Enter(t)
-	l := NewLinux("lo")
-	if err := l.EnsureLink(); err == nil || err.Error() != "link lo exists with type device, not dummy" {
+	if err := NewLinux("lo").EnsureLink(); err == nil || err.Error() != "link lo exists with type device, not dummy" {
 		t.Errorf("EnsureLink on lo: %v, want a refusal", err)
 	}
+	l := newLinux("lo", "device")
 	for _, a := range []string{"fd00:10:96::1", "10.96.0.1", "10.96.0.1", "10.96.0.2", "fd00:10:96::1"} {
 		if err := l.AddAddresses([]netip.Addr{netip.MustParseAddr(a)})[0]; err != nil {
 			t.Errorf("add %s: %v", a, err)
@@ -97,7 +134,7 @@ func TestLinuxAddressesOnLoopback(t *testing.T) {
 // state as the single ones above, with a bad address failing alone.
 func TestLinuxBatchedAddressesOnLoopback(t *testing.T) {
 	netnstest.Enter(t)
-	l := NewLinux("lo")
+	l := newLinux("lo", "device") // see TestLinuxAddressesOnLoopback
 	addrs := func(ss ...string) []netip.Addr {
 		var out []netip.Addr
 		for _, s := range ss {

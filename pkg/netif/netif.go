@@ -3,6 +3,13 @@
 // a local address, so every VIP must sit on some link. It also reads the
 // host's other addresses, from which NodePort addresses are chosen.
 // A Linux implementation over netlink and a fake print the same Dump text.
+//
+// A link of another type under the name (a veth, a bridge) is another
+// program's, as kube-proxy's DeleteDummyDevice also holds: EnsureLink,
+// DeleteLink, Addresses, AddAddresses and DeleteAddresses refuse it with
+// the error of notDummy, so it is never changed, and its addresses never
+// make the virtual servers on them look like ipvs-proxy's. Link, Dump and
+// HostAddresses still read it.
 package netif
 
 import (
@@ -19,6 +26,8 @@ type Interface interface {
 	// EnsureLink creates the dummy link if missing. It never brings the link
 	// up: addresses on a down link are still local, and a down link gets no
 	// IPv6 link-local address or routes of its own (kube-proxy does the same).
+	// A link of another type under the name is refused (see the package doc),
+	// as are the four calls below.
 	EnsureLink() error
 	// DeleteLink removes the link and its addresses; absent is success.
 	DeleteLink() error
@@ -29,7 +38,7 @@ type Interface interface {
 	// AddAddresses adds each address as a /32 or /128, and DeleteAddresses
 	// removes it, in as few round trips to the kernel as they can; the
 	// error of as[i] is errs[i]. Already present (added) and absent
-	// (deleted, or no link) are success.
+	// (deleted, or no link) are success. A refused link fails every address.
 	AddAddresses(as []netip.Addr) (errs []error)
 	DeleteAddresses(as []netip.Addr) (errs []error)
 	// Link reads the link itself; nil when it does not exist.
@@ -50,6 +59,12 @@ type HostAddress struct {
 type LinkState struct {
 	Type string // as netlink names it: "dummy"
 	Up   bool   // the IFF_UP flag, i.e. what `ip link set up` sets
+}
+
+// notDummy is the refusal of the link name, which exists with type typ
+// rather than want ("dummy"; see the package doc).
+func notDummy(name, typ, want string) error {
+	return fmt.Errorf("link %s exists with type %s, not %s", name, typ, want)
 }
 
 // Format prints the dump shared by the fake and the Linux implementation,

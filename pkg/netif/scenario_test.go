@@ -167,3 +167,41 @@ func (sc scenario) run(i Interface) (string, error) {
 	}
 	return dump, nil
 }
+
+// foreignLinkAddr is on the link of another type that foreignLink finds,
+// put there by that link's owner.
+const foreignLinkAddr = "10.96.0.1"
+
+// foreignLink checks that every call that would change i's link, or read
+// its addresses as ipvs-proxy's, refuses a link of type typ under the name,
+// holding foreignLinkAddr, and that the link is left as it was.
+func foreignLink(i Interface, typ string) error {
+	refusal := fmt.Sprintf("link %s exists with type %s, not dummy", testLink, typ)
+	var errs []error
+	check := func(call string, err error) {
+		if err == nil || !strings.HasSuffix(err.Error(), refusal) {
+			errs = append(errs, fmt.Errorf("%s: error %v, want one ending %q", call, err, refusal))
+		}
+	}
+	check("EnsureLink", i.EnsureLink())
+	as, err := i.Addresses()
+	check("Addresses", err)
+	if as != nil {
+		errs = append(errs, fmt.Errorf("Addresses: %v, want none", as))
+	}
+	for n, err := range i.AddAddresses(addrs([]string{"10.96.0.2", foreignLinkAddr})) {
+		check(fmt.Sprintf("AddAddresses [%d]", n), err)
+	}
+	for n, err := range i.DeleteAddresses(addrs([]string{foreignLinkAddr, "10.96.0.3"})) {
+		check(fmt.Sprintf("DeleteAddresses [%d]", n), err)
+	}
+	check("DeleteLink", i.DeleteLink())
+	if st, err := i.Link(); err != nil || st == nil || st.Type != typ {
+		errs = append(errs, fmt.Errorf("Link: %v, %v; want type %s", st, err, typ))
+	}
+	want := fmt.Sprintf("link %s %s down\naddr %s/32\n", testLink, typ, foreignLinkAddr)
+	if dump, err := i.Dump(); err != nil || dump != want {
+		errs = append(errs, fmt.Errorf("Dump: %v\n%s\nwant:\n%s", err, dump, want))
+	}
+	return errors.Join(errs...)
+}

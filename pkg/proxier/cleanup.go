@@ -10,15 +10,24 @@ import (
 
 // Cleanup removes what ipvs-proxy owns: virtual servers on the dummy link's
 // addresses, in the record or with ipvs-proxy's marks, then the link. Nothing else is touched; in
-// particular there is no flush.
+// particular there is no flush. A link of another type under the name is
+// another program's: it stays, with the virtual servers on its addresses
+// that are neither recorded nor marked, and Cleanup says so in an error.
 func Cleanup(kipvs ipvs.Interface, link netif.Interface, owned *Owned) (removed []string, errs []error) {
-	addrs, err := link.Addresses()
+	state, err := link.Link()
 	if err != nil {
 		return nil, []error{err}
 	}
+	foreign := state != nil && state.Type != "dummy"
 	onLink := map[netip.Addr]bool{}
-	for _, a := range addrs {
-		onLink[a] = true
+	if !foreign {
+		addrs, err := link.Addresses()
+		if err != nil {
+			return nil, []error{err}
+		}
+		for _, a := range addrs {
+			onLink[a] = true
+		}
 	}
 	all, err := kipvs.List()
 	if err != nil {
@@ -39,6 +48,9 @@ func Cleanup(kipvs ipvs.Interface, link netif.Interface, owned *Owned) (removed 
 	}
 	if len(errs) > 0 {
 		return removed, errs // keep the link: its addresses say what is still ours
+	}
+	if foreign {
+		return removed, []error{fmt.Errorf("link: the dummy link's name is taken by a %s link, not ipvs-proxy's: left in place, with the virtual servers on its addresses", state.Type)}
 	}
 	if err := link.DeleteLink(); err != nil {
 		return removed, []error{err}
