@@ -172,7 +172,7 @@ link: left in place while virtual servers may remain on its addresses, which are
 			},
 			wantErrs: "link: kube-ipvs0 is a bridge link, not kube-proxy's dummy: left in place",
 			wantIPVS: linkIPVS + othersIPVS + nodePortsIPVS + ipvsProxyIPVS,
-			wantLink:    "link kube-ipvs0 dummy down\naddr 10.96.0.1/32\naddr 10.96.0.10/32\naddr 192.0.2.10/32\naddr fd00:10:96::1/128\n",
+			wantLink: "link kube-ipvs0 dummy down\naddr 10.96.0.1/32\naddr 10.96.0.10/32\naddr 192.0.2.10/32\naddr fd00:10:96::1/128\n",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
