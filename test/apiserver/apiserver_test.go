@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -88,17 +87,16 @@ func checkAccess(t *testing.T, c kubernetes.Interface) {
 	if _, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err != nil {
 		t.Fatalf("list nodes: %v", err)
 	}
-	ev := &eventsv1.Event{
-		ObjectMeta:          metav1.ObjectMeta{GenerateName: "ipvs-proxy-test-", Namespace: metav1.NamespaceDefault},
-		EventTime:           metav1.NowMicro(),
-		ReportingController: "ipvs-proxy",
-		ReportingInstance:   "ipvs-proxy-test",
-		Action:              "Test",
-		Reason:              "Test",
-		Type:                corev1.EventTypeNormal,
-		Regarding:           corev1.ObjectReference{Kind: "Service", Namespace: metav1.NamespaceDefault, Name: "kubernetes"},
+	// As the proxy's recorder writes them: core/v1 Events.
+	ev := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{GenerateName: "ipvs-proxy-test-", Namespace: metav1.NamespaceDefault},
+		Source:         corev1.EventSource{Component: "ipvs-proxy"},
+		Reason:         "Test",
+		Message:        "test",
+		Type:           corev1.EventTypeNormal,
+		InvolvedObject: corev1.ObjectReference{Kind: "Service", Namespace: metav1.NamespaceDefault, Name: "kubernetes"},
 	}
-	if _, err := c.EventsV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+	if _, err := c.CoreV1().Events(ev.Namespace).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create event: %v", err)
 	}
 	// Least privilege: Secrets (and writing Services) are refused.
