@@ -120,6 +120,10 @@ func (o *Options) completeFeatureGates() {
 		if logging[gate] {
 			continue
 		}
+		if allGates[gate] && on {
+			o.Warnings = append(o.Warnings, fmt.Sprintf("feature gate %s=true acts on the logging gates only (LoggingAlphaOptions, LoggingBetaOptions, ContextualLogging): ipvs-proxy has no other alpha or beta gates", gate))
+			continue
+		}
 		other = append(other, fmt.Sprintf("%s=%t", gate, on))
 	}
 	if len(other) > 0 {
@@ -127,6 +131,10 @@ func (o *Options) completeFeatureGates() {
 		o.Warnings = append(o.Warnings, "feature gates that ipvs-proxy does not act on are ignored: "+strings.Join(other, ","))
 	}
 }
+
+// allGates are the gates every feature gate has, which set all alpha or
+// all beta gates at once.
+var allGates = map[string]bool{"AllAlpha": true, "AllBeta": true}
 
 // newLoggingGate is a feature gate holding only component-base's logging
 // gates (ContextualLogging, LoggingAlphaOptions, LoggingBetaOptions) at
@@ -162,7 +170,9 @@ func (o *Options) LoggingFeatureGate() (featuregate.FeatureGate, error) {
 	logging := loggingGates()
 	set := map[string]bool{}
 	for name, on := range o.FeatureGates {
-		if logging[name] {
+		// AllAlpha and AllBeta too: in kube-proxy they turn on every
+		// alpha or beta gate not set by name, the logging ones included.
+		if logging[name] || allGates[name] {
 			set[name] = on
 		}
 	}

@@ -50,7 +50,7 @@ var KubeProxySettings = []Setting{
 	{"version", "", Acts, "prints ipvs-proxy's version and exits (`--version=raw`: with build details)", nil},
 	{"help", "", Acts, "prints the flags", nil},
 	{"proxy-mode", "mode", Errors, "`ipvs` or empty; any other mode is an error", nil},
-	{"feature-gates", "featureGates", Acts, "`AllowServiceExternalIPs=false` stops programming Services' externalIPs; the logging gates (`LoggingAlphaOptions`, `LoggingBetaOptions`, `ContextualLogging`) act as in kube-proxy; other gates are accepted and named in one warning line", nil},
+	{"feature-gates", "featureGates", Acts, "`AllowServiceExternalIPs=false` stops programming Services' externalIPs; the logging gates (`LoggingAlphaOptions`, `LoggingBetaOptions`, `ContextualLogging`) act as in kube-proxy, and `AllAlpha`/`AllBeta` on them; other gates are accepted and named in one warning line", nil},
 	{"kubeconfig", "clientConnection.kubeconfig", Acts, "", nil},
 	{"master", "", Acts, "", nil},
 	{"kube-api-qps", "clientConnection.qps", Acts, "0 or unset: ipvs-proxy's 50; negative: no limit, as in kube-proxy", nil},

@@ -30,6 +30,11 @@ func TestLoggingFeatureGate(t *testing.T) {
 		{"json needs LoggingBetaOptions", "", []string{"--feature-gates=LoggingBetaOptions=false", "--logging-format=json"},
 			"Log format json is disabled, see LoggingBetaOptions feature"},
 		{"json by default", "", []string{"--logging-format=json"}, ""},
+		{"AllAlpha turns the alpha logging gate on", "", []string{"--feature-gates=AllAlpha=true", "--log-text-split-stream"}, ""},
+		{"a gate by name wins over AllAlpha", "", []string{"--feature-gates=AllAlpha=true,LoggingAlphaOptions=false", "--log-text-split-stream"},
+			"options.text.splitStream: Forbidden: Feature LoggingAlphaOptions is disabled"},
+		{"AllBeta=false turns the beta logging gate off", "", []string{"--feature-gates=AllBeta=false", "--logging-format=json"},
+			"Log format json is disabled, see LoggingBetaOptions feature"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args
