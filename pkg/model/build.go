@@ -192,7 +192,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 	st.SourceRanges = sortedRanges(st.SourceRanges)
 	slices.SortFunc(st.ShortCircuit, func(a, b MarkMember) int { return compareMembers(a.SetMember, b.SetMember) })
 	st.ShortCircuit = slices.Compact(st.ShortCircuit)
-	st.HealthCheck = healthCheck(svc, clusterIPs, in.Slices, b.opts.NodeName, b.opts.NoIPv6)
+	st.HealthCheck = healthCheck(svc, clusterIPs, in.Slices, b.opts.NodeName)
 	slices.SortFunc(st.VIPs, netip.Addr.Compare)
 	st.VIPs = slices.Compact(st.VIPs)
 	slices.SortFunc(st.ExternalVIPs, netip.Addr.Compare)

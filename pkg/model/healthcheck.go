@@ -9,15 +9,23 @@ import (
 
 // healthCheck returns what the health-check node port of a LoadBalancer
 // Service with externalTrafficPolicy Local answers, nil for other Services.
-// With noIPv6 (Options.NoIPv6) the IPv6 slices count for nothing: the node
-// has no IPv6 virtual server for their endpoints to serve. The Service's
-// families are those of clusterIPs, the Builder's kept ones (with noIPv6,
-// no IPv6 one: the node serves the Service as kube-proxy's IPv4 proxier
-// alone would).
-func healthCheck(svc *Service, clusterIPs []netip.Addr, slices []*Slice, node string, noIPv6 bool) *HealthCheck {
+// The Service's families are those of clusterIPs, the Builder's kept ones
+// (under Options.NoIPv6, no IPv6 one): a slice of a family the Service
+// has not counts for nothing, as the node has no virtual server of that
+// family for its endpoints to serve (kube-proxy's proxier of a family
+// tracks only that family's Services).
+func healthCheck(svc *Service, clusterIPs []netip.Addr, slices []*Slice, node string) *HealthCheck {
 	if svc.Type != v1.ServiceTypeLoadBalancer || svc.ExternalTrafficPolicy != v1.ServiceExternalTrafficPolicyLocal ||
 		svc.HealthCheckNodePort <= 0 || svc.HealthCheckNodePort > 65535 {
 		return nil
+	}
+	hc := &HealthCheck{NodePort: uint16(svc.HealthCheckNodePort)}
+	for _, ip := range clusterIPs {
+		if ip.Is4() {
+			hc.Families[0] = true
+		} else {
+			hc.Families[1] = true
+		}
 	}
 	local := [2]map[string]bool{{}, {}}
 	for _, s := range slices {
@@ -25,12 +33,13 @@ func healthCheck(svc *Service, clusterIPs []netip.Addr, slices []*Slice, node st
 		switch {
 		case s == nil:
 			continue
-		case s.AddressType == discovery.AddressTypeIPv6 && noIPv6:
-			continue
 		case s.AddressType == discovery.AddressTypeIPv6:
 			f = 1
 		case s.AddressType != discovery.AddressTypeIPv4:
 			continue // FQDN: never a real server
+		}
+		if !hc.Families[f] {
+			continue
 		}
 		if !hasValidPort(s) {
 			// No real server comes from a slice without a usable port
@@ -52,14 +61,7 @@ func healthCheck(svc *Service, clusterIPs []netip.Addr, slices []*Slice, node st
 			}
 		}
 	}
-	hc := &HealthCheck{NodePort: uint16(svc.HealthCheckNodePort), LocalEndpoints: [2]int{len(local[0]), len(local[1])}}
-	for _, ip := range clusterIPs {
-		if ip.Is4() {
-			hc.Families[0] = true
-		} else {
-			hc.Families[1] = true
-		}
-	}
+	hc.LocalEndpoints = [2]int{len(local[0]), len(local[1])}
 	return hc
 }
 

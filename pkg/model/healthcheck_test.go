@@ -74,7 +74,8 @@ func TestHealthCheckCountsByFamily(t *testing.T) {
 		}, [2]int{1, 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hc := healthCheck(svc, []netip.Addr{netip.MustParseAddr("10.96.0.60")}, Slices(tc.slices...), "node-a", false)
+			// A dual-stack Service: each family is counted apart.
+			hc := healthCheck(svc, []netip.Addr{netip.MustParseAddr("10.96.0.60"), netip.MustParseAddr("fd00:10:96::60")}, Slices(tc.slices...), "node-a")
 			if hc == nil || hc.LocalEndpoints != tc.want {
 				t.Errorf("health check %+v, want local endpoints %v", hc, tc.want)
 			}
@@ -106,10 +107,12 @@ func TestHealthCheckFamilies(t *testing.T) {
 		noIPv6 bool
 		want   HealthCheck
 	}{
+		// The other family's slices count for nothing: the node has no
+		// virtual server of that family for their endpoints.
 		{"single-stack IPv4", lb("10.96.0.60"), false,
-			HealthCheck{NodePort: 32060, LocalEndpoints: [2]int{1, 2}, Families: [2]bool{true, false}}},
+			HealthCheck{NodePort: 32060, LocalEndpoints: [2]int{1, 0}, Families: [2]bool{true, false}}},
 		{"single-stack IPv6", lb("fd00:10:96::60"), false,
-			HealthCheck{NodePort: 32060, LocalEndpoints: [2]int{1, 2}, Families: [2]bool{false, true}}},
+			HealthCheck{NodePort: 32060, LocalEndpoints: [2]int{0, 2}, Families: [2]bool{false, true}}},
 		{"dual-stack", lb("10.96.0.60", "fd00:10:96::60"), false,
 			HealthCheck{NodePort: 32060, LocalEndpoints: [2]int{1, 2}, Families: [2]bool{true, true}}},
 		{"dual-stack IPv6 first", lb("fd00:10:96::60", "10.96.0.60"), false,
