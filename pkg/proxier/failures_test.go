@@ -248,16 +248,7 @@ func TestFailedDeleteInFullSyncStaysRecorded(t *testing.T) {
 // server then drops them. Before, the members went first, whatever the
 // delete did.
 func TestFailedDeleteStaysGuarded(t *testing.T) {
-	lb := func(ingress ...string) model.ServiceInput {
-		return input(svc("lb", "10.96.0.60", func(s *v1.Service) {
-			s.Spec.Type = v1.ServiceTypeLoadBalancer
-			s.Spec.Ports[0].NodePort = 30060
-			s.Spec.LoadBalancerSourceRanges = []string{"192.0.2.0/24"}
-			for _, ip := range ingress {
-				s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, v1.LoadBalancerIngress{IP: ip})
-			}
-		}), slice("lb", "10.244.1.5"))
-	}
+	lb := rangedLB
 	dropped := lb()
 	k := newKernel()
 	p := k.proxier(t, "")
@@ -454,4 +445,46 @@ func TestFailedAddressInFullSyncIsWrittenAgain(t *testing.T) {
 		t.Fatalf("retry: errors %v, problems %v", res.Errors, res.Problems)
 	}
 	checkDump(t, k, ref.dump(t))
+}
+
+// A Service in another namespace that takes an LB IP:port (its externalIP,
+// once the LoadBalancer Service lets the address go) does not take the LB
+// Service's firewall member away while the virtual server still holds the
+// LB Service's real servers: the write that hands it over failed. The
+// member goes once the handover is written.
+func TestFailedHandoverStaysGuarded(t *testing.T) {
+	lb := rangedLB
+	other := model.ServiceInput{
+		Service: model.ServiceFrom(testobj.Service("other", "ext", []string{"10.96.0.61"}, func(s *v1.Service) {
+			s.Spec.ExternalIPs = []string{"203.0.113.9"}
+		})),
+		Slices: model.Slices(testobj.Slice("other", "ext-1", "ext", discovery.AddressTypeIPv4, testobj.HTTP(8080),
+			testobj.On("node-a", "10.244.9.9")...)),
+	}
+	ref := newKernel()
+	ref.proxier(t, "").SyncAll([]model.ServiceInput{lb(), other})
+	k := newKernel()
+	p := k.proxier(t, "")
+	p.SyncAll([]model.ServiceInput{lb("203.0.113.9"), other})
+	k.ipvs.FailOn = map[ipvs.ServiceKey]error{key("203.0.113.9", 80): syscall.EBUSY}
+	p.SyncServices(changesOf(lb()))
+	if sets, _ := k.sets.Dump(); !strings.Contains(sets, "set IPVS-PROXY-FIREWALL hash:ip,port family inet\n  203.0.113.9,tcp:80\n") {
+		t.Errorf("the handover failed, but the firewall member is gone:\n%s\n%s", k.ipvs.Dump(), sets)
+	}
+	k.ipvs.FailOn = nil
+	p.SyncServices(map[types.NamespacedName]*model.ServiceInput{name("lb"): ptrTo(lb()), nameOf(other): &other}) // the retries
+	checkDump(t, k, ref.dump(t))
+}
+
+// rangedLB is ns/lb, a LoadBalancer Service admitting 192.0.2.0/24 only,
+// with the given ingress IPs.
+func rangedLB(ingress ...string) model.ServiceInput {
+	return input(svc("lb", "10.96.0.60", func(s *v1.Service) {
+		s.Spec.Type = v1.ServiceTypeLoadBalancer
+		s.Spec.Ports[0].NodePort = 30060
+		s.Spec.LoadBalancerSourceRanges = []string{"192.0.2.0/24"}
+		for _, ip := range ingress {
+			s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, v1.LoadBalancerIngress{IP: ip})
+		}
+	}), slice("lb", "10.244.1.5"))
 }

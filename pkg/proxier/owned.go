@@ -48,7 +48,7 @@ func LoadOwnedInSets(sets ipset.Interface) (*Owned, error) {
 			return nil, fmt.Errorf("read ownership record: %w", err)
 		}
 		for _, e := range es {
-			o.keys[ipvs.ServiceKey{Addr: e.IP, Proto: ipvs.Protocol(strings.ToUpper(e.Proto)), Port: e.Port}] = true
+			o.keys[entryKey(e)] = true
 		}
 	}
 	return o, nil

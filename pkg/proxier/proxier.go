@@ -7,7 +7,6 @@
 package proxier
 
 import (
-	"errors"
 	"iter"
 	"maps"
 	"net/netip"
@@ -234,7 +233,7 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 		}
 		p.recordStranded(on, res.Errors, failed, &res)
 	}
-	p.delDenials(denials, deletedStay(plan, true, res.Errors), true, false, &res)
+	p.delDenials(denials, stillOld(plan, true, res.Errors), true, false, &res)
 	t5 := p.Clock.Now()
 	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
 	res.Draining = p.trackDrains(plan, nil)
@@ -584,7 +583,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 	plan.Merge(reconcile.DiffAddresses(wantAddrs, haveAddrs))
 	errsBefore := len(res.Errors)
 	written := p.apply(plan, nil, &res)
-	p.delDenials(denyAfter, deletedStay(plan, written, res.Errors[errsBefore:]), false, false, &res)
+	p.delDenials(denyAfter, stillOld(plan, written, res.Errors[errsBefore:]), false, false, &res)
 	p.addMembers(marked, &res)
 	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
 	res.Draining = p.trackDrains(plan, touched)
@@ -722,13 +721,7 @@ func (p *Proxier) recordStranded(plan reconcile.Plan, errs []error, failedAddrs 
 	if len(failedAddrs) == 0 {
 		return
 	}
-	notAdded := map[ipvs.ServiceKey]bool{}
-	for _, err := range errs {
-		var ke *reconcile.KeyError
-		if errors.As(err, &ke) {
-			notAdded[ke.Key] = true
-		}
-	}
+	notAdded := reconcile.FailedKeys(errs)
 	var record map[ipvs.ServiceKey]bool
 	for _, s := range plan.AddServices {
 		k := s.ServiceKey

@@ -255,17 +255,20 @@ var denySets = func() map[uint8]bool {
 // denyAfter, or a full sync's or a resync's stale ones) once the plan is
 // written, but those that still guard something: a VIP's member while the
 // address is on the link, and a virtual server's while that virtual
-// server, which no Service holds any more, is still there (its delete
-// failed, or nothing was written: the ownership record could not be
-// saved). A virtual server a Service still has is not guarded by a member
-// no Service wants (its ranges were dropped, it got a local endpoint): that
-// member goes. stays says, for the keys the plan deleted, whether the
-// virtual server is still there (deletedStay); with look, a key the plan
-// did not touch is looked for in the kernel. Kept members are the
-// undeleted denials: a change-by-change sync looks at the VIPs' again (no
-// read needed), and with recheck (a resync's last step, after its sweep
-// deleted what it could) every one is read again.
-func (p *Proxier) delDenials(ms []member, stays map[ipvs.ServiceKey]bool, look, recheck bool, res *Result) {
+// server still holds what the member guarded: the plan's write of it
+// failed, or nothing was written (the ownership record could not be
+// saved), or no Service holds it and it is still there. A virtual server
+// a Service holds now, written as that Service wants it, is not guarded by
+// a member no Service wants (its ranges were dropped, it got a local
+// endpoint, another Service took the address:port): that member goes.
+// old says, for the keys the plan writes, whether the virtual server still
+// holds what it held (stillOld); with look, a key the plan did not write
+// is looked for in the kernel. Kept members are the undeleted denials: a
+// change-by-change sync looks again at the VIPs' and at those of the
+// virtual servers it writes (no read needed), and with recheck (a
+// resync's last step, after its sweep deleted what it could) every one is
+// read again.
+func (p *Proxier) delDenials(ms []member, old map[ipvs.ServiceKey]bool, look, recheck bool, res *Result) {
 	if len(ms) == 0 && len(p.undeleted.denials) == 0 {
 		return
 	}
@@ -274,14 +277,12 @@ func (p *Proxier) delDenials(ms []member, stays map[ipvs.ServiceKey]bool, look, 
 		if vipSets[m.set] {
 			return p.linkAddrs[e.IP] // its ports stay refused while it is on
 		}
-		k := ipvs.ServiceKey{Addr: e.IP, Proto: ipvs.Protocol(strings.ToUpper(e.Proto)), Port: e.Port}
-		if p.idx.wanted(k) {
-			return false
-		}
-		if stay, planned := stays[k]; planned {
-			return stay
-		}
-		if !look || !p.owns(k) {
+		k := entryKey(e)
+		stale, written := old[k]
+		switch {
+		case stale:
+			return true
+		case p.idx.wanted(k), written, !look, !p.owns(k):
 			return false
 		}
 		_, there, err := p.ipvs.Get(k)
@@ -289,7 +290,7 @@ func (p *Proxier) delDenials(ms []member, stays map[ipvs.ServiceKey]bool, look, 
 	}
 	all := slices.Clone(ms)
 	for m := range p.undeleted.denials {
-		if recheck || vipSets[m.set] {
+		if _, written := old[entryKey(m.entry())]; recheck || vipSets[m.set] || written {
 			all = append(all, m)
 		}
 	}
@@ -307,23 +308,34 @@ func (p *Proxier) delDenials(ms []member, stays map[ipvs.ServiceKey]bool, look, 
 	}
 }
 
-// deletedStay is, for each virtual server plan deletes, whether it is
-// still there after the plan's write: not written at all, or its delete
-// among errs.
-func deletedStay(plan reconcile.Plan, written bool, errs []error) map[ipvs.ServiceKey]bool {
-	stays := make(map[ipvs.ServiceKey]bool, len(plan.DeleteServices))
+// stillOld says, for each virtual server the plan writes (adds, updates,
+// deletes, or changes the real servers of) and each one a write of which
+// is among errs, whether it still holds what it held before: true when
+// nothing was written or a write of it failed, false when the plan's
+// writes of it went through.
+func stillOld(plan reconcile.Plan, written bool, errs []error) map[ipvs.ServiceKey]bool {
+	failed := reconcile.FailedKeys(errs)
+	old := map[ipvs.ServiceKey]bool{}
+	note := func(k ipvs.ServiceKey) { old[k] = !written || failed[k] }
+	for _, s := range slices.Concat(plan.AddServices, plan.UpdateServices) {
+		note(s.ServiceKey)
+	}
+	for _, d := range slices.Concat(plan.AddDestinations, plan.UpdateDestinations, plan.DeleteDestinations) {
+		note(d.Key)
+	}
 	for _, k := range plan.DeleteServices {
-		stays[k] = !written
+		note(k)
 	}
-	for _, err := range errs {
-		var ke *reconcile.KeyError
-		if errors.As(err, &ke) {
-			if _, deleting := stays[ke.Key]; deleting {
-				stays[ke.Key] = true
-			}
-		}
+	for k := range failed {
+		old[k] = true // a write the plan's lists leave out (a full sync passes its deletes alone)
 	}
-	return stays
+	return old
+}
+
+// entryKey is the virtual server a member of an ip,port set names (the
+// firewall, the no-local-endpoints set, the ownership record).
+func entryKey(e ipset.Entry) ipvs.ServiceKey {
+	return ipvs.ServiceKey{Addr: e.IP, Proto: ipvs.Protocol(strings.ToUpper(e.Proto)), Port: e.Port}
 }
 
 // vipSets are the indexes in ownedSets of the VIP sets.
@@ -352,7 +364,7 @@ func (p *Proxier) addMember(m member, res *Result) (guards ipvs.ServiceKey, ok b
 	err := p.sets.Add(m.setName(), e)
 	p.setWrite(res, m.setName(), e, err, &res.Counts.SetMembersAdded)
 	if err != nil && firewallSets[m.set] {
-		return ipvs.ServiceKey{Addr: e.IP, Proto: ipvs.Protocol(strings.ToUpper(e.Proto)), Port: e.Port}, false
+		return entryKey(e), false
 	}
 	return ipvs.ServiceKey{}, true
 }

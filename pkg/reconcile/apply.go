@@ -218,6 +218,18 @@ func FailedAddresses(errs []error) map[netip.Addr]bool {
 	return failed
 }
 
+// FailedKeys are the virtual servers some write of which failed among errs.
+func FailedKeys(errs []error) map[ipvs.ServiceKey]bool {
+	failed := map[ipvs.ServiceKey]bool{}
+	for _, err := range errs {
+		var ke *KeyError
+		if errors.As(err, &ke) {
+			failed[ke.Key] = true
+		}
+	}
+	return failed
+}
+
 func addrError(err error, verb string, a netip.Addr) error {
 	if err == nil {
 		return nil
