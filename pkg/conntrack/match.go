@@ -47,6 +47,14 @@ func (f Flow) key() (flowKey, error) {
 	if _, ok := protoNumbers[f.Proto]; !ok {
 		return flowKey{}, fmt.Errorf("unknown protocol %q", f.Proto)
 	}
+	if f.Proto == "SCTP" {
+		// vishvananda/netlink (v1.3.1) parses the ports of TCP and UDP
+		// tuples only and hands SCTP entries over with ports 0, so an
+		// SCTP flow could be matched by its addresses alone: that took
+		// other Services' flows to the same pod and, with a host-network
+		// backend, every SCTP association ending on the node.
+		return flowKey{}, errors.New("SCTP entries cannot be told apart by port (netlink reads no SCTP ports): not deleted")
+	}
 	if !f.Dst.IsValid() || !f.Backend.IsValid() {
 		return flowKey{}, errors.New("invalid address")
 	}
@@ -57,24 +65,10 @@ func (f Flow) key() (flowKey, error) {
 	if dst.Addr().Is4() != backend.Addr().Is4() {
 		return flowKey{}, errors.New("virtual server and backend are of different address families")
 	}
-	return portless(flowKey{proto: f.Proto, dst: dst, backend: backend}), nil
+	return flowKey{proto: f.Proto, dst: dst, backend: backend}, nil
 }
 
 func (m matcher) match(e Entry) bool {
-	_, ok := m[portless(flowKey{proto: e.Proto, dst: e.Orig.Dst, backend: e.Reply.Src})]
+	_, ok := m[flowKey{proto: e.Proto, dst: e.Orig.Dst, backend: e.Reply.Src}]
 	return ok
-}
-
-// portless drops the ports of SCTP keys. vishvananda/netlink (v1.3.1)
-// parses ports of TCP and UDP tuples only and hands over SCTP entries with
-// ports 0, so the kernel side cannot tell SCTP ports apart; the fake must
-// not either. An SCTP flow therefore also deletes the entries of the same
-// virtual address to the same backend address on other ports, which is
-// what upstream kube-proxy's filters do for UDP anyway.
-func portless(k flowKey) flowKey {
-	if k.proto == "SCTP" {
-		k.dst = netip.AddrPortFrom(k.dst.Addr(), 0)
-		k.backend = netip.AddrPortFrom(k.backend.Addr(), 0)
-	}
-	return k
 }
