@@ -53,8 +53,8 @@ type Metrics interface {
 
 // HealthChecks serves the health-check node ports (pkg/healthcheck).
 type HealthChecks interface {
-	SyncServices(map[uint16]types.NamespacedName) error
-	SyncEndpoints(map[types.NamespacedName]healthcheck.Endpoints) // local ready endpoints and families
+	SyncServices(map[uint16]healthcheck.Port) error               // ports, their Services and families
+	SyncEndpoints(map[types.NamespacedName]healthcheck.Endpoints) // local ready endpoints
 
 }
 

@@ -9,23 +9,23 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// syncHealthChecks hands the proxier's health-check node ports, local
-// endpoint counts and Service families to their servers (the families
-// decide which count a probe of each family gets: healthcheck.Endpoints).
+// syncHealthChecks hands the proxier's health-check node ports, with
+// their Services' families (which a port listens in: healthcheck.Port),
+// and the local endpoint counts to their servers.
 // Two Services claiming one port is invalid input the API server already
 // refuses; the first by name wins.
 func (d *daemon) syncHealthChecks() {
 	if d.HealthChecks == nil {
 		return
 	}
-	ports := map[uint16]types.NamespacedName{}
+	ports := map[uint16]healthcheck.Port{}
 	eps := map[types.NamespacedName]healthcheck.Endpoints{}
 	for name, hc := range d.Proxier.HealthChecks() {
-		if other, taken := ports[hc.NodePort]; taken && model.CompareNames(other, name) < 0 {
+		if other, taken := ports[hc.NodePort]; taken && model.CompareNames(other.Service, name) < 0 {
 			continue
 		}
-		ports[hc.NodePort] = name
-		eps[name] = healthcheck.Endpoints{Count: hc.LocalEndpoints, Families: hc.Families}
+		ports[hc.NodePort] = healthcheck.Port{Service: name, Families: hc.Families}
+		eps[name] = healthcheck.Endpoints{Count: hc.LocalEndpoints}
 	}
 	err := d.HealthChecks.SyncServices(ports)
 	d.hcFailed = err != nil

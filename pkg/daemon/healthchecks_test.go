@@ -31,10 +31,10 @@ import (
 type busyPorts struct {
 	mu    sync.Mutex
 	calls int
-	open  map[uint16]types.NamespacedName
+	open  map[uint16]healthcheck.Port
 }
 
-func (b *busyPorts) SyncServices(want map[uint16]types.NamespacedName) error {
+func (b *busyPorts) SyncServices(want map[uint16]healthcheck.Port) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.calls++
@@ -50,7 +50,11 @@ func (b *busyPorts) SyncEndpoints(map[types.NamespacedName]healthcheck.Endpoints
 func (b *busyPorts) opened() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return fmt.Sprint(b.open)
+	names := map[uint16]types.NamespacedName{}
+	for port, p := range b.open {
+		names[port] = p.Service
+	}
+	return fmt.Sprint(names)
 }
 
 // TestHealthCheckPortRetried: a health-check node port that could not be
@@ -108,11 +112,11 @@ func TestHealthCheckPortRetried(t *testing.T) {
 
 // handedOver is a health-check server that keeps what it is handed.
 type handedOver struct {
-	ports map[uint16]types.NamespacedName
+	ports map[uint16]healthcheck.Port
 	eps   map[types.NamespacedName]healthcheck.Endpoints
 }
 
-func (h *handedOver) SyncServices(want map[uint16]types.NamespacedName) error {
+func (h *handedOver) SyncServices(want map[uint16]healthcheck.Port) error {
 	h.ports = want
 	return nil
 }
@@ -120,8 +124,8 @@ func (h *handedOver) SyncServices(want map[uint16]types.NamespacedName) error {
 func (h *handedOver) SyncEndpoints(eps map[types.NamespacedName]healthcheck.Endpoints) { h.eps = eps }
 
 // TestHealthCheckFamiliesHandedOver: the health-check server is told each
-// Service's families with its counts, so that a single-stack Service's
-// port answers probes of either family with its family's count.
+// port's Service and families, which the port listens in, and each
+// Service's counts.
 func TestHealthCheckFamiliesHandedOver(t *testing.T) {
 	lb := func(name, ip string, port int32) *v1.Service {
 		s := service(name, ip)
@@ -141,11 +145,19 @@ func TestHealthCheckFamiliesHandedOver(t *testing.T) {
 	hc := &handedOver{}
 	d := &daemon{Config: Config{Proxier: p, HealthChecks: hc}}
 	d.syncHealthChecks()
+	lb4, lb6 := types.NamespacedName{Namespace: "ns", Name: "lb4"}, types.NamespacedName{Namespace: "ns", Name: "lb6"}
+	wantPorts := map[uint16]healthcheck.Port{
+		30998: {Service: lb4, Families: [2]bool{true, false}},
+		30999: {Service: lb6, Families: [2]bool{false, true}},
+	}
+	if !maps.Equal(hc.ports, wantPorts) {
+		t.Errorf("ports handed over %v, want %v", hc.ports, wantPorts)
+	}
 	want := map[types.NamespacedName]healthcheck.Endpoints{
-		{Namespace: "ns", Name: "lb4"}: {Count: [2]int{1, 0}, Families: [2]bool{true, false}},
-		{Namespace: "ns", Name: "lb6"}: {Count: [2]int{0, 1}, Families: [2]bool{false, true}},
+		lb4: {Count: [2]int{1, 0}},
+		lb6: {Count: [2]int{0, 1}},
 	}
 	if !maps.Equal(hc.eps, want) {
-		t.Errorf("handed over %v, want %v", hc.eps, want)
+		t.Errorf("counts handed over %v, want %v", hc.eps, want)
 	}
 }

@@ -37,13 +37,12 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
-	_, _ = fmt.Fprint(w, body(h.inst.service, count, healthy))
+	_, _ = fmt.Fprint(w, body(h.inst.Service, count, healthy))
 }
 
-// probeFamily is 1 when the probe came to an IPv6 address, else 0: an
-// IPv4 probe on a dual-stack socket arrives on an IPv4-mapped address.
-// Which count answers it depends on the Service's families too
-// (Endpoints.count).
+// probeFamily is 1 when the probe came to an IPv6 address, else 0: a
+// port listens in each of its families on a socket of that family alone
+// (listenAddrs), so this is also the socket's family.
 func probeFamily(r *http.Request) int {
 	if a, ok := r.Context().Value(http.LocalAddrContextKey).(*net.TCPAddr); ok && a.IP.To4() == nil {
 		return 1

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,11 +23,11 @@ var (
 	svcC = types.NamespacedName{Namespace: "shop", Name: "pay"}
 )
 
-// loopback is a ListenFunc that opens every requested port as an
-// ephemeral port on 127.0.0.1, so tests never bind node ports or
-// non-loopback addresses. A requested address in busy is opened on the
-// address of a listener the test holds, so it fails with the kernel's own
-// EADDRINUSE.
+// loopback is a ListenFunc that opens every requested port, of either
+// family, as an ephemeral port on 127.0.0.1, so tests never bind node
+// ports or non-loopback addresses. A requested address in busy is opened
+// on the address of a listener the test holds, so it fails with the
+// kernel's own EADDRINUSE.
 type loopback struct {
 	mu   sync.Mutex
 	real map[string]string // requested "host:port" -> listening address
@@ -37,14 +38,14 @@ func newLoopback() *loopback {
 	return &loopback{real: map[string]string{}, busy: map[string]string{}}
 }
 
-func (l *loopback) listen(addr string) (net.Listener, error) {
+func (l *loopback) listen(_, addr string) (net.Listener, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	target := "127.0.0.1:0"
 	if taken, ok := l.busy[addr]; ok {
 		target = taken
 	}
-	ln, err := listenTCP(target)
+	ln, err := listenTCP("tcp4", target)
 	if err != nil {
 		return nil, err
 	}
@@ -52,24 +53,41 @@ func (l *loopback) listen(addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// occupy makes port fail to open, by holding its stand-in address.
+// occupy makes port fail to open, by holding the stand-in address of its
+// IPv4 socket.
 func (l *loopback) occupy(t *testing.T, port uint16) {
 	t.Helper()
-	ln, err := listenTCP("127.0.0.1:0")
+	ln, err := listenTCP("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ln.Close() })
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.busy[":"+strconv.Itoa(int(port))] = ln.Addr().String()
+	l.busy[anyIPv4(port)] = ln.Addr().String()
 }
 
-// addr is where port (opened on all addresses) really listens.
+// addr is where port's IPv4 socket (opened on all addresses) really
+// listens.
 func (l *loopback) addr(port uint16) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.real[":"+strconv.Itoa(int(port))]
+	return l.real[anyIPv4(port)]
+}
+
+// anyIPv4 is the address of port's socket on every IPv4 address.
+func anyIPv4(port uint16) string { return "0.0.0.0:" + strconv.Itoa(int(port)) }
+
+// ports are every given port served in both families.
+func ports(m map[uint16]types.NamespacedName) map[uint16]Port {
+	if m == nil {
+		return nil
+	}
+	want := map[uint16]Port{}
+	for port, svc := range m {
+		want[port] = Port{Service: svc}
+	}
+	return want
 }
 
 var client = &http.Client{
@@ -119,7 +137,11 @@ func answer(t *testing.T, addr, path string) string {
 // the real ListenFunc with a fixed port.
 func freePort(t *testing.T, host string) uint16 {
 	t.Helper()
-	ln, err := listenTCP(net.JoinHostPort(host, "0"))
+	network := "tcp4"
+	if strings.Contains(host, ":") {
+		network = "tcp6"
+	}
+	ln, err := listenTCP(network, net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Skipf("cannot listen on %s: %v", host, err)
 	}

@@ -4,31 +4,61 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"strings"
 )
 
-// ListenFunc opens a TCP listener on addr ("host:port", or ":port" for all
-// addresses). Tests inject one that maps the requested port to an
+// ListenFunc opens a TCP listener on addr ("host:port") in network ("tcp4"
+// or "tcp6"). Tests inject one that maps the requested port to an
 // ephemeral port on loopback.
-type ListenFunc func(addr string) (net.Listener, error)
+type ListenFunc func(network, addr string) (net.Listener, error)
 
-// listenTCP is the default ListenFunc. "tcp" rather than "tcp4"/"tcp6":
-// for ":port" Go then opens one dual-stack socket, which serves IPv4 and
-// IPv6 clients alike.
-func listenTCP(addr string) (net.Listener, error) {
+// listenTCP is the default ListenFunc. Go makes a "tcp6" socket IPv6-only,
+// so an IPv4 probe never reaches a port served in IPv6 alone.
+func listenTCP(network, addr string) (net.Listener, error) {
 	var lc net.ListenConfig
-	return lc.Listen(context.Background(), "tcp", addr)
+	return lc.Listen(context.Background(), network, addr)
 }
 
-// listenAddrs are the "host:port" strings to listen on for port: every
-// address for nil ips, none for an empty list.
-func listenAddrs(ips []net.IP, port uint16) []string {
+// listenAddr is one socket to listen on.
+type listenAddr struct{ network, addr string }
+
+// listenAddrs are the sockets to listen on for port in families: each
+// family's wildcard address for nil ips, as kube-proxy's health server of
+// that family listens; else those of ips in families, and none for an
+// empty list.
+func listenAddrs(ips []net.IP, families [2]bool, port uint16) []listenAddr {
 	p := strconv.Itoa(int(port))
 	if ips == nil {
-		return []string{":" + p}
+		ips = []net.IP{net.IPv4zero, net.IPv6zero}
 	}
-	addrs := make([]string, 0, len(ips))
+	var addrs []listenAddr
 	for _, ip := range ips {
-		addrs = append(addrs, net.JoinHostPort(ip.String(), p))
+		network, f := "tcp4", 0
+		if ip.To4() == nil {
+			network, f = "tcp6", 1
+		}
+		if families[f] {
+			addrs = append(addrs, listenAddr{network, net.JoinHostPort(ip.String(), p)})
+		}
 	}
 	return addrs
+}
+
+// familyNames names families for a log line: "IPv4", "IPv6" or both.
+func familyNames(families [2]bool) string {
+	var names []string
+	for f, name := range []string{"IPv4", "IPv6"} {
+		if families[f] {
+			names = append(names, name)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// onlyIn is what Dump adds for a port served in one family only.
+func onlyIn(families [2]bool) string {
+	if families[0] && families[1] {
+		return ""
+	}
+	return " " + familyNames(families) + " only"
 }

@@ -18,9 +18,10 @@ import (
 // Config says where and how to listen. The zero value listens on all
 // addresses and treats the proxy as always healthy.
 type Config struct {
-	// Addresses are the node IPs to listen on, IPv4 or IPv6; nil means
-	// all addresses (":port"), and an empty list none (no node address is
-	// inside --nodeport-addresses).
+	// Addresses are the node IPs to listen on, IPv4 or IPv6, each for
+	// the Services of its family; nil means all addresses (0.0.0.0 and
+	// ::), and an empty list none (no node address is inside
+	// --nodeport-addresses).
 	Addresses []net.IP
 	// Listen opens one listener; nil means a plain TCP listen.
 	Listen ListenFunc
@@ -53,10 +54,31 @@ type Server struct {
 	serving sync.WaitGroup
 }
 
-// instance is the servers of one port, on every address.
+// Port is one health check node port's Service and the families it is
+// served in.
+type Port struct {
+	Service types.NamespacedName
+	// Families are the Service's families, [0] IPv4 and [1] IPv6. The
+	// port listens in those alone, as kube-proxy does: its proxier of
+	// each family serves only its own family's Services, on a "tcp4" or
+	// a "tcp6" socket, so a probe of a family the Service lacks is
+	// refused, and a load balancer sees no node answer for a family the
+	// Service is not served in. None set means both.
+	Families [2]bool
+}
+
+// families is which families p listens in.
+func (p Port) families() [2]bool {
+	if p.Families == ([2]bool{}) {
+		return [2]bool{true, true}
+	}
+	return p.Families
+}
+
+// instance is the servers of one port, on every address of its families.
 type instance struct {
 	port    uint16
-	service types.NamespacedName
+	Port              // what it serves
 	eps     Endpoints // guarded by Server.mu
 	servers []*http.Server
 }
@@ -85,18 +107,18 @@ func New(cfg Config) *Server {
 // ones. A port that cannot be opened does not stop the others; its error,
 // naming the Service, is part of the returned error, and the next
 // SyncServices tries it again.
-func (s *Server) SyncServices(want map[uint16]types.NamespacedName) error {
+func (s *Server) SyncServices(want map[uint16]Port) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return errors.New("health check server is closed")
 	}
 
-	// Close first, so that a port moving from one Service to another is
-	// free when it is opened again below.
+	// Close first, so that a port moving from one Service to another,
+	// or to other families, is free when it is opened again below.
 	for port, inst := range s.ports {
-		if svc, ok := want[port]; !ok || svc != inst.service {
-			klog.V(2).InfoS("Closing health check port", "service", inst.service, "port", port)
+		if p, ok := want[port]; !ok || p.Service != inst.Service || p.families() != inst.families() {
+			klog.V(2).InfoS("Closing health check port", "service", inst.Service, "port", port)
 			inst.close()
 			delete(s.ports, port)
 		}
@@ -107,29 +129,30 @@ func (s *Server) SyncServices(want map[uint16]types.NamespacedName) error {
 		if s.ports[port] != nil {
 			continue
 		}
-		svc := want[port]
-		if err := s.open(port, svc); err != nil {
-			errs = append(errs, fmt.Errorf("open health check port %d for %s: %w", port, svc, err))
+		p := want[port]
+		if err := s.open(port, p); err != nil {
+			errs = append(errs, fmt.Errorf("open health check port %d for %s: %w", port, p.Service, err))
 			if s.listenFailed != nil {
-				s.listenFailed(svc, port, err)
+				s.listenFailed(p.Service, port, err)
 			}
 			continue
 		}
-		klog.V(2).InfoS("Opened health check port", "service", svc, "port", port)
+		klog.V(2).InfoS("Opened health check port", "service", p.Service, "port", port, "families", familyNames(p.families()))
 	}
 	return errors.Join(errs...)
 }
 
-// open listens on port on every address, or on none: a port half open
-// would hold the port yet fail the retry on the next sync.
-func (s *Server) open(port uint16, svc types.NamespacedName) error {
+// open listens on port on every address of p's families, or on none: a
+// port half open would hold the port yet fail the retry on the next sync.
+func (s *Server) open(port uint16, p Port) error {
 	if port == 0 {
 		return errors.New("port 0 is not a node port")
 	}
-	inst := &instance{port: port, service: svc}
+	svc := p.Service
+	inst := &instance{port: port, Port: p}
 	var lns []net.Listener
-	for _, addr := range listenAddrs(s.addrs, port) {
-		ln, err := s.listen(addr)
+	for _, a := range listenAddrs(s.addrs, p.families(), port) {
+		ln, err := s.listen(a.network, a.addr)
 		if err != nil {
 			for _, l := range lns {
 				_ = l.Close()
@@ -166,7 +189,7 @@ func (s *Server) open(port uint16, svc types.NamespacedName) error {
 func (inst *instance) close() {
 	for _, srv := range inst.servers {
 		if err := srv.Close(); err != nil {
-			klog.ErrorS(err, "Closing health check server", "service", inst.service, "port", inst.port)
+			klog.ErrorS(err, "Closing health check server", "service", inst.Service, "port", inst.port)
 		}
 	}
 }
@@ -174,37 +197,20 @@ func (inst *instance) close() {
 // Endpoints is what one Service's port answers from.
 type Endpoints struct {
 	// Count is the Service's local ready endpoints by family, [0] IPv4
-	// and [1] IPv6.
+	// and [1] IPv6: a probe is answered with its own family's, as
+	// kube-proxy's health server of each family answers with its
+	// proxier's count.
 	Count [2]int
-	// Families are the Service's families, [0] IPv4 and [1] IPv6. A
-	// probe of a family the Service lacks is answered with the count of
-	// the family it has: kube-proxy's proxier of each family has only its
-	// own family's Services, and without --nodeport-addresses its health
-	// server listens on one dual-stack socket, so for a single-stack
-	// Service that one proxier answers IPv4 and IPv6 probes alike, with
-	// its own count. A dual-stack Service (or one whose families are not
-	// given) is answered per family, as kube-proxy's health server of
-	// each family answers.
-	Families [2]bool
 }
 
-// count is what a probe of family (0 IPv4, 1 IPv6) is answered with.
-func (e Endpoints) count(family int) int {
-	if other := 1 - family; !e.Families[family] && e.Families[other] {
-		return e.Count[other]
-	}
-	return e.Count[family]
-}
-
-// SyncEndpoints sets the local ready endpoints and the families of every
-// served Service (see Endpoints for which count a probe gets). A Service
+// SyncEndpoints sets the local ready endpoints of every served Service. A Service
 // missing from eps has none. Those of Services not served are dropped, as
 // in kube-proxy: call SyncServices first.
 func (s *Server) SyncEndpoints(eps map[types.NamespacedName]Endpoints) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, inst := range s.ports {
-		inst.eps = eps[inst.service]
+		inst.eps = eps[inst.Service]
 	}
 }
 
@@ -222,14 +228,15 @@ func (s *Server) Close() {
 }
 
 // Dump is what is served, one port a line in port order:
-// "<port> <namespace>/<name> localEndpoints=<IPv4>,<IPv6>".
+// "<port> <namespace>/<name> localEndpoints=<IPv4>,<IPv6>", and " IPv4
+// only" or " IPv6 only" for a port served in one family.
 func (s *Server) Dump() string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var b strings.Builder
 	for _, port := range slices.Sorted(maps.Keys(s.ports)) {
 		inst := s.ports[port]
-		fmt.Fprintf(&b, "%d %s localEndpoints=%d,%d\n", port, inst.service, inst.eps.Count[0], inst.eps.Count[1])
+		fmt.Fprintf(&b, "%d %s localEndpoints=%d,%d%s\n", port, inst.Service, inst.eps.Count[0], inst.eps.Count[1], onlyIn(inst.families()))
 	}
 	return b.String()
 }
@@ -239,5 +246,5 @@ func (s *Server) Dump() string {
 func (s *Server) endpoints(inst *instance, family int) (int, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return inst.eps.count(family), s.ports[inst.port] == inst
+	return inst.eps.Count[family], s.ports[inst.port] == inst
 }

@@ -99,7 +99,7 @@ func TestSync(t *testing.T) {
 			occupy:    []uint16{30002},
 			services:  map[uint16]types.NamespacedName{30001: svcA, 30002: svcB, 30003: svcC},
 			endpoints: map[types.NamespacedName][2]int{svcA: {1}, svcB: {1}, svcC: {1}},
-			wantErr:   "open health check port 30002 for shop/cart: listen tcp 127.0.0.1:",
+			wantErr:   "open health check port 30002 for shop/cart: listen tcp4 127.0.0.1:",
 			wantDump:  "30001 default/web localEndpoints=1,0\n30003 shop/pay localEndpoints=1,0\n",
 			want:      map[uint16]string{30001: "200 default/web 1 true", 30002: "refused", 30003: "200 shop/pay 1 true"},
 		}, {
@@ -132,7 +132,7 @@ func TestSync(t *testing.T) {
 				unhealthy.Store(st.unhealthy)
 				var err error
 				if st.services != nil {
-					err = s.SyncServices(st.services)
+					err = s.SyncServices(ports(st.services))
 				}
 				if st.endpoints != nil {
 					s.SyncEndpoints(counts(st.endpoints))
@@ -153,8 +153,7 @@ func TestSync(t *testing.T) {
 	}
 }
 
-// counts are Endpoints of the given counts and no families: each
-// family's probe is answered with its own count.
+// counts are Endpoints of the given counts.
 func counts(m map[types.NamespacedName][2]int) map[types.NamespacedName]Endpoints {
 	eps := map[types.NamespacedName]Endpoints{}
 	for svc, c := range m {
@@ -176,39 +175,36 @@ func checkErr(t *testing.T, step int, err error, want string) {
 }
 
 // TestProbeFamilies uses the default ListenFunc on loopback addresses,
-// IPv4 and IPv6, with real ports, on one address or on one socket for
-// every address. A single-stack Service's port answers probes of
-// either family with the count of the family it has, as kube-proxy's one
-// proxier that has the Service does on its dual-stack socket (0.0.0.0:port,
-// network "tcp"): a load balancer probing a node's IPv4 address for an
-// IPv6-only Service must see the node's IPv6 endpoints. A dual-stack
-// Service is still answered per family.
+// IPv4 and IPv6, with real ports, on one address or on every address. A
+// port listens in its Service's families alone, each probe answered with
+// its own family's count, as kube-proxy's health server of each family
+// listens ("tcp4" or "tcp6") for its own family's Services: a probe of a
+// family the Service lacks is refused.
 func TestProbeFamilies(t *testing.T) {
 	v4, v6, dual := [2]bool{true, false}, [2]bool{false, true}, [2]bool{true, true}
 	cases := []struct {
 		name     string
 		families [2]bool
 		count    [2]int
-		listen   string // "" for one socket for every address
+		listen   string // "" for every address
 		probe    string
 		want     string
 	}{
-		{"IPv6 only, an IPv4 probe", v6, [2]int{0, 2}, "", "127.0.0.1", "200 default/web 2 true"},
+		{"IPv6 only, an IPv4 probe", v6, [2]int{0, 2}, "", "127.0.0.1", "refused"},
 		{"IPv6 only, an IPv6 probe", v6, [2]int{0, 2}, "", "::1", "200 default/web 2 true"},
-		{"IPv6 only, an IPv4 probe on an IPv4 address", v6, [2]int{0, 2}, "127.0.0.1", "127.0.0.1", "200 default/web 2 true"},
-		{"IPv6 only, no local endpoint", v6, [2]int{0, 0}, "", "127.0.0.1", "503 default/web 0 true"},
-		{"IPv6 only, a stale IPv4 count is not read", v6, [2]int{4, 0}, "", "127.0.0.1", "503 default/web 0 true"},
-		{"IPv4 only, an IPv6 probe", v4, [2]int{3, 0}, "", "::1", "200 default/web 3 true"},
-		{"IPv4 only, an IPv6 probe on an IPv6 address", v4, [2]int{3, 0}, "::1", "::1", "200 default/web 3 true"},
+		{"IPv6 only, an IPv4 node address is not listened on", v6, [2]int{0, 2}, "127.0.0.1", "127.0.0.1", "refused"},
+		{"IPv6 only, on an IPv6 address", v6, [2]int{0, 2}, "::1", "::1", "200 default/web 2 true"},
+		{"IPv6 only, no local endpoint", v6, [2]int{0, 0}, "", "::1", "503 default/web 0 true"},
+		{"IPv4 only, an IPv6 probe", v4, [2]int{3, 0}, "", "::1", "refused"},
+		{"IPv4 only, an IPv6 node address is not listened on", v4, [2]int{3, 0}, "::1", "::1", "refused"},
 		{"IPv4 only, an IPv4 probe", v4, [2]int{3, 0}, "", "127.0.0.1", "200 default/web 3 true"},
 		{"dual-stack, on an IPv4 address", dual, [2]int{3, 2}, "127.0.0.1", "127.0.0.1", "200 default/web 3 true"},
 		{"dual-stack, on an IPv6 address", dual, [2]int{3, 2}, "::1", "::1", "200 default/web 2 true"},
-		{"dual-stack, one socket, an IPv4 probe", dual, [2]int{3, 2}, "", "127.0.0.1", "200 default/web 3 true"},
-		{"dual-stack, one socket, an IPv6 probe", dual, [2]int{3, 2}, "", "::1", "200 default/web 2 true"},
-		{"dual-stack, an IPv4 probe", dual, [2]int{0, 2}, "", "127.0.0.1", "503 default/web 0 true"},
-		{"dual-stack, an IPv6 probe", dual, [2]int{0, 2}, "", "::1", "200 default/web 2 true"},
-		{"dual-stack, an IPv4 probe, IPv4 endpoints", dual, [2]int{3, 0}, "", "127.0.0.1", "200 default/web 3 true"},
+		{"dual-stack, every address, an IPv4 probe", dual, [2]int{3, 2}, "", "127.0.0.1", "200 default/web 3 true"},
+		{"dual-stack, every address, an IPv6 probe", dual, [2]int{3, 2}, "", "::1", "200 default/web 2 true"},
+		{"dual-stack, an IPv4 probe, IPv6 endpoints", dual, [2]int{0, 2}, "", "127.0.0.1", "503 default/web 0 true"},
 		{"dual-stack, an IPv6 probe, IPv4 endpoints", dual, [2]int{3, 0}, "", "::1", "503 default/web 0 true"},
+		{"no families given: both", [2]bool{}, [2]int{3, 2}, "", "::1", "200 default/web 2 true"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -219,10 +215,10 @@ func TestProbeFamilies(t *testing.T) {
 			}
 			s := New(Config{Addresses: addrs})
 			t.Cleanup(s.Close)
-			if err := s.SyncServices(map[uint16]types.NamespacedName{port: svcA}); err != nil {
+			if err := s.SyncServices(map[uint16]Port{port: {Service: svcA, Families: tc.families}}); err != nil {
 				t.Fatal(err)
 			}
-			s.SyncEndpoints(map[types.NamespacedName]Endpoints{svcA: {Count: tc.count, Families: tc.families}})
+			s.SyncEndpoints(map[types.NamespacedName]Endpoints{svcA: {Count: tc.count}})
 			addr := net.JoinHostPort(tc.probe, strconv.Itoa(int(port)))
 			if got := answer(t, addr, "/"); got != tc.want {
 				t.Errorf("answer %q, want %q", got, tc.want)
@@ -231,11 +227,43 @@ func TestProbeFamilies(t *testing.T) {
 	}
 }
 
+// TestFamiliesChange: a Service that gains or loses a family has its port
+// opened again in its new families, and its dump says which.
+func TestFamiliesChange(t *testing.T) {
+	port := freePort(t, "::1")
+	s := New(Config{})
+	t.Cleanup(s.Close)
+	v4 := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
+	v6 := net.JoinHostPort("::1", strconv.Itoa(int(port)))
+	for i, st := range []struct {
+		families       [2]bool
+		dump, at4, at6 string
+	}{
+		{[2]bool{true, false}, " IPv4 only", "200 default/web 3 true", "refused"},
+		{[2]bool{true, true}, "", "200 default/web 3 true", "200 default/web 2 true"},
+		{[2]bool{false, true}, " IPv6 only", "refused", "200 default/web 2 true"},
+	} {
+		if err := s.SyncServices(map[uint16]Port{port: {Service: svcA, Families: st.families}}); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		s.SyncEndpoints(map[types.NamespacedName]Endpoints{svcA: {Count: [2]int{3, 2}}})
+		if got, want := s.Dump(), fmt.Sprintf("%d default/web localEndpoints=3,2%s\n", port, st.dump); got != want {
+			t.Errorf("step %d: dump %q, want %q", i, got, want)
+		}
+		if got := answer(t, v4, "/"); got != st.at4 {
+			t.Errorf("step %d: IPv4 probe answered %q, want %q", i, got, st.at4)
+		}
+		if got := answer(t, v6, "/"); got != st.at6 {
+			t.Errorf("step %d: IPv6 probe answered %q, want %q", i, got, st.at6)
+		}
+	}
+}
+
 // TestPartialListen: when one of the node's addresses is taken, the port
 // opens on none, so that the next sync can retry it whole.
 func TestPartialListen(t *testing.T) {
 	port := freePort(t, "127.0.0.1")
-	taken, err := listenTCP(net.JoinHostPort("127.0.0.2", strconv.Itoa(int(port))))
+	taken, err := listenTCP("tcp4", net.JoinHostPort("127.0.0.2", strconv.Itoa(int(port))))
 	if err != nil {
 		t.Skipf("cannot listen on 127.0.0.2: %v", err)
 	}
@@ -247,7 +275,7 @@ func TestPartialListen(t *testing.T) {
 			failed = append(failed, fmt.Sprintf("%s %v", svc, p == port && err != nil))
 		}})
 	t.Cleanup(s.Close)
-	err = s.SyncServices(map[uint16]types.NamespacedName{port: svcA})
+	err = s.SyncServices(ports(map[uint16]types.NamespacedName{port: svcA}))
 	checkErr(t, 0, err, "address already in use")
 	if got, want := strings.Join(failed, ";"), svcA.String()+" true"; got != want {
 		t.Errorf("ListenFailed told %q, want %q", got, want)
@@ -256,7 +284,7 @@ func TestPartialListen(t *testing.T) {
 		t.Errorf("dump %q, want nothing served", got)
 	}
 	// 127.0.0.1 was opened first; it must have been let go.
-	ln, err := listenTCP(net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
+	ln, err := listenTCP("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
 	if err != nil {
 		t.Fatalf("port still held on 127.0.0.1: %v", err)
 	}
@@ -264,19 +292,30 @@ func TestPartialListen(t *testing.T) {
 }
 
 func TestListenAddrs(t *testing.T) {
+	v4, v6, dual := [2]bool{true, false}, [2]bool{false, true}, [2]bool{true, true}
+	node := []net.IP{net.ParseIP("10.0.0.1"), net.ParseIP("fd00::1")}
 	cases := []struct {
-		name string
-		ips  []net.IP
-		want string
+		name     string
+		ips      []net.IP
+		families [2]bool
+		want     string
 	}{
-		{"all addresses", nil, ":30000"},
-		{"no node address in --nodeport-addresses: none", []net.IP{}, ""},
-		{"IPv4 and IPv6", []net.IP{net.ParseIP("10.0.0.1"), net.ParseIP("fd00::1")}, "10.0.0.1:30000 [fd00::1]:30000"},
+		{"all addresses, dual-stack", nil, dual, "tcp4 0.0.0.0:30000, tcp6 [::]:30000"},
+		{"all addresses, IPv4", nil, v4, "tcp4 0.0.0.0:30000"},
+		{"all addresses, IPv6", nil, v6, "tcp6 [::]:30000"},
+		{"no node address in --nodeport-addresses: none", []net.IP{}, dual, ""},
+		{"IPv4 and IPv6 node addresses, dual-stack", node, dual, "tcp4 10.0.0.1:30000, tcp6 [fd00::1]:30000"},
+		{"IPv4 and IPv6 node addresses, IPv6", node, v6, "tcp6 [fd00::1]:30000"},
+		{"IPv4 node address, IPv6: none", node[:1], v6, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := strings.Join(listenAddrs(tc.ips, 30000), " "); got != tc.want {
-				t.Errorf("got %q, want %q", got, tc.want)
+			var got []string
+			for _, a := range listenAddrs(tc.ips, tc.families, 30000) {
+				got = append(got, a.network+" "+a.addr)
+			}
+			if s := strings.Join(got, ", "); s != tc.want {
+				t.Errorf("got %q, want %q", s, tc.want)
 			}
 		})
 	}
@@ -285,7 +324,7 @@ func TestListenAddrs(t *testing.T) {
 func TestClose(t *testing.T) {
 	lo := newLoopback()
 	s := New(Config{Listen: lo.listen})
-	if err := s.SyncServices(map[uint16]types.NamespacedName{30001: svcA, 30002: svcB}); err != nil {
+	if err := s.SyncServices(ports(map[uint16]types.NamespacedName{30001: svcA, 30002: svcB})); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -297,7 +336,7 @@ func TestClose(t *testing.T) {
 	if got := s.Dump(); got != "" {
 		t.Errorf("dump after Close: %q", got)
 	}
-	checkErr(t, 0, s.SyncServices(map[uint16]types.NamespacedName{30001: svcA}), "closed")
+	checkErr(t, 0, s.SyncServices(ports(map[uint16]types.NamespacedName{30001: svcA})), "closed")
 }
 
 // TestConcurrent runs syncs, dumps, health changes and probes at once;
@@ -309,7 +348,7 @@ func TestConcurrent(t *testing.T) {
 	healthy.Store(true)
 	s := New(Config{Listen: lo.listen, ProxyHealthy: healthy.Load})
 	t.Cleanup(s.Close)
-	if err := s.SyncServices(map[uint16]types.NamespacedName{30001: svcA}); err != nil {
+	if err := s.SyncServices(ports(map[uint16]types.NamespacedName{30001: svcA})); err != nil {
 		t.Fatal(err)
 	}
 	addr := lo.addr(30001)
@@ -327,7 +366,7 @@ func TestConcurrent(t *testing.T) {
 			if i%2 == 0 {
 				want[30002] = svcB // a second port comes and goes
 			}
-			if err := s.SyncServices(want); err != nil {
+			if err := s.SyncServices(ports(want)); err != nil {
 				t.Error(err)
 				return
 			}

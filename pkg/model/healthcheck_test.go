@@ -83,11 +83,11 @@ func TestHealthCheckCountsByFamily(t *testing.T) {
 	}
 }
 
-// The Service's families are those of the clusterIPs the Builder keeps: a
-// single-stack Service's health-check node port answers probes of either
-// family with its own family's count (see HealthCheck.Families), as
-// kube-proxy's one proxier that has it does on its dual-stack socket. On
-// a node without IPv6 (NoIPv6) a dual-stack Service is IPv4 only.
+// The Service's families are those of the clusterIPs the Builder keeps:
+// its health-check node port listens in those alone (see
+// HealthCheck.Families), as kube-proxy's proxier of each family does for
+// its own family's Services. On a node without IPv6 (NoIPv6) a
+// dual-stack Service is IPv4 only.
 func TestHealthCheckFamilies(t *testing.T) {
 	v6 := discovery.AddressTypeIPv6
 	lb := func(clusterIPs ...string) *v1.Service {

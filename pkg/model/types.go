@@ -190,22 +190,17 @@ type HealthCheck struct {
 	// LocalEndpoints counts this node's ready endpoints by address (one
 	// pod serving two ports counts once), per family: [0] the IPv4 slices',
 	// [1] the IPv6 ones', as kube-proxy's proxier of each family counts its
-	// own family's. A dual-stack Service answers a probe with the count of
-	// the probe's family; a single-stack one, with its family's (Families).
+	// own family's. A probe is answered with its own family's count.
 	// Terminating endpoints do not count (the load balancer should stop
 	// sending), but for publishNotReadyAddresses, whose controller writes
 	// ready=true.
 	LocalEndpoints [2]int
 	// Families are the Service's families, [0] IPv4 and [1] IPv6: those
-	// of the clusterIPs the Builder keeps (Builder.clusterIPs). A probe of
-	// a family the Service lacks is answered with the count of the family
-	// it has: kube-proxy's proxier of each family serves only its own
-	// family's Services, and without --nodeport-addresses its health
-	// server listens on one dual-stack socket ("tcp", 0.0.0.0:port), so
-	// the one proxier that has a single-stack Service answers probes of
-	// both families with its count. A load balancer that probes the
-	// node's IPv4 addresses for an IPv6-only Service must not see every
-	// node down.
+	// of the clusterIPs the Builder keeps (Builder.clusterIPs). The port
+	// listens in these alone: kube-proxy's proxier of each family serves
+	// only its own family's Services, on a "tcp4" or a "tcp6" socket
+	// (pkg/proxy/healthcheck's newServiceHealthServer), so a probe of a
+	// family the Service lacks is refused.
 	Families [2]bool
 }
 
