@@ -5,6 +5,7 @@ import (
 
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/conntrack"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/ipvs"
+	"github.com/ipvs-proxy/ipvs-proxy/pkg/model"
 	"github.com/ipvs-proxy/ipvs-proxy/pkg/reconcile"
 )
 
@@ -102,8 +103,28 @@ func (p *Proxier) shortCircuitVia(k ipvs.ServiceKey) []ipvs.ServiceKey {
 	if !ok {
 		return nil
 	}
+	return markMembers(p.idx.heldState(name), k)
+}
+
+// shortCircuitViaOr is shortCircuitVia, and also the members with k's mark
+// that the changed Services held before the sync: a mark whose Service was
+// just deleted (or gave up externalTrafficPolicy Local) has no holder when
+// its virtual server's flows are looked up, yet its clients' flows are to
+// the addresses its Service had.
+func (p *Proxier) shortCircuitViaOr(changes []heldChange) func(ipvs.ServiceKey) []ipvs.ServiceKey {
+	return func(k ipvs.ServiceKey) []ipvs.ServiceKey {
+		out := p.shortCircuitVia(k)
+		for _, c := range changes {
+			out = append(out, markMembers(c.old, k)...)
+		}
+		return out
+	}
+}
+
+// markMembers are st's short-circuit addresses marked for k.
+func markMembers(st model.ServiceState, k ipvs.ServiceKey) []ipvs.ServiceKey {
 	var out []ipvs.ServiceKey
-	for _, m := range p.idx.heldState(name).ShortCircuit {
+	for _, m := range st.ShortCircuit {
 		if ipvs.FWMarkKey(m.Mark, m.Addr.Is6()) == k {
 			out = append(out, m.Key())
 		}

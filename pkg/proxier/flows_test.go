@@ -138,8 +138,10 @@ func TestHealthChecksFollowServices(t *testing.T) {
 }
 
 // An externalTrafficPolicy Local UDP externalIP: when a real server goes,
-// the flows that in-cluster clients sent to the externalIP through the
-// firewall-mark virtual server are cleared with the others.
+// or the whole Service, the flows that in-cluster clients sent to the
+// externalIP through the firewall-mark virtual server are cleared with the
+// others. Once the Service is deleted no Service holds the mark: its
+// addresses are those it had before the sync.
 func TestStaleShortCircuitFlowsAreCleared(t *testing.T) {
 	dns := svc("dns", "10.96.0.53", func(s *v1.Service) {
 		s.Spec.Ports = []v1.ServicePort{{Name: "http", Protocol: v1.ProtocolUDP, Port: 53}}
@@ -154,25 +156,41 @@ func TestStaleShortCircuitFlowsAreCleared(t *testing.T) {
 		sl.Ports[0].Protocol = &udp
 		return input(dns, sl)
 	}
-	k := newKernel()
-	p := k.proxier(t, "")
-	ct := conntrack.NewFake()
-	p.Conntrack = ct
-	if res := p.SyncAll([]model.ServiceInput{udpSlice("10.244.1.2", "10.244.2.3")}); len(res.Errors) > 0 {
-		t.Fatal(res.Errors)
-	}
-	if res := p.SyncServices(changes("dns", udpSlice("10.244.1.2"))); len(res.Errors)+len(res.Warnings) > 0 {
-		t.Fatal(res.Errors, res.Warnings)
-	}
-	var got []string
-	for _, call := range ct.Calls {
-		for _, f := range call {
-			got = append(got, f.String()) // in no particular order
-		}
-	}
-	slices.Sort(got)
-	want := "UDP 10.96.0.53:53 -> 10.244.2.3:8080\nUDP 203.0.113.53:53 -> 10.244.2.3:8080"
-	if g := strings.Join(got, "\n"); g != want {
-		t.Errorf("flows deleted:\n%s\nwant:\n%s", g, want)
+	for _, tc := range []struct {
+		name   string
+		change map[types.NamespacedName]*model.ServiceInput
+		want   string
+	}{{
+		name:   "a real server goes",
+		change: changes("dns", udpSlice("10.244.1.2")),
+		want:   "UDP 10.96.0.53:53 -> 10.244.2.3:8080\nUDP 203.0.113.53:53 -> 10.244.2.3:8080",
+	}, {
+		name:   "the Service is deleted",
+		change: map[types.NamespacedName]*model.ServiceInput{name("dns"): nil},
+		want: "UDP 10.96.0.53:53 -> 10.244.1.2:8080\nUDP 10.96.0.53:53 -> 10.244.2.3:8080\n" +
+			"UDP 203.0.113.53:53 -> 10.244.1.2:8080\nUDP 203.0.113.53:53 -> 10.244.2.3:8080",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			k := newKernel()
+			p := k.proxier(t, "")
+			ct := conntrack.NewFake()
+			p.Conntrack = ct
+			if res := p.SyncAll([]model.ServiceInput{udpSlice("10.244.1.2", "10.244.2.3")}); len(res.Errors) > 0 {
+				t.Fatal(res.Errors)
+			}
+			if res := p.SyncServices(tc.change); len(res.Errors)+len(res.Warnings) > 0 {
+				t.Fatal(res.Errors, res.Warnings)
+			}
+			var got []string
+			for _, call := range ct.Calls {
+				for _, f := range call {
+					got = append(got, f.String()) // in no particular order
+				}
+			}
+			slices.Sort(got)
+			if g := strings.Join(got, "\n"); g != tc.want {
+				t.Errorf("flows deleted:\n%s\nwant:\n%s", g, tc.want)
+			}
+		})
 	}
 }

@@ -585,7 +585,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 	written := p.apply(plan, nil, &res)
 	p.delDenials(denyAfter, stillOld(plan, written, res.Errors[errsBefore:]), false, false, &res)
 	p.addMembers(marked, &res)
-	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
+	p.clearFlows(staleFlows(plan, current, p.shortCircuitViaOr(changes)), &res)
 	res.Draining = p.trackDrains(plan, touched)
 	if len(res.Errors) == 0 {
 		// Nothing to blame: every Service synced is clear of past
