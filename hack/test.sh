@@ -17,9 +17,9 @@
 #   demo; the VM packages' host half and guest half each skip in the
 #   other's process.
 # - Environment probes that skip even under CI: the IPv6 health check test
-#   without ::1, the hostname test without a host name, the conntrack
-#   traffic test without nft (vm-deps.sh does not install it), the sysctl
-#   test without /proc/sys, a manifests test without sh.
+#   without ::1, the hostname test without a host name, the sysctl test
+#   without /proc/sys, a manifests test without sh. (The conntrack traffic
+#   test needs nft, which vm-deps.sh installs: without it, it fails under CI.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/usr/local/go/bin:$PATH"
@@ -43,7 +43,7 @@ if [[ $what == all || $what == e2e ]]; then
 fi
 if [[ $what == all || $what == unit ]]; then
   phase "lint" hack/lint.sh
-  phase "unit tests" go test -count=1 ./pkg/... ./cmd/... ./manifests/...
+  phase "unit tests" go test -count=1 ./pkg/... ./cmd/... ./manifests/... ./hack/...
   # A smoke run of make bench, so the benchmarks cannot rot.
   phase "bench smoke" go test -run '^$' -bench 'EndpointChange/services=100$' -benchtime 10x ./pkg/proxier/
 fi
@@ -60,9 +60,17 @@ esac
 # package, and only for that reason, runs once more, and the summary says so.
 retried=()
 vm_packages() { # packages...
-  local pkg log status failed=()
+  local pkg log status list failed=()
+  # On its own line, so that set -e stops the script when go list fails:
+  # in the loop's word list its failure would leave nothing to run, and
+  # the phase would pass having tested nothing.
+  list=$(go list "$@")
+  if [[ -z $list ]]; then
+    echo "FAIL: no packages in $*"
+    return 1
+  fi
   log=$(mktemp)
-  for pkg in $(go list "$@"); do
+  for pkg in $list; do
     status=0
     go test -count=1 -timeout 45m -v "$pkg" 2>&1 | tee "$log" || status=$?
     if (( status != 0 )) && grep -q "$stall_marker" "$log"; then

@@ -8,10 +8,10 @@ set -euo pipefail
 # runc and the CNI plugins (bridge, host-local, loopback in /usr/lib/cni) make the
 # VM a real node for kubelet (test/node).
 PACKAGES=(qemu-system-x86 linux-image-amd64 busybox-static iptables ipset ipvsadm
-	conntrack iproute2 kmod xz-utils runc containernetworking-plugins)
+	conntrack iproute2 kmod xz-utils runc containernetworking-plugins nftables)
 
 missing=()
-for cmd in qemu-system-x86_64 ipvsadm iptables ipset conntrack ip modprobe xz runc; do
+for cmd in qemu-system-x86_64 ipvsadm iptables ipset conntrack ip modprobe xz runc nft; do
 	command -v "$cmd" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 ||
 		missing+=("$cmd")
 done
@@ -49,7 +49,7 @@ if ! $SUDO apt-get update -qq >/tmp/vm-deps-apt.log 2>&1 ||
 fi
 
 # Check again: a package that installed but left something out is still a failure.
-for cmd in qemu-system-x86_64 ipvsadm iptables ipset conntrack ip modprobe xz runc; do
+for cmd in qemu-system-x86_64 ipvsadm iptables ipset conntrack ip modprobe xz runc nft; do
 	PATH="$PATH:/usr/sbin:/sbin" command -v "$cmd" >/dev/null 2>&1 || {
 		echo "vm-deps: $cmd still missing after install" >&2
 		exit 1

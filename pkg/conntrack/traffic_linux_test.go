@@ -23,7 +23,7 @@ import (
 func TestLinuxStaleUDPFlowWithTraffic(t *testing.T) {
 	netnstest.Enter(t)
 	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skip("needs nft to add a DNAT rule in the test namespace")
+		netnstest.Skipf(t, "needs nft to add a DNAT rule in the test namespace (hack/vm-deps.sh installs it)")
 	}
 	lo, err := netlink.LinkByName("lo")
 	if err != nil {
