@@ -1,6 +1,7 @@
 package proxier
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"runtime"
@@ -42,13 +43,30 @@ func newBenchKernel() kernel {
 }
 
 // syncedBenchProxier is a proxier that has synced benchWorld(n) to fakes.
-func syncedBenchProxier(n int) (*Proxier, []model.ServiceInput) {
+func syncedBenchProxier(b *testing.B, n int) (*Proxier, []model.ServiceInput) {
+	b.Helper()
 	world := benchWorld(n)
 	k := newBenchKernel()
 	owned, _ := LoadOwned("")
 	p := New(model.Options{NodeName: "node-a", Scheduler: "rr"}, k.ipvs, k.link, k.sets, owned)
-	p.SyncAll(world)
+	mustWrite(b, "the first SyncAll", p.SyncAll(world))
 	return p, world
+}
+
+// mustWrite returns a sync's kernel writes, and fails the benchmark if the
+// sync reported errors or wrote nothing: a failed sync, or one that found
+// nothing to do, is not the work the benchmark names, and `make test`'s
+// run of the benchmarks would pass on a proxier that writes nothing.
+func mustWrite(b *testing.B, what string, res Result) int {
+	b.Helper()
+	if len(res.Errors) > 0 || res.Aborted {
+		b.Fatalf("%s failed (aborted %v): %v", what, res.Aborted, errors.Join(res.Errors...))
+	}
+	writes := res.Counts.Writes()
+	if writes == 0 {
+		b.Fatalf("%s wrote nothing to the kernel", what)
+	}
+	return writes
 }
 
 // BenchmarkSyncAll is a cold start: build every Service, diff against an
@@ -65,10 +83,10 @@ func BenchmarkSyncAll(b *testing.B) {
 				owned, _ := LoadOwned("")
 				p := New(model.Options{NodeName: "node-a", Scheduler: "rr"}, k.ipvs, k.link, k.sets, owned)
 				b.StartTimer()
-				writes = p.SyncAll(world).Counts.Writes()
+				writes = mustWrite(b, "SyncAll", p.SyncAll(world))
 			}
 			b.ReportMetric(float64(writes), "kernel-writes/op")
-			b.ReportMetric(liveAfterSync(world)/1e6, "live-MB")
+			b.ReportMetric(liveAfterSync(b, world)/1e6, "live-MB")
 		})
 	}
 }
@@ -77,14 +95,14 @@ func BenchmarkSyncAll(b *testing.B) {
 // what the collector scans and the heap's growth is relative to, between
 // syncs. The fakes' part does not depend on how the proxier keeps its
 // record, so the figure compares versions of the proxier.
-func liveAfterSync(world []model.ServiceInput) float64 {
+func liveAfterSync(b *testing.B, world []model.ServiceInput) float64 {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	k := newBenchKernel()
 	owned, _ := LoadOwned("")
 	p := New(model.Options{NodeName: "node-a", Scheduler: "rr"}, k.ipvs, k.link, k.sets, owned)
-	p.SyncAll(world)
+	mustWrite(b, "SyncAll", p.SyncAll(world))
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(p)
@@ -97,7 +115,7 @@ func liveAfterSync(world []model.ServiceInput) float64 {
 func BenchmarkEndpointChange(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
-			p, world := syncedBenchProxier(n)
+			p, world := syncedBenchProxier(b, n)
 			target := world[n/2]
 			name := types.NamespacedName{Namespace: "ns", Name: target.Service.Name}
 			// Toggle one endpoint: added, then removed, on every other op.
@@ -115,7 +133,7 @@ func BenchmarkEndpointChange(b *testing.B) {
 					in = c
 				}
 				i++
-				writes = p.SyncServices(map[types.NamespacedName]*model.ServiceInput{name: &in}).Counts.Writes()
+				writes = mustWrite(b, "SyncServices", p.SyncServices(map[types.NamespacedName]*model.ServiceInput{name: &in}))
 			}
 			b.ReportMetric(float64(writes), "kernel-writes/op")
 		})
@@ -129,7 +147,7 @@ func BenchmarkEndpointChange(b *testing.B) {
 func BenchmarkResyncStep(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
-			p, world := syncedBenchProxier(n)
+			p, world := syncedBenchProxier(b, n)
 			inputs := PrepareInputs(world) // off the loop, as the daemon does
 			var longest, begin time.Duration
 			steps := 0
@@ -142,8 +160,14 @@ func BenchmarkResyncStep(b *testing.B) {
 				begin = max(begin, time.Since(t0))
 				for done := false; !done; steps++ {
 					t0 := time.Now()
-					done, _ = r.Step(10 * time.Millisecond)
+					var res Result
+					done, res = r.Step(10 * time.Millisecond)
 					longest = max(longest, time.Since(t0))
+					// A resync of a kernel that matches writes nothing;
+					// one that failed measured nothing.
+					if len(res.Errors) > 0 {
+						b.Fatalf("resync step: %v", errors.Join(res.Errors...))
+					}
 				}
 			}
 			b.ReportMetric(float64(longest.Microseconds())/1000, "longest-step-ms")

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -33,24 +34,7 @@ func (a afterSeer) seen(pd *pending) (time.Time, bool) {
 // table the next proxy must converge to follows the writes.
 func TestRunCase(t *testing.T) {
 	const n = 4
-	client := fake.NewClientset()
-	g := &guest{client: client, svcKeys: map[string]vsKey{}}
-	want := table{}
-	for i := range n {
-		name := svcName(i)
-		key := vsKey{"TCP", netip.MustParseAddrPort(fmt.Sprintf("10.96.0.%d:80", i+1))}
-		g.svcKeys[name] = key
-		want[key] = map[netip.AddrPort]int{}
-		sl := &discovery.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name + "-1", Namespace: benchNS},
-			Ports: []discovery.EndpointPort{{Port: ptr.To[int32](8080)}}}
-		for j := range endpoints {
-			sl.Endpoints = append(sl.Endpoints, discovery.Endpoint{Addresses: []string{endpointAddr(i, j)}})
-			want[key][netip.MustParseAddrPort(endpointAddr(i, j)+":8080")] = 1
-		}
-		if _, err := client.DiscoveryV1().EndpointSlices(benchNS).Create(context.Background(), sl, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	client, g, want := fakeGuest(t, n)
 	w := g.newWriter(n, want)
 	if err := w.prefetch(context.Background()); err != nil {
 		t.Fatal(err)
@@ -292,4 +276,128 @@ func TestWriterSlots(t *testing.T) {
 	if w.queued != 2 {
 		t.Errorf("%d counted as queued, want 2", w.queued)
 	}
+}
+
+// neverSeer sees nothing: a seer that is broken (a key format that does
+// not match, the floor's lines lost, a tap that reads nothing), or a
+// process that never shows a change.
+type neverSeer struct{}
+
+func (neverSeer) seen(*pending) (time.Time, bool) { return time.Time{}, false }
+
+// TestUnseenChangesFailTheRun guards the churn cases against passing when
+// changes were never seen: runCase's result counts them as capped, and
+// its error is errUnseen, which fails the informer floor's run and
+// ipvs-proxy's, while kube-proxy, known to fall behind, keeps its capped
+// changes as a result (caseError).
+func TestUnseenChangesFailTheRun(t *testing.T) {
+	_, g, want := fakeGuest(t, 2)
+	w := g.newWriter(2, want)
+	for _, tc := range []struct {
+		name       string
+		s          seer
+		unseen     bool
+		seen, capd int
+	}{
+		{"every change seen", afterSeer{time.Millisecond}, false, 3, 0},
+		{"no change seen", neverSeer{}, true, 0, 3},
+	} {
+		res, err := w.runCase(context.Background(), churnCase{Name: "back-to-back", Chains: 1, Steps: 3}, tc.s, 20*time.Millisecond, 0)
+		if errors.Is(err, errUnseen) != tc.unseen || (!tc.unseen && err != nil) {
+			t.Errorf("%s: err %v, want errUnseen %v", tc.name, err, tc.unseen)
+		}
+		if len(res.Latencies) != tc.seen || res.Capped != tc.capd {
+			t.Errorf("%s: %d measured, %d capped; want %d, %d", tc.name, len(res.Latencies), res.Capped, tc.seen, tc.capd)
+		}
+	}
+
+	unseen := fmt.Errorf("3 of 3 changes %w", errUnseen)
+	conflict := apierrors.NewConflict(discovery.Resource("endpointslices"), "s-1", errors.New("changed"))
+	for _, tc := range []struct {
+		name      string
+		err       error
+		kubeProxy bool
+		fails     bool
+	}{
+		{"ipvs-proxy or the floor, unseen changes", unseen, false, true},
+		{"kube-proxy, unseen changes", unseen, true, false},
+		{"kube-proxy, a failed write", conflict, true, true},
+		{"no error", nil, false, false},
+	} {
+		if got := caseError(tc.err, tc.kubeProxy); (got != nil) != tc.fails {
+			t.Errorf("%s: caseError = %v, want failing %v", tc.name, got, tc.fails)
+		}
+	}
+}
+
+// TestCPUOfExitedProcess guards a case's CPU against a reading that
+// failed: a process that has exited (and been reaped) cannot be read,
+// and the case records why instead of the difference to zero, which
+// would be minus the CPU it had used.
+func TestCPUOfExitedProcess(t *testing.T) {
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skip(err)
+	}
+	exited := readCPU(&process{cmd: cmd})
+	if exited.err == nil {
+		t.Fatal("reading the CPU of a reaped process did not fail")
+	}
+	running := cpuReading{user: 1.5, sys: 0.5}
+	for _, tc := range []struct {
+		name          string
+		before, after cpuReading
+		cpu, sys      float64
+		unread        bool
+	}{
+		{"both read", running, cpuReading{user: 2, sys: 0.75}, 0.75, 0.25, false},
+		{"exited by the end", running, exited, 0, 0, true},
+		{"exited at the start", exited, exited, 0, 0, true},
+	} {
+		var r CaseResult
+		r.setCPU(tc.before, tc.after)
+		if r.CPUS != tc.cpu || r.SysS != tc.sys || (r.CPUError != "") != tc.unread {
+			t.Errorf("%s: CPU %v s, system %v s, error %q; want %v, %v, not read %v", tc.name, r.CPUS, r.SysS, r.CPUError, tc.cpu, tc.sys, tc.unread)
+		}
+	}
+}
+
+// TestInformerFloorGetsProxyEnv guards the informer floor's process
+// against running without the environment the proxies get
+// (BENCH_PROXY_ENV): a GOGC or GOMEMLIMIT changes a watcher's CPU and
+// latency, and the report states the floor ran with it.
+func TestInformerFloorGetsProxyEnv(t *testing.T) {
+	for _, env := range [][]string{nil, {"GOGC=400", "GOMEMLIMIT=200MiB"}} {
+		cmd := informerCommand(plan{ProxyEnv: env})
+		for _, want := range append(slices.Clone(env), envInformerChild+"=1") {
+			if !slices.Contains(cmd.Env, want) {
+				t.Errorf("with %q, the floor's environment lacks %q", env, want)
+			}
+		}
+	}
+}
+
+// fakeGuest is a guest on a fake API server holding n Services' slices,
+// and the table a proxy must show for them.
+func fakeGuest(t *testing.T, n int) (*fake.Clientset, *guest, table) {
+	t.Helper()
+	client := fake.NewClientset()
+	g := &guest{client: client, svcKeys: map[string]vsKey{}}
+	want := table{}
+	for i := range n {
+		name := svcName(i)
+		key := vsKey{"TCP", netip.MustParseAddrPort(fmt.Sprintf("10.96.0.%d:80", i+1))}
+		g.svcKeys[name] = key
+		want[key] = map[netip.AddrPort]int{}
+		sl := &discovery.EndpointSlice{ObjectMeta: metav1.ObjectMeta{Name: name + "-1", Namespace: benchNS},
+			Ports: []discovery.EndpointPort{{Port: ptr.To[int32](8080)}}}
+		for j := range endpoints {
+			sl.Endpoints = append(sl.Endpoints, discovery.Endpoint{Addresses: []string{endpointAddr(i, j)}})
+			want[key][netip.MustParseAddrPort(endpointAddr(i, j)+":8080")] = 1
+		}
+		if _, err := client.DiscoveryV1().EndpointSlices(benchNS).Create(context.Background(), sl, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return client, g, want
 }

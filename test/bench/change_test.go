@@ -13,6 +13,12 @@ import (
 // change is awaited: one small netlink dump.
 const pollInterval = 5 * time.Millisecond
 
+// pollWait is the wait before the next read of a change awaited for
+// elapsed: pollInterval, or 1 % of the wait so far once that is longer.
+// Every read takes CPU from the proxy, and 1 % keeps a minutes-long wait
+// from costing thousands of them. The report's notes say the same.
+func pollWait(elapsed time.Duration) time.Duration { return max(pollInterval, elapsed/100) }
+
 // change moves one endpoint of one Service to a new address and measures
 // how long the kernel takes to show it, and what the proxy wrote for it.
 // Services are visited in a stride so that consecutive changes hit
@@ -71,19 +77,23 @@ func (g *guest) change(proc *process, n int, want table) (Change, error) {
 			// as it would in a cluster.
 			return Change{Seconds: g.p.ChangeCap.Seconds(), Capped: true}, nil
 		}
-		// Every read takes CPU from the proxy; 1 % of the wait so far keeps
-		// a minutes-long wait from costing thousands of them.
-		time.Sleep(max(pollInterval, time.Since(t0)/100))
+		time.Sleep(pollWait(time.Since(t0)))
 	}
 	ch := Change{Seconds: time.Since(t0).Seconds()}
 
 	// The writes are counted until the sync that made the change has ended:
 	// kube-proxy writes its ipsets and iptables after the virtual servers.
-	// That sync ended after the last poll that did not see the change.
-	if _, err := waitSynced(proc, lastMiss, g.p.ChangeCap/2); err != nil {
+	// That sync ended after the change's last IPVS write (syncMadeAfter);
+	// the tap's reader first catches up with it.
+	_, seenDrops, err := g.nl.snapshot()
+	if err == nil {
+		_, err = waitSynced(proc, syncMadeAfter(lastMiss, g.nl.dests.get(moved), g.nl.dests.get(old)), g.p.ChangeCap/2)
+	}
+	if err != nil {
 		ch.Note = "writes not counted: " + err.Error()
 	} else {
 		nl1, drops, err := g.nl.snapshot()
+		drops += seenDrops // each snapshot restarts the count
 		switch {
 		case err != nil:
 			ch.Note = "writes not counted: " + err.Error()
@@ -103,6 +113,26 @@ func (g *guest) change(proc *process, n int, want table) (Change, error) {
 	}
 	time.Sleep(changeGap)
 	return ch, nil
+}
+
+// syncMadeAfter is a time the sync that made a change ended at or after:
+// the later of the change's two IPVS writes (moved's with a weight, old's
+// removal) as the tap timed them, and lastMiss, the start of the last read
+// that did not show the change (at or after its API write, so the tap's
+// writes of an earlier change are before it). A sync that ended after
+// lastMiss alone may be one that started before the write and ended while
+// the change's own sync ran, when the reads are spaced out (pollWait): its
+// end would close the window before the change's writes were made. No
+// sync before the one that made the last write ended after it. Without
+// the tap's times, lastMiss is the bound.
+func syncMadeAfter(lastMiss time.Time, moved, old destWrite) time.Time {
+	since := lastMiss
+	for _, at := range []time.Time{moved.added, old.removed} {
+		if at.After(since) {
+			since = at
+		}
+	}
+	return since
 }
 
 // shows reports whether the kernel has moved to the new real server with a

@@ -48,9 +48,10 @@ type plan struct {
 	// trace, and heap profiles before and after (profileCase).
 	Profile        bool
 	ProfileSeconds int
-	// ProxyEnv is added to both proxies' environment, for diagnosis
-	// (GODEBUG=gctrace=1 logs how their heaps grow) or to try Go runtime
-	// settings (GOGC, GOMEMLIMIT) on both.
+	// ProxyEnv is added to both proxies' environment and the informer
+	// floor's, for diagnosis (GODEBUG=gctrace=1 logs how their heaps grow)
+	// or to try Go runtime settings (GOGC, GOMEMLIMIT) on all of them; the
+	// report states it (runSettings).
 	ProxyEnv []string
 }
 
@@ -68,7 +69,7 @@ const (
 	envTimeout  = "BENCH_VM_TIMEOUT"        // default: estimated from the plan
 	envOnly     = "BENCH_ONLY"              // "kube-proxy" or "ipvs-proxy"
 	envProfile  = "BENCH_PROFILE"           // N: pprof of ipvs-proxy's first N seconds, and of each open-loop churn case
-	envProxyEnv = "BENCH_PROXY_ENV"         // NAME=VALUE ... for both proxies, e.g. GODEBUG=gctrace=1
+	envProxyEnv = "BENCH_PROXY_ENV"         // NAME=VALUE ... for both proxies and the informer floor, e.g. GODEBUG=gctrace=1
 	smokeSize   = 20                        // Services in the smoke run
 	endpoints   = 10                        // per Service
 	maxSize     = 131072 / endpoints        // endpoint addresses come from one /15

@@ -210,7 +210,8 @@ func TestRender(t *testing.T) {
 		return Change{Seconds: s, OwnWrites: own(w), Netlink: map[string]int{kindIPVS: w}}
 	}
 	runs := []Run{
-		{N: 100, Proxy: floorName, ColdS: 0.1, Changes: []Change{{Seconds: 0.001, Netlink: map[string]int{kindIPVS: 2}}}},
+		// The floor's changes carry no writes: nothing taps them.
+		{N: 100, Proxy: floorName, ColdS: 0.1, Changes: []Change{{Seconds: 0.001}}},
 		{N: 100, Proxy: kubeProxyName, ColdS: 9, TotalCPUS: 5, PeakRSSKiB: 51200, IPTablesRules: 40, CapS: 120, Syncs: 4, SyncS: 20,
 			Changes: []Change{{Seconds: 0.08, Netlink: map[string]int{kindIPVS: 2, kindNFT: 30}}}},
 		{N: 100, Proxy: ipvsProxyName, ColdS: 1, TotalCPUS: 1, PeakRSSKiB: 20480, IPTablesRules: 12, CapS: 120, Syncs: 4, SyncS: 1,
@@ -225,7 +226,8 @@ func TestRender(t *testing.T) {
 		"| 100 | cold convergence | 9.00 s | 1.00 s | 0.11 | 100 ms |",
 		"| 5000 | endpoint change, median | > 120 s | 30.0 ms | < 0.00025 | n/a |",
 		"| 5000 | changes measured | 3 (2 capped) | 3 |  | n/a |",
-		"| 100 | netlink writes per change (tap) | 32 (ipvs 2, nftables 30) | 2 (ipvs 2) | 0.06 | 2 (ipvs 2) |",
+		"| 100 | netlink writes per change (tap) | 32 (ipvs 2, nftables 30) | 2 (ipvs 2) | 0.06 | 2 (by construction) |",
+		"| 5000 | netlink writes per change (tap) | n/a | 2 (ipvs 2) | n/a | n/a |",
 		"| 5000 | kernel writes per change (own counter) | n/a | 2 | n/a |  |",
 		// kube-proxy at 5000 finished no sync: a lower bound, a snapshot.
 		"| 5000 | peak RSS | ≥ 400 MiB (no sync finished) | 100 MiB | < 0.25 |  |",
@@ -277,9 +279,9 @@ func TestRenderCases(t *testing.T) {
 	reportHas(t, md,
 		"| 1000 | back-to-back | 100 ms / 120 ms / 120 ms (3 changes) | n/a | n/a | 160 ms / 170 ms / 170 ms (3 changes); CPU 10 % (system 4 %), 3 syncs | 1.60 / 1.42 |",
 		"| 5000 | back-to-back | 100 ms / 100 ms / 100 ms (1 changes) | not run: no spaced change seen within the cap, so only churn 50/s | n/a |",
-		"| 5000 | churn 50/s | 100 ms / 200 ms / 200 ms (2 changes); CPU 8 % (system 2 %); API server answered the writes in 12.0 ms / 40.0 ms (of that, its own handling: 3.00 ms mean); seen after the answer: -8 ms / 160 ms | > 60.0 s / > 60.0 s / > 60.0 s (3 changes, 2 capped, 100 never issued: budget spent); CPU 90 % (system 30 %), 2 syncs | n/a | 150 ms / 300 ms / 300 ms (3 changes); CPU 5 % (system 0 %; sync loop 2 %), 40 syncs; periodic resyncs in it: 1, overlapped by 1 of its changes; the other 2: p99 150 ms | 1.50 / 1.50 |",
+		"| 5000 | churn 50/s | 100 ms / 200 ms / 200 ms (2 changes); CPU 8 % (system 2 %); API server answered the writes in 12.0 ms / 40.0 ms (of that, its own handling: 3.00 ms mean); seen after the answer: -8.00 ms / 160 ms | > 60.0 s / > 60.0 s / > 60.0 s (3 changes, 2 capped, 100 never issued: budget spent); CPU 90 % (system 30 %), 2 syncs | n/a | 150 ms / 300 ms / 300 ms (3 changes); CPU 5 % (system 0 %; sync loop 2 %), 40 syncs; periodic resyncs in it: 1, overlapped by 1 of its changes; the other 2: p99 150 ms | 1.50 / 1.50 |",
 		"ipvs-proxy: flags only: --ipvs-min-sync-period 0 and --sync-cpu-share 0.5",
-		"median ≤ 1.5 × the informer floor's + 10 ms, at every size: **missed** (1000: 160 ms vs bound 160 ms; 5000: 200 ms vs bound 160 ms)",
+		"median ≤ 1.5 × the informer floor's + 10 ms, at every size: **missed** (1000: 160 ms vs bound 160 ms; 5000: 200 ms vs bound 160 ms; 10000: not measured)",
 		"at 5000 Services: ipvs-proxy's p99 ≤ 3 × the informer floor's p99: **met** (300 ms vs 200 ms, ratio 1.50; periodic resyncs in it: 1, overlapped by 1 of its changes; the other 2: p99 150 ms)",
 		"ipvs-proxy's CPU share ≤ 0.1 × kube-proxy's: **met** (5.0 % vs 90.0 %, ratio 0.06; of ipvs-proxy's, its sync loop used 2.0 %, ratio 0.02; kube-proxy did not keep up: 2 changes capped, 100 never issued, so its share is that of a proxy behind; the informer floor used 8.0 %)",
 		"ipvs-proxy's CPU share ≤ 0.1 × kube-proxy-kubeadm's: not measured",
@@ -406,7 +408,7 @@ func TestResyncEffect(t *testing.T) {
 			t.Fatalf("%s: %d overlapping, ok %v; want 3", tc.name, len(e.overlapping), e.ok)
 		}
 		if e.met() != tc.met {
-			t.Errorf("%s: met %v, want %v (%s)", tc.name, e.met(), tc.met, e.text(c))
+			t.Errorf("%s: met %v, want %v (%s)", tc.name, e.met(), tc.met, e.text(c, 60))
 		}
 	}
 }
@@ -499,5 +501,77 @@ func TestWatcher(t *testing.T) {
 	w.reset(table{})
 	if len(w.keys) != watchSample {
 		t.Errorf("after an empty read, watching %d, want %d", len(w.keys), watchSample)
+	}
+}
+
+// TestNum guards the report's figures either side of zero: a negative one
+// (a change seen before its write's answer) is printed as its magnitude
+// would be, never in scientific notation.
+func TestNum(t *testing.T) {
+	for _, tc := range []struct {
+		v       float64
+		num     string
+		seconds string // duration(v)
+	}{
+		{0, "0.00", "0.00 ms"},
+		{0.00025, "0.00025", "0.25 ms"},
+		{0.15, "0.15", "150 ms"},
+		{12.345, "12.3", "12.3 s"},
+		{150, "150", "150 s"},
+		{-0.008, "-0.008", "-8.00 ms"},
+		{-0.15, "-0.15", "-150 ms"},
+		{-12.345, "-12.3", "-12.3 s"},
+		{-150, "-150", "-150 s"},
+		{-2500, "-2500", "-2500 s"},
+	} {
+		if got := num(tc.v); got != tc.num {
+			t.Errorf("num(%v) = %q, want %q", tc.v, got, tc.num)
+		}
+		if got := duration(tc.v); got != tc.seconds {
+			t.Errorf("duration(%v) = %q, want %q", tc.v, got, tc.seconds)
+		}
+	}
+}
+
+// TestPollWait guards the spaced changes' polling and the report's note
+// on it, which says how late a change can be seen: every pollInterval at
+// first, then every 1 % of the wait so far.
+func TestPollWait(t *testing.T) {
+	for _, tc := range []struct{ elapsed, want time.Duration }{
+		{0, 5 * time.Millisecond},
+		{100 * time.Millisecond, 5 * time.Millisecond},
+		{time.Second, 10 * time.Millisecond},
+		{time.Minute, 600 * time.Millisecond},
+	} {
+		if got := pollWait(tc.elapsed); got != tc.want {
+			t.Errorf("pollWait(%s) = %s, want %s", tc.elapsed, got, tc.want)
+		}
+	}
+	reportHas(t, notes, "polled every 5 ms, and once the wait passes 0.5 s every 1 % of it")
+}
+
+// TestSyncMadeAfter guards the spaced change's write window: it closes on
+// a sync that ended after the change's last IPVS write as the tap timed
+// it, not merely after the last read that missed the change, which a sync
+// begun before the write can end after. Writes from before the change's
+// API write (t0) are another change's.
+func TestSyncMadeAfter(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	lastMiss := at(200)
+	for _, tc := range []struct {
+		name       string
+		moved, old destWrite
+		want       time.Time
+	}{
+		{"both writes after the last miss", destWrite{added: at(250)}, destWrite{removed: at(260)}, at(260)},
+		{"the add last", destWrite{added: at(270)}, destWrite{removed: at(260)}, at(270)},
+		{"nothing on the tap", destWrite{}, destWrite{}, lastMiss},
+		{"an earlier change's writes", destWrite{added: at(-50)}, destWrite{removed: at(-40)}, lastMiss},
+		{"writes read before the last miss", destWrite{added: at(150)}, destWrite{removed: at(160)}, lastMiss},
+	} {
+		if got := syncMadeAfter(lastMiss, tc.moved, tc.old); !got.Equal(tc.want) {
+			t.Errorf("%s: %s after the write, want %s", tc.name, got.Sub(t0), tc.want.Sub(t0))
+		}
 	}
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -24,8 +25,13 @@ func render(p plan, runs []Run, cal calibration, wall time.Duration) string {
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "Caps: %d changes per proxy and size; kube-proxy's change phase stops after %s (at least %d changes); "+
-		"one change is capped at %s (\"> cap\"); the wait for the first sync at %s; cold convergence at %s (a failure).\n\n",
+		"one change is capped at %s (\"> cap\"); the wait for the first sync at %s; cold convergence at %s (a failure).\n",
 		p.Changes, p.KubeProxyBudget, p.MinKubeProxyChanges, p.ChangeCap, p.FirstSyncCap, p.ColdCap)
+	b.WriteString("Settings of this run, beyond each proxy's own (below):\n\n")
+	for _, s := range runSettings(p) {
+		b.WriteString("- " + s + "\n")
+	}
+	b.WriteString("\n")
 
 	b.WriteString("| Services | measure | kube-proxy | ipvs-proxy | ipvs-proxy / kube-proxy | floor (moby/ipvs loop) |\n")
 	b.WriteString("|---:|---|---:|---:|---:|---:|\n")
@@ -64,7 +70,7 @@ func render(p plan, runs []Run, cal calibration, wall time.Duration) string {
 const notes = `How each figure is taken:
 
 - Cold convergence: from the exec until /proc/net/ip_vs holds exactly the Services' virtual and real servers, timed at the end of the read that shows it. The whole table is read only when netlink probes (every 50 ms, one dump of one virtual server's real servers each) find right all of a random 16 of the wanted virtual servers, or after a read that was not whole, all of a random 16 of those it found wrong; and at most once per read's cost. So the figure is late by up to 50 ms and one read.
-- Endpoint change: one endpoint of one EndpointSlice moved to a new address, from the API write (in the guest, admin credentials) until the kernel shows the new real server, and the old one gone or at weight 0; polled every 5 ms. Median and p99 are nearest-rank; changes are ≥ 1.1 s apart (kube-proxy's flags-only --ipvs-min-sync-period is 1 s; the churn table below measures changes as clusters make them); a change not visible within the cap counts as "> cap".
+- Endpoint change: one endpoint of one EndpointSlice moved to a new address, from the API write (in the guest, admin credentials) until the kernel shows the new real server, and the old one gone or at weight 0; polled every 5 ms, and once the wait passes 0.5 s every 1 % of it (each read takes CPU from the proxy), so a change is seen late by up to the larger of 5 ms and 1 % of its latency, plus one read. Median and p99 are nearest-rank; changes are ≥ 1.1 s apart (kube-proxy's flags-only --ipvs-min-sync-period is 1 s; the churn table below measures changes as clusters make them); a change not visible within the cap counts as "> cap".
 - CPU: user + system time of the proxy and its reaped children (kube-proxy execs ipset and iptables-restore). In the change phase: its CPU, periodic resyncs included, and that as a share of one core over the phase's wall time (the ratio compares shares, since kube-proxy's phases last longer); "whole run" is exec to exit (wait4 rusage), with the run's wall time.
 - Syncs: the proxy's kubeproxy_sync_proxy_rules_duration_seconds count and mean, from start to the end of the change phase (kube-proxy: its IPv4 proxier; its IPv6 one syncs no Services here).
 - Peak RSS: VmHWM of the proxy process.
@@ -74,6 +80,25 @@ const notes = `How each figure is taken:
 - TCG makes every exec of a process cost tens of milliseconds or more (page faults are emulated; the figure is above the table), so a proxy that execs ipset and iptables-restore on each sync, as kube-proxy does, pays more here than on hardware, where an exec costs about a millisecond. The binaries and libraries the proxies exec are copied into the guest's page cache first, so neither pays for the 9p root. Read the ratios with that in mind.
 - Floor: the same table written by a bare loop over moby/ipvs, one request per virtual and real server and one system call and reply each; one change is its two writes (add the new real server, delete the old). ipvs-proxy sends its writes in batches of up to 256 netlink messages per system call (pkg/nlbatch), the same kernel work with fewer round trips, so its cold start can beat this floor.
 `
+
+// runSettings are the settings of this run that change what is measured,
+// beyond each proxy's own (proxySettings): both are stated always, so that
+// a report is never read against another run's without them.
+func runSettings(p plan) []string {
+	env := "none"
+	if len(p.ProxyEnv) > 0 {
+		env = "`" + strings.Join(p.ProxyEnv, " ") + "`"
+	}
+	out := []string{fmt.Sprintf("environment added to both proxies and to the informer floor (%s): %s", envProxyEnv, env)}
+	if !p.Profile {
+		return append(out, fmt.Sprintf("profiling (%s): off", envProfile))
+	}
+	return append(out, fmt.Sprintf("profiling (%s=%d): on. ipvs-proxy ran with --profiling=true; a CPU profile of its first %d s "+
+		"(its cold start), and a CPU profile and an execution trace of it through each churn case, were taken while it ran, with a "+
+		"CPU profile of the bench process itself through each case. ipvs-proxy's CPU and latency figures include what the "+
+		"profiler and the tracer cost it: they are not comparable with an unprofiled run's, nor with kube-proxy's, which ran unprofiled",
+		envProfile, p.ProfileSeconds, p.ProfileSeconds))
+}
 
 // rows are the table's rows for one size: measure, kube-proxy, ipvs-proxy,
 // ratio, floor.
@@ -97,7 +122,7 @@ func rows(kp, ip, fl *Run) [][5]string {
 	add("CPU whole run (wall)", totalCell(kp), totalCell(ip), none)
 	add("syncs until the end of the changes (mean duration)", syncCell(kp), syncCell(ip), none)
 	add("peak RSS", rssCell(kp), rssCell(ip), none)
-	add("netlink writes per change (tap)", tapCell(kp), tapCell(ip), tapCell(fl))
+	add("netlink writes per change (tap)", tapCell(kp), tapCell(ip), floorWritesCell(fl))
 	add("kernel writes per change (own counter)", ownCell(kp), ownCell(ip), none)
 	add("iptables rules", intCell(kp, func(r *Run) int { return r.IPTablesRules }), intCell(ip, func(r *Run) int { return r.IPTablesRules }), none)
 	add("ipset entries", intCell(kp, func(r *Run) int { return r.IPSetEntries }), intCell(ip, func(r *Run) int { return r.IPSetEntries }), none)
@@ -246,6 +271,15 @@ func tapCell(r *Run) cell {
 	return cell{text: fmt.Sprintf("%d%s", v, mix(c.Netlink)), v: float64(v), ok: true}
 }
 
+// floorWritesCell is the floor's writes per change: the two its loop
+// makes (floor), not a measurement, so the cell says so.
+func floorWritesCell(r *Run) cell {
+	if r == nil || len(r.Changes) == 0 {
+		return cell{text: "n/a"}
+	}
+	return cell{text: fmt.Sprintf("%d (by construction)", floorChangeWrites)}
+}
+
 func ownCell(r *Run) cell {
 	if r == nil {
 		return cell{text: "n/a"}
@@ -283,21 +317,25 @@ func mix(m map[string]int) string {
 	return " (" + strings.Join(kinds, ", ") + ")"
 }
 
-// duration prints seconds with three significant digits, in ms below 1 s.
+// duration prints seconds with three significant digits, in ms below 1 s
+// (either side of zero: a change seen before its write's answer is a
+// negative figure).
 func duration(s float64) string {
-	if s < 1 {
+	if math.Abs(s) < 1 {
 		return num(s*1000) + " ms"
 	}
 	return num(s) + " s"
 }
 
+// num prints v with three significant digits from 0.01 up, two below; a
+// negative v as its magnitude would be, with its sign.
 func num(v float64) string {
-	switch {
-	case v >= 100:
+	switch a := math.Abs(v); {
+	case a >= 100:
 		return fmt.Sprintf("%.0f", v)
-	case v >= 10:
+	case a >= 10:
 		return fmt.Sprintf("%.1f", v)
-	case v >= 0.01 || v == 0:
+	case a >= 0.01 || v == 0:
 		return fmt.Sprintf("%.2f", v)
 	}
 	return fmt.Sprintf("%.2g", v)
