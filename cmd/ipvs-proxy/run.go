@@ -290,30 +290,53 @@ func unavailableSchedulers(kver string) map[string]bool {
 	return out
 }
 
-// healthCheckAddresses are the node addresses inside --nodeport-addresses,
-// read once at start; nil (every address) without it.
-func healthCheckAddresses(link netif.Interface, prefixes []netip.Prefix) []net.IP {
-	if len(prefixes) == 0 {
-		return nil
+// healthCheckAddresses are, by family, the node addresses inside
+// --nodeport-addresses, read once at start: nil (every address) for a
+// family it names no prefix of, as kube-proxy's health server of that
+// family then listens on its wildcard address.
+func healthCheckAddresses(link netif.Interface, prefixes []netip.Prefix) [2][]net.IP {
+	var out [2][]net.IP
+	var listed [2]bool
+	for _, p := range prefixes {
+		listed[family(p.Addr())] = true
+	}
+	if !listed[0] && !listed[1] {
+		return out
 	}
 	hosts, err := link.HostAddresses()
 	if err != nil {
 		klog.ErrorS(err, "Cannot read the node's addresses; health-check node ports listen on every address")
-		return nil
+		return out
 	}
 	var ips []netip.Addr
 	for _, h := range hosts {
 		ips = append(ips, h.Addr)
 	}
-	var out []net.IP
-	for _, a := range model.NodePortIPs(ips, prefixes) {
-		out = append(out, net.IP(a.AsSlice()))
-	}
-	if len(out) == 0 {
-		klog.InfoS("No node address is inside --nodeport-addresses: health-check node ports will not listen", "nodePortAddresses", prefixes)
-		out = []net.IP{} // listen nowhere rather than everywhere
+	inside := model.NodePortIPs(ips, prefixes)
+	for f := range listed {
+		if !listed[f] {
+			continue
+		}
+		out[f] = []net.IP{} // listen nowhere rather than everywhere
+		for _, a := range inside {
+			if family(a) == f {
+				out[f] = append(out[f], net.IP(a.AsSlice()))
+			}
+		}
+		if len(out[f]) == 0 {
+			klog.InfoS("No node address of this family is inside --nodeport-addresses: its health-check node ports will not listen",
+				"family", []string{"IPv4", "IPv6"}[f], "nodePortAddresses", prefixes)
+		}
 	}
 	return out
+}
+
+// family is 0 for an IPv4 address, 1 for IPv6.
+func family(a netip.Addr) int {
+	if a.Unmap().Is4() {
+		return 0
+	}
+	return 1
 }
 
 // loadOwned reads the ownership record: from the kernel sets, or from

@@ -148,3 +148,11 @@ func freePort(t *testing.T, host string) uint16 {
 	defer func() { _ = ln.Close() }()
 	return uint16(ln.Addr().(*net.TCPAddr).Port)
 }
+
+// family is 0 for an IPv4 address, 1 for IPv6.
+func family(ip net.IP) int {
+	if ip.To4() != nil {
+		return 0
+	}
+	return 1
+}

@@ -22,26 +22,33 @@ func listenTCP(network, addr string) (net.Listener, error) {
 // listenAddr is one socket to listen on.
 type listenAddr struct{ network, addr string }
 
-// listenAddrs are the sockets to listen on for port in families: each
-// family's wildcard address for nil ips, as kube-proxy's health server of
-// that family listens; else those of ips in families, and none for an
-// empty list.
-func listenAddrs(ips []net.IP, families [2]bool, port uint16) []listenAddr {
+// listenAddrs are the sockets to listen on for port in family f (0 IPv4,
+// 1 IPv6): the family's wildcard address for nil ips, as kube-proxy's
+// health server of that family listens; else those of ips in the family,
+// and none for an empty list.
+func listenAddrs(ips []net.IP, f int, port uint16) []listenAddr {
 	p := strconv.Itoa(int(port))
 	if ips == nil {
 		ips = []net.IP{net.IPv4zero, net.IPv6zero}
 	}
 	var addrs []listenAddr
 	for _, ip := range ips {
-		network, f := "tcp4", 0
+		network, of := "tcp4", 0
 		if ip.To4() == nil {
-			network, f = "tcp6", 1
+			network, of = "tcp6", 1
 		}
-		if families[f] {
+		if of == f {
 			addrs = append(addrs, listenAddr{network, net.JoinHostPort(ip.String(), p)})
 		}
 	}
 	return addrs
+}
+
+// oneFamily is the families value of family f alone.
+func oneFamily(f int) [2]bool {
+	var fams [2]bool
+	fams[f] = true
+	return fams
 }
 
 // familyNames names families for a log line: "IPv4", "IPv6" or both.

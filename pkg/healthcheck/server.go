@@ -18,11 +18,12 @@ import (
 // Config says where and how to listen. The zero value listens on all
 // addresses and treats the proxy as always healthy.
 type Config struct {
-	// Addresses are the node IPs to listen on, IPv4 or IPv6, each for
-	// the Services of its family; nil means all addresses (0.0.0.0 and
-	// ::), and an empty list none (no node address is inside
-	// --nodeport-addresses).
-	Addresses []net.IP
+	// Addresses are, by family ([0] IPv4, [1] IPv6), the node IPs to
+	// listen on for the Services of that family. nil means every address
+	// of the family (0.0.0.0 or ::), as kube-proxy listens for a family
+	// that --nodeport-addresses names no prefix of; an empty list none (no
+	// node address is inside the family's prefixes).
+	Addresses [2][]net.IP
 	// Listen opens one listener; nil means a plain TCP listen.
 	Listen ListenFunc
 	// ProxyHealthy reports whether the proxy applies changes in time (the
@@ -35,17 +36,17 @@ type Config struct {
 	ListenFailed func(svc types.NamespacedName, port uint16, err error)
 }
 
-// Server runs one HTTP server per health check node port. Its methods are
-// safe to call from the sync loop while HTTP handlers run.
+// Server runs one HTTP server per health check node port and address. Its
+// methods are safe to call from the sync loop while HTTP handlers run.
 type Server struct {
-	addrs        []net.IP
+	addrs        [2][]net.IP
 	listen       ListenFunc
 	healthy      func() bool
 	listenFailed func(svc types.NamespacedName, port uint16, err error)
 
-	// mu guards ports, closed and every instance's eps. It is held
-	// while listeners open and close, so handlers wait for a sync to
-	// finish rather than read half of one.
+	// mu guards ports, closed and every instance's eps, Families and
+	// servers. It is held while listeners open and close, so handlers
+	// wait for a sync to finish rather than read half of one.
 	mu     sync.RWMutex
 	ports  map[uint16]*instance
 	closed bool
@@ -75,18 +76,22 @@ func (p Port) families() [2]bool {
 	return p.Families
 }
 
-// instance is the servers of one port, on every address of its families.
+// instance is the servers of one port, by family. Each family is opened
+// and closed on its own, as kube-proxy's health server of each family
+// is: a family that cannot be opened (its port taken, no IPv6 in the
+// kernel) leaves the other serving, and is tried again at the next sync.
 type instance struct {
 	port    uint16
-	Port              // what it serves
+	Port              // Service never changes; Families guarded by Server.mu
 	eps     Endpoints // guarded by Server.mu
-	servers []*http.Server
+	servers [2][]*http.Server
+	open    [2]bool // the family listens on every one of its addresses (maybe none)
 }
 
 // New returns a Server that serves no port until SyncServices.
 func New(cfg Config) *Server {
 	s := &Server{
-		addrs:   slices.Clone(cfg.Addresses),
+		addrs:   [2][]net.IP{cloneIPs(cfg.Addresses[0]), cloneIPs(cfg.Addresses[1])},
 		listen:  cfg.Listen,
 		healthy: cfg.ProxyHealthy,
 		ports:   map[uint16]*instance{},
@@ -102,11 +107,20 @@ func New(cfg Config) *Server {
 	return s
 }
 
+// cloneIPs copies ips, keeping nil (every address) apart from empty (none).
+func cloneIPs(ips []net.IP) []net.IP {
+	if ips == nil {
+		return nil
+	}
+	return append([]net.IP{}, ips...)
+}
+
 // SyncServices makes the served ports exactly those of want: it closes the
-// ports no longer wanted, or wanted for another Service, then opens the new
-// ones. A port that cannot be opened does not stop the others; its error,
-// naming the Service, is part of the returned error, and the next
-// SyncServices tries it again.
+// ports no longer wanted, or wanted for another Service, and the families a
+// port's Service no longer has, then opens what is missing. A port or a
+// family that cannot be opened does not stop the others; its error, naming
+// the Service, is part of the returned error, and the next SyncServices
+// tries it again.
 func (s *Server) SyncServices(want map[uint16]Port) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -114,10 +128,10 @@ func (s *Server) SyncServices(want map[uint16]Port) error {
 		return errors.New("health check server is closed")
 	}
 
-	// Close first, so that a port moving from one Service to another,
-	// or to other families, is free when it is opened again below.
+	// Close first, so that a port moving from one Service to another is
+	// free when it is opened again below.
 	for port, inst := range s.ports {
-		if p, ok := want[port]; !ok || p.Service != inst.Service || p.families() != inst.families() {
+		if p, ok := want[port]; !ok || p.Service != inst.Service {
 			klog.V(2).InfoS("Closing health check port", "service", inst.Service, "port", port)
 			inst.close()
 			delete(s.ports, port)
@@ -126,32 +140,52 @@ func (s *Server) SyncServices(want map[uint16]Port) error {
 
 	var errs []error
 	for _, port := range slices.Sorted(maps.Keys(want)) {
-		if s.ports[port] != nil {
-			continue
-		}
 		p := want[port]
-		if err := s.open(port, p); err != nil {
-			errs = append(errs, fmt.Errorf("open health check port %d for %s: %w", port, p.Service, err))
-			if s.listenFailed != nil {
-				s.listenFailed(p.Service, port, err)
-			}
+		if port == 0 {
+			s.failed(&errs, p.Service, port, errors.New("port 0 is not a node port"))
 			continue
 		}
-		klog.V(2).InfoS("Opened health check port", "service", p.Service, "port", port, "families", familyNames(p.families()))
+		inst := s.ports[port]
+		if inst == nil {
+			inst = &instance{port: port, Port: p}
+			s.ports[port] = inst
+		}
+		inst.Families = p.Families
+		fams := p.families()
+		for f := range fams {
+			if !fams[f] && inst.open[f] {
+				klog.V(2).InfoS("Closing health check port in a family the Service left", "service", p.Service, "port", port, "family", familyNames(oneFamily(f)))
+				inst.closeFamily(f)
+			}
+		}
+		for f := range fams {
+			if !fams[f] || inst.open[f] {
+				continue
+			}
+			if err := s.openFamily(inst, f); err != nil {
+				s.failed(&errs, p.Service, port, err)
+				continue
+			}
+			klog.V(2).InfoS("Opened health check port", "service", p.Service, "port", port, "family", familyNames(oneFamily(f)))
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// open listens on port on every address of p's families, or on none: a
-// port half open would hold the port yet fail the retry on the next sync.
-func (s *Server) open(port uint16, p Port) error {
-	if port == 0 {
-		return errors.New("port 0 is not a node port")
+// failed records that port could not be opened for svc.
+func (s *Server) failed(errs *[]error, svc types.NamespacedName, port uint16, err error) {
+	*errs = append(*errs, fmt.Errorf("open health check port %d for %s: %w", port, svc, err))
+	if s.listenFailed != nil {
+		s.listenFailed(svc, port, err)
 	}
-	svc := p.Service
-	inst := &instance{port: port, Port: p}
+}
+
+// openFamily listens on inst's port on every address of family f, or on
+// none: a family half open would hold the port yet fail the retry on the
+// next sync.
+func (s *Server) openFamily(inst *instance, f int) error {
 	var lns []net.Listener
-	for _, a := range listenAddrs(s.addrs, p.families(), port) {
+	for _, a := range listenAddrs(s.addrs[f], f, inst.port) {
 		ln, err := s.listen(a.network, a.addr)
 		if err != nil {
 			for _, l := range lns {
@@ -161,6 +195,7 @@ func (s *Server) open(port uint16, p Port) error {
 		}
 		lns = append(lns, ln)
 	}
+	svc := inst.Service
 	for _, ln := range lns {
 		srv := &http.Server{
 			Handler: handler{s: s, inst: inst},
@@ -172,14 +207,14 @@ func (s *Server) open(port uint16, p Port) error {
 			WriteTimeout:      10 * time.Second,
 			IdleTimeout:       60 * time.Second,
 		}
-		inst.servers = append(inst.servers, srv)
+		inst.servers[f] = append(inst.servers[f], srv)
 		s.serving.Go(func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				klog.ErrorS(err, "Health check server stopped", "service", svc, "address", ln.Addr())
 			}
 		})
 	}
-	s.ports[port] = inst
+	inst.open[f] = true
 	return nil
 }
 
@@ -187,11 +222,25 @@ func (s *Server) open(port uint16, p Port) error {
 // as kube-proxy does: a load balancer must not keep probing a port that
 // no longer belongs to the Service.
 func (inst *instance) close() {
-	for _, srv := range inst.servers {
+	for f := range inst.servers {
+		inst.closeFamily(f)
+	}
+}
+
+// listening is which families inst has a socket in: a family can be open
+// on no address (none of the node's is inside --nodeport-addresses).
+func (inst *instance) listening() [2]bool {
+	return [2]bool{len(inst.servers[0]) > 0, len(inst.servers[1]) > 0}
+}
+
+// closeFamily stops the servers of family f.
+func (inst *instance) closeFamily(f int) {
+	for _, srv := range inst.servers[f] {
 		if err := srv.Close(); err != nil {
 			klog.ErrorS(err, "Closing health check server", "service", inst.Service, "port", inst.port)
 		}
 	}
+	inst.servers[f], inst.open[f] = nil, false
 }
 
 // Endpoints is what one Service's port answers from.
@@ -229,14 +278,19 @@ func (s *Server) Close() {
 
 // Dump is what is served, one port a line in port order:
 // "<port> <namespace>/<name> localEndpoints=<IPv4>,<IPv6>", and " IPv4
-// only" or " IPv6 only" for a port served in one family.
+// only" or " IPv6 only" for a port listening in one family. A port
+// listening nowhere is left out.
 func (s *Server) Dump() string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var b strings.Builder
 	for _, port := range slices.Sorted(maps.Keys(s.ports)) {
 		inst := s.ports[port]
-		fmt.Fprintf(&b, "%d %s localEndpoints=%d,%d%s\n", port, inst.Service, inst.eps.Count[0], inst.eps.Count[1], onlyIn(inst.families()))
+		on := inst.listening()
+		if on == ([2]bool{}) {
+			continue
+		}
+		fmt.Fprintf(&b, "%d %s localEndpoints=%d,%d%s\n", port, inst.Service, inst.eps.Count[0], inst.eps.Count[1], onlyIn(on))
 	}
 	return b.String()
 }

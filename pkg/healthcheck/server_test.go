@@ -100,13 +100,14 @@ func TestSync(t *testing.T) {
 			services:  map[uint16]types.NamespacedName{30001: svcA, 30002: svcB, 30003: svcC},
 			endpoints: map[types.NamespacedName][2]int{svcA: {1}, svcB: {1}, svcC: {1}},
 			wantErr:   "open health check port 30002 for shop/cart: listen tcp4 127.0.0.1:",
-			wantDump:  "30001 default/web localEndpoints=1,0\n30003 shop/pay localEndpoints=1,0\n",
-			want:      map[uint16]string{30001: "200 default/web 1 true", 30002: "refused", 30003: "200 shop/pay 1 true"},
+			// Its IPv6 socket opened: each family stands alone.
+			wantDump: "30001 default/web localEndpoints=1,0\n30002 shop/cart localEndpoints=1,0 IPv6 only\n30003 shop/pay localEndpoints=1,0\n",
+			want:     map[uint16]string{30001: "200 default/web 1 true", 30002: "refused", 30003: "200 shop/pay 1 true"},
 		}, {
 			services:  map[uint16]types.NamespacedName{30001: svcA, 30002: svcB, 30003: svcC},
 			endpoints: map[types.NamespacedName][2]int{svcA: {1}, svcB: {1}, svcC: {1}},
 			wantErr:   "open health check port 30002 for shop/cart",
-			wantDump:  "30001 default/web localEndpoints=1,0\n30003 shop/pay localEndpoints=1,0\n",
+			wantDump:  "30001 default/web localEndpoints=1,0\n30002 shop/cart localEndpoints=1,0 IPv6 only\n30003 shop/pay localEndpoints=1,0\n",
 			want:      map[uint16]string{30001: "200 default/web 1 true", 30003: "200 shop/pay 1 true"},
 		}},
 	}, {
@@ -209,9 +210,12 @@ func TestProbeFamilies(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			port := freePort(t, tc.probe)
-			var addrs []net.IP
+			var addrs [2][]net.IP // every address of each family
 			if tc.listen != "" {
-				addrs = []net.IP{net.ParseIP(tc.listen)}
+				// The one address, and none of the other family.
+				ip := net.ParseIP(tc.listen)
+				addrs = [2][]net.IP{{}, {}}
+				addrs[family(ip)] = []net.IP{ip}
 			}
 			s := New(Config{Addresses: addrs})
 			t.Cleanup(s.Close)
@@ -270,7 +274,7 @@ func TestPartialListen(t *testing.T) {
 	defer func() { _ = taken.Close() }()
 
 	var failed []string
-	s := New(Config{Addresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("127.0.0.2")},
+	s := New(Config{Addresses: [2][]net.IP{{net.ParseIP("127.0.0.1"), net.ParseIP("127.0.0.2")}, {}},
 		ListenFailed: func(svc types.NamespacedName, p uint16, err error) {
 			failed = append(failed, fmt.Sprintf("%s %v", svc, p == port && err != nil))
 		}})
@@ -292,32 +296,68 @@ func TestPartialListen(t *testing.T) {
 }
 
 func TestListenAddrs(t *testing.T) {
-	v4, v6, dual := [2]bool{true, false}, [2]bool{false, true}, [2]bool{true, true}
 	node := []net.IP{net.ParseIP("10.0.0.1"), net.ParseIP("fd00::1")}
 	cases := []struct {
-		name     string
-		ips      []net.IP
-		families [2]bool
-		want     string
+		name   string
+		ips    []net.IP
+		family int
+		want   string
 	}{
-		{"all addresses, dual-stack", nil, dual, "tcp4 0.0.0.0:30000, tcp6 [::]:30000"},
-		{"all addresses, IPv4", nil, v4, "tcp4 0.0.0.0:30000"},
-		{"all addresses, IPv6", nil, v6, "tcp6 [::]:30000"},
-		{"no node address in --nodeport-addresses: none", []net.IP{}, dual, ""},
-		{"IPv4 and IPv6 node addresses, dual-stack", node, dual, "tcp4 10.0.0.1:30000, tcp6 [fd00::1]:30000"},
-		{"IPv4 and IPv6 node addresses, IPv6", node, v6, "tcp6 [fd00::1]:30000"},
-		{"IPv4 node address, IPv6: none", node[:1], v6, ""},
+		{"every IPv4 address", nil, 0, "tcp4 0.0.0.0:30000"},
+		{"every IPv6 address", nil, 1, "tcp6 [::]:30000"},
+		{"no node address in --nodeport-addresses: none", []net.IP{}, 0, ""},
+		{"node addresses, IPv4", node, 0, "tcp4 10.0.0.1:30000"},
+		{"node addresses, IPv6", node, 1, "tcp6 [fd00::1]:30000"},
+		{"an IPv4 node address, IPv6: none", node[:1], 1, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var got []string
-			for _, a := range listenAddrs(tc.ips, tc.families, 30000) {
+			for _, a := range listenAddrs(tc.ips, tc.family, 30000) {
 				got = append(got, a.network+" "+a.addr)
 			}
 			if s := strings.Join(got, ", "); s != tc.want {
 				t.Errorf("got %q, want %q", s, tc.want)
 			}
 		})
+	}
+}
+
+// TestFamilyFailsAlone: a family whose socket cannot be opened leaves the
+// other family serving, as kube-proxy's two health servers do, and is
+// opened at the next sync once it can be. Before, a dual-stack port was
+// opened in both families or none, so an IPv6 socket taken (or a kernel
+// without IPv6) also refused every IPv4 probe.
+func TestFamilyFailsAlone(t *testing.T) {
+	port := freePort(t, "::1")
+	held, err := listenTCP("tcp6", net.JoinHostPort("::", strconv.Itoa(int(port))))
+	if err != nil {
+		t.Skipf("cannot listen on [::]:%d: %v", port, err)
+	}
+	s := New(Config{})
+	t.Cleanup(s.Close)
+	v4 := net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port)))
+	v6 := net.JoinHostPort("::1", strconv.Itoa(int(port)))
+	dual := map[uint16]Port{port: {Service: svcA, Families: [2]bool{true, true}}}
+	eps := map[types.NamespacedName]Endpoints{svcA: {Count: [2]int{3, 2}}}
+
+	checkErr(t, 0, s.SyncServices(dual), "address already in use")
+	s.SyncEndpoints(eps)
+	if got, want := s.Dump(), fmt.Sprintf("%d default/web localEndpoints=3,2 IPv4 only\n", port); got != want {
+		t.Errorf("dump %q, want %q", got, want)
+	}
+	if got := answer(t, v4, "/"); got != "200 default/web 3 true" {
+		t.Errorf("IPv4 probe while the IPv6 socket is taken: %q", got)
+	}
+
+	_ = held.Close()
+	checkErr(t, 1, s.SyncServices(dual), "")
+	s.SyncEndpoints(eps)
+	if got := answer(t, v6, "/"); got != "200 default/web 2 true" {
+		t.Errorf("IPv6 probe once the socket is free: %q", got)
+	}
+	if got := answer(t, v4, "/"); got != "200 default/web 3 true" {
+		t.Errorf("IPv4 probe after the retry: %q", got)
 	}
 }
 
