@@ -121,6 +121,21 @@ func (p *Proxier) shortCircuitViaOr(changes []heldChange) func(ipvs.ServiceKey) 
 	}
 }
 
+// shortCircuitViaOld is shortCircuitVia, and also the members with k's
+// mark of the Service that held it in old, the index a full sync replaced:
+// a Service deleted since the last sync (a change folded into a full sync)
+// is in old alone. After a start old is empty, and the mark of a Service
+// deleted while ipvs-proxy was down leads nowhere.
+func (p *Proxier) shortCircuitViaOld(old *index) func(ipvs.ServiceKey) []ipvs.ServiceKey {
+	return func(k ipvs.ServiceKey) []ipvs.ServiceKey {
+		out := p.shortCircuitVia(k)
+		if name, ok := old.holder(k); ok {
+			out = append(out, markMembers(old.heldState(name), k)...)
+		}
+		return out
+	}
+}
+
 // markMembers are st's short-circuit addresses marked for k.
 func markMembers(st model.ServiceState, k ipvs.ServiceKey) []ipvs.ServiceKey {
 	var out []ipvs.ServiceKey

@@ -156,19 +156,28 @@ func TestStaleShortCircuitFlowsAreCleared(t *testing.T) {
 		sl.Ports[0].Protocol = &udp
 		return input(dns, sl)
 	}
+	deleted := "UDP 10.96.0.53:53 -> 10.244.1.2:8080\nUDP 10.96.0.53:53 -> 10.244.2.3:8080\n" +
+		"UDP 203.0.113.53:53 -> 10.244.1.2:8080\nUDP 203.0.113.53:53 -> 10.244.2.3:8080"
 	for _, tc := range []struct {
-		name   string
-		change map[types.NamespacedName]*model.ServiceInput
-		want   string
+		name string
+		sync func(p *Proxier) Result
+		want string
 	}{{
-		name:   "a real server goes",
-		change: changes("dns", udpSlice("10.244.1.2")),
-		want:   "UDP 10.96.0.53:53 -> 10.244.2.3:8080\nUDP 203.0.113.53:53 -> 10.244.2.3:8080",
+		name: "a real server goes",
+		sync: func(p *Proxier) Result { return p.SyncServices(changes("dns", udpSlice("10.244.1.2"))) },
+		want: "UDP 10.96.0.53:53 -> 10.244.2.3:8080\nUDP 203.0.113.53:53 -> 10.244.2.3:8080",
 	}, {
-		name:   "the Service is deleted",
-		change: map[types.NamespacedName]*model.ServiceInput{name("dns"): nil},
-		want: "UDP 10.96.0.53:53 -> 10.244.1.2:8080\nUDP 10.96.0.53:53 -> 10.244.2.3:8080\n" +
-			"UDP 203.0.113.53:53 -> 10.244.1.2:8080\nUDP 203.0.113.53:53 -> 10.244.2.3:8080",
+		name: "the Service is deleted",
+		sync: func(p *Proxier) Result {
+			return p.SyncServices(map[types.NamespacedName]*model.ServiceInput{name("dns"): nil})
+		},
+		want: deleted,
+	}, {
+		// The daemon folds changes into a full sync (after an aborted
+		// sync, a failed write no Service owns, a zone change).
+		name: "the Service is deleted, and a full sync finds it gone",
+		sync: func(p *Proxier) Result { return p.SyncAll(nil) },
+		want: deleted,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := newKernel()
@@ -178,7 +187,7 @@ func TestStaleShortCircuitFlowsAreCleared(t *testing.T) {
 			if res := p.SyncAll([]model.ServiceInput{udpSlice("10.244.1.2", "10.244.2.3")}); len(res.Errors) > 0 {
 				t.Fatal(res.Errors)
 			}
-			if res := p.SyncServices(tc.change); len(res.Errors)+len(res.Warnings) > 0 {
+			if res := tc.sync(p); len(res.Errors)+len(res.Warnings) > 0 {
 				t.Fatal(res.Errors, res.Warnings)
 			}
 			var got []string

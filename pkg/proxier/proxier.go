@@ -184,6 +184,7 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	t1 := p.Clock.Now()
 	p.useSnapshot(snap, nil)
 	oldChecks := p.idx.healthChecks
+	oldIdx := p.idx
 	p.idx = newIndex(len(inputs))
 	built := make(map[types.NamespacedName]*model.ServiceState, len(inputs))
 	for _, in := range inputs {
@@ -235,7 +236,7 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	}
 	p.delDenials(denials, stillOld(plan, true, res.Errors), true, false, &res)
 	t5 := p.Clock.Now()
-	p.clearFlows(staleFlows(plan, current, p.shortCircuitVia), &res)
+	p.clearFlows(staleFlows(plan, current, p.shortCircuitViaOld(oldIdx)), &res)
 	res.Draining = p.trackDrains(plan, nil)
 	p.blame(&res, nil, true)
 	klog.V(2).InfoS("Full sync", "readKernel", t1.Sub(t0), "build", t2.Sub(t1), "virtualServers", t3.Sub(t2),
