@@ -298,7 +298,7 @@ func healthCheckAddresses(link netif.Interface, prefixes []netip.Prefix) [2][]ne
 	var out [2][]net.IP
 	var listed [2]bool
 	for _, p := range prefixes {
-		listed[family(p.Addr())] = true
+		listed[model.FamilyIndex(p.Addr())] = true
 	}
 	if !listed[0] && !listed[1] {
 		return out
@@ -319,7 +319,7 @@ func healthCheckAddresses(link netif.Interface, prefixes []netip.Prefix) [2][]ne
 		}
 		out[f] = []net.IP{} // listen nowhere rather than everywhere
 		for _, a := range inside {
-			if family(a) == f {
+			if model.FamilyIndex(a) == f {
 				out[f] = append(out[f], net.IP(a.AsSlice()))
 			}
 		}
@@ -329,14 +329,6 @@ func healthCheckAddresses(link netif.Interface, prefixes []netip.Prefix) [2][]ne
 		}
 	}
 	return out
-}
-
-// family is 0 for an IPv4 address, 1 for IPv6.
-func family(a netip.Addr) int {
-	if a.Unmap().Is4() {
-		return 0
-	}
-	return 1
 }
 
 // loadOwned reads the ownership record: from the kernel sets, or from

@@ -37,7 +37,7 @@ func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
-	_, _ = fmt.Fprint(w, body(h.inst.Service, count, healthy))
+	_, _ = fmt.Fprint(w, body(h.inst.service, count, healthy))
 }
 
 // probeFamily is 1 when the probe came to an IPv6 address, else 0: a

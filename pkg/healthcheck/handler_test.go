@@ -51,7 +51,7 @@ func TestAnswer(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			s := New(Config{ProxyHealthy: func() bool { return tc.healthy }})
-			inst := &instance{port: 30000, Port: Port{Service: tc.svc}, eps: Endpoints{Count: [2]int{tc.count}}}
+			inst := &instance{port: 30000, service: tc.svc, eps: Endpoints{Count: [2]int{tc.count}}}
 			s.ports[inst.port] = inst
 
 			rec := httptest.NewRecorder()
@@ -83,7 +83,7 @@ func TestAnswer(t *testing.T) {
 // just closed must not say "healthy".
 func TestAnswerWhileClosing(t *testing.T) {
 	s := New(Config{})
-	inst := &instance{port: 30000, Port: Port{Service: svcA}, eps: Endpoints{Count: [2]int{2, 2}}}
+	inst := &instance{port: 30000, service: svcA, eps: Endpoints{Count: [2]int{2, 2}}}
 	// Not in s.ports: closed.
 	rec := httptest.NewRecorder()
 	handler{s: s, inst: inst}.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))

@@ -44,8 +44,7 @@ type Server struct {
 	healthy      func() bool
 	listenFailed func(svc types.NamespacedName, port uint16, err error)
 
-	// mu guards ports, closed and every instance's eps, Families and
-	// servers. It is held while listeners open and close, so handlers
+	// mu guards ports, closed and every instance's eps and servers. It is held while listeners open and close, so handlers
 	// wait for a sync to finish rather than read half of one.
 	mu     sync.RWMutex
 	ports  map[uint16]*instance
@@ -82,10 +81,9 @@ func (p Port) families() [2]bool {
 // kernel) leaves the other serving, and is tried again at the next sync.
 type instance struct {
 	port    uint16
-	Port              // Service never changes; Families guarded by Server.mu
+	service types.NamespacedName
 	eps     Endpoints // guarded by Server.mu
 	servers [2][]*http.Server
-	open    [2]bool // the family listens on every one of its addresses (maybe none)
 }
 
 // New returns a Server that serves no port until SyncServices.
@@ -131,8 +129,8 @@ func (s *Server) SyncServices(want map[uint16]Port) error {
 	// Close first, so that a port moving from one Service to another is
 	// free when it is opened again below.
 	for port, inst := range s.ports {
-		if p, ok := want[port]; !ok || p.Service != inst.Service {
-			klog.V(2).InfoS("Closing health check port", "service", inst.Service, "port", port)
+		if p, ok := want[port]; !ok || p.Service != inst.service {
+			klog.V(2).InfoS("Closing health check port", "service", inst.service, "port", port)
 			inst.close()
 			delete(s.ports, port)
 		}
@@ -147,26 +145,24 @@ func (s *Server) SyncServices(want map[uint16]Port) error {
 		}
 		inst := s.ports[port]
 		if inst == nil {
-			inst = &instance{port: port, Port: p}
+			inst = &instance{port: port, service: p.Service}
 			s.ports[port] = inst
 		}
-		inst.Families = p.Families
-		fams := p.families()
+		fams, on := p.families(), inst.listening()
 		for f := range fams {
-			if !fams[f] && inst.open[f] {
+			switch {
+			case !fams[f] && on[f]:
 				klog.V(2).InfoS("Closing health check port in a family the Service left", "service", p.Service, "port", port, "family", familyNames(oneFamily(f)))
 				inst.closeFamily(f)
+			case fams[f] && !on[f]:
+				// A family with no address inside --nodeport-addresses
+				// opens nothing, at every sync.
+				if err := s.openFamily(inst, f); err != nil {
+					s.failed(&errs, p.Service, port, err)
+				} else if len(inst.servers[f]) > 0 {
+					klog.V(2).InfoS("Opened health check port", "service", p.Service, "port", port, "family", familyNames(oneFamily(f)))
+				}
 			}
-		}
-		for f := range fams {
-			if !fams[f] || inst.open[f] {
-				continue
-			}
-			if err := s.openFamily(inst, f); err != nil {
-				s.failed(&errs, p.Service, port, err)
-				continue
-			}
-			klog.V(2).InfoS("Opened health check port", "service", p.Service, "port", port, "family", familyNames(oneFamily(f)))
 		}
 	}
 	return errors.Join(errs...)
@@ -195,7 +191,7 @@ func (s *Server) openFamily(inst *instance, f int) error {
 		}
 		lns = append(lns, ln)
 	}
-	svc := inst.Service
+	svc := inst.service
 	for _, ln := range lns {
 		srv := &http.Server{
 			Handler: handler{s: s, inst: inst},
@@ -214,7 +210,6 @@ func (s *Server) openFamily(inst *instance, f int) error {
 			}
 		})
 	}
-	inst.open[f] = true
 	return nil
 }
 
@@ -227,8 +222,7 @@ func (inst *instance) close() {
 	}
 }
 
-// listening is which families inst has a socket in: a family can be open
-// on no address (none of the node's is inside --nodeport-addresses).
+// listening is which families inst has a socket in.
 func (inst *instance) listening() [2]bool {
 	return [2]bool{len(inst.servers[0]) > 0, len(inst.servers[1]) > 0}
 }
@@ -237,10 +231,10 @@ func (inst *instance) listening() [2]bool {
 func (inst *instance) closeFamily(f int) {
 	for _, srv := range inst.servers[f] {
 		if err := srv.Close(); err != nil {
-			klog.ErrorS(err, "Closing health check server", "service", inst.Service, "port", inst.port)
+			klog.ErrorS(err, "Closing health check server", "service", inst.service, "port", inst.port)
 		}
 	}
-	inst.servers[f], inst.open[f] = nil, false
+	inst.servers[f] = nil
 }
 
 // Endpoints is what one Service's port answers from.
@@ -259,7 +253,7 @@ func (s *Server) SyncEndpoints(eps map[types.NamespacedName]Endpoints) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, inst := range s.ports {
-		inst.eps = eps[inst.Service]
+		inst.eps = eps[inst.service]
 	}
 }
 
@@ -290,7 +284,7 @@ func (s *Server) Dump() string {
 		if on == ([2]bool{}) {
 			continue
 		}
-		fmt.Fprintf(&b, "%d %s localEndpoints=%d,%d%s\n", port, inst.Service, inst.eps.Count[0], inst.eps.Count[1], onlyIn(on))
+		fmt.Fprintf(&b, "%d %s localEndpoints=%d,%d%s\n", port, inst.service, inst.eps.Count[0], inst.eps.Count[1], onlyIn(on))
 	}
 	return b.String()
 }

@@ -146,10 +146,10 @@ func rangeFamilyProblems(ranges []netip.Prefix, lbIPs map[netip.Addr]bool) []str
 	}
 	var has, lb [2]bool // by family: IPv4, IPv6
 	for _, r := range ranges {
-		has[familyIndex(r.Addr())] = true
+		has[FamilyIndex(r.Addr())] = true
 	}
 	for a := range lbIPs {
-		lb[familyIndex(a)] = true
+		lb[FamilyIndex(a)] = true
 	}
 	var out []string
 	for f, name := range []string{"IPv4", "IPv6"} {

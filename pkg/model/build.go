@@ -161,7 +161,7 @@ func (b *Builder) Service(in ServiceInput) ServiceState {
 		// has endpoints in the cluster but none on this node.
 		for _, ip := range clusterIPs {
 			if eps := endpointsOf(ip); len(eps.cluster) > 0 && len(eps.local) == 0 {
-				f := familyIndex(ip)
+				f := FamilyIndex(ip)
 				if internalLocal {
 					st.NoLocal.Internal[f]++
 				}

@@ -157,7 +157,7 @@ type ServiceState struct {
 }
 
 // NoLocalCounts are ports with a Local policy and no local endpoint, by
-// family: index 0 IPv4, 1 IPv6 (see familyIndex).
+// family: index 0 IPv4, 1 IPv6 (see FamilyIndex).
 type NoLocalCounts struct{ Internal, External [2]int }
 
 // Add adds by times o's counts to c.
@@ -168,8 +168,9 @@ func (c *NoLocalCounts) Add(o NoLocalCounts, by int) {
 	}
 }
 
-// familyIndex is an address's index in NoLocalCounts.
-func familyIndex(a netip.Addr) int {
+// FamilyIndex is an address's index in NoLocalCounts and every other
+// by-family pair: 0 for IPv4, 1 for IPv6.
+func FamilyIndex(a netip.Addr) int {
 	if a.Is4() {
 		return 0
 	}

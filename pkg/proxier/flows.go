@@ -106,14 +106,22 @@ func (p *Proxier) shortCircuitVia(k ipvs.ServiceKey) []ipvs.ServiceKey {
 	return markMembers(p.idx.heldState(name), k)
 }
 
-// shortCircuitViaOr is shortCircuitVia, and also the members with k's mark
-// that the changed Services held before the sync: a mark whose Service was
+// shortCircuitViaOr is shortCircuitVia, and also what before gives for k:
+// the addresses its mark led to before this sync. A mark whose Service was
 // just deleted (or gave up externalTrafficPolicy Local) has no holder when
 // its virtual server's flows are looked up, yet its clients' flows are to
 // the addresses its Service had.
-func (p *Proxier) shortCircuitViaOr(changes []heldChange) func(ipvs.ServiceKey) []ipvs.ServiceKey {
+func (p *Proxier) shortCircuitViaOr(before func(ipvs.ServiceKey) []ipvs.ServiceKey) func(ipvs.ServiceKey) []ipvs.ServiceKey {
 	return func(k ipvs.ServiceKey) []ipvs.ServiceKey {
-		out := p.shortCircuitVia(k)
+		return append(p.shortCircuitVia(k), before(k)...)
+	}
+}
+
+// markedBefore are the addresses each mark led to in the changed Services'
+// old states: before for a change-by-change sync.
+func markedBefore(changes []heldChange) func(ipvs.ServiceKey) []ipvs.ServiceKey {
+	return func(k ipvs.ServiceKey) []ipvs.ServiceKey {
+		var out []ipvs.ServiceKey
 		for _, c := range changes {
 			out = append(out, markMembers(c.old, k)...)
 		}
@@ -121,19 +129,20 @@ func (p *Proxier) shortCircuitViaOr(changes []heldChange) func(ipvs.ServiceKey) 
 	}
 }
 
-// shortCircuitViaOld is shortCircuitVia, and also the members with k's
-// mark of the Service that held it in old, the index a full sync replaced:
-// a Service deleted since the last sync (a change folded into a full sync)
-// is in old alone. After a start old is empty, and the mark of a Service
-// deleted while ipvs-proxy was down leads nowhere.
-func (p *Proxier) shortCircuitViaOld(old *index) func(ipvs.ServiceKey) []ipvs.ServiceKey {
-	return func(k ipvs.ServiceKey) []ipvs.ServiceKey {
-		out := p.shortCircuitVia(k)
-		if name, ok := old.holder(k); ok {
-			out = append(out, markMembers(old.heldState(name), k)...)
+// marked maps each firewall-mark key of x's held states to the addresses
+// it leads to: what a full sync needs of the index it replaces (a Service
+// deleted since the last sync is there alone), without holding on to that
+// index. After a start it is empty, and the mark of a Service deleted
+// while ipvs-proxy was down leads nowhere.
+func (x *index) marked() map[ipvs.ServiceKey][]ipvs.ServiceKey {
+	out := map[ipvs.ServiceKey][]ipvs.ServiceKey{}
+	for _, st := range x.allHeld() {
+		for _, m := range st.ShortCircuit {
+			k := ipvs.FWMarkKey(m.Mark, m.Addr.Is6())
+			out[k] = append(out[k], m.Key())
 		}
-		return out
 	}
+	return out
 }
 
 // markMembers are st's short-circuit addresses marked for k.

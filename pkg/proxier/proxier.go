@@ -184,7 +184,7 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	t1 := p.Clock.Now()
 	p.useSnapshot(snap, nil)
 	oldChecks := p.idx.healthChecks
-	oldIdx := p.idx
+	oldMarks := p.idx.marked()
 	p.idx = newIndex(len(inputs))
 	built := make(map[types.NamespacedName]*model.ServiceState, len(inputs))
 	for _, in := range inputs {
@@ -236,7 +236,7 @@ func (p *Proxier) SyncAll(inputs []model.ServiceInput) Result {
 	}
 	p.delDenials(denials, stillOld(plan, true, res.Errors), true, false, &res)
 	t5 := p.Clock.Now()
-	p.clearFlows(staleFlows(plan, current, p.shortCircuitViaOld(oldIdx)), &res)
+	p.clearFlows(staleFlows(plan, current, p.shortCircuitViaOr(func(k ipvs.ServiceKey) []ipvs.ServiceKey { return oldMarks[k] })), &res)
 	res.Draining = p.trackDrains(plan, nil)
 	p.blame(&res, nil, true)
 	klog.V(2).InfoS("Full sync", "readKernel", t1.Sub(t0), "build", t2.Sub(t1), "virtualServers", t3.Sub(t2),
@@ -586,7 +586,7 @@ func (p *Proxier) syncServices(changed map[types.NamespacedName]*model.ServiceIn
 	written := p.apply(plan, nil, &res)
 	p.delDenials(denyAfter, stillOld(plan, written, res.Errors[errsBefore:]), false, false, &res)
 	p.addMembers(marked, &res)
-	p.clearFlows(staleFlows(plan, current, p.shortCircuitViaOr(changes)), &res)
+	p.clearFlows(staleFlows(plan, current, p.shortCircuitViaOr(markedBefore(changes))), &res)
 	res.Draining = p.trackDrains(plan, touched)
 	if len(res.Errors) == 0 {
 		// Nothing to blame: every Service synced is clear of past
